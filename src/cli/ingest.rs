@@ -1,0 +1,49 @@
+//! `encore ingest`: package albums, with progress and a summary; non-zero exit on any failure.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+
+use super::{CommonArgs, fail};
+use crate::config::Overrides;
+use crate::ingest::{self, IngestJob, progress};
+use crate::seal::Keyring;
+use crate::store::Store;
+
+/// Flags of `encore ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Target segment length in seconds (default 6).
+    #[arg(long, value_name = "SECONDS")]
+    segment_seconds: Option<f64>,
+    /// Tracks packaged at once (default: CPU cores).
+    #[arg(long, short = 'j', value_name = "N")]
+    jobs: Option<usize>,
+    /// Re-package tracks even when nothing changed.
+    #[arg(long)]
+    force: bool,
+    /// Album folders to package (default: every album under the media folder).
+    #[arg(value_name = "ALBUM_DIR")]
+    albums: Vec<PathBuf>,
+}
+
+/// Runs `encore ingest`.
+pub async fn run(args: IngestArgs) -> ExitCode {
+    let config = match args.common.load(Overrides { segment_seconds: args.segment_seconds, parallelism: args.jobs, ..Default::default() }) {
+        Ok(c) => c,
+        Err(e) => return fail(e, 2),
+    };
+    let keyring = match Keyring::open(&config.keys_dir) {
+        Ok(k) => Arc::new(k),
+        Err(e) => return fail(format!("{e}\n(run `encore keys init --keys {}` first)", config.keys_dir.display()), 2),
+    };
+    let job = IngestJob { media_dir: config.media_dir.clone(), albums: args.albums, settings: config.ingest.clone(), force: args.force };
+    let observer: Arc<dyn ingest::Observer> = Arc::from(progress::for_stderr());
+    let report = ingest::run(job, keyring, Store::new(&config.data_dir), observer).await;
+    println!("{}", report.summary());
+    if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}

@@ -1,0 +1,102 @@
+//! The `encore` command line: parses flags (with env fallbacks), loads the config, dispatches.
+
+mod ingest;
+mod keys;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+
+/// encore: a license-gated album streaming origin.
+#[derive(Debug, Parser)]
+#[command(name = "encore", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Package album folders into sealed CMAF segments in the data dir.
+    Ingest(ingest::IngestArgs),
+    /// Manage keys (licensing staff).
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+}
+
+/// Flags shared by every subcommand that reads the config.
+#[derive(Debug, Args, Clone, Default)]
+pub struct CommonArgs {
+    /// Config file (default: ./encore.toml when present).
+    #[arg(long, env = "ENCORE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Folder of album folders.
+    #[arg(long, env = "ENCORE_MEDIA", value_name = "DIR")]
+    pub media: Option<PathBuf>,
+    /// Keys folder.
+    #[arg(long, env = "ENCORE_KEYS", value_name = "DIR")]
+    pub keys: Option<PathBuf>,
+    /// Data folder (packaged store).
+    #[arg(long, env = "ENCORE_DATA", value_name = "DIR")]
+    pub data: Option<PathBuf>,
+}
+
+impl CommonArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides { media: self.media.clone(), keys: self.keys.clone(), data: self.data.clone(), ..Default::default() }
+    }
+
+    fn load(&self, extra: Overrides) -> Result<Config, crate::config::ConfigError> {
+        let base = self.overrides();
+        let merged = Overrides {
+            media: base.media,
+            keys: base.keys,
+            data: base.data,
+            listen: extra.listen,
+            segment_seconds: extra.segment_seconds,
+            parallelism: extra.parallelism,
+        };
+        Config::load(self.config.as_deref(), &merged)
+    }
+}
+
+/// Entry point of the `encore` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Ingest(args) => ingest::run(args).await,
+            Command::Keys(cmd) => keys::run(cmd),
+        }
+    })
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    use std::io::IsTerminal;
+    // Decoder crates narrate every stream they open at info level; keep them to warnings.
+    let filter = EnvFilter::try_from_env("ENCORE_LOG").unwrap_or_else(|_| EnvFilter::new("info,symphonia=warn,symphonia_core=warn,symphonia_format_ogg=warn,symphonia_bundle_mp3=warn,symphonia_format_isomp4=warn,symphonia_format_riff=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
+}
+
+/// Prints an error the ripgrep way and returns the exit code for it.
+fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(code)
+}

@@ -1,0 +1,226 @@
+//! `encore.toml`: a raw serde form, then a validated [`Config`]; flags and env override the file.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Default config file looked for in the working directory.
+pub const DEFAULT_CONFIG_FILE: &str = "encore.toml";
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for encore.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (names the key and line).
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("config: {key} {problem}")]
+    Invalid {
+        /// The dotted key.
+        key: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+/// `encore.toml` as written: every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `[paths]`.
+    #[serde(default)]
+    pub paths: RawPaths,
+    /// `[server]`.
+    #[serde(default)]
+    pub server: RawServer,
+    /// `[ingest]`.
+    #[serde(default)]
+    pub ingest: RawIngest,
+}
+
+/// `[paths]` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPaths {
+    /// Folder of album folders (default `media`).
+    pub media: Option<PathBuf>,
+    /// Keys folder (default `keys`).
+    pub keys: Option<PathBuf>,
+    /// Data folder holding the packaged store (default `data`).
+    pub data: Option<PathBuf>,
+}
+
+/// `[server]` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// Address to listen on (default `127.0.0.1:8080`).
+    pub listen: Option<String>,
+}
+
+/// `[ingest]` section.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIngest {
+    /// Target media segment length in seconds (default 6; 1 to 30).
+    pub segment_seconds: Option<f64>,
+    /// Bitrate of the `high` Opus tier for stereo, kbit/s (default 256; mono gets half).
+    pub high_kbps: Option<u32>,
+    /// Bitrate of the `standard` Opus tier and the preview for stereo, kbit/s (default 128).
+    pub standard_kbps: Option<u32>,
+    /// Tracks packaged at once (default 0 = one per CPU core).
+    pub parallelism: Option<usize>,
+}
+
+/// Settings that shape packaged output; part of each track's fingerprint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestSettings {
+    /// Target segment length in seconds.
+    pub segment_seconds: f64,
+    /// `high` tier, bit/s for stereo.
+    pub high_bitrate: u32,
+    /// `standard` tier and preview, bit/s for stereo.
+    pub standard_bitrate: u32,
+    /// Tracks packaged at once.
+    pub parallelism: usize,
+}
+
+impl IngestSettings {
+    /// A stable description of everything that changes the packaged bytes.
+    pub fn fingerprint(&self) -> String {
+        format!("seg={};high={};std={}", self.segment_seconds, self.high_bitrate, self.standard_bitrate)
+    }
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        IngestSettings { segment_seconds: 6.0, high_bitrate: 256_000, standard_bitrate: 128_000, parallelism: default_parallelism() }
+    }
+}
+
+fn default_parallelism() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Folder of album folders.
+    pub media_dir: PathBuf,
+    /// Keys folder.
+    pub keys_dir: PathBuf,
+    /// Data folder.
+    pub data_dir: PathBuf,
+    /// Listen address.
+    pub listen: String,
+    /// Ingest settings.
+    pub ingest: IngestSettings,
+}
+
+/// Values given on the command line or in the environment; they win over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--media` / `ENCORE_MEDIA`.
+    pub media: Option<PathBuf>,
+    /// `--keys` / `ENCORE_KEYS`.
+    pub keys: Option<PathBuf>,
+    /// `--data` / `ENCORE_DATA`.
+    pub data: Option<PathBuf>,
+    /// `--listen` / `ENCORE_LISTEN`.
+    pub listen: Option<String>,
+    /// `--segment-seconds`.
+    pub segment_seconds: Option<f64>,
+    /// `--jobs`.
+    pub parallelism: Option<usize>,
+}
+
+impl Config {
+    /// Loads `file` (or `encore.toml` if present when `file` is None), then applies overrides.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let raw = match file {
+            Some(path) => read_raw(path)?,
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => read_raw(Path::new(DEFAULT_CONFIG_FILE))?,
+            None => RawConfig::default(),
+        };
+        Config::from_raw(raw, overrides)
+    }
+
+    /// Validates a raw config with overrides applied.
+    pub fn from_raw(raw: RawConfig, o: &Overrides) -> Result<Config, ConfigError> {
+        let defaults = IngestSettings::default();
+        let segment_seconds = o.segment_seconds.or(raw.ingest.segment_seconds).unwrap_or(defaults.segment_seconds);
+        if !(1.0..=30.0).contains(&segment_seconds) {
+            return Err(ConfigError::Invalid { key: "ingest.segment_seconds", problem: format!("is {segment_seconds}; use 1 to 30") });
+        }
+        let kbps = |key: &'static str, v: Option<u32>, default: u32| -> Result<u32, ConfigError> {
+            let v = v.map(|k| k * 1000).unwrap_or(default);
+            if (12_000..=510_000).contains(&v) {
+                Ok(v)
+            } else {
+                Err(ConfigError::Invalid { key, problem: format!("is {} kbit/s; Opus takes 12 to 510", v / 1000) })
+            }
+        };
+        let high_bitrate = kbps("ingest.high_kbps", raw.ingest.high_kbps, defaults.high_bitrate)?;
+        let standard_bitrate = kbps("ingest.standard_kbps", raw.ingest.standard_kbps, defaults.standard_bitrate)?;
+        let parallelism = match o.parallelism.or(raw.ingest.parallelism) {
+            None | Some(0) => defaults.parallelism,
+            Some(n) => n.min(256),
+        };
+        Ok(Config {
+            media_dir: o.media.clone().or(raw.paths.media).unwrap_or_else(|| "media".into()),
+            keys_dir: o.keys.clone().or(raw.paths.keys).unwrap_or_else(|| "keys".into()),
+            data_dir: o.data.clone().or(raw.paths.data).unwrap_or_else(|| "data".into()),
+            listen: o.listen.clone().or(raw.server.listen).unwrap_or_else(|| "127.0.0.1:8080".into()),
+            ingest: IngestSettings { segment_seconds, high_bitrate, standard_bitrate, parallelism },
+        })
+    }
+}
+
+fn read_raw(path: &Path) -> Result<RawConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply() {
+        let c = Config::from_raw(RawConfig::default(), &Overrides::default()).unwrap();
+        assert_eq!(c.media_dir, PathBuf::from("media"));
+        assert_eq!(c.ingest.segment_seconds, 6.0);
+        assert_eq!(c.ingest.high_bitrate, 256_000);
+    }
+
+    #[test]
+    fn overrides_win_over_file() {
+        let raw: RawConfig = toml::from_str("[paths]\nmedia = \"m\"\n[ingest]\nsegment_seconds = 4.0\n").unwrap();
+        let o = Overrides { media: Some("x".into()), ..Default::default() };
+        let c = Config::from_raw(raw, &o).unwrap();
+        assert_eq!(c.media_dir, PathBuf::from("x"));
+        assert_eq!(c.ingest.segment_seconds, 4.0);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        assert!(toml::from_str::<RawConfig>("[ingest]\nsegment_secs = 4\n").is_err());
+        let raw: RawConfig = toml::from_str("[ingest]\nsegment_seconds = 0.1\n").unwrap();
+        let err = Config::from_raw(raw, &Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("ingest.segment_seconds"));
+    }
+}

@@ -1,0 +1,16 @@
+//! The renditions encore packages for every track, by name.
+
+/// FLAC at the source's rate and depth.
+pub const LOSSLESS: &str = "lossless";
+/// Opus, ~256 kbit/s stereo.
+pub const HIGH: &str = "high";
+/// Opus, ~128 kbit/s stereo.
+pub const STANDARD: &str = "standard";
+/// A faded clip at the standard tier, under its own content key.
+pub const PREVIEW: &str = "preview";
+
+/// Every rendition, in the order they are packaged.
+pub const ALL: [&str; 4] = [LOSSLESS, HIGH, STANDARD, PREVIEW];
+
+/// Bumped whenever the packaging code changes its output, so re-runs re-package.
+pub const PIPELINE_VERSION: u32 = 1;

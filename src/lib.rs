@@ -1,0 +1,20 @@
+//! encore: a license-gated album streaming origin.
+//!
+//! Layout (one folder per concern; only `http/` will touch hyper types):
+//! - [`catalog`]: albums on disk: folder scan, `album.toml`, track order, cover art.
+//! - [`media`]: decode (symphonia), resample, encode (FLAC, Opus), preview clips, fMP4 muxing.
+//! - [`seal`]: AES-256-GCM sealing of segments, content keys wrapped under the KEK, signing keys.
+//! - [`store`]: the packaged store on disk: manifests and sealed segments, written atomically.
+//! - [`ingest`]: the pipeline from an album folder to the packaged store, with progress.
+//! - [`durable`]: crash-safe file writes (temp file, fsync, rename, fsync dir).
+//! - [`config`]: `encore.toml`, validated, with flags and env layered on top.
+//! - [`cli`]: the `encore` command line.
+
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod durable;
+pub mod ingest;
+pub mod media;
+pub mod seal;
+pub mod store;

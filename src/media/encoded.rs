@@ -1,0 +1,32 @@
+//! A rendition's coded frames, ready to be cut into segments.
+
+use super::mp4::{CodecConfig, Edit, SampleInfo};
+
+/// The output of an encoder: every codec frame of one track plus what the init segment needs.
+pub struct EncodedAudio {
+    /// Codec setup for the sample entry.
+    pub codec: CodecConfig,
+    /// Media timescale (the coded sample rate).
+    pub sample_rate: u32,
+    /// Channel count.
+    pub channels: u16,
+    /// Bits per decoded sample.
+    pub bits_per_sample: u16,
+    /// Size and duration of each frame, in decode order.
+    pub frames: Vec<SampleInfo>,
+    /// The frames' bytes, concatenated in decode order.
+    pub data: Vec<u8>,
+    /// The presentation window (encoder delay and padding excluded), if the codec has any.
+    pub edit: Option<Edit>,
+    /// Samples per channel a player presents: the source's length at this rate.
+    pub presented_samples: u64,
+    /// Nominal bitrate in bits per second, for the catalog (0 when variable and unknown).
+    pub bitrate: u32,
+}
+
+impl EncodedAudio {
+    /// Sum of all frame durations (the media duration, delay and padding included).
+    pub fn media_duration(&self) -> u64 {
+        self.frames.iter().map(|f| u64::from(f.duration)).sum()
+    }
+}

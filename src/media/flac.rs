@@ -1,0 +1,251 @@
+//! The `lossless` rendition: FLAC frames (flacenc) at the source's rate and bit depth.
+
+use flacenc::component::BitRepr;
+use flacenc::error::Verify;
+
+use super::encoded::EncodedAudio;
+use super::mp4::{CodecConfig, SampleInfo};
+use super::pcm::{Pcm, SourceSamples};
+
+/// FLAC block size in samples: libFLAC's default, a good trade at every rate we accept.
+pub const BLOCK_SIZE: usize = 4096;
+/// The deepest integer flacenc codes.
+const MAX_BITS: u32 = 24;
+
+/// Why FLAC encoding failed.
+#[derive(Debug, thiserror::Error)]
+#[error("FLAC encoding failed: {0}")]
+pub struct FlacError(String);
+
+/// What the lossless rendition holds relative to the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exactness {
+    /// Decodes to the source's integers, sample for sample.
+    BitExact,
+    /// The source was floating point or deeper than 24 bits: rounded to 24-bit integers.
+    Quantised24,
+}
+
+/// The integers the lossless rendition codes, with their width, and whether they equal the source.
+pub fn lossless_samples(pcm: &Pcm) -> (Vec<i32>, u32, Exactness) {
+    match (&pcm.source, &pcm.int) {
+        (SourceSamples::Integer { bits }, Some(int)) if *bits <= MAX_BITS && *bits >= 8 => (int.clone(), *bits, Exactness::BitExact),
+        (SourceSamples::Integer { bits }, Some(int)) if *bits > MAX_BITS => {
+            // Many "32-bit" files carry 24 significant bits: if the low bits are all zero the
+            // narrower integers are the same signal, exactly.
+            let drop = bits - MAX_BITS;
+            let mask = (1i32 << drop) - 1;
+            if int.iter().all(|s| s & mask == 0) {
+                (int.iter().map(|s| s >> drop).collect(), MAX_BITS, Exactness::BitExact)
+            } else {
+                (quantise(&pcm.float, MAX_BITS), MAX_BITS, Exactness::Quantised24)
+            }
+        }
+        (SourceSamples::Integer { bits }, Some(int)) => {
+            // Below 8 bits (rare): widen to 8, exactly.
+            let up = 8 - bits;
+            (int.iter().map(|s| s << up).collect(), 8, Exactness::BitExact)
+        }
+        _ => (quantise(&pcm.float, MAX_BITS), MAX_BITS, Exactness::Quantised24),
+    }
+}
+
+fn quantise(float: &[f32], bits: u32) -> Vec<i32> {
+    let scale = f64::from(1u32 << (bits - 1));
+    let (lo, hi) = (-scale, scale - 1.0);
+    float.iter().map(|&x| (f64::from(x) * scale).round().clamp(lo, hi) as i32).collect()
+}
+
+/// Encodes the lossless rendition. CPU-bound: call it from a blocking thread.
+pub fn encode(pcm: &Pcm) -> Result<(EncodedAudio, Exactness), FlacError> {
+    let (samples, bits, exactness) = lossless_samples(pcm);
+    let channels = usize::from(pcm.channels);
+    let total = samples.len() / channels.max(1);
+    if total == 0 {
+        return Err(FlacError("no samples".into()));
+    }
+    let mut config = flacenc::config::Encoder::default();
+    config.block_size = BLOCK_SIZE;
+    config.multithread = false;
+    let config = config
+        .into_verified()
+        .map_err(|(_, e)| FlacError(e.to_string()))?;
+    // flacenc refuses rates above 96 kHz although FLAC allows them: encode as 96 kHz, then
+    // point each frame header at STREAMINFO for the rate (see `frame_rate_from_streaminfo`).
+    let high_rate = pcm.sample_rate > FLACENC_MAX_RATE;
+    let encode_rate = if high_rate { FLACENC_MAX_RATE } else { pcm.sample_rate };
+    let source = flacenc::source::MemSource::from_samples(&samples, channels, bits as usize, encode_rate as usize);
+    let stream = flacenc::encode_with_fixed_block_size(&config, source, BLOCK_SIZE).map_err(|e| FlacError(e.to_string()))?;
+
+    let mut data = Vec::with_capacity(samples.len() * (bits as usize) / 8 / 2);
+    let mut frames = Vec::with_capacity(stream.frame_count());
+    let mut sink = flacenc::bitsink::ByteSink::new();
+    let mut remaining = total;
+    for i in 0..stream.frame_count() {
+        let frame = stream.frame(i).ok_or_else(|| FlacError(format!("frame {i} missing")))?;
+        sink.clear();
+        frame.write(&mut sink).map_err(|e| FlacError(e.to_string()))?;
+        let mut owned;
+        let mut bytes = sink.as_slice();
+        if high_rate {
+            owned = bytes.to_vec();
+            frame_rate_from_streaminfo(&mut owned).map_err(FlacError)?;
+            bytes = &owned;
+        }
+        let duration = remaining.min(BLOCK_SIZE);
+        remaining -= duration;
+        frames.push(SampleInfo { size: bytes.len() as u32, duration: duration as u32 });
+        data.extend_from_slice(bytes);
+    }
+    if remaining != 0 {
+        return Err(FlacError(format!("{remaining} samples were not coded")));
+    }
+    let min_frame = frames.iter().map(|f| f.size).min().unwrap_or(0);
+    let max_frame = frames.iter().map(|f| f.size).max().unwrap_or(0);
+    let streaminfo = streaminfo(&StreamInfoFields {
+        block_size: BLOCK_SIZE as u16,
+        min_frame_size: min_frame,
+        max_frame_size: max_frame,
+        sample_rate: pcm.sample_rate,
+        channels: pcm.channels,
+        bits_per_sample: bits,
+        total_samples: total as u64,
+        md5: *stream.stream_info().md5_digest(),
+    });
+    let bitrate = if total > 0 { (data.len() as u64 * 8 * u64::from(pcm.sample_rate) / total as u64) as u32 } else { 0 };
+    Ok((
+        EncodedAudio {
+            codec: CodecConfig::Flac { metadata_blocks: vec![(0, streaminfo.to_vec())] },
+            sample_rate: pcm.sample_rate,
+            channels: pcm.channels,
+            bits_per_sample: bits as u16,
+            frames,
+            data,
+            edit: None,
+            presented_samples: total as u64,
+            bitrate,
+        },
+        exactness,
+    ))
+}
+
+/// The highest rate flacenc accepts.
+const FLACENC_MAX_RATE: u32 = 96_000;
+
+const CRC8: crc::Crc<u8> = crc::Crc::<u8>::new(&crc::CRC_8_SMBUS);
+const CRC16: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_UMTS);
+
+/// Rewrites a frame header's sample-rate code to 0000 ("from STREAMINFO") and fixes both
+/// checksums. Only valid for a frame coded with a rate whose code takes no extra header
+/// bytes (96 kHz is code 1011), so the frame keeps its length.
+fn frame_rate_from_streaminfo(frame: &mut [u8]) -> Result<(), String> {
+    if frame.len() < 8 || frame[0] != 0xFF || frame[1] & 0xFE != 0xF8 {
+        return Err("frame does not start with a FLAC sync code".into());
+    }
+    let block_code = frame[2] >> 4;
+    let rate_code = frame[2] & 0x0F;
+    if rate_code != 0b1011 {
+        return Err(format!("unexpected sample-rate code {rate_code:#06b}"));
+    }
+    // Coded frame or sample number: UTF-8-like, the first byte's leading ones give the length.
+    let lead = frame[4].leading_ones() as usize;
+    let number_len = if lead == 0 { 1 } else { lead };
+    let extra_block = match block_code {
+        0b0110 => 1,
+        0b0111 => 2,
+        _ => 0,
+    };
+    let header_len = 4 + number_len + extra_block;
+    if frame.len() < header_len + 3 {
+        return Err("frame shorter than its header".into());
+    }
+    frame[2] &= 0xF0;
+    frame[header_len] = CRC8.checksum(&frame[..header_len]);
+    let end = frame.len() - 2;
+    let crc16 = CRC16.checksum(&frame[..end]);
+    frame[end..].copy_from_slice(&crc16.to_be_bytes());
+    Ok(())
+}
+
+/// The fields of a FLAC STREAMINFO block.
+pub struct StreamInfoFields {
+    /// Fixed block size (used for both minimum and maximum).
+    pub block_size: u16,
+    /// Smallest frame in bytes.
+    pub min_frame_size: u32,
+    /// Largest frame in bytes.
+    pub max_frame_size: u32,
+    /// Sample rate in Hz (20 bits).
+    pub sample_rate: u32,
+    /// Channels (1..=8).
+    pub channels: u16,
+    /// Bits per sample (4..=32).
+    pub bits_per_sample: u32,
+    /// Samples per channel (36 bits).
+    pub total_samples: u64,
+    /// MD5 of the unencoded audio.
+    pub md5: [u8; 16],
+}
+
+/// Serialises STREAMINFO ourselves rather than taking flacenc's: flacenc can report the
+/// short last block as the minimum block size (flacenc-rs issue #242), which makes strict
+/// decoders such as symphonia reject the stream. With fixed blocking, min = max.
+pub fn streaminfo(f: &StreamInfoFields) -> [u8; 34] {
+    let mut out = [0u8; 34];
+    out[0..2].copy_from_slice(&f.block_size.to_be_bytes());
+    out[2..4].copy_from_slice(&f.block_size.to_be_bytes());
+    out[4..7].copy_from_slice(&f.min_frame_size.to_be_bytes()[1..]);
+    out[7..10].copy_from_slice(&f.max_frame_size.to_be_bytes()[1..]);
+    // 20 bits rate | 3 bits channels-1 | 5 bits bps-1 | 36 bits total samples
+    let packed: u64 = (u64::from(f.sample_rate) & 0xF_FFFF) << 44
+        | (u64::from(f.channels.saturating_sub(1)) & 0x7) << 41
+        | (u64::from(f.bits_per_sample.saturating_sub(1)) & 0x1F) << 36
+        | (f.total_samples & 0xF_FFFF_FFFF);
+    out[10..18].copy_from_slice(&packed.to_be_bytes());
+    out[18..34].copy_from_slice(&f.md5);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streaminfo_packs_fields() {
+        let si = streaminfo(&StreamInfoFields {
+            block_size: 4096,
+            min_frame_size: 14,
+            max_frame_size: 9000,
+            sample_rate: 44_100,
+            channels: 2,
+            bits_per_sample: 16,
+            total_samples: 1_323_000,
+            md5: [7; 16],
+        });
+        assert_eq!(&si[0..4], &[0x10, 0x00, 0x10, 0x00]);
+        assert_eq!(&si[4..10], &[0, 0, 14, 0, 0x23, 0x28]);
+        // 44100 = 0x0AC44 -> 0A C4 4 | ch 1 (001) | bps 15 (01111) | total
+        assert_eq!(si[10], 0x0A);
+        assert_eq!(si[11], 0xC4);
+        assert_eq!(si[12] >> 4, 0x4);
+        assert_eq!((si[12] >> 1) & 0x7, 1);
+        assert_eq!(((si[12] & 1) << 4) | (si[13] >> 4), 15);
+        assert_eq!(&si[18..], &[7; 16]);
+    }
+
+    #[test]
+    fn float_sources_are_quantised_to_24_bits() {
+        let pcm = Pcm { sample_rate: 48_000, channels: 1, source: SourceSamples::Float, int: None, float: vec![0.0, 0.5, -1.0, 0.999_999_9] };
+        let (s, bits, ex) = lossless_samples(&pcm);
+        assert_eq!(bits, 24);
+        assert_eq!(ex, Exactness::Quantised24);
+        assert_eq!(s, vec![0, 1 << 22, -(1 << 23), (1 << 23) - 1]);
+    }
+
+    #[test]
+    fn padded_32_bit_is_exact_at_24() {
+        let pcm = Pcm { sample_rate: 48_000, channels: 1, source: SourceSamples::Integer { bits: 32 }, int: Some(vec![256, -512, 0]), float: vec![0.0; 3] };
+        let (s, bits, ex) = lossless_samples(&pcm);
+        assert_eq!((s, bits, ex), (vec![1, -2, 0], 24, Exactness::BitExact));
+    }
+}

@@ -1,0 +1,12 @@
+//! Media work: decode sources to PCM, resample, encode renditions, cut and mux fMP4 segments.
+
+pub mod decode;
+pub mod encoded;
+pub mod flac;
+pub mod gapless;
+pub mod mp4;
+pub mod opus;
+pub mod pcm;
+pub mod preview;
+pub mod resample;
+pub mod segment;

@@ -1,0 +1,320 @@
+//! The files of the keys directory: names, JSON formats, permission checks, and reading and
+//! writing them (secrets through zeroizing buffers). Formats are specified in
+//! `docs/SEALING.md`.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::key::{KEY_LEN, Kek, KeyId};
+use super::keyerror::KeyError;
+use super::signing::{PublicSigningKey, SigningKeyPair, SigningKid};
+use crate::durable;
+
+/// State file name. DO NOT CHANGE: existing key directories depend on it.
+pub const STATE_FILE: &str = "keyring.json";
+/// Lock file name.
+pub const LOCK_FILE: &str = "keyring.lock";
+/// Directory of wrapped content keys, one file per album.
+pub const CONTENT_DIR: &str = "content";
+/// Version of every JSON file in the keys directory. DO NOT CHANGE without a migration.
+pub(crate) const FORMAT: u32 = 1;
+/// `kind` field of a KEK file.
+pub(crate) const KEK_KIND: &str = "encore-kek";
+pub(crate) const DIR_MODE: u32 = 0o700;
+pub(crate) const SECRET_MODE: u32 = 0o600;
+pub(crate) const PUBLIC_MODE: u32 = 0o644;
+/// Longest album id accepted as a file name.
+pub(crate) const MAX_ALBUM_LEN: usize = 64;
+
+// The structs below are the on-disk formats: field names and meanings are stored data.
+// DO NOT CHANGE them; add optional fields, or bump FORMAT with a migration.
+
+/// `keyring.json`: which keys exist and which are active. Not secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct StateFile {
+    pub(crate) format: u32,
+    pub(crate) active_kek: KeyId,
+    pub(crate) active_signing: SigningKid,
+    pub(crate) keks: Vec<KekEntry>,
+    pub(crate) signing: Vec<SigningEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct KekEntry {
+    pub(crate) id: KeyId,
+    pub(crate) created_unix: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SigningEntry {
+    pub(crate) kid: SigningKid,
+    pub(crate) created_unix: u64,
+}
+
+/// `kek-<id>.json`. The key borrows from the (zeroizing) file buffer: no stray copies.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct KekFile<'a> {
+    pub(crate) format: u32,
+    pub(crate) kind: &'a str,
+    pub(crate) id: KeyId,
+    pub(crate) created_unix: u64,
+    /// 64 lowercase hex digits.
+    pub(crate) key: &'a str,
+}
+
+/// `content/<album>.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ContentFile {
+    pub(crate) format: u32,
+    pub(crate) album: String,
+    pub(crate) keys: Vec<ContentEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ContentEntry {
+    pub(crate) track: u32,
+    pub(crate) rendition: String,
+    pub(crate) id: KeyId,
+    pub(crate) kek: KeyId,
+    pub(crate) created_unix: u64,
+    /// 12-byte GCM nonce, hex.
+    pub(crate) nonce: String,
+    /// Wrapped key: 32-byte ciphertext then 16-byte tag, hex.
+    pub(crate) wrapped: String,
+}
+
+pub(crate) fn kek_file_name(id: KeyId) -> String {
+    format!("kek-{id}.json")
+}
+
+pub(crate) fn signing_private_name(kid: SigningKid) -> String {
+    format!("signing-{kid}.key.pem")
+}
+
+pub(crate) fn signing_public_name(kid: SigningKid) -> String {
+    format!("signing-{kid}.pub.pem")
+}
+
+/// Why `album` cannot name a key file, or `None`. A path-safety check (lowercase ASCII
+/// letters, digits and `-`, not starting with `-`, 1 to 64 bytes): the catalog's album-id
+/// rule is stricter, so every real album id passes.
+pub(crate) fn album_problem(album: &str) -> Option<&'static str> {
+    if album.is_empty() {
+        Some("it is empty")
+    } else if album.len() > MAX_ALBUM_LEN {
+        Some("it is longer than 64 characters")
+    } else if !album
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        Some("only lowercase letters, digits and '-' are allowed")
+    } else if album.starts_with('-') {
+        Some("it starts with '-'")
+    } else {
+        None
+    }
+}
+
+pub(crate) fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Refuses a private key file that group or others can read or write.
+pub(crate) fn check_private_mode(path: &Path, meta: &fs::Metadata) -> Result<(), KeyError> {
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(KeyError::TooOpen {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    if !meta.is_file() {
+        return Err(KeyError::corrupt(
+            path,
+            "key file",
+            "it is not a regular file",
+        ));
+    }
+    Ok(())
+}
+
+/// Reads a private file into a zeroizing buffer after checking, on the open descriptor, that
+/// only the owner can read it. `None` if it does not exist.
+pub(crate) fn read_private(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, KeyError> {
+    let mut file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(KeyError::io("open", path)(e)),
+    };
+    let meta = file.metadata().map_err(KeyError::io("inspect", path))?;
+    check_private_mode(path, &meta)?;
+    // Sized up front so the buffer never reallocates (which would leave copies behind).
+    let len = usize::try_from(meta.len())
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    let mut bytes = Zeroizing::new(Vec::with_capacity(len.min(1 << 20)));
+    file.read_to_end(&mut bytes)
+        .map_err(KeyError::io("read", path))?;
+    Ok(Some(bytes))
+}
+
+/// Reads a public file. `None` if it does not exist.
+pub(crate) fn read_public(path: &Path) -> Result<Option<Vec<u8>>, KeyError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(KeyError::io("read", path)(e)),
+    }
+}
+
+pub(crate) fn read_state(path: &Path) -> Result<Option<StateFile>, KeyError> {
+    let Some(bytes) = read_public(path)? else {
+        return Ok(None);
+    };
+    let what = "keyring state";
+    let format = peek_format(&bytes).map_err(|e| KeyError::corrupt(path, what, e))?;
+    if format != FORMAT {
+        return Err(KeyError::UnsupportedFormat {
+            path: path.to_path_buf(),
+            found: format,
+        });
+    }
+    let state: StateFile =
+        serde_json::from_slice(&bytes).map_err(|e| KeyError::corrupt(path, what, e))?;
+    Ok(Some(state))
+}
+
+pub(crate) fn write_state(path: &Path, state: &StateFile) -> Result<(), KeyError> {
+    write_json(path, state, PUBLIC_MODE)
+}
+
+/// Reads the `format` field alone, so a future format is reported as such, not as corrupt.
+pub(crate) fn peek_format(bytes: &[u8]) -> Result<u32, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct Peek {
+        format: u32,
+    }
+    serde_json::from_slice::<Peek>(bytes).map(|p| p.format)
+}
+
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T, mode: u32) -> Result<(), KeyError> {
+    let mut bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| KeyError::corrupt(path, "JSON document", e))?;
+    bytes.push(b'\n');
+    durable::write_atomic(path, &bytes, mode).map_err(KeyError::io("write", path))
+}
+
+pub(crate) fn write_kek(path: &Path, kek: &Kek, created_unix: u64) -> Result<(), KeyError> {
+    let key_hex = Zeroizing::new(hex::encode(kek.expose_bytes()));
+    let file = KekFile {
+        format: FORMAT,
+        kind: KEK_KIND,
+        id: kek.id(),
+        created_unix,
+        key: &key_hex,
+    };
+    // Pre-sized so serialization never reallocates and leaves copies of the key behind.
+    let mut bytes = Zeroizing::new(Vec::with_capacity(1024));
+    serde_json::to_writer_pretty(&mut *bytes, &file)
+        .map_err(|e| KeyError::corrupt(path, "KEK file", e))?;
+    bytes.push(b'\n');
+    durable::write_atomic(path, &bytes, SECRET_MODE).map_err(KeyError::io("write", path))
+}
+
+/// Loads a KEK file: mode check, format, kind, id matching the file name, 32-byte key.
+pub(crate) fn load_kek(path: &Path) -> Result<Option<(Kek, u64)>, KeyError> {
+    let Some(bytes) = read_private(path)? else {
+        return Ok(None);
+    };
+    let what = "KEK file";
+    let format = peek_format(&bytes).map_err(|e| KeyError::corrupt(path, what, e))?;
+    if format != FORMAT {
+        return Err(KeyError::UnsupportedFormat {
+            path: path.to_path_buf(),
+            found: format,
+        });
+    }
+    let file: KekFile<'_> =
+        serde_json::from_slice(&bytes).map_err(|e| KeyError::corrupt(path, what, e))?;
+    if file.kind != KEK_KIND {
+        return Err(KeyError::corrupt(
+            path,
+            what,
+            format!("kind is {:?}, expected {KEK_KIND:?}", file.kind),
+        ));
+    }
+    let expected_name = kek_file_name(file.id);
+    if path.file_name().and_then(|n| n.to_str()) != Some(expected_name.as_str()) {
+        return Err(KeyError::corrupt(
+            path,
+            what,
+            format!(
+                "it holds KEK {}, so it should be named {expected_name}",
+                file.id
+            ),
+        ));
+    }
+    let mut kek = Kek::zeroed(file.id);
+    if file.key.len() != 2 * KEY_LEN || hex::decode_to_slice(file.key, kek.bytes_mut()).is_err() {
+        return Err(KeyError::corrupt(path, what, "key is not 64 hex digits"));
+    }
+    Ok(Some((kek, file.created_unix)))
+}
+
+pub(crate) fn load_signing_pair(path: &Path) -> Result<Option<SigningKeyPair>, KeyError> {
+    let Some(bytes) = read_private(path)? else {
+        return Ok(None);
+    };
+    let what = "PKCS#8 PEM private key";
+    let pem =
+        std::str::from_utf8(&bytes).map_err(|_| KeyError::corrupt(path, what, "it is not text"))?;
+    SigningKeyPair::from_pkcs8_pem(pem)
+        .map(Some)
+        .map_err(|e| KeyError::corrupt(path, what, e))
+}
+
+pub(crate) fn load_public(path: &Path) -> Result<Option<PublicSigningKey>, KeyError> {
+    let Some(bytes) = read_public(path)? else {
+        return Ok(None);
+    };
+    let what = "SPKI PEM public key";
+    let pem =
+        std::str::from_utf8(&bytes).map_err(|_| KeyError::corrupt(path, what, "it is not text"))?;
+    PublicSigningKey::from_spki_pem(pem)
+        .map(Some)
+        .map_err(|e| KeyError::corrupt(path, what, e))
+}
+
+pub(crate) fn read_content_file(path: &Path, album: &str) -> Result<Option<ContentFile>, KeyError> {
+    // Holds only wrapped keys, but still 0600: who may list which tracks have keys is
+    // the licensing staff's business.
+    let Some(bytes) = read_private(path)? else {
+        return Ok(None);
+    };
+    let what = "content key file";
+    let format = peek_format(&bytes).map_err(|e| KeyError::corrupt(path, what, e))?;
+    if format != FORMAT {
+        return Err(KeyError::UnsupportedFormat {
+            path: path.to_path_buf(),
+            found: format,
+        });
+    }
+    let file: ContentFile =
+        serde_json::from_slice(&bytes).map_err(|e| KeyError::corrupt(path, what, e))?;
+    if file.album != album {
+        return Err(KeyError::corrupt(
+            path,
+            what,
+            format!("it belongs to album {:?}", file.album),
+        ));
+    }
+    Ok(Some(file))
+}

@@ -1,0 +1,1150 @@
+//! The keys directory and the [`Keyring`] that loads it: KEKs, token-signing keys, and content
+//! keys stored only wrapped under a KEK. Layout and formats are in `docs/SEALING.md`.
+//!
+//! ```text
+//! keys/                          0700
+//!   keyring.json                 0644  state: active KEK, active signing kid, all entries
+//!   keyring.lock                 0600  flock'd by every writer
+//!   kek-<id>.json                0600  a KEK (32 bytes, hex) with its id and creation time
+//!   signing-<kid>.key.pem        0600  Ed25519 private key, PKCS#8 PEM
+//!   signing-<kid>.pub.pem        0644  Ed25519 public key, SPKI PEM
+//!   content/                     0700
+//!     <album>.json               0600  that album's content keys, wrapped under a KEK
+//! ```
+//!
+//! Every file is written with [`crate::durable::write_atomic`]; `keyring.json` is written last
+//! by `init`, so a crash leaves either no keyring (and `init` completes it) or a whole one.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use super::key::{ContentKey, Kek, KeyId};
+use super::keyfiles::{
+    ContentEntry, ContentFile, DIR_MODE, FORMAT, KekEntry, PUBLIC_MODE, SECRET_MODE, SigningEntry,
+    StateFile, album_problem, check_private_mode, kek_file_name, load_kek, load_public,
+    load_signing_pair, now_unix, read_content_file, read_private, read_state, signing_private_name,
+    signing_public_name, write_json, write_kek, write_state,
+};
+use super::lock::DirLock;
+use super::signing::{PublicSigningKey, SigningError, SigningKeyPair, SigningKid};
+use super::wrap::{self, KeySlot, WRAPPED_LEN, WrapError, Wrapped};
+use crate::durable;
+
+pub use super::keyerror::KeyError;
+pub use super::keyfiles::{CONTENT_DIR, LOCK_FILE, STATE_FILE};
+
+/// Whether a key is in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyState {
+    /// Used for new wraps / new tokens.
+    Active,
+    /// Kept to unwrap older content keys / verify older tokens.
+    Retired,
+}
+
+impl fmt::Display for KeyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyState::Active => "active",
+            KeyState::Retired => "retired",
+        })
+    }
+}
+
+/// Kind of key, for listings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyKind {
+    /// Key-encryption key.
+    Kek,
+    /// Ed25519 token-signing key.
+    Signing,
+}
+
+impl fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyKind::Kek => "kek",
+            KeyKind::Signing => "signing",
+        })
+    }
+}
+
+/// One row of `encore keys list`: no key material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyEntry {
+    /// KEK or signing key.
+    pub kind: KeyKind,
+    /// KEK id (32 hex) or signing kid (16 hex).
+    pub id: String,
+    /// Active or retired.
+    pub state: KeyState,
+    /// Creation time, seconds since the Unix epoch.
+    pub created_unix: u64,
+}
+
+/// A content key's public facts (no secret), for listings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentKeyInfo {
+    /// Track number.
+    pub track: u32,
+    /// Rendition name.
+    pub rendition: String,
+    /// The content key's id (as in sealed segment headers).
+    pub id: KeyId,
+    /// The KEK it is wrapped under.
+    pub kek: KeyId,
+    /// Creation time, seconds since the Unix epoch.
+    pub created_unix: u64,
+}
+
+/// What [`Keyring::init`] found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitReport {
+    /// The keys directory.
+    pub dir: PathBuf,
+    /// The active KEK.
+    pub kek: KeyId,
+    /// The active signing key.
+    pub signing_kid: SigningKid,
+    /// Files and directories this run created; empty when the keyring was already complete.
+    pub created: Vec<PathBuf>,
+}
+
+impl InitReport {
+    /// Whether this run changed anything on disk.
+    pub fn changed(&self) -> bool {
+        !self.created.is_empty()
+    }
+}
+
+impl fmt::Display for InitReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.changed() {
+            writeln!(f, "initialized keyring in {}:", self.dir.display())?;
+            for path in &self.created {
+                writeln!(f, "  created {}", path.display())?;
+            }
+        } else {
+            writeln!(
+                f,
+                "keyring in {} is already complete; nothing changed",
+                self.dir.display()
+            )?;
+        }
+        writeln!(f, "  active KEK:         {}", self.kek)?;
+        write!(f, "  active signing kid: {}", self.signing_kid)
+    }
+}
+
+// ----- the keyring ---------------------------------------------------------------------------
+
+/// A loaded keys directory. Safe to share between threads (`Send + Sync`).
+///
+/// Loaded once at [`Keyring::open`]; a rotation by another process is seen after re-opening.
+pub struct Keyring {
+    dir: PathBuf,
+    state: StateFile,
+    keks: HashMap<KeyId, Kek>,
+    public: Vec<(SigningEntry, PublicSigningKey)>,
+    /// Serializes content-key creation in this process; the flock covers other processes.
+    create: Mutex<()>,
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Ids only, and short: this ends up in logs.
+        f.debug_struct("Keyring")
+            .field("dir", &self.dir)
+            .field("active_kek", &self.state.active_kek)
+            .field("active_signing", &self.state.active_signing)
+            .field("keks", &self.keks.len())
+            .field("signing_keys", &self.public.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Keyring {
+    /// Creates the keys directory (0700) with a KEK, an Ed25519 signing key pair and the state
+    /// file, or completes one a crashed `init` left behind. On a complete directory it changes
+    /// nothing and says so.
+    ///
+    /// Refuses to guess: if `keyring.json` exists but names a KEK or private key that is gone,
+    /// or if several orphan keys lie around without it, it returns an error rather than make
+    /// new keys (which would orphan content keys wrapped under the old KEK).
+    pub fn init(dir: &Path) -> Result<InitReport, KeyError> {
+        let mut created = Vec::new();
+        if !dir.exists() {
+            created.push(dir.to_path_buf());
+        }
+        durable::create_dir_all_durable_with_mode(dir, DIR_MODE)
+            .map_err(KeyError::io("create directory", dir))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let _lock = DirLock::acquire(&lock_path).map_err(KeyError::io("lock", &lock_path))?;
+
+        let content_dir = dir.join(CONTENT_DIR);
+        if !content_dir.exists() {
+            durable::create_dir_all_durable_with_mode(&content_dir, DIR_MODE)
+                .map_err(KeyError::io("create directory", &content_dir))?;
+            created.push(content_dir);
+        }
+
+        let state_path = dir.join(STATE_FILE);
+        let (kek, signing_kid) = match read_state(&state_path)? {
+            Some(state) => {
+                complete_existing(dir, &state_path, &state, &mut created)?;
+                (state.active_kek, state.active_signing)
+            }
+            None => {
+                let now = now_unix();
+                let (kek_id, kek_created) = adopt_or_create_kek(dir, now, &mut created)?;
+                let (kid, signing_created) = adopt_or_create_signing(dir, now, &mut created)?;
+                let state = StateFile {
+                    format: FORMAT,
+                    active_kek: kek_id,
+                    active_signing: kid,
+                    keks: vec![KekEntry {
+                        id: kek_id,
+                        created_unix: kek_created,
+                    }],
+                    signing: vec![SigningEntry {
+                        kid,
+                        created_unix: signing_created,
+                    }],
+                };
+                write_state(&state_path, &state)?;
+                created.push(state_path);
+                (kek_id, kid)
+            }
+        };
+        let report = InitReport {
+            dir: dir.to_path_buf(),
+            kek,
+            signing_kid,
+            created,
+        };
+        if report.changed() {
+            tracing::info!(dir = %dir.display(), kek = %kek, signing_kid = %signing_kid, "keyring initialized");
+        }
+        Ok(report)
+    }
+
+    /// Loads the keys directory: the state, every KEK it lists, every public signing key.
+    /// Refuses private key files that group or others can read, and a missing or corrupt
+    /// state.
+    pub fn open(dir: &Path) -> Result<Keyring, KeyError> {
+        let state_path = dir.join(STATE_FILE);
+        let state = read_state(&state_path)?.ok_or_else(|| KeyError::NotInitialized {
+            dir: dir.to_path_buf(),
+            file: state_path.clone(),
+        })?;
+        if !state.keks.iter().any(|e| e.id == state.active_kek) {
+            return Err(KeyError::corrupt(
+                &state_path,
+                "keyring state",
+                format!("active KEK {} is not among its KEKs", state.active_kek),
+            ));
+        }
+        if !state.signing.iter().any(|e| e.kid == state.active_signing) {
+            return Err(KeyError::corrupt(
+                &state_path,
+                "keyring state",
+                format!(
+                    "active signing key {} is not among its signing keys",
+                    state.active_signing
+                ),
+            ));
+        }
+
+        let mut keks = HashMap::with_capacity(state.keks.len());
+        for entry in &state.keks {
+            let path = dir.join(kek_file_name(entry.id));
+            let kek = match load_kek(&path)? {
+                Some((kek, _)) => kek,
+                None => {
+                    return Err(KeyError::Missing {
+                        path,
+                        listed_in: state_path,
+                    });
+                }
+            };
+            if kek.id() != entry.id {
+                return Err(KeyError::corrupt(
+                    &path,
+                    "KEK file",
+                    format!("it holds KEK {}, not {}", kek.id(), entry.id),
+                ));
+            }
+            keks.insert(entry.id, kek);
+        }
+
+        let mut public = Vec::with_capacity(state.signing.len());
+        for entry in &state.signing {
+            let private = dir.join(signing_private_name(entry.kid));
+            match fs::metadata(&private) {
+                Ok(meta) => check_private_mode(&private, &meta)?,
+                // Only the active key must be able to sign; a retired one may be public only.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if entry.kid == state.active_signing {
+                        return Err(KeyError::Missing {
+                            path: private,
+                            listed_in: state_path,
+                        });
+                    }
+                }
+                Err(e) => return Err(KeyError::io("inspect", &private)(e)),
+            }
+            let pub_path = dir.join(signing_public_name(entry.kid));
+            let key = load_public(&pub_path)?.ok_or_else(|| KeyError::Missing {
+                path: pub_path.clone(),
+                listed_in: state_path.clone(),
+            })?;
+            if key.kid() != entry.kid {
+                return Err(KeyError::corrupt(
+                    &pub_path,
+                    "public signing key",
+                    format!("its kid is {}, not {}", key.kid(), entry.kid),
+                ));
+            }
+            public.push((entry.clone(), key));
+        }
+        // Active key first: the natural order for a JWKS.
+        public.sort_by_key(|(e, _)| e.kid != state.active_signing);
+
+        tracing::debug!(dir = %dir.display(), kek = %state.active_kek, signing_kid = %state.active_signing, "keyring opened");
+        Ok(Keyring {
+            dir: dir.to_path_buf(),
+            state,
+            keks,
+            public,
+            create: Mutex::new(()),
+        })
+    }
+
+    /// The keys directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Id of the KEK that wraps new content keys.
+    pub fn active_kek_id(&self) -> KeyId {
+        self.state.active_kek
+    }
+
+    /// Kid of the key that signs new tokens.
+    pub fn active_signing_kid(&self) -> SigningKid {
+        self.state.active_signing
+    }
+
+    /// The content key for (album, track, rendition), created (random, wrapped under the
+    /// active KEK, written durably) if there is none yet. Safe to call from many threads and
+    /// processes at once: all callers get the same key.
+    pub fn content_key(
+        &self,
+        album: &str,
+        track: u32,
+        rendition: &str,
+    ) -> Result<ContentKey, KeyError> {
+        if let Some(key) = self.existing_content_key(album, track, rendition)? {
+            return Ok(key);
+        }
+        let slot = KeySlot {
+            album,
+            track,
+            rendition,
+        };
+        // The Mutex orders threads of this process; the flock orders processes. Both are
+        // needed because flock is per open file, and the Mutex alone would not stop a second
+        // process from overwriting the album file with its own new key.
+        let _guard = self.create.lock().unwrap_or_else(PoisonError::into_inner);
+        let lock_path = self.dir.join(LOCK_FILE);
+        let _lock = DirLock::acquire(&lock_path).map_err(KeyError::io("lock", &lock_path))?;
+
+        // Re-read under the lock: someone may have created it meanwhile.
+        let path = self.content_path(album)?;
+        let mut file = read_content_file(&path, album)?.unwrap_or_else(|| ContentFile {
+            format: FORMAT,
+            album: album.to_owned(),
+            keys: Vec::new(),
+        });
+        if let Some(entry) = find_entry(&file, track, rendition) {
+            return self.unwrap_entry(&path, slot, entry);
+        }
+
+        let key = ContentKey::generate()?;
+        let kek = self.active_kek()?;
+        let wrapped = wrap::wrap(kek, slot, &key).map_err(|e| match e {
+            WrapError::Rng(e) => KeyError::Rng(e),
+            WrapError::Context(e) => KeyError::Context(e),
+            other => unwrap_error(&path, slot, other),
+        })?;
+        file.keys.push(ContentEntry {
+            track,
+            rendition: rendition.to_owned(),
+            id: key.id(),
+            kek: kek.id(),
+            created_unix: now_unix(),
+            nonce: hex::encode(wrapped.nonce),
+            wrapped: hex::encode(wrapped.sealed),
+        });
+        file.keys
+            .sort_by(|a, b| (a.track, &a.rendition).cmp(&(b.track, &b.rendition)));
+        let content_dir = self.dir.join(CONTENT_DIR);
+        durable::create_dir_all_durable_with_mode(&content_dir, DIR_MODE)
+            .map_err(KeyError::io("create directory", &content_dir))?;
+        write_json(&path, &file, SECRET_MODE)?;
+        tracing::info!(album, track, rendition, key_id = %key.id(), kek = %kek.id(), "content key created");
+        Ok(key)
+    }
+
+    /// The content key for (album, track, rendition) if one exists; never creates one (for
+    /// the license path, which must not invent keys no segment is sealed under).
+    pub fn existing_content_key(
+        &self,
+        album: &str,
+        track: u32,
+        rendition: &str,
+    ) -> Result<Option<ContentKey>, KeyError> {
+        let path = self.content_path(album)?;
+        let Some(file) = read_content_file(&path, album)? else {
+            return Ok(None);
+        };
+        let slot = KeySlot {
+            album,
+            track,
+            rendition,
+        };
+        find_entry(&file, track, rendition)
+            .map(|entry| self.unwrap_entry(&path, slot, entry))
+            .transpose()
+    }
+
+    /// The content keys of `album`, without secrets; empty if it has none.
+    pub fn content_keys_for_album(&self, album: &str) -> Result<Vec<ContentKeyInfo>, KeyError> {
+        let path = self.content_path(album)?;
+        let Some(file) = read_content_file(&path, album)? else {
+            return Ok(Vec::new());
+        };
+        Ok(file
+            .keys
+            .into_iter()
+            .map(|e| ContentKeyInfo {
+                track: e.track,
+                rendition: e.rendition,
+                id: e.id,
+                kek: e.kek,
+                created_unix: e.created_unix,
+            })
+            .collect())
+    }
+
+    /// Albums that have content keys, sorted.
+    pub fn albums(&self) -> Result<Vec<String>, KeyError> {
+        let dir = self.dir.join(CONTENT_DIR);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(KeyError::io("list", &dir)(e)),
+        };
+        let mut albums = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(KeyError::io("list", &dir))?;
+            let name = entry.file_name();
+            let Some(album) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+                continue;
+            };
+            if album_problem(album).is_none() {
+                albums.push(album.to_owned());
+            }
+        }
+        albums.sort();
+        Ok(albums)
+    }
+
+    /// Loads the active Ed25519 private key (zeroized on drop), checking it matches its
+    /// public key file.
+    pub fn signing_key(&self) -> Result<SigningKeyPair, KeyError> {
+        let kid = self.state.active_signing;
+        let path = self.dir.join(signing_private_name(kid));
+        let bytes = read_private(&path)?.ok_or_else(|| KeyError::Missing {
+            path: path.clone(),
+            listed_in: self.dir.join(STATE_FILE),
+        })?;
+        let pem = std::str::from_utf8(&bytes)
+            .map_err(|_| KeyError::corrupt(&path, "PKCS#8 PEM private key", "it is not text"))?;
+        let pair = SigningKeyPair::from_pkcs8_pem(pem)
+            .map_err(|e| KeyError::corrupt(&path, "PKCS#8 PEM private key", e))?;
+        if pair.kid() != kid {
+            return Err(KeyError::corrupt(
+                &path,
+                "PKCS#8 PEM private key",
+                format!(
+                    "it does not match {} (its kid is {})",
+                    signing_public_name(kid),
+                    pair.kid()
+                ),
+            ));
+        }
+        Ok(pair)
+    }
+
+    /// Every token-verification key (active first, then retired ones still trusted), for the
+    /// JWKS and for verifying tokens.
+    pub fn public_keys(&self) -> Vec<(KeyState, PublicSigningKey)> {
+        self.public
+            .iter()
+            .map(|(e, key)| (self.signing_state(e.kid), key.clone()))
+            .collect()
+    }
+
+    /// KEKs and signing keys with their state and creation time, no material.
+    pub fn list(&self) -> Vec<KeyEntry> {
+        let keks = self.state.keks.iter().map(|e| KeyEntry {
+            kind: KeyKind::Kek,
+            id: e.id.to_string(),
+            state: if e.id == self.state.active_kek {
+                KeyState::Active
+            } else {
+                KeyState::Retired
+            },
+            created_unix: e.created_unix,
+        });
+        let signing = self.state.signing.iter().map(|e| KeyEntry {
+            kind: KeyKind::Signing,
+            id: e.kid.to_string(),
+            state: self.signing_state(e.kid),
+            created_unix: e.created_unix,
+        });
+        keks.chain(signing).collect()
+    }
+
+    fn signing_state(&self, kid: SigningKid) -> KeyState {
+        if kid == self.state.active_signing {
+            KeyState::Active
+        } else {
+            KeyState::Retired
+        }
+    }
+
+    fn active_kek(&self) -> Result<&Kek, KeyError> {
+        // `open` checked the active KEK is listed and loaded it; this cannot fail in practice.
+        self.keks
+            .get(&self.state.active_kek)
+            .ok_or_else(|| KeyError::Missing {
+                path: self.dir.join(kek_file_name(self.state.active_kek)),
+                listed_in: self.dir.join(STATE_FILE),
+            })
+    }
+
+    fn content_path(&self, album: &str) -> Result<PathBuf, KeyError> {
+        if let Some(reason) = album_problem(album) {
+            return Err(KeyError::InvalidAlbum {
+                album: album.chars().take(80).collect(),
+                reason,
+            });
+        }
+        Ok(self.dir.join(CONTENT_DIR).join(format!("{album}.json")))
+    }
+
+    fn unwrap_entry(
+        &self,
+        path: &Path,
+        slot: KeySlot<'_>,
+        entry: &ContentEntry,
+    ) -> Result<ContentKey, KeyError> {
+        let Some(kek) = self.keks.get(&entry.kek) else {
+            return Err(KeyError::UnknownKek {
+                path: path.to_path_buf(),
+                album: slot.album.to_owned(),
+                track: slot.track,
+                rendition: slot.rendition.to_owned(),
+                kek: entry.kek,
+            });
+        };
+        let what = "content key file";
+        let mut nonce = [0u8; 12];
+        hex::decode_to_slice(&entry.nonce, &mut nonce).map_err(|e| {
+            KeyError::corrupt(path, what, format!("bad nonce for {}: {e}", entry.id))
+        })?;
+        let mut sealed = [0u8; WRAPPED_LEN];
+        hex::decode_to_slice(&entry.wrapped, &mut sealed).map_err(|e| {
+            KeyError::corrupt(path, what, format!("bad wrapped key for {}: {e}", entry.id))
+        })?;
+        let wrapped = Wrapped {
+            key_id: entry.id,
+            kek_id: entry.kek,
+            nonce,
+            sealed,
+        };
+        wrap::unwrap(kek, slot, &wrapped).map_err(|e| unwrap_error(path, slot, e))
+    }
+}
+
+fn unwrap_error(path: &Path, slot: KeySlot<'_>, err: WrapError) -> KeyError {
+    KeyError::Unwrap {
+        path: path.to_path_buf(),
+        album: slot.album.to_owned(),
+        track: slot.track,
+        rendition: slot.rendition.to_owned(),
+        reason: err.to_string(),
+    }
+}
+
+fn find_entry<'f>(file: &'f ContentFile, track: u32, rendition: &str) -> Option<&'f ContentEntry> {
+    file.keys
+        .iter()
+        .find(|e| e.track == track && e.rendition == rendition)
+}
+
+// ----- init helpers --------------------------------------------------------------------------
+
+/// The state exists: make sure what it lists is there, re-deriving a lost public key file.
+fn complete_existing(
+    dir: &Path,
+    state_path: &Path,
+    state: &StateFile,
+    created: &mut Vec<PathBuf>,
+) -> Result<(), KeyError> {
+    let kek_path = dir.join(kek_file_name(state.active_kek));
+    if load_kek(&kek_path)?.is_none() {
+        return Err(KeyError::Missing {
+            path: kek_path,
+            listed_in: state_path.to_path_buf(),
+        });
+    }
+    let kid = state.active_signing;
+    let private = dir.join(signing_private_name(kid));
+    let Some(pair) = load_signing_pair(&private)? else {
+        return Err(KeyError::Missing {
+            path: private,
+            listed_in: state_path.to_path_buf(),
+        });
+    };
+    if pair.kid() != kid {
+        return Err(KeyError::corrupt(
+            &private,
+            "PKCS#8 PEM private key",
+            format!("its kid is {}, not {kid}", pair.kid()),
+        ));
+    }
+    ensure_public(dir, &pair, created)
+}
+
+/// Reuses the single KEK file a crashed `init` left, or makes one.
+fn adopt_or_create_kek(
+    dir: &Path,
+    now: u64,
+    created: &mut Vec<PathBuf>,
+) -> Result<(KeyId, u64), KeyError> {
+    let found = orphans(dir, "kek-", ".json")?;
+    match found.as_slice() {
+        [] => {
+            let kek = Kek::generate()?;
+            let path = dir.join(kek_file_name(kek.id()));
+            write_kek(&path, &kek, now)?;
+            created.push(path);
+            Ok((kek.id(), now))
+        }
+        [path] => match load_kek(path)? {
+            Some((kek, created_unix)) => {
+                tracing::info!(kek = %kek.id(), "adopting KEK left by an interrupted init");
+                Ok((kek.id(), created_unix))
+            }
+            None => Err(KeyError::Missing {
+                path: path.clone(),
+                listed_in: dir.to_path_buf(),
+            }),
+        },
+        _ => Err(ambiguous(dir, "KEK files", &found)),
+    }
+}
+
+/// Reuses the single private signing key a crashed `init` left, or makes one; then makes sure
+/// its public key file exists.
+fn adopt_or_create_signing(
+    dir: &Path,
+    now: u64,
+    created: &mut Vec<PathBuf>,
+) -> Result<(SigningKid, u64), KeyError> {
+    let found = orphans(dir, "signing-", ".key.pem")?;
+    let pair = match found.as_slice() {
+        [] => {
+            let pair = SigningKeyPair::generate().map_err(|e| match e {
+                SigningError::Rng(e) => KeyError::Rng(e),
+                other => KeyError::corrupt(dir, "signing key", other),
+            })?;
+            let path = dir.join(signing_private_name(pair.kid()));
+            let pem = pair
+                .to_pkcs8_pem()
+                .map_err(|e| KeyError::corrupt(&path, "PKCS#8 PEM private key", e))?;
+            durable::write_atomic(&path, pem.as_bytes(), SECRET_MODE)
+                .map_err(KeyError::io("write", &path))?;
+            created.push(path);
+            pair
+        }
+        [path] => {
+            let pair = load_signing_pair(path)?.ok_or_else(|| KeyError::Missing {
+                path: path.clone(),
+                listed_in: dir.to_path_buf(),
+            })?;
+            tracing::info!(signing_kid = %pair.kid(), "adopting signing key left by an interrupted init");
+            pair
+        }
+        _ => return Err(ambiguous(dir, "private signing keys", &found)),
+    };
+    ensure_public(dir, &pair, created)?;
+    Ok((pair.kid(), now))
+}
+
+fn ambiguous(dir: &Path, what: &str, found: &[PathBuf]) -> KeyError {
+    let names: Vec<String> = found.iter().map(|p| p.display().to_string()).collect();
+    KeyError::corrupt(
+        &dir.join(STATE_FILE),
+        "keyring state",
+        format!(
+            "it is missing and there are several {what} ({}); restore {STATE_FILE} from a \
+             backup instead of guessing which is active",
+            names.join(", ")
+        ),
+    )
+}
+
+/// Writes the public key file for `pair` if it is missing (it can always be re-derived).
+fn ensure_public(
+    dir: &Path,
+    pair: &SigningKeyPair,
+    created: &mut Vec<PathBuf>,
+) -> Result<(), KeyError> {
+    let path = dir.join(signing_public_name(pair.kid()));
+    if let Some(existing) = load_public(&path)? {
+        if existing.kid() == pair.kid() {
+            return Ok(());
+        }
+        return Err(KeyError::corrupt(
+            &path,
+            "public signing key",
+            format!("its kid is {}, not {}", existing.kid(), pair.kid()),
+        ));
+    }
+    let pem = pair
+        .public()
+        .and_then(|p| p.to_spki_pem())
+        .map_err(|e| KeyError::corrupt(&path, "public signing key", e))?;
+    durable::write_atomic(&path, pem.as_bytes(), PUBLIC_MODE)
+        .map_err(KeyError::io("write", &path))?;
+    created.push(path);
+    Ok(())
+}
+
+/// Files in `dir` named `<prefix><id><suffix>` (temp files start with '.', so never match).
+fn orphans(dir: &Path, prefix: &str, suffix: &str) -> Result<Vec<PathBuf>, KeyError> {
+    let mut found = Vec::new();
+    let entries = fs::read_dir(dir).map_err(KeyError::io("list", dir))?;
+    for entry in entries {
+        let entry = entry.map_err(KeyError::io("list", dir))?;
+        let name = entry.file_name();
+        if let Some(name) = name.to_str()
+            && name.starts_with(prefix)
+            && name.ends_with(suffix)
+        {
+            found.push(entry.path());
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::seal::aead::{SealContext, SegmentSlot, open, seal};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    fn mode_of(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().mode() & 0o7777
+    }
+
+    fn keys_dir() -> (tempfile::TempDir, PathBuf) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("keys");
+        (tmp, dir)
+    }
+
+    /// Every file under `dir` with its bytes and mode, for "nothing changed" checks.
+    fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>, u32)> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    out.push((p.clone(), Vec::new(), mode_of(&p)));
+                    stack.push(p);
+                } else {
+                    out.push((p.clone(), fs::read(&p).unwrap(), mode_of(&p)));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn init_creates_layout_with_modes() {
+        let (_tmp, dir) = keys_dir();
+        let report = Keyring::init(&dir).unwrap();
+        assert!(report.changed());
+        assert_eq!(mode_of(&dir), 0o700);
+        assert_eq!(mode_of(&dir.join(CONTENT_DIR)), 0o700);
+        let kek = dir.join(kek_file_name(report.kek));
+        assert_eq!(mode_of(&kek), 0o600);
+        let private = dir.join(signing_private_name(report.signing_kid));
+        let public = dir.join(signing_public_name(report.signing_kid));
+        assert_eq!(mode_of(&private), 0o600);
+        assert_eq!(mode_of(&public), 0o644);
+        assert_eq!(mode_of(&dir.join(STATE_FILE)), 0o644);
+        let pem = fs::read_to_string(&private).unwrap();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+        let pub_pem = fs::read_to_string(&public).unwrap();
+        assert!(pub_pem.starts_with("-----BEGIN PUBLIC KEY-----"));
+        let kek_json: serde_json::Value = serde_json::from_slice(&fs::read(&kek).unwrap()).unwrap();
+        assert_eq!(kek_json["id"], report.kek.to_string());
+        assert_eq!(kek_json["key"].as_str().unwrap().len(), 64);
+        assert!(report.to_string().contains("initialized"));
+    }
+
+    #[test]
+    fn init_is_idempotent() {
+        let (_tmp, dir) = keys_dir();
+        let first = Keyring::init(&dir).unwrap();
+        let before = snapshot(&dir);
+        let second = Keyring::init(&dir).unwrap();
+        assert!(!second.changed(), "{second}");
+        assert_eq!(second.kek, first.kek);
+        assert_eq!(second.signing_kid, first.signing_kid);
+        assert_eq!(snapshot(&dir), before);
+        assert!(second.to_string().contains("nothing changed"));
+    }
+
+    #[test]
+    fn init_completes_a_crashed_init() {
+        let (_tmp, dir) = keys_dir();
+        let first = Keyring::init(&dir).unwrap();
+        // Crash before the state and the public key were written.
+        fs::remove_file(dir.join(STATE_FILE)).unwrap();
+        fs::remove_file(dir.join(signing_public_name(first.signing_kid))).unwrap();
+        let second = Keyring::init(&dir).unwrap();
+        assert_eq!(second.kek, first.kek, "the existing KEK is adopted");
+        assert_eq!(second.signing_kid, first.signing_kid);
+        assert_eq!(second.created.len(), 2, "{second}");
+        Keyring::open(&dir).unwrap();
+        // Public key lost after a complete init: re-derived.
+        fs::remove_file(dir.join(signing_public_name(first.signing_kid))).unwrap();
+        assert_eq!(Keyring::init(&dir).unwrap().created.len(), 1);
+    }
+
+    #[test]
+    fn init_refuses_to_replace_a_listed_kek() {
+        let (_tmp, dir) = keys_dir();
+        let first = Keyring::init(&dir).unwrap();
+        fs::remove_file(dir.join(kek_file_name(first.kek))).unwrap();
+        let err = Keyring::init(&dir).unwrap_err();
+        assert!(matches!(err, KeyError::Missing { .. }), "{err}");
+    }
+
+    #[test]
+    fn open_refuses_readable_private_files() {
+        let (_tmp, dir) = keys_dir();
+        let report = Keyring::init(&dir).unwrap();
+        for name in [
+            kek_file_name(report.kek),
+            signing_private_name(report.signing_kid),
+        ] {
+            let path = dir.join(&name);
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+            let err = Keyring::open(&dir).unwrap_err();
+            match &err {
+                KeyError::TooOpen { path: p, mode } => {
+                    assert_eq!(p, &path);
+                    assert_eq!(*mode, 0o644);
+                }
+                other => panic!("expected TooOpen, got {other:?}"),
+            }
+            let msg = err.to_string();
+            assert!(msg.contains(&name) && msg.contains("chmod 600"), "{msg}");
+            assert!(msg.contains("0644"), "{msg}");
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        Keyring::open(&dir).unwrap();
+    }
+
+    #[test]
+    fn open_explains_missing_and_corrupt_state() {
+        let (_tmp, dir) = keys_dir();
+        let err = Keyring::open(&dir).unwrap_err();
+        assert!(matches!(err, KeyError::NotInitialized { .. }));
+        assert!(err.to_string().contains("encore keys init"), "{err}");
+
+        Keyring::init(&dir).unwrap();
+        fs::write(dir.join(STATE_FILE), b"{ not json").unwrap();
+        let err = Keyring::open(&dir).unwrap_err();
+        assert!(matches!(err, KeyError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains(STATE_FILE), "{err}");
+
+        fs::write(dir.join(STATE_FILE), br#"{"format": 7}"#).unwrap();
+        let err = Keyring::open(&dir).unwrap_err();
+        assert!(
+            matches!(err, KeyError::UnsupportedFormat { found: 7, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn content_key_survives_reopen_and_unwraps() {
+        let (_tmp, dir) = keys_dir();
+        Keyring::init(&dir).unwrap();
+        let ctx = SealContext {
+            album: "demo-album",
+            track: 1,
+            rendition: "lossless",
+            slot: SegmentSlot::Media(1),
+        };
+        let sealed;
+        let id;
+        {
+            let ring = Keyring::open(&dir).unwrap();
+            assert!(
+                ring.existing_content_key("demo-album", 1, "lossless")
+                    .unwrap()
+                    .is_none()
+            );
+            let key = ring.content_key("demo-album", 1, "lossless").unwrap();
+            id = key.id();
+            sealed = seal(&key, &ctx, b"fragment".to_vec()).unwrap();
+            // Same key on a second call; another rendition gets its own key.
+            assert_eq!(
+                ring.content_key("demo-album", 1, "lossless").unwrap().id(),
+                id
+            );
+            assert_ne!(
+                ring.content_key("demo-album", 1, "preview").unwrap().id(),
+                id
+            );
+        }
+        let path = dir.join(CONTENT_DIR).join("demo-album.json");
+        assert_eq!(mode_of(&path), 0o600);
+        let ring = Keyring::open(&dir).unwrap();
+        let key = ring
+            .existing_content_key("demo-album", 1, "lossless")
+            .unwrap()
+            .unwrap();
+        assert_eq!(key.id(), id);
+        assert_eq!(open(&key, &ctx, &sealed).unwrap(), b"fragment");
+
+        let infos = ring.content_keys_for_album("demo-album").unwrap();
+        assert_eq!(infos.len(), 2);
+        assert_eq!(infos[0].rendition, "lossless");
+        assert_eq!(infos[0].id, id);
+        assert_eq!(infos[0].kek, ring.active_kek_id());
+        assert_eq!(ring.albums().unwrap(), vec!["demo-album".to_owned()]);
+        // The file holds no plaintext key.
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(&hex::encode(key.expose_bytes())));
+    }
+
+    #[test]
+    fn content_key_from_another_keyring_does_not_unwrap() {
+        let (_tmp, dir_a) = keys_dir();
+        let (_tmp_b, dir_b) = keys_dir();
+        Keyring::init(&dir_a).unwrap();
+        Keyring::init(&dir_b).unwrap();
+        let a = Keyring::open(&dir_a).unwrap();
+        a.content_key("demo-album", 1, "lossless").unwrap();
+        let file_a = dir_a.join(CONTENT_DIR).join("demo-album.json");
+        let file_b = dir_b.join(CONTENT_DIR).join("demo-album.json");
+        fs::copy(&file_a, &file_b).unwrap();
+        let b = Keyring::open(&dir_b).unwrap();
+        let err = b
+            .existing_content_key("demo-album", 1, "lossless")
+            .unwrap_err();
+        assert!(matches!(err, KeyError::UnknownKek { .. }), "{err}");
+
+        // Relabelled as wrapped under B's KEK: the tag check fails.
+        let text = fs::read_to_string(&file_b).unwrap().replace(
+            &a.active_kek_id().to_string(),
+            &b.active_kek_id().to_string(),
+        );
+        fs::write(&file_b, text).unwrap();
+        let err = b
+            .existing_content_key("demo-album", 1, "lossless")
+            .unwrap_err();
+        assert!(matches!(err, KeyError::Unwrap { .. }), "{err}");
+        assert!(err.to_string().contains("demo-album.json"), "{err}");
+    }
+
+    #[test]
+    fn moved_content_entry_does_not_unwrap() {
+        let (_tmp, dir) = keys_dir();
+        Keyring::init(&dir).unwrap();
+        let ring = Keyring::open(&dir).unwrap();
+        ring.content_key("demo-album", 1, "preview").unwrap();
+        let path = dir.join(CONTENT_DIR).join("demo-album.json");
+        // Relabel the preview key as the lossless one: a non-buyer's key must not open it.
+        let text = fs::read_to_string(&path)
+            .unwrap()
+            .replace("\"preview\"", "\"lossless\"");
+        fs::write(&path, text).unwrap();
+        let err = ring
+            .existing_content_key("demo-album", 1, "lossless")
+            .unwrap_err();
+        assert!(matches!(err, KeyError::Unwrap { .. }), "{err}");
+    }
+
+    #[test]
+    fn content_key_creation_is_race_free() {
+        let (_tmp, dir) = keys_dir();
+        Keyring::init(&dir).unwrap();
+        // Two keyrings stand in for two processes; several threads each.
+        let rings = [Keyring::open(&dir).unwrap(), Keyring::open(&dir).unwrap()];
+        let ids = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for t in 0..8u32 {
+                let ring = &rings[t as usize % 2];
+                let ids = &ids;
+                s.spawn(move || {
+                    for track in 1..=5 {
+                        let key = ring.content_key("race", track, "lossless").unwrap();
+                        ids.lock().unwrap().push((track, key.id()));
+                    }
+                });
+            }
+        });
+        let ids = ids.into_inner().unwrap();
+        for track in 1..=5 {
+            let mut distinct: Vec<KeyId> = ids
+                .iter()
+                .filter(|(t, _)| *t == track)
+                .map(|(_, id)| *id)
+                .collect();
+            distinct.dedup();
+            assert_eq!(distinct.len(), 1, "track {track} got several keys");
+        }
+        assert_eq!(rings[0].content_keys_for_album("race").unwrap().len(), 5);
+    }
+
+    #[test]
+    fn content_key_refuses_unsafe_album_ids() {
+        let (_tmp, dir) = keys_dir();
+        Keyring::init(&dir).unwrap();
+        let ring = Keyring::open(&dir).unwrap();
+        for bad in [
+            "",
+            "../etc",
+            "Demo",
+            "a/b",
+            "-x",
+            ".hidden",
+            &"a".repeat(65),
+        ] {
+            let err = ring.content_key(bad, 1, "lossless").unwrap_err();
+            assert!(matches!(err, KeyError::InvalidAlbum { .. }), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn content_file_mode_is_checked() {
+        let (_tmp, dir) = keys_dir();
+        Keyring::init(&dir).unwrap();
+        let ring = Keyring::open(&dir).unwrap();
+        ring.content_key("demo-album", 1, "lossless").unwrap();
+        let path = dir.join(CONTENT_DIR).join("demo-album.json");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        let err = ring.content_key("demo-album", 1, "lossless").unwrap_err();
+        assert!(
+            matches!(err, KeyError::TooOpen { mode: 0o640, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn signing_key_loads_and_matches_public() {
+        let (_tmp, dir) = keys_dir();
+        let report = Keyring::init(&dir).unwrap();
+        let ring = Keyring::open(&dir).unwrap();
+        let pair = ring.signing_key().unwrap();
+        assert_eq!(pair.kid(), report.signing_kid);
+        let public = ring.public_keys();
+        assert_eq!(public.len(), 1);
+        assert_eq!(public[0].0, KeyState::Active);
+        assert_eq!(public[0].1.verifying_key(), &pair.verifying_key());
+        let shown = format!("{ring:?}");
+        assert!(!shown.contains(&hex::encode(pair.signing_key().to_bytes())));
+        let kek_file = fs::read(dir.join(kek_file_name(report.kek))).unwrap();
+        let kek_json: serde_json::Value = serde_json::from_slice(&kek_file).unwrap();
+        assert!(!shown.contains(kek_json["key"].as_str().unwrap()));
+
+        let list = ring.list();
+        assert_eq!(list.len(), 2);
+        assert!(list.iter().all(|e| e.state == KeyState::Active));
+        assert_eq!(list[0].kind, KeyKind::Kek);
+        assert_eq!(list[0].id, report.kek.to_string());
+        assert_eq!(list[1].id, report.signing_kid.to_string());
+    }
+
+    #[test]
+    fn keyring_is_shareable_between_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Keyring>();
+    }
+
+    #[test]
+    fn swapped_private_key_is_detected() {
+        let (_tmp, dir) = keys_dir();
+        let report = Keyring::init(&dir).unwrap();
+        let other = SigningKeyPair::generate().unwrap();
+        let path = dir.join(signing_private_name(report.signing_kid));
+        durable::write_atomic(&path, other.to_pkcs8_pem().unwrap().as_bytes(), 0o600).unwrap();
+        let ring = Keyring::open(&dir).unwrap();
+        let err = ring.signing_key().unwrap_err();
+        assert!(matches!(err, KeyError::Corrupt { .. }), "{err}");
+    }
+
+    /// The PEM files are what OpenSSL expects (skipped where `openssl` is not installed).
+    #[test]
+    fn openssl_reads_the_pem_files() {
+        let (_tmp, dir) = keys_dir();
+        let report = Keyring::init(&dir).unwrap();
+        let private = dir.join(signing_private_name(report.signing_kid));
+        let public = dir.join(signing_public_name(report.signing_kid));
+        let run = |args: &[&str]| std::process::Command::new("openssl").args(args).output();
+        let Ok(out) = run(&["pkey", "-in", private.to_str().unwrap(), "-noout", "-text"]) else {
+            eprintln!("openssl not found; skipping");
+            return;
+        };
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("ED25519"));
+        let out = run(&[
+            "pkey",
+            "-pubin",
+            "-in",
+            public.to_str().unwrap(),
+            "-noout",
+            "-text",
+        ])
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

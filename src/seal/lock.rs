@@ -1,0 +1,76 @@
+//! An exclusive advisory lock (`flock`) on the keys directory, so two processes (say, two
+//! `encore ingest` runs, or ingest and a rotation) never read-modify-write key files at once:
+//! a lost update there would lose a content key, and with it the music sealed under it.
+
+use std::ffi::c_int;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+// std's `File::lock` would do, but it needs Rust 1.89 and the crate's MSRV is 1.88; libc is
+// linked by std on every Unix, so declaring `flock` costs nothing.
+unsafe extern "C" {
+    fn flock(fd: c_int, operation: c_int) -> c_int;
+}
+
+/// `LOCK_EX`: the same value on Linux, macOS and the BSDs.
+const LOCK_EX: c_int = 2;
+
+/// Held while alive; closing the file releases the lock (also when the process dies).
+#[derive(Debug)]
+pub(crate) struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    /// Blocks until this process holds the lock file `path` (created 0600 if missing).
+    pub(crate) fn acquire(path: &Path) -> io::Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        loop {
+            // SAFETY: `file` owns an open descriptor for the whole call; flock takes no
+            // pointers and has no other preconditions.
+            let rc = unsafe { flock(file.as_raw_fd(), LOCK_EX) };
+            if rc == 0 {
+                return Ok(Self { _file: file });
+            }
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn lock_excludes_other_holders() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.lock");
+        let inside = AtomicU32::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..25 {
+                        // Separate opens = separate open file descriptions, as in two processes.
+                        let _lock = DirLock::acquire(&path).unwrap();
+                        assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0);
+                        std::thread::yield_now();
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+    }
+}
