@@ -8,11 +8,19 @@ fn bad_files_fail_alone_with_named_reasons() {
     let dir = ws.album_dir("mixed-bag");
     util::make_fixture(&dir.join("01-good.flac"), 44_100, 2, 3.0, &["-c:a", "flac"]);
     // Truncated: a valid FLAC cut in half.
-    util::make_fixture(&dir.join("02-truncated.flac"), 44_100, 2, 4.0, &["-c:a", "flac"]);
+    util::make_fixture(
+        &dir.join("02-truncated.flac"),
+        44_100,
+        2,
+        4.0,
+        &["-c:a", "flac"],
+    );
     let full = std::fs::read(dir.join("02-truncated.flac")).expect("read");
     std::fs::write(dir.join("02-truncated.flac"), &full[..full.len() / 2]).expect("truncate");
     // Random bytes with an audio extension.
-    let noise: Vec<u8> = (0..50_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let noise: Vec<u8> = (0..50_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
     std::fs::write(dir.join("03-random.mp3"), noise).expect("random");
     // Empty.
     std::fs::write(dir.join("04-empty.wav"), b"").expect("empty");
@@ -22,26 +30,63 @@ fn bad_files_fail_alone_with_named_reasons() {
 
     // A second, healthy album must be untouched by the first one's problems.
     let other = ws.album_dir("healthy");
-    util::make_fixture(&other.join("01.wav"), 48_000, 2, 2.0, &["-c:a", "pcm_s16le"]);
+    util::make_fixture(
+        &other.join("01.wav"),
+        48_000,
+        2,
+        2.0,
+        &["-c:a", "pcm_s16le"],
+    );
 
     let out = ws.init_and_ingest();
     let all = util::text(&out);
-    assert_eq!(out.status.code(), Some(1), "exit code must be non-zero on failures: {all}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "exit code must be non-zero on failures: {all}"
+    );
     for (file, words) in [
         ("02-truncated.flac", &["truncated", "corrupt"][..]),
-        ("03-random.mp3", &["not an audio format", "corrupt", "unsupported"][..]),
+        (
+            "03-random.mp3",
+            &["not an audio format", "corrupt", "unsupported"][..],
+        ),
         ("04-empty.wav", &["empty"][..]),
         ("05-text.ogg", &["not an audio format", "unsupported"][..]),
     ] {
-        let line = all.lines().find(|l| l.contains(file)).unwrap_or_else(|| panic!("no error line names {file}: {all}"));
-        assert!(words.iter().any(|w| line.to_lowercase().contains(w)), "the error for {file} does not say why: {line}");
+        let line = all
+            .lines()
+            .find(|l| l.contains(file))
+            .unwrap_or_else(|| panic!("no error line names {file}: {all}"));
+        assert!(
+            words.iter().any(|w| line.to_lowercase().contains(w)),
+            "the error for {file} does not say why: {line}"
+        );
     }
-    assert!(!all.contains("panicked at"), "no panic reaches the user: {all}");
-    assert!(ws.store().read_track("mixed-bag", 1).expect("read").is_some(), "the good track is packaged");
+    assert!(
+        !all.contains("panicked at"),
+        "no panic reaches the user: {all}"
+    );
+    assert!(
+        ws.store()
+            .read_track("mixed-bag", 1)
+            .expect("read")
+            .is_some(),
+        "the good track is packaged"
+    );
     for n in 2..=5 {
-        assert!(ws.store().read_track("mixed-bag", n).expect("read").is_none(), "bad track {n} is not packaged");
+        assert!(
+            ws.store()
+                .read_track("mixed-bag", n)
+                .expect("read")
+                .is_none(),
+            "bad track {n} is not packaged"
+        );
     }
-    assert!(ws.store().read_track("healthy", 1).expect("read").is_some(), "the other album is packaged");
+    assert!(
+        ws.store().read_track("healthy", 1).expect("read").is_some(),
+        "the other album is packaged"
+    );
 }
 
 #[test]

@@ -51,7 +51,11 @@ fn check(case: Case) {
     // ones it is what gapless decoding must present (ffmpeg 5.1 itself leaves AAC's end padding in).
     let source_frames = (case.seconds * f64::from(case.rate)).round() as usize;
     if case.lossless == Lossless::Exact {
-        assert_eq!(source_s32.len(), source_frames * ch, "ffmpeg decodes the lossless source to its full length");
+        assert_eq!(
+            source_s32.len(),
+            source_frames * ch,
+            "ffmpeg decodes the lossless source to its full length"
+        );
     }
 
     // lossless
@@ -59,28 +63,56 @@ fn check(case: Case) {
     assert_eq!(m.codec, "flac");
     assert_eq!(m.sample_rate, case.rate, "lossless keeps the source rate");
     assert_eq!(usize::from(m.channels), ch);
-    assert_eq!(m.duration_samples as usize, source_frames, "lossless presents the source's sample count");
+    assert_eq!(
+        m.duration_samples as usize, source_frames,
+        "lossless presents the source's sample count"
+    );
     check_timeline(&m, case.rate);
     let lossless = util::open_rendition(&ws, album, 1, "lossless");
     let got = util::decode_s32(&lossless);
-    assert_eq!(got.len(), source_frames * ch, "{}: decoded sample count differs from the source", case.file);
+    assert_eq!(
+        got.len(),
+        source_frames * ch,
+        "{}: decoded sample count differs from the source",
+        case.file
+    );
     match case.lossless {
         Lossless::Exact => {
             assert_eq!(m.bit_exact, Some(true));
             let first_diff = got.iter().zip(&source_s32).position(|(a, b)| a != b);
-            assert_eq!(first_diff, None, "{}: lossless differs from the source", case.file);
+            assert_eq!(
+                first_diff, None,
+                "{}: lossless differs from the source",
+                case.file
+            );
         }
         Lossless::Within24Bit => {
             assert_eq!(m.bit_exact, Some(false));
-            let worst = got.iter().zip(&source_s32).map(|(a, b)| (i64::from(*a) - i64::from(*b)).abs()).max().unwrap_or(0);
-            assert!(worst <= 256, "{}: float source off by {worst} (> one 24-bit step)", case.file);
+            let worst = got
+                .iter()
+                .zip(&source_s32)
+                .map(|(a, b)| (i64::from(*a) - i64::from(*b)).abs())
+                .max()
+                .unwrap_or(0);
+            assert!(
+                worst <= 256,
+                "{}: float source off by {worst} (> one 24-bit step)",
+                case.file
+            );
         }
         Lossless::SameLengthCorrelated => {
             let a: Vec<f32> = got.iter().map(|&s| s as f32 / 2_147_483_648.0).collect();
-            let b: Vec<f32> = source_s32.iter().map(|&s| s as f32 / 2_147_483_648.0).collect();
+            let b: Vec<f32> = source_s32
+                .iter()
+                .map(|&s| s as f32 / 2_147_483_648.0)
+                .collect();
             let n = a.len().min(b.len());
             let c = util::correlation(&a[..n], &b[..n]);
-            assert!(c > 0.999, "{}: lossless of a lossy source correlates only {c}", case.file);
+            assert!(
+                c > 0.999,
+                "{}: lossless of a lossy source correlates only {c}",
+                case.file
+            );
         }
     }
 
@@ -92,39 +124,69 @@ fn check(case: Case) {
         let m = util::manifest(&ws, album, 1, rendition);
         assert_eq!(m.codec, "opus");
         assert_eq!(m.sample_rate, OPUS_RATE);
-        assert_eq!(m.duration_samples as usize, expected, "{rendition}: presented length must equal the resampled source length");
-        assert!(m.skip_samples > 0, "{rendition}: Opus pre-skip is signalled");
+        assert_eq!(
+            m.duration_samples as usize, expected,
+            "{rendition}: presented length must equal the resampled source length"
+        );
+        assert!(
+            m.skip_samples > 0,
+            "{rendition}: Opus pre-skip is signalled"
+        );
         check_timeline(&m, OPUS_RATE);
         let file = util::open_rendition(&ws, album, 1, rendition);
         let pcm = util::decode_f32(&file, None);
         let frames = pcm.len() / ch;
         // ffmpeg 5.1 applies the pre-skip but not the edit list's end trim inside the last
         // packet, so it returns up to one frame of padding past the presented length.
-        assert!(frames >= expected && frames < expected + 960, "{rendition}: ffmpeg decoded {frames} frames, presented length is {expected}");
+        assert!(
+            frames >= expected && frames < expected + 960,
+            "{rendition}: ffmpeg decoded {frames} frames, presented length is {expected}"
+        );
         let pcm = &pcm[..expected * ch];
         let c = util::correlation(pcm, &reference[..reference.len().min(pcm.len())]);
         let snr = util::snr_db(&reference[..reference.len().min(pcm.len())], pcm);
-        eprintln!("{} {rendition}: correlation {c:.5}, snr {snr:.1} dB", case.file);
-        assert!(c > min_corr, "{rendition}: correlation with the source {c} <= {min_corr} (misaligned or damaged)");
+        eprintln!(
+            "{} {rendition}: correlation {c:.5}, snr {snr:.1} dB",
+            case.file
+        );
+        assert!(
+            c > min_corr,
+            "{rendition}: correlation with the source {c} <= {min_corr} (misaligned or damaged)"
+        );
     }
 
     // preview: its own key, the window from album.toml, faded ends
     let p = util::manifest(&ws, album, 1, "preview");
     let standard = util::manifest(&ws, album, 1, "standard");
-    assert_ne!(p.key_id, standard.key_id, "preview must be sealed under its own key");
+    assert_ne!(
+        p.key_id, standard.key_id,
+        "preview must be sealed under its own key"
+    );
     let window = p.preview.expect("preview window recorded");
     assert!((window.start_seconds - PREVIEW_START).abs() < 1e-3);
     assert!((window.seconds - PREVIEW_SECONDS).abs() < 1e-3);
-    assert_eq!(p.duration_samples, (PREVIEW_SECONDS * f64::from(OPUS_RATE)) as u64);
+    assert_eq!(
+        p.duration_samples,
+        (PREVIEW_SECONDS * f64::from(OPUS_RATE)) as u64
+    );
     let file = util::open_rendition(&ws, album, 1, "preview");
     let pcm = util::decode_f32(&file, None);
     let start = (PREVIEW_START * f64::from(OPUS_RATE)) as usize * ch;
     let len = p.duration_samples as usize * ch;
     // Compare the unfaded middle of the clip with the same stretch of the source.
     let mid = (0.6 * f64::from(OPUS_RATE)) as usize * ch;
-    let c = util::correlation(&pcm[mid..len - mid], &reference[start + mid..start + len - mid]);
-    assert!(c > 0.99, "preview correlates {c} with its window of the source");
-    assert!(pcm[..ch].iter().all(|s| s.abs() < 0.02), "preview fades in from silence");
+    let c = util::correlation(
+        &pcm[mid..len - mid],
+        &reference[start + mid..start + len - mid],
+    );
+    assert!(
+        c > 0.99,
+        "preview correlates {c} with its window of the source"
+    );
+    assert!(
+        pcm[..ch].iter().all(|s| s.abs() < 0.02),
+        "preview fades in from silence"
+    );
 }
 
 /// Segments tile the timeline exactly: contiguous decode times of about the target length.
@@ -132,69 +194,171 @@ fn check_timeline(m: &encore::store::RenditionManifest, rate: u32) {
     let mut t = 0;
     for (i, s) in m.segments.iter().enumerate() {
         assert_eq!(s.index as usize, i + 1);
-        assert_eq!(s.start, t, "segment {} starts where the previous ended", s.index);
+        assert_eq!(
+            s.start, t,
+            "segment {} starts where the previous ended",
+            s.index
+        );
         t += s.duration;
         if i + 1 < m.segments.len() {
             let secs = s.duration as f64 / f64::from(rate);
-            assert!((6.0..7.0).contains(&secs), "segment {} lasts {secs} s", s.index);
+            assert!(
+                (6.0..7.0).contains(&secs),
+                "segment {} lasts {secs} s",
+                s.index
+            );
         }
     }
-    assert!(t >= m.duration_samples + m.skip_samples, "segments cover the presented duration");
+    assert!(
+        t >= m.duration_samples + m.skip_samples,
+        "segments cover the presented duration"
+    );
 }
 
 #[test]
 fn flac_16_bit_stereo_44k() {
-    check(Case { file: "a.flac", rate: 44_100, channels: 2, seconds: 8.0, codec: &["-c:a", "flac", "-sample_fmt", "s16"], lossless: Lossless::Exact });
+    check(Case {
+        file: "a.flac",
+        rate: 44_100,
+        channels: 2,
+        seconds: 8.0,
+        codec: &["-c:a", "flac", "-sample_fmt", "s16"],
+        lossless: Lossless::Exact,
+    });
 }
 
 #[test]
 fn flac_24_bit_stereo_96k() {
-    check(Case { file: "a.flac", rate: 96_000, channels: 2, seconds: 7.0, codec: &["-c:a", "flac", "-sample_fmt", "s32", "-bits_per_raw_sample", "24"], lossless: Lossless::Exact });
+    check(Case {
+        file: "a.flac",
+        rate: 96_000,
+        channels: 2,
+        seconds: 7.0,
+        codec: &[
+            "-c:a",
+            "flac",
+            "-sample_fmt",
+            "s32",
+            "-bits_per_raw_sample",
+            "24",
+        ],
+        lossless: Lossless::Exact,
+    });
 }
 
 #[test]
 fn flac_24_bit_stereo_192k() {
-    check(Case { file: "a.flac", rate: 192_000, channels: 2, seconds: 7.0, codec: &["-c:a", "flac", "-sample_fmt", "s32", "-bits_per_raw_sample", "24"], lossless: Lossless::Exact });
+    check(Case {
+        file: "a.flac",
+        rate: 192_000,
+        channels: 2,
+        seconds: 7.0,
+        codec: &[
+            "-c:a",
+            "flac",
+            "-sample_fmt",
+            "s32",
+            "-bits_per_raw_sample",
+            "24",
+        ],
+        lossless: Lossless::Exact,
+    });
 }
 
 #[test]
 fn wav_16_bit_mono_8k() {
-    check(Case { file: "a.wav", rate: 8_000, channels: 1, seconds: 8.0, codec: &["-c:a", "pcm_s16le"], lossless: Lossless::Exact });
+    check(Case {
+        file: "a.wav",
+        rate: 8_000,
+        channels: 1,
+        seconds: 8.0,
+        codec: &["-c:a", "pcm_s16le"],
+        lossless: Lossless::Exact,
+    });
 }
 
 #[test]
 fn wav_24_bit_stereo_48k() {
-    check(Case { file: "a.wav", rate: 48_000, channels: 2, seconds: 8.0, codec: &["-c:a", "pcm_s24le"], lossless: Lossless::Exact });
+    check(Case {
+        file: "a.wav",
+        rate: 48_000,
+        channels: 2,
+        seconds: 8.0,
+        codec: &["-c:a", "pcm_s24le"],
+        lossless: Lossless::Exact,
+    });
 }
 
 #[test]
 fn wav_32_bit_integer_stereo_44k() {
     // ffmpeg's s32 WAV from a float source uses all 32 bits, so this exercises the
     // quantise-to-24 path unless the low byte happens to be zero.
-    check(Case { file: "a.wav", rate: 44_100, channels: 2, seconds: 7.0, codec: &["-c:a", "pcm_s32le"], lossless: Lossless::Within24Bit });
+    check(Case {
+        file: "a.wav",
+        rate: 44_100,
+        channels: 2,
+        seconds: 7.0,
+        codec: &["-c:a", "pcm_s32le"],
+        lossless: Lossless::Within24Bit,
+    });
 }
 
 #[test]
 fn wav_32_bit_float_stereo_44k() {
-    check(Case { file: "a.wav", rate: 44_100, channels: 2, seconds: 7.0, codec: &["-c:a", "pcm_f32le"], lossless: Lossless::Within24Bit });
+    check(Case {
+        file: "a.wav",
+        rate: 44_100,
+        channels: 2,
+        seconds: 7.0,
+        codec: &["-c:a", "pcm_f32le"],
+        lossless: Lossless::Within24Bit,
+    });
 }
 
 #[test]
 fn mp3_stereo_44k() {
-    check(Case { file: "a.mp3", rate: 44_100, channels: 2, seconds: 8.0, codec: &["-c:a", "libmp3lame", "-b:a", "256k"], lossless: Lossless::SameLengthCorrelated });
+    check(Case {
+        file: "a.mp3",
+        rate: 44_100,
+        channels: 2,
+        seconds: 8.0,
+        codec: &["-c:a", "libmp3lame", "-b:a", "256k"],
+        lossless: Lossless::SameLengthCorrelated,
+    });
 }
 
 #[test]
 fn aac_in_m4a_stereo_44k() {
-    check(Case { file: "a.m4a", rate: 44_100, channels: 2, seconds: 8.0, codec: &["-c:a", "aac", "-b:a", "256k"], lossless: Lossless::SameLengthCorrelated });
+    check(Case {
+        file: "a.m4a",
+        rate: 44_100,
+        channels: 2,
+        seconds: 8.0,
+        codec: &["-c:a", "aac", "-b:a", "256k"],
+        lossless: Lossless::SameLengthCorrelated,
+    });
 }
 
 #[test]
 fn alac_in_m4a_stereo_44k() {
-    check(Case { file: "a.m4a", rate: 44_100, channels: 2, seconds: 7.0, codec: &["-c:a", "alac", "-sample_fmt", "s16p"], lossless: Lossless::Exact });
+    check(Case {
+        file: "a.m4a",
+        rate: 44_100,
+        channels: 2,
+        seconds: 7.0,
+        codec: &["-c:a", "alac", "-sample_fmt", "s16p"],
+        lossless: Lossless::Exact,
+    });
 }
 
 #[test]
 fn ogg_vorbis_stereo_44k() {
-    check(Case { file: "a.ogg", rate: 44_100, channels: 2, seconds: 8.0, codec: &["-c:a", "libvorbis", "-q:a", "8"], lossless: Lossless::SameLengthCorrelated });
+    check(Case {
+        file: "a.ogg",
+        rate: 44_100,
+        channels: 2,
+        seconds: 8.0,
+        codec: &["-c:a", "libvorbis", "-q:a", "8"],
+        lossless: Lossless::SameLengthCorrelated,
+    });
 }

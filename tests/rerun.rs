@@ -3,7 +3,9 @@
 use crate::util::{self, Workspace};
 
 fn modified(path: &std::path::Path) -> std::time::SystemTime {
-    std::fs::metadata(path).and_then(|m| m.modified()).expect("mtime")
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .expect("mtime")
 }
 
 #[test]
@@ -14,18 +16,30 @@ fn unchanged_album_is_skipped_and_changed_track_repackaged() {
     util::make_fixture(&dir.join("02.flac"), 44_100, 2, 3.0, &["-c:a", "flac"]);
     let first = ws.init_and_ingest();
     assert!(first.status.success(), "{}", util::text(&first));
-    assert!(String::from_utf8_lossy(&first.stdout).contains("2 track(s) packaged"), "{}", util::text(&first));
+    assert!(
+        String::from_utf8_lossy(&first.stdout).contains("2 track(s) packaged"),
+        "{}",
+        util::text(&first)
+    );
 
     let m1 = util::manifest(&ws, "rerun", 1, "lossless");
     let m2 = util::manifest(&ws, "rerun", 2, "high");
-    let manifest_path = ws.store().rendition_dir("rerun", 1, "lossless").expect("dir").join("manifest.json");
+    let manifest_path = ws
+        .store()
+        .rendition_dir("rerun", 1, "lossless")
+        .expect("dir")
+        .join("manifest.json");
     let before = modified(&manifest_path);
 
     let second = ws.encore(&["ingest"]);
     let out = String::from_utf8_lossy(&second.stdout).to_string();
     assert!(second.status.success(), "{}", util::text(&second));
     assert!(out.contains("0 track(s) packaged, 2 unchanged"), "{out}");
-    assert_eq!(modified(&manifest_path), before, "an unchanged track's files are not rewritten");
+    assert_eq!(
+        modified(&manifest_path),
+        before,
+        "an unchanged track's files are not rewritten"
+    );
     assert_eq!(util::manifest(&ws, "rerun", 1, "lossless"), m1);
 
     // Change track 2's source: only it is re-packaged, under new segment URLs (a new generation).
@@ -35,7 +49,10 @@ fn unchanged_album_is_skipped_and_changed_track_repackaged() {
     assert!(third.status.success(), "{}", util::text(&third));
     assert!(out.contains("1 track(s) packaged, 1 unchanged"), "{out}");
     let m2b = util::manifest(&ws, "rerun", 2, "high");
-    assert_ne!(m2b.generation, m2.generation, "re-packaged segments get new names");
+    assert_ne!(
+        m2b.generation, m2.generation,
+        "re-packaged segments get new names"
+    );
     assert!(m2b.duration_samples > m2.duration_samples);
     assert_eq!(util::manifest(&ws, "rerun", 1, "lossless"), m1);
 }
@@ -49,11 +66,18 @@ fn interrupted_generation_is_never_served_and_is_cleaned() {
     assert!(first.status.success(), "{}", util::text(&first));
     let m = util::manifest(&ws, "crashy", 1, "standard");
     // Simulate a crash mid-write: a generation folder with a partial segment and no manifest naming it.
-    let rdir = ws.store().rendition_dir("crashy", 1, "standard").expect("dir");
+    let rdir = ws
+        .store()
+        .rendition_dir("crashy", 1, "standard")
+        .expect("dir");
     let debris = rdir.join("gdeadbeefdeadbeef");
     std::fs::create_dir_all(&debris).expect("mkdir");
     std::fs::write(debris.join("0001.enc"), b"ENCS half").expect("write");
-    assert_eq!(util::manifest(&ws, "crashy", 1, "standard"), m, "the manifest still names the complete generation");
+    assert_eq!(
+        util::manifest(&ws, "crashy", 1, "standard"),
+        m,
+        "the manifest still names the complete generation"
+    );
     let forced = ws.encore(&["ingest", "--force"]);
     assert!(forced.status.success(), "{}", util::text(&forced));
     assert!(!debris.exists(), "debris of an interrupted run is removed");

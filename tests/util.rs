@@ -16,7 +16,10 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn new() -> Self {
-        let dir = tempfile::Builder::new().prefix("encore-test-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("encore-test-")
+            .tempdir()
+            .expect("temp dir");
         std::fs::create_dir_all(dir.path().join("media")).expect("media dir");
         Workspace { dir }
     }
@@ -46,7 +49,7 @@ impl Workspace {
 
     /// Runs the real `encore` binary with the workspace's folders.
     pub fn encore(&self, args: &[&str]) -> Output {
-        let out = Command::new(env!("CARGO_BIN_EXE_encore"))
+        Command::new(env!("CARGO_BIN_EXE_encore"))
             .args(args)
             .env("ENCORE_MEDIA", self.media())
             .env("ENCORE_KEYS", self.keys())
@@ -54,8 +57,7 @@ impl Workspace {
             .env_remove("ENCORE_CONFIG")
             .current_dir(self.path())
             .output()
-            .expect("run encore");
-        out
+            .expect("run encore")
     }
 
     /// `encore keys init` then `encore ingest`, returning the ingest output.
@@ -68,7 +70,12 @@ impl Workspace {
 
 /// stdout and stderr of a run, for assertion messages.
 pub fn text(out: &Output) -> String {
-    format!("status {:?}\n--- stdout\n{}\n--- stderr\n{}", out.status.code(), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// Runs ffmpeg, panicking with its stderr on failure. Tests need ffmpeg: `.ci/run` installs it.
@@ -78,7 +85,12 @@ pub fn ffmpeg(args: &[&str]) -> Vec<u8> {
         .args(args)
         .output()
         .expect("ffmpeg must be installed (run .ci/run, which installs it)");
-    assert!(out.status.success(), "ffmpeg {:?} failed: {}", args, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffmpeg {:?} failed: {}",
+        args,
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -89,14 +101,27 @@ pub fn signal_expr(channels: u16, rate: u32, seconds: f64) -> String {
     let top = (f64::from(rate) * 0.3).min(12_000.0);
     let sweep = (top - 150.0) / seconds;
     let tone = (f64::from(rate) * 0.2).min(2500.0);
-    let left = format!("0.35*sin(2*PI*(150+{:.3}*t)*t)+0.1*sin(2*PI*{tone:.1}*t)", sweep / 2.0);
-    let right = format!("0.3*sin(2*PI*({top:.1}-{:.3}*t)*t)+0.15*sin(2*PI*440*t)", sweep / 2.0);
-    if channels == 1 { left } else { format!("{left}|{right}") }
+    let left = format!(
+        "0.35*sin(2*PI*(150+{:.3}*t)*t)+0.1*sin(2*PI*{tone:.1}*t)",
+        sweep / 2.0
+    );
+    let right = format!(
+        "0.3*sin(2*PI*({top:.1}-{:.3}*t)*t)+0.15*sin(2*PI*440*t)",
+        sweep / 2.0
+    );
+    if channels == 1 {
+        left
+    } else {
+        format!("{left}|{right}")
+    }
 }
 
 /// Writes a fixture with ffmpeg: `seconds` of the test signal at `rate` Hz, encoded with `codec_args`.
 pub fn make_fixture(path: &Path, rate: u32, channels: u16, seconds: f64, codec_args: &[&str]) {
-    let src = format!("aevalsrc=exprs={}:s={rate}:d={seconds}", signal_expr(channels, rate, seconds));
+    let src = format!(
+        "aevalsrc=exprs={}:s={rate}:d={seconds}",
+        signal_expr(channels, rate, seconds)
+    );
     let mut args: Vec<&str> = vec!["-y", "-f", "lavfi", "-i", &src];
     args.extend_from_slice(codec_args);
     let p = path.to_str().expect("utf-8 path");
@@ -107,7 +132,9 @@ pub fn make_fixture(path: &Path, rate: u32, channels: u16, seconds: f64, codec_a
 /// Decodes a file with ffmpeg to interleaved s32 at its own rate.
 pub fn decode_s32(path: &Path) -> Vec<i32> {
     let raw = ffmpeg(&["-i", path.to_str().expect("utf-8"), "-f", "s32le", "-"]);
-    raw.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    raw.chunks_exact(4)
+        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 /// Decodes a file with ffmpeg to interleaved f32, optionally resampled to `rate`.
@@ -120,26 +147,48 @@ pub fn decode_f32(path: &Path, rate: Option<u32>) -> Vec<f32> {
     }
     args.extend_from_slice(&["-f", "f32le", "-"]);
     let raw = ffmpeg(&args);
-    raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    raw.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 /// The manifest of a packaged rendition, which must exist.
 pub fn manifest(ws: &Workspace, album: &str, track: u32, rendition: &str) -> RenditionManifest {
-    ws.store().read_manifest(album, track, rendition).expect("read manifest").unwrap_or_else(|| panic!("no manifest for {album}/{track}/{rendition}"))
+    ws.store()
+        .read_manifest(album, track, rendition)
+        .expect("read manifest")
+        .unwrap_or_else(|| panic!("no manifest for {album}/{track}/{rendition}"))
 }
 
 /// Opens every seal of a rendition with its content key and concatenates init + fragments,
 /// as a client does; writes the result as an .m4a and returns its path.
 pub fn open_rendition(ws: &Workspace, album: &str, track: u32, rendition: &str) -> PathBuf {
     let m = manifest(ws, album, track, rendition);
-    let key = ws.keyring().content_key(album, track, rendition).expect("content key");
-    assert_eq!(key.id().to_string(), m.key_id, "manifest names the content key");
+    let key = ws
+        .keyring()
+        .content_key(album, track, rendition)
+        .expect("content key");
+    assert_eq!(
+        key.id().to_string(),
+        m.key_id,
+        "manifest names the content key"
+    );
     let store = ws.store();
     let mut out = Vec::new();
     for rec in std::iter::once(&m.init).chain(&m.segments) {
-        let sealed = std::fs::read(store.segment_path(&m, rec).expect("path")).expect("read segment");
-        let slot = if rec.index == 0 { SegmentSlot::Init } else { SegmentSlot::Media(rec.index) };
-        let ctx = SealContext { album, track, rendition, slot };
+        let sealed =
+            std::fs::read(store.segment_path(&m, rec).expect("path")).expect("read segment");
+        let slot = if rec.index == 0 {
+            SegmentSlot::Init
+        } else {
+            SegmentSlot::Media(rec.index)
+        };
+        let ctx = SealContext {
+            album,
+            track,
+            rendition,
+            slot,
+        };
         out.extend(seal::open(&key, &ctx, &sealed).expect("open seal"));
     }
     let path = ws.path().join(format!("{album}-{track}-{rendition}.m4a"));
@@ -150,7 +199,10 @@ pub fn open_rendition(ws: &Workspace, album: &str, track: u32, rendition: &str) 
 /// Pearson correlation of two equal-length signals.
 pub fn correlation(a: &[f32], b: &[f32]) -> f64 {
     let n = a.len().min(b.len());
-    let (ma, mb) = (a[..n].iter().map(|&x| f64::from(x)).sum::<f64>() / n as f64, b[..n].iter().map(|&x| f64::from(x)).sum::<f64>() / n as f64);
+    let (ma, mb) = (
+        a[..n].iter().map(|&x| f64::from(x)).sum::<f64>() / n as f64,
+        b[..n].iter().map(|&x| f64::from(x)).sum::<f64>() / n as f64,
+    );
     let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
     for i in 0..n {
         let (x, y) = (f64::from(a[i]) - ma, f64::from(b[i]) - mb);

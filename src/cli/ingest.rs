@@ -33,17 +33,38 @@ pub struct IngestArgs {
 
 /// Runs `encore ingest`.
 pub async fn run(args: IngestArgs) -> ExitCode {
-    let config = match args.common.load(Overrides { segment_seconds: args.segment_seconds, parallelism: args.jobs, ..Default::default() }) {
+    let config = match args.common.load(Overrides {
+        segment_seconds: args.segment_seconds,
+        parallelism: args.jobs,
+        ..Default::default()
+    }) {
         Ok(c) => c,
         Err(e) => return fail(e, 2),
     };
     let keyring = match Keyring::open(&config.keys_dir) {
         Ok(k) => Arc::new(k),
-        Err(e) => return fail(format!("{e}\n(run `encore keys init --keys {}` first)", config.keys_dir.display()), 2),
+        Err(e) => {
+            return fail(
+                format!(
+                    "{e}\n(run `encore keys init --keys {}` first)",
+                    config.keys_dir.display()
+                ),
+                2,
+            );
+        }
     };
-    let job = IngestJob { media_dir: config.media_dir.clone(), albums: args.albums, settings: config.ingest.clone(), force: args.force };
+    let job = IngestJob {
+        media_dir: config.media_dir.clone(),
+        albums: args.albums,
+        settings: config.ingest.clone(),
+        force: args.force,
+    };
     let observer: Arc<dyn ingest::Observer> = Arc::from(progress::for_stderr());
     let report = ingest::run(job, keyring, Store::new(&config.data_dir), observer).await;
     println!("{}", report.summary());
-    if report.ok() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }

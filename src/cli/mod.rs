@@ -46,7 +46,12 @@ pub struct CommonArgs {
 
 impl CommonArgs {
     fn overrides(&self) -> Overrides {
-        Overrides { media: self.media.clone(), keys: self.keys.clone(), data: self.data.clone(), ..Default::default() }
+        Overrides {
+            media: self.media.clone(),
+            keys: self.keys.clone(),
+            data: self.data.clone(),
+            ..Default::default()
+        }
     }
 
     fn load(&self, extra: Overrides) -> Result<Config, crate::config::ConfigError> {
@@ -67,7 +72,10 @@ impl CommonArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -83,8 +91,8 @@ pub fn main() -> ExitCode {
 }
 
 fn init_logging() {
-    use tracing_subscriber::EnvFilter;
     use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
     // Decoder crates narrate every stream they open at info level; keep them to warnings.
     let filter = EnvFilter::try_from_env("ENCORE_LOG").unwrap_or_else(|_| EnvFilter::new("info,symphonia=warn,symphonia_core=warn,symphonia_format_ogg=warn,symphonia_bundle_mp3=warn,symphonia_format_isomp4=warn,symphonia_format_riff=warn"));
     let _ = tracing_subscriber::fmt()

@@ -102,18 +102,28 @@ pub struct IngestSettings {
 impl IngestSettings {
     /// A stable description of everything that changes the packaged bytes.
     pub fn fingerprint(&self) -> String {
-        format!("seg={};high={};std={}", self.segment_seconds, self.high_bitrate, self.standard_bitrate)
+        format!(
+            "seg={};high={};std={}",
+            self.segment_seconds, self.high_bitrate, self.standard_bitrate
+        )
     }
 }
 
 impl Default for IngestSettings {
     fn default() -> Self {
-        IngestSettings { segment_seconds: 6.0, high_bitrate: 256_000, standard_bitrate: 128_000, parallelism: default_parallelism() }
+        IngestSettings {
+            segment_seconds: 6.0,
+            high_bitrate: 256_000,
+            standard_bitrate: 128_000,
+            parallelism: default_parallelism(),
+        }
     }
 }
 
 fn default_parallelism() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// The validated configuration.
@@ -153,7 +163,9 @@ impl Config {
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
         let raw = match file {
             Some(path) => read_raw(path)?,
-            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => read_raw(Path::new(DEFAULT_CONFIG_FILE))?,
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
+                read_raw(Path::new(DEFAULT_CONFIG_FILE))?
+            }
             None => RawConfig::default(),
         };
         Config::from_raw(raw, overrides)
@@ -162,37 +174,81 @@ impl Config {
     /// Validates a raw config with overrides applied.
     pub fn from_raw(raw: RawConfig, o: &Overrides) -> Result<Config, ConfigError> {
         let defaults = IngestSettings::default();
-        let segment_seconds = o.segment_seconds.or(raw.ingest.segment_seconds).unwrap_or(defaults.segment_seconds);
+        let segment_seconds = o
+            .segment_seconds
+            .or(raw.ingest.segment_seconds)
+            .unwrap_or(defaults.segment_seconds);
         if !(1.0..=30.0).contains(&segment_seconds) {
-            return Err(ConfigError::Invalid { key: "ingest.segment_seconds", problem: format!("is {segment_seconds}; use 1 to 30") });
+            return Err(ConfigError::Invalid {
+                key: "ingest.segment_seconds",
+                problem: format!("is {segment_seconds}; use 1 to 30"),
+            });
         }
         let kbps = |key: &'static str, v: Option<u32>, default: u32| -> Result<u32, ConfigError> {
             let v = v.map(|k| k * 1000).unwrap_or(default);
             if (12_000..=510_000).contains(&v) {
                 Ok(v)
             } else {
-                Err(ConfigError::Invalid { key, problem: format!("is {} kbit/s; Opus takes 12 to 510", v / 1000) })
+                Err(ConfigError::Invalid {
+                    key,
+                    problem: format!("is {} kbit/s; Opus takes 12 to 510", v / 1000),
+                })
             }
         };
-        let high_bitrate = kbps("ingest.high_kbps", raw.ingest.high_kbps, defaults.high_bitrate)?;
-        let standard_bitrate = kbps("ingest.standard_kbps", raw.ingest.standard_kbps, defaults.standard_bitrate)?;
+        let high_bitrate = kbps(
+            "ingest.high_kbps",
+            raw.ingest.high_kbps,
+            defaults.high_bitrate,
+        )?;
+        let standard_bitrate = kbps(
+            "ingest.standard_kbps",
+            raw.ingest.standard_kbps,
+            defaults.standard_bitrate,
+        )?;
         let parallelism = match o.parallelism.or(raw.ingest.parallelism) {
             None | Some(0) => defaults.parallelism,
             Some(n) => n.min(256),
         };
         Ok(Config {
-            media_dir: o.media.clone().or(raw.paths.media).unwrap_or_else(|| "media".into()),
-            keys_dir: o.keys.clone().or(raw.paths.keys).unwrap_or_else(|| "keys".into()),
-            data_dir: o.data.clone().or(raw.paths.data).unwrap_or_else(|| "data".into()),
-            listen: o.listen.clone().or(raw.server.listen).unwrap_or_else(|| "127.0.0.1:8080".into()),
-            ingest: IngestSettings { segment_seconds, high_bitrate, standard_bitrate, parallelism },
+            media_dir: o
+                .media
+                .clone()
+                .or(raw.paths.media)
+                .unwrap_or_else(|| "media".into()),
+            keys_dir: o
+                .keys
+                .clone()
+                .or(raw.paths.keys)
+                .unwrap_or_else(|| "keys".into()),
+            data_dir: o
+                .data
+                .clone()
+                .or(raw.paths.data)
+                .unwrap_or_else(|| "data".into()),
+            listen: o
+                .listen
+                .clone()
+                .or(raw.server.listen)
+                .unwrap_or_else(|| "127.0.0.1:8080".into()),
+            ingest: IngestSettings {
+                segment_seconds,
+                high_bitrate,
+                standard_bitrate,
+                parallelism,
+            },
         })
     }
 }
 
 fn read_raw(path: &Path) -> Result<RawConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -209,8 +265,12 @@ mod tests {
 
     #[test]
     fn overrides_win_over_file() {
-        let raw: RawConfig = toml::from_str("[paths]\nmedia = \"m\"\n[ingest]\nsegment_seconds = 4.0\n").unwrap();
-        let o = Overrides { media: Some("x".into()), ..Default::default() };
+        let raw: RawConfig =
+            toml::from_str("[paths]\nmedia = \"m\"\n[ingest]\nsegment_seconds = 4.0\n").unwrap();
+        let o = Overrides {
+            media: Some("x".into()),
+            ..Default::default()
+        };
         let c = Config::from_raw(raw, &o).unwrap();
         assert_eq!(c.media_dir, PathBuf::from("x"));
         assert_eq!(c.ingest.segment_seconds, 4.0);

@@ -68,7 +68,11 @@ impl IngestReport {
 
     /// Audio seconds packaged per wall-clock second.
     pub fn realtime_factor(&self) -> f64 {
-        if self.wall_seconds > 0.0 { self.audio_seconds / self.wall_seconds } else { 0.0 }
+        if self.wall_seconds > 0.0 {
+            self.audio_seconds / self.wall_seconds
+        } else {
+            0.0
+        }
     }
 
     /// The one-paragraph summary printed at the end of `encore ingest`.
@@ -95,7 +99,12 @@ impl IngestReport {
 }
 
 /// Runs an ingest. Never panics on bad input: every failure lands in the report.
-pub async fn run(job: IngestJob, keyring: Arc<Keyring>, store: Store, observer: Arc<dyn Observer>) -> IngestReport {
+pub async fn run(
+    job: IngestJob,
+    keyring: Arc<Keyring>,
+    store: Store,
+    observer: Arc<dyn Observer>,
+) -> IngestReport {
     let started = Instant::now();
     let mut report = IngestReport::default();
     let mut albums = Vec::new();
@@ -125,9 +134,17 @@ pub async fn run(job: IngestJob, keyring: Arc<Keyring>, store: Store, observer: 
     let settings = Arc::new(job.settings.clone());
     let mut album_tasks = Vec::new();
     for album in albums {
-        let (keyring, store, observer, permits, settings) = (keyring.clone(), store.clone(), observer.clone(), permits.clone(), settings.clone());
+        let (keyring, store, observer, permits, settings) = (
+            keyring.clone(),
+            store.clone(),
+            observer.clone(),
+            permits.clone(),
+            settings.clone(),
+        );
         let force = job.force;
-        album_tasks.push(tokio::spawn(async move { ingest_album(album, keyring, store, observer, permits, settings, force).await }));
+        album_tasks.push(tokio::spawn(async move {
+            ingest_album(album, keyring, store, observer, permits, settings, force).await
+        }));
     }
     for t in album_tasks {
         match t.await {
@@ -139,7 +156,10 @@ pub async fn run(job: IngestJob, keyring: Arc<Keyring>, store: Store, observer: 
                 report.audio_seconds += part.audio_seconds;
                 report.failures.extend(part.failures);
             }
-            Err(e) => report.failures.push(Failure { path: job.media_dir.clone(), reason: format!("album task failed: {e}") }),
+            Err(e) => report.failures.push(Failure {
+                path: job.media_dir.clone(),
+                reason: format!("album task failed: {e}"),
+            }),
         }
     }
     report.wall_seconds = started.elapsed().as_secs_f64();
@@ -147,7 +167,10 @@ pub async fn run(job: IngestJob, keyring: Arc<Keyring>, store: Store, observer: 
 }
 
 fn failure_of(e: &dyn std::fmt::Display, path: &Path) -> Failure {
-    Failure { path: path.to_path_buf(), reason: e.to_string() }
+    Failure {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
 }
 
 async fn ingest_album(
@@ -165,7 +188,14 @@ async fn ingest_album(
     observer.album_started(&id, album.tracks.len());
     let mut tasks = Vec::new();
     for t in album.tracks.iter() {
-        let (album, keyring, store, observer, permits, settings) = (album.clone(), keyring.clone(), store.clone(), observer.clone(), permits.clone(), settings.clone());
+        let (album, keyring, store, observer, permits, settings) = (
+            album.clone(),
+            keyring.clone(),
+            store.clone(),
+            observer.clone(),
+            permits.clone(),
+            settings.clone(),
+        );
         let number = t.number;
         let path = t.path.clone();
         tasks.push((
@@ -179,7 +209,11 @@ async fn ingest_album(
                         album: &id,
                         track: number,
                         path,
-                        title_override: album.info.as_ref().and_then(|i| i.track_title(number)).map(str::to_owned),
+                        title_override: album
+                            .info
+                            .as_ref()
+                            .and_then(|i| i.track_title(number))
+                            .map(str::to_owned),
                         preview_start: window.start_seconds,
                         preview_seconds: window.seconds,
                         settings: &settings,
@@ -189,7 +223,12 @@ async fn ingest_album(
                     };
                     let result = track::package(&job, observer.as_ref());
                     match &result {
-                        Ok(o) => observer.track_finished(&id, number, true, if o.packaged { "packaged" } else { "unchanged" }),
+                        Ok(o) => observer.track_finished(
+                            &id,
+                            number,
+                            true,
+                            if o.packaged { "packaged" } else { "unchanged" },
+                        ),
                         Err(e) => observer.track_finished(&id, number, false, &e.to_string()),
                     }
                     result
@@ -218,12 +257,21 @@ async fn ingest_album(
                 }
                 packaged_tracks.push(outcome.record);
             }
-            Ok(Ok(Err(e))) => report.failures.push(Failure { path, reason: track_reason(&e) }),
-            Ok(Err(e)) | Err(e) => report.failures.push(Failure { path, reason: format!("worker failed: {e}") }),
+            Ok(Ok(Err(e))) => report.failures.push(Failure {
+                path,
+                reason: track_reason(&e),
+            }),
+            Ok(Err(e)) | Err(e) => report.failures.push(Failure {
+                path,
+                reason: format!("worker failed: {e}"),
+            }),
         }
     }
     if let Err(e) = write_album_record(&album, &store, &packaged_tracks, embedded_cover) {
-        report.failures.push(Failure { path: album.dir.clone(), reason: e });
+        report.failures.push(Failure {
+            path: album.dir.clone(),
+            reason: e,
+        });
     }
     observer.album_finished(&id);
     report
@@ -242,16 +290,47 @@ fn write_album_record(
 ) -> Result<(), String> {
     let id = album.id.to_string();
     let previous = store.read_album(&id).ok().flatten();
-    let (mut cover, mut cover_type) = (previous.as_ref().and_then(|p| p.cover.clone()), previous.as_ref().and_then(|p| p.cover_type.clone()));
+    let (mut cover, mut cover_type) = (
+        previous.as_ref().and_then(|p| p.cover.clone()),
+        previous.as_ref().and_then(|p| p.cover_type.clone()),
+    );
     if let Some(path) = &album.cover {
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read cover {}: {e}", path.display()))?;
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("jpg").to_ascii_lowercase();
-        let ext = if ext == "jpeg" { "jpg".to_string() } else { ext };
-        cover_type = Some(if ext == "png" { "image/png" } else { "image/jpeg" }.to_string());
-        cover = Some(store.write_cover(&id, &ext, &bytes).map_err(|e| e.to_string())?);
+        let bytes = std::fs::read(path)
+            .map_err(|e| format!("cannot read cover {}: {e}", path.display()))?;
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("jpg")
+            .to_ascii_lowercase();
+        let ext = if ext == "jpeg" {
+            "jpg".to_string()
+        } else {
+            ext
+        };
+        cover_type = Some(
+            if ext == "png" {
+                "image/png"
+            } else {
+                "image/jpeg"
+            }
+            .to_string(),
+        );
+        cover = Some(
+            store
+                .write_cover(&id, &ext, &bytes)
+                .map_err(|e| e.to_string())?,
+        );
     } else if let Some(pic) = embedded {
-        let ext = if pic.media_type.contains("png") { "png" } else { "jpg" };
-        cover = Some(store.write_cover(&id, ext, &pic.data).map_err(|e| e.to_string())?);
+        let ext = if pic.media_type.contains("png") {
+            "png"
+        } else {
+            "jpg"
+        };
+        cover = Some(
+            store
+                .write_cover(&id, ext, &pic.data)
+                .map_err(|e| e.to_string())?,
+        );
         cover_type = Some(pic.media_type.clone());
     }
     let info = album.info.as_ref();
@@ -261,11 +340,15 @@ fn write_album_record(
     let record = AlbumRecord {
         format: MANIFEST_FORMAT,
         album: id.clone(),
-        title: info.and_then(|i| i.title.clone()).unwrap_or_else(|| id.clone()),
+        title: info
+            .and_then(|i| i.title.clone())
+            .unwrap_or_else(|| id.clone()),
         artist: info.and_then(|i| i.artist.clone()).or(first_tags),
         release_date: info.and_then(|i| i.release_date).map(|d| d.to_string()),
         price: info.and_then(|i| i.price.as_ref()).map(|p| p.minor_units),
-        currency: info.and_then(|i| i.price.as_ref()).map(|p| p.currency.to_string()),
+        currency: info
+            .and_then(|i| i.price.as_ref())
+            .map(|p| p.currency.to_string()),
         cover,
         cover_type,
         tracks: numbers,

@@ -20,7 +20,11 @@ pub trait Observer: Send + Sync {
 
 /// Picks bars for a terminal on stderr and log lines otherwise.
 pub fn for_stderr() -> Box<dyn Observer> {
-    if std::io::stderr().is_terminal() { Box::new(Bars::new()) } else { Box::new(LogLines) }
+    if std::io::stderr().is_terminal() {
+        Box::new(Bars::new())
+    } else {
+        Box::new(LogLines)
+    }
 }
 
 /// Plain log lines through `tracing`, for CI logs and pipes.
@@ -79,7 +83,9 @@ fn album_style() -> ProgressStyle {
 }
 
 fn track_style() -> ProgressStyle {
-    ProgressStyle::with_template("  {prefix} [{bar:20}] {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> ")
+    ProgressStyle::with_template("  {prefix} [{bar:20}] {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
 }
 
 impl Observer for Bars {
@@ -92,7 +98,9 @@ impl Observer for Bars {
         }
     }
     fn track_step(&self, album: &str, track: u32, step: &str, step_no: u64, steps: u64) {
-        let Ok(mut m) = self.tracks.lock() else { return };
+        let Ok(mut m) = self.tracks.lock() else {
+            return;
+        };
         let bar = m.entry((album.to_string(), track)).or_insert_with(|| {
             let b = self.multi.add(ProgressBar::new(steps));
             b.set_style(track_style());
@@ -111,7 +119,9 @@ impl Observer for Bars {
             self.multi.remove(&bar);
         }
         if !ok {
-            let _ = self.multi.println(format!("error: {album} track {track}: {note}"));
+            let _ = self
+                .multi
+                .println(format!("error: {album} track {track}: {note}"));
         }
         if let Ok(m) = self.albums.lock()
             && let Some(bar) = m.get(album)

@@ -11,7 +11,10 @@ use crate::media::decode::{self, DecodeError, EmbeddedPicture};
 use crate::media::encoded::EncodedAudio;
 use crate::media::{flac, mp4, opus, preview, resample, segment};
 use crate::seal::{self, ContentKey, Keyring, SealContext, SegmentSlot};
-use crate::store::{PreviewWindowRecord, RenditionManifest, SealedSegment, SegmentRecord, Store, TrackRecord, MANIFEST_FORMAT};
+use crate::store::{
+    MANIFEST_FORMAT, PreviewWindowRecord, RenditionManifest, SealedSegment, SegmentRecord, Store,
+    TrackRecord,
+};
 
 /// Why a track could not be packaged. Each names the source file.
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +101,9 @@ const STEPS: u64 = 7;
 
 /// Packages one track, catching panics from codecs so that they fail only this track.
 pub fn package(job: &TrackJob<'_>, observer: &dyn Observer) -> Result<TrackOutcome, TrackError> {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| package_inner(job, observer))) {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        package_inner(job, observer)
+    })) {
         Ok(result) => result,
         Err(payload) => {
             let message = payload
@@ -106,7 +111,10 @@ pub fn package(job: &TrackJob<'_>, observer: &dyn Observer) -> Result<TrackOutco
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            Err(TrackError::Panicked { path: job.path.clone(), message })
+            Err(TrackError::Panicked {
+                path: job.path.clone(),
+                message,
+            })
         }
     }
 }
@@ -114,8 +122,14 @@ pub fn package(job: &TrackJob<'_>, observer: &dyn Observer) -> Result<TrackOutco
 fn package_inner(job: &TrackJob<'_>, observer: &dyn Observer) -> Result<TrackOutcome, TrackError> {
     let step = |name: &str, n: u64| observer.track_step(job.album, job.track, name, n, STEPS);
     let path = &job.path;
-    let encode_err = |reason: String| TrackError::Encode { path: path.clone(), reason };
-    let store_err = |e: crate::store::StoreError| TrackError::Store { path: path.clone(), reason: e.to_string() };
+    let encode_err = |reason: String| TrackError::Encode {
+        path: path.clone(),
+        reason,
+    };
+    let store_err = |e: crate::store::StoreError| TrackError::Store {
+        path: path.clone(),
+        reason: e.to_string(),
+    };
 
     step("checking", 0);
     let keys = rendition::ALL
@@ -123,7 +137,10 @@ fn package_inner(job: &TrackJob<'_>, observer: &dyn Observer) -> Result<TrackOut
         .map(|r| {
             job.keyring
                 .content_key(job.album, job.track, r)
-                .map_err(|e| TrackError::Key { path: path.clone(), reason: e.to_string() })
+                .map_err(|e| TrackError::Key {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })
         })
         .collect::<Result<Vec<ContentKey>, _>>()?;
     let fingerprint = fingerprint(job, &keys)?;
@@ -142,51 +159,107 @@ fn package_inner(job: &TrackJob<'_>, observer: &dyn Observer) -> Result<TrackOut
     let decoded = decode::decode_file(path)?;
     let pcm = &decoded.pcm;
     if pcm.channels > 2 {
-        return Err(encode_err(format!("{} channels: encore packages mono and stereo", pcm.channels)));
+        return Err(encode_err(format!(
+            "{} channels: encore packages mono and stereo",
+            pcm.channels
+        )));
     }
-    let generation = new_generation().map_err(|e| TrackError::Key { path: path.clone(), reason: e })?;
+    let generation = new_generation().map_err(|e| TrackError::Key {
+        path: path.clone(),
+        reason: e,
+    })?;
     let mut written = 0u64;
     let key_for = |name: &str| &keys[rendition::ALL.iter().position(|r| *r == name).unwrap_or(0)];
 
     step("lossless", 2);
     let (flac_audio, exactness) = flac::encode(pcm).map_err(|e| encode_err(e.to_string()))?;
-    let (mut m, sealed) = write_rendition(job, LOSSLESS, &flac_audio, key_for(LOSSLESS), &generation, None)?;
+    let (mut m, sealed) = write_rendition(
+        job,
+        LOSSLESS,
+        &flac_audio,
+        key_for(LOSSLESS),
+        &generation,
+        None,
+    )?;
     m.bit_exact = Some(exactness == flac::Exactness::BitExact);
     written += store_manifest(job, (m, sealed))?;
     drop(flac_audio);
 
     step("resampling", 3);
-    let pcm48 = resample::resample_interleaved(&pcm.float, pcm.channels, pcm.sample_rate, resample::OPUS_RATE).map_err(|e| encode_err(e.to_string()))?;
-    let per_channel = |stereo_rate: u32| if pcm.channels == 1 { stereo_rate / 2 } else { stereo_rate };
+    let pcm48 = resample::resample_interleaved(
+        &pcm.float,
+        pcm.channels,
+        pcm.sample_rate,
+        resample::OPUS_RATE,
+    )
+    .map_err(|e| encode_err(e.to_string()))?;
+    let per_channel = |stereo_rate: u32| {
+        if pcm.channels == 1 {
+            stereo_rate / 2
+        } else {
+            stereo_rate
+        }
+    };
 
-    for (n, (name, rate)) in [(HIGH, job.settings.high_bitrate), (STANDARD, job.settings.standard_bitrate)].into_iter().enumerate() {
+    for (n, (name, rate)) in [
+        (HIGH, job.settings.high_bitrate),
+        (STANDARD, job.settings.standard_bitrate),
+    ]
+    .into_iter()
+    .enumerate()
+    {
         step(name, 4 + n as u64);
-        let audio = opus::encode(&pcm48, pcm.channels, per_channel(rate)).map_err(|e| encode_err(e.to_string()))?;
+        let audio = opus::encode(&pcm48, pcm.channels, per_channel(rate))
+            .map_err(|e| encode_err(e.to_string()))?;
         let m = write_rendition(job, name, &audio, key_for(name), &generation, None)?;
         written += store_manifest(job, m)?;
     }
 
     step(PREVIEW, 6);
-    let span = preview::span(pcm48.len() / usize::from(pcm.channels), resample::OPUS_RATE, job.preview_start, job.preview_seconds);
+    let span = preview::span(
+        pcm48.len() / usize::from(pcm.channels),
+        resample::OPUS_RATE,
+        job.preview_start,
+        job.preview_seconds,
+    );
     let clip = preview::clip(&pcm48, pcm.channels, resample::OPUS_RATE, span);
-    let audio = opus::encode(&clip, pcm.channels, per_channel(job.settings.standard_bitrate)).map_err(|e| encode_err(e.to_string()))?;
+    let audio = opus::encode(
+        &clip,
+        pcm.channels,
+        per_channel(job.settings.standard_bitrate),
+    )
+    .map_err(|e| encode_err(e.to_string()))?;
     let window = PreviewWindowRecord {
         start_seconds: span.start as f64 / f64::from(resample::OPUS_RATE),
         seconds: span.len as f64 / f64::from(resample::OPUS_RATE),
     };
-    let m = write_rendition(job, PREVIEW, &audio, key_for(PREVIEW), &generation, Some(window))?;
+    let m = write_rendition(
+        job,
+        PREVIEW,
+        &audio,
+        key_for(PREVIEW),
+        &generation,
+        Some(window),
+    )?;
     written += store_manifest(job, m)?;
 
     let title = job
         .title_override
         .clone()
         .or_else(|| decoded.tags.title.clone())
-        .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+        .unwrap_or_else(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
     let record = TrackRecord {
         format: MANIFEST_FORMAT,
         album: job.album.to_string(),
         track: job.track,
-        source_file: path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        source_file: path
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         fingerprint,
         title,
         artist: decoded.tags.artist.clone(),
@@ -218,17 +291,46 @@ fn write_rendition(
     preview: Option<PreviewWindowRecord>,
 ) -> Result<(RenditionManifest, Vec<SealedSegment>), TrackError> {
     let path = &job.path;
-    let packaged = segment::package(audio, job.settings.segment_seconds).map_err(|e| TrackError::Encode { path: path.clone(), reason: e.to_string() })?;
+    let packaged =
+        segment::package(audio, job.settings.segment_seconds).map_err(|e| TrackError::Encode {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
     let seal_one = |slot: SegmentSlot, bytes: Vec<u8>| {
-        let ctx = SealContext { album: job.album, track: job.track, rendition: name, slot };
-        seal::seal(key, &ctx, bytes).map_err(|e| TrackError::Key { path: path.clone(), reason: e.to_string() })
+        let ctx = SealContext {
+            album: job.album,
+            track: job.track,
+            rendition: name,
+            slot,
+        };
+        seal::seal(key, &ctx, bytes).map_err(|e| TrackError::Key {
+            path: path.clone(),
+            reason: e.to_string(),
+        })
     };
     let mut sealed = Vec::with_capacity(packaged.segments.len() + 1);
-    sealed.push(SealedSegment { index: 0, start: 0, duration: 0, bytes: seal_one(SegmentSlot::Init, packaged.init)? });
+    sealed.push(SealedSegment {
+        index: 0,
+        start: 0,
+        duration: 0,
+        bytes: seal_one(SegmentSlot::Init, packaged.init)?,
+    });
     for s in packaged.segments {
-        sealed.push(SealedSegment { index: s.index, start: s.start, duration: s.duration, bytes: seal_one(SegmentSlot::Media(s.index), s.bytes)? });
+        sealed.push(SealedSegment {
+            index: s.index,
+            start: s.start,
+            duration: s.duration,
+            bytes: seal_one(SegmentSlot::Media(s.index), s.bytes)?,
+        });
     }
-    let empty = SegmentRecord { index: 0, file: String::new(), start: 0, duration: 0, bytes: 0, sha256: String::new() };
+    let empty = SegmentRecord {
+        index: 0,
+        file: String::new(),
+        start: 0,
+        duration: 0,
+        bytes: 0,
+        sha256: String::new(),
+    };
     let manifest = RenditionManifest {
         format: MANIFEST_FORMAT,
         album: job.album.to_string(),
@@ -252,26 +354,52 @@ fn write_rendition(
     Ok((manifest, sealed))
 }
 
-fn store_manifest(job: &TrackJob<'_>, (manifest, sealed): (RenditionManifest, Vec<SealedSegment>)) -> Result<u64, TrackError> {
-    let store_err = |e: crate::store::StoreError| TrackError::Store { path: job.path.clone(), reason: e.to_string() };
-    let previous = job.store.read_manifest(job.album, job.track, &manifest.rendition).ok().flatten().map(|m| m.generation);
-    let written = job.store.write_rendition(manifest, sealed).map_err(store_err)?;
+fn store_manifest(
+    job: &TrackJob<'_>,
+    (manifest, sealed): (RenditionManifest, Vec<SealedSegment>),
+) -> Result<u64, TrackError> {
+    let store_err = |e: crate::store::StoreError| TrackError::Store {
+        path: job.path.clone(),
+        reason: e.to_string(),
+    };
+    let previous = job
+        .store
+        .read_manifest(job.album, job.track, &manifest.rendition)
+        .ok()
+        .flatten()
+        .map(|m| m.generation);
+    let written = job
+        .store
+        .write_rendition(manifest, sealed)
+        .map_err(store_err)?;
     let mut keep = vec![written.generation.as_str()];
     if let Some(p) = previous.as_deref() {
         keep.push(p);
     }
-    job.store.collect_garbage(job.album, job.track, &written.rendition, &keep).map_err(store_err)?;
+    job.store
+        .collect_garbage(job.album, job.track, &written.rendition, &keep)
+        .map_err(store_err)?;
     Ok(written.total_bytes())
 }
 
 /// Hash over the source bytes, the settings, the preview window, the key ids and the pipeline version.
 fn fingerprint(job: &TrackJob<'_>, keys: &[ContentKey]) -> Result<String, TrackError> {
     use std::io::Read;
-    let mut file = std::fs::File::open(&job.path).map_err(|e| TrackError::Decode(DecodeError::Io { path: job.path.clone(), source: e }))?;
+    let mut file = std::fs::File::open(&job.path).map_err(|e| {
+        TrackError::Decode(DecodeError::Io {
+            path: job.path.clone(),
+            source: e,
+        })
+    })?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = file.read(&mut buf).map_err(|e| TrackError::Decode(DecodeError::Io { path: job.path.clone(), source: e }))?;
+        let n = file.read(&mut buf).map_err(|e| {
+            TrackError::Decode(DecodeError::Io {
+                path: job.path.clone(),
+                source: e,
+            })
+        })?;
         if n == 0 {
             break;
         }

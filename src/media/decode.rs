@@ -63,7 +63,9 @@ pub enum DecodeError {
         reason: String,
     },
     /// The file ends before the length its header announces.
-    #[error("{path} is truncated: its header announces {expected} samples per channel, the data ends after {decoded}")]
+    #[error(
+        "{path} is truncated: its header announces {expected} samples per channel, the data ends after {decoded}"
+    )]
     Truncated {
         /// The file.
         path: PathBuf,
@@ -108,7 +110,12 @@ pub struct EmbeddedPicture {
 
 impl std::fmt::Debug for EmbeddedPicture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "EmbeddedPicture({}, {} bytes)", self.media_type, self.data.len())
+        write!(
+            f,
+            "EmbeddedPicture({}, {} bytes)",
+            self.media_type,
+            self.data.len()
+        )
     }
 }
 
@@ -127,11 +134,16 @@ pub struct Decoded {
 
 /// Decodes a whole file. CPU-bound: call it from a blocking thread.
 pub fn decode_file(path: &Path) -> Result<Decoded, DecodeError> {
-    let io = |source| DecodeError::Io { path: path.to_path_buf(), source };
+    let io = |source| DecodeError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let file = File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
     if len == 0 {
-        return Err(DecodeError::Empty { path: path.to_path_buf() });
+        return Err(DecodeError::Empty {
+            path: path.to_path_buf(),
+        });
     }
     let stream = MediaSourceStream::new(Box::new(file), Default::default());
     let mut hint = Hint::new();
@@ -139,7 +151,10 @@ pub fn decode_file(path: &Path) -> Result<Decoded, DecodeError> {
         hint.with_extension(&ext.to_ascii_lowercase());
     }
     // Gapless on: MP3 (LAME/Xing) and Vorbis delay and padding are trimmed by the decoders.
-    let format_opts = FormatOptions { enable_gapless: true, ..Default::default() };
+    let format_opts = FormatOptions {
+        enable_gapless: true,
+        ..Default::default()
+    };
     let mut probed = symphonia::default::get_probe()
         .format(&hint, stream, &format_opts, &MetadataOptions::default())
         .map_err(|e| DecodeError::UnrecognisedFormat {
@@ -149,7 +164,12 @@ pub fn decode_file(path: &Path) -> Result<Decoded, DecodeError> {
 
     let mut tags = Tags::default();
     let mut cover = None;
-    if let Some(rev) = probed.metadata.get().as_ref().and_then(|m| m.current().cloned()) {
+    if let Some(rev) = probed
+        .metadata
+        .get()
+        .as_ref()
+        .and_then(|m| m.current().cloned())
+    {
         absorb_metadata(&rev, &mut tags, &mut cover);
     }
     let mut format = probed.format;
@@ -184,14 +204,24 @@ pub fn decode_file(path: &Path) -> Result<Decoded, DecodeError> {
             path: path.to_path_buf(),
             reason: describe(&e),
         })?;
-    let lossless = matches!(codec.as_str(), "flac" | "alac") || codec.starts_with("pcm_s") || codec.starts_with("pcm_u");
-    let int_bits = if lossless { params.bits_per_sample.or_else(|| alac_bit_depth(&codec, params.extra_data.as_deref())) } else { None };
+    let lossless = matches!(codec.as_str(), "flac" | "alac")
+        || codec.starts_with("pcm_s")
+        || codec.starts_with("pcm_u");
+    let int_bits = if lossless {
+        params
+            .bits_per_sample
+            .or_else(|| alac_bit_depth(&codec, params.extra_data.as_deref()))
+    } else {
+        None
+    };
 
     let mut channels: u16 = params.channels.map(|c| c.count() as u16).unwrap_or(0);
     let mut int: Option<Vec<i32>> = int_bits.map(|_| Vec::new());
     let mut float: Vec<f32> = Vec::new();
     if let Some(n) = params.n_frames {
-        let cap = (n as usize).saturating_mul(usize::from(channels.max(1))).min(1 << 30);
+        let cap = (n as usize)
+            .saturating_mul(usize::from(channels.max(1)))
+            .min(1 << 30);
         float.reserve(cap);
         if let Some(v) = int.as_mut() {
             v.reserve(cap);
@@ -209,7 +239,9 @@ pub fn decode_file(path: &Path) -> Result<Decoded, DecodeError> {
     loop {
         let packet = match format.next_packet() {
             Ok(p) => p,
-            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                break;
+            }
             Err(SymphoniaError::ResetRequired) => {
                 return Err(DecodeError::Unsupported {
                     path: path.to_path_buf(),
@@ -254,7 +286,9 @@ pub fn decode_file(path: &Path) -> Result<Decoded, DecodeError> {
     let _ = decoder.finalize();
 
     if decoded_frames == 0 || channels == 0 {
-        return Err(DecodeError::NoAudio { path: path.to_path_buf() });
+        return Err(DecodeError::NoAudio {
+            path: path.to_path_buf(),
+        });
     }
     if let Some(expected) = params.n_frames {
         // Lossless containers announce an exact length; lossy ones may be a frame off.
@@ -282,7 +316,13 @@ pub fn decode_file(path: &Path) -> Result<Decoded, DecodeError> {
         None => SourceSamples::Float,
     };
     Ok(Decoded {
-        pcm: Pcm { sample_rate, channels, source, int, float },
+        pcm: Pcm {
+            sample_rate,
+            channels,
+            source,
+            int,
+            float,
+        },
         tags,
         cover,
         codec,
@@ -290,7 +330,12 @@ pub fn decode_file(path: &Path) -> Result<Decoded, DecodeError> {
 }
 
 /// Appends the packet's samples as right-aligned integers of `bits` bits.
-fn push_int(audio: &AudioBufferRef<'_>, bits: u32, buf: &mut Option<SampleBuffer<i32>>, out: &mut Vec<i32>) {
+fn push_int(
+    audio: &AudioBufferRef<'_>,
+    bits: u32,
+    buf: &mut Option<SampleBuffer<i32>>,
+    out: &mut Vec<i32>,
+) {
     let spec = *audio.spec();
     let needed = audio.frames() * spec.channels.count();
     let b = buf.get_or_insert_with(|| SampleBuffer::new(audio.capacity() as u64, spec));
@@ -313,7 +358,10 @@ fn alac_bit_depth(codec: &str, extra: Option<&[u8]>) -> Option<u32> {
         48 => 29,
         _ => return None,
     };
-    cookie.get(at).map(|&b| u32::from(b)).filter(|b| (8..=32).contains(b))
+    cookie
+        .get(at)
+        .map(|&b| u32::from(b))
+        .filter(|b| (8..=32).contains(b))
 }
 
 fn absorb_metadata(rev: &MetadataRevision, tags: &mut Tags, cover: &mut Option<EmbeddedPicture>) {
@@ -338,7 +386,10 @@ fn absorb_metadata(rev: &MetadataRevision, tags: &mut Tags, cover: &mut Option<E
         .find(|v| v.usage == Some(StandardVisualKey::FrontCover))
         .or_else(|| rev.visuals().first());
     if let (None, Some(v)) = (cover.as_ref(), front) {
-        *cover = Some(EmbeddedPicture { media_type: v.media_type.clone(), data: v.data.to_vec() });
+        *cover = Some(EmbeddedPicture {
+            media_type: v.media_type.clone(),
+            data: v.data.to_vec(),
+        });
     }
 }
 

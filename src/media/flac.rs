@@ -29,31 +29,52 @@ pub enum Exactness {
 /// The integers the lossless rendition codes, with their width, and whether they equal the source.
 pub fn lossless_samples(pcm: &Pcm) -> (Vec<i32>, u32, Exactness) {
     match (&pcm.source, &pcm.int) {
-        (SourceSamples::Integer { bits }, Some(int)) if *bits <= MAX_BITS && *bits >= 8 => (int.clone(), *bits, Exactness::BitExact),
+        (SourceSamples::Integer { bits }, Some(int)) if *bits <= MAX_BITS && *bits >= 8 => {
+            (int.clone(), *bits, Exactness::BitExact)
+        }
         (SourceSamples::Integer { bits }, Some(int)) if *bits > MAX_BITS => {
             // Many "32-bit" files carry 24 significant bits: if the low bits are all zero the
             // narrower integers are the same signal, exactly.
             let drop = bits - MAX_BITS;
             let mask = (1i32 << drop) - 1;
             if int.iter().all(|s| s & mask == 0) {
-                (int.iter().map(|s| s >> drop).collect(), MAX_BITS, Exactness::BitExact)
+                (
+                    int.iter().map(|s| s >> drop).collect(),
+                    MAX_BITS,
+                    Exactness::BitExact,
+                )
             } else {
-                (quantise(&pcm.float, MAX_BITS), MAX_BITS, Exactness::Quantised24)
+                (
+                    quantise(&pcm.float, MAX_BITS),
+                    MAX_BITS,
+                    Exactness::Quantised24,
+                )
             }
         }
         (SourceSamples::Integer { bits }, Some(int)) => {
             // Below 8 bits (rare): widen to 8, exactly.
             let up = 8 - bits;
-            (int.iter().map(|s| s << up).collect(), 8, Exactness::BitExact)
+            (
+                int.iter().map(|s| s << up).collect(),
+                8,
+                Exactness::BitExact,
+            )
         }
-        _ => (quantise(&pcm.float, MAX_BITS), MAX_BITS, Exactness::Quantised24),
+        _ => (
+            quantise(&pcm.float, MAX_BITS),
+            MAX_BITS,
+            Exactness::Quantised24,
+        ),
     }
 }
 
 fn quantise(float: &[f32], bits: u32) -> Vec<i32> {
     let scale = f64::from(1u32 << (bits - 1));
     let (lo, hi) = (-scale, scale - 1.0);
-    float.iter().map(|&x| (f64::from(x) * scale).round().clamp(lo, hi) as i32).collect()
+    float
+        .iter()
+        .map(|&x| (f64::from(x) * scale).round().clamp(lo, hi) as i32)
+        .collect()
 }
 
 /// Encodes the lossless rendition. CPU-bound: call it from a blocking thread.
@@ -73,18 +94,32 @@ pub fn encode(pcm: &Pcm) -> Result<(EncodedAudio, Exactness), FlacError> {
     // flacenc refuses rates above 96 kHz although FLAC allows them: encode as 96 kHz, then
     // point each frame header at STREAMINFO for the rate (see `frame_rate_from_streaminfo`).
     let high_rate = pcm.sample_rate > FLACENC_MAX_RATE;
-    let encode_rate = if high_rate { FLACENC_MAX_RATE } else { pcm.sample_rate };
-    let source = flacenc::source::MemSource::from_samples(&samples, channels, bits as usize, encode_rate as usize);
-    let stream = flacenc::encode_with_fixed_block_size(&config, source, BLOCK_SIZE).map_err(|e| FlacError(e.to_string()))?;
+    let encode_rate = if high_rate {
+        FLACENC_MAX_RATE
+    } else {
+        pcm.sample_rate
+    };
+    let source = flacenc::source::MemSource::from_samples(
+        &samples,
+        channels,
+        bits as usize,
+        encode_rate as usize,
+    );
+    let stream = flacenc::encode_with_fixed_block_size(&config, source, BLOCK_SIZE)
+        .map_err(|e| FlacError(e.to_string()))?;
 
     let mut data = Vec::with_capacity(samples.len() * (bits as usize) / 8 / 2);
     let mut frames = Vec::with_capacity(stream.frame_count());
     let mut sink = flacenc::bitsink::ByteSink::new();
     let mut remaining = total;
     for i in 0..stream.frame_count() {
-        let frame = stream.frame(i).ok_or_else(|| FlacError(format!("frame {i} missing")))?;
+        let frame = stream
+            .frame(i)
+            .ok_or_else(|| FlacError(format!("frame {i} missing")))?;
         sink.clear();
-        frame.write(&mut sink).map_err(|e| FlacError(e.to_string()))?;
+        frame
+            .write(&mut sink)
+            .map_err(|e| FlacError(e.to_string()))?;
         let mut owned;
         let mut bytes = sink.as_slice();
         if high_rate {
@@ -94,7 +129,10 @@ pub fn encode(pcm: &Pcm) -> Result<(EncodedAudio, Exactness), FlacError> {
         }
         let duration = remaining.min(BLOCK_SIZE);
         remaining -= duration;
-        frames.push(SampleInfo { size: bytes.len() as u32, duration: duration as u32 });
+        frames.push(SampleInfo {
+            size: bytes.len() as u32,
+            duration: duration as u32,
+        });
         data.extend_from_slice(bytes);
     }
     if remaining != 0 {
@@ -112,10 +150,16 @@ pub fn encode(pcm: &Pcm) -> Result<(EncodedAudio, Exactness), FlacError> {
         total_samples: total as u64,
         md5: *stream.stream_info().md5_digest(),
     });
-    let bitrate = if total > 0 { (data.len() as u64 * 8 * u64::from(pcm.sample_rate) / total as u64) as u32 } else { 0 };
+    let bitrate = if total > 0 {
+        (data.len() as u64 * 8 * u64::from(pcm.sample_rate) / total as u64) as u32
+    } else {
+        0
+    };
     Ok((
         EncodedAudio {
-            codec: CodecConfig::Flac { metadata_blocks: vec![(0, streaminfo.to_vec())] },
+            codec: CodecConfig::Flac {
+                metadata_blocks: vec![(0, streaminfo.to_vec())],
+            },
             sample_rate: pcm.sample_rate,
             channels: pcm.channels,
             bits_per_sample: bits as u16,
@@ -235,7 +279,13 @@ mod tests {
 
     #[test]
     fn float_sources_are_quantised_to_24_bits() {
-        let pcm = Pcm { sample_rate: 48_000, channels: 1, source: SourceSamples::Float, int: None, float: vec![0.0, 0.5, -1.0, 0.999_999_9] };
+        let pcm = Pcm {
+            sample_rate: 48_000,
+            channels: 1,
+            source: SourceSamples::Float,
+            int: None,
+            float: vec![0.0, 0.5, -1.0, 0.999_999_9],
+        };
         let (s, bits, ex) = lossless_samples(&pcm);
         assert_eq!(bits, 24);
         assert_eq!(ex, Exactness::Quantised24);
@@ -244,7 +294,13 @@ mod tests {
 
     #[test]
     fn padded_32_bit_is_exact_at_24() {
-        let pcm = Pcm { sample_rate: 48_000, channels: 1, source: SourceSamples::Integer { bits: 32 }, int: Some(vec![256, -512, 0]), float: vec![0.0; 3] };
+        let pcm = Pcm {
+            sample_rate: 48_000,
+            channels: 1,
+            source: SourceSamples::Integer { bits: 32 },
+            int: Some(vec![256, -512, 0]),
+            float: vec![0.0; 3],
+        };
         let (s, bits, ex) = lossless_samples(&pcm);
         assert_eq!((s, bits, ex), (vec![1, -2, 0], 24, Exactness::BitExact));
     }

@@ -47,15 +47,23 @@ pub fn mp4_trim(path: &Path) -> Option<Trim> {
         let (duration, media_time, rate_at) = if version == 1 {
             (be64(elst.get(8..16)?), be64(elst.get(16..24)?) as i64, 24)
         } else {
-            (u64::from(be32(elst.get(8..12)?)), i64::from(be32(elst.get(12..16)?) as i32), 16)
+            (
+                u64::from(be32(elst.get(8..12)?)),
+                i64::from(be32(elst.get(12..16)?) as i32),
+                16,
+            )
         };
         if media_time < 0 || be32(elst.get(rate_at..rate_at + 4)?) != 0x0001_0000 {
             return None;
         }
         let keep = (duration > 0).then(|| {
-            ((u128::from(duration) * u128::from(media_timescale) + u128::from(movie_timescale) / 2) / u128::from(movie_timescale)) as u64
+            ((u128::from(duration) * u128::from(media_timescale) + u128::from(movie_timescale) / 2)
+                / u128::from(movie_timescale)) as u64
         });
-        return Some(Trim { skip: media_time as u64, keep });
+        return Some(Trim {
+            skip: media_time as u64,
+            keep,
+        });
     }
     None
 }
@@ -100,7 +108,10 @@ fn find_box<'a>(data: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
 pub fn apply<T: Copy>(samples: &mut Vec<T>, channels: usize, trim: Trim) {
     let frames = samples.len() / channels.max(1);
     let skip = (trim.skip as usize).min(frames);
-    let keep = trim.keep.map(|k| (k as usize).min(frames - skip)).unwrap_or(frames - skip);
+    let keep = trim
+        .keep
+        .map(|k| (k as usize).min(frames - skip))
+        .unwrap_or(frames - skip);
     samples.drain(..skip * channels);
     samples.truncate(keep * channels);
 }

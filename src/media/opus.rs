@@ -2,9 +2,9 @@
 //! builds with cargo alone), with the encoder delay signalled instead of baked in.
 
 use unsafe_libopus::{
-    OPUS_APPLICATION_AUDIO, OPUS_GET_LOOKAHEAD_REQUEST, OPUS_OK, OPUS_SET_BITRATE_REQUEST, OPUS_SET_COMPLEXITY_REQUEST,
-    OPUS_SET_SIGNAL_REQUEST, OPUS_SET_VBR_REQUEST, OPUS_SIGNAL_MUSIC, OpusEncoder, opus_encode_float, opus_encoder_create,
-    opus_encoder_ctl, opus_encoder_destroy,
+    OPUS_APPLICATION_AUDIO, OPUS_GET_LOOKAHEAD_REQUEST, OPUS_OK, OPUS_SET_BITRATE_REQUEST,
+    OPUS_SET_COMPLEXITY_REQUEST, OPUS_SET_SIGNAL_REQUEST, OPUS_SET_VBR_REQUEST, OPUS_SIGNAL_MUSIC,
+    OpusEncoder, opus_encode_float, opus_encoder_create, opus_encoder_ctl, opus_encoder_destroy,
 };
 
 use super::encoded::EncodedAudio;
@@ -29,11 +29,20 @@ struct Encoder {
 impl Encoder {
     fn new(channels: u16, bitrate: u32) -> Result<Self, OpusError> {
         if !(1..=2).contains(&channels) {
-            return Err(OpusError(format!("{channels} channels: only mono and stereo are coded")));
+            return Err(OpusError(format!(
+                "{channels} channels: only mono and stereo are coded"
+            )));
         }
         let mut err = 0i32;
         // SAFETY: plain constructor; the pointer is checked for null and owned by `Encoder`.
-        let raw = unsafe { opus_encoder_create(OPUS_RATE as i32, i32::from(channels), OPUS_APPLICATION_AUDIO, &mut err) };
+        let raw = unsafe {
+            opus_encoder_create(
+                OPUS_RATE as i32,
+                i32::from(channels),
+                OPUS_APPLICATION_AUDIO,
+                &mut err,
+            )
+        };
         if raw.is_null() || err != OPUS_OK {
             return Err(OpusError(format!("encoder creation returned {err}")));
         }
@@ -49,7 +58,9 @@ impl Encoder {
         // SAFETY: `raw` is a live encoder; setters take one i32 argument.
         let rc = unsafe { opus_encoder_ctl!(self.raw, request, value) };
         if rc != OPUS_OK {
-            return Err(OpusError(format!("encoder setting {request} = {value} returned {rc}")));
+            return Err(OpusError(format!(
+                "encoder setting {request} = {value} returned {rc}"
+            )));
         }
         Ok(())
     }
@@ -67,7 +78,15 @@ impl Encoder {
     fn encode(&mut self, pcm: &[f32], out: &mut [u8]) -> Result<usize, OpusError> {
         // SAFETY: `pcm` holds exactly FRAME frames of interleaved samples for the encoder's
         // channel count (checked by the caller), `out` is writable for its whole length.
-        let n = unsafe { opus_encode_float(self.raw, pcm.as_ptr(), FRAME as i32, out.as_mut_ptr(), out.len() as i32) };
+        let n = unsafe {
+            opus_encode_float(
+                self.raw,
+                pcm.as_ptr(),
+                FRAME as i32,
+                out.as_mut_ptr(),
+                out.len() as i32,
+            )
+        };
         usize::try_from(n).map_err(|_| OpusError(format!("opus_encode_float returned {n}")))
     }
 }
@@ -112,17 +131,27 @@ pub fn encode(samples: &[f32], channels: u16, bitrate: u32) -> Result<EncodedAud
             &tail
         };
         let n = enc.encode(block, &mut out)?;
-        frames.push(SampleInfo { size: n as u32, duration: FRAME as u32 });
+        frames.push(SampleInfo {
+            size: n as u32,
+            duration: FRAME as u32,
+        });
         data.extend_from_slice(&out[..n]);
     }
     Ok(EncodedAudio {
-        codec: CodecConfig::Opus { pre_skip, input_sample_rate: OPUS_RATE, output_gain: 0 },
+        codec: CodecConfig::Opus {
+            pre_skip,
+            input_sample_rate: OPUS_RATE,
+            output_gain: 0,
+        },
         sample_rate: OPUS_RATE,
         channels,
         bits_per_sample: 16,
         frames,
         data,
-        edit: Some(Edit { media_time: u64::from(pre_skip), duration: input_frames as u64 }),
+        edit: Some(Edit {
+            media_time: u64::from(pre_skip),
+            duration: input_frames as u64,
+        }),
         presented_samples: input_frames as u64,
         bitrate,
     })

@@ -20,7 +20,9 @@ pub struct PreviewSpan {
 /// non-empty track.
 pub fn span(frames: usize, rate: u32, start_seconds: f64, seconds: f64) -> PreviewSpan {
     let rate = f64::from(rate);
-    let want = ((seconds.max(0.0) * rate).round() as usize).clamp(1, frames.max(1)).min(frames);
+    let want = ((seconds.max(0.0) * rate).round() as usize)
+        .clamp(1, frames.max(1))
+        .min(frames);
     let start = ((start_seconds.max(0.0) * rate).round() as usize).min(frames.saturating_sub(want));
     PreviewSpan { start, len: want }
 }
@@ -49,23 +51,49 @@ mod tests {
 
     #[test]
     fn window_inside_track() {
-        assert_eq!(span(48_000 * 60, 48_000, 5.0, 15.0), PreviewSpan { start: 240_000, len: 720_000 });
+        assert_eq!(
+            span(48_000 * 60, 48_000, 5.0, 15.0),
+            PreviewSpan {
+                start: 240_000,
+                len: 720_000
+            }
+        );
     }
 
     #[test]
     fn window_past_end_moves_back() {
-        assert_eq!(span(48_000 * 20, 48_000, 10.0, 15.0), PreviewSpan { start: 48_000 * 5, len: 720_000 });
+        assert_eq!(
+            span(48_000 * 20, 48_000, 10.0, 15.0),
+            PreviewSpan {
+                start: 48_000 * 5,
+                len: 720_000
+            }
+        );
     }
 
     #[test]
     fn short_track_previewed_whole() {
-        assert_eq!(span(1000, 48_000, 3.0, 30.0), PreviewSpan { start: 0, len: 1000 });
+        assert_eq!(
+            span(1000, 48_000, 3.0, 30.0),
+            PreviewSpan {
+                start: 0,
+                len: 1000
+            }
+        );
     }
 
     #[test]
     fn fades_start_and_end_at_silence() {
         let s = vec![1.0f32; 48_000 * 2 * 2];
-        let out = clip(&s, 2, 48_000, PreviewSpan { start: 0, len: 96_000 });
+        let out = clip(
+            &s,
+            2,
+            48_000,
+            PreviewSpan {
+                start: 0,
+                len: 96_000,
+            },
+        );
         assert_eq!(out.len(), s.len());
         assert_eq!(out[0], 0.0);
         assert!(out[out.len() - 1] < 0.001);

@@ -28,7 +28,12 @@ pub fn resampled_len(frames: usize, from: u32, to: u32) -> usize {
 /// The result holds exactly [`resampled_len`] frames: the filter's delay is removed at the
 /// start and the tail is flushed, so the output lines up sample for sample with the input.
 /// CPU-bound: call it from a blocking thread.
-pub fn resample_interleaved(samples: &[f32], channels: u16, from: u32, to: u32) -> Result<Vec<f32>, ResampleError> {
+pub fn resample_interleaved(
+    samples: &[f32],
+    channels: u16,
+    from: u32,
+    to: u32,
+) -> Result<Vec<f32>, ResampleError> {
     let ch = usize::from(channels.max(1));
     if from == to {
         return Ok(samples.to_vec());
@@ -37,27 +42,36 @@ pub fn resample_interleaved(samples: &[f32], channels: u16, from: u32, to: u32) 
     let frames = samples.len() / ch;
     let want = resampled_len(frames, from, to);
     const CHUNK: usize = 4096;
-    let mut resampler = FftFixedIn::<f32>::new(from as usize, to as usize, CHUNK, 2, ch).map_err(|e| err(e.to_string()))?;
+    let mut resampler = FftFixedIn::<f32>::new(from as usize, to as usize, CHUNK, 2, ch)
+        .map_err(|e| err(e.to_string()))?;
     let delay = resampler.output_delay();
 
-    let planar: Vec<Vec<f32>> = (0..ch).map(|c| samples.iter().skip(c).step_by(ch).copied().collect()).collect();
+    let planar: Vec<Vec<f32>> = (0..ch)
+        .map(|c| samples.iter().skip(c).step_by(ch).copied().collect())
+        .collect();
     let mut out: Vec<Vec<f32>> = vec![Vec::with_capacity(want + delay + CHUNK * 2); ch];
     let mut pos = 0;
     while pos + CHUNK <= frames {
         let block: Vec<&[f32]> = planar.iter().map(|p| &p[pos..pos + CHUNK]).collect();
-        let res = resampler.process(&block, None).map_err(|e| err(e.to_string()))?;
+        let res = resampler
+            .process(&block, None)
+            .map_err(|e| err(e.to_string()))?;
         append(&mut out, res);
         pos += CHUNK;
     }
     if pos < frames {
         let block: Vec<&[f32]> = planar.iter().map(|p| &p[pos..]).collect();
-        let res = resampler.process_partial(Some(&block), None).map_err(|e| err(e.to_string()))?;
+        let res = resampler
+            .process_partial(Some(&block), None)
+            .map_err(|e| err(e.to_string()))?;
         append(&mut out, res);
     }
     // Flush with silence until the delayed tail has come out.
     let mut guard = 0;
     while out[0].len() < want + delay {
-        let res = resampler.process_partial::<&[f32]>(None, None).map_err(|e| err(e.to_string()))?;
+        let res = resampler
+            .process_partial::<&[f32]>(None, None)
+            .map_err(|e| err(e.to_string()))?;
         append(&mut out, res);
         guard += 1;
         if guard > 64 {

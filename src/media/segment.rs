@@ -50,16 +50,27 @@ pub fn package(audio: &EncodedAudio, target_seconds: f64) -> Result<Packaged, Mp
             last += 1;
         }
         // Avoid a runt final segment: fold a tail shorter than a quarter target into this one.
-        let rest: u64 = audio.frames[last..].iter().map(|f| u64::from(f.duration)).sum();
+        let rest: u64 = audio.frames[last..]
+            .iter()
+            .map(|f| u64::from(f.duration))
+            .sum();
         if rest > 0 && rest < target / 4 {
             duration += rest;
-            bytes += audio.frames[last..].iter().map(|f| f.size as usize).sum::<usize>();
+            bytes += audio.frames[last..]
+                .iter()
+                .map(|f| f.size as usize)
+                .sum::<usize>();
             last = audio.frames.len();
         }
         let index = segments.len() as u32 + 1;
         let payload = &audio.data[offset..offset + bytes];
         let fragment = mp4::media_segment(index, start, &audio.frames[first..last], payload)?;
-        segments.push(MediaSegment { index, start, duration, bytes: fragment });
+        segments.push(MediaSegment {
+            index,
+            start,
+            duration,
+            bytes: fragment,
+        });
         offset += bytes;
         start += duration;
         first = last;

@@ -2,21 +2,10 @@
 //! `encore ingest` runs, or ingest and a rotation) never read-modify-write key files at once:
 //! a lost update there would lose a content key, and with it the music sealed under it.
 
-use std::ffi::c_int;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-
-// std's `File::lock` would do, but it needs Rust 1.89 and the crate's MSRV is 1.88; libc is
-// linked by std on every Unix, so declaring `flock` costs nothing.
-unsafe extern "C" {
-    fn flock(fd: c_int, operation: c_int) -> c_int;
-}
-
-/// `LOCK_EX`: the same value on Linux, macOS and the BSDs.
-const LOCK_EX: c_int = 2;
 
 /// Held while alive; closing the file releases the lock (also when the process dies).
 #[derive(Debug)]
@@ -34,18 +23,9 @@ impl DirLock {
             .truncate(false)
             .mode(0o600)
             .open(path)?;
-        loop {
-            // SAFETY: `file` owns an open descriptor for the whole call; flock takes no
-            // pointers and has no other preconditions.
-            let rc = unsafe { flock(file.as_raw_fd(), LOCK_EX) };
-            if rc == 0 {
-                return Ok(Self { _file: file });
-            }
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err);
-            }
-        }
+        // std's `File::lock` is flock(LOCK_EX) on Unix.
+        file.lock()?;
+        Ok(Self { _file: file })
     }
 }
 

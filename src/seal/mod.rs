@@ -3,11 +3,11 @@
 //!
 //! - [`key`]: key ids and secret key types (zeroized, never printed).
 //! - [`aead`]: the sealed-segment format (`seal`, `open`).
-//! - [`wrap`]: content keys encrypted under a KEK.
+//! - `wrap`: content keys encrypted under a KEK.
 //! - [`signing`]: Ed25519 token-signing keys and their kids.
 //! - [`keyring`]: the `keys/` directory: init, open, content keys, listing; its files are in
 //!   `keyfiles`, its error in `keyerror`.
-//! - [`lock`]: the cross-process lock on `keys/`.
+//! - `lock`: the cross-process lock on `keys/`.
 
 pub mod aead;
 pub mod key;

@@ -21,7 +21,10 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-pub use manifest::{AlbumRecord, MANIFEST_FORMAT, PreviewWindowRecord, RenditionManifest, SegmentRecord, TrackRecord};
+pub use manifest::{
+    AlbumRecord, MANIFEST_FORMAT, PreviewWindowRecord, RenditionManifest, SegmentRecord,
+    TrackRecord,
+};
 
 use crate::durable;
 
@@ -71,19 +74,33 @@ pub struct Store {
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
-    move |source| StoreError::Io { action, path: path.to_path_buf(), source }
+    move |source| StoreError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn check_name(name: &str) -> Result<&str, StoreError> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok { Ok(name) } else { Err(StoreError::BadName(name.to_string())) }
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(name)
+    } else {
+        Err(StoreError::BadName(name.to_string()))
+    }
 }
 
 /// File name of a stored segment: `init.enc` or a zero-padded index.
 pub fn segment_file_name(index: u32) -> String {
-    if index == 0 { "init.enc".to_string() } else { format!("{index:04}.enc") }
+    if index == 0 {
+        "init.enc".to_string()
+    } else {
+        format!("{index:04}.enc")
+    }
 }
 
 /// SHA-256 as lowercase hex.
@@ -94,7 +111,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 impl Store {
     /// The store under `data_dir`.
     pub fn new(data_dir: &Path) -> Self {
-        Store { root: data_dir.join("store") }
+        Store {
+            root: data_dir.join("store"),
+        }
     }
 
     /// The store's root folder.
@@ -113,12 +132,21 @@ impl Store {
     }
 
     /// Folder of a rendition.
-    pub fn rendition_dir(&self, album: &str, track: u32, rendition: &str) -> Result<PathBuf, StoreError> {
+    pub fn rendition_dir(
+        &self,
+        album: &str,
+        track: u32,
+        rendition: &str,
+    ) -> Result<PathBuf, StoreError> {
         Ok(self.track_dir(album, track)?.join(check_name(rendition)?))
     }
 
     /// Path of a stored segment named by a manifest.
-    pub fn segment_path(&self, manifest: &RenditionManifest, record: &SegmentRecord) -> Result<PathBuf, StoreError> {
+    pub fn segment_path(
+        &self,
+        manifest: &RenditionManifest,
+        record: &SegmentRecord,
+    ) -> Result<PathBuf, StoreError> {
         Ok(self
             .rendition_dir(&manifest.album, manifest.track, &manifest.rendition)?
             .join(check_name(&manifest.generation)?)
@@ -127,7 +155,11 @@ impl Store {
 
     /// Writes a rendition: the segments into a new generation folder (each file synced),
     /// then the manifest atomically. `manifest.init`/`segments` are filled in from `sealed`.
-    pub fn write_rendition(&self, mut manifest: RenditionManifest, sealed: Vec<SealedSegment>) -> Result<RenditionManifest, StoreError> {
+    pub fn write_rendition(
+        &self,
+        mut manifest: RenditionManifest,
+        sealed: Vec<SealedSegment>,
+    ) -> Result<RenditionManifest, StoreError> {
         let dir = self.rendition_dir(&manifest.album, manifest.track, &manifest.rendition)?;
         let gen_dir = dir.join(check_name(&manifest.generation)?);
         durable::create_dir_all_durable(&gen_dir).map_err(io_err("create", &gen_dir))?;
@@ -146,25 +178,46 @@ impl Store {
             });
         }
         let mut records = records.into_iter();
-        manifest.init = records.next().filter(|r| r.index == 0).ok_or_else(|| StoreError::Corrupt {
-            path: gen_dir.clone(),
-            reason: "the first sealed segment must be the init segment".into(),
-        })?;
+        manifest.init =
+            records
+                .next()
+                .filter(|r| r.index == 0)
+                .ok_or_else(|| StoreError::Corrupt {
+                    path: gen_dir.clone(),
+                    reason: "the first sealed segment must be the init segment".into(),
+                })?;
         manifest.segments = records.collect();
-        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| StoreError::Corrupt { path: dir.clone(), reason: e.to_string() })?;
+        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| StoreError::Corrupt {
+            path: dir.clone(),
+            reason: e.to_string(),
+        })?;
         let path = dir.join("manifest.json");
         durable::write_atomic(&path, &json, 0o644).map_err(io_err("write", &path))?;
         Ok(manifest)
     }
 
     /// Reads a rendition's manifest; `Ok(None)` when the rendition was never packaged.
-    pub fn read_manifest(&self, album: &str, track: u32, rendition: &str) -> Result<Option<RenditionManifest>, StoreError> {
-        read_json(&self.rendition_dir(album, track, rendition)?.join("manifest.json"))
+    pub fn read_manifest(
+        &self,
+        album: &str,
+        track: u32,
+        rendition: &str,
+    ) -> Result<Option<RenditionManifest>, StoreError> {
+        read_json(
+            &self
+                .rendition_dir(album, track, rendition)?
+                .join("manifest.json"),
+        )
     }
 
     /// Writes a track's record (the commit point of a track's packaging).
     pub fn write_track(&self, record: &TrackRecord) -> Result<(), StoreError> {
-        write_json(&self.track_dir(&record.album, record.track)?.join("track.json"), record)
+        write_json(
+            &self
+                .track_dir(&record.album, record.track)?
+                .join("track.json"),
+            record,
+        )
     }
 
     /// Reads a track's record.
@@ -194,24 +247,38 @@ impl Store {
 
     /// True when every file the manifest names exists with its recorded size.
     pub fn is_complete(&self, manifest: &RenditionManifest) -> bool {
-        std::iter::once(&manifest.init).chain(&manifest.segments).all(|r| {
-            self.segment_path(manifest, r)
-                .ok()
-                .and_then(|p| fs::metadata(p).ok())
-                .is_some_and(|m| m.len() == r.bytes)
-        })
+        std::iter::once(&manifest.init)
+            .chain(&manifest.segments)
+            .all(|r| {
+                self.segment_path(manifest, r)
+                    .ok()
+                    .and_then(|p| fs::metadata(p).ok())
+                    .is_some_and(|m| m.len() == r.bytes)
+            })
     }
 
     /// Removes generation folders of a rendition that neither `keep` names.
     ///
     /// The previous generation is kept so that a player midway through a track keeps
     /// working after a re-package; anything older, or never committed, goes.
-    pub fn collect_garbage(&self, album: &str, track: u32, rendition: &str, keep: &[&str]) -> Result<usize, StoreError> {
+    pub fn collect_garbage(
+        &self,
+        album: &str,
+        track: u32,
+        rendition: &str,
+        keep: &[&str],
+    ) -> Result<usize, StoreError> {
         let dir = self.rendition_dir(album, track, rendition)?;
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(StoreError::Io { action: "list", path: dir, source: e }),
+            Err(e) => {
+                return Err(StoreError::Io {
+                    action: "list",
+                    path: dir,
+                    source: e,
+                });
+            }
         };
         let mut removed = 0;
         for entry in entries {
@@ -231,9 +298,16 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, S
     match fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| StoreError::Corrupt { path: path.to_path_buf(), reason: e.to_string() }),
+            .map_err(|e| StoreError::Corrupt {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(StoreError::Io { action: "read", path: path.to_path_buf(), source: e }),
+        Err(e) => Err(StoreError::Io {
+            action: "read",
+            path: path.to_path_buf(),
+            source: e,
+        }),
     }
 }
 
@@ -241,6 +315,9 @@ fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), StoreEr
     if let Some(parent) = path.parent() {
         durable::create_dir_all_durable(parent).map_err(io_err("create", parent))?;
     }
-    let json = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Corrupt { path: path.to_path_buf(), reason: e.to_string() })?;
+    let json = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     durable::write_atomic(path, &json, 0o644).map_err(io_err("write", path))
 }
