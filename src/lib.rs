@@ -5,6 +5,9 @@
 //! - [`media`]: decode (symphonia), resample, encode (FLAC, Opus), preview clips, fMP4 muxing.
 //! - [`seal`]: AES-256-GCM sealing of segments, content keys wrapped under the KEK, signing keys.
 //! - [`store`]: the packaged store on disk: manifests and sealed segments, written atomically.
+//! - [`license`]: tokens (verify, cache, mint) and the entitlement types the HTTP layer needs.
+//! - [`http`]: the hyper server: routes, problem+json, ranges, metrics, graceful shutdown.
+//! - [`client`]: the reference client behind `encore fetch`.
 //! - [`ingest`]: the pipeline from an album folder to the packaged store, with progress.
 //! - [`durable`]: crash-safe file writes (temp file, fsync, rename, fsync dir).
 //! - [`config`]: `encore.toml`, validated, with flags and env layered on top.
@@ -12,9 +15,12 @@
 
 pub mod catalog;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod durable;
+pub mod http;
 pub mod ingest;
+pub mod license;
 pub mod media;
 pub mod seal;
 pub mod store;

@@ -362,3 +362,41 @@ fn ogg_vorbis_stereo_44k() {
         lossless: Lossless::SameLengthCorrelated,
     });
 }
+
+#[test]
+fn flac_24_bit_noise_is_exact_and_never_larger_than_raw() {
+    // Loud 24-bit noise defeats flacenc's Rice coder (parameter capped at 14); encore falls
+    // back to verbatim frames, so the rendition stays exact and no larger than raw PCM.
+    let ws = Workspace::new();
+    let dir = ws.album_dir("noise");
+    let src = dir.join("01.flac");
+    util::ffmpeg(&[
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        "aevalsrc=exprs=0.9*(random(0)-0.5)|0.9*(random(1)-0.5):s=96000:d=3",
+        "-c:a",
+        "flac",
+        "-sample_fmt",
+        "s32",
+        "-bits_per_raw_sample",
+        "24",
+        src.to_str().expect("utf-8"),
+    ]);
+    let out = ws.init_and_ingest();
+    assert!(out.status.success(), "{}", util::text(&out));
+    let m = util::manifest(&ws, "noise", 1, "lossless");
+    let raw = 3 * 96_000 * 2 * 3;
+    let coded: u64 = m.segments.iter().map(|s| s.bytes).sum();
+    assert!(
+        coded <= raw + raw / 50,
+        "lossless is {coded} bytes for {raw} bytes of raw PCM"
+    );
+    let file = util::open_rendition(&ws, "noise", 1, "lossless");
+    assert_eq!(
+        util::decode_s32(&file),
+        util::decode_s32(&src),
+        "verbatim fallback frames decode exactly"
+    );
+}

@@ -3,6 +3,7 @@
 mod util;
 
 mod bad_input;
+mod delivery;
 mod formats;
 mod rerun;
 mod sealing;

@@ -223,3 +223,107 @@ pub fn snr_db(reference: &[f32], test: &[f32]) -> f64 {
     }
     10.0 * (s / e.max(1e-30)).log10()
 }
+
+/// An in-process encore server on 127.0.0.1 with an ephemeral port.
+pub struct TestServer {
+    pub url: String,
+    pub app: std::sync::Arc<encore::http::App>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    pub handle: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    /// Starts serving the workspace's store with default settings.
+    pub async fn start(ws: &Workspace) -> TestServer {
+        use std::sync::Arc;
+        let keyring = Arc::new(ws.keyring());
+        let config = encore::config::Config::from_raw(Default::default(), &Default::default())
+            .expect("default config");
+        let limits = encore::http::Limits {
+            shutdown_grace: std::time::Duration::from_secs(30),
+            ..Default::default()
+        };
+        let app = Arc::new(encore::http::App::new(
+            ws.store(),
+            keyring,
+            &config.server,
+            limits,
+        ));
+        app.ready.store(true, std::sync::atomic::Ordering::Release);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(encore::http::run(listener, app.clone(), None, async move {
+            let _ = rx.await;
+        }));
+        TestServer {
+            url,
+            app,
+            shutdown: Some(tx),
+            handle,
+        }
+    }
+
+    /// Signals shutdown (stop accepting, finish in-flight).
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Current unix time.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+}
+
+/// Mints a token with the workspace's signing key.
+pub fn token(ws: &Workspace, sub: &str, scope: encore::license::Scope, albums: &[&str]) -> String {
+    token_at(ws, sub, scope, albums, now(), 3600, None)
+}
+
+/// Mints a token as if minted at `at`, with `ttl` and an optional `nbf`.
+pub fn token_at(
+    ws: &Workspace,
+    sub: &str,
+    scope: encore::license::Scope,
+    albums: &[&str],
+    at: u64,
+    ttl: u64,
+    nbf: Option<u64>,
+) -> String {
+    let key = ws.keyring().signing_key().expect("signing key");
+    let mut req = encore::license::MintRequest::new(sub, scope);
+    req.albums = albums.iter().map(|s| s.to_string()).collect();
+    req.ttl_seconds = ttl;
+    req.not_before = nbf;
+    encore::license::mint(&key, &req, at).expect("mint")
+}
+
+/// A packaged album `album` with `tracks` FLAC tracks of `seconds` each.
+pub fn packaged_album(album: &str, tracks: u32, seconds: f64) -> Workspace {
+    let ws = Workspace::new();
+    let dir = ws.album_dir(album);
+    std::fs::write(
+        dir.join("album.toml"),
+        "title = \"Test\"\nartist = \"Tests\"\npreview_seconds = 4\npreview_start = 1\n",
+    )
+    .expect("album.toml");
+    for n in 1..=tracks {
+        make_fixture(
+            &dir.join(format!("{n:02}.flac")),
+            44_100,
+            2,
+            seconds,
+            &["-c:a", "flac"],
+        );
+    }
+    let out = ws.init_and_ingest();
+    assert!(out.status.success(), "{}", text(&out));
+    ws
+}

@@ -2,6 +2,7 @@
 
 mod ingest;
 mod keys;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,6 +26,8 @@ enum Command {
     /// Manage keys (licensing staff).
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Serve the catalog, licenses and sealed segments over HTTP.
+    Serve(serve::ServeArgs),
 }
 
 /// Flags shared by every subcommand that reads the config.
@@ -63,6 +66,7 @@ impl CommonArgs {
             listen: extra.listen,
             segment_seconds: extra.segment_seconds,
             parallelism: extra.parallelism,
+            json_logs: extra.json_logs,
         };
         Config::load(self.config.as_deref(), &merged)
     }
@@ -71,7 +75,11 @@ impl CommonArgs {
 /// Entry point of the `encore` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    let json_logs = match &cli.command {
+        Command::Serve(args) => args.wants_json_logs(),
+        _ => false,
+    };
+    init_logging(json_logs);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -86,21 +94,27 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Ingest(args) => ingest::run(args).await,
             Command::Keys(cmd) => keys::run(cmd),
+            Command::Serve(args) => serve::run(args).await,
         }
     })
 }
 
-fn init_logging() {
+fn init_logging(json: bool) {
     use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     // Decoder crates narrate every stream they open at info level; keep them to warnings.
     let filter = EnvFilter::try_from_env("ENCORE_LOG").unwrap_or_else(|_| EnvFilter::new("info,symphonia=warn,symphonia_core=warn,symphonia_format_ogg=warn,symphonia_bundle_mp3=warn,symphonia_format_isomp4=warn,symphonia_format_riff=warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init()
+    };
 }
 
 /// Prints an error the ripgrep way and returns the exit code for it.

@@ -70,6 +70,49 @@ pub struct RawPaths {
 pub struct RawServer {
     /// Address to listen on (default `127.0.0.1:8080`).
     pub listen: Option<String>,
+    /// PEM certificate chain; with `tls_key`, the server speaks HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Memory for cached sealed segments, MiB (default 256).
+    pub segment_cache_mb: Option<u64>,
+    /// Connections served at once (default 4096).
+    pub max_connections: Option<usize>,
+    /// Deadline for producing a response, seconds (default 30).
+    pub request_timeout_seconds: Option<u64>,
+    /// Time in-flight responses get after SIGTERM, seconds (default 20).
+    pub shutdown_grace_seconds: Option<u64>,
+    /// Expected `iss` of tokens (default `encore`).
+    pub issuer: Option<String>,
+    /// Expected `aud` of tokens (default `encore`).
+    pub audience: Option<String>,
+    /// Log format: `text` (default) or `json`.
+    pub log_format: Option<String>,
+    /// Watch the media folder and package new or changed albums (default true).
+    pub watch_media: Option<bool>,
+}
+
+/// Validated `[server]` settings.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// PEM certificate chain and key, when HTTPS is on.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Segment cache capacity in bytes.
+    pub segment_cache_bytes: u64,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Per-request deadline.
+    pub request_timeout: std::time::Duration,
+    /// Grace period at shutdown.
+    pub shutdown_grace: std::time::Duration,
+    /// Token issuer.
+    pub issuer: String,
+    /// Token audience.
+    pub audience: String,
+    /// JSON logs.
+    pub json_logs: bool,
+    /// Watch `media/` for new albums.
+    pub watch_media: bool,
 }
 
 /// `[ingest]` section.
@@ -139,6 +182,8 @@ pub struct Config {
     pub listen: String,
     /// Ingest settings.
     pub ingest: IngestSettings,
+    /// Server settings.
+    pub server: ServerSettings,
 }
 
 /// Values given on the command line or in the environment; they win over the file.
@@ -156,6 +201,8 @@ pub struct Overrides {
     pub segment_seconds: Option<f64>,
     /// `--jobs`.
     pub parallelism: Option<usize>,
+    /// `--log-json`.
+    pub json_logs: bool,
 }
 
 impl Config {
@@ -209,7 +256,44 @@ impl Config {
             None | Some(0) => defaults.parallelism,
             Some(n) => n.min(256),
         };
+        let s = raw.server;
+        let listen = o
+            .listen
+            .clone()
+            .or(s.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let tls = match (s.tls_cert, s.tls_key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: "server.tls_cert",
+                    problem: "and server.tls_key must be set together".into(),
+                });
+            }
+        };
+        let log_format = s.log_format.unwrap_or_else(|| "text".into());
+        if log_format != "text" && log_format != "json" {
+            return Err(ConfigError::Invalid {
+                key: "server.log_format",
+                problem: format!("is {log_format:?}; use \"text\" or \"json\""),
+            });
+        }
+        let server = ServerSettings {
+            tls,
+            segment_cache_bytes: s.segment_cache_mb.unwrap_or(256).clamp(1, 1 << 20) * 1024 * 1024,
+            max_connections: s.max_connections.unwrap_or(4096).max(1),
+            request_timeout: std::time::Duration::from_secs(
+                s.request_timeout_seconds.unwrap_or(30).max(1),
+            ),
+            shutdown_grace: std::time::Duration::from_secs(s.shutdown_grace_seconds.unwrap_or(20)),
+            issuer: s.issuer.unwrap_or_else(|| "encore".into()),
+            audience: s.audience.unwrap_or_else(|| "encore".into()),
+            json_logs: o.json_logs || log_format == "json",
+            watch_media: s.watch_media.unwrap_or(true),
+        };
         Ok(Config {
+            server,
             media_dir: o
                 .media
                 .clone()
@@ -225,11 +309,7 @@ impl Config {
                 .clone()
                 .or(raw.paths.data)
                 .unwrap_or_else(|| "data".into()),
-            listen: o
-                .listen
-                .clone()
-                .or(raw.server.listen)
-                .unwrap_or_else(|| "127.0.0.1:8080".into()),
+            listen,
             ingest: IngestSettings {
                 segment_seconds,
                 high_bitrate,

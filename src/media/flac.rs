@@ -108,6 +108,14 @@ pub fn encode(pcm: &Pcm) -> Result<(EncodedAudio, Exactness), FlacError> {
     let stream = flacenc::encode_with_fixed_block_size(&config, source, BLOCK_SIZE)
         .map_err(|e| FlacError(e.to_string()))?;
 
+    let mut verbatim = flacenc::config::Encoder::default();
+    verbatim.block_size = BLOCK_SIZE;
+    verbatim.multithread = false;
+    verbatim.subframe_coding.use_lpc = false;
+    verbatim.subframe_coding.use_fixed = false;
+    let verbatim = verbatim
+        .into_verified()
+        .map_err(|(_, e)| FlacError(e.to_string()))?;
     let mut data = Vec::with_capacity(samples.len() * (bits as usize) / 8 / 2);
     let mut frames = Vec::with_capacity(stream.frame_count());
     let mut sink = flacenc::bitsink::ByteSink::new();
@@ -122,6 +130,27 @@ pub fn encode(pcm: &Pcm) -> Result<(EncodedAudio, Exactness), FlacError> {
             .map_err(|e| FlacError(e.to_string()))?;
         let mut owned;
         let mut bytes = sink.as_slice();
+        let block = (total - i * BLOCK_SIZE).min(BLOCK_SIZE);
+        let mut fallback = flacenc::bitsink::ByteSink::new();
+        if bytes.len() > verbatim_bound(block, channels, bits) {
+            // flacenc caps the Rice parameter at 14, so loud or noisy 24-bit audio can code to
+            // far more than its raw size (a 7 s clip of noise came out at 1.5 GB). A FLAC
+            // encoder must never exceed verbatim: re-code such a frame with verbatim subframes.
+            let start = i * BLOCK_SIZE * channels;
+            let mut fb = flacenc::source::FrameBuf::with_size(channels, BLOCK_SIZE)
+                .map_err(|e| FlacError(e.to_string()))?;
+            flacenc::source::Fill::fill_interleaved(
+                &mut fb,
+                &samples[start..start + block * channels],
+            )
+            .map_err(|e| FlacError(e.to_string()))?;
+            let frame = flacenc::encode_fixed_size_frame(&verbatim, &fb, i, stream.stream_info())
+                .map_err(|e| FlacError(e.to_string()))?;
+            frame
+                .write(&mut fallback)
+                .map_err(|e| FlacError(e.to_string()))?;
+            bytes = fallback.as_slice();
+        }
         if high_rate {
             owned = bytes.to_vec();
             frame_rate_from_streaminfo(&mut owned).map_err(FlacError)?;
@@ -171,6 +200,13 @@ pub fn encode(pcm: &Pcm) -> Result<(EncodedAudio, Exactness), FlacError> {
         },
         exactness,
     ))
+}
+
+/// Largest a frame of `block` samples can be when coded verbatim: frame header (at most 16
+/// bytes), one subframe header and `bits + 1` bits per sample per channel (a side channel
+/// needs one more bit), and the CRC-16.
+fn verbatim_bound(block: usize, channels: usize, bits: u32) -> usize {
+    16 + channels * (1 + (block * (bits as usize + 1)).div_ceil(8)) + 2
 }
 
 /// The highest rate flacenc accepts.

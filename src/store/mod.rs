@@ -13,6 +13,8 @@
 //! so readers only ever see complete generations. Folders no manifest names are debris of an
 //! interrupted run and are removed by [`Store::collect_garbage`].
 
+pub mod cache;
+pub mod library;
 pub mod manifest;
 
 use std::fs;

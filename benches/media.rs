@@ -1,0 +1,160 @@
+//! Media stages, one track at a time: decode, FLAC encode, resample, Opus encode, fMP4 cut.
+//!
+//! Run: `CARGO_TARGET_DIR=/tmp/bench-target cargo bench --bench media`
+//!
+//! Throughput is counted in milliseconds of audio (1 element = 1 ms), so criterion's
+//! `Kelem/s` reads directly as "× realtime" (1 Kelem/s = one second of audio per second).
+//! Inputs are the demo album in `media/first-light/` (16-bit stereo FLAC, 128k MP3, Ogg
+//! Vorbis; 24–32 s each). Every stage runs on one thread, as ingest runs each track.
+//!
+//! Latest figures (see `docs/PERFORMANCE.md` for the machine, date and ffmpeg comparison):
+//!
+//! | stage                                    | × realtime |
+//! |------------------------------------------|-----------:|
+//! | decode FLAC 44.1 kHz (01-dawn-chorus)    |       TBD  |
+//! | decode FLAC 48 kHz (02-low-tide)         |       TBD  |
+//! | decode MP3 (03-paper-boats)              |       TBD  |
+//! | decode Vorbis (04-long-shadows)          |       TBD  |
+//! | FLAC encode, 16-bit (01)                 |       TBD  |
+//! | FLAC encode, 24-bit from MP3 (03)        |       TBD  |
+//! | resample 44.1 → 48 kHz (01)              |       TBD  |
+//! | Opus encode 256 kbit/s (01)              |       TBD  |
+//! | Opus encode 128 kbit/s (01)              |       TBD  |
+//! | fMP4 package, FLAC rendition (01)        |       TBD  |
+//! | fMP4 package, Opus 256k rendition (01)   |       TBD  |
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use encore::media::decode::decode_file;
+use encore::media::pcm::Pcm;
+use encore::media::resample::{OPUS_RATE, resample_interleaved};
+use encore::media::{flac, opus, segment};
+
+/// The demo tracks, with a short label for the benchmark id.
+const TRACKS: [(&str, &str); 4] = [
+    ("flac-44k", "01-dawn-chorus.flac"),
+    ("flac-48k", "02-low-tide.flac"),
+    ("mp3", "03-paper-boats.mp3"),
+    ("vorbis", "04-long-shadows.ogg"),
+];
+
+/// Bitrates of the `high` and `standard` tiers for stereo (the ingest defaults).
+const HIGH: u32 = 256_000;
+const STANDARD: u32 = 128_000;
+
+fn track_path(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("media/first-light")
+        .join(file)
+}
+
+fn decode(file: &str) -> Pcm {
+    decode_file(&track_path(file))
+        .expect("demo track decodes")
+        .pcm
+}
+
+/// Milliseconds of audio in `pcm`: the throughput unit of every benchmark here.
+fn audio_ms(pcm: &Pcm) -> u64 {
+    (pcm.seconds() * 1000.0).round() as u64
+}
+
+fn bench_decode(c: &mut Criterion) {
+    let mut g = c.benchmark_group("decode");
+    g.sample_size(10).sampling_mode(SamplingMode::Flat);
+    g.warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    for (label, file) in TRACKS {
+        let path = track_path(file);
+        g.throughput(Throughput::Elements(audio_ms(&decode(file))));
+        g.bench_function(label, |b| {
+            b.iter(|| decode_file(black_box(&path)).expect("decodes"))
+        });
+    }
+    g.finish();
+}
+
+fn bench_flac(c: &mut Criterion) {
+    let mut g = c.benchmark_group("flac_encode");
+    g.sample_size(10).sampling_mode(SamplingMode::Flat);
+    g.warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    for (label, file) in [("16bit", TRACKS[0].1), ("24bit-from-mp3", TRACKS[2].1)] {
+        let pcm = decode(file);
+        g.throughput(Throughput::Elements(audio_ms(&pcm)));
+        g.bench_function(label, |b| {
+            b.iter(|| flac::encode(black_box(&pcm)).expect("encodes"))
+        });
+    }
+    g.finish();
+}
+
+fn bench_resample(c: &mut Criterion) {
+    let pcm = decode(TRACKS[0].1);
+    let mut g = c.benchmark_group("resample");
+    g.sample_size(10).sampling_mode(SamplingMode::Flat);
+    g.warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    g.throughput(Throughput::Elements(audio_ms(&pcm)));
+    g.bench_function("44k1-to-48k", |b| {
+        b.iter(|| {
+            resample_interleaved(
+                black_box(&pcm.float),
+                pcm.channels,
+                pcm.sample_rate,
+                OPUS_RATE,
+            )
+            .expect("resamples")
+        })
+    });
+    g.finish();
+}
+
+fn bench_opus(c: &mut Criterion) {
+    let pcm = decode(TRACKS[0].1);
+    let pcm48 = resample_interleaved(&pcm.float, pcm.channels, pcm.sample_rate, OPUS_RATE)
+        .expect("resamples");
+    let mut g = c.benchmark_group("opus_encode");
+    g.sample_size(10).sampling_mode(SamplingMode::Flat);
+    g.warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(8));
+    g.throughput(Throughput::Elements(audio_ms(&pcm)));
+    for (label, rate) in [("256k", HIGH), ("128k", STANDARD)] {
+        g.bench_function(label, |b| {
+            b.iter(|| opus::encode(black_box(&pcm48), pcm.channels, rate).expect("encodes"))
+        });
+    }
+    g.finish();
+}
+
+fn bench_segment(c: &mut Criterion) {
+    let pcm = decode(TRACKS[0].1);
+    let (lossless, _) = flac::encode(&pcm).expect("encodes");
+    let pcm48 = resample_interleaved(&pcm.float, pcm.channels, pcm.sample_rate, OPUS_RATE)
+        .expect("resamples");
+    let high = opus::encode(&pcm48, pcm.channels, HIGH).expect("encodes");
+    let mut g = c.benchmark_group("segment_package");
+    g.sample_size(10).sampling_mode(SamplingMode::Flat);
+    g.warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2));
+    g.throughput(Throughput::Elements(audio_ms(&pcm)));
+    for (label, audio) in [("flac", &lossless), ("opus-256k", &high)] {
+        g.bench_function(label, |b| {
+            b.iter(|| segment::package(black_box(audio), 6.0).expect("packages"))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_decode,
+    bench_flac,
+    bench_resample,
+    bench_opus,
+    bench_segment
+);
+criterion_main!(benches);

@@ -1,0 +1,259 @@
+//! `encore serve`: dev keys on a fresh clone, packaging in the background, the HTTP server,
+//! a watcher for albums added later, graceful shutdown on SIGTERM/Ctrl-C.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::{CommonArgs, fail};
+use crate::config::{Config, Overrides};
+use crate::http::{self, App, Limits};
+use crate::ingest::{self, IngestJob, progress};
+use crate::license::{MintRequest, Scope, mint};
+use crate::seal::Keyring;
+use crate::store::Store;
+
+/// Flags of `encore serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port).
+    #[arg(long, env = "ENCORE_LISTEN", value_name = "ADDR")]
+    listen: Option<String>,
+    /// Log JSON lines instead of text.
+    #[arg(long)]
+    log_json: bool,
+    /// Print a buyer's and a non-buyer's play token at start (always on when dev keys were just created).
+    #[arg(long)]
+    print_tokens: bool,
+}
+
+impl ServeArgs {
+    /// True when logs should be JSON (flag or `ENCORE_LOG_FORMAT=json`).
+    pub fn wants_json_logs(&self) -> bool {
+        self.log_json || std::env::var("ENCORE_LOG_FORMAT").is_ok_and(|v| v == "json")
+    }
+}
+
+/// Runs `encore serve`.
+pub async fn run(args: ServeArgs) -> ExitCode {
+    let config = match args.common.load(Overrides {
+        listen: args.listen.clone(),
+        json_logs: args.log_json,
+        ..Default::default()
+    }) {
+        Ok(c) => c,
+        Err(e) => return fail(e, 2),
+    };
+    let fresh_keys = !config.keys_dir.join("keyring.json").exists();
+    if fresh_keys {
+        tracing::warn!("==================================================================");
+        tracing::warn!(
+            "no keys in {}: creating DEVELOPMENT keys. Do not use them in production.",
+            config.keys_dir.display()
+        );
+        tracing::warn!("==================================================================");
+        if let Err(e) = Keyring::init(&config.keys_dir) {
+            return fail(e, 2);
+        }
+    }
+    let keyring = match Keyring::open(&config.keys_dir) {
+        Ok(k) => Arc::new(k),
+        Err(e) => return fail(e, 2),
+    };
+    let tls = match &config.server.tls {
+        None => None,
+        Some((cert, key)) => match tls_acceptor(cert, key) {
+            Ok(a) => Some(a),
+            Err(e) => return fail(e, 2),
+        },
+    };
+    let listener = match tokio::net::TcpListener::bind(&config.listen).await {
+        Ok(l) => l,
+        Err(e) => return fail(format!("cannot listen on {}: {e}", config.listen), 2),
+    };
+    let addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => return fail(e, 2),
+    };
+    let limits = Limits {
+        max_connections: config.server.max_connections,
+        request_timeout: config.server.request_timeout,
+        shutdown_grace: config.server.shutdown_grace,
+        ..Limits::default()
+    };
+    let app = Arc::new(App::new(
+        Store::new(&config.data_dir),
+        keyring.clone(),
+        &config.server,
+        limits,
+    ));
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("encore listening on {scheme}://{addr}");
+    let server = tokio::spawn(http::run(listener, app.clone(), tls, shutdown_signal()));
+
+    // Package what is new or changed, then open the doors.
+    package_and_swap(&config, &keyring, &app).await;
+    app.ready.store(true, Ordering::Release);
+    if fresh_keys || args.print_tokens {
+        print_welcome(&config, &keyring, &app, &format!("{scheme}://{addr}"));
+    }
+    if config.server.watch_media {
+        tokio::spawn(watch_media(config.clone(), keyring.clone(), app.clone()));
+    }
+    match server.await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(format!("server task failed: {e}"), 1),
+    }
+}
+
+/// Runs an ingest of every album and swaps in the new catalog. Requests keep being served
+/// from the old catalog meanwhile; codec work runs on blocking threads.
+async fn package_and_swap(config: &Config, keyring: &Arc<Keyring>, app: &Arc<App>) {
+    let job = IngestJob {
+        media_dir: config.media_dir.clone(),
+        albums: Vec::new(),
+        settings: config.ingest.clone(),
+        force: false,
+    };
+    let report = ingest::run(
+        job,
+        keyring.clone(),
+        app.store.clone(),
+        Arc::new(progress::LogLines),
+    )
+    .await;
+    if report.tracks_packaged > 0 || !report.ok() {
+        tracing::info!("{}", report.summary());
+    }
+    if let Err(e) = app.reload_library() {
+        tracing::error!("cannot reload the catalog: {e}");
+    }
+}
+
+/// Re-packages when files under the media folder change (debounced), so albums added later
+/// are served without a restart.
+async fn watch_media(config: Config, keyring: Arc<Keyring>, app: Arc<App>) {
+    use notify::{RecursiveMode, Watcher};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut watcher =
+        match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if res.is_ok() {
+                let _ = tx.send(());
+            }
+        }) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot watch {}: {e}; new albums need a restart",
+                    config.media_dir.display()
+                );
+                return;
+            }
+        };
+    if let Err(e) = watcher.watch(&config.media_dir, RecursiveMode::Recursive) {
+        tracing::warn!(
+            "cannot watch {}: {e}; new albums need a restart",
+            config.media_dir.display()
+        );
+        return;
+    }
+    while rx.recv().await.is_some() {
+        // Let a copy finish: wait until the folder has been quiet for two seconds.
+        loop {
+            match tokio::time::timeout(Duration::from_secs(2), rx.recv()).await {
+                Ok(Some(())) => continue,
+                Ok(None) => return,
+                Err(_) => break,
+            }
+        }
+        tracing::info!("media folder changed: packaging");
+        package_and_swap(&config, &keyring, &app).await;
+    }
+}
+
+fn print_welcome(config: &Config, keyring: &Keyring, app: &App, url: &str) {
+    let albums: Vec<String> = app.library.load().albums.keys().cloned().collect();
+    let Some(album) = albums.first().cloned() else {
+        println!(
+            "encore is serving {url} (no albums packaged yet: add folders under {})",
+            config.media_dir.display()
+        );
+        return;
+    };
+    let Ok(key) = keyring.signing_key() else {
+        return;
+    };
+    let now = crate::license::Clock::now_unix(&crate::license::SystemClock);
+    let token = |sub: &str, albums: Vec<String>| {
+        mint(
+            &key,
+            &MintRequest {
+                sub: sub.into(),
+                albums,
+                scope: Scope::Play,
+                ttl_seconds: 24 * 3600,
+                issuer: config.server.issuer.clone(),
+                audience: config.server.audience.clone(),
+                not_before: None,
+            },
+            now,
+        )
+        .unwrap_or_default()
+    };
+    let buyer = token("demo-buyer", albums.clone());
+    let listener = token("demo-listener", Vec::new());
+    println!();
+    println!("encore is serving {url}");
+    println!("  catalog:   curl {url}/v1/albums");
+    println!("  buyer token (owns {}):\n    {buyer}", albums.join(", "));
+    println!("  non-buyer token (previews only):\n    {listener}");
+    println!(
+        "  try:\n    encore fetch --server {url} --token {buyer} --album {album} --track 1 --rendition lossless --out track1.m4a"
+    );
+    println!(
+        "    encore fetch --server {url} --token {listener} --album {album} --track 1 --rendition preview --out preview1.m4a"
+    );
+    println!();
+}
+
+fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("cannot read certificate {}: {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("bad certificate in {}: {e}", cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("cannot read private key {}: {e}", key.display()))?;
+    let mut config = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("TLS configuration rejected: {e}"))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

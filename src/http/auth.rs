@@ -1,0 +1,78 @@
+//! Finds the bearer token in a request and verifies it through the cache.
+
+use std::sync::Arc;
+
+use http::HeaderMap;
+
+use super::app::App;
+use super::metrics::OutcomeLabels;
+use super::problem::ApiError;
+use crate::license::VerifiedToken;
+
+/// The token from `Authorization: Bearer`, else from the `access_token` query parameter.
+pub fn bearer<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a str> {
+    if let Some(v) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let v = v.trim();
+        if v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ") {
+            return Some(v[7..].trim());
+        }
+        return None;
+    }
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("access_token="))
+        .filter(|t| !t.is_empty())
+}
+
+/// Verifies the request's token, counting the outcome.
+pub fn authenticate(
+    app: &App,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Arc<VerifiedToken>, ApiError> {
+    let Some(token) = bearer(headers, query) else {
+        app.metrics
+            .token_checks
+            .get_or_create(&OutcomeLabels {
+                outcome: "token-missing",
+            })
+            .inc();
+        return Err(ApiError::TokenMissing);
+    };
+    match app.tokens.verify(token) {
+        Ok(t) => {
+            app.metrics
+                .token_checks
+                .get_or_create(&OutcomeLabels { outcome: "ok" })
+                .inc();
+            Ok(t)
+        }
+        Err(e) => {
+            app.metrics
+                .token_checks
+                .get_or_create(&OutcomeLabels {
+                    outcome: e.problem_type(),
+                })
+                .inc();
+            Err(ApiError::Token(e))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_tokens() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer(&h, Some("a=1&access_token=abc")), Some("abc"));
+        h.insert(http::header::AUTHORIZATION, "Bearer xyz".parse().unwrap());
+        assert_eq!(bearer(&h, Some("access_token=abc")), Some("xyz"));
+        h.insert(http::header::AUTHORIZATION, "Basic xyz".parse().unwrap());
+        assert_eq!(bearer(&h, None), None);
+    }
+}

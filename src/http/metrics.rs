@@ -1,0 +1,152 @@
+//! Prometheus metrics: requests by route and status, latency, cache and token counters.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::store::cache::CacheStats;
+
+/// Labels of the request counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Route name (bounded set, see `Endpoint::name`).
+    pub route: &'static str,
+    /// HTTP status code.
+    pub status: u16,
+}
+
+/// Labels of per-route series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// Route name.
+    pub route: &'static str,
+}
+
+/// Labels of token checks and denials.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// What happened (`ok`, `token-invalid`, `not-purchased`, ...).
+    pub outcome: &'static str,
+}
+
+/// Every metric the server exports.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests by route and status.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Latency by route, seconds.
+    pub latency: Family<RouteLabels, Histogram>,
+    /// Token checks by outcome.
+    pub token_checks: Family<OutcomeLabels, Counter>,
+    /// Entitlement denials by reason.
+    pub denials: Family<OutcomeLabels, Counter>,
+    /// Token cache hits (snapshot at scrape).
+    pub token_cache_hits: Gauge<u64, AtomicU64>,
+    /// Token cache misses (snapshot at scrape).
+    pub token_cache_misses: Gauge<u64, AtomicU64>,
+    /// Bytes held by the segment cache (snapshot at scrape).
+    pub segment_cache_bytes: Gauge<u64, AtomicU64>,
+}
+
+impl Metrics {
+    /// Registers everything, including the segment cache's counters.
+    pub fn new(cache: &CacheStats) -> Self {
+        let mut registry = Registry::with_prefix("encore");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+                5.0,
+            ])
+        });
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to produce a response",
+            latency.clone(),
+        );
+        let token_checks = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "token_checks",
+            "Bearer token checks by outcome",
+            token_checks.clone(),
+        );
+        let denials = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "entitlement_denials",
+            "Valid tokens refused for lack of entitlement",
+            denials.clone(),
+        );
+        registry.register(
+            "segment_cache_hits",
+            "Segment lookups answered from memory",
+            cache.hits.clone(),
+        );
+        registry.register(
+            "segment_cache_misses",
+            "Segment lookups that loaded or waited for a load",
+            cache.misses.clone(),
+        );
+        registry.register(
+            "store_reads",
+            "Segment files read from disk",
+            cache.disk_reads.clone(),
+        );
+        registry.register(
+            "store_read_bytes",
+            "Bytes read from disk for segments",
+            cache.disk_bytes.clone(),
+        );
+        registry.register(
+            "segment_cache_uncacheable",
+            "Segments larger than the cache, served from disk",
+            cache.uncacheable.clone(),
+        );
+        let token_cache_hits = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "token_cache_hits",
+            "Verified-token cache hits since start",
+            token_cache_hits.clone(),
+        );
+        let token_cache_misses = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "token_cache_misses",
+            "Verified-token cache misses since start",
+            token_cache_misses.clone(),
+        );
+        let segment_cache_bytes = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "segment_cache_bytes",
+            "Bytes held by the segment cache",
+            segment_cache_bytes.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            token_checks,
+            denials,
+            token_cache_hits,
+            token_cache_misses,
+            segment_cache_bytes,
+        }
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

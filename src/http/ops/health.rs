@@ -1,0 +1,44 @@
+//! `/healthz` (the process answers), `/readyz` (the catalog is loaded), `/metrics`.
+
+use std::sync::atomic::Ordering;
+
+use http::{Response, StatusCode};
+
+use crate::http::app::App;
+use crate::http::problem::ApiError;
+use crate::http::respond::{Body, text};
+
+/// Liveness.
+pub fn health() -> Response<Body> {
+    text(StatusCode::OK, "ok\n".into(), "text/plain; charset=utf-8")
+}
+
+/// Readiness: 503 until the first catalog load finished.
+pub fn ready(app: &App) -> Result<Response<Body>, ApiError> {
+    if app.ready.load(Ordering::Acquire) {
+        Ok(text(
+            StatusCode::OK,
+            "ready\n".into(),
+            "text/plain; charset=utf-8",
+        ))
+    } else {
+        Err(ApiError::NotReady(
+            "the catalog is still being packaged".into(),
+        ))
+    }
+}
+
+/// Prometheus text exposition.
+pub fn metrics(app: &App) -> Response<Body> {
+    let stats = app.tokens.stats();
+    app.metrics.token_cache_hits.set(stats.hits);
+    app.metrics.token_cache_misses.set(stats.misses);
+    app.metrics
+        .segment_cache_bytes
+        .set(app.segments.weighted_size());
+    text(
+        StatusCode::OK,
+        app.metrics.render(),
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+    )
+}

@@ -1,0 +1,74 @@
+//! `POST /v1/licenses`: the content keys of the renditions the token entitles.
+
+use http::Response;
+use serde::Deserialize;
+
+use crate::http::app::App;
+use crate::http::problem::ApiError;
+use crate::http::respond::{Body, json};
+use crate::license::{VerifiedToken, authorize_license};
+
+/// The request body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LicenseRequest {
+    /// Album id.
+    pub album: String,
+    /// Track number.
+    pub track: u32,
+}
+
+/// Answers a license request for an authenticated token.
+pub fn create(app: &App, token: &VerifiedToken, body: &[u8]) -> Result<Response<Body>, ApiError> {
+    let req: LicenseRequest = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("license request body: {e}")))?;
+    let renditions: Vec<String> = {
+        let lib = app.library.load();
+        let track = lib
+            .albums
+            .get(&req.album)
+            .and_then(|a| a.tracks.get(&req.track))
+            .ok_or_else(|| {
+                ApiError::NotFound(format!("no track {} in album {:?}", req.track, req.album))
+            })?;
+        track.renditions.keys().cloned().collect()
+    };
+    let available: Vec<&str> = renditions.iter().map(String::as_str).collect();
+    let grant = authorize_license(token, &req.album, req.track, &available).inspect_err(|d| {
+        app.metrics
+            .denials
+            .get_or_create(&crate::http::metrics::OutcomeLabels {
+                outcome: d.problem_type(),
+            })
+            .inc();
+    })?;
+    let mut keys = Vec::new();
+    for rendition in grant.renditions() {
+        let key = app
+            .keyring
+            .existing_content_key(grant.album(), grant.track(), rendition)
+            .map_err(|e| {
+                ApiError::Internal(format!(
+                    "content key for {}/{}/{rendition}: {e}",
+                    grant.album(),
+                    grant.track()
+                ))
+            })?
+            .ok_or_else(|| {
+                ApiError::Internal(format!(
+                    "no content key for {}/{}/{rendition}",
+                    grant.album(),
+                    grant.track()
+                ))
+            })?;
+        keys.push(serde_json::json!({
+            "rendition": rendition,
+            "key_id": key.id().to_string(),
+            "key": hex::encode(key.expose_bytes()),
+        }));
+    }
+    Ok(json(
+        &serde_json::json!({ "album": grant.album(), "track": grant.track(), "expires_at": grant.expires_at(), "keys": keys }),
+        "no-store",
+    ))
+}

@@ -1,0 +1,10 @@
+//! One file per operation; each takes parsed inputs and returns a response or an [`ApiError`].
+//!
+//! [`ApiError`]: super::problem::ApiError
+
+pub mod catalog;
+pub mod health;
+pub mod jwks;
+pub mod license;
+pub mod manifest;
+pub mod segment;

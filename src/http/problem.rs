@@ -1,0 +1,113 @@
+//! RFC 9457 problem details: the one place domain errors become HTTP statuses.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::Full;
+
+use crate::license::{Denied, TokenError};
+
+/// Every error a request can end in. Mapped to a response by [`ApiError::into_response`]
+/// with an exhaustive match, so a new variant cannot slip through as a 500.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No token was presented.
+    #[error("this resource needs a bearer token")]
+    TokenMissing,
+    /// The token failed verification.
+    #[error("{0}")]
+    Token(#[from] TokenError),
+    /// A valid token without the entitlement.
+    #[error("{0}")]
+    Denied(#[from] Denied),
+    /// No such album, track, rendition or segment.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The body is larger than this route accepts.
+    #[error("request body larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// The method is not allowed on this path.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The range lies past the end of a body of this many bytes.
+    #[error("range not satisfiable for a body of {0} bytes")]
+    RangeNotSatisfiable(u64),
+    /// The server is still packaging its catalog.
+    #[error("not ready yet: {0}")]
+    NotReady(String),
+    /// The request took longer than the per-request deadline.
+    #[error("the request took too long")]
+    Timeout,
+    /// Our fault; the detail is logged, not sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// Prefix of every problem `type`.
+pub const PROBLEM_PREFIX: &str = "urn:encore:problem:";
+
+impl ApiError {
+    /// The response for this error.
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        let (status, name, www_auth): (StatusCode, &str, Option<&'static str>) = match &self {
+            ApiError::TokenMissing => (StatusCode::UNAUTHORIZED, "token-missing", Some("Bearer")),
+            ApiError::Token(e) => (
+                StatusCode::UNAUTHORIZED,
+                e.problem_type(),
+                Some("Bearer error=\"invalid_token\""),
+            ),
+            ApiError::Denied(d) => (StatusCode::FORBIDDEN, d.problem_type(), None),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", None),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", None),
+            ApiError::PayloadTooLarge(_) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", None)
+            }
+            ApiError::MethodNotAllowed => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", None)
+            }
+            ApiError::RangeNotSatisfiable(_) => (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range-not-satisfiable",
+                None,
+            ),
+            ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not-ready", None),
+            ApiError::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout", None),
+            ApiError::Internal(detail) => {
+                tracing::error!("internal error: {detail}");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal", None)
+            }
+        };
+        let detail = self.to_string();
+        let body = serde_json::json!({
+            "type": format!("{PROBLEM_PREFIX}{name}"),
+            "title": status.canonical_reason().unwrap_or("error"),
+            "status": status.as_u16(),
+            "detail": detail,
+        });
+        let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+        *resp.status_mut() = status;
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(v) = www_auth {
+            h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(v));
+        }
+        if let ApiError::RangeNotSatisfiable(len) = self
+            && let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}"))
+        {
+            h.insert(header::CONTENT_RANGE, v);
+        }
+        if matches!(self, ApiError::MethodNotAllowed) {
+            h.insert(
+                header::ALLOW,
+                HeaderValue::from_static("GET, HEAD, POST, OPTIONS"),
+            );
+        }
+        resp
+    }
+}

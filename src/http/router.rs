@@ -1,0 +1,194 @@
+//! Parses a request line into an [`Endpoint`]; one variant per operation.
+
+use http::Method;
+
+/// Every operation the server knows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `GET /healthz`.
+    Health,
+    /// `GET /readyz`.
+    Ready,
+    /// `GET /metrics`.
+    Metrics,
+    /// `GET /.well-known/jwks.json`.
+    Jwks,
+    /// `GET /v1/albums`.
+    ListAlbums,
+    /// `GET /v1/albums/{album}`.
+    GetAlbum {
+        /// Album id.
+        album: String,
+    },
+    /// `GET /v1/albums/{album}/cover`.
+    GetCover {
+        /// Album id.
+        album: String,
+    },
+    /// `POST /v1/licenses`.
+    CreateLicense,
+    /// `GET /v1/albums/{album}/tracks/{n}/{rendition}/manifest`.
+    GetManifest {
+        /// Album id.
+        album: String,
+        /// Track number.
+        track: u32,
+        /// Rendition name.
+        rendition: String,
+    },
+    /// `GET|HEAD /v1/albums/{album}/tracks/{n}/{rendition}/{generation}/{file}`.
+    GetSegment {
+        /// Album id.
+        album: String,
+        /// Track number.
+        track: u32,
+        /// Rendition name.
+        rendition: String,
+        /// Packaging generation.
+        generation: String,
+        /// Segment file name.
+        file: String,
+    },
+    /// `OPTIONS` anything: a CORS preflight.
+    Preflight,
+    /// A known path with a method it does not take.
+    WrongMethod,
+    /// Nothing here.
+    NotFound,
+}
+
+impl Endpoint {
+    /// A short, bounded name for metrics labels.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Endpoint::Health => "healthz",
+            Endpoint::Ready => "readyz",
+            Endpoint::Metrics => "metrics",
+            Endpoint::Jwks => "jwks",
+            Endpoint::ListAlbums => "list_albums",
+            Endpoint::GetAlbum { .. } => "get_album",
+            Endpoint::GetCover { .. } => "get_cover",
+            Endpoint::CreateLicense => "create_license",
+            Endpoint::GetManifest { .. } => "get_manifest",
+            Endpoint::GetSegment { .. } => "get_segment",
+            Endpoint::Preflight => "preflight",
+            Endpoint::WrongMethod => "wrong_method",
+            Endpoint::NotFound => "not_found",
+        }
+    }
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.'
+        })
+        && !s.starts_with('.')
+}
+
+/// Routes `method` and `path` (without the query).
+pub fn route(method: &Method, path: &str) -> Endpoint {
+    if method == Method::OPTIONS {
+        return Endpoint::Preflight;
+    }
+    let get = method == Method::GET || method == Method::HEAD;
+    let parts: Vec<&str> = path.split('/').skip(1).collect();
+    let want_get = |e: Endpoint| if get { e } else { Endpoint::WrongMethod };
+    match parts.as_slice() {
+        ["healthz"] => want_get(Endpoint::Health),
+        ["readyz"] => want_get(Endpoint::Ready),
+        ["metrics"] => want_get(Endpoint::Metrics),
+        [".well-known", "jwks.json"] => want_get(Endpoint::Jwks),
+        ["v1", "albums"] => want_get(Endpoint::ListAlbums),
+        ["v1", "albums", album] if is_name(album) => want_get(Endpoint::GetAlbum {
+            album: album.to_string(),
+        }),
+        ["v1", "albums", album, "cover"] if is_name(album) => want_get(Endpoint::GetCover {
+            album: album.to_string(),
+        }),
+        ["v1", "licenses"] => {
+            if method == Method::POST {
+                Endpoint::CreateLicense
+            } else {
+                Endpoint::WrongMethod
+            }
+        }
+        ["v1", "albums", album, "tracks", n, rendition, "manifest"]
+            if is_name(album) && is_name(rendition) =>
+        {
+            match n.parse::<u32>() {
+                Ok(track) if track > 0 => want_get(Endpoint::GetManifest {
+                    album: album.to_string(),
+                    track,
+                    rendition: rendition.to_string(),
+                }),
+                _ => Endpoint::NotFound,
+            }
+        }
+        [
+            "v1",
+            "albums",
+            album,
+            "tracks",
+            n,
+            rendition,
+            generation,
+            file,
+        ] if is_name(album) && is_name(rendition) && is_name(generation) && is_name(file) => {
+            match n.parse::<u32>() {
+                Ok(track) if track > 0 => want_get(Endpoint::GetSegment {
+                    album: album.to_string(),
+                    track,
+                    rendition: rendition.to_string(),
+                    generation: generation.to_string(),
+                    file: file.to_string(),
+                }),
+                _ => Endpoint::NotFound,
+            }
+        }
+        _ => Endpoint::NotFound,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(route(&Method::GET, "/v1/albums"), Endpoint::ListAlbums);
+        assert_eq!(
+            route(&Method::GET, "/v1/albums/first-light"),
+            Endpoint::GetAlbum {
+                album: "first-light".into()
+            }
+        );
+        assert_eq!(
+            route(&Method::POST, "/v1/licenses"),
+            Endpoint::CreateLicense
+        );
+        assert_eq!(route(&Method::GET, "/v1/licenses"), Endpoint::WrongMethod);
+        assert_eq!(
+            route(&Method::HEAD, "/v1/albums/a/tracks/2/lossless/g00/0001.enc"),
+            Endpoint::GetSegment {
+                album: "a".into(),
+                track: 2,
+                rendition: "lossless".into(),
+                generation: "g00".into(),
+                file: "0001.enc".into()
+            }
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/albums/a/tracks/0/lossless/manifest"),
+            Endpoint::NotFound
+        );
+        assert_eq!(route(&Method::GET, "/v1/albums/../etc"), Endpoint::NotFound);
+        assert_eq!(
+            route(&Method::GET, "/v1/albums/a/tracks/1/x/..%2f/y"),
+            Endpoint::NotFound
+        );
+        assert_eq!(route(&Method::DELETE, "/v1/albums"), Endpoint::WrongMethod);
+        assert_eq!(route(&Method::OPTIONS, "/v1/albums"), Endpoint::Preflight);
+    }
+}

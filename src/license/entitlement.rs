@@ -1,0 +1,252 @@
+//! Entitlement as types: [`SegmentGrant`] and [`LicenseGrant`] can only be made by
+//! [`authorize_segment`] and [`authorize_license`], so a handler that serves a segment or a key
+//! by taking one cannot forget the check. Rules in `docs/HTTP.md`.
+
+use super::claims::Scope;
+use super::verify::VerifiedToken;
+use crate::ingest::rendition::PREVIEW;
+
+/// Who a segment is served to; decides how it may be cached downstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Audience {
+    /// A CDN edge (`edge` token): shared caches may keep it
+    /// (`Cache-Control: public, max-age=31536000, immutable`).
+    Edge,
+    /// A fan's player (`play` token): only the player's own cache
+    /// (`Cache-Control: private, max-age=31536000, immutable`).
+    Player,
+}
+
+/// Permission to serve one track's segments (and manifest) in one rendition. Fields are
+/// private: only [`authorize_segment`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentGrant {
+    album: String,
+    track: u32,
+    rendition: String,
+    audience: Audience,
+}
+
+impl SegmentGrant {
+    /// The album granted.
+    pub fn album(&self) -> &str {
+        &self.album
+    }
+
+    /// The track granted.
+    pub fn track(&self) -> u32 {
+        self.track
+    }
+
+    /// The rendition granted.
+    pub fn rendition(&self) -> &str {
+        &self.rendition
+    }
+
+    /// Who it is for.
+    pub fn audience(&self) -> Audience {
+        self.audience
+    }
+}
+
+/// Permission to hand out the content keys of `renditions` for one track. Fields are private:
+/// only [`authorize_license`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LicenseGrant {
+    album: String,
+    track: u32,
+    renditions: Vec<String>,
+    expires_at: u64,
+}
+
+impl LicenseGrant {
+    /// The album granted.
+    pub fn album(&self) -> &str {
+        &self.album
+    }
+
+    /// The track granted.
+    pub fn track(&self) -> u32 {
+        self.track
+    }
+
+    /// The renditions whose keys may be sent, in the order they were offered.
+    pub fn renditions(&self) -> &[String] {
+        &self.renditions
+    }
+
+    /// When the client must stop using the keys: the token's `exp`, seconds since the Unix
+    /// epoch.
+    pub fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+}
+
+/// A verified token without the entitlement asked for (HTTP 403).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Denied {
+    /// A `play` token asked for more than the preview of an album it has not bought.
+    #[error("this album has not been purchased; only its preview is available")]
+    NotPurchased,
+    /// The token's scope cannot do this at all.
+    #[error("this token's scope does not allow this request")]
+    ScopeNotAllowed,
+}
+
+impl Denied {
+    /// The problem `type` name for the 403 response (`docs/HTTP.md`).
+    pub fn problem_type(&self) -> &'static str {
+        match self {
+            Denied::NotPurchased => "not-purchased",
+            Denied::ScopeNotAllowed => "scope-not-allowed",
+        }
+    }
+}
+
+/// May `token` fetch the segments (or manifest) of `album` track `track` in `rendition`?
+///
+/// - `play` with `album` in `albums`: any rendition;
+/// - `play` without it: [`PREVIEW`] only, [`Denied::NotPurchased`] otherwise;
+/// - `edge`: any rendition (segments are sealed; edges never get keys);
+/// - any other scope: [`Denied::ScopeNotAllowed`].
+///
+/// Whether the album, track and rendition exist is the caller's business (404).
+pub fn authorize_segment(
+    token: &VerifiedToken,
+    album: &str,
+    track: u32,
+    rendition: &str,
+) -> Result<SegmentGrant, Denied> {
+    let claims = token.claims();
+    let audience = match claims.scope {
+        Scope::Play if claims.owns(album) || rendition == PREVIEW => Audience::Player,
+        Scope::Play => return Err(Denied::NotPurchased),
+        Scope::Edge => Audience::Edge,
+        Scope::Store | Scope::Admin | Scope::Account => return Err(Denied::ScopeNotAllowed),
+    };
+    Ok(SegmentGrant {
+        album: album.to_owned(),
+        track,
+        rendition: rendition.to_owned(),
+        audience,
+    })
+}
+
+/// May `token` have the content keys of `album` track `track`, and of which of the
+/// `available` renditions?
+///
+/// `play` only: a buyer gets every available rendition; anyone else only [`PREVIEW`] (and
+/// [`Denied::NotPurchased`] if the track has no preview). Every other scope, `edge` included,
+/// gets [`Denied::ScopeNotAllowed`]: keys go to players, never to caches.
+pub fn authorize_license(
+    token: &VerifiedToken,
+    album: &str,
+    track: u32,
+    available: &[&str],
+) -> Result<LicenseGrant, Denied> {
+    let claims = token.claims();
+    let renditions: Vec<String> = match claims.scope {
+        Scope::Play if claims.owns(album) => available.iter().map(|r| (*r).to_owned()).collect(),
+        Scope::Play => {
+            if !available.contains(&PREVIEW) {
+                return Err(Denied::NotPurchased);
+            }
+            vec![PREVIEW.to_owned()]
+        }
+        Scope::Edge | Scope::Store | Scope::Admin | Scope::Account => {
+            return Err(Denied::ScopeNotAllowed);
+        }
+    };
+    Ok(LicenseGrant {
+        album: album.to_owned(),
+        track,
+        renditions,
+        expires_at: claims.exp,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::rendition::{HIGH, LOSSLESS, STANDARD};
+    use crate::license::testutil::{Fixture, NOW};
+
+    const ALBUM: &str = "first-light";
+
+    #[test]
+    fn segment_rules() {
+        let fx = Fixture::new();
+        use Denied::*;
+        let cases: [(Scope, &[&str], &str, Result<Audience, Denied>); 13] = [
+            (Scope::Play, &[ALBUM], LOSSLESS, Ok(Audience::Player)),
+            (Scope::Play, &[ALBUM], PREVIEW, Ok(Audience::Player)),
+            (Scope::Play, &["other", ALBUM], HIGH, Ok(Audience::Player)),
+            (Scope::Play, &[], PREVIEW, Ok(Audience::Player)),
+            (Scope::Play, &[], LOSSLESS, Err(NotPurchased)),
+            (Scope::Play, &["other"], STANDARD, Err(NotPurchased)),
+            (
+                Scope::Play,
+                &["first-light-deluxe"],
+                LOSSLESS,
+                Err(NotPurchased),
+            ),
+            (Scope::Edge, &[], LOSSLESS, Ok(Audience::Edge)),
+            (Scope::Edge, &[], PREVIEW, Ok(Audience::Edge)),
+            (Scope::Store, &[ALBUM], PREVIEW, Err(ScopeNotAllowed)),
+            (Scope::Admin, &[ALBUM], LOSSLESS, Err(ScopeNotAllowed)),
+            (Scope::Account, &[ALBUM], LOSSLESS, Err(ScopeNotAllowed)),
+            (Scope::Account, &[], PREVIEW, Err(ScopeNotAllowed)),
+        ];
+        for (scope, albums, rendition, want) in cases {
+            let token = fx.verified(scope, albums);
+            let got = authorize_segment(&token, ALBUM, 3, rendition);
+            match (&got, want) {
+                (Ok(grant), Ok(audience)) => {
+                    assert_eq!(grant.album(), ALBUM);
+                    assert_eq!(grant.track(), 3);
+                    assert_eq!(grant.rendition(), rendition);
+                    assert_eq!(grant.audience(), audience);
+                }
+                (Err(d), Err(w)) => assert_eq!(*d, w),
+                _ => panic!("{scope} {albums:?} {rendition}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn license_rules() {
+        let fx = Fixture::new();
+        let all = [LOSSLESS, HIGH, STANDARD, PREVIEW];
+
+        let buyer = fx.verified(Scope::Play, &[ALBUM]);
+        let grant = authorize_license(&buyer, ALBUM, 2, &all).unwrap();
+        assert_eq!(grant.renditions(), all);
+        assert_eq!((grant.album(), grant.track()), (ALBUM, 2));
+        assert_eq!(grant.expires_at(), NOW + 3600);
+
+        let fan = fx.verified(Scope::Play, &["other"]);
+        let grant = authorize_license(&fan, ALBUM, 2, &all).unwrap();
+        assert_eq!(grant.renditions(), [PREVIEW]);
+        assert_eq!(
+            authorize_license(&fan, ALBUM, 2, &[LOSSLESS, HIGH]),
+            Err(Denied::NotPurchased)
+        );
+
+        for scope in [Scope::Edge, Scope::Store, Scope::Admin, Scope::Account] {
+            let token = fx.verified(scope, &[ALBUM]);
+            assert_eq!(
+                authorize_license(&token, ALBUM, 2, &all),
+                Err(Denied::ScopeNotAllowed),
+                "{scope}"
+            );
+        }
+    }
+
+    #[test]
+    fn problem_types() {
+        assert_eq!(Denied::NotPurchased.problem_type(), "not-purchased");
+        assert_eq!(Denied::ScopeNotAllowed.problem_type(), "scope-not-allowed");
+        assert!(Denied::NotPurchased.to_string().contains("preview"));
+    }
+}

@@ -1,0 +1,29 @@
+//! Tokens and entitlement: minting and verifying the EdDSA JWTs players and edges present, a
+//! cache of verified tokens, and the checks that turn a verified token into a grant to serve
+//! a segment or a license.
+//!
+//! - [`claims`]: [`Claims`] and [`Scope`].
+//! - [`clock`]: the [`Clock`] every expiry decision reads.
+//! - [`mint`](mod@mint): [`mint()`] signs a token with the active signing key.
+//! - [`verify`]: [`TokenVerifier`], header policy and signature and claim checks.
+//! - [`cache`]: [`TokenCache`], verified tokens kept until they expire.
+//! - [`entitlement`]: [`SegmentGrant`] and [`LicenseGrant`], constructible only by the checks.
+
+pub mod cache;
+pub mod claims;
+pub mod clock;
+pub mod entitlement;
+pub mod mint;
+pub mod verify;
+
+#[cfg(test)]
+mod testutil;
+
+pub use cache::{CacheConfig, CacheStats, TokenCache};
+pub use claims::{Claims, DEFAULT_AUDIENCE, DEFAULT_ISSUER, Scope, ScopeParseError};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use entitlement::{
+    Audience, Denied, LicenseGrant, SegmentGrant, authorize_license, authorize_segment,
+};
+pub use mint::{DEFAULT_TTL_SECONDS, MintError, MintRequest, mint};
+pub use verify::{TokenError, TokenVerifier, VerifiedToken, VerifierConfig};
