@@ -4,6 +4,8 @@ mod util;
 
 mod bad_input;
 mod delivery;
+mod fetch;
 mod formats;
 mod rerun;
 mod sealing;
+mod serve;

@@ -1,8 +1,10 @@
 //! The `encore` command line: parses flags (with env fallbacks), loads the config, dispatches.
 
+mod fetch;
 mod ingest;
 mod keys;
 mod serve;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +30,11 @@ enum Command {
     Keys(keys::KeysCommand),
     /// Serve the catalog, licenses and sealed segments over HTTP.
     Serve(serve::ServeArgs),
+    /// Mint tokens (operators, tests, dev mode).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    /// The reference client: license, manifest, segments, seal check, a playable .m4a.
+    Fetch(fetch::FetchArgs),
 }
 
 /// Flags shared by every subcommand that reads the config.
@@ -95,6 +102,8 @@ pub fn main() -> ExitCode {
             Command::Ingest(args) => ingest::run(args).await,
             Command::Keys(cmd) => keys::run(cmd),
             Command::Serve(args) => serve::run(args).await,
+            Command::Token(cmd) => token::run(cmd),
+            Command::Fetch(args) => fetch::run(args).await,
         }
     })
 }

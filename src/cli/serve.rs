@@ -1,7 +1,6 @@
 //! `encore serve`: dev keys on a fresh clone, packaging in the background, the HTTP server,
 //! a watcher for albums added later, graceful shutdown on SIGTERM/Ctrl-C.
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -68,7 +67,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     };
     let tls = match &config.server.tls {
         None => None,
-        Some((cert, key)) => match tls_acceptor(cert, key) {
+        Some((cert, key)) => match http::tls::acceptor(cert, key) {
             Ok(a) => Some(a),
             Err(e) => return fail(e, 2),
         },
@@ -220,23 +219,6 @@ fn print_welcome(config: &Config, keyring: &Keyring, app: &App, url: &str) {
         "    encore fetch --server {url} --token {listener} --album {album} --track 1 --rendition preview --out preview1.m4a"
     );
     println!();
-}
-
-fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, String> {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("cannot read certificate {}: {e}", cert.display()))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| format!("bad certificate in {}: {e}", cert.display()))?;
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("cannot read private key {}: {e}", key.display()))?;
-    let mut config = tokio_rustls::rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("TLS configuration rejected: {e}"))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
 async fn shutdown_signal() {

@@ -78,7 +78,8 @@ fn mint_token(args: MintArgs) -> Result<String, String> {
 }
 
 fn parse_scope(s: &str) -> Result<Scope, String> {
-    s.parse().map_err(|e: crate::license::ScopeParseError| e.to_string())
+    s.parse()
+        .map_err(|e: crate::license::ScopeParseError| e.to_string())
 }
 
 /// Parses `30s`, `15m`, `1h`, `7d` or plain seconds into seconds (more than 0).
@@ -123,7 +124,16 @@ mod tests {
             assert_eq!(parse_duration(s), Ok(want), "{s}");
         }
         for s in [
-            "", "h", "0", "0s", "-1h", "1.5h", "1w", "1H", "1 h", "99999999999999999999d",
+            "",
+            "h",
+            "0",
+            "0s",
+            "-1h",
+            "1.5h",
+            "1w",
+            "1H",
+            "1 h",
+            "99999999999999999999d",
         ] {
             assert!(parse_duration(s).is_err(), "{s}");
         }

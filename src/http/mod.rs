@@ -11,6 +11,7 @@ pub mod range;
 pub mod respond;
 pub mod router;
 pub mod server;
+pub mod tls;
 
 pub use app::{App, Limits};
 pub use server::run;

@@ -1,0 +1,287 @@
+#!/usr/bin/env bash
+# Delivery under load: encore (token check on every request, segment cache hits) vs nginx
+# (the same sealed files as static files), same load generator, same connections, ONE run on
+# ONE machine, reported as a ratio.
+#
+#   benches/load.sh                      # from anywhere; results on stdout, progress on stderr
+#   CONNS=64 THREADS=2 DURATION=10s ROUNDS=3 PIN=1 benches/load.sh
+#
+# Needs: cargo, curl, jq, wrk, hey, nginx, taskset (apt-get install wrk hey nginx-light jq).
+# Steps (everything under a temp dir, removed on exit; every process started here is killed):
+#   1. cargo build --release; throwaway keys; `encore ingest` of media/first-light;
+#   2. encore serve (256 MiB segment cache, media watcher off) and nginx (root = the same
+#      data/store folder; sendfile, tcp_nopush, keep-alive, access_log off, open_file_cache);
+#   3. a play token from `encore token mint`; segment URLs from the lossless manifests of every
+#      track, keeping segments of 100-500 KB (the same files' paths on disk for nginx);
+#   4. warm-up (wrk 3 s per server: encore's cache and the page cache are hot afterwards);
+#   5. ROUNDS interleaved rounds of `wrk -tTHREADS -cCONNS -dDURATION` against nginx then
+#      encore; a Lua script rotates over the segment URLs and sends `Authorization: Bearer`
+#      on every request to BOTH servers (nginx ignores it). The round with the median encore
+#      req/s is reported (each round's figures go to stderr);
+#   6. fixed rate: `hey -q` (wrk has no rate limit and wrk2 is not packaged) at half of
+#      encore's median peak req/s, same connections, one segment URL, against encore and nginx:
+#      p50/p99 at that rate.
+# PIN=1 (default): servers run on the last CPU (taskset; nginx worker_processes 1, encore's
+# runtime 1 worker thread) and wrk/hey on the other CPUs, so the generator does not steal the
+# servers' CPU and both servers get the same one-core budget. PIN=0: nothing pinned, nginx
+# worker_processes = nproc, encore's default runtime (one worker per core); generator and
+# server then share every core.
+# Ratio: encore req/s / nginx req/s (>= 1.0: encore at least as fast).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+DURATION=${DURATION:-10s}
+ROUNDS=${ROUNDS:-3}
+PIN=${PIN:-1}
+RATE_DURATION=${RATE_DURATION:-10s}
+NPROC=$(nproc)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+for tool in cargo curl jq wrk hey nginx taskset; do
+	command -v "$tool" >/dev/null || { echo "$0: $tool is required" >&2; exit 2; }
+done
+case $ROUNDS in '' | *[!0-9]* | 0) echo "$0: ROUNDS must be >= 1" >&2; exit 2 ;; esac
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/encore-load.XXXXXX")
+PIDS=()
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '%s\n' "$*" >&2; }
+
+if [ "$PIN" = 1 ] && [ "$NPROC" -ge 2 ]; then
+	SERVER_CPUS=$((NPROC - 1))
+	LOAD_CPUS=0-$((NPROC - 2))
+	SERVER_CORES=1
+	SERVER_RUN=(taskset -c "$SERVER_CPUS")
+	SERVER_ENV=(TOKIO_WORKER_THREADS=1)
+	LOAD_RUN=(taskset -c "$LOAD_CPUS")
+	PLACEMENT="pinned: servers on CPU $SERVER_CPUS, load generator on CPU(s) $LOAD_CPUS"
+else
+	PIN=0
+	SERVER_CORES=$NPROC
+	SERVER_RUN=()
+	SERVER_ENV=()
+	LOAD_RUN=()
+	PLACEMENT="not pinned: servers and load generator share all $NPROC CPU(s)"
+fi
+
+log "== machine: $NPROC CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
+log "== load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+log "== $PLACEMENT; $(nginx -v 2>&1); $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2); hey (apt)"
+
+log "== cargo build --release"
+cargo build --release --quiet
+ENCORE=$CARGO_TARGET_DIR/release/encore
+
+mkdir -p "$TMP/keys" "$TMP/data" "$TMP/nginx/logs"
+chmod 700 "$TMP/keys"
+"$ENCORE" keys init --keys "$TMP/keys" >/dev/null
+log "== encore ingest media/first-light"
+"$ENCORE" ingest --media media --keys "$TMP/keys" --data "$TMP/data" media/first-light >"$TMP/ingest.log" 2>&1 ||
+	{ cat "$TMP/ingest.log" >&2; exit 1; }
+
+# A loopback port nothing listens on.
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 30000))
+		ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
+	done
+}
+
+# ---- encore --------------------------------------------------------------------------------
+cat >"$TMP/encore.toml" <<EOF
+[server]
+segment_cache_mb = 256
+watch_media = false
+EOF
+ENCORE_PORT=$(free_port)
+env "${SERVER_ENV[@]}" "${SERVER_RUN[@]}" "$ENCORE" serve \
+	--config "$TMP/encore.toml" --media media --keys "$TMP/keys" --data "$TMP/data" \
+	--listen "127.0.0.1:$ENCORE_PORT" >"$TMP/encore.out" 2>"$TMP/encore.err" &
+PIDS+=($!)
+ENCORE_URL=http://127.0.0.1:$ENCORE_PORT
+for _ in $(seq 1 300); do
+	[ "$(curl -s -o /dev/null -w '%{http_code}' "$ENCORE_URL/readyz")" = 200 ] && break
+	kill -0 "${PIDS[0]}" 2>/dev/null || { cat "$TMP/encore.err" >&2; exit 1; }
+	sleep 0.1
+done
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$ENCORE_URL/readyz")" = 200 ] ||
+	{ log "encore did not become ready"; cat "$TMP/encore.err" >&2; exit 1; }
+
+# ---- nginx (the same sealed files) ---------------------------------------------------------
+# nginx's workers drop root privileges: let them read the store (the keys stay private).
+chmod 755 "$TMP"
+chmod -R a+rX "$TMP/data" "$TMP/nginx"
+NGINX_PORT=$(free_port)
+cat >"$TMP/nginx/nginx.conf" <<EOF
+worker_processes $SERVER_CORES;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 75s;
+    keepalive_requests 1000000;
+    open_file_cache max=1000 inactive=60s;
+    types { }
+    default_type application/octet-stream;
+    client_body_temp_path $TMP/nginx/body;
+    proxy_temp_path $TMP/nginx/proxy;
+    fastcgi_temp_path $TMP/nginx/fastcgi;
+    uwsgi_temp_path $TMP/nginx/uwsgi;
+    scgi_temp_path $TMP/nginx/scgi;
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        root $TMP/data/store;
+    }
+}
+EOF
+"${SERVER_RUN[@]}" nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -g 'daemon off;' \
+	2>"$TMP/nginx/logs/stderr.log" &
+PIDS+=($!)
+NGINX_URL=http://127.0.0.1:$NGINX_PORT
+
+# ---- token and segments --------------------------------------------------------------------
+TOKEN=$("$ENCORE" token mint --sub load-test --album first-light --scope play --ttl 1h --keys "$TMP/keys")
+: >"$TMP/encore.paths"
+: >"$TMP/nginx.paths"
+for track in 1 2 3 4; do
+	curl -sf -H "Authorization: Bearer $TOKEN" \
+		"$ENCORE_URL/v1/albums/first-light/tracks/$track/lossless/manifest" >"$TMP/manifest.json" || continue
+	jq -r '.segments[] | select(.bytes >= 100000 and .bytes <= 500000) | "\(.url) \(.bytes)"' "$TMP/manifest.json" |
+		while read -r url bytes; do
+			# /v1/albums/A/tracks/N/R/G/F -> /A/NN/R/G/F under data/store
+			IFS=/ read -r _ _ _ album _ n rendition generation file <<<"$url"
+			disk=$(printf '/%s/%02d/%s/%s/%s' "$album" "$n" "$rendition" "$generation" "$file")
+			[ "$(stat -c %s "$TMP/data/store$disk")" = "$bytes" ] || { log "size mismatch: $disk"; exit 1; }
+			echo "$url" >>"$TMP/encore.paths"
+			echo "$disk" >>"$TMP/nginx.paths"
+			echo "$bytes" >>"$TMP/bytes"
+		done
+done
+SEGMENTS=$(wc -l <"$TMP/encore.paths")
+[ "$SEGMENTS" -gt 0 ] || { log "no lossless segment of 100-500 KB in the demo album"; exit 1; }
+MEAN_BYTES=$(awk '{ s += $1 } END { printf "%d", s / NR }' "$TMP/bytes")
+log "== $SEGMENTS segments of $(sort -n "$TMP/bytes" | head -1)-$(sort -n "$TMP/bytes" | tail -1) bytes (mean $MEAN_BYTES)"
+# Both servers must send the same bytes.
+for i in 1 "$SEGMENTS"; do
+	a=$(curl -sf -H "Authorization: Bearer $TOKEN" "$ENCORE_URL$(sed -n "${i}p" "$TMP/encore.paths")" | sha256sum)
+	b=$(curl -sf "$NGINX_URL$(sed -n "${i}p" "$TMP/nginx.paths")" | sha256sum)
+	[ "$a" = "$b" ] || { log "encore and nginx disagree on segment $i"; exit 1; }
+done
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$ENCORE_URL$(head -1 "$TMP/encore.paths")")" = 401 ] ||
+	{ log "encore served a segment without a token"; exit 1; }
+
+# ---- wrk -----------------------------------------------------------------------------------
+# Requests are formatted once per thread; done() prints one machine-readable line.
+cat >"$TMP/rotate.lua" <<'EOF'
+local reqs, i = {}, 0
+local token, list = os.getenv("LOAD_TOKEN"), os.getenv("LOAD_PATHS")
+for path in io.lines(list) do
+  reqs[#reqs + 1] = wrk.format("GET", path, { ["Authorization"] = "Bearer " .. token })
+end
+request = function()
+  i = i % #reqs + 1
+  return reqs[i]
+end
+done = function(s, latency, _)
+  io.write(string.format(
+    "RESULT requests=%d bytes=%d duration_us=%d p50_us=%d p99_us=%d max_us=%d status_errors=%d socket_errors=%d\n",
+    s.requests, s.bytes, s.duration, latency:percentile(50), latency:percentile(99), latency.max,
+    s.errors.status, s.errors.connect + s.errors.read + s.errors.write + s.errors.timeout))
+end
+EOF
+
+# run_wrk NAME URL PATHS SECONDS -> "req_s mb_s p50_ms p99_ms"
+run_wrk() {
+	local name=$1 url=$2 paths=$3 dur=$4 line
+	line=$(LOAD_TOKEN=$TOKEN LOAD_PATHS=$paths "${LOAD_RUN[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$dur" \
+		--timeout 5s -s "$TMP/rotate.lua" "$url" | grep '^RESULT') || { log "wrk failed against $name"; exit 1; }
+	# shellcheck disable=SC2086
+	set -- $line
+	local -A r
+	local kv
+	for kv in "${@:2}"; do r[${kv%%=*}]=${kv#*=}; done
+	if [ "${r[status_errors]}" != 0 ] || [ "${r[socket_errors]}" != 0 ]; then
+		log "$name: ${r[status_errors]} non-2xx responses, ${r[socket_errors]} socket errors"
+		exit 1
+	fi
+	awk -v n="${r[requests]}" -v b="${r[bytes]}" -v d="${r[duration_us]}" \
+		-v p50="${r[p50_us]}" -v p99="${r[p99_us]}" \
+		'BEGIN { printf "%.0f %.0f %.2f %.2f\n", n / (d / 1e6), b / (d / 1e6) / 1e6, p50 / 1e3, p99 / 1e3 }'
+}
+
+log "== warm-up (3 s each)"
+run_wrk nginx "$NGINX_URL" "$TMP/nginx.paths" 3s >/dev/null
+run_wrk encore "$ENCORE_URL" "$TMP/encore.paths" 3s >/dev/null
+
+log "== $ROUNDS round(s) of wrk -t$THREADS -c$CONNS -d$DURATION, nginx then encore"
+for r in $(seq 1 "$ROUNDS"); do
+	n=$(run_wrk nginx "$NGINX_URL" "$TMP/nginx.paths" "$DURATION")
+	e=$(run_wrk encore "$ENCORE_URL" "$TMP/encore.paths" "$DURATION")
+	log "   round $r: nginx $n | encore $e   (req/s MB/s p50_ms p99_ms)"
+	echo "$e $n" >>"$TMP/rounds"
+done
+# The round with the median encore req/s.
+median=$(sort -n -k1,1 "$TMP/rounds" | sed -n "$(((ROUNDS + 1) / 2))p")
+read -r E_RPS E_MBS E_P50 E_P99 N_RPS N_MBS N_P50 N_P99 <<<"$median"
+RATIO=$(awk -v e="$E_RPS" -v n="$N_RPS" 'BEGIN { printf "%.2f", e / n }')
+
+# ---- fixed rate: half of encore's peak -----------------------------------------------------
+HALF=$((E_RPS / 2))
+# hey's -q is per worker.
+PER_WORKER=$(awk -v h="$HALF" -v c="$CONNS" 'BEGIN { printf "%.2f", h / c }')
+# run_hey NAME URL -> "req_s p50_ms p99_ms"
+run_hey() {
+	local name=$1 url=$2 out
+	out=$("${LOAD_RUN[@]}" hey -z "$RATE_DURATION" -c "$CONNS" -q "$PER_WORKER" -disable-compression \
+		-H "Authorization: Bearer $TOKEN" "$url") || { log "hey failed against $name"; exit 1; }
+	# Only 200s: every line of hey's status code distribution must be [200], and no errors.
+	if grep -q 'Error distribution' <<<"$out" ||
+		! awk '/^ *\[[0-9]+\]/ { n++; if ($1 != "[200]") bad = 1 } END { exit !(n > 0 && !bad) }' <<<"$out"; then
+		log "$name: errors or non-200 responses under fixed rate:"
+		log "$out"
+		exit 1
+	fi
+	awk '/Requests\/sec:/ { rps = $2 }
+	     /^ *50% in/ { p50 = $3 * 1000 }
+	     /^ *99% in/ { p99 = $3 * 1000 }
+	     END { printf "%.0f %.2f %.2f\n", rps, p50, p99 }' <<<"$out"
+}
+log "== fixed rate: hey -c$CONNS -q$PER_WORKER (= $HALF req/s in all) -z$RATE_DURATION, one segment URL"
+res=$(run_hey encore "$ENCORE_URL$(head -1 "$TMP/encore.paths")")
+read -r EH_RPS EH_P50 EH_P99 <<<"$res"
+res=$(run_hey nginx "$NGINX_URL$(head -1 "$TMP/nginx.paths")")
+read -r NH_RPS NH_P50 NH_P99 <<<"$res"
+
+log "== load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+cat <<EOF
+
+Peak (wrk -t$THREADS -c$CONNS -d$DURATION, $SEGMENTS segments of ~$((MEAN_BYTES / 1000)) KB, token on every request; $PLACEMENT)
+
+| server | req/s | MB/s | p50 ms | p99 ms |
+|--------|------:|-----:|-------:|-------:|
+| nginx  | $N_RPS | $N_MBS | $N_P50 | $N_P99 |
+| encore | $E_RPS | $E_MBS | $E_P50 | $E_P99 |
+
+encore / nginx (req/s): ${RATIO}x
+
+Fixed rate, half of encore's peak ($HALF req/s target; hey -c$CONNS -q$PER_WORKER -z$RATE_DURATION)
+
+| server | achieved req/s | p50 ms | p99 ms |
+|--------|---------------:|-------:|-------:|
+| nginx  | $NH_RPS | $NH_P50 | $NH_P99 |
+| encore | $EH_RPS | $EH_P50 | $EH_P99 |
+EOF
