@@ -6,7 +6,7 @@
 #   benches/load.sh                      # from anywhere; results on stdout, progress on stderr
 #   CONNS=64 THREADS=2 DURATION=10s ROUNDS=3 PIN=1 benches/load.sh
 #
-# Needs: cargo, curl, jq, wrk, hey, nginx, taskset (apt-get install wrk hey nginx-light jq).
+# Needs: cargo, curl, jq, wrk, nginx, taskset (apt-get install wrk nginx-light jq).
 # Steps (everything under a temp dir, removed on exit; every process started here is killed):
 #   1. cargo build --release; throwaway keys; `encore ingest` of media/first-light;
 #   2. encore serve (256 MiB segment cache, media watcher off) and nginx (root = the same
@@ -18,15 +18,18 @@
 #      encore; a Lua script rotates over the segment URLs and sends `Authorization: Bearer`
 #      on every request to BOTH servers (nginx ignores it). The round with the median encore
 #      req/s is reported (each round's figures go to stderr);
-#   6. fixed rate: `hey -q` (wrk has no rate limit and wrk2 is not packaged) at half of
-#      encore's median peak req/s, same connections, one segment URL, against encore and nginx:
-#      p50/p99 at that rate.
+#   6. fixed rate at half of encore's median peak req/s: the same wrk command with a think
+#      time per connection (wrk has no rate limit; wrk2 is not packaged), calibrated in a 3 s
+#      run, then RATE_DURATION against nginx and encore: achieved rate, p50/p99.
 # PIN=1 (default): servers run on the last CPU (taskset; nginx worker_processes 1, encore's
-# runtime 1 worker thread) and wrk/hey on the other CPUs, so the generator does not steal the
+# runtime 1 worker thread) and wrk on the other CPUs, so the generator does not steal the
 # servers' CPU and both servers get the same one-core budget. PIN=0: nothing pinned, nginx
 # worker_processes = nproc, encore's default runtime (one worker per core); generator and
 # server then share every core.
-# Ratio: encore req/s / nginx req/s (>= 1.0: encore at least as fast).
+# Ratio: encore req/s / nginx req/s (>= 1.0: encore at least as fast). MB/s is 10^6 bytes/s
+# of responses as wrk counts them (headers included). "server CPU µs/req" is the user + system
+# time of the server's processes (/proc/PID/stat) over the run divided by its requests: a figure
+# that holds even when other work shares the machine, where req/s does not.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -38,7 +41,7 @@ PIN=${PIN:-1}
 RATE_DURATION=${RATE_DURATION:-10s}
 NPROC=$(nproc)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-for tool in cargo curl jq wrk hey nginx taskset; do
+for tool in cargo curl jq wrk nginx taskset; do
 	command -v "$tool" >/dev/null || { echo "$0: $tool is required" >&2; exit 2; }
 done
 case $ROUNDS in '' | *[!0-9]* | 0) echo "$0: ROUNDS must be >= 1" >&2; exit 2 ;; esac
@@ -75,7 +78,7 @@ fi
 
 log "== machine: $NPROC CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
 log "== load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-log "== $PLACEMENT; $(nginx -v 2>&1); $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2); hey (apt)"
+log "== $PLACEMENT; $(nginx -v 2>&1); $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
 
 log "== cargo build --release"
 cargo build --release --quiet
@@ -83,7 +86,7 @@ ENCORE=$CARGO_TARGET_DIR/release/encore
 
 mkdir -p "$TMP/keys" "$TMP/data" "$TMP/nginx/logs"
 chmod 700 "$TMP/keys"
-"$ENCORE" keys init --keys "$TMP/keys" >/dev/null
+"$ENCORE" keys init --keys "$TMP/keys" >/dev/null 2>&1
 log "== encore ingest media/first-light"
 "$ENCORE" ingest --media media --keys "$TMP/keys" --data "$TMP/data" media/first-light >"$TMP/ingest.log" 2>&1 ||
 	{ cat "$TMP/ingest.log" >&2; exit 1; }
@@ -185,16 +188,25 @@ done
 	{ log "encore served a segment without a token"; exit 1; }
 
 # ---- wrk -----------------------------------------------------------------------------------
-# Requests are formatted once per thread; done() prints one machine-readable line.
+# Requests are formatted once per thread (in init, once wrk has set Host); done() prints one
+# machine-readable line.
 cat >"$TMP/rotate.lua" <<'EOF'
 local reqs, i = {}, 0
-local token, list = os.getenv("LOAD_TOKEN"), os.getenv("LOAD_PATHS")
-for path in io.lines(list) do
-  reqs[#reqs + 1] = wrk.format("GET", path, { ["Authorization"] = "Bearer " .. token })
+init = function(_)
+  local token = os.getenv("LOAD_TOKEN")
+  for path in io.lines(os.getenv("LOAD_PATHS")) do
+    reqs[#reqs + 1] = wrk.format("GET", path, { ["Authorization"] = "Bearer " .. token })
+  end
 end
 request = function()
   i = i % #reqs + 1
   return reqs[i]
+end
+-- Fixed-rate runs: each connection waits a random 0..2*LOAD_DELAY_MS (whole ms, as wrk
+-- takes it) after each response, so CONNS connections offer about CONNS / delay req/s.
+local d = tonumber(os.getenv("LOAD_DELAY_MS") or "")
+if d then
+  delay = function() return math.floor(math.random() * 2 * d + 0.5) end
 end
 done = function(s, latency, _)
   io.write(string.format(
@@ -204,11 +216,21 @@ done = function(s, latency, _)
 end
 EOF
 
-# run_wrk NAME URL PATHS SECONDS -> "req_s mb_s p50_ms p99_ms"
+# CPU time (user + system, clock ticks) used so far by the given processes.
+cpu_ticks() { local p t=0 v; for p in "$@"; do v=$(awk '{ print $14 + $15 }' "/proc/$p/stat"); t=$((t + v)); done; echo "$t"; }
+TCK=$(getconf CLK_TCK)
+
+DELAY_MS= # empty: no think time (peak runs)
+# run_wrk NAME URL PATHS DURATION PID... -> "req_s mb_s p50_ms p99_ms cpu_us_per_req cores_busy"
+# (CPU the server's processes used per request, user + system, and in all: cores busy, which
+# below the server's CPU budget means the load generator, not the server, was the limit).
 run_wrk() {
-	local name=$1 url=$2 paths=$3 dur=$4 line
-	line=$(LOAD_TOKEN=$TOKEN LOAD_PATHS=$paths "${LOAD_RUN[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$dur" \
+	local name=$1 url=$2 paths=$3 dur=$4 line c0 c1
+	shift 4
+	c0=$(cpu_ticks "$@")
+	line=$(LOAD_TOKEN=$TOKEN LOAD_PATHS=$paths LOAD_DELAY_MS=$DELAY_MS "${LOAD_RUN[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$dur" \
 		--timeout 5s -s "$TMP/rotate.lua" "$url" | grep '^RESULT') || { log "wrk failed against $name"; exit 1; }
+	c1=$(cpu_ticks "$@")
 	# shellcheck disable=SC2086
 	set -- $line
 	local -A r
@@ -219,69 +241,64 @@ run_wrk() {
 		exit 1
 	fi
 	awk -v n="${r[requests]}" -v b="${r[bytes]}" -v d="${r[duration_us]}" \
-		-v p50="${r[p50_us]}" -v p99="${r[p99_us]}" \
-		'BEGIN { printf "%.0f %.0f %.2f %.2f\n", n / (d / 1e6), b / (d / 1e6) / 1e6, p50 / 1e3, p99 / 1e3 }'
+		-v p50="${r[p50_us]}" -v p99="${r[p99_us]}" -v cpu=$((c1 - c0)) -v tck="$TCK" \
+		'BEGIN { printf "%.0f %.0f %.2f %.2f %.0f %.2f\n", n / (d / 1e6), b / (d / 1e6) / 1e6, p50 / 1e3, p99 / 1e3, cpu / tck * 1e6 / n, cpu / tck / (d / 1e6) }'
 }
 
 log "== warm-up (3 s each)"
-run_wrk nginx "$NGINX_URL" "$TMP/nginx.paths" 3s >/dev/null
-run_wrk encore "$ENCORE_URL" "$TMP/encore.paths" 3s >/dev/null
+ENCORE_PID=${PIDS[0]}
+NGINX_PIDS=("${PIDS[1]}" $(pgrep -P "${PIDS[1]}"))
+run_wrk nginx "$NGINX_URL" "$TMP/nginx.paths" 3s "${NGINX_PIDS[@]}" >/dev/null
+run_wrk encore "$ENCORE_URL" "$TMP/encore.paths" 3s "$ENCORE_PID" >/dev/null
 
 log "== $ROUNDS round(s) of wrk -t$THREADS -c$CONNS -d$DURATION, nginx then encore"
 for r in $(seq 1 "$ROUNDS"); do
-	n=$(run_wrk nginx "$NGINX_URL" "$TMP/nginx.paths" "$DURATION")
-	e=$(run_wrk encore "$ENCORE_URL" "$TMP/encore.paths" "$DURATION")
-	log "   round $r: nginx $n | encore $e   (req/s MB/s p50_ms p99_ms)"
+	n=$(run_wrk nginx "$NGINX_URL" "$TMP/nginx.paths" "$DURATION" "${NGINX_PIDS[@]}")
+	e=$(run_wrk encore "$ENCORE_URL" "$TMP/encore.paths" "$DURATION" "$ENCORE_PID")
+	log "   round $r: nginx $n | encore $e   (req/s MB/s p50_ms p99_ms cpu_us/req cores_busy)"
 	echo "$e $n" >>"$TMP/rounds"
 done
 # The round with the median encore req/s.
 median=$(sort -n -k1,1 "$TMP/rounds" | sed -n "$(((ROUNDS + 1) / 2))p")
-read -r E_RPS E_MBS E_P50 E_P99 N_RPS N_MBS N_P50 N_P99 <<<"$median"
+read -r E_RPS E_MBS E_P50 E_P99 E_CPU E_BUSY N_RPS N_MBS N_P50 N_P99 N_CPU N_BUSY <<<"$median"
 RATIO=$(awk -v e="$E_RPS" -v n="$N_RPS" 'BEGIN { printf "%.2f", e / n }')
+CPU_RATIO=$(awk -v e="$E_CPU" -v n="$N_CPU" 'BEGIN { printf "%.2f", e / n }')
 
 # ---- fixed rate: half of encore's peak -----------------------------------------------------
+# wrk has no rate limit (wrk2 is not packaged): each connection pauses between requests
+# (think time, see rotate.lua), calibrated so the offered rate is half of encore's median peak.
+# Closed loop: a slow response delays that connection's next request (coordinated omission),
+# which at half load and a fraction of a request in flight on average hardly matters.
 HALF=$((E_RPS / 2))
-# hey's -q is per worker.
-PER_WORKER=$(awk -v h="$HALF" -v c="$CONNS" 'BEGIN { printf "%.2f", h / c }')
-# run_hey NAME URL -> "req_s p50_ms p99_ms"
-run_hey() {
-	local name=$1 url=$2 out
-	out=$("${LOAD_RUN[@]}" hey -z "$RATE_DURATION" -c "$CONNS" -q "$PER_WORKER" -disable-compression \
-		-H "Authorization: Bearer $TOKEN" "$url") || { log "hey failed against $name"; exit 1; }
-	# Only 200s: every line of hey's status code distribution must be [200], and no errors.
-	if grep -q 'Error distribution' <<<"$out" ||
-		! awk '/^ *\[[0-9]+\]/ { n++; if ($1 != "[200]") bad = 1 } END { exit !(n > 0 && !bad) }' <<<"$out"; then
-		log "$name: errors or non-200 responses under fixed rate:"
-		log "$out"
-		exit 1
-	fi
-	awk '/Requests\/sec:/ { rps = $2 }
-	     /^ *50% in/ { p50 = $3 * 1000 }
-	     /^ *99% in/ { p99 = $3 * 1000 }
-	     END { printf "%.0f %.2f %.2f\n", rps, p50, p99 }' <<<"$out"
-}
-log "== fixed rate: hey -c$CONNS -q$PER_WORKER (= $HALF req/s in all) -z$RATE_DURATION, one segment URL"
-res=$(run_hey encore "$ENCORE_URL$(head -1 "$TMP/encore.paths")")
-read -r EH_RPS EH_P50 EH_P99 <<<"$res"
-res=$(run_hey nginx "$NGINX_URL$(head -1 "$TMP/nginx.paths")")
-read -r NH_RPS NH_P50 NH_P99 <<<"$res"
+DELAY_MS=$(awk -v c="$CONNS" -v t="$HALF" 'BEGIN { printf "%.3f", c * 1000 / t }')
+log "== fixed rate: calibrating the think time for $HALF req/s (3 s)"
+res=$(run_wrk encore "$ENCORE_URL" "$TMP/encore.paths" 3s "$ENCORE_PID")
+read -r cal _ <<<"$res"
+# rate = CONNS / (think + time per request): solve for the think time that gives HALF.
+DELAY_MS=$(awk -v c="$CONNS" -v t="$HALF" -v d="$DELAY_MS" -v a="$cal" \
+	'BEGIN { l = c * 1000 / a - d; x = c * 1000 / t - l; printf "%.3f", (x > 0 ? x : 0) }')
+log "== fixed rate: wrk -t$THREADS -c$CONNS -d$RATE_DURATION, think time ${DELAY_MS} ms mean, nginx then encore"
+res=$(run_wrk nginx "$NGINX_URL" "$TMP/nginx.paths" "$RATE_DURATION" "${NGINX_PIDS[@]}")
+read -r NH_RPS _ NH_P50 NH_P99 NH_CPU NH_BUSY <<<"$res"
+res=$(run_wrk encore "$ENCORE_URL" "$TMP/encore.paths" "$RATE_DURATION" "$ENCORE_PID")
+read -r EH_RPS _ EH_P50 EH_P99 EH_CPU EH_BUSY <<<"$res"
 
 log "== load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 cat <<EOF
 
 Peak (wrk -t$THREADS -c$CONNS -d$DURATION, $SEGMENTS segments of ~$((MEAN_BYTES / 1000)) KB, token on every request; $PLACEMENT)
 
-| server | req/s | MB/s | p50 ms | p99 ms |
-|--------|------:|-----:|-------:|-------:|
-| nginx  | $N_RPS | $N_MBS | $N_P50 | $N_P99 |
-| encore | $E_RPS | $E_MBS | $E_P50 | $E_P99 |
+| server | req/s | MB/s | p50 ms | p99 ms | server CPU µs/req | server cores busy (of $SERVER_CORES) |
+|--------|------:|-----:|-------:|-------:|------------------:|-----:|
+| nginx  | $N_RPS | $N_MBS | $N_P50 | $N_P99 | $N_CPU | $N_BUSY |
+| encore | $E_RPS | $E_MBS | $E_P50 | $E_P99 | $E_CPU | $E_BUSY |
 
-encore / nginx (req/s): ${RATIO}x
+encore / nginx: req/s ${RATIO}x; server CPU per request ${CPU_RATIO}x
 
-Fixed rate, half of encore's peak ($HALF req/s target; hey -c$CONNS -q$PER_WORKER -z$RATE_DURATION)
+Fixed rate, half of encore's peak ($HALF req/s offered; wrk -t$THREADS -c$CONNS -d$RATE_DURATION, ${DELAY_MS} ms mean think time)
 
-| server | achieved req/s | p50 ms | p99 ms |
-|--------|---------------:|-------:|-------:|
-| nginx  | $NH_RPS | $NH_P50 | $NH_P99 |
-| encore | $EH_RPS | $EH_P50 | $EH_P99 |
+| server | achieved req/s | p50 ms | p99 ms | server CPU µs/req | server cores busy |
+|--------|---------------:|-------:|-------:|------------------:|-----:|
+| nginx  | $NH_RPS | $NH_P50 | $NH_P99 | $NH_CPU | $NH_BUSY |
+| encore | $EH_RPS | $EH_P50 | $EH_P99 | $EH_CPU | $EH_BUSY |
 EOF

@@ -2,19 +2,22 @@
 //!
 //! Run: `CARGO_TARGET_DIR=/tmp/bench-target cargo bench --bench tokens`
 //!
-//! `verify_cold` is [`TokenVerifier::verify`] on a fresh token each time: size check, header
-//! parse and policy, Ed25519 signature (aws-lc), claims JSON and checks. `verify_cached` is
-//! [`TokenCache::verify`] on a token already in the cache: size check, SHA-256 of the token,
-//! moka lookup, validity window re-checked against the clock. `mint` signs one token. The
-//! token is a `play` token with two albums (~450 bytes).
+//! `verify_cold` is [`TokenVerifier::verify`] with no cache, so every call does the size
+//! check, header parse and policy, Ed25519 signature (aws-lc), claims JSON and checks.
+//! `verify_cached` is [`TokenCache::verify`] on a token already in the cache: size check,
+//! SHA-256 of the token, moka lookup, validity window re-checked against the clock. `mint`
+//! signs one token. The token is a `play` token with two albums (~400 bytes).
 //!
-//! Latest figures (see `docs/PERFORMANCE.md`):
+//! Latest figures (2026-11-28, shared 2-core x86-64 container under load ~3.5 from other
+//! builds, so treat as upper bounds; see `docs/PERFORMANCE.md`):
 //!
-//! | bench         | time per token |
-//! |---------------|---------------:|
-//! | verify_cold   |            TBD |
-//! | verify_cached |            TBD |
-//! | mint          |            TBD |
+//! | bench         | time per token (estimate [95% CI])           |
+//! |---------------|---------------------------------------------:|
+//! | verify_cold   |                    55.0 µs [51.9 µs 58.9 µs] |
+//! | verify_cached |                     654 ns [629 ns 682 ns]   |
+//! | mint          |                    30.7 µs [29.5 µs 31.9 µs] |
+//!
+//! A cache hit is ~85× cheaper than a full verification.
 
 use std::hint::black_box;
 use std::time::Duration;

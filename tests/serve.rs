@@ -55,7 +55,7 @@ async fn fresh_serve_creates_dev_keys_packages_prints_tokens_and_picks_up_new_al
     tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
     // stdout: the welcome with a buyer's and a non-buyer's token and the fetch command.
     let mut lines = Vec::new();
-    while !lines.iter().any(|l: &String| l.contains("encore fetch")) {
+    while !lines.iter().any(|l: &String| l.contains(" fetch --server")) {
         let line = tokio::time::timeout_at(deadline.into(), stdout.next_line())
             .await
             .expect("welcome timed out")

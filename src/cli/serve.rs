@@ -207,16 +207,26 @@ fn print_welcome(config: &Config, keyring: &Keyring, app: &App, url: &str) {
     };
     let buyer = token("demo-buyer", albums.clone());
     let listener = token("demo-listener", Vec::new());
+    // Print the binary as it was started, so the lines can be pasted as they are.
+    let exe = std::env::current_exe().ok().and_then(|p| {
+        let cwd = std::env::current_dir().ok()?;
+        Some(
+            p.strip_prefix(&cwd)
+                .map(|r| format!("./{}", r.display()))
+                .unwrap_or_else(|_| p.display().to_string()),
+        )
+    });
+    let exe = exe.unwrap_or_else(|| "encore".into());
     println!();
     println!("encore is serving {url}");
     println!("  catalog:   curl {url}/v1/albums");
     println!("  buyer token (owns {}):\n    {buyer}", albums.join(", "));
     println!("  non-buyer token (previews only):\n    {listener}");
     println!(
-        "  try:\n    encore fetch --server {url} --token {buyer} --album {album} --track 1 --rendition lossless --out track1.m4a"
+        "  try:\n    {exe} fetch --server {url} --token {buyer} --album {album} --track 1 --rendition lossless --out track1.m4a"
     );
     println!(
-        "    encore fetch --server {url} --token {listener} --album {album} --track 1 --rendition preview --out preview1.m4a"
+        "    {exe} fetch --server {url} --token {listener} --album {album} --track 1 --rendition preview --out preview1.m4a"
     );
     println!();
 }

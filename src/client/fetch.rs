@@ -151,7 +151,7 @@ pub async fn fetch(req: &FetchRequest) -> Result<FetchReport, FetchError> {
         },
     )?;
 
-    let what = format!("the license for {} track {}", req.album, req.track);
+    let what = format!("the license for album {}, track {}", req.album, req.track);
     let body = transport
         .post_json(
             &api_url(&base, &["v1", "licenses"])?,
@@ -171,7 +171,7 @@ pub async fn fetch(req: &FetchRequest) -> Result<FetchReport, FetchError> {
 
     let track = req.track.to_string();
     let what = format!(
-        "the manifest of {} track {} ({})",
+        "the manifest of album {}, track {} ({})",
         req.album, req.track, req.rendition
     );
     let url = api_url(
@@ -264,7 +264,7 @@ async fn fetch_segment(
 
 /// The key of the rendition asked for, from a license that is for this track and still valid.
 fn license_key(license: &License, req: &FetchRequest, now: u64) -> Result<ContentKey, FetchError> {
-    let what = || format!("the license for {} track {}", req.album, req.track);
+    let what = || format!("the license for album {}, track {}", req.album, req.track);
     if license.album != req.album || license.track != req.track {
         return Err(FetchError::BadResponse {
             what: what(),
@@ -912,7 +912,7 @@ mod tests {
         );
         assert!(
             err.to_string()
-                .contains("the license for first-light track 1")
+                .contains("the license for album first-light, track 1")
         );
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }

@@ -174,11 +174,19 @@ mod tests {
 
     const ALBUM: &str = "first-light";
 
+    /// Scope, albums bought, rendition asked for, expected outcome.
+    type Case = (
+        Scope,
+        &'static [&'static str],
+        &'static str,
+        Result<Audience, Denied>,
+    );
+
     #[test]
     fn segment_rules() {
         let fx = Fixture::new();
         use Denied::*;
-        let cases: [(Scope, &[&str], &str, Result<Audience, Denied>); 13] = [
+        let cases: [Case; 13] = [
             (Scope::Play, &[ALBUM], LOSSLESS, Ok(Audience::Player)),
             (Scope::Play, &[ALBUM], PREVIEW, Ok(Audience::Player)),
             (Scope::Play, &["other", ALBUM], HIGH, Ok(Audience::Player)),

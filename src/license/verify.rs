@@ -165,8 +165,9 @@ impl TokenVerifier {
     pub fn new(keys: impl IntoIterator<Item = PublicSigningKey>, config: VerifierConfig) -> Self {
         let keys = keys
             .into_iter()
-            // aws-lc's Ed25519 verifier takes the raw 32-byte public key (RFC 8032), which is
-            // what `from_ed_der` stores despite its name; the SPKI DER would never verify.
+            // `from_ed_der` stores bytes as given. aws-lc parses 32 bytes as the raw RFC 8032
+            // key and anything longer as SPKI DER; we pass the raw key, which is also what
+            // the ring and rust_crypto backends take and what a JWK `x` holds.
             // `raw_public_key_is_what_aws_lc_wants` below holds this down.
             .map(|key| {
                 let decoding = DecodingKey::from_ed_der(key.verifying_key().as_bytes());
@@ -426,9 +427,12 @@ mod tests {
         validation.validate_exp = false;
         let raw = DecodingKey::from_ed_der(public.verifying_key().as_bytes());
         assert!(jsonwebtoken::decode::<Value>(&token, &raw, &validation).is_ok());
-        // `from_ed_der` with the actual DER (SPKI) does not verify: the name misleads.
+        // aws-lc also takes SPKI DER (it switches on length); a wrong key does not verify.
         let spki = DecodingKey::from_ed_der(public.spki_der());
-        let err = jsonwebtoken::decode::<Value>(&token, &spki, &validation).unwrap_err();
+        assert!(jsonwebtoken::decode::<Value>(&token, &spki, &validation).is_ok());
+        let other = SigningKeyPair::generate().unwrap().verifying_key();
+        let wrong = DecodingKey::from_ed_der(other.as_bytes());
+        let err = jsonwebtoken::decode::<Value>(&token, &wrong, &validation).unwrap_err();
         assert_eq!(err.kind(), &ErrorKind::InvalidSignature);
         // The SPKI PEM route and the JWK `x` route land on the same 32 bytes.
         let pem = DecodingKey::from_ed_pem(public.to_spki_pem().unwrap().as_bytes()).unwrap();
