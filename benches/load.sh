@@ -4,7 +4,7 @@
 # ONE machine, reported as a ratio.
 #
 #   benches/load.sh                      # from anywhere; results on stdout, progress on stderr
-#   CONNS=64 THREADS=2 DURATION=10s ROUNDS=3 PIN=1 benches/load.sh
+#   CONNS=64 THREADS=2 DURATION=10s RATE_DURATION=10s ROUNDS=5 PIN=1 benches/load.sh
 #
 # Needs: cargo, curl, jq, wrk, nginx, taskset (apt-get install wrk nginx-light jq).
 # Steps (everything under a temp dir, removed on exit; every process started here is killed):
@@ -16,11 +16,13 @@
 #   4. warm-up (wrk 3 s per server: encore's cache and the page cache are hot afterwards);
 #   5. ROUNDS interleaved rounds of `wrk -tTHREADS -cCONNS -dDURATION` against nginx then
 #      encore; a Lua script rotates over the segment URLs and sends `Authorization: Bearer`
-#      on every request to BOTH servers (nginx ignores it). The round with the median encore
-#      req/s is reported (each round's figures go to stderr);
-#   6. fixed rate at half of encore's median peak req/s: the same wrk command with a think
-#      time per connection (wrk has no rate limit; wrk2 is not packaged), calibrated in a 3 s
-#      run, then RATE_DURATION against nginx and encore: achieved rate, p50/p99.
+#      on every request to BOTH servers (nginx ignores it);
+#   6. fixed rate at half of encore's peak req/s: the same wrk command with a think time per
+#      connection (wrk has no rate limit; wrk2 is not packaged), calibrated in a 3 s run, then
+#      ROUNDS interleaved rounds of RATE_DURATION: achieved rate, p50/p99.
+# Every round's figures go to stderr. The tables show, per server, the cleanest round: the one
+# in which other jobs on the machine used the least CPU (/proc/stat minus the server and wrk),
+# chosen on that, never on the result; the median req/s of all rounds is printed too.
 # PIN=1 (default): servers run on the last CPU (taskset; nginx worker_processes 1, encore's
 # runtime 1 worker thread) and wrk on the other CPUs, so the generator does not steal the
 # servers' CPU and both servers get the same one-core budget. PIN=0: nothing pinned, nginx
@@ -36,7 +38,7 @@ cd "$(dirname "$0")/.."
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 DURATION=${DURATION:-10s}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 PIN=${PIN:-1}
 RATE_DURATION=${RATE_DURATION:-10s}
 NPROC=$(nproc)
@@ -218,18 +220,29 @@ EOF
 
 # CPU time (user + system, clock ticks) used so far by the given processes.
 cpu_ticks() { local p t=0 v; for p in "$@"; do v=$(awk '{ print $14 + $15 }' "/proc/$p/stat"); t=$((t + v)); done; echo "$t"; }
+# Busy clock ticks of the whole machine (user, nice, system, irq, softirq, steal).
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+# CPU seconds used by this shell's finished children (wrk included, once waited for).
+children_cpu() { times | awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }'; }
 TCK=$(getconf CLK_TCK)
 
 DELAY_MS= # empty: no think time (peak runs)
-# run_wrk NAME URL PATHS DURATION PID... -> "req_s mb_s p50_ms p99_ms cpu_us_per_req cores_busy"
-# (CPU the server's processes used per request, user + system, and in all: cores busy, which
-# below the server's CPU budget means the load generator, not the server, was the limit).
+# run_wrk NAME URL PATHS DURATION PID...
+#   -> "req_s mb_s p50_ms p99_ms cpu_us_per_req server_cores other_cores"
+# cpu_us_per_req: CPU the server's processes (PID...) used per request, user + system;
+# server_cores: the same in cores (below the server's CPU budget: the load generator or other
+# work was the limit); other_cores: CPU used meanwhile by everything but the server and wrk
+# (other jobs on the machine; near 0 for a clean round).
 run_wrk() {
-	local name=$1 url=$2 paths=$3 dur=$4 line c0 c1
+	local name=$1 url=$2 paths=$3 dur=$4 line c0 c1 m0 m1 w0 w1
 	shift 4
 	c0=$(cpu_ticks "$@")
+	m0=$(machine_ticks)
+	w0=$(children_cpu)
 	line=$(LOAD_TOKEN=$TOKEN LOAD_PATHS=$paths LOAD_DELAY_MS=$DELAY_MS "${LOAD_RUN[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$dur" \
 		--timeout 5s -s "$TMP/rotate.lua" "$url" | grep '^RESULT') || { log "wrk failed against $name"; exit 1; }
+	w1=$(children_cpu)
+	m1=$(machine_ticks)
 	c1=$(cpu_ticks "$@")
 	# shellcheck disable=SC2086
 	set -- $line
@@ -241,9 +254,19 @@ run_wrk() {
 		exit 1
 	fi
 	awk -v n="${r[requests]}" -v b="${r[bytes]}" -v d="${r[duration_us]}" \
-		-v p50="${r[p50_us]}" -v p99="${r[p99_us]}" -v cpu=$((c1 - c0)) -v tck="$TCK" \
-		'BEGIN { printf "%.0f %.0f %.2f %.2f %.0f %.2f\n", n / (d / 1e6), b / (d / 1e6) / 1e6, p50 / 1e3, p99 / 1e3, cpu / tck * 1e6 / n, cpu / tck / (d / 1e6) }'
+		-v p50="${r[p50_us]}" -v p99="${r[p99_us]}" -v cpu=$((c1 - c0)) -v all=$((m1 - m0)) \
+		-v w0="$w0" -v w1="$w1" -v tck="$TCK" \
+		'BEGIN {
+			sec = d / 1e6; other = (all - cpu) / tck - (w1 - w0)
+			printf "%.0f %.0f %.2f %.2f %.0f %.2f %.2f\n", n / sec, b / sec / 1e6, p50 / 1e3, p99 / 1e3,
+				cpu / tck * 1e6 / n, cpu / tck / sec, (other > 0 ? other : 0) / sec
+		}'
 }
+
+# pick FILE -> the round (line) with the least other load (column 7): the cleanest round.
+pick() { sort -n -k7,7 "$1" | head -1; }
+# median FILE -> the median of column 1.
+median() { sort -n "$1" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 log "== warm-up (3 s each)"
 ENCORE_PID=${PIDS[0]}
@@ -251,24 +274,28 @@ NGINX_PIDS=("${PIDS[1]}" $(pgrep -P "${PIDS[1]}"))
 run_wrk nginx "$NGINX_URL" "$TMP/nginx.paths" 3s "${NGINX_PIDS[@]}" >/dev/null
 run_wrk encore "$ENCORE_URL" "$TMP/encore.paths" 3s "$ENCORE_PID" >/dev/null
 
+COLS="req/s MB/s p50_ms p99_ms cpu_us/req server_cores other_cores"
 log "== $ROUNDS round(s) of wrk -t$THREADS -c$CONNS -d$DURATION, nginx then encore"
 for r in $(seq 1 "$ROUNDS"); do
 	n=$(run_wrk nginx "$NGINX_URL" "$TMP/nginx.paths" "$DURATION" "${NGINX_PIDS[@]}")
 	e=$(run_wrk encore "$ENCORE_URL" "$TMP/encore.paths" "$DURATION" "$ENCORE_PID")
-	log "   round $r: nginx $n | encore $e   (req/s MB/s p50_ms p99_ms cpu_us/req cores_busy)"
-	echo "$e $n" >>"$TMP/rounds"
+	log "   round $r: nginx $n | encore $e   ($COLS)"
+	echo "$n" >>"$TMP/peak.nginx"
+	echo "$e" >>"$TMP/peak.encore"
 done
-# The round with the median encore req/s.
-median=$(sort -n -k1,1 "$TMP/rounds" | sed -n "$(((ROUNDS + 1) / 2))p")
-read -r E_RPS E_MBS E_P50 E_P99 E_CPU E_BUSY N_RPS N_MBS N_P50 N_P99 N_CPU N_BUSY <<<"$median"
+read -r N_RPS N_MBS N_P50 N_P99 N_CPU N_BUSY N_OTHER <<<"$(pick "$TMP/peak.nginx")"
+read -r E_RPS E_MBS E_P50 E_P99 E_CPU E_BUSY E_OTHER <<<"$(pick "$TMP/peak.encore")"
+N_MED=$(median "$TMP/peak.nginx")
+E_MED=$(median "$TMP/peak.encore")
 RATIO=$(awk -v e="$E_RPS" -v n="$N_RPS" 'BEGIN { printf "%.2f", e / n }')
+MED_RATIO=$(awk -v e="$E_MED" -v n="$N_MED" 'BEGIN { printf "%.2f", e / n }')
 CPU_RATIO=$(awk -v e="$E_CPU" -v n="$N_CPU" 'BEGIN { printf "%.2f", e / n }')
 
 # ---- fixed rate: half of encore's peak -----------------------------------------------------
 # wrk has no rate limit (wrk2 is not packaged): each connection pauses between requests
-# (think time, see rotate.lua), calibrated so the offered rate is half of encore's median peak.
+# (think time, see rotate.lua), calibrated so the offered rate is half of encore's peak above.
 # Closed loop: a slow response delays that connection's next request (coordinated omission),
-# which at half load and a fraction of a request in flight on average hardly matters.
+# which at half load, with well under one request in flight on average, hardly matters.
 HALF=$((E_RPS / 2))
 DELAY_MS=$(awk -v c="$CONNS" -v t="$HALF" 'BEGIN { printf "%.3f", c * 1000 / t }')
 log "== fixed rate: calibrating the think time for $HALF req/s (3 s)"
@@ -277,28 +304,36 @@ read -r cal _ <<<"$res"
 # rate = CONNS / (think + time per request): solve for the think time that gives HALF.
 DELAY_MS=$(awk -v c="$CONNS" -v t="$HALF" -v d="$DELAY_MS" -v a="$cal" \
 	'BEGIN { l = c * 1000 / a - d; x = c * 1000 / t - l; printf "%.3f", (x > 0 ? x : 0) }')
-log "== fixed rate: wrk -t$THREADS -c$CONNS -d$RATE_DURATION, think time ${DELAY_MS} ms mean, nginx then encore"
-res=$(run_wrk nginx "$NGINX_URL" "$TMP/nginx.paths" "$RATE_DURATION" "${NGINX_PIDS[@]}")
-read -r NH_RPS _ NH_P50 NH_P99 NH_CPU NH_BUSY <<<"$res"
-res=$(run_wrk encore "$ENCORE_URL" "$TMP/encore.paths" "$RATE_DURATION" "$ENCORE_PID")
-read -r EH_RPS _ EH_P50 EH_P99 EH_CPU EH_BUSY <<<"$res"
+log "== fixed rate: $ROUNDS round(s) of wrk -t$THREADS -c$CONNS -d$RATE_DURATION, think time ${DELAY_MS} ms mean"
+for r in $(seq 1 "$ROUNDS"); do
+	n=$(run_wrk nginx "$NGINX_URL" "$TMP/nginx.paths" "$RATE_DURATION" "${NGINX_PIDS[@]}")
+	e=$(run_wrk encore "$ENCORE_URL" "$TMP/encore.paths" "$RATE_DURATION" "$ENCORE_PID")
+	log "   round $r: nginx $n | encore $e   ($COLS)"
+	echo "$n" >>"$TMP/rate.nginx"
+	echo "$e" >>"$TMP/rate.encore"
+done
+read -r NH_RPS _ NH_P50 NH_P99 NH_CPU NH_BUSY NH_OTHER <<<"$(pick "$TMP/rate.nginx")"
+read -r EH_RPS _ EH_P50 EH_P99 EH_CPU EH_BUSY EH_OTHER <<<"$(pick "$TMP/rate.encore")"
 
 log "== load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 cat <<EOF
 
-Peak (wrk -t$THREADS -c$CONNS -d$DURATION, $SEGMENTS segments of ~$((MEAN_BYTES / 1000)) KB, token on every request; $PLACEMENT)
+Peak: wrk -t$THREADS -c$CONNS -d$DURATION, $SEGMENTS segments of ~$((MEAN_BYTES / 1000)) KB, token on every
+request; $PLACEMENT. Per server, the cleanest of $ROUNDS interleaved rounds (least CPU used by
+other jobs); "other cores" above ~0.1 means the machine was not quiet and the figures are low.
 
-| server | req/s | MB/s | p50 ms | p99 ms | server CPU µs/req | server cores busy (of $SERVER_CORES) |
-|--------|------:|-----:|-------:|-------:|------------------:|-----:|
-| nginx  | $N_RPS | $N_MBS | $N_P50 | $N_P99 | $N_CPU | $N_BUSY |
-| encore | $E_RPS | $E_MBS | $E_P50 | $E_P99 | $E_CPU | $E_BUSY |
+| server | req/s | MB/s | p50 ms | p99 ms | server CPU µs/req | server cores busy (of $SERVER_CORES) | other cores |
+|--------|------:|-----:|-------:|-------:|------------------:|-----:|-----:|
+| nginx  | $N_RPS | $N_MBS | $N_P50 | $N_P99 | $N_CPU | $N_BUSY | $N_OTHER |
+| encore | $E_RPS | $E_MBS | $E_P50 | $E_P99 | $E_CPU | $E_BUSY | $E_OTHER |
 
-encore / nginx: req/s ${RATIO}x; server CPU per request ${CPU_RATIO}x
+encore / nginx: req/s ${RATIO}x (medians of all rounds: $E_MED / $N_MED = ${MED_RATIO}x); server CPU per request ${CPU_RATIO}x
 
-Fixed rate, half of encore's peak ($HALF req/s offered; wrk -t$THREADS -c$CONNS -d$RATE_DURATION, ${DELAY_MS} ms mean think time)
+Fixed rate at half of encore's peak: $HALF req/s offered (wrk -t$THREADS -c$CONNS -d$RATE_DURATION,
+${DELAY_MS} ms mean think time per connection); per server, the cleanest of $ROUNDS rounds.
 
-| server | achieved req/s | p50 ms | p99 ms | server CPU µs/req | server cores busy |
-|--------|---------------:|-------:|-------:|------------------:|-----:|
-| nginx  | $NH_RPS | $NH_P50 | $NH_P99 | $NH_CPU | $NH_BUSY |
-| encore | $EH_RPS | $EH_P50 | $EH_P99 | $EH_CPU | $EH_BUSY |
+| server | achieved req/s | p50 ms | p99 ms | server CPU µs/req | server cores busy | other cores |
+|--------|---------------:|-------:|-------:|------------------:|-----:|-----:|
+| nginx  | $NH_RPS | $NH_P50 | $NH_P99 | $NH_CPU | $NH_BUSY | $NH_OTHER |
+| encore | $EH_RPS | $EH_P50 | $EH_P99 | $EH_CPU | $EH_BUSY | $EH_OTHER |
 EOF

@@ -12,7 +12,19 @@
 //!   aes-256-gcm -bytes BYTES` does).
 //!
 //! Without arguments it runs every demo track ×5 and 1 MiB ×500 and prints wall-clock
-//! figures. Latest figures are in `docs/PERFORMANCE.md` (the decode and AES tables).
+//! figures.
+//!
+//! Latest figures (`benches/compare.sh 5`, 2026-11-28, 2 vCPU Intel Xeon, CPU time, medians;
+//! full tables in `docs/PERFORMANCE.md`):
+//!
+//! | loop                      | encore    | ffmpeg / openssl | ratio |
+//! |---------------------------|----------:|-----------------:|------:|
+//! | decode FLAC 44.1k (28 s)  |   52.0 ms |          38.1 ms |  0.73 |
+//! | decode FLAC 48k (24 s)    |   49.5 ms |          32.9 ms |  0.66 |
+//! | decode MP3 (32 s)         |   34.2 ms |          36.0 ms |  1.05 |
+//! | decode Vorbis (30 s)      |   31.6 ms |          26.8 ms |  0.85 |
+//! | seal+open 64 KiB          | 2.62 GB/s |        4.59 GB/s |  0.57 |
+//! | seal+open 1 MiB           | 2.74 GB/s |        4.76 GB/s |  0.58 |
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
