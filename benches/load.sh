@@ -4,7 +4,7 @@
 # ONE machine, reported as a ratio.
 #
 #   benches/load.sh                      # from anywhere; results on stdout, progress on stderr
-#   CONNS=64 THREADS=2 DURATION=10s RATE_DURATION=10s ROUNDS=5 PIN=1 benches/load.sh
+#   CONNS=64 THREADS=1 DURATION=10s RATE_DURATION=10s ROUNDS=5 PIN=1 benches/load.sh
 #
 # Needs: cargo, curl, jq, wrk, nginx, taskset (apt-get install wrk nginx-light jq).
 # Steps (everything under a temp dir, removed on exit; every process started here is killed):
@@ -36,7 +36,6 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 CONNS=${CONNS:-64}
-THREADS=${THREADS:-2}
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-5}
 PIN=${PIN:-1}
@@ -68,6 +67,7 @@ if [ "$PIN" = 1 ] && [ "$NPROC" -ge 2 ]; then
 	SERVER_RUN=(taskset -c "$SERVER_CPUS")
 	SERVER_ENV=(TOKIO_WORKER_THREADS=1)
 	LOAD_RUN=(taskset -c "$LOAD_CPUS")
+	LOAD_NCPU=$((NPROC - 1))
 	PLACEMENT="pinned: servers on CPU $SERVER_CPUS, load generator on CPU(s) $LOAD_CPUS"
 else
 	PIN=0
@@ -75,8 +75,12 @@ else
 	SERVER_RUN=()
 	SERVER_ENV=()
 	LOAD_RUN=()
+	LOAD_NCPU=$NPROC
 	PLACEMENT="not pinned: servers and load generator share all $NPROC CPU(s)"
 fi
+# One wrk thread per CPU it may use: two threads time-sharing one core add milliseconds to
+# the tail (the fixed-rate p99 went from ~2 ms with -t1 to ~5-12 ms with -t2 on one core).
+THREADS=${THREADS:-$LOAD_NCPU}
 
 log "== machine: $NPROC CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
 log "== load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -222,26 +226,32 @@ EOF
 cpu_ticks() { local p t=0 v; for p in "$@"; do v=$(awk '{ print $14 + $15 }' "/proc/$p/stat"); t=$((t + v)); done; echo "$t"; }
 # Busy clock ticks of the whole machine (user, nice, system, irq, softirq, steal).
 machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
-# CPU seconds used by this shell's finished children (wrk included, once waited for).
-children_cpu() { times | awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }'; }
+# CPU seconds used by this shell's finished children (wrk included, once waited for). `times`
+# must run in this shell, not in a $(...) subshell, which has no children of its own yet.
+children_cpu() {
+	times >"$TMP/times.$BASHPID"
+	awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); print u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$TMP/times.$BASHPID"
+}
 TCK=$(getconf CLK_TCK)
 
 DELAY_MS= # empty: no think time (peak runs)
 # run_wrk NAME URL PATHS DURATION PID...
-#   -> "req_s mb_s p50_ms p99_ms cpu_us_per_req server_cores other_cores"
+#   -> "req_s mb_s p50_ms p99_ms cpu_us_per_req server_cores other_cores wrk_cores"
 # cpu_us_per_req: CPU the server's processes (PID...) used per request, user + system;
 # server_cores: the same in cores (below the server's CPU budget: the load generator or other
 # work was the limit); other_cores: CPU used meanwhile by everything but the server and wrk
-# (other jobs on the machine; near 0 for a clean round).
+# (other jobs on the machine; near 0 for a clean round); wrk_cores: the load generator's CPU.
 run_wrk() {
 	local name=$1 url=$2 paths=$3 dur=$4 line c0 c1 m0 m1 w0 w1
 	shift 4
 	c0=$(cpu_ticks "$@")
 	m0=$(machine_ticks)
-	w0=$(children_cpu)
+	children_cpu >"$TMP/w0.$BASHPID"
 	line=$(LOAD_TOKEN=$TOKEN LOAD_PATHS=$paths LOAD_DELAY_MS=$DELAY_MS "${LOAD_RUN[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$dur" \
 		--timeout 5s -s "$TMP/rotate.lua" "$url" | grep '^RESULT') || { log "wrk failed against $name"; exit 1; }
-	w1=$(children_cpu)
+	children_cpu >"$TMP/w1.$BASHPID"
+	w0=$(<"$TMP/w0.$BASHPID")
+	w1=$(<"$TMP/w1.$BASHPID")
 	m1=$(machine_ticks)
 	c1=$(cpu_ticks "$@")
 	# shellcheck disable=SC2086
@@ -258,8 +268,8 @@ run_wrk() {
 		-v w0="$w0" -v w1="$w1" -v tck="$TCK" \
 		'BEGIN {
 			sec = d / 1e6; other = (all - cpu) / tck - (w1 - w0)
-			printf "%.0f %.0f %.2f %.2f %.0f %.2f %.2f\n", n / sec, b / sec / 1e6, p50 / 1e3, p99 / 1e3,
-				cpu / tck * 1e6 / n, cpu / tck / sec, (other > 0 ? other : 0) / sec
+			printf "%.0f %.0f %.2f %.2f %.0f %.2f %.2f %.2f\n", n / sec, b / sec / 1e6, p50 / 1e3, p99 / 1e3,
+				cpu / tck * 1e6 / n, cpu / tck / sec, (other > 0 ? other : 0) / sec, (w1 - w0) / sec
 		}'
 }
 
@@ -274,7 +284,7 @@ NGINX_PIDS=("${PIDS[1]}" $(pgrep -P "${PIDS[1]}"))
 run_wrk nginx "$NGINX_URL" "$TMP/nginx.paths" 3s "${NGINX_PIDS[@]}" >/dev/null
 run_wrk encore "$ENCORE_URL" "$TMP/encore.paths" 3s "$ENCORE_PID" >/dev/null
 
-COLS="req/s MB/s p50_ms p99_ms cpu_us/req server_cores other_cores"
+COLS="req/s MB/s p50_ms p99_ms cpu_us/req server_cores other_cores wrk_cores"
 log "== $ROUNDS round(s) of wrk -t$THREADS -c$CONNS -d$DURATION, nginx then encore"
 for r in $(seq 1 "$ROUNDS"); do
 	n=$(run_wrk nginx "$NGINX_URL" "$TMP/nginx.paths" "$DURATION" "${NGINX_PIDS[@]}")
@@ -283,8 +293,8 @@ for r in $(seq 1 "$ROUNDS"); do
 	echo "$n" >>"$TMP/peak.nginx"
 	echo "$e" >>"$TMP/peak.encore"
 done
-read -r N_RPS N_MBS N_P50 N_P99 N_CPU N_BUSY N_OTHER <<<"$(pick "$TMP/peak.nginx")"
-read -r E_RPS E_MBS E_P50 E_P99 E_CPU E_BUSY E_OTHER <<<"$(pick "$TMP/peak.encore")"
+read -r N_RPS N_MBS N_P50 N_P99 N_CPU N_BUSY N_OTHER N_WRK <<<"$(pick "$TMP/peak.nginx")"
+read -r E_RPS E_MBS E_P50 E_P99 E_CPU E_BUSY E_OTHER E_WRK <<<"$(pick "$TMP/peak.encore")"
 N_MED=$(median "$TMP/peak.nginx")
 E_MED=$(median "$TMP/peak.encore")
 RATIO=$(awk -v e="$E_RPS" -v n="$N_RPS" 'BEGIN { printf "%.2f", e / n }')
@@ -312,8 +322,8 @@ for r in $(seq 1 "$ROUNDS"); do
 	echo "$n" >>"$TMP/rate.nginx"
 	echo "$e" >>"$TMP/rate.encore"
 done
-read -r NH_RPS _ NH_P50 NH_P99 NH_CPU NH_BUSY NH_OTHER <<<"$(pick "$TMP/rate.nginx")"
-read -r EH_RPS _ EH_P50 EH_P99 EH_CPU EH_BUSY EH_OTHER <<<"$(pick "$TMP/rate.encore")"
+read -r NH_RPS _ NH_P50 NH_P99 NH_CPU NH_BUSY NH_OTHER NH_WRK <<<"$(pick "$TMP/rate.nginx")"
+read -r EH_RPS _ EH_P50 EH_P99 EH_CPU EH_BUSY EH_OTHER EH_WRK <<<"$(pick "$TMP/rate.encore")"
 
 log "== load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 cat <<EOF
@@ -322,18 +332,18 @@ Peak: wrk -t$THREADS -c$CONNS -d$DURATION, $SEGMENTS segments of ~$((MEAN_BYTES 
 request; $PLACEMENT. Per server, the cleanest of $ROUNDS interleaved rounds (least CPU used by
 other jobs); "other cores" above ~0.1 means the machine was not quiet and the figures are low.
 
-| server | req/s | MB/s | p50 ms | p99 ms | server CPU µs/req | server cores busy (of $SERVER_CORES) | other cores |
-|--------|------:|-----:|-------:|-------:|------------------:|-----:|-----:|
-| nginx  | $N_RPS | $N_MBS | $N_P50 | $N_P99 | $N_CPU | $N_BUSY | $N_OTHER |
-| encore | $E_RPS | $E_MBS | $E_P50 | $E_P99 | $E_CPU | $E_BUSY | $E_OTHER |
+| server | req/s | MB/s | p50 ms | p99 ms | server CPU µs/req | server cores busy (of $SERVER_CORES) | wrk cores | other cores |
+|--------|------:|-----:|-------:|-------:|------------------:|-----:|-----:|-----:|
+| nginx  | $N_RPS | $N_MBS | $N_P50 | $N_P99 | $N_CPU | $N_BUSY | $N_WRK | $N_OTHER |
+| encore | $E_RPS | $E_MBS | $E_P50 | $E_P99 | $E_CPU | $E_BUSY | $E_WRK | $E_OTHER |
 
 encore / nginx: req/s ${RATIO}x (medians of all rounds: $E_MED / $N_MED = ${MED_RATIO}x); server CPU per request ${CPU_RATIO}x
 
 Fixed rate at half of encore's peak: $HALF req/s offered (wrk -t$THREADS -c$CONNS -d$RATE_DURATION,
 ${DELAY_MS} ms mean think time per connection); per server, the cleanest of $ROUNDS rounds.
 
-| server | achieved req/s | p50 ms | p99 ms | server CPU µs/req | server cores busy | other cores |
-|--------|---------------:|-------:|-------:|------------------:|-----:|-----:|
-| nginx  | $NH_RPS | $NH_P50 | $NH_P99 | $NH_CPU | $NH_BUSY | $NH_OTHER |
-| encore | $EH_RPS | $EH_P50 | $EH_P99 | $EH_CPU | $EH_BUSY | $EH_OTHER |
+| server | achieved req/s | p50 ms | p99 ms | server CPU µs/req | server cores busy | wrk cores | other cores |
+|--------|---------------:|-------:|-------:|------------------:|-----:|-----:|-----:|
+| nginx  | $NH_RPS | $NH_P50 | $NH_P99 | $NH_CPU | $NH_BUSY | $NH_WRK | $NH_OTHER |
+| encore | $EH_RPS | $EH_P50 | $EH_P99 | $EH_CPU | $EH_BUSY | $EH_WRK | $EH_OTHER |
 EOF
