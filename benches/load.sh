@@ -6,7 +6,7 @@
 #   benches/load.sh                      # from anywhere; results on stdout, progress on stderr
 #   CONNS=64 THREADS=1 DURATION=10s RATE_DURATION=10s ROUNDS=5 PIN=1 benches/load.sh
 #
-# Needs: cargo, curl, jq, wrk, nginx, taskset (apt-get install wrk nginx-light jq).
+# Needs: cargo, curl, jq, wrk, nginx, taskset, ss, pgrep (apt-get install wrk nginx-light jq).
 # Steps (everything under a temp dir, removed on exit; every process started here is killed):
 #   1. cargo build --release; throwaway keys; `encore ingest` of media/first-light;
 #   2. encore serve (256 MiB segment cache, media watcher off) and nginx (root = the same
@@ -43,7 +43,7 @@ PIN=${PIN:-1}
 RATE_DURATION=${RATE_DURATION:-10s}
 NPROC=$(nproc)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-for tool in cargo curl jq wrk nginx taskset; do
+for tool in cargo curl jq wrk nginx taskset ss pgrep; do
 	command -v "$tool" >/dev/null || { echo "$0: $tool is required" >&2; exit 2; }
 done
 case $ROUNDS in '' | *[!0-9]* | 0) echo "$0: ROUNDS must be >= 1" >&2; exit 2 ;; esac
@@ -315,7 +315,7 @@ CPU_RATIO=$(awk -v e="$E_CPU" -v n="$N_CPU" 'BEGIN { printf "%.2f", e / n }')
 # wrk has no rate limit (wrk2 is not packaged): each connection pauses between requests
 # (think time, see rotate.lua), calibrated so the offered rate is half of encore's peak above.
 # Closed loop: a slow response delays that connection's next request (coordinated omission),
-# which at half load, with well under one request in flight on average, hardly matters.
+# which at half load, with a few requests in flight on average, understates the tail slightly.
 HALF=$((E_RPS / 2))
 DELAY_MS=$(awk -v c="$CONNS" -v t="$HALF" 'BEGIN { printf "%.3f", c * 1000 / t }')
 # rate ~ CONNS / (think + time per request): two 3 s runs correct the think time by
