@@ -584,20 +584,7 @@ async fn a_download_in_flight_completes_across_graceful_shutdown() {
     // more than the kernel's socket buffers hold: the response stays in hyper's hands.
     let ws = util::Workspace::new();
     let dir = ws.album_dir(ALBUM);
-    util::ffmpeg(&[
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        "aevalsrc=exprs=0.1*(random(0)-0.5)|0.1*(random(1)-0.5):s=192000:d=7",
-        "-c:a",
-        "flac",
-        "-sample_fmt",
-        "s32",
-        "-bits_per_raw_sample",
-        "24",
-        dir.join("01.flac").to_str().expect("utf-8"),
-    ]);
+    util::make_noise_flac(&dir.join("01.flac"), 192_000, 0.1, 7.0);
     let out = ws.init_and_ingest();
     assert!(out.status.success(), "{}", util::text(&out));
     let mut s = TestServer::start(&ws).await;

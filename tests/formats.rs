@@ -234,14 +234,7 @@ fn flac_24_bit_stereo_96k() {
         rate: 96_000,
         channels: 2,
         seconds: 7.0,
-        codec: &[
-            "-c:a",
-            "flac",
-            "-sample_fmt",
-            "s32",
-            "-bits_per_raw_sample",
-            "24",
-        ],
+        codec: util::FLAC_24,
         lossless: Lossless::Exact,
     });
 }
@@ -253,14 +246,7 @@ fn flac_24_bit_stereo_192k() {
         rate: 192_000,
         channels: 2,
         seconds: 7.0,
-        codec: &[
-            "-c:a",
-            "flac",
-            "-sample_fmt",
-            "s32",
-            "-bits_per_raw_sample",
-            "24",
-        ],
+        codec: util::FLAC_24,
         lossless: Lossless::Exact,
     });
 }
@@ -370,20 +356,7 @@ fn flac_24_bit_noise_is_exact_and_never_larger_than_raw() {
     let ws = Workspace::new();
     let dir = ws.album_dir("noise");
     let src = dir.join("01.flac");
-    util::ffmpeg(&[
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        "aevalsrc=exprs=0.9*(random(0)-0.5)|0.9*(random(1)-0.5):s=96000:d=3",
-        "-c:a",
-        "flac",
-        "-sample_fmt",
-        "s32",
-        "-bits_per_raw_sample",
-        "24",
-        src.to_str().expect("utf-8"),
-    ]);
+    util::make_noise_flac(&src, 96_000, 0.9, 3.0);
     let out = ws.init_and_ingest();
     assert!(out.status.success(), "{}", util::text(&out));
     let m = util::manifest(&ws, "noise", 1, "lossless");

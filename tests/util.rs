@@ -129,6 +129,28 @@ pub fn make_fixture(path: &Path, rate: u32, channels: u16, seconds: f64, codec_a
     ffmpeg(&args);
 }
 
+/// ffmpeg output arguments for 24-bit FLAC.
+pub const FLAC_24: &[&str] = &[
+    "-c:a",
+    "flac",
+    "-sample_fmt",
+    "s32",
+    "-bits_per_raw_sample",
+    "24",
+];
+
+/// Writes `seconds` of independent white noise on two channels, peak `amplitude / 2`, at
+/// `rate` Hz as 24-bit FLAC: the hardest input for a FLAC encoder.
+pub fn make_noise_flac(path: &Path, rate: u32, amplitude: f64, seconds: f64) {
+    let src = format!(
+        "aevalsrc=exprs={amplitude}*(random(0)-0.5)|{amplitude}*(random(1)-0.5):s={rate}:d={seconds}"
+    );
+    let mut args: Vec<&str> = vec!["-y", "-f", "lavfi", "-i", &src];
+    args.extend_from_slice(FLAC_24);
+    args.push(path.to_str().expect("utf-8 path"));
+    ffmpeg(&args);
+}
+
 /// Decodes a file with ffmpeg to interleaved s32 at its own rate.
 pub fn decode_s32(path: &Path) -> Vec<i32> {
     let raw = ffmpeg(&["-i", path.to_str().expect("utf-8"), "-f", "s32le", "-"]);

@@ -1,6 +1,5 @@
 //! Everything a request handler may touch, shared by all connections.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -74,8 +73,6 @@ pub struct App {
     pub limits: Limits,
     /// True once the first catalog load finished.
     pub ready: AtomicBool,
-    /// Where covers and other files are looked up.
-    pub data_dir: PathBuf,
 }
 
 impl App {
@@ -101,7 +98,6 @@ impl App {
         let segments = SegmentCache::new(settings.segment_cache_bytes);
         let metrics = Metrics::new(segments.stats());
         App {
-            data_dir: store.root().to_path_buf(),
             store,
             library: ArcSwap::from_pointee(library),
             keyring,

@@ -94,19 +94,20 @@ async fn dispatch(
             rendition,
         } => {
             let token = auth::authenticate(app, req.headers(), query.as_deref())?;
-            if app
+            // One catalog snapshot for the 404 check and the answer.
+            let manifest = app
                 .library
                 .load()
                 .manifest(&album, track, &rendition)
-                .is_none()
-            {
-                return Err(ApiError::NotFound(format!(
-                    "no rendition {rendition:?} of track {track} in album {album:?}"
-                )));
-            }
+                .cloned()
+                .ok_or_else(|| {
+                    ApiError::NotFound(format!(
+                        "no rendition {rendition:?} of track {track} in album {album:?}"
+                    ))
+                })?;
             let grant = authorize_segment(&token, &album, track, &rendition)
                 .inspect_err(|d| count_denial(app, d))?;
-            ops::manifest::get(app, &grant)
+            Ok(ops::manifest::get(&manifest, &grant))
         }
         Endpoint::GetSegment {
             album,

@@ -259,7 +259,7 @@ async fn ingest_album(
             }
             Ok(Ok(Err(e))) => report.failures.push(Failure {
                 path,
-                reason: track_reason(&e),
+                reason: e.to_string(),
             }),
             Ok(Err(e)) | Err(e) => report.failures.push(Failure {
                 path,
@@ -275,11 +275,6 @@ async fn ingest_album(
     }
     observer.album_finished(&id);
     report
-}
-
-/// The reason without the path, which the failure line already shows.
-fn track_reason(e: &TrackError) -> String {
-    e.to_string()
 }
 
 fn write_album_record(

@@ -384,30 +384,16 @@ fn store_manifest(
 
 /// Hash over the source bytes, the settings, the preview window, the key ids and the pipeline version.
 fn fingerprint(job: &TrackJob<'_>, keys: &[ContentKey]) -> Result<String, TrackError> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(&job.path).map_err(|e| {
+    let source = crate::catalog::file_sha256_hex(&job.path).map_err(|e| {
         TrackError::Decode(DecodeError::Io {
             path: job.path.clone(),
             source: e,
         })
     })?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf).map_err(|e| {
-            TrackError::Decode(DecodeError::Io {
-                path: job.path.clone(),
-                source: e,
-            })
-        })?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
     hasher.update(
         format!(
-            "|v{PIPELINE_VERSION}|{}|{}|{}|{}|{}",
+            "{source}|v{PIPELINE_VERSION}|{}|{}|{}|{}|{}",
             job.settings.fingerprint(),
             job.album,
             job.track,

@@ -33,6 +33,14 @@ pub struct LoadError {
     pub not_found: bool,
 }
 
+/// Why a load did not produce a cache entry.
+enum Uncached {
+    /// The file could not be read.
+    Failed(LoadError),
+    /// The file is larger than the whole cache: served as read, never inserted.
+    TooLarge(Bytes),
+}
+
 /// Size-weighted segment cache.
 #[derive(Clone)]
 pub struct SegmentCache {
@@ -78,28 +86,27 @@ impl SegmentCache {
         let load_path = path.clone();
         let loaded = self
             .cache
-            .try_get_with(path.clone(), async move {
-                let bytes = read(&load_path, &stats).await?;
+            .try_get_with(path, async move {
+                let bytes = read(&load_path, &stats).await.map_err(Uncached::Failed)?;
                 if bytes.len() as u64 > capacity {
-                    // moka would drop it silently; say so and serve it uncached.
+                    // moka would drop it silently; count it and hand the bytes already read
+                    // to every waiter instead of inserting them.
                     stats.uncacheable.inc();
-                    return Err(LoadError {
-                        path: load_path,
-                        reason: "larger than the cache".into(),
-                        not_found: false,
-                    });
+                    return Err(Uncached::TooLarge(bytes));
                 }
                 Ok(bytes)
             })
             .await;
         match loaded {
             Ok(b) => Ok(b),
-            Err(e) if e.reason == "larger than the cache" => read(&path, &self.stats).await,
-            Err(e) => Err((*e).clone()),
+            Err(e) => match &*e {
+                Uncached::TooLarge(bytes) => Ok(bytes.clone()),
+                Uncached::Failed(err) => Err(err.clone()),
+            },
         }
     }
 
-    /// Drops every cached segment under `prefix` (used when segments are deleted).
+    /// Drops every cached segment (used when segments are deleted).
     pub fn invalidate_all(&self) {
         self.cache.invalidate_all();
     }
@@ -152,6 +159,11 @@ mod tests {
         let cache = SegmentCache::new(1000);
         assert_eq!(cache.get(path.clone()).await.unwrap().len(), 5000);
         assert_eq!(cache.stats().uncacheable.get(), 1);
+        assert_eq!(
+            cache.stats().disk_reads.get(),
+            1,
+            "an oversized segment is read once"
+        );
     }
 
     #[tokio::test]

@@ -2,8 +2,6 @@
 
 use http::Response;
 
-use crate::http::app::App;
-use crate::http::problem::ApiError;
 use crate::http::respond::{Body, json};
 use crate::license::{Audience, SegmentGrant};
 use crate::store::RenditionManifest;
@@ -16,18 +14,8 @@ pub fn segment_url(m: &RenditionManifest, file: &str) -> String {
     )
 }
 
-/// Answers with the manifest the grant covers.
-pub fn get(app: &App, grant: &SegmentGrant) -> Result<Response<Body>, ApiError> {
-    let lib = app.library.load();
-    let m = lib
-        .manifest(grant.album(), grant.track(), grant.rendition())
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "no rendition {:?} of track {}",
-                grant.rendition(),
-                grant.track()
-            ))
-        })?;
+/// Answers with `m`, the manifest of the rendition the grant covers.
+pub fn get(m: &RenditionManifest, grant: &SegmentGrant) -> Response<Body> {
     let rate = f64::from(m.sample_rate.max(1));
     let segments: Vec<_> = m
         .segments
@@ -65,5 +53,5 @@ pub fn get(app: &App, grant: &SegmentGrant) -> Result<Response<Body>, ApiError> 
         Audience::Edge => "public, max-age=10",
         Audience::Player => "private, max-age=10",
     };
-    Ok(json(&body, cc))
+    json(&body, cc)
 }
