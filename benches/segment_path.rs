@@ -106,12 +106,21 @@ fn fixture() -> Fixture {
         Arc::new(LogLines),
     ));
     assert!(report.ok(), "ingest failed: {}", report.summary());
-    let app = Arc::new(App::new(
-        store,
-        keyring.clone(),
-        &config.server,
-        Limits::default(),
-    ));
+    let ledger = rt
+        .block_on(encore::ledger::Ledger::open_sqlite(
+            &dir.path().join("data").join(encore::ledger::LEDGER_FILE),
+        ))
+        .expect("ledger");
+    let app = Arc::new(
+        App::new(
+            store,
+            keyring.clone(),
+            ledger,
+            &config.server,
+            Limits::default(),
+        )
+        .expect("app"),
+    );
     let key = keyring.signing_key().expect("signing key");
     let mut req = MintRequest::new("bench", Scope::Play);
     req.albums = vec![ALBUM.into()];
@@ -186,7 +195,8 @@ async fn hit(f: &Fixture) -> http::Response<respond::Body> {
             sha256: rec.sha256.clone(),
         }
     };
-    let grant = authorize_segment(&token, &album, track, &rendition).expect("entitled");
+    let grant =
+        authorize_segment(&token, &album, track, &rendition, &f.app.revocations).expect("entitled");
     let mut resp = ops::segment::get(&f.app, &grant, seg, &f.headers)
         .await
         .expect("response");
@@ -197,7 +207,8 @@ async fn hit(f: &Fixture) -> http::Response<respond::Body> {
 fn bench(c: &mut Criterion) {
     let f = fixture();
     let verified = f.app.tokens.verify(&f.token).expect("token");
-    let grant = authorize_segment(&verified, ALBUM, TRACK, RENDITION).expect("grant");
+    let grant =
+        authorize_segment(&verified, ALBUM, TRACK, RENDITION, &f.app.revocations).expect("grant");
     let seg = lookup(&f);
     let (path, sha256): (PathBuf, String) = (seg.path, seg.sha256);
 
@@ -220,7 +231,15 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("lookup", |b| b.iter(|| lookup(black_box(&f))));
     g.bench_function("authorize", |b| {
-        b.iter(|| authorize_segment(black_box(&verified), ALBUM, TRACK, RENDITION))
+        b.iter(|| {
+            authorize_segment(
+                black_box(&verified),
+                ALBUM,
+                TRACK,
+                RENDITION,
+                &f.app.revocations,
+            )
+        })
     });
     g.bench_function("cache_get", |b| {
         b.iter(|| f.rt.block_on(f.app.segments.get(black_box(path.clone()))))

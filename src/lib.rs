@@ -6,6 +6,7 @@
 //! - [`seal`]: AES-256-GCM sealing of segments, content keys wrapped under the KEK, signing keys.
 //! - [`store`]: the packaged store on disk: manifests and sealed segments, written atomically.
 //! - [`license`]: tokens (verify, cache, mint) and the entitlement types the HTTP layer needs.
+//! - [`ledger`]: purchases and refunds (SQLite through sqlx), buyer numbers, sales charts.
 //! - [`http`]: the hyper server: routes, problem+json, ranges, metrics, graceful shutdown.
 //! - [`client`]: the reference client behind `encore fetch`.
 //! - [`ingest`]: the pipeline from an album folder to the packaged store, with progress.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod durable;
 pub mod http;
 pub mod ingest;
+pub mod ledger;
 pub mod license;
 pub mod media;
 pub mod seal;

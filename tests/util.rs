@@ -62,7 +62,7 @@ impl Workspace {
 
     /// `encore keys init` then `encore ingest`, returning the ingest output.
     pub fn init_and_ingest(&self) -> Output {
-        let init = self.encore(&["keys", "init"]);
+        let init = self.encore(&["keys", "init", "--dev-accounts"]);
         assert!(init.status.success(), "keys init failed: {}", text(&init));
         self.encore(&["ingest"])
     }
@@ -265,12 +265,16 @@ impl TestServer {
             shutdown_grace: std::time::Duration::from_secs(30),
             ..Default::default()
         };
-        let app = Arc::new(encore::http::App::new(
-            ws.store(),
-            keyring,
-            &config.server,
-            limits,
-        ));
+        std::fs::create_dir_all(ws.data()).expect("data dir");
+        let ledger =
+            encore::ledger::Ledger::open_sqlite(&ws.data().join(encore::ledger::LEDGER_FILE))
+                .await
+                .expect("ledger");
+        let app = Arc::new(
+            encore::http::App::new(ws.store(), keyring, ledger, &config.server, limits)
+                .expect("app"),
+        );
+        app.load_revocations(now()).await.expect("revocations");
         app.ready.store(true, std::sync::atomic::Ordering::Release);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

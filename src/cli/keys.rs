@@ -7,6 +7,7 @@ use clap::Subcommand;
 
 use super::fail;
 use crate::seal::Keyring;
+use crate::seal::account_keys::{accounts_dir, init_dev_account_key};
 
 /// Subcommands of `encore keys`.
 #[derive(Debug, Subcommand)]
@@ -16,6 +17,12 @@ pub enum KeysCommand {
         /// Keys folder.
         #[arg(long, env = "ENCORE_KEYS", default_value = "keys", value_name = "DIR")]
         keys: PathBuf,
+        /// Also create a DEVELOPMENT account-service key pair in `keys/accounts/` (when it
+        /// holds none), so `encore token mint --scope account` can stand in for the platform's
+        /// account service. Never in production: there, `keys/accounts/` holds only the
+        /// account service's public keys.
+        #[arg(long)]
+        dev_accounts: bool,
     },
     /// List keys: kind, id, state, created. No key material.
     List {
@@ -28,9 +35,19 @@ pub enum KeysCommand {
 /// Runs an `encore keys` subcommand.
 pub fn run(cmd: KeysCommand) -> ExitCode {
     match cmd {
-        KeysCommand::Init { keys } => match Keyring::init(&keys) {
+        KeysCommand::Init { keys, dev_accounts } => match Keyring::init(&keys) {
             Ok(report) => {
                 println!("{report}");
+                if dev_accounts {
+                    match init_dev_account_key(&keys) {
+                        Ok(true) => println!(
+                            "  created a DEVELOPMENT account-service key in {}",
+                            accounts_dir(&keys).display()
+                        ),
+                        Ok(false) => {}
+                        Err(e) => return fail(e, 1),
+                    }
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => fail(e, 1),

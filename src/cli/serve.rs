@@ -12,8 +12,10 @@ use super::{CommonArgs, fail};
 use crate::config::{Config, Overrides};
 use crate::http::{self, App, Limits};
 use crate::ingest::{self, IngestJob, progress};
-use crate::license::{MintRequest, Scope, mint};
+use crate::ledger::{LEDGER_FILE, Ledger};
+use crate::license::{Clock, MintRequest, Scope, SystemClock, mint};
 use crate::seal::Keyring;
+use crate::seal::account_keys::init_dev_account_key;
 use crate::store::Store;
 
 /// Flags of `encore serve`.
@@ -60,6 +62,9 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         if let Err(e) = Keyring::init(&config.keys_dir) {
             return fail(e, 2);
         }
+        if let Err(e) = init_dev_account_key(&config.keys_dir) {
+            return fail(e, 2);
+        }
     }
     let keyring = match Keyring::open(&config.keys_dir) {
         Ok(k) => Arc::new(k),
@@ -86,12 +91,27 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         shutdown_grace: config.server.shutdown_grace,
         ..Limits::default()
     };
-    let app = Arc::new(App::new(
+    let ledger = match open_ledger(&config).await {
+        Ok(l) => l,
+        Err(e) => return fail(e, 2),
+    };
+    let app = match App::new(
         Store::new(&config.data_dir),
         keyring.clone(),
+        ledger,
         &config.server,
         limits,
-    ));
+    ) {
+        Ok(app) => Arc::new(app),
+        Err(e) => return fail(e, 2),
+    };
+    // Fail closed: without the refunds of the last days, refunded buyers' tokens would play.
+    match app.load_revocations(SystemClock.now_unix()).await {
+        Ok(n) if n > 0 => tracing::info!("revocation list: {n} refunded album(s) in force"),
+        Ok(_) => {}
+        Err(e) => return fail(format!("cannot rebuild the revocation list: {e}"), 2),
+    }
+    tokio::spawn(prune_revocations(app.clone()));
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("encore listening on {scheme}://{addr}");
     let server = tokio::spawn(http::run(listener, app.clone(), tls, shutdown_signal()));
@@ -108,6 +128,38 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     match server.await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(format!("server task failed: {e}"), 1),
+    }
+}
+
+/// Opens the configured ledger: `[ledger] url`, else SQLite in the data dir.
+async fn open_ledger(config: &Config) -> Result<Ledger, String> {
+    match &config.server.ledger.url {
+        Some(url) => {
+            // Never print credentials: name the ledger by scheme and host only.
+            let location = url.split('@').next_back().unwrap_or("ledger").to_owned();
+            Ledger::open_url(url, location)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        None => {
+            crate::durable::create_dir_all_durable(&config.data_dir)
+                .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
+            Ledger::open_sqlite(&config.data_dir.join(LEDGER_FILE))
+                .await
+                .map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Drops revocations whose tokens have all expired, once a minute.
+async fn prune_revocations(app: Arc<App>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let dropped = app.revocations.prune(SystemClock.now_unix());
+        if dropped > 0 {
+            tracing::debug!("revocation list: {dropped} expired entr(y/ies) dropped");
+        }
     }
 }
 

@@ -8,10 +8,12 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use super::fail;
+use crate::config::LedgerSettings;
 use crate::license::{
     Clock, DEFAULT_AUDIENCE, DEFAULT_ISSUER, MintRequest, Scope, SystemClock, mint,
 };
 use crate::seal::Keyring;
+use crate::seal::account_keys::{accounts_dir, dev_account_key};
 
 /// Subcommands of `encore token`.
 #[derive(Debug, Subcommand)]
@@ -38,9 +40,9 @@ pub struct MintArgs {
     /// Keys folder.
     #[arg(long, env = "ENCORE_KEYS", default_value = "keys", value_name = "DIR")]
     pub keys: PathBuf,
-    /// `iss` claim.
-    #[arg(long, default_value = DEFAULT_ISSUER)]
-    pub issuer: String,
+    /// `iss` claim (default `encore`; `encore-accounts` for `--scope account`).
+    #[arg(long)]
+    pub issuer: Option<String>,
     /// `aud` claim.
     #[arg(long, default_value = DEFAULT_AUDIENCE)]
     pub audience: String,
@@ -63,14 +65,31 @@ pub fn run(cmd: TokenCommand) -> ExitCode {
 }
 
 fn mint_token(args: MintArgs) -> Result<String, String> {
-    let keyring = Keyring::open(&args.keys).map_err(|e| e.to_string())?;
-    let key = keyring.signing_key().map_err(|e| e.to_string())?;
+    // Account tokens come from the platform's account service; in development its stand-in
+    // key (`encore keys init --dev-accounts`) signs them.
+    let (key, default_issuer) = if args.scope == Scope::Account {
+        let key = dev_account_key(&args.keys)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| {
+                format!(
+                    "no development account-service key in {}: account tokens come from the \
+                     platform's account service (for development, run `encore keys init \
+                     --dev-accounts`)",
+                    accounts_dir(&args.keys).display()
+                )
+            })?;
+        (key, LedgerSettings::default().account_issuer)
+    } else {
+        let keyring = Keyring::open(&args.keys).map_err(|e| e.to_string())?;
+        let key = keyring.signing_key().map_err(|e| e.to_string())?;
+        (key, DEFAULT_ISSUER.to_owned())
+    };
     let req = MintRequest {
         sub: args.sub,
         albums: args.albums,
         scope: args.scope,
         ttl_seconds: args.ttl,
-        issuer: args.issuer,
+        issuer: args.issuer.unwrap_or(default_issuer),
         audience: args.audience,
         not_before: None,
     };
@@ -156,7 +175,7 @@ mod tests {
             scope: Scope::Play,
             ttl: 900,
             keys: keys.clone(),
-            issuer: DEFAULT_ISSUER.into(),
+            issuer: None,
             audience: DEFAULT_AUDIENCE.into(),
         };
         let token = mint_token(args.clone()).unwrap();

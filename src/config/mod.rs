@@ -50,6 +50,49 @@ pub struct RawConfig {
     /// `[ingest]`.
     #[serde(default)]
     pub ingest: RawIngest,
+    /// `[ledger]`.
+    #[serde(default)]
+    pub ledger: RawLedger,
+}
+
+/// `[ledger]` section: purchases, play-token exchange.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLedger {
+    /// Database URL (default: `sqlite://<data>/ledger.sqlite`).
+    pub url: Option<String>,
+    /// `iss` of account tokens from the platform's account service (default
+    /// `encore-accounts`); their public keys are `keys/accounts/*.pub.pem`.
+    pub account_issuer: Option<String>,
+    /// Lifetime of play tokens from `POST /v1/play-tokens`, seconds (default 3600).
+    pub play_token_seconds: Option<u64>,
+    /// Longest play-token lifetime accepted, seconds (default 604800 = 7 days); also how
+    /// long a refund stays on the revocation list.
+    pub max_play_token_seconds: Option<u64>,
+}
+
+/// Validated `[ledger]` settings.
+#[derive(Debug, Clone)]
+pub struct LedgerSettings {
+    /// Database URL; None = SQLite in the data dir.
+    pub url: Option<String>,
+    /// Issuer of account tokens.
+    pub account_issuer: String,
+    /// Lifetime of exchanged play tokens, seconds.
+    pub play_token_seconds: u64,
+    /// Longest accepted play-token lifetime, seconds.
+    pub max_play_token_seconds: u64,
+}
+
+impl Default for LedgerSettings {
+    fn default() -> Self {
+        LedgerSettings {
+            url: None,
+            account_issuer: "encore-accounts".into(),
+            play_token_seconds: 3600,
+            max_play_token_seconds: 7 * 86_400,
+        }
+    }
 }
 
 /// `[paths]` section.
@@ -113,6 +156,8 @@ pub struct ServerSettings {
     pub json_logs: bool,
     /// Watch `media/` for new albums.
     pub watch_media: bool,
+    /// Purchases and token exchange.
+    pub ledger: LedgerSettings,
 }
 
 /// `[ingest]` section.
@@ -291,6 +336,7 @@ impl Config {
             audience: s.audience.unwrap_or_else(|| "encore".into()),
             json_logs: o.json_logs || log_format == "json",
             watch_media: s.watch_media.unwrap_or(true),
+            ledger: ledger_settings(raw.ledger)?,
         };
         Ok(Config {
             server,
@@ -318,6 +364,39 @@ impl Config {
             },
         })
     }
+}
+
+fn ledger_settings(raw: RawLedger) -> Result<LedgerSettings, ConfigError> {
+    let d = LedgerSettings::default();
+    let max = raw
+        .max_play_token_seconds
+        .unwrap_or(d.max_play_token_seconds);
+    let ttl = raw.play_token_seconds.unwrap_or(d.play_token_seconds);
+    if max == 0 {
+        return Err(ConfigError::Invalid {
+            key: "ledger.max_play_token_seconds",
+            problem: "must be more than 0".into(),
+        });
+    }
+    if ttl == 0 || ttl > max {
+        return Err(ConfigError::Invalid {
+            key: "ledger.play_token_seconds",
+            problem: format!("is {ttl}; use 1 to ledger.max_play_token_seconds ({max})"),
+        });
+    }
+    let account_issuer = raw.account_issuer.unwrap_or(d.account_issuer);
+    if account_issuer.is_empty() {
+        return Err(ConfigError::Invalid {
+            key: "ledger.account_issuer",
+            problem: "must not be empty".into(),
+        });
+    }
+    Ok(LedgerSettings {
+        url: raw.url.filter(|u| !u.is_empty()),
+        account_issuer,
+        play_token_seconds: ttl,
+        max_play_token_seconds: max,
+    })
 }
 
 fn read_raw(path: &Path) -> Result<RawConfig, ConfigError> {

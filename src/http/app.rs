@@ -7,8 +7,11 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use super::metrics::Metrics;
-use crate::license::TokenCache;
+use crate::config::LedgerSettings;
+use crate::ledger::{ChartCache, Ledger, LedgerError};
+use crate::license::{RevocationList, TokenCache, TokenVerifier, VerifierConfig};
 use crate::seal::Keyring;
+use crate::seal::account_keys::load_account_keys;
 use crate::store::Store;
 use crate::store::cache::SegmentCache;
 use crate::store::library::LibraryIndex;
@@ -73,31 +76,68 @@ pub struct App {
     pub limits: Limits,
     /// True once the first catalog load finished.
     pub ready: AtomicBool,
+    /// Purchases and refunds.
+    pub ledger: Ledger,
+    /// Refunds that outrank the albums earlier play tokens name.
+    pub revocations: RevocationList,
+    /// Verified account tokens (the account service's keys), if any account service is
+    /// trusted.
+    pub accounts: Option<TokenCache>,
+    /// Sales charts.
+    pub charts: ChartCache,
+    /// Token issuer and audience encore mints play tokens with.
+    pub token_issuer: String,
+    /// `aud` of the play tokens encore mints.
+    pub token_audience: String,
+    /// Ledger and token-exchange settings.
+    pub ledger_settings: LedgerSettings,
 }
 
 impl App {
-    /// Builds the shared state from the store, the keys and the server settings.
+    /// Builds the shared state from the store, the keys, the ledger and the server settings.
+    /// Account-service keys are read from `keys/accounts/`; an unreadable one is an error
+    /// (fail closed), an absent folder means no account service is trusted.
     pub fn new(
         store: Store,
         keyring: Arc<Keyring>,
+        ledger: Ledger,
         settings: &crate::config::ServerSettings,
         limits: Limits,
-    ) -> App {
+    ) -> Result<App, crate::seal::KeyError> {
         let library = LibraryIndex::load(&store).unwrap_or_else(|e| {
             tracing::warn!("cannot read the packaged store yet: {e}");
             LibraryIndex::default()
         });
-        let verifier = crate::license::TokenVerifier::from_keyring(
+        let ledger_settings = settings.ledger.clone();
+        let verifier = TokenVerifier::from_keyring(
             &keyring,
-            crate::license::VerifierConfig {
+            VerifierConfig {
                 issuer: settings.issuer.clone(),
                 audience: settings.audience.clone(),
+                max_play_lifetime_seconds: ledger_settings.max_play_token_seconds,
                 ..Default::default()
             },
         );
+        let account_keys = load_account_keys(keyring.dir())?;
+        let accounts = (!account_keys.is_empty()).then(|| {
+            TokenCache::new(
+                TokenVerifier::new(
+                    account_keys,
+                    VerifierConfig {
+                        issuer: ledger_settings.account_issuer.clone(),
+                        audience: settings.audience.clone(),
+                        ..Default::default()
+                    },
+                ),
+                crate::license::CacheConfig::default(),
+            )
+        });
+        let horizon = ledger_settings
+            .max_play_token_seconds
+            .saturating_add(verifier.config().leeway_seconds);
         let segments = SegmentCache::new(settings.segment_cache_bytes);
         let metrics = Metrics::new(segments.stats());
-        App {
+        Ok(App {
             store,
             library: ArcSwap::from_pointee(library),
             keyring,
@@ -106,7 +146,28 @@ impl App {
             metrics,
             limits,
             ready: AtomicBool::new(false),
+            ledger,
+            revocations: RevocationList::new(horizon),
+            accounts,
+            charts: ChartCache::new(),
+            token_issuer: settings.issuer.clone(),
+            token_audience: settings.audience.clone(),
+            ledger_settings,
+        })
+    }
+
+    /// Rebuilds the revocation list from the ledger's refunds inside the horizon. Run before
+    /// serving: until it has run, refunded buyers' old tokens would still play.
+    pub async fn load_revocations(&self, now: u64) -> Result<usize, LedgerError> {
+        let since = now.saturating_sub(self.revocations.horizon_seconds());
+        let since = i64::try_from(since).unwrap_or(i64::MAX);
+        let list = self.ledger.revocations_since(since).await?;
+        for r in &list {
+            self.revocations
+                .revoke(&r.user, &r.album, u64::try_from(r.at).unwrap_or(0));
         }
+        self.revocations.prune(now);
+        Ok(list.len())
     }
 
     /// Reloads the catalog from the store and swaps it in.

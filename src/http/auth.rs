@@ -7,7 +7,7 @@ use http::HeaderMap;
 use super::app::App;
 use super::metrics::OutcomeLabels;
 use super::problem::ApiError;
-use crate::license::VerifiedToken;
+use crate::license::{TokenError, VerifiedToken};
 
 /// The token from `Authorization: Bearer`, else from the `access_token` query parameter.
 pub fn bearer<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a str> {
@@ -59,6 +59,43 @@ pub fn authenticate(
                 .inc();
             Err(ApiError::Token(e))
         }
+    }
+}
+
+/// Verifies an `account` token from the platform's account service (its own keys and
+/// issuer, `keys/accounts/`). 401 when no account service is trusted.
+pub fn authenticate_account(
+    app: &App,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Arc<VerifiedToken>, ApiError> {
+    let token = bearer(headers, query).ok_or(ApiError::TokenMissing)?;
+    let accounts = app
+        .accounts
+        .as_ref()
+        .ok_or(ApiError::Token(TokenError::UnknownKid))?;
+    let verified = accounts.verify(token).map_err(ApiError::Token)?;
+    app.metrics
+        .token_checks
+        .get_or_create(&OutcomeLabels {
+            outcome: "ok-account",
+        })
+        .inc();
+    Ok(verified)
+}
+
+/// Verifies a token that may be either encore's own (e.g. `store`) or the account
+/// service's: encore's keys first, the account service's when encore does not know the key.
+pub fn authenticate_any(
+    app: &App,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Arc<VerifiedToken>, ApiError> {
+    match authenticate(app, headers, query) {
+        Err(ApiError::Token(TokenError::UnknownKid)) if app.accounts.is_some() => {
+            authenticate_account(app, headers, query)
+        }
+        other => other,
     }
 }
 

@@ -35,14 +35,23 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Bo
     let started = Instant::now();
     let endpoint = router::route(req.method(), req.uri().path());
     let route = endpoint.name();
-    let result =
-        match tokio::time::timeout(app.limits.request_timeout, dispatch(&app, endpoint, req)).await
-        {
-            Ok(r) => r,
-            Err(_) => Err(ApiError::Timeout),
-        };
+    let request_id = request_id(req.headers(), &endpoint);
+    let result = match tokio::time::timeout(
+        app.limits.request_timeout,
+        dispatch(&app, endpoint, req, request_id.as_deref().unwrap_or("")),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => Err(ApiError::Timeout),
+    };
     let mut resp = result.unwrap_or_else(ApiError::into_response);
     respond::cors(resp.headers_mut());
+    if let Some(id) = request_id
+        && let Ok(v) = http::HeaderValue::from_str(&id)
+    {
+        resp.headers_mut().insert(REQUEST_ID, v);
+    }
     app.metrics
         .requests
         .get_or_create(&RequestLabels {
@@ -57,10 +66,58 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Bo
     Ok(resp)
 }
 
+/// Header carrying the request id (the caller's, when it sent a sane one).
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The request id of a state-changing request: the caller's `X-Request-Id` when it is 1-64
+/// of `A-Z a-z 0-9 - _ .`, else a fresh random one. Read-only requests get none: the hot
+/// segment path stays free of the work.
+fn request_id(headers: &http::HeaderMap, endpoint: &Endpoint) -> Option<String> {
+    if !matches!(
+        endpoint,
+        Endpoint::CreatePurchase
+            | Endpoint::RefundPurchase { .. }
+            | Endpoint::CreatePlayToken
+            | Endpoint::CreateLicense
+    ) {
+        return None;
+    }
+    if let Some(given) = headers.get(REQUEST_ID).and_then(|v| v.to_str().ok())
+        && (1..=64).contains(&given.len())
+        && given
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Some(given.to_owned());
+    }
+    let mut raw = [0u8; 12];
+    crate::seal::key::fill_random(&mut raw).ok()?;
+    Some(hex::encode(raw))
+}
+
+/// Reads a POST body up to the configured limit.
+async fn read_body(app: &App, req: Request<Incoming>) -> Result<bytes::Bytes, ApiError> {
+    let limit = app.limits.max_body_bytes;
+    let body = Limited::new(req.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                ApiError::PayloadTooLarge(limit)
+            } else {
+                ApiError::BadRequest(format!("cannot read the request body: {e}"))
+            }
+        })?;
+    Ok(body.to_bytes())
+}
+
 async fn dispatch(
     app: &App,
     endpoint: Endpoint,
     req: Request<Incoming>,
+    request_id: &str,
 ) -> Result<Response<Body>, ApiError> {
     let query = req.uri().query().map(str::to_owned);
     match endpoint {
@@ -73,20 +130,29 @@ async fn dispatch(
         Endpoint::GetCover { album } => ops::catalog::cover(app, &album).await,
         Endpoint::CreateLicense => {
             let token = auth::authenticate(app, req.headers(), query.as_deref())?;
-            let limit = app.limits.max_body_bytes;
-            let body = Limited::new(req.into_body(), limit)
-                .collect()
-                .await
-                .map_err(|e| {
-                    if e.downcast_ref::<http_body_util::LengthLimitError>()
-                        .is_some()
-                    {
-                        ApiError::PayloadTooLarge(limit)
-                    } else {
-                        ApiError::BadRequest(format!("cannot read the request body: {e}"))
-                    }
-                })?;
-            ops::license::create(app, &token, &body.to_bytes())
+            let body = read_body(app, req).await?;
+            ops::license::create(app, &token, &body)
+        }
+        Endpoint::CreatePurchase => {
+            let token = auth::authenticate(app, req.headers(), query.as_deref())?;
+            let body = read_body(app, req).await?;
+            ops::purchase::create(app, &token, &body, request_id).await
+        }
+        Endpoint::RefundPurchase { order_id } => {
+            let token = auth::authenticate(app, req.headers(), query.as_deref())?;
+            // The body is not used, but still bounded.
+            read_body(app, req).await?;
+            ops::purchase::refund(app, &token, &order_id, request_id).await
+        }
+        Endpoint::CreatePlayToken => {
+            let token = auth::authenticate_account(app, req.headers(), query.as_deref())?;
+            let body = read_body(app, req).await?;
+            ops::play_token::exchange(app, &token, &body, request_id).await
+        }
+        Endpoint::GetChart => ops::sales::chart(app, query.as_deref()).await,
+        Endpoint::GetUserAlbums { user } => {
+            let token = auth::authenticate_any(app, req.headers(), query.as_deref())?;
+            ops::sales::user_albums(app, &token, &user).await
         }
         Endpoint::GetManifest {
             album,
@@ -105,7 +171,7 @@ async fn dispatch(
                         "no rendition {rendition:?} of track {track} in album {album:?}"
                     ))
                 })?;
-            let grant = authorize_segment(&token, &album, track, &rendition)
+            let grant = authorize_segment(&token, &album, track, &rendition, &app.revocations)
                 .inspect_err(|d| count_denial(app, d))?;
             Ok(ops::manifest::get(&manifest, &grant))
         }
@@ -135,7 +201,7 @@ async fn dispatch(
                     sha256: rec.sha256.clone(),
                 }
             };
-            let grant = authorize_segment(&token, &album, track, &rendition)
+            let grant = authorize_segment(&token, &album, track, &rendition, &app.revocations)
                 .inspect_err(|d| count_denial(app, d))?;
             ops::segment::get(app, &grant, seg, req.headers()).await
         }

@@ -4,6 +4,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 
+use crate::ledger::{FieldError, LedgerError};
 use crate::license::{Denied, TokenError};
 
 /// Every error a request can end in. Mapped to a response by [`ApiError::into_response`]
@@ -25,6 +26,12 @@ pub enum ApiError {
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// A body field is missing, malformed or out of range; the problem names it.
+    #[error("{0}")]
+    BadField(#[from] FieldError),
+    /// The request contradicts what was recorded before (same order id, other body).
+    #[error("{0}")]
+    Conflict(String),
     /// The body is larger than this route accepts.
     #[error("request body larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -45,6 +52,16 @@ pub enum ApiError {
     Internal(String),
 }
 
+impl From<LedgerError> for ApiError {
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::Conflict(_) => ApiError::Conflict(e.to_string()),
+            LedgerError::UnknownOrder(_) => ApiError::NotFound(e.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
 /// Prefix of every problem `type`.
 pub const PROBLEM_PREFIX: &str = "urn:encore:problem:";
 
@@ -61,6 +78,8 @@ impl ApiError {
             ApiError::Denied(d) => (StatusCode::FORBIDDEN, d.problem_type(), None),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", None),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", None),
+            ApiError::BadField(_) => (StatusCode::BAD_REQUEST, "invalid-field", None),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "order-conflict", None),
             ApiError::PayloadTooLarge(_) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", None)
             }
@@ -80,12 +99,16 @@ impl ApiError {
             }
         };
         let detail = self.to_string();
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "type": format!("{PROBLEM_PREFIX}{name}"),
             "title": status.canonical_reason().unwrap_or("error"),
             "status": status.as_u16(),
             "detail": detail,
         });
+        if let ApiError::BadField(f) = &self {
+            // RFC 9457 extension member: which field to fix.
+            body["field"] = f.field.into();
+        }
         let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
         *resp.status_mut() = status;
         let h = resp.headers_mut();

@@ -68,3 +68,19 @@ pub fn preflight() -> Response<Body> {
     );
     resp
 }
+
+/// A JSON response from text already serialized (a stored receipt replayed byte for byte).
+pub fn json_text(status: StatusCode, body: String, cache_control: &'static str) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control),
+    );
+    resp
+}

@@ -2,6 +2,8 @@
 
 use http::Method;
 
+use crate::ledger::purchase::check_identifier;
+
 /// Every operation the server knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
@@ -49,6 +51,22 @@ pub enum Endpoint {
         /// Segment file name.
         file: String,
     },
+    /// `POST /v1/purchases`.
+    CreatePurchase,
+    /// `POST /v1/purchases/{order_id}/refund`.
+    RefundPurchase {
+        /// The store's order id.
+        order_id: String,
+    },
+    /// `POST /v1/play-tokens`.
+    CreatePlayToken,
+    /// `GET /v1/charts/albums`.
+    GetChart,
+    /// `GET /v1/users/{user}/albums`.
+    GetUserAlbums {
+        /// The user.
+        user: String,
+    },
     /// `OPTIONS` anything: a CORS preflight.
     Preflight,
     /// A known path with a method it does not take.
@@ -71,6 +89,11 @@ impl Endpoint {
             Endpoint::CreateLicense => "create_license",
             Endpoint::GetManifest { .. } => "get_manifest",
             Endpoint::GetSegment { .. } => "get_segment",
+            Endpoint::CreatePurchase => "create_purchase",
+            Endpoint::RefundPurchase { .. } => "refund_purchase",
+            Endpoint::CreatePlayToken => "create_play_token",
+            Endpoint::GetChart => "get_chart",
+            Endpoint::GetUserAlbums { .. } => "get_user_albums",
             Endpoint::Preflight => "preflight",
             Endpoint::WrongMethod => "wrong_method",
             Endpoint::NotFound => "not_found",
@@ -95,6 +118,14 @@ pub fn route(method: &Method, path: &str) -> Endpoint {
     let get = method == Method::GET || method == Method::HEAD;
     let parts: Vec<&str> = path.split('/').skip(1).collect();
     let want_get = |e: Endpoint| if get { e } else { Endpoint::WrongMethod };
+    let want_post = |e: Endpoint| {
+        if method == Method::POST {
+            e
+        } else {
+            Endpoint::WrongMethod
+        }
+    };
+    let is_id = |s: &str| check_identifier(s).is_ok();
     match parts.as_slice() {
         ["healthz"] => want_get(Endpoint::Health),
         ["readyz"] => want_get(Endpoint::Ready),
@@ -107,13 +138,18 @@ pub fn route(method: &Method, path: &str) -> Endpoint {
         ["v1", "albums", album, "cover"] if is_name(album) => want_get(Endpoint::GetCover {
             album: album.to_string(),
         }),
-        ["v1", "licenses"] => {
-            if method == Method::POST {
-                Endpoint::CreateLicense
-            } else {
-                Endpoint::WrongMethod
-            }
+        ["v1", "licenses"] => want_post(Endpoint::CreateLicense),
+        ["v1", "purchases"] => want_post(Endpoint::CreatePurchase),
+        ["v1", "purchases", order_id, "refund"] if is_id(order_id) => {
+            want_post(Endpoint::RefundPurchase {
+                order_id: order_id.to_string(),
+            })
         }
+        ["v1", "play-tokens"] => want_post(Endpoint::CreatePlayToken),
+        ["v1", "charts", "albums"] => want_get(Endpoint::GetChart),
+        ["v1", "users", user, "albums"] if is_id(user) => want_get(Endpoint::GetUserAlbums {
+            user: user.to_string(),
+        }),
         ["v1", "albums", album, "tracks", n, rendition, "manifest"]
             if is_name(album) && is_name(rendition) =>
         {
@@ -189,6 +225,32 @@ mod tests {
             Endpoint::NotFound
         );
         assert_eq!(route(&Method::DELETE, "/v1/albums"), Endpoint::WrongMethod);
+        assert_eq!(
+            route(&Method::POST, "/v1/purchases"),
+            Endpoint::CreatePurchase
+        );
+        assert_eq!(
+            route(&Method::POST, "/v1/purchases/ord:42@store/refund"),
+            Endpoint::RefundPurchase {
+                order_id: "ord:42@store".into()
+            }
+        );
+        assert_eq!(
+            route(&Method::POST, "/v1/purchases/a%2fb/refund"),
+            Endpoint::NotFound
+        );
+        assert_eq!(route(&Method::GET, "/v1/purchases"), Endpoint::WrongMethod);
+        assert_eq!(
+            route(&Method::POST, "/v1/play-tokens"),
+            Endpoint::CreatePlayToken
+        );
+        assert_eq!(route(&Method::GET, "/v1/charts/albums"), Endpoint::GetChart);
+        assert_eq!(
+            route(&Method::GET, "/v1/users/Fan_1/albums"),
+            Endpoint::GetUserAlbums {
+                user: "Fan_1".into()
+            }
+        );
         assert_eq!(route(&Method::OPTIONS, "/v1/albums"), Endpoint::Preflight);
     }
 }

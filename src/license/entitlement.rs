@@ -2,7 +2,8 @@
 //! [`authorize_segment`] and [`authorize_license`], so a handler that serves a segment or a key
 //! by taking one cannot forget the check. Rules in `docs/HTTP.md`.
 
-use super::claims::Scope;
+use super::claims::{Claims, Scope};
+use super::revocation::RevocationList;
 use super::verify::VerifiedToken;
 use crate::ingest::rendition::PREVIEW;
 
@@ -89,6 +90,9 @@ pub enum Denied {
     /// A `play` token asked for more than the preview of an album it has not bought.
     #[error("this album has not been purchased; only its preview is available")]
     NotPurchased,
+    /// The token names the album, but its purchase was refunded after the token was issued.
+    #[error("the purchase of this album was refunded; only its preview is available")]
+    Refunded,
     /// The token's scope cannot do this at all.
     #[error("this token's scope does not allow this request")]
     ScopeNotAllowed,
@@ -99,14 +103,28 @@ impl Denied {
     pub fn problem_type(&self) -> &'static str {
         match self {
             Denied::NotPurchased => "not-purchased",
+            Denied::Refunded => "purchase-refunded",
             Denied::ScopeNotAllowed => "scope-not-allowed",
         }
     }
 }
 
+/// Whether the token's holder owns `album` now: the token names it and no refund since the
+/// token was issued took it away. `Err` says why a named album does not count.
+fn owns(claims: &Claims, album: &str, revoked: &RevocationList) -> Result<bool, Denied> {
+    if !claims.owns(album) {
+        return Ok(false);
+    }
+    if revoked.revokes(&claims.sub, album, claims.iat) {
+        return Err(Denied::Refunded);
+    }
+    Ok(true)
+}
+
 /// May `token` fetch the segments (or manifest) of `album` track `track` in `rendition`?
 ///
-/// - `play` with `album` in `albums`: any rendition;
+/// - `play` with `album` in `albums`: any rendition, unless `revoked` says the purchase was
+///   refunded after the token was issued ([`Denied::Refunded`] beyond the preview);
 /// - `play` without it: [`PREVIEW`] only, [`Denied::NotPurchased`] otherwise;
 /// - `edge`: any rendition (segments are sealed; edges never get keys);
 /// - any other scope: [`Denied::ScopeNotAllowed`].
@@ -117,10 +135,12 @@ pub fn authorize_segment(
     album: &str,
     track: u32,
     rendition: &str,
+    revoked: &RevocationList,
 ) -> Result<SegmentGrant, Denied> {
     let claims = token.claims();
     let audience = match claims.scope {
-        Scope::Play if claims.owns(album) || rendition == PREVIEW => Audience::Player,
+        Scope::Play if rendition == PREVIEW => Audience::Player,
+        Scope::Play if owns(claims, album, revoked)? => Audience::Player,
         Scope::Play => return Err(Denied::NotPurchased),
         Scope::Edge => Audience::Edge,
         Scope::Store | Scope::Admin | Scope::Account => return Err(Denied::ScopeNotAllowed),
@@ -136,24 +156,28 @@ pub fn authorize_segment(
 /// May `token` have the content keys of `album` track `track`, and of which of the
 /// `available` renditions?
 ///
-/// `play` only: a buyer gets every available rendition; anyone else only [`PREVIEW`] (and
-/// [`Denied::NotPurchased`] if the track has no preview). Every other scope, `edge` included,
+/// `play` only: a buyer gets every available rendition; anyone else (a refunded buyer
+/// included) only [`PREVIEW`] (and [`Denied::NotPurchased`] or [`Denied::Refunded`] if the
+/// track has no preview). Every other scope, `edge` included,
 /// gets [`Denied::ScopeNotAllowed`]: keys go to players, never to caches.
 pub fn authorize_license(
     token: &VerifiedToken,
     album: &str,
     track: u32,
     available: &[&str],
+    revoked: &RevocationList,
 ) -> Result<LicenseGrant, Denied> {
     let claims = token.claims();
     let renditions: Vec<String> = match claims.scope {
-        Scope::Play if claims.owns(album) => available.iter().map(|r| (*r).to_owned()).collect(),
-        Scope::Play => {
-            if !available.contains(&PREVIEW) {
-                return Err(Denied::NotPurchased);
+        Scope::Play => match owns(claims, album, revoked) {
+            Ok(true) => available.iter().map(|r| (*r).to_owned()).collect(),
+            outcome => {
+                if !available.contains(&PREVIEW) {
+                    return Err(outcome.err().unwrap_or(Denied::NotPurchased));
+                }
+                vec![PREVIEW.to_owned()]
             }
-            vec![PREVIEW.to_owned()]
-        }
+        },
         Scope::Edge | Scope::Store | Scope::Admin | Scope::Account => {
             return Err(Denied::ScopeNotAllowed);
         }
@@ -208,7 +232,7 @@ mod tests {
         ];
         for (scope, albums, rendition, want) in cases {
             let token = fx.verified(scope, albums);
-            let got = authorize_segment(&token, ALBUM, 3, rendition);
+            let got = authorize_segment(&token, ALBUM, 3, rendition, &RevocationList::new(60));
             match (&got, want) {
                 (Ok(grant), Ok(audience)) => {
                     assert_eq!(grant.album(), ALBUM);
@@ -226,29 +250,55 @@ mod tests {
     fn license_rules() {
         let fx = Fixture::new();
         let all = [LOSSLESS, HIGH, STANDARD, PREVIEW];
+        let none = RevocationList::new(60);
 
         let buyer = fx.verified(Scope::Play, &[ALBUM]);
-        let grant = authorize_license(&buyer, ALBUM, 2, &all).unwrap();
+        let grant = authorize_license(&buyer, ALBUM, 2, &all, &none).unwrap();
         assert_eq!(grant.renditions(), all);
         assert_eq!((grant.album(), grant.track()), (ALBUM, 2));
         assert_eq!(grant.expires_at(), NOW + 3600);
 
         let fan = fx.verified(Scope::Play, &["other"]);
-        let grant = authorize_license(&fan, ALBUM, 2, &all).unwrap();
+        let grant = authorize_license(&fan, ALBUM, 2, &all, &none).unwrap();
         assert_eq!(grant.renditions(), [PREVIEW]);
         assert_eq!(
-            authorize_license(&fan, ALBUM, 2, &[LOSSLESS, HIGH]),
+            authorize_license(&fan, ALBUM, 2, &[LOSSLESS, HIGH], &none),
             Err(Denied::NotPurchased)
         );
 
         for scope in [Scope::Edge, Scope::Store, Scope::Admin, Scope::Account] {
             let token = fx.verified(scope, &[ALBUM]);
             assert_eq!(
-                authorize_license(&token, ALBUM, 2, &all),
+                authorize_license(&token, ALBUM, 2, &all, &none),
                 Err(Denied::ScopeNotAllowed),
                 "{scope}"
             );
         }
+    }
+
+    #[test]
+    fn a_refund_takes_the_album_from_earlier_tokens_only() {
+        let fx = Fixture::new();
+        let buyer = fx.verified(Scope::Play, &[ALBUM]);
+        let iat = buyer.claims().iat;
+        let revoked = RevocationList::new(7200);
+        revoked.revoke(&buyer.claims().sub, ALBUM, iat + 10);
+        assert_eq!(
+            authorize_segment(&buyer, ALBUM, 1, LOSSLESS, &revoked),
+            Err(Denied::Refunded)
+        );
+        assert!(authorize_segment(&buyer, ALBUM, 1, PREVIEW, &revoked).is_ok());
+        let grant = authorize_license(&buyer, ALBUM, 1, &[LOSSLESS, PREVIEW], &revoked).unwrap();
+        assert_eq!(grant.renditions(), [PREVIEW]);
+        assert_eq!(
+            authorize_license(&buyer, ALBUM, 1, &[LOSSLESS], &revoked),
+            Err(Denied::Refunded)
+        );
+        // Another album of the same user, and a token minted after the refund, are untouched.
+        assert!(authorize_segment(&buyer, "other", 1, PREVIEW, &revoked).is_ok());
+        let later = RevocationList::new(7200);
+        later.revoke(&buyer.claims().sub, ALBUM, iat - 1);
+        assert!(authorize_segment(&buyer, ALBUM, 1, LOSSLESS, &later).is_ok());
     }
 
     #[test]

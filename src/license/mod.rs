@@ -7,6 +7,7 @@
 //! - [`mint`](mod@mint): [`mint()`] signs a token with the active signing key.
 //! - [`verify`]: [`TokenVerifier`], header policy and signature and claim checks.
 //! - [`cache`]: [`TokenCache`], verified tokens kept until they expire.
+//! - [`revocation`]: [`RevocationList`], refunds that outrank the albums a token names.
 //! - [`entitlement`]: [`SegmentGrant`] and [`LicenseGrant`], constructible only by the checks.
 
 pub mod cache;
@@ -14,6 +15,7 @@ pub mod claims;
 pub mod clock;
 pub mod entitlement;
 pub mod mint;
+pub mod revocation;
 pub mod verify;
 
 #[cfg(test)]
@@ -26,4 +28,5 @@ pub use entitlement::{
     Audience, Denied, LicenseGrant, SegmentGrant, authorize_license, authorize_segment,
 };
 pub use mint::{DEFAULT_TTL_SECONDS, MintError, MintRequest, mint};
+pub use revocation::RevocationList;
 pub use verify::{TokenError, TokenVerifier, VerifiedToken, VerifierConfig};

@@ -18,6 +18,9 @@ use crate::seal::{Keyring, PublicSigningKey, SigningKid};
 pub const DEFAULT_LEEWAY_SECONDS: u64 = 30;
 /// Default size limit of a token, bytes. Ours are ~400 bytes plus ~20 per album.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 4096;
+/// Default longest lifetime (`exp - iat`) of a `play` token, seconds: 7 days. It bounds how
+/// long a refund must be remembered in the revocation list.
+pub const DEFAULT_MAX_PLAY_LIFETIME_SECONDS: u64 = 7 * 86_400;
 
 /// What a token must say to be accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +33,8 @@ pub struct VerifierConfig {
     pub leeway_seconds: u64,
     /// Longer tokens are refused before any parsing.
     pub max_token_bytes: usize,
+    /// `play` tokens living longer than this (`exp - iat`) are refused.
+    pub max_play_lifetime_seconds: u64,
 }
 
 impl Default for VerifierConfig {
@@ -39,6 +44,7 @@ impl Default for VerifierConfig {
             audience: DEFAULT_AUDIENCE.to_owned(),
             leeway_seconds: DEFAULT_LEEWAY_SECONDS,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+            max_play_lifetime_seconds: DEFAULT_MAX_PLAY_LIFETIME_SECONDS,
         }
     }
 }
@@ -270,6 +276,14 @@ impl TokenVerifier {
         let data =
             jsonwebtoken::decode::<WireClaims>(token, key, &self.validation).map_err(body_error)?;
         let claims = data.claims.into_claims()?;
+        if claims.scope == Scope::Play
+            && claims.exp.saturating_sub(claims.iat) > self.config.max_play_lifetime_seconds
+        {
+            // A refund is remembered only this long; a longer-lived token would outlive it.
+            return Err(TokenError::InvalidClaims(
+                "play token lifetime exceeds the limit",
+            ));
+        }
         self.check_times(&claims)?;
         Ok(VerifiedToken { claims, token_hash })
     }

@@ -9,6 +9,7 @@
 //!   `keyfiles`, its error in `keyerror`.
 //! - `lock`: the cross-process lock on `keys/`.
 
+pub mod account_keys;
 pub mod aead;
 pub mod key;
 mod keyerror;

@@ -34,14 +34,15 @@ pub fn create(app: &App, token: &VerifiedToken, body: &[u8]) -> Result<Response<
         track.renditions.keys().cloned().collect()
     };
     let available: Vec<&str> = renditions.iter().map(String::as_str).collect();
-    let grant = authorize_license(token, &req.album, req.track, &available).inspect_err(|d| {
-        app.metrics
-            .denials
-            .get_or_create(&crate::http::metrics::OutcomeLabels {
-                outcome: d.problem_type(),
-            })
-            .inc();
-    })?;
+    let grant = authorize_license(token, &req.album, req.track, &available, &app.revocations)
+        .inspect_err(|d| {
+            app.metrics
+                .denials
+                .get_or_create(&crate::http::metrics::OutcomeLabels {
+                    outcome: d.problem_type(),
+                })
+                .inc();
+        })?;
     let mut keys = Vec::new();
     for rendition in grant.renditions() {
         let key = app

@@ -7,4 +7,7 @@ pub mod health;
 pub mod jwks;
 pub mod license;
 pub mod manifest;
+pub mod play_token;
+pub mod purchase;
+pub mod sales;
 pub mod segment;

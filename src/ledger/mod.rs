@@ -1,0 +1,600 @@
+//! The purchase ledger: purchases and refunds, durable before they are acknowledged, and the
+//! questions the rest of encore asks of them (what does this user own, who was the album's
+//! n-th buyer, what sold in the last 24 hours).
+//!
+//! Storage is sqlx's `Any` driver over SQLite by default (a file in the data dir; WAL,
+//! `synchronous=FULL`, a busy timeout, writes in `BEGIN IMMEDIATE` transactions). The SQL is
+//! portable and the migrations in `migrations/` are plain SQL, so pointing `[ledger] url` at
+//! PostgreSQL (and building with sqlx's `postgres` feature) is a configuration change; the
+//! one dialect difference, how a write transaction starts, lives in [`Backend`].
+//!
+//! - [`purchase`]: parsing and validating a purchase body; the idempotency fingerprint.
+//! - [`chart`]: chart windows and the cached chart.
+//! - [`time`]: RFC 3339 at the edge, Unix seconds inside.
+
+pub mod chart;
+pub mod purchase;
+pub mod time;
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor, Row};
+
+pub use chart::{ChartCache, ChartEntry, Window};
+pub use purchase::{FieldError, NewPurchase, Receipt};
+
+/// File name of the SQLite ledger inside the data dir.
+pub const LEDGER_FILE: &str = "ledger.sqlite";
+
+/// How long a writer waits for SQLite's write lock before giving up, milliseconds.
+const BUSY_TIMEOUT_MS: u64 = 10_000;
+
+/// Why a ledger operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// The database could not be opened or configured.
+    #[error("cannot open the ledger at {location}: {source}")]
+    Open {
+        /// Where (a path, or a URL without credentials).
+        location: String,
+        /// The cause.
+        source: sqlx::Error,
+    },
+    /// The URL names a database encore is not built for.
+    #[error(
+        "ledger URL {0:?} is not supported: use sqlite://PATH (or postgres:// in a build with PostgreSQL)"
+    )]
+    Unsupported(String),
+    /// A migration failed.
+    #[error("cannot migrate the ledger: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed (I/O, lock timeout, corruption).
+    #[error("ledger query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    /// The order id was recorded before with a different body.
+    #[error("order {0:?} was already recorded with a different body")]
+    Conflict(String),
+    /// No purchase has this order id.
+    #[error("no purchase with order id {0:?}")]
+    UnknownOrder(String),
+    /// A stored row cannot be read back.
+    #[error("the ledger holds a corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// The database behind the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite: one writer at a time; `BEGIN IMMEDIATE` takes the write lock up front, so a
+    /// read-then-write transaction never fails to upgrade.
+    Sqlite,
+    /// PostgreSQL: serializable transactions (a conflict surfaces as an error and is retried).
+    Postgres,
+}
+
+impl Backend {
+    fn begin_write(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN ISOLATION LEVEL SERIALIZABLE",
+        }
+    }
+}
+
+/// How a purchase request ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// A new row; the body is the receipt JSON (HTTP 201).
+    Created(String),
+    /// The same order with the same body was recorded before; the stored receipt (HTTP 200).
+    Replayed(String),
+}
+
+/// A refunded purchase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refunded {
+    /// The order.
+    pub order_id: String,
+    /// The buyer.
+    pub user: String,
+    /// The album.
+    pub album: String,
+    /// When it was refunded, Unix seconds (the first refund's time on a retry).
+    pub refunded_at: i64,
+    /// False when this call found the order already refunded.
+    pub newly: bool,
+    /// Whether the user still owns the album through another, unrefunded purchase.
+    pub still_owned: bool,
+}
+
+/// One album in a user's library.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LibraryEntry {
+    /// The album.
+    pub album: String,
+    /// The order that made the user its owner (the earliest unrefunded one).
+    pub order_id: String,
+    /// When it was bought, Unix seconds.
+    pub purchased_at: i64,
+    /// The buyer number of that purchase.
+    pub buyer_number: i64,
+}
+
+/// A refund that takes an album away from a user, for the revocation list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// The user.
+    pub user: String,
+    /// The album.
+    pub album: String,
+    /// When, Unix seconds.
+    pub at: i64,
+}
+
+/// The purchase ledger. Cheap to clone (a pool handle).
+#[derive(Clone)]
+pub struct Ledger {
+    pool: AnyPool,
+    backend: Backend,
+    location: String,
+}
+
+impl fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ledger")
+            .field("backend", &self.backend)
+            .field("location", &self.location)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ledger {
+    /// Opens (creating if needed) the SQLite ledger file at `path` and migrates it.
+    pub async fn open_sqlite(path: &Path) -> Result<Ledger, LedgerError> {
+        // The SQLite URL parser percent-decodes the path; encode what it would misread.
+        let mut encoded = String::new();
+        for c in path.display().to_string().chars() {
+            match c {
+                '%' => encoded.push_str("%25"),
+                '?' => encoded.push_str("%3F"),
+                '#' => encoded.push_str("%23"),
+                c => encoded.push(c),
+            }
+        }
+        let ledger = Self::open_url(
+            &format!("sqlite://{encoded}?mode=rwc"),
+            path.display().to_string(),
+        )
+        .await?;
+        Ok(ledger)
+    }
+
+    /// Opens the ledger at `url` (`sqlite://...`, or `postgres://...` in a build with
+    /// PostgreSQL) and migrates it. `location` names it in messages (no credentials).
+    pub async fn open_url(url: &str, location: String) -> Result<Ledger, LedgerError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(LedgerError::Unsupported(location));
+        };
+        let options: AnyConnectOptions = url.parse().map_err(|source| LedgerError::Open {
+            location: location.clone(),
+            source,
+        })?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL: readers never wait for the writer. FULL: a commit is on disk
+                        // (WAL fsynced) before it returns, so an acknowledged purchase
+                        // survives power loss, not only a process crash.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        conn.execute(format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}").as_str())
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|source| LedgerError::Open {
+                location: location.clone(),
+                source,
+            })?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Ledger {
+            pool,
+            backend,
+            location,
+        })
+    }
+
+    /// Where the ledger lives, for messages.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// Records `p` (received at `now`) unless its order id is known: a new row gets the
+    /// album's next buyer number and [`Recorded::Created`]; the same order with the same body
+    /// gets the stored receipt back ([`Recorded::Replayed`]); the same order with another body
+    /// is [`LedgerError::Conflict`]. Returns only after the commit is durable.
+    pub async fn record_purchase(
+        &self,
+        p: &NewPurchase,
+        now: i64,
+        request_id: &str,
+    ) -> Result<Recorded, LedgerError> {
+        let fingerprint = p.fingerprint();
+        let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
+        let existing =
+            sqlx::query("SELECT request_hash, response FROM purchases WHERE order_id = $1")
+                .bind(&p.order_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(row) = existing {
+            tx.rollback().await?;
+            let hash: String = row.try_get("request_hash")?;
+            if hash != fingerprint {
+                return Err(LedgerError::Conflict(p.order_id.clone()));
+            }
+            return Ok(Recorded::Replayed(row.try_get("response")?));
+        }
+        let last: Option<i64> =
+            sqlx::query("SELECT MAX(buyer_number) AS n FROM purchases WHERE album = $1")
+                .bind(p.album.as_str())
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("n")?;
+        let buyer_number = last.unwrap_or(0) + 1;
+        let purchased_at = p.purchased_at.unwrap_or(now);
+        let receipt = Receipt::new(p, purchased_at, buyer_number);
+        let response =
+            serde_json::to_string(&receipt).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO purchases (order_id, user_id, album, price, currency, purchased_at, \
+             recorded_at, buyer_number, request_hash, response, request_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&p.order_id)
+        .bind(&p.user)
+        .bind(p.album.as_str())
+        .bind(p.price)
+        .bind(&p.currency)
+        .bind(purchased_at)
+        .bind(now)
+        .bind(buyer_number)
+        .bind(&fingerprint)
+        .bind(&response)
+        .bind(request_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Recorded::Created(response))
+    }
+
+    /// Refunds `order_id` at `now`; a second refund changes nothing and reports the first.
+    pub async fn refund(
+        &self,
+        order_id: &str,
+        now: i64,
+        request_id: &str,
+    ) -> Result<Refunded, LedgerError> {
+        let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
+        let row =
+            sqlx::query("SELECT user_id, album, refunded_at FROM purchases WHERE order_id = $1")
+                .bind(order_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| LedgerError::UnknownOrder(order_id.to_owned()))?;
+        let user: String = row.try_get("user_id")?;
+        let album: String = row.try_get("album")?;
+        let before: Option<i64> = row.try_get("refunded_at")?;
+        let refunded_at = match before {
+            Some(at) => at,
+            None => {
+                sqlx::query(
+                    "UPDATE purchases SET refunded_at = $1, refund_request_id = $2 WHERE order_id = $3",
+                )
+                .bind(now)
+                .bind(request_id)
+                .bind(order_id)
+                .execute(&mut *tx)
+                .await?;
+                now
+            }
+        };
+        let others: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM purchases \
+             WHERE user_id = $1 AND album = $2 AND refunded_at IS NULL",
+        )
+        .bind(&user)
+        .bind(&album)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+        tx.commit().await?;
+        Ok(Refunded {
+            order_id: order_id.to_owned(),
+            user,
+            album,
+            refunded_at,
+            newly: before.is_none(),
+            still_owned: others > 0,
+        })
+    }
+
+    /// The user's albums with their earliest unrefunded purchase, most recent purchase
+    /// first.
+    pub async fn library(&self, user: &str) -> Result<Vec<LibraryEntry>, LedgerError> {
+        let rows = sqlx::query(
+            "SELECT order_id, album, purchased_at, buyer_number FROM purchases \
+             WHERE user_id = $1 AND refunded_at IS NULL ORDER BY album, buyer_number",
+        )
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<LibraryEntry> = Vec::new();
+        for row in rows {
+            let album: String = row.try_get("album")?;
+            if out.last().is_some_and(|e| e.album == album) {
+                continue;
+            }
+            out.push(LibraryEntry {
+                album,
+                order_id: row.try_get("order_id")?,
+                purchased_at: row.try_get("purchased_at")?,
+                buyer_number: row.try_get("buyer_number")?,
+            });
+        }
+        out.sort_by(|a, b| {
+            b.purchased_at
+                .cmp(&a.purchased_at)
+                .then_with(|| a.album.cmp(&b.album))
+        });
+        Ok(out)
+    }
+
+    /// Refunds since `since` (Unix seconds) after which the user no longer owns the album:
+    /// the revocation list is rebuilt from these at start.
+    pub async fn revocations_since(&self, since: i64) -> Result<Vec<Revocation>, LedgerError> {
+        let rows = sqlx::query(
+            "SELECT r.user_id AS user_id, r.album AS album, MAX(r.refunded_at) AS at \
+             FROM purchases r WHERE r.refunded_at IS NOT NULL AND r.refunded_at >= $1 \
+             AND NOT EXISTS (SELECT 1 FROM purchases o WHERE o.user_id = r.user_id \
+                             AND o.album = r.album AND o.refunded_at IS NULL) \
+             GROUP BY r.user_id, r.album",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(Revocation {
+                    user: row.try_get("user_id")?,
+                    album: row.try_get("album")?,
+                    at: row.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Net sales per album and currency since `since` (None: all time): purchases in the
+    /// window that have not been refunded.
+    pub async fn sales(&self, since: Option<i64>) -> Result<Vec<SalesRow>, LedgerError> {
+        let rows = sqlx::query(
+            "SELECT album, currency, COUNT(*) AS units, SUM(price) AS revenue FROM purchases \
+             WHERE refunded_at IS NULL AND purchased_at >= $1 GROUP BY album, currency",
+        )
+        .bind(since.unwrap_or(i64::MIN))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(SalesRow {
+                    album: row.try_get("album")?,
+                    currency: row.try_get("currency")?,
+                    units: row.try_get("units")?,
+                    revenue: row.try_get("revenue")?,
+                })
+            })
+            .collect()
+    }
+
+    /// How many purchases rows exist with this order id (0 or 1; for tests and checks).
+    pub async fn count_orders(&self, order_id: &str) -> Result<i64, LedgerError> {
+        Ok(
+            sqlx::query("SELECT COUNT(*) AS n FROM purchases WHERE order_id = $1")
+                .bind(order_id)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("n")?,
+        )
+    }
+
+    /// Every order id recorded, in buyer-number order per album (for checks).
+    pub async fn order_ids(&self) -> Result<Vec<String>, LedgerError> {
+        let rows = sqlx::query("SELECT order_id FROM purchases ORDER BY album, buyer_number")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|row| Ok(row.try_get("order_id")?))
+            .collect()
+    }
+
+    /// SQLite's `PRAGMA integrity_check` ("ok" when sound); "ok" on other backends.
+    pub async fn integrity_check(&self) -> Result<String, LedgerError> {
+        if self.backend != Backend::Sqlite {
+            return Ok("ok".into());
+        }
+        let rows = sqlx::query("PRAGMA integrity_check")
+            .fetch_all(&self.pool)
+            .await?;
+        let lines: Result<Vec<String>, sqlx::Error> =
+            rows.iter().map(|r| r.try_get::<String, _>(0)).collect();
+        Ok(lines?.join("\n"))
+    }
+
+    /// Closes the pool, waiting for connections to finish (a clean checkpoint).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// One album's net sales in one currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SalesRow {
+    /// The album.
+    pub album: String,
+    /// ISO 4217.
+    pub currency: String,
+    /// Purchases not refunded.
+    pub units: i64,
+    /// Sum of their prices, minor units.
+    pub revenue: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn purchase(order: &str, user: &str, album: &str, price: i64) -> NewPurchase {
+        let body = serde_json::json!({"order_id": order, "user": user, "album": album,
+            "price": price, "currency": "CNY"});
+        NewPurchase::parse(body.to_string().as_bytes(), NOW).unwrap()
+    }
+
+    async fn ledger() -> (tempfile::TempDir, Ledger) {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open_sqlite(&dir.path().join("a dir?#%").join(LEDGER_FILE))
+            .await
+            .err();
+        // A path with characters the URL parser treats specially still opens (once the
+        // folder exists).
+        assert!(ledger.is_some(), "missing parent folder must fail");
+        std::fs::create_dir_all(dir.path().join("a dir?#%")).unwrap();
+        let ledger = Ledger::open_sqlite(&dir.path().join("a dir?#%").join(LEDGER_FILE))
+            .await
+            .unwrap();
+        (dir, ledger)
+    }
+
+    #[tokio::test]
+    async fn idempotent_on_order_id() {
+        let (_dir, ledger) = ledger().await;
+        let p = purchase("o1", "u1", "a", 1500);
+        let Recorded::Created(first) = ledger.record_purchase(&p, NOW, "r1").await.unwrap() else {
+            panic!("first must create");
+        };
+        let again = ledger.record_purchase(&p, NOW + 5, "r2").await.unwrap();
+        assert_eq!(again, Recorded::Replayed(first.clone()));
+        let receipt: Receipt = serde_json::from_str(&first).unwrap();
+        assert_eq!(receipt.buyer_number, 1);
+        assert_eq!(receipt.purchased_at, "2027-01-15T08:00:00Z");
+        let other = purchase("o1", "u1", "a", 1600);
+        assert!(matches!(
+            ledger.record_purchase(&other, NOW, "r3").await,
+            Err(LedgerError::Conflict(_))
+        ));
+        assert_eq!(ledger.count_orders("o1").await.unwrap(), 1);
+        assert_eq!(ledger.integrity_check().await.unwrap(), "ok");
+    }
+
+    #[tokio::test]
+    async fn concurrent_duplicates_make_one_row_and_numbers_stay_unique() {
+        let (_dir, ledger) = ledger().await;
+        let mut tasks = Vec::new();
+        for i in 0..32 {
+            let ledger = ledger.clone();
+            tasks.push(tokio::spawn(async move {
+                let dup = purchase("same", "u1", "a", 1500);
+                let own = purchase(&format!("o{i}"), &format!("u{i}"), "a", 1500);
+                let a = ledger.record_purchase(&dup, NOW, "r").await.unwrap();
+                ledger.record_purchase(&own, NOW, "r").await.unwrap();
+                a
+            }));
+        }
+        let mut created = 0;
+        for t in tasks {
+            if matches!(t.await.unwrap(), Recorded::Created(_)) {
+                created += 1;
+            }
+        }
+        assert_eq!(created, 1);
+        assert_eq!(ledger.count_orders("same").await.unwrap(), 1);
+        assert_eq!(ledger.order_ids().await.unwrap().len(), 33);
+        let sales = ledger.sales(None).await.unwrap();
+        assert_eq!(sales.len(), 1);
+        assert_eq!((sales[0].units, sales[0].revenue), (33, 33 * 1500));
+    }
+
+    #[tokio::test]
+    async fn refunds_keep_numbers_and_feed_revocations() {
+        let (_dir, ledger) = ledger().await;
+        for (order, user) in [("o1", "u1"), ("o2", "u2"), ("o3", "u3"), ("o4", "u2")] {
+            ledger
+                .record_purchase(&purchase(order, user, "a", 1000), NOW, "r")
+                .await
+                .unwrap();
+        }
+        ledger
+            .record_purchase(&purchase("o5", "u2", "b", 800), NOW + 10, "r")
+            .await
+            .unwrap();
+        let r = ledger.refund("o1", NOW + 100, "rr").await.unwrap();
+        assert!(r.newly && !r.still_owned);
+        let again = ledger.refund("o1", NOW + 200, "rr2").await.unwrap();
+        assert_eq!(again.refunded_at, NOW + 100);
+        assert!(!again.newly);
+        // u2 bought album a twice: one refund leaves them owning it.
+        let r2 = ledger.refund("o2", NOW + 100, "rr").await.unwrap();
+        assert!(r2.still_owned);
+        assert!(matches!(
+            ledger.refund("nope", NOW, "r").await,
+            Err(LedgerError::UnknownOrder(_))
+        ));
+
+        let lib = ledger.library("u2").await.unwrap();
+        let got: Vec<(&str, &str, i64)> = lib
+            .iter()
+            .map(|e| (e.album.as_str(), e.order_id.as_str(), e.buyer_number))
+            .collect();
+        assert_eq!(got, [("b", "o5", 1), ("a", "o4", 4)]);
+        let lib3 = ledger.library("u3").await.unwrap();
+        assert_eq!(lib3[0].buyer_number, 3, "a refund does not renumber others");
+        assert!(ledger.library("u1").await.unwrap().is_empty());
+
+        let rev = ledger.revocations_since(NOW).await.unwrap();
+        assert_eq!(
+            rev,
+            [Revocation {
+                user: "u1".into(),
+                album: "a".into(),
+                at: NOW + 100
+            }]
+        );
+        assert!(
+            ledger
+                .revocations_since(NOW + 101)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        let mut sales = ledger.sales(Some(NOW)).await.unwrap();
+        sales.sort_by(|a, b| a.album.cmp(&b.album));
+        assert_eq!((sales[0].units, sales[1].units), (2, 1));
+        assert!(ledger.sales(Some(NOW + 11)).await.unwrap().is_empty());
+    }
+}

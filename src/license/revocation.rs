@@ -1,0 +1,119 @@
+//! The revocation list: refunds that take an album away from a user whose play tokens,
+//! issued before the refund, still name it. Checked from memory on every entitlement
+//! decision, after the token cache, so a cached token cannot bypass it.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Refunded (user, album) pairs with the refund time.
+///
+/// A pair covers tokens for that user issued at or before the refund (`iat <= at`); tokens
+/// issued later were minted from the ledger and no longer carry the album. An entry is
+/// dropped once every token it covers has expired: `at + max_token_lifetime + leeway`.
+#[derive(Debug)]
+pub struct RevocationList {
+    entries: RwLock<HashMap<(String, String), u64>>,
+    /// Lets the common case (no refunds in the window) skip the lock.
+    len: AtomicUsize,
+    /// Longest lifetime of a token the verifier accepts, plus its leeway, seconds.
+    horizon_seconds: u64,
+}
+
+impl RevocationList {
+    /// An empty list whose entries live `horizon_seconds` (the longest token lifetime plus
+    /// clock leeway).
+    pub fn new(horizon_seconds: u64) -> Self {
+        Self {
+            entries: RwLock::new(HashMap::new()),
+            len: AtomicUsize::new(0),
+            horizon_seconds,
+        }
+    }
+
+    /// How long an entry lives.
+    pub fn horizon_seconds(&self) -> u64 {
+        self.horizon_seconds
+    }
+
+    /// Records that `user` lost `album` at `at` (Unix seconds).
+    pub fn revoke(&self, user: &str, album: &str, at: u64) {
+        let Ok(mut map) = self.entries.write() else {
+            return;
+        };
+        let slot = map.entry((user.to_owned(), album.to_owned())).or_insert(at);
+        *slot = (*slot).max(at);
+        self.len.store(map.len(), Ordering::Release);
+    }
+
+    /// Forgets a revocation (the user bought the album again).
+    pub fn restore(&self, user: &str, album: &str) {
+        let Ok(mut map) = self.entries.write() else {
+            return;
+        };
+        map.remove(&(user.to_owned(), album.to_owned()));
+        self.len.store(map.len(), Ordering::Release);
+    }
+
+    /// Whether a token for `user` issued at `iat` has lost `album`.
+    ///
+    /// Fails closed: if the lock is poisoned the album counts as revoked.
+    pub fn revokes(&self, user: &str, album: &str, iat: u64) -> bool {
+        if self.len.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let Ok(map) = self.entries.read() else {
+            return true;
+        };
+        // Building the owned key costs two small allocations, paid only while some refund is
+        // inside the horizon.
+        map.get(&(user.to_owned(), album.to_owned()))
+            .is_some_and(|&at| iat <= at)
+    }
+
+    /// Drops entries whose covered tokens have all expired by `now`; returns how many.
+    pub fn prune(&self, now: u64) -> usize {
+        let Ok(mut map) = self.entries.write() else {
+            return 0;
+        };
+        let before = map.len();
+        let horizon = self.horizon_seconds;
+        map.retain(|_, at| at.saturating_add(horizon) > now);
+        self.len.store(map.len(), Ordering::Release);
+        before - map.len()
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// True when nothing is revoked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn covers_tokens_issued_up_to_the_refund_until_they_expire() {
+        let list = RevocationList::new(3600);
+        assert!(!list.revokes("u", "a", 100));
+        list.revoke("u", "a", 1000);
+        assert!(list.revokes("u", "a", 999));
+        assert!(list.revokes("u", "a", 1000));
+        assert!(!list.revokes("u", "a", 1001), "minted after the refund");
+        assert!(!list.revokes("u", "b", 999));
+        assert!(!list.revokes("v", "a", 999));
+        assert_eq!(list.prune(1000 + 3599), 0);
+        assert_eq!(list.prune(1000 + 3600), 1);
+        assert!(!list.revokes("u", "a", 999));
+        assert!(list.is_empty());
+        list.revoke("u", "a", 1000);
+        list.restore("u", "a");
+        assert!(!list.revokes("u", "a", 999));
+    }
+}
