@@ -6,6 +6,7 @@ mod bad_input;
 mod delivery;
 mod fetch;
 mod formats;
+mod purchases;
 mod rerun;
 mod sealing;
 mod serve;

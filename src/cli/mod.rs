@@ -118,7 +118,8 @@ fn init_logging(json: bool) {
         .with_writer(std::io::stderr)
         .with_target(false);
     let _ = if json {
-        builder.json().try_init()
+        // Targets in JSON: audit lines are `"target":"encore::audit"`, for log shippers.
+        builder.with_target(true).json().try_init()
     } else {
         builder
             .with_ansi(std::io::stderr().is_terminal())

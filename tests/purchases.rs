@@ -1,0 +1,580 @@
+//! Purchases become entitlements, over real HTTP: purchase, play-token exchange, playback
+//! with `encore fetch`, refund, idempotency, the chart and buyer numbers under concurrency,
+//! and bad bodies.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use encore::license::Scope;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::util::{self, TestServer, Workspace};
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().build().expect("client")
+}
+
+/// An account token from the development account service (`encore token mint --scope
+/// account`, the real CLI).
+fn account_token(ws: &Workspace, user: &str) -> String {
+    let out = ws.encore(&["token", "mint", "--scope", "account", "--sub", user]);
+    assert!(out.status.success(), "{}", util::text(&out));
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string()
+}
+
+async fn post(c: &reqwest::Client, url: String, token: &str, body: Value) -> reqwest::Response {
+    c.post(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("POST")
+}
+
+async fn buy(
+    c: &reqwest::Client,
+    s: &TestServer,
+    store: &str,
+    order: &str,
+    user: &str,
+    album: &str,
+) -> (StatusCode, String) {
+    let body = json!({"order_id": order, "user": user, "album": album, "price": 1500,
+        "currency": "CNY"});
+    let r = post(c, format!("{}/v1/purchases", s.url), store, body).await;
+    let status = r.status();
+    (status, r.text().await.expect("body"))
+}
+
+/// Exchanges an account token; returns the response JSON.
+async fn exchange(
+    c: &reqwest::Client,
+    s: &TestServer,
+    account: &str,
+    body: Option<Value>,
+) -> Value {
+    let mut req = c
+        .post(format!("{}/v1/play-tokens", s.url))
+        .bearer_auth(account);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.expect("exchange");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    r.json().await.expect("json")
+}
+
+async fn problem(r: reqwest::Response) -> (StatusCode, Value) {
+    let status = r.status();
+    (status, r.json().await.expect("problem json"))
+}
+
+fn claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64");
+    serde_json::from_slice(&bytes).expect("claims json")
+}
+
+async fn fetch(
+    ws: &Workspace,
+    url: &str,
+    token: &str,
+    album: &str,
+    rendition: &str,
+) -> std::process::Output {
+    let out = ws.path().join(format!("{rendition}.m4a"));
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_encore"))
+        .args([
+            "fetch", "--server", url, "--token", token, "--album", album, "--track", "1",
+        ])
+        .args(["--rendition", rendition, "--out"])
+        .arg(&out)
+        .current_dir(ws.path())
+        .output()
+        .await
+        .expect("run encore fetch")
+}
+
+/// Status and problem type of track 1's first media segment in `rendition` for `token` (the
+/// segment URL comes from the manifest, read with an edge token).
+async fn first_segment_status(
+    c: &reqwest::Client,
+    s: &TestServer,
+    ws: &Workspace,
+    token: &str,
+    album: &str,
+    rendition: &str,
+) -> (StatusCode, String) {
+    let edge = util::token(ws, "edge-1", Scope::Edge, &[]);
+    let m: Value = c
+        .get(format!(
+            "{}/v1/albums/{album}/tracks/1/{rendition}/manifest",
+            s.url
+        ))
+        .bearer_auth(&edge)
+        .send()
+        .await
+        .expect("manifest")
+        .json()
+        .await
+        .expect("manifest json");
+    let url = format!(
+        "{}{}",
+        s.url,
+        m["segments"][0]["url"].as_str().expect("url")
+    );
+    let r = c.get(url).bearer_auth(token).send().await.expect("segment");
+    let status = r.status();
+    let body = r.text().await.unwrap_or_default();
+    let kind = serde_json::from_str::<Value>(&body)
+        .ok()
+        .and_then(|v| v["type"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    (status, kind)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purchase_exchange_play_refund() {
+    const ALBUM: &str = "bought";
+    let ws = util::packaged_album(ALBUM, 1, 8.0);
+    let s = TestServer::start(&ws).await;
+    let c = client();
+    let store = util::token(&ws, "payments", Scope::Store, &[]);
+    let account = account_token(&ws, "fan-1");
+
+    // Before buying: the exchanged token names nothing; lossless is refused.
+    let before = exchange(&c, &s, &account, None).await;
+    assert_eq!(before["albums"], json!([]));
+    let early = before["token"].as_str().expect("token").to_string();
+    assert_eq!(
+        first_segment_status(&c, &s, &ws, &early, ALBUM, "lossless").await,
+        (
+            StatusCode::FORBIDDEN,
+            "urn:encore:problem:not-purchased".into()
+        )
+    );
+
+    // Buy: 201 with buyer number 1, then the same request replays byte for byte (200).
+    let (status, first) = buy(&c, &s, &store, "order-1", "fan-1", ALBUM).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let receipt: Value = serde_json::from_str(&first).expect("receipt");
+    assert_eq!(receipt["buyer_number"], 1);
+    assert_eq!(receipt["album"], ALBUM);
+    let (status, again) = buy(&c, &s, &store, "order-1", "fan-1", ALBUM).await;
+    assert_eq!((status, &again), (StatusCode::OK, &first));
+
+    // Exchange: the play token names the album, is short-lived, and plays in full.
+    let grant = exchange(&c, &s, &account, None).await;
+    assert_eq!(grant["albums"], json!([ALBUM]));
+    assert_eq!(grant["albums_complete"], true);
+    let play = grant["token"].as_str().expect("token").to_string();
+    let cl = claims(&play);
+    assert_eq!(cl["sub"], "fan-1");
+    assert_eq!(cl["scope"], "play");
+    assert_eq!(
+        cl["exp"].as_u64().unwrap() - cl["iat"].as_u64().unwrap(),
+        3600
+    );
+    let run = fetch(&ws, &s.url, &play, ALBUM, "lossless").await;
+    assert!(run.status.success(), "{}", util::text(&run));
+    assert_eq!(
+        util::decode_s32(&ws.path().join("lossless.m4a")),
+        util::decode_s32(&ws.media().join(ALBUM).join("01.flac")),
+        "purchased lossless must decode to the source"
+    );
+    // Scoped exchange: only albums the user owns are kept.
+    let scoped = exchange(
+        &c,
+        &s,
+        &account,
+        Some(json!({"albums": ["other-album", ALBUM]})),
+    )
+    .await;
+    assert_eq!(scoped["albums"], json!([ALBUM]));
+
+    // Nameplate.
+    let r = c
+        .get(format!("{}/v1/users/fan-1/albums", s.url))
+        .bearer_auth(&account)
+        .send()
+        .await
+        .expect("library");
+    assert_eq!(r.status(), StatusCode::OK);
+    let lib: Value = r.json().await.expect("json");
+    assert_eq!(lib["albums"][0]["buyer_number"], 1);
+    assert_eq!(lib["albums"][0]["nameplate"], "No. 1 buyer of Test");
+
+    // Refund: the token issued before it is refused at the very next segment (it was
+    // verified and cached already), the preview still plays, and new tokens lack the album.
+    let r = c
+        .post(format!("{}/v1/purchases/order-1/refund", s.url))
+        .bearer_auth(&store)
+        .header("x-request-id", "refund-req-1")
+        .send()
+        .await
+        .expect("refund");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["x-request-id"], "refund-req-1");
+    let refund_body = r.text().await.expect("body");
+    assert_eq!(
+        first_segment_status(&c, &s, &ws, &play, ALBUM, "lossless").await,
+        (
+            StatusCode::FORBIDDEN,
+            "urn:encore:problem:purchase-refunded".into()
+        )
+    );
+    assert_eq!(
+        first_segment_status(&c, &s, &ws, &play, ALBUM, "preview")
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let run = fetch(&ws, &s.url, &play, ALBUM, "high").await;
+    assert!(
+        !run.status.success(),
+        "a refunded album must not play: {}",
+        util::text(&run)
+    );
+    let after = exchange(&c, &s, &account, None).await;
+    assert_eq!(after["albums"], json!([]));
+    // Refund is idempotent.
+    let r = c
+        .post(format!("{}/v1/purchases/order-1/refund", s.url))
+        .bearer_auth(&store)
+        .send()
+        .await
+        .expect("refund");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.expect("body"), refund_body);
+    let r = c
+        .post(format!("{}/v1/purchases/no-such-order/refund", s.url))
+        .bearer_auth(&store)
+        .send()
+        .await
+        .expect("refund");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // Buying again restores access, even for the old token.
+    let (status, _) = buy(&c, &s, &store, "order-2", "fan-1", ALBUM).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(
+        first_segment_status(&c, &s, &ws, &play, ALBUM, "lossless")
+            .await
+            .0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_and_bad_bodies() {
+    const ALBUM: &str = "idem";
+    let ws = util::packaged_album(ALBUM, 1, 3.0);
+    let s = TestServer::start(&ws).await;
+    let c = client();
+    let store = util::token(&ws, "payments", Scope::Store, &[]);
+
+    let (status, first) = buy(&c, &s, &store, "dup", "u1", ALBUM).await;
+    assert_eq!(status, StatusCode::CREATED);
+    // Same order id, different body: 409.
+    let body =
+        json!({"order_id": "dup", "user": "u1", "album": ALBUM, "price": 1, "currency": "CNY"});
+    let (status, p) =
+        problem(post(&c, format!("{}/v1/purchases", s.url), &store, body).await).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(p["type"], "urn:encore:problem:order-conflict");
+
+    // 32 concurrent duplicates of a new order: one 201, 31 replays, all the same body.
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (c, url, store) = (c.clone(), s.url.clone(), store.clone());
+        tasks.push(tokio::spawn(async move {
+            let body = json!({"order_id": "storm", "user": "u2", "album": ALBUM,
+                "price": 1500, "currency": "CNY"});
+            let r = post(&c, format!("{url}/v1/purchases"), &store, body).await;
+            (r.status(), r.text().await.expect("body"))
+        }));
+    }
+    let mut statuses = BTreeMap::new();
+    let mut bodies = BTreeSet::new();
+    for t in tasks {
+        let (status, body) = t.await.expect("task");
+        *statuses.entry(status.as_u16()).or_insert(0) += 1;
+        bodies.insert(body);
+    }
+    assert_eq!(statuses, BTreeMap::from([(200, 31), (201, 1)]));
+    assert_eq!(bodies.len(), 1);
+    assert_eq!(s.app.ledger.count_orders("storm").await.expect("count"), 1);
+    assert_eq!(s.app.ledger.order_ids().await.expect("ids").len(), 2);
+    assert!(first.contains("\"buyer_number\":1"));
+
+    // Bad bodies: 400 naming the field; unknown album 404; too large 413.
+    let good =
+        json!({"order_id": "b1", "user": "u3", "album": ALBUM, "price": 1500, "currency": "CNY"});
+    let cases: Vec<(&str, Value)> = vec![
+        ("order_id", json!("has space")),
+        ("order_id", json!("x".repeat(200))),
+        ("user", json!("")),
+        ("album", json!("Not A Slug")),
+        ("price", json!(15.5)),
+        ("price", json!(-3)),
+        ("currency", json!("usd")),
+        ("purchased_at", json!("next tuesday")),
+    ];
+    for (field, value) in cases {
+        let mut body = good.clone();
+        body[field] = value.clone();
+        let (status, p) =
+            problem(post(&c, format!("{}/v1/purchases", s.url), &store, body).await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field} = {value}");
+        assert_eq!(p["type"], "urn:encore:problem:invalid-field");
+        assert_eq!(p["field"], field, "{p}");
+    }
+    let mut missing = good.clone();
+    missing.as_object_mut().expect("object").remove("currency");
+    let (status, p) =
+        problem(post(&c, format!("{}/v1/purchases", s.url), &store, missing).await).await;
+    assert_eq!(
+        (status, p["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("currency"))
+    );
+    let r = c
+        .post(format!("{}/v1/purchases", s.url))
+        .bearer_auth(&store)
+        .body("{not json")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let mut unknown = good.clone();
+    unknown["album"] = json!("no-such-album");
+    let (status, _) =
+        problem(post(&c, format!("{}/v1/purchases", s.url), &store, unknown).await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let mut huge = good.clone();
+    huge["order_id"] = json!("y".repeat(64 * 1024));
+    let r = post(&c, format!("{}/v1/purchases", s.url), &store, huge).await;
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Who may record purchases: the store only.
+    let play = util::token(&ws, "u3", Scope::Play, &[ALBUM]);
+    let (status, p) =
+        problem(post(&c, format!("{}/v1/purchases", s.url), &play, good.clone()).await).await;
+    assert_eq!(
+        (status, p["type"].as_str()),
+        (
+            StatusCode::FORBIDDEN,
+            Some("urn:encore:problem:scope-not-allowed")
+        )
+    );
+    let account = account_token(&ws, "u3");
+    let (status, _) = problem(
+        post(
+            &c,
+            format!("{}/v1/purchases", s.url),
+            &account,
+            good.clone(),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "account keys are not encore's keys"
+    );
+    let r = c
+        .post(format!("{}/v1/purchases", s.url))
+        .json(&good)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // And a play token cannot be exchanged: only account tokens can.
+    let r = c
+        .post(format!("{}/v1/play-tokens", s.url))
+        .bearer_auth(&play)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        s.app.ledger.order_ids().await.expect("ids").len(),
+        2,
+        "no refused request wrote"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chart_and_buyer_numbers_under_concurrency() {
+    // Two albums in one workspace.
+    let ws = Workspace::new();
+    for album in ["alpha", "beta"] {
+        let dir = ws.album_dir(album);
+        std::fs::write(
+            dir.join("album.toml"),
+            format!("title = \"{album} title\"\nartist = \"Tests\"\n"),
+        )
+        .expect("album.toml");
+        util::make_fixture(&dir.join("01.flac"), 44_100, 2, 2.0, &["-c:a", "flac"]);
+    }
+    let out = ws.init_and_ingest();
+    assert!(out.status.success(), "{}", util::text(&out));
+    let s = TestServer::start(&ws).await;
+    let c = client();
+    let store = util::token(&ws, "payments", Scope::Store, &[]);
+
+    // 40 concurrent purchases: 25 of alpha (CNY), 15 of beta (10 CNY, 5 USD).
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let (c, url, store) = (c.clone(), s.url.clone(), store.clone());
+        tasks.push(tokio::spawn(async move {
+            let (album, currency) = match i {
+                0..25 => ("alpha", "CNY"),
+                25..35 => ("beta", "CNY"),
+                _ => ("beta", "USD"),
+            };
+            let body = json!({"order_id": format!("o{i}"), "user": format!("user{i}"),
+                "album": album, "price": 1000 + i, "currency": currency});
+            let r = post(&c, format!("{url}/v1/purchases"), &store, body).await;
+            assert_eq!(r.status(), StatusCode::CREATED);
+            r.json::<Value>().await.expect("receipt")
+        }));
+    }
+    let mut numbers: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for t in tasks {
+        let receipt = t.await.expect("task");
+        numbers
+            .entry(receipt["album"].as_str().expect("album").to_string())
+            .or_default()
+            .push(receipt["buyer_number"].as_i64().expect("number"));
+    }
+    for (album, mut n) in numbers {
+        n.sort_unstable();
+        let want: Vec<i64> = (1..=n.len() as i64).collect();
+        assert_eq!(n, want, "{album}: buyer numbers must be 1..=N, each once");
+    }
+
+    let chart = |window: &'static str| {
+        let (c, url) = (c.clone(), s.url.clone());
+        async move {
+            let r = c
+                .get(format!("{url}/v1/charts/albums?window={window}"))
+                .send()
+                .await
+                .expect("chart");
+            assert_eq!(r.status(), StatusCode::OK);
+            r.json::<Value>().await.expect("json")
+        }
+    };
+    let all = chart("all").await;
+    assert_eq!(all["albums"][0]["album"], "alpha");
+    assert_eq!(all["albums"][0]["rank"], 1);
+    assert_eq!(all["albums"][0]["units"], 25);
+    assert_eq!(all["albums"][0]["title"], "alpha title");
+    assert_eq!(all["albums"][1]["units"], 15);
+    let cny_beta: i64 = (25..35).map(|i| 1000 + i).sum();
+    let usd_beta: i64 = (35..40).map(|i| 1000 + i).sum();
+    assert_eq!(
+        all["albums"][1]["revenue"],
+        json!({"CNY": cny_beta, "USD": usd_beta})
+    );
+
+    // Refunds subtract at once (the cached chart is invalidated) and renumber nobody.
+    for i in 0..12 {
+        let r = c
+            .post(format!("{}/v1/purchases/o{i}/refund", s.url))
+            .bearer_auth(&store)
+            .send()
+            .await
+            .expect("refund");
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let all = chart("all").await;
+    assert_eq!(all["albums"][0]["album"], "beta");
+    assert_eq!(all["albums"][0]["units"], 15);
+    assert_eq!(all["albums"][1]["units"], 13);
+
+    // Windows: a purchase dated 10 days ago counts in 30d and all, not in 7d or 24h.
+    let ten_days_ago = encore::ledger::time::format_rfc3339(util::now() as i64 - 10 * 86_400);
+    let body = json!({"order_id": "old", "user": "user-old", "album": "alpha", "price": 900,
+        "currency": "CNY", "purchased_at": ten_days_ago});
+    assert_eq!(
+        post(&c, format!("{}/v1/purchases", s.url), &store, body)
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let units = |v: &Value, album: &str| {
+        v["albums"]
+            .as_array()
+            .expect("albums")
+            .iter()
+            .find(|e| e["album"] == album)
+            .map_or(0, |e| e["units"].as_i64().unwrap_or(0))
+    };
+    assert_eq!(units(&chart("24h").await, "alpha"), 13);
+    assert_eq!(units(&chart("7d").await, "alpha"), 13);
+    assert_eq!(units(&chart("30d").await, "alpha"), 14);
+    assert_eq!(units(&chart("all").await, "alpha"), 14);
+    let r = c
+        .get(format!("{}/v1/charts/albums?window=1y", s.url))
+        .send()
+        .await
+        .expect("chart");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // Nameplates: the user's own account token or the store; nobody else.
+    let user20 = account_token(&ws, "user20");
+    let r = c
+        .get(format!("{}/v1/users/user20/albums", s.url))
+        .bearer_auth(&user20)
+        .send()
+        .await
+        .expect("library");
+    assert_eq!(r.status(), StatusCode::OK);
+    let lib: Value = r.json().await.expect("json");
+    let n = lib["albums"][0]["buyer_number"].as_i64().expect("number");
+    assert!((1..=25).contains(&n));
+    assert_eq!(
+        lib["albums"][0]["nameplate"],
+        format!("No. {n} buyer of alpha title")
+    );
+    let r = c
+        .get(format!("{}/v1/users/user21/albums", s.url))
+        .bearer_auth(&user20)
+        .send()
+        .await
+        .expect("library");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = c
+        .get(format!("{}/v1/users/user21/albums", s.url))
+        .bearer_auth(&store)
+        .send()
+        .await
+        .expect("library");
+    assert_eq!(r.status(), StatusCode::OK);
+    let play = util::token(&ws, "user20", Scope::Play, &[]);
+    let r = c
+        .get(format!("{}/v1/users/user20/albums", s.url))
+        .bearer_auth(&play)
+        .send()
+        .await
+        .expect("library");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // A refunded buyer's library is empty.
+    let user0 = account_token(&ws, "user0");
+    let r = c
+        .get(format!("{}/v1/users/user0/albums", s.url))
+        .bearer_auth(&user0)
+        .send()
+        .await
+        .expect("library");
+    let lib: Value = r.json().await.expect("json");
+    assert_eq!(lib["albums"], json!([]));
+}
