@@ -1,0 +1,330 @@
+//! Purchases and play-token exchanges under load, over real HTTP on loopback, each beside a
+//! baseline measured in the same run:
+//!
+//! - `healthz`: `GET /healthz` through the same client and connections (the HTTP floor);
+//! - `raw commit`: one-row `BEGIN IMMEDIATE; INSERT; COMMIT` transactions on a bare SQLite
+//!   file in the same folder with the ledger's settings (WAL, `synchronous=FULL`): the
+//!   durability ceiling of the disk;
+//! - `purchases`: `POST /v1/purchases` with fresh order ids (durable before the 201);
+//! - `exchanges`: `POST /v1/play-tokens` (account token verified from the cache, a ledger
+//!   read, an Ed25519 signature).
+//!
+//! Run: `CARGO_TARGET_DIR=/tmp/bench-target cargo bench --bench purchases [-- SECONDS CONCURRENCY]`
+//! (defaults: 5 s per phase, 16 concurrent clients). Prints req/s, p50, p99 and max per
+//! phase and the ratios purchases / raw commits and exchanges / healthz. Figures and the
+//! machine are in `docs/PERFORMANCE.md` ("Purchases and token exchange").
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use encore::config::{Config, Overrides};
+use encore::http::{App, Limits};
+use encore::ingest::{IngestJob, progress::LogLines};
+use encore::ledger::{LEDGER_FILE, Ledger};
+use encore::license::{Clock, MintRequest, Scope, SystemClock, mint};
+use encore::seal::Keyring;
+use encore::seal::account_keys::{dev_account_key, init_dev_account_key};
+use encore::store::Store;
+use sqlx::Executor;
+
+const ALBUM: &str = "first-light";
+
+struct Phase {
+    name: &'static str,
+    ops: u64,
+    seconds: f64,
+    latencies_us: Vec<u64>,
+}
+
+impl Phase {
+    fn rate(&self) -> f64 {
+        self.ops as f64 / self.seconds
+    }
+    fn pct(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies_us[i] as f64 / 1000.0
+    }
+    fn print(&self) {
+        println!(
+            "{:<12} {:>9.0} /s   p50 {:>6.2} ms   p99 {:>6.2} ms   max {:>7.2} ms   ({} ops)",
+            self.name,
+            self.rate(),
+            self.pct(0.5),
+            self.pct(0.99),
+            self.pct(1.0),
+            self.ops
+        );
+    }
+}
+
+/// Runs `op(i)` from `concurrency` tasks for `seconds`; every op must succeed.
+async fn drive<F, Fut>(name: &'static str, seconds: u64, concurrency: usize, op: F) -> Phase
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    let op = Arc::new(op);
+    let counter = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (op, counter) = (op.clone(), counter.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while Instant::now() < deadline {
+                let i = counter.fetch_add(1, Ordering::Relaxed);
+                let t = Instant::now();
+                if let Err(e) = op(i).await {
+                    panic!("{name}: {e}");
+                }
+                lat.push(t.elapsed().as_micros() as u64);
+            }
+            lat
+        }));
+    }
+    let mut latencies_us = Vec::new();
+    for t in tasks {
+        latencies_us.extend(t.await.expect("task"));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    latencies_us.sort_unstable();
+    Phase {
+        name,
+        ops: latencies_us.len() as u64,
+        seconds,
+        latencies_us,
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let seconds: u64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let concurrency: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(16);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(run(seconds, concurrency));
+}
+
+async fn run(seconds: u64, concurrency: usize) {
+    // On the disk of the target dir (not a tmpfs /tmp, where fsync would cost nothing).
+    let dir = tempfile::tempdir_in(
+        std::env::var("BENCH_DIR").unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").into()),
+    )
+    .expect("temp dir");
+    let album_dir = dir.path().join("media").join(ALBUM);
+    std::fs::create_dir_all(&album_dir).expect("media dir");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("media")
+        .join(ALBUM);
+    for entry in std::fs::read_dir(&demo).expect("media/first-light") {
+        let name = entry.expect("entry").file_name();
+        if name.to_string_lossy().starts_with("01") {
+            std::fs::copy(demo.join(&name), album_dir.join(&name)).expect("copy");
+        }
+    }
+    let keys = dir.path().join("keys");
+    Keyring::init(&keys).expect("keys init");
+    init_dev_account_key(&keys).expect("account key");
+    let keyring = Arc::new(Keyring::open(&keys).expect("keys open"));
+    let config = Config::from_raw(Default::default(), &Overrides::default()).expect("config");
+    let data = dir.path().join("data");
+    let store = Store::new(&data);
+    let report = encore::ingest::run(
+        IngestJob {
+            media_dir: dir.path().join("media"),
+            albums: vec![album_dir],
+            settings: config.ingest.clone(),
+            force: false,
+        },
+        keyring.clone(),
+        store.clone(),
+        Arc::new(LogLines),
+    )
+    .await;
+    assert!(report.ok(), "ingest failed: {}", report.summary());
+    let ledger = Ledger::open_sqlite(&data.join(LEDGER_FILE))
+        .await
+        .expect("ledger");
+    let app = Arc::new(
+        App::new(
+            store,
+            keyring.clone(),
+            ledger,
+            &config.server,
+            Limits::default(),
+        )
+        .expect("app"),
+    );
+    app.reload_library().expect("library");
+    app.ready.store(true, Ordering::Release);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(encore::http::run(
+        listener,
+        app.clone(),
+        None,
+        std::future::pending::<()>(),
+    ));
+
+    let now = SystemClock.now_unix();
+    let store_token = mint(
+        &keyring.signing_key().expect("key"),
+        &MintRequest::new("payments", Scope::Store),
+        now,
+    )
+    .expect("mint");
+    let account = mint(
+        &dev_account_key(&keys).expect("read").expect("account key"),
+        &MintRequest {
+            issuer: config.server.ledger.account_issuer.clone(),
+            ..MintRequest::new("bench-fan", Scope::Account)
+        },
+        now,
+    )
+    .expect("mint account");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .expect("client");
+
+    println!(
+        "purchases bench: {seconds} s per phase, {concurrency} concurrent clients, {} CPU(s), ledger in {}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        dir.path().display()
+    );
+
+    let (c, u) = (client.clone(), url.clone());
+    let healthz = drive("healthz", seconds, concurrency, move |_| {
+        let (c, u) = (c.clone(), u.clone());
+        async move {
+            let r = c
+                .get(format!("{u}/healthz"))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            r.bytes().await.map_err(|e| e.to_string())?;
+            Ok(())
+        }
+    })
+    .await;
+
+    // The disk's durability ceiling: same pragmas as the ledger, one row per transaction.
+    let raw_path = dir.path().join("raw.sqlite");
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(
+            sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(&raw_path)
+                .create_if_missing(true)
+                .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sqlx::sqlite::SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10)),
+        )
+        .await
+        .expect("raw sqlite");
+    pool.execute("CREATE TABLE t (k TEXT PRIMARY KEY, v BIGINT NOT NULL)")
+        .await
+        .expect("table");
+    let raw = drive("raw commit", seconds, concurrency, move |i| {
+        let pool = pool.clone();
+        async move {
+            let mut tx = pool
+                .begin_with("BEGIN IMMEDIATE")
+                .await
+                .map_err(|e| e.to_string())?;
+            sqlx::query("INSERT INTO t (k, v) VALUES ($1, $2)")
+                .bind(format!("k{i}"))
+                .bind(i as i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| e.to_string())?;
+            tx.commit().await.map_err(|e| e.to_string())
+        }
+    })
+    .await;
+
+    let (c, u, t) = (client.clone(), url.clone(), store_token.clone());
+    let purchases = drive("purchases", seconds, concurrency, move |i| {
+        let (c, u, t) = (c.clone(), u.clone(), t.clone());
+        async move {
+            let body = serde_json::json!({"order_id": format!("bench-{i}"),
+                "user": format!("fan-{}", i % 1000), "album": ALBUM, "price": 1500,
+                "currency": "CNY"});
+            let r = c
+                .post(format!("{u}/v1/purchases"))
+                .bearer_auth(&t)
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            if r.status() != reqwest::StatusCode::CREATED {
+                return Err(format!("status {}", r.status()));
+            }
+            r.bytes().await.map_err(|e| e.to_string())?;
+            Ok(())
+        }
+    })
+    .await;
+
+    // The exchanging user owns the album.
+    let body = serde_json::json!({"order_id": "fan-order", "user": "bench-fan",
+        "album": ALBUM, "price": 1500, "currency": "CNY"});
+    let r = client
+        .post(format!("{url}/v1/purchases"))
+        .bearer_auth(&store_token)
+        .json(&body)
+        .send()
+        .await
+        .expect("purchase");
+    assert!(r.status().is_success());
+    let (c, u, t) = (client.clone(), url.clone(), account.clone());
+    let exchanges = drive("exchanges", seconds, concurrency, move |_| {
+        let (c, u, t) = (c.clone(), u.clone(), t.clone());
+        async move {
+            let r = c
+                .post(format!("{u}/v1/play-tokens"))
+                .bearer_auth(&t)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            if r.status() != reqwest::StatusCode::CREATED {
+                return Err(format!("status {}", r.status()));
+            }
+            r.bytes().await.map_err(|e| e.to_string())?;
+            Ok(())
+        }
+    })
+    .await;
+
+    for p in [&healthz, &raw, &purchases, &exchanges] {
+        p.print();
+    }
+    println!(
+        "ratio purchases / raw durable commits: {:.2}",
+        purchases.rate() / raw.rate()
+    );
+    println!(
+        "ratio exchanges / healthz:             {:.2}",
+        exchanges.rate() / healthz.rate()
+    );
+    let stored = app.ledger.order_ids().await.expect("orders").len() as u64;
+    assert_eq!(
+        stored,
+        purchases.ops + 1,
+        "every acknowledged purchase is stored"
+    );
+    assert_eq!(app.ledger.integrity_check().await.expect("check"), "ok");
+}
