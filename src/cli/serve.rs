@@ -241,13 +241,13 @@ fn print_welcome(config: &Config, keyring: &Keyring, app: &App, url: &str) {
         return;
     };
     let now = crate::license::Clock::now_unix(&crate::license::SystemClock);
-    let token = |sub: &str, albums: Vec<String>| {
+    let token = |sub: &str, albums: Vec<String>, scope: Scope| {
         mint(
             &key,
             &MintRequest {
                 sub: sub.into(),
                 albums,
-                scope: Scope::Play,
+                scope,
                 ttl_seconds: 24 * 3600,
                 issuer: config.server.issuer.clone(),
                 audience: config.server.audience.clone(),
@@ -257,8 +257,9 @@ fn print_welcome(config: &Config, keyring: &Keyring, app: &App, url: &str) {
         )
         .unwrap_or_default()
     };
-    let buyer = token("demo-buyer", albums.clone());
-    let listener = token("demo-listener", Vec::new());
+    let buyer = token("demo-buyer", albums.clone(), Scope::Play);
+    let listener = token("demo-listener", Vec::new(), Scope::Play);
+    let store = token("demo-store", Vec::new(), Scope::Store);
     // Print the binary as it was started, so the lines can be pasted as they are.
     let exe = std::env::current_exe().ok().and_then(|p| {
         let cwd = std::env::current_dir().ok()?;
@@ -280,6 +281,17 @@ fn print_welcome(config: &Config, keyring: &Keyring, app: &App, url: &str) {
     println!(
         "    {exe} fetch --server {url} --token {listener} --album {album} --track 1 --rendition preview --out preview1.m4a"
     );
+    println!(
+        "  buy, then trade an account token for a play token (the dev account service signs):"
+    );
+    println!(
+        "    curl -X POST {url}/v1/purchases -H 'Authorization: Bearer {store}' -d '{{\"order_id\":\"demo-1\",\"user\":\"demo-fan\",\"album\":\"{album}\",\"price\":1500,\"currency\":\"CNY\"}}'"
+    );
+    println!(
+        "    curl -X POST {url}/v1/play-tokens -H \"Authorization: Bearer $({exe} token mint --scope account --sub demo-fan --keys {})\"",
+        config.keys_dir.display()
+    );
+    println!("  sales chart: curl '{url}/v1/charts/albums?window=all'");
     println!();
 }
 

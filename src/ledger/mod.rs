@@ -373,7 +373,7 @@ impl Ledger {
     /// window that have not been refunded.
     pub async fn sales(&self, since: Option<i64>) -> Result<Vec<SalesRow>, LedgerError> {
         let rows = sqlx::query(
-            "SELECT album, currency, COUNT(*) AS units, SUM(price) AS revenue FROM purchases \
+            "SELECT album, currency, COUNT(*) AS units, CAST(SUM(price) AS BIGINT) AS revenue FROM purchases \
              WHERE refunded_at IS NULL AND purchased_at >= $1 GROUP BY album, currency",
         )
         .bind(since.unwrap_or(i64::MIN))
