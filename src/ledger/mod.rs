@@ -425,6 +425,21 @@ impl Ledger {
         Ok(lines?.join("\n"))
     }
 
+    /// SQLite's `journal_mode` and `synchronous` on a pooled connection, to check that the
+    /// durability settings took (`("wal", 2)`: WAL, FULL).
+    pub async fn sqlite_durability(&self) -> Result<(String, i64), LedgerError> {
+        let mut conn = self.pool.acquire().await?;
+        let mode: String = sqlx::query("PRAGMA journal_mode")
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?;
+        let sync: i64 = sqlx::query("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await?
+            .try_get(0)?;
+        Ok((mode, sync))
+    }
+
     /// Closes the pool, waiting for connections to finish (a clean checkpoint).
     pub async fn close(&self) {
         self.pool.close().await;
@@ -604,6 +619,11 @@ mod tests {
         ));
         assert_eq!(ledger.count_orders("o1").await.unwrap(), 1);
         assert_eq!(ledger.integrity_check().await.unwrap(), "ok");
+        assert_eq!(
+            ledger.sqlite_durability().await.unwrap(),
+            ("wal".to_string(), 2),
+            "WAL with synchronous=FULL"
+        );
     }
 
     #[tokio::test]
