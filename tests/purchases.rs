@@ -260,6 +260,16 @@ async fn purchase_exchange_play_refund() {
         .expect("refund");
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
+    // A restarted server rebuilds the revocation list from the ledger before serving.
+    let restarted = TestServer::start(&ws).await;
+    assert_eq!(
+        first_segment_status(&c, &restarted, &ws, &play, ALBUM, "lossless").await,
+        (
+            StatusCode::FORBIDDEN,
+            "urn:encore:problem:purchase-refunded".into()
+        )
+    );
+
     // Buying again restores access, even for the old token.
     let (status, _) = buy(&c, &s, &store, "order-2", "fan-1", ALBUM).await;
     assert_eq!(status, StatusCode::CREATED);
@@ -446,7 +456,35 @@ async fn chart_and_buyer_numbers_under_concurrency() {
             r.json::<Value>().await.expect("receipt")
         }));
     }
+    // Charts read while the purchases land: each must be a consistent snapshot, and none
+    // may be served stale once the purchases are acknowledged (checked below).
+    let mut readers = Vec::new();
+    for _ in 0..4 {
+        let (c, url) = (c.clone(), s.url.clone());
+        readers.push(tokio::spawn(async move {
+            for _ in 0..10 {
+                let v: Value = c
+                    .get(format!("{url}/v1/charts/albums?window=all"))
+                    .send()
+                    .await
+                    .expect("chart")
+                    .json()
+                    .await
+                    .expect("json");
+                let total: i64 = v["albums"]
+                    .as_array()
+                    .expect("albums")
+                    .iter()
+                    .map(|e| e["units"].as_i64().unwrap_or(0))
+                    .sum();
+                assert!((0..=40).contains(&total), "{v}");
+            }
+        }));
+    }
     let mut numbers: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for r in readers {
+        r.await.expect("reader");
+    }
     for t in tasks {
         let receipt = t.await.expect("task");
         numbers
