@@ -603,6 +603,16 @@ mod tests {
     #[tokio::test]
     async fn idempotent_on_order_id() {
         let (_dir, ledger) = ledger().await;
+        idempotency(&ledger).await;
+        assert_eq!(ledger.integrity_check().await.unwrap(), "ok");
+        assert_eq!(
+            ledger.sqlite_durability().await.unwrap(),
+            ("wal".to_string(), 2),
+            "WAL with synchronous=FULL"
+        );
+    }
+
+    async fn idempotency(ledger: &Ledger) {
         let p = purchase("o1", "u1", "a", 1500);
         let Recorded::Created(first) = ledger.record_purchase(&p, NOW, "r1").await.unwrap() else {
             panic!("first must create");
@@ -618,17 +628,15 @@ mod tests {
             Err(LedgerError::Conflict(_))
         ));
         assert_eq!(ledger.count_orders("o1").await.unwrap(), 1);
-        assert_eq!(ledger.integrity_check().await.unwrap(), "ok");
-        assert_eq!(
-            ledger.sqlite_durability().await.unwrap(),
-            ("wal".to_string(), 2),
-            "WAL with synchronous=FULL"
-        );
     }
 
     #[tokio::test]
     async fn concurrent_duplicates_make_one_row_and_numbers_stay_unique() {
         let (_dir, ledger) = ledger().await;
+        concurrency(&ledger).await;
+    }
+
+    async fn concurrency(ledger: &Ledger) {
         let mut tasks = Vec::new();
         for i in 0..32 {
             let ledger = ledger.clone();
@@ -657,6 +665,10 @@ mod tests {
     #[tokio::test]
     async fn refunds_keep_numbers_and_feed_revocations() {
         let (_dir, ledger) = ledger().await;
+        refunds(&ledger).await;
+    }
+
+    async fn refunds(ledger: &Ledger) {
         for (order, user) in [("o1", "u1"), ("o2", "u2"), ("o3", "u3"), ("o4", "u2")] {
             ledger
                 .record_purchase(&purchase(order, user, "a", 1000), NOW, "r")
@@ -711,5 +723,52 @@ mod tests {
         sales.sort_by(|a, b| a.album.cmp(&b.album));
         assert_eq!((sales[0].units, sales[1].units), (2, 1));
         assert!(ledger.sales(Some(NOW + 11)).await.unwrap().is_empty());
+    }
+
+    /// The same checks on PostgreSQL, run explicitly (it needs a server):
+    /// `ENCORE_TEST_POSTGRES_URL=postgres://USER@HOST/postgres cargo test --lib ledger_on_postgres -- --ignored`.
+    /// Each run creates and drops its own database.
+    #[tokio::test]
+    #[ignore = "needs a PostgreSQL server: set ENCORE_TEST_POSTGRES_URL and pass --ignored"]
+    async fn ledger_on_postgres() {
+        let admin_url = std::env::var("ENCORE_TEST_POSTGRES_URL")
+            .expect("ENCORE_TEST_POSTGRES_URL=postgres://USER@HOST/postgres");
+        sqlx::any::install_default_drivers();
+        let admin = sqlx::AnyPool::connect(&admin_url).await.unwrap();
+        let mut suffix = [0u8; 6];
+        crate::seal::key::fill_random(&mut suffix).unwrap();
+        let name = format!("encore_test_{}", hex::encode(suffix));
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(b, _)| b);
+        for (i, check) in ["idempotency", "concurrency", "refunds"].iter().enumerate() {
+            // A fresh schema per check, as each SQLite check gets a fresh file.
+            let db = format!("{name}_{i}");
+            admin
+                .execute(format!("CREATE DATABASE {db}").as_str())
+                .await
+                .unwrap();
+            let ledger = Ledger::open_url(&format!("{base}/{db}"), db.clone())
+                .await
+                .unwrap();
+            match *check {
+                "idempotency" => idempotency(&ledger).await,
+                "concurrency" => concurrency(&ledger).await,
+                _ => refunds(&ledger).await,
+            }
+            ledger.close().await;
+            admin
+                .execute(format!("DROP DATABASE {db}").as_str())
+                .await
+                .unwrap();
+        }
+        admin
+            .execute(format!("DROP DATABASE {name}").as_str())
+            .await
+            .unwrap();
     }
 }
