@@ -597,6 +597,18 @@ async fn chart_and_buyer_numbers_under_concurrency() {
         .await
         .expect("library");
     assert_eq!(r.status(), StatusCode::OK);
+    let forged = util::token(&ws, "user20", Scope::Account, &[]);
+    let r = c
+        .get(format!("{}/v1/users/user20/albums", s.url))
+        .bearer_auth(&forged)
+        .send()
+        .await
+        .expect("library");
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "an account token signed with encore's key is not the account service's"
+    );
     let play = util::token(&ws, "user20", Scope::Play, &[]);
     let r = c
         .get(format!("{}/v1/users/user20/albums", s.url))

@@ -61,7 +61,13 @@ pub async fn user_albums(
     let claims = token.claims();
     let allowed = match claims.scope {
         Scope::Store => true,
-        Scope::Account => claims.sub == user,
+        // Only the account service speaks for a user: an `account` token encore signed itself
+        // (its issuer is encore's) does not count.
+        Scope::Account => {
+            claims.iss == app.ledger_settings.account_issuer
+                && claims.iss != app.token_issuer
+                && claims.sub == user
+        }
         _ => false,
     };
     if !allowed {
