@@ -156,7 +156,7 @@ fn fixture() -> Fixture {
     // Warm both caches: the token and the segment are hits from here on.
     let resp = f.rt.block_on(hit(&f));
     assert_eq!(resp.status(), http::StatusCode::OK);
-    assert_eq!(f.app.tokens.stats().misses, 1);
+    assert_eq!(f.app.keys().tokens.stats().misses, 1);
     f
 }
 
@@ -206,7 +206,7 @@ async fn hit(f: &Fixture) -> http::Response<respond::Body> {
 
 fn bench(c: &mut Criterion) {
     let f = fixture();
-    let verified = f.app.tokens.verify(&f.token).expect("token");
+    let verified = f.app.keys().tokens.verify(&f.token).expect("token");
     let grant =
         authorize_segment(&verified, ALBUM, TRACK, RENDITION, &f.app.revocations).expect("grant");
     let seg = lookup(&f);
@@ -216,10 +216,10 @@ fn bench(c: &mut Criterion) {
     g.warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
     g.bench_function("verify_full", |b| {
-        b.iter(|| f.app.tokens.verifier().verify(black_box(&f.token)))
+        b.iter(|| f.app.keys().tokens.verifier().verify(black_box(&f.token)))
     });
     g.bench_function("verify_cached", |b| {
-        b.iter(|| f.app.tokens.verify(black_box(&f.token)))
+        b.iter(|| f.app.keys().tokens.verify(black_box(&f.token)))
     });
     g.finish();
 

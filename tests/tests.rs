@@ -8,6 +8,7 @@ mod delivery;
 mod fetch;
 mod formats;
 mod purchases;
+mod reload;
 mod rerun;
 mod sealing;
 mod serve;

@@ -112,18 +112,20 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         Err(e) => return fail(format!("cannot rebuild the revocation list: {e}"), 2),
     }
     tokio::spawn(prune_revocations(app.clone()));
+    // Before packaging, which can take minutes: a rotation meanwhile must not be missed.
+    tokio::spawn(watch_keys(config.keys_dir.clone(), app.clone()));
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("encore listening on {scheme}://{addr}");
     let server = tokio::spawn(http::run(listener, app.clone(), tls, shutdown_signal()));
 
     // Package what is new or changed, then open the doors.
-    package_and_swap(&config, &keyring, &app).await;
+    package_and_swap(&config, &app).await;
     app.ready.store(true, Ordering::Release);
     if fresh_keys || args.print_tokens {
         print_welcome(&config, &keyring, &app, &format!("{scheme}://{addr}"));
     }
     if config.server.watch_media {
-        tokio::spawn(watch_media(config.clone(), keyring.clone(), app.clone()));
+        tokio::spawn(watch_media(config.clone(), app.clone()));
     }
     match server.await {
         Ok(()) => ExitCode::SUCCESS,
@@ -165,7 +167,9 @@ async fn prune_revocations(app: Arc<App>) {
 
 /// Runs an ingest of every album and swaps in the new catalog. Requests keep being served
 /// from the old catalog meanwhile; codec work runs on blocking threads.
-async fn package_and_swap(config: &Config, keyring: &Arc<Keyring>, app: &Arc<App>) {
+async fn package_and_swap(config: &Config, app: &Arc<App>) {
+    // The keys of the moment: a rotation since start is honoured.
+    let keyring = app.keys().keyring.clone();
     let job = IngestJob {
         media_dir: config.media_dir.clone(),
         albums: Vec::new(),
@@ -189,12 +193,13 @@ async fn package_and_swap(config: &Config, keyring: &Arc<Keyring>, app: &Arc<App
 
 /// Re-packages when files under the media folder change (debounced), so albums added later
 /// are served without a restart.
-async fn watch_media(config: Config, keyring: Arc<Keyring>, app: Arc<App>) {
+async fn watch_media(config: Config, app: Arc<App>) {
     use notify::{RecursiveMode, Watcher};
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut watcher =
         match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            if res.is_ok() {
+            // Reading the sources (packaging does) raises access events: not a change.
+            if res.is_ok_and(|e| is_change(&e.kind)) {
                 let _ = tx.send(());
             }
         }) {
@@ -224,7 +229,111 @@ async fn watch_media(config: Config, keyring: Arc<Keyring>, app: Arc<App>) {
             }
         }
         tracing::info!("media folder changed: packaging");
-        package_and_swap(&config, &keyring, &app).await;
+        package_and_swap(&config, &app).await;
+    }
+}
+
+/// Whether a file event changes content (creation, write, rename, removal), as opposed to
+/// reading it or touching its metadata.
+fn is_change(kind: &notify::EventKind) -> bool {
+    use notify::EventKind;
+    use notify::event::ModifyKind;
+    matches!(
+        kind,
+        EventKind::Create(_)
+            | EventKind::Remove(_)
+            | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any)
+            | EventKind::Any
+    )
+}
+
+/// Hot reload of keys: on SIGHUP, or when `keyring.json` or `accounts/` in the keys folder
+/// change (debounced), the keys are re-read and swapped in whole; a failed reload keeps the
+/// running set and says why.
+async fn watch_keys(keys_dir: std::path::PathBuf, app: Arc<App>) {
+    use notify::{RecursiveMode, Watcher};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
+    let file_tx = tx.clone();
+    // Content keys are created under content/ during packaging: not a key-set change.
+    let relevant = |path: &std::path::Path| {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        name == crate::seal::keyring::STATE_FILE
+            || path
+                .parent()
+                .and_then(|p| p.file_name())
+                .is_some_and(|p| p == crate::seal::account_keys::ACCOUNTS_DIR)
+                && name.ends_with(".pem")
+    };
+    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if let Ok(event) = res
+            && is_change(&event.kind)
+            && event.paths.iter().any(|p| relevant(p))
+        {
+            let _ = file_tx.send("keys folder changed");
+        }
+    });
+    let _watcher = match watcher {
+        Ok(mut w) => match w.watch(&keys_dir, RecursiveMode::Recursive) {
+            Ok(()) => Some(w),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot watch {}: {e}; reload keys with SIGHUP",
+                    keys_dir.display()
+                );
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!(
+                "cannot watch {}: {e}; reload keys with SIGHUP",
+                keys_dir.display()
+            );
+            None
+        }
+    };
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("cannot listen for SIGHUP");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            if tx.send("SIGHUP").is_err() {
+                return;
+            }
+        }
+    });
+    while let Some(why) = rx.recv().await {
+        // Let a multi-file change (new key files, then the state) settle.
+        loop {
+            match tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return,
+                Err(_) => break,
+            }
+        }
+        match app.reload_keys() {
+            Ok(set) => {
+                let kids: Vec<String> = set
+                    .keyring
+                    .public_keys()
+                    .iter()
+                    .map(|(_, k)| k.kid().to_string())
+                    .collect();
+                tracing::info!(
+                    "keys reloaded ({why}): signing kid {} active, {} verification key(s): {}; account service keys: {}",
+                    set.keyring.active_signing_kid(),
+                    kids.len(),
+                    kids.join(", "),
+                    set.accounts
+                        .as_ref()
+                        .map_or(0, |a| a.verifier().key_count())
+                );
+            }
+            Err(e) => {
+                tracing::error!("keys NOT reloaded ({why}); still serving the previous keys: {e}")
+            }
+        }
     }
 }
 

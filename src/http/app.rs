@@ -64,10 +64,12 @@ pub struct App {
     pub store: Store,
     /// The catalog in memory, swapped whole after an ingest.
     pub library: ArcSwap<LibraryIndex>,
-    /// Keys (content keys for licenses, public keys for the JWKS).
-    pub keyring: Arc<Keyring>,
-    /// Verified tokens.
-    pub tokens: TokenCache,
+    /// The keys every request reads: swapped whole by [`App::reload_keys`], so a request sees
+    /// one consistent set (load it once per request with [`App::keys`]).
+    keys: ArcSwap<KeySet>,
+    /// Token checks configured once, reused for every key set.
+    verifier_config: VerifierConfig,
+    account_verifier_config: VerifierConfig,
     /// Sealed segments.
     pub segments: SegmentCache,
     /// Metrics.
@@ -80,9 +82,6 @@ pub struct App {
     pub ledger: Ledger,
     /// Refunds that outrank the albums earlier play tokens name.
     pub revocations: RevocationList,
-    /// Verified account tokens (the account service's keys), if any account service is
-    /// trusted.
-    pub accounts: Option<TokenCache>,
     /// Sales charts.
     pub charts: ChartCache,
     /// Token issuer and audience encore mints play tokens with.
@@ -91,6 +90,40 @@ pub struct App {
     pub token_audience: String,
     /// Ledger and token-exchange settings.
     pub ledger_settings: LedgerSettings,
+}
+
+/// One loaded generation of keys: the keyring, and token caches over its public keys.
+pub struct KeySet {
+    /// Keys (content keys for licenses, public keys for the JWKS, the signing key).
+    pub keyring: Arc<Keyring>,
+    /// Verified encore tokens.
+    pub tokens: TokenCache,
+    /// Verified account tokens (the account service's keys), if any account service is
+    /// trusted.
+    pub accounts: Option<TokenCache>,
+}
+
+impl KeySet {
+    /// Builds the token caches for `keyring` and the account keys next to it.
+    fn build(
+        keyring: Arc<Keyring>,
+        config: &VerifierConfig,
+        account_config: &VerifierConfig,
+    ) -> Result<KeySet, crate::seal::KeyError> {
+        let verifier = TokenVerifier::from_keyring(&keyring, config.clone());
+        let account_keys = load_account_keys(keyring.dir())?;
+        let accounts = (!account_keys.is_empty()).then(|| {
+            TokenCache::new(
+                TokenVerifier::new(account_keys, account_config.clone()),
+                crate::license::CacheConfig::default(),
+            )
+        });
+        Ok(KeySet {
+            keyring,
+            tokens: TokenCache::new(verifier, crate::license::CacheConfig::default()),
+            accounts,
+        })
+    }
 }
 
 impl App {
@@ -109,46 +142,35 @@ impl App {
             LibraryIndex::default()
         });
         let ledger_settings = settings.ledger.clone();
-        let verifier = TokenVerifier::from_keyring(
-            &keyring,
-            VerifierConfig {
-                issuer: settings.issuer.clone(),
-                audience: settings.audience.clone(),
-                max_play_lifetime_seconds: ledger_settings.max_play_token_seconds,
-                ..Default::default()
-            },
-        );
-        let account_keys = load_account_keys(keyring.dir())?;
-        let accounts = (!account_keys.is_empty()).then(|| {
-            TokenCache::new(
-                TokenVerifier::new(
-                    account_keys,
-                    VerifierConfig {
-                        issuer: ledger_settings.account_issuer.clone(),
-                        audience: settings.audience.clone(),
-                        ..Default::default()
-                    },
-                ),
-                crate::license::CacheConfig::default(),
-            )
-        });
+        let verifier_config = VerifierConfig {
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+            max_play_lifetime_seconds: ledger_settings.max_play_token_seconds,
+            ..Default::default()
+        };
+        let account_verifier_config = VerifierConfig {
+            issuer: ledger_settings.account_issuer.clone(),
+            audience: settings.audience.clone(),
+            ..Default::default()
+        };
+        let keys = KeySet::build(keyring, &verifier_config, &account_verifier_config)?;
         let horizon = ledger_settings
             .max_play_token_seconds
-            .saturating_add(verifier.config().leeway_seconds);
+            .saturating_add(verifier_config.leeway_seconds);
         let segments = SegmentCache::new(settings.segment_cache_bytes);
         let metrics = Metrics::new(segments.stats());
         Ok(App {
             store,
             library: ArcSwap::from_pointee(library),
-            keyring,
-            tokens: TokenCache::new(verifier, crate::license::CacheConfig::default()),
+            keys: ArcSwap::from_pointee(keys),
+            verifier_config,
+            account_verifier_config,
             segments,
             metrics,
             limits,
             ready: AtomicBool::new(false),
             ledger,
             revocations: RevocationList::new(horizon),
-            accounts,
             charts: ChartCache::new(),
             token_issuer: settings.issuer.clone(),
             token_audience: settings.audience.clone(),
@@ -168,6 +190,26 @@ impl App {
         }
         self.revocations.prune(now);
         Ok(list.len())
+    }
+
+    /// The current key set (one load per request: a reload meanwhile does not mix sets).
+    pub fn keys(&self) -> arc_swap::Guard<Arc<KeySet>> {
+        self.keys.load()
+    }
+
+    /// Re-reads the keys folder (keyring, signing and account keys) and swaps the new set in
+    /// whole. On any error the running set stays (nothing half-loaded is ever served) and the
+    /// error is returned. Verified-token caches start empty: each token is verified once more.
+    pub fn reload_keys(&self) -> Result<Arc<KeySet>, crate::seal::KeyError> {
+        let dir = self.keys.load().keyring.dir().to_path_buf();
+        let keyring = Arc::new(Keyring::open(&dir)?);
+        let set = Arc::new(KeySet::build(
+            keyring,
+            &self.verifier_config,
+            &self.account_verifier_config,
+        )?);
+        self.keys.store(Arc::clone(&set));
+        Ok(set)
     }
 
     /// Reloads the catalog from the store and swaps it in.

@@ -42,7 +42,7 @@ pub fn authenticate(
             .inc();
         return Err(ApiError::TokenMissing);
     };
-    match app.tokens.verify(token) {
+    match app.keys().tokens.verify(token) {
         Ok(t) => {
             app.metrics
                 .token_checks
@@ -70,7 +70,8 @@ pub fn authenticate_account(
     query: Option<&str>,
 ) -> Result<Arc<VerifiedToken>, ApiError> {
     let token = bearer(headers, query).ok_or(ApiError::TokenMissing)?;
-    let accounts = app
+    let keys = app.keys();
+    let accounts = keys
         .accounts
         .as_ref()
         .ok_or(ApiError::Token(TokenError::UnknownKid))?;
@@ -92,7 +93,7 @@ pub fn authenticate_any(
     query: Option<&str>,
 ) -> Result<Arc<VerifiedToken>, ApiError> {
     match authenticate(app, headers, query) {
-        Err(ApiError::Token(TokenError::UnknownKid)) if app.accounts.is_some() => {
+        Err(ApiError::Token(TokenError::UnknownKid)) if app.keys().accounts.is_some() => {
             authenticate_account(app, headers, query)
         }
         other => other,

@@ -223,6 +223,11 @@ impl TokenVerifier {
         &self.clock
     }
 
+    /// How many keys it trusts.
+    pub fn key_count(&self) -> usize {
+        self.keys.len()
+    }
+
     /// Whether a key with this kid is trusted.
     pub fn trusts(&self, kid: SigningKid) -> bool {
         self.keys.contains_key(&kid)

@@ -30,7 +30,7 @@ pub fn ready(app: &App) -> Result<Response<Body>, ApiError> {
 
 /// Prometheus text exposition.
 pub fn metrics(app: &App) -> Response<Body> {
-    let stats = app.tokens.stats();
+    let stats = app.keys().tokens.stats();
     app.metrics.token_cache_hits.set(stats.hits);
     app.metrics.token_cache_misses.set(stats.misses);
     app.metrics

@@ -9,6 +9,7 @@ use crate::http::respond::{Body, json};
 /// The JWKS document (RFC 7517, OKP keys per RFC 8037).
 pub fn jwks(app: &App) -> Response<Body> {
     let keys: Vec<serde_json::Value> = app
+        .keys()
         .keyring
         .public_keys()
         .into_iter()

@@ -43,9 +43,10 @@ pub fn create(app: &App, token: &VerifiedToken, body: &[u8]) -> Result<Response<
                 })
                 .inc();
         })?;
+    let keyset = app.keys();
     let mut keys = Vec::new();
     for rendition in grant.renditions() {
-        let key = app
+        let key = keyset
             .keyring
             .existing_content_key(grant.album(), grant.track(), rendition)
             .map_err(|e| {

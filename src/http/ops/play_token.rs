@@ -92,6 +92,7 @@ pub async fn exchange(
     let now = SystemClock.now_unix();
     let ttl = app.ledger_settings.play_token_seconds;
     let key = app
+        .keys()
         .keyring
         .signing_key()
         .map_err(|e| ApiError::Internal(format!("no signing key: {e}")))?;
