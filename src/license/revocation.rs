@@ -3,8 +3,8 @@
 //! decision, after the token cache, so a cached token cannot bypass it.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{PoisonError, RwLock};
 
 /// Refunded (user, album) pairs with the refund time.
 ///
@@ -38,9 +38,9 @@ impl RevocationList {
 
     /// Records that `user` lost `album` at `at` (Unix seconds).
     pub fn revoke(&self, user: &str, album: &str, at: u64) {
-        let Ok(mut map) = self.entries.write() else {
-            return;
-        };
+        // A panic elsewhere cannot leave this map half-updated (every change is one call),
+        // so a poisoned lock is taken over rather than letting a refund go unrecorded.
+        let mut map = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         let slot = map.entry((user.to_owned(), album.to_owned())).or_insert(at);
         *slot = (*slot).max(at);
         self.len.store(map.len(), Ordering::Release);
@@ -48,23 +48,18 @@ impl RevocationList {
 
     /// Forgets a revocation (the user bought the album again).
     pub fn restore(&self, user: &str, album: &str) {
-        let Ok(mut map) = self.entries.write() else {
-            return;
-        };
+        let mut map = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         map.remove(&(user.to_owned(), album.to_owned()));
         self.len.store(map.len(), Ordering::Release);
     }
 
     /// Whether a token for `user` issued at `iat` has lost `album`.
     ///
-    /// Fails closed: if the lock is poisoned the album counts as revoked.
     pub fn revokes(&self, user: &str, album: &str, iat: u64) -> bool {
         if self.len.load(Ordering::Acquire) == 0 {
             return false;
         }
-        let Ok(map) = self.entries.read() else {
-            return true;
-        };
+        let map = self.entries.read().unwrap_or_else(PoisonError::into_inner);
         // Building the owned key costs two small allocations, paid only while some refund is
         // inside the horizon.
         map.get(&(user.to_owned(), album.to_owned()))
@@ -73,9 +68,7 @@ impl RevocationList {
 
     /// Drops entries whose covered tokens have all expired by `now`; returns how many.
     pub fn prune(&self, now: u64) -> usize {
-        let Ok(mut map) = self.entries.write() else {
-            return 0;
-        };
+        let mut map = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         let before = map.len();
         let horizon = self.horizon_seconds;
         map.retain(|_, at| at.saturating_add(horizon) > now);
