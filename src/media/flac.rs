@@ -336,7 +336,11 @@ mod tests {
             let CodecConfig::Flac { metadata_blocks } = &audio.codec else {
                 panic!("not FLAC");
             };
-            assert_eq!(hex::encode(&metadata_blocks[0].1[18..34]), expected, "{bits}-bit");
+            assert_eq!(
+                hex::encode(&metadata_blocks[0].1[18..34]),
+                expected,
+                "{bits}-bit"
+            );
             assert_eq!(audio.frames.len(), 2);
         }
     }
