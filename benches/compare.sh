@@ -17,7 +17,8 @@
 #      vs `loops seal N ...` (seal + open_in_place, in place), ROUNDS rounds.
 # Every process is timed for wall seconds and CPU seconds (user + sys, children included). On a
 # shared machine CPU seconds are the steadier measure (openssl speed itself counts CPU time),
-# wall seconds are what a user waits for; both are printed, medians of the rounds. Ratios are
+# wall seconds are what a user waits for; both are printed, medians of the rounds, with the
+# cores other jobs kept busy meanwhile (from /proc/stat; ~0 on a quiet machine). Ratios are
 # ffmpeg / encore (>= 1.0: encore at least as fast) and, for AES, encore GB/s / openssl GB/s.
 # REUSE_CRITERION=1 skips step 1 and prints the previous criterion results instead.
 # Everything is written under a temp dir that is removed on exit.
@@ -61,12 +62,22 @@ crit_ns() { jq -r '.mean.point_estimate' "$CARGO_TARGET_DIR/criterion/$1/new/est
 
 # ---- helpers -------------------------------------------------------------------------------
 
-# "WALL CPU" seconds of a command (its output goes to $TMP/last.log).
+# Busy CPU ticks of the whole machine (user, nice, system, irq, softirq, steal).
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+HZ=$(getconf CLK_TCK)
+# "WALL CPU OTHER" of a command (its output goes to $TMP/last.log): wall and CPU seconds, and
+# OTHER = cores that the rest of the machine kept busy meanwhile (other people's jobs; a
+# quiet machine gives ~0.0). Rounds with OTHER well above 0 are disturbed.
 timed() {
-	local TIMEFORMAT='%R %U %S' t
+	local TIMEFORMAT='%R %U %S' t m0 m1
+	m0=$(machine_ticks)
 	t=$({ time "$@" >"$TMP/last.log" 2>&1; } 2>&1) || { cat "$TMP/last.log" >&2; return 1; }
-	awk '{ printf "%.3f %.3f", $1, $2 + $3 }' <<<"$t"
+	m1=$(machine_ticks)
+	awk -v busy="$(((m1 - m0)))" -v hz="$HZ" '{ cpu = $2 + $3; other = $1 > 0 ? (busy / hz - cpu) / $1 : 0
+		printf "%.3f %.3f %.2f", $1, cpu, other < 0 ? 0 : other }' <<<"$t"
 }
+# Max of field $2 of the pairs in $1.
+maxf() { tr ';' '\n' <<<"$1" | awk -v f="$2" 'NF && $f > m { m = $f } END { printf "%.2f", m }'; }
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # Median of field $2 (1 = wall, 2 = cpu) of the "WALL CPU" pairs in $1 (separated by ';').
 med() { tr ';' '\n' <<<"$1" | awk -v f="$2" 'NF { print $f }' | median; }
@@ -116,11 +127,13 @@ SIZES=(65536 1048576)
 declare -A SEAL_N=([65536]=16000 [1048576]=1000) # 2 GiB through AES per run
 for ((r = 1; r <= ROUNDS; r++)); do
 	log "== round $r/$ROUNDS: packaging"
-	T[e1]+="$(timed encore_run 1);"
-	summary=$(grep 'realtime' "$TMP/last.log" || true)
-	T[f1]+="$(timed ffmpeg_run 1);"
-	T[eN]+="$(timed encore_run "$NPROC");"
-	T[fN]+="$(timed ffmpeg_run "$NPROC");"
+	for k in e1 f1 eN fN; do
+		j=$([ "${k:1}" = 1 ] && echo 1 || echo "$NPROC")
+		v=$(timed "$([ "${k:0:1}" = e ] && echo encore_run || echo ffmpeg_run)" "$j")
+		[ "$k" = e1 ] && summary=$(grep 'realtime' "$TMP/last.log" || true)
+		T[$k]+="$v;"
+		log "   $([ "${k:0:1}" = e ] && echo encore || echo ffmpeg) -j $j: wall/CPU/other cores $v"
+	done
 	log "== round $r/$ROUNDS: decode, AES"
 	for i in "${!LABELS[@]}"; do
 		T[de$i]+="$(timed "$LOOPS_BIN" decode "${TRACKS[$i]}" $DLOOPS);"
@@ -153,6 +166,7 @@ for j in 1 N; do
 	row "$n job(s): wall s" "$ew" "$fw" "$(div "$fw" "$ew")"
 	row "$n job(s): CPU s" "$ec" "$fc" "$(div "$fc" "$ec")"
 	row "$n job(s): × realtime (wall)" "$(div "${audio:-0}" "$ew" %.1f)" "$(div "${audio:-0}" "$fw" %.1f)" ""
+	row "$n job(s): other cores (med/max)" "$(med "${T[e$j]}" 3)/$(maxf "${T[e$j]}" 3)" "$(med "${T[f$j]}" 3)/$(maxf "${T[f$j]}" 3)" ""
 done
 echo
 row "decode one track ($DLOOPS× per process)" "encore ms" "ffmpeg ms" "ffmpeg/encore"

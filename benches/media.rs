@@ -7,22 +7,23 @@
 //! Inputs are the demo album in `media/first-light/` (16-bit stereo FLAC, 128k MP3, Ogg
 //! Vorbis; 24–32 s each). Every stage runs on one thread, as ingest runs each track.
 //!
-//! Latest figures, 2026-11-28, 2 vCPU Intel Xeon (family 6 model 207, AVX-512), quiet
-//! machine (load ≈ 1.2); mean wall time; see `docs/PERFORMANCE.md` for the ffmpeg ratios:
+//! Latest figures, 2026-11-28 05:03 UTC, 2 vCPU Intel Xeon (family 6 model 207, AVX-512),
+//! quiet machine, from `benches/compare.sh 5`; mean wall time; see `docs/PERFORMANCE.md` for
+//! the ffmpeg ratios. Opus is the system's C libopus 1.3.1, FLAC is flacenc at LPC order 8:
 //!
 //! | stage                                    |      time | × realtime |
 //! |------------------------------------------|----------:|-----------:|
-//! | decode FLAC 44.1 kHz (01-dawn-chorus)    |  52.3 ms  |        535 |
+//! | decode FLAC 44.1 kHz (01-dawn-chorus)    |  50.2 ms  |        558 |
 //! | decode FLAC 48 kHz (02-low-tide)         |  47.5 ms  |        505 |
-//! | decode MP3 (03-paper-boats)              |  33.3 ms  |        960 |
-//! | decode Vorbis (04-long-shadows)          |  30.8 ms  |        976 |
-//! | FLAC encode, 16-bit (01)                 |   301 ms  |       93.0 |
-//! | FLAC encode, 24-bit from MP3 (03)        |   365 ms  |       87.7 |
-//! | resample 44.1 → 48 kHz (01)              |  31.0 ms  |        902 |
-//! | Opus encode 256 kbit/s (01)              |   452 ms  |       61.9 |
-//! | Opus encode 128 kbit/s (01)              |   363 ms  |       77.1 |
-//! | fMP4 package, FLAC rendition (01)        |  0.14 ms  |    197 000 |
-//! | fMP4 package, Opus 256k rendition (01)   |  0.04 ms  |    719 000 |
+//! | decode MP3 (03-paper-boats)              |  33.3 ms  |        962 |
+//! | decode Vorbis (04-long-shadows)          |  30.6 ms  |        980 |
+//! | FLAC encode, 16-bit (01)                 |   243 ms  |        115 |
+//! | FLAC encode, 24-bit from MP3 (03)        |   318 ms  |        101 |
+//! | resample 44.1 → 48 kHz (01)              |  39.5 ms  |        709 |
+//! | Opus encode 256 kbit/s (01)              |   313 ms  |       89.5 |
+//! | Opus encode 128 kbit/s (01)              |   258 ms  |        109 |
+//! | fMP4 package, FLAC rendition (01)        |  0.15 ms  |    190 000 |
+//! | fMP4 package, Opus 256k rendition (01)   |  0.04 ms  |    706 000 |
 
 use std::hint::black_box;
 use std::path::PathBuf;

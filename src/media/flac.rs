@@ -1,7 +1,8 @@
 //! The `lossless` rendition: FLAC frames (flacenc) at the source's rate and bit depth.
 
-use flacenc::component::BitRepr;
-use flacenc::error::Verify;
+use flacenc::component::{BitRepr, StreamInfo};
+use flacenc::error::{Verified, Verify};
+use flacenc::source::{Fill, FrameBuf};
 
 use super::encoded::EncodedAudio;
 use super::mp4::{CodecConfig, SampleInfo};
@@ -77,6 +78,28 @@ fn quantise(float: &[f32], bits: u32) -> Vec<i32> {
         .collect()
 }
 
+/// LPC order: libFLAC's and ffmpeg's at their default level 5 (flacenc's default is 10, which
+/// costs more time than it saves bytes).
+const LPC_ORDER: usize = 8;
+
+fn flac_err(e: impl std::fmt::Display) -> FlacError {
+    FlacError(e.to_string())
+}
+
+/// flacenc's settings: fixed 4096-sample blocks, LPC order 8, one thread (ingest runs tracks
+/// in parallel itself). `verbatim` keeps only verbatim (and constant) subframes.
+fn encoder_config(verbatim: bool) -> Result<Verified<flacenc::config::Encoder>, FlacError> {
+    let mut config = flacenc::config::Encoder::default();
+    config.block_size = BLOCK_SIZE;
+    config.multithread = false;
+    config.subframe_coding.qlpc.lpc_order = LPC_ORDER;
+    if verbatim {
+        config.subframe_coding.use_lpc = false;
+        config.subframe_coding.use_fixed = false;
+    }
+    config.into_verified().map_err(|(_, e)| flac_err(e))
+}
+
 /// Encodes the lossless rendition. CPU-bound: call it from a blocking thread.
 pub fn encode(pcm: &Pcm) -> Result<(EncodedAudio, Exactness), FlacError> {
     let (samples, bits, exactness) = lossless_samples(pcm);
@@ -85,12 +108,8 @@ pub fn encode(pcm: &Pcm) -> Result<(EncodedAudio, Exactness), FlacError> {
     if total == 0 {
         return Err(FlacError("no samples".into()));
     }
-    let mut config = flacenc::config::Encoder::default();
-    config.block_size = BLOCK_SIZE;
-    config.multithread = false;
-    let config = config
-        .into_verified()
-        .map_err(|(_, e)| FlacError(e.to_string()))?;
+    let config = encoder_config(false)?;
+    let verbatim = encoder_config(true)?;
     // flacenc refuses rates above 96 kHz although FLAC allows them: encode as 96 kHz, then
     // point each frame header at STREAMINFO for the rate (see `frame_rate_from_streaminfo`).
     let high_rate = pcm.sample_rate > FLACENC_MAX_RATE;
@@ -99,73 +118,54 @@ pub fn encode(pcm: &Pcm) -> Result<(EncodedAudio, Exactness), FlacError> {
     } else {
         pcm.sample_rate
     };
-    let source = flacenc::source::MemSource::from_samples(
-        &samples,
-        channels,
-        bits as usize,
-        encode_rate as usize,
-    );
-    let stream = flacenc::encode_with_fixed_block_size(&config, source, BLOCK_SIZE)
-        .map_err(|e| FlacError(e.to_string()))?;
+    let info = StreamInfo::new(encode_rate as usize, channels, bits as usize).map_err(flac_err)?;
+    let mut block_buf = FrameBuf::with_size(channels, BLOCK_SIZE).map_err(flac_err)?;
+    // STREAMINFO's MD5 of the samples (little-endian, whole bytes per sample), fed one block
+    // at a time: flacenc's own source feeds it one sample at a time, which costs more.
+    let mut md5 = flacenc::source::Context::new(bits as usize, channels);
+    let mut le_bytes = Vec::with_capacity(BLOCK_SIZE * channels * md5.bytes_per_sample());
 
-    let mut verbatim = flacenc::config::Encoder::default();
-    verbatim.block_size = BLOCK_SIZE;
-    verbatim.multithread = false;
-    verbatim.subframe_coding.use_lpc = false;
-    verbatim.subframe_coding.use_fixed = false;
-    let verbatim = verbatim
-        .into_verified()
-        .map_err(|(_, e)| FlacError(e.to_string()))?;
     let mut data = Vec::with_capacity(samples.len() * (bits as usize) / 8 / 2);
-    let mut frames = Vec::with_capacity(stream.frame_count());
+    let mut frames = Vec::with_capacity(total.div_ceil(BLOCK_SIZE));
     let mut sink = flacenc::bitsink::ByteSink::new();
-    let mut remaining = total;
-    for i in 0..stream.frame_count() {
-        let frame = stream
-            .frame(i)
-            .ok_or_else(|| FlacError(format!("frame {i} missing")))?;
+    let mut fallback = flacenc::bitsink::ByteSink::new();
+    let mut owned = Vec::new();
+    for (i, chunk) in samples.chunks(BLOCK_SIZE * channels).enumerate() {
+        let block = chunk.len() / channels;
+        let width = md5.bytes_per_sample();
+        le_bytes.clear();
+        for s in chunk {
+            le_bytes.extend_from_slice(&s.to_le_bytes()[..width]);
+        }
+        md5.fill_le_bytes(&le_bytes, width).map_err(flac_err)?;
+
+        block_buf.fill_interleaved(chunk).map_err(flac_err)?;
+        let frame =
+            flacenc::encode_fixed_size_frame(&config, &block_buf, i, &info).map_err(flac_err)?;
         sink.clear();
-        frame
-            .write(&mut sink)
-            .map_err(|e| FlacError(e.to_string()))?;
-        let mut owned;
+        frame.write(&mut sink).map_err(flac_err)?;
         let mut bytes = sink.as_slice();
-        let block = (total - i * BLOCK_SIZE).min(BLOCK_SIZE);
-        let mut fallback = flacenc::bitsink::ByteSink::new();
         if bytes.len() > verbatim_bound(block, channels, bits) {
             // flacenc caps the Rice parameter at 14, so loud or noisy 24-bit audio can code to
             // far more than its raw size (a 7 s clip of noise came out at 1.5 GB). A FLAC
             // encoder must never exceed verbatim: re-code such a frame with verbatim subframes.
-            let start = i * BLOCK_SIZE * channels;
-            let mut fb = flacenc::source::FrameBuf::with_size(channels, BLOCK_SIZE)
-                .map_err(|e| FlacError(e.to_string()))?;
-            flacenc::source::Fill::fill_interleaved(
-                &mut fb,
-                &samples[start..start + block * channels],
-            )
-            .map_err(|e| FlacError(e.to_string()))?;
-            let frame = flacenc::encode_fixed_size_frame(&verbatim, &fb, i, stream.stream_info())
-                .map_err(|e| FlacError(e.to_string()))?;
-            frame
-                .write(&mut fallback)
-                .map_err(|e| FlacError(e.to_string()))?;
+            let frame = flacenc::encode_fixed_size_frame(&verbatim, &block_buf, i, &info)
+                .map_err(flac_err)?;
+            fallback.clear();
+            frame.write(&mut fallback).map_err(flac_err)?;
             bytes = fallback.as_slice();
         }
         if high_rate {
-            owned = bytes.to_vec();
+            owned.clear();
+            owned.extend_from_slice(bytes);
             frame_rate_from_streaminfo(&mut owned).map_err(FlacError)?;
             bytes = &owned;
         }
-        let duration = remaining.min(BLOCK_SIZE);
-        remaining -= duration;
         frames.push(SampleInfo {
             size: bytes.len() as u32,
-            duration: duration as u32,
+            duration: block as u32,
         });
         data.extend_from_slice(bytes);
-    }
-    if remaining != 0 {
-        return Err(FlacError(format!("{remaining} samples were not coded")));
     }
     let min_frame = frames.iter().map(|f| f.size).min().unwrap_or(0);
     let max_frame = frames.iter().map(|f| f.size).max().unwrap_or(0);
@@ -177,7 +177,7 @@ pub fn encode(pcm: &Pcm) -> Result<(EncodedAudio, Exactness), FlacError> {
         channels: pcm.channels,
         bits_per_sample: bits,
         total_samples: total as u64,
-        md5: *stream.stream_info().md5_digest(),
+        md5: md5.md5_digest(),
     });
     let bitrate = if total > 0 {
         (data.len() as u64 * 8 * u64::from(pcm.sample_rate) / total as u64) as u32
@@ -311,6 +311,38 @@ mod tests {
         assert_eq!((si[12] >> 1) & 0x7, 1);
         assert_eq!(((si[12] & 1) << 4) | (si[13] >> 4), 15);
         assert_eq!(&si[18..], &[7; 16]);
+    }
+
+    /// STREAMINFO's MD5 is over the samples as little-endian integers of whole bytes,
+    /// interleaved, across block boundaries (reference digests computed independently).
+    #[test]
+    fn streaminfo_md5_covers_every_sample() {
+        for (bits, expected) in [
+            (16u32, "45a77d6a43399e579b69cb60e0f3213d"),
+            (24, "76740ead9dad2f6951753c861ce51909"),
+        ] {
+            let int: Vec<i32> = (0..10_000i64)
+                .map(|i| ((i * 7919) % (1 << bits) - (1 << (bits - 1))) as i32)
+                .collect();
+            let pcm = Pcm {
+                sample_rate: 44_100,
+                channels: 2,
+                source: SourceSamples::Integer { bits },
+                float: vec![0.0; int.len()],
+                int: Some(int),
+            };
+            let (audio, exactness) = encode(&pcm).expect("encodes");
+            assert_eq!(exactness, Exactness::BitExact);
+            let CodecConfig::Flac { metadata_blocks } = &audio.codec else {
+                panic!("not FLAC");
+            };
+            assert_eq!(
+                hex::encode(&metadata_blocks[0].1[18..34]),
+                expected,
+                "{bits}-bit"
+            );
+            assert_eq!(audio.frames.len(), 2);
+        }
     }
 
     #[test]

@@ -1,11 +1,7 @@
-//! The lossy renditions: Opus frames at 48 kHz through libopus (transpiled to Rust, so it
-//! builds with cargo alone), with the encoder delay signalled instead of baked in.
+//! The lossy renditions: Opus frames at 48 kHz through the C libopus (the system library,
+//! linked through `opusic-c`), with the encoder delay signalled instead of baked in.
 
-use unsafe_libopus::{
-    OPUS_APPLICATION_AUDIO, OPUS_GET_LOOKAHEAD_REQUEST, OPUS_OK, OPUS_SET_BITRATE_REQUEST,
-    OPUS_SET_COMPLEXITY_REQUEST, OPUS_SET_SIGNAL_REQUEST, OPUS_SET_VBR_REQUEST, OPUS_SIGNAL_MUSIC,
-    OpusEncoder, opus_encode_float, opus_encoder_create, opus_encoder_ctl, opus_encoder_destroy,
-};
+use opusic_c::{Application, Bitrate, Channels, ErrorCode, SampleRate, Signal};
 
 use super::encoded::EncodedAudio;
 use super::mp4::{CodecConfig, Edit, SampleInfo};
@@ -21,81 +17,33 @@ const MAX_PACKET: usize = 4000;
 #[error("Opus encoding failed: {0}")]
 pub struct OpusError(String);
 
-/// An owned libopus encoder, destroyed on drop.
-struct Encoder {
-    raw: *mut OpusEncoder,
+/// What a libopus call returned, with the step that failed.
+fn failed(step: &str, code: ErrorCode) -> OpusError {
+    OpusError(format!("{step}: {} ({code:?})", code.message()))
 }
 
-impl Encoder {
-    fn new(channels: u16, bitrate: u32) -> Result<Self, OpusError> {
-        if !(1..=2).contains(&channels) {
+/// A libopus encoder with encore's settings: application audio, VBR, complexity 10, music.
+fn encoder(channels: u16, bitrate: u32) -> Result<opusic_c::Encoder, OpusError> {
+    let layout = match channels {
+        1 => Channels::Mono,
+        2 => Channels::Stereo,
+        _ => {
             return Err(OpusError(format!(
                 "{channels} channels: only mono and stereo are coded"
             )));
         }
-        let mut err = 0i32;
-        // SAFETY: plain constructor; the pointer is checked for null and owned by `Encoder`.
-        let raw = unsafe {
-            opus_encoder_create(
-                OPUS_RATE as i32,
-                i32::from(channels),
-                OPUS_APPLICATION_AUDIO,
-                &mut err,
-            )
-        };
-        if raw.is_null() || err != OPUS_OK {
-            return Err(OpusError(format!("encoder creation returned {err}")));
-        }
-        let enc = Encoder { raw };
-        enc.ctl(OPUS_SET_BITRATE_REQUEST, bitrate as i32)?;
-        enc.ctl(OPUS_SET_VBR_REQUEST, 1)?;
-        enc.ctl(OPUS_SET_COMPLEXITY_REQUEST, 10)?;
-        enc.ctl(OPUS_SET_SIGNAL_REQUEST, OPUS_SIGNAL_MUSIC)?;
-        Ok(enc)
-    }
-
-    fn ctl(&self, request: i32, value: i32) -> Result<(), OpusError> {
-        // SAFETY: `raw` is a live encoder; setters take one i32 argument.
-        let rc = unsafe { opus_encoder_ctl!(self.raw, request, value) };
-        if rc != OPUS_OK {
-            return Err(OpusError(format!(
-                "encoder setting {request} = {value} returned {rc}"
-            )));
-        }
-        Ok(())
-    }
-
-    fn lookahead(&self) -> Result<u16, OpusError> {
-        let mut value = 0i32;
-        // SAFETY: `raw` is a live encoder; the getter writes one i32.
-        let rc = unsafe { opus_encoder_ctl!(self.raw, OPUS_GET_LOOKAHEAD_REQUEST, &mut value) };
-        if rc != OPUS_OK {
-            return Err(OpusError(format!("lookahead query returned {rc}")));
-        }
-        u16::try_from(value).map_err(|_| OpusError(format!("lookahead {value} out of range")))
-    }
-
-    fn encode(&mut self, pcm: &[f32], out: &mut [u8]) -> Result<usize, OpusError> {
-        // SAFETY: `pcm` holds exactly FRAME frames of interleaved samples for the encoder's
-        // channel count (checked by the caller), `out` is writable for its whole length.
-        let n = unsafe {
-            opus_encode_float(
-                self.raw,
-                pcm.as_ptr(),
-                FRAME as i32,
-                out.as_mut_ptr(),
-                out.len() as i32,
-            )
-        };
-        usize::try_from(n).map_err(|_| OpusError(format!("opus_encode_float returned {n}")))
-    }
-}
-
-impl Drop for Encoder {
-    fn drop(&mut self) {
-        // SAFETY: created by opus_encoder_create and destroyed exactly once.
-        unsafe { opus_encoder_destroy(self.raw) }
-    }
+    };
+    const _: () = assert!(OPUS_RATE == SampleRate::Hz48000 as u32);
+    let mut enc = opusic_c::Encoder::new(layout, SampleRate::Hz48000, Application::Audio)
+        .map_err(|e| failed("encoder creation", e))?;
+    enc.set_bitrate(Bitrate::Value(bitrate))
+        .map_err(|e| failed("bitrate", e))?;
+    enc.set_vbr(true).map_err(|e| failed("VBR", e))?;
+    enc.set_complexity(10)
+        .map_err(|e| failed("complexity", e))?;
+    enc.set_signal(Signal::Music)
+        .map_err(|e| failed("signal type", e))?;
+    Ok(enc)
 }
 
 /// Encodes interleaved 48 kHz samples at `bitrate` bits per second. CPU-bound.
@@ -106,8 +54,12 @@ impl Drop for Encoder {
 /// both presents exactly the input, so consecutive tracks join without a gap.
 pub fn encode(samples: &[f32], channels: u16, bitrate: u32) -> Result<EncodedAudio, OpusError> {
     let ch = usize::from(channels);
-    let mut enc = Encoder::new(channels, bitrate)?;
-    let pre_skip = enc.lookahead()?;
+    let mut enc = encoder(channels, bitrate)?;
+    let lookahead = enc
+        .get_look_ahead()
+        .map_err(|e| failed("lookahead query", e))?;
+    let pre_skip = u16::try_from(lookahead)
+        .map_err(|_| OpusError(format!("lookahead {lookahead} out of range")))?;
     let input_frames = samples.len() / ch.max(1);
     if input_frames == 0 {
         return Err(OpusError("no samples".into()));
@@ -130,7 +82,11 @@ pub fn encode(samples: &[f32], channels: u16, bitrate: u32) -> Result<EncodedAud
             }
             &tail
         };
-        let n = enc.encode(block, &mut out)?;
+        // `block` holds exactly FRAME frames of interleaved samples: libopus takes the frame
+        // size from its length and the channel count.
+        let n = enc
+            .encode_float_to_slice(block, &mut out)
+            .map_err(|e| failed("encode", e))?;
         frames.push(SampleInfo {
             size: n as u32,
             duration: FRAME as u32,
