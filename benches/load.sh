@@ -1,38 +1,50 @@
 #!/usr/bin/env bash
 # Delivery under load: encore (token check on every request, segment cache hits) vs nginx
-# (the same sealed files as static files), same load generator, same connections, ONE run on
-# ONE machine, reported as a ratio.
+# (the same sealed files as static files), same load generator (oha), same connections, ONE run
+# on ONE machine, reported as a ratio; then the latency of both at a fixed rate, open loop.
 #
 #   benches/load.sh                      # from anywhere; results on stdout, progress on stderr
-#   CONNS=64 THREADS=1 DURATION=10s RATE_DURATION=10s ROUNDS=5 PIN=1 benches/load.sh
+#   CONNS=64 DURATION=10s RATE_DURATION=10s WARMUP=1 ROUNDS=5 PIN=1 RATE= benches/load.sh
 #
-# Needs: cargo, curl, jq, wrk, nginx, taskset, ss, pgrep (apt-get install wrk nginx-light jq).
+# Needs: cargo, curl, jq, sqlite3, oha, nginx, taskset, ss, pgrep
+# (apt-get install nginx-light jq sqlite3; cargo install oha --locked; OHA=/path/to/oha if it is
+# not on PATH).
 # Steps (everything under a temp dir, removed on exit; every process started here is killed):
 #   1. cargo build --release; throwaway keys; `encore ingest` of media/first-light;
 #   2. encore serve (256 MiB segment cache, media watcher off) and nginx (root = the same
 #      data/store folder; sendfile, tcp_nopush, keep-alive, access_log off, open_file_cache);
 #   3. a play token from `encore token mint`; segment URLs from the lossless manifests of every
-#      track, keeping segments of 100-500 KB (the same files' paths on disk for nginx);
-#   4. warm-up (wrk 3 s per server: encore's cache and the page cache are hot afterwards);
-#   5. ROUNDS interleaved rounds of `wrk -tTHREADS -cCONNS -dDURATION` against nginx then
-#      encore; a Lua script rotates over the segment URLs and sends `Authorization: Bearer`
-#      on every request to BOTH servers (nginx ignores it);
-#   6. fixed rate at half of encore's peak req/s: the same wrk command with a think time per
-#      connection (wrk has no rate limit; wrk2 is not packaged), calibrated in a 3 s run, then
-#      ROUNDS interleaved rounds of RATE_DURATION: achieved rate, p50/p99.
-# Every round's figures go to stderr. Other jobs on the machine are measured per round
-# (/proc/stat minus the server and wrk); the tables show, per server, the median-req/s round
-# among the clean ones (other jobs <= 0.05 cores), else the cleanest; the median req/s of all
-# rounds is printed too.
+#      track, keeping segments of 100-500 KB (the same files' paths on disk for nginx); both
+#      servers must return the same bytes, and encore must refuse a request without a token;
+#   4. warm-up (oha 3 s per server: encore's cache and the page cache are hot afterwards);
+#   5. peak: ROUNDS interleaved rounds of `oha -cCONNS -zDURATION --urls-from-file` (closed
+#      loop, as fast as it goes) against nginx then encore; oha picks a URL of the list at
+#      random per request and sends `Authorization: Bearer <token>` on every request to BOTH
+#      servers (nginx ignores it); any non-200 response or socket error aborts the run;
+#   6. fixed rate (open loop) at RATE req/s, by default half of encore's peak req/s (the
+#      reported round): ROUNDS interleaved rounds of the same oha command with
+#      `-q RATE --latency-correction` for WARMUP + RATE_DURATION seconds. oha sends one request
+#      per tick of a fixed-rate clock on whichever connection is free, and --latency-correction
+#      measures each request from its tick, not from when a connection got to send it (no
+#      coordinated omission). Every request is recorded (--db-url, sqlite); requests whose tick
+#      falls in the first WARMUP seconds (connections opening, TCP windows growing, ~0.1 s) are
+#      left out, and p50/p99/p99.9 are exact order statistics of the rest. "tick late p99" is
+#      how late oha's clock ticked against the ideal schedule: a health figure of the generator
+#      (its clock has 1 ms granularity, so ~0.5 ms late on average is normal).
+# Before each round the script waits (up to QUIET_WAIT s, default 300) for 2 s in which the
+# machine's other jobs use < 0.05 cores (QUIET_WAIT=0: no wait). Other jobs are also measured
+# per round (/proc/stat minus the server and oha); the tables show, per server, the
+# median-req/s round (peak) or median-p99 round (fixed rate) among the clean ones (other jobs
+# <= 0.05 cores), else the cleanest; every round's figures go to stderr.
 # PIN=1 (default): servers run on the last CPU (taskset; nginx worker_processes 1, encore's
-# runtime 1 worker thread) and wrk on the other CPUs, so the generator does not steal the
-# servers' CPU and both servers get the same one-core budget. PIN=0: nothing pinned, nginx
-# worker_processes = nproc, encore's default runtime (one worker per core); generator and
-# server then share every core.
-# Ratio: encore req/s / nginx req/s (>= 1.0: encore at least as fast). MB/s is 10^6 bytes/s
-# of responses as wrk counts them (headers included). "server CPU µs/req" is the user + system
-# time of the server's processes (/proc/PID/stat) over the run divided by its requests: a figure
-# that holds even when other work shares the machine, where req/s does not.
+# runtime 1 worker thread) and oha on the other CPUs with one worker thread per CPU, so the
+# generator does not steal the servers' CPU and both servers get the same one-core budget.
+# PIN=0: nothing pinned, nginx worker_processes = nproc, encore's default runtime (one worker
+# per core), oha one thread per core; generator and server then share every core.
+# Ratio: encore req/s / nginx req/s (>= 1.0: encore at least as fast). MB/s is 10^6 bytes/s of
+# response bodies as oha counts them (headers not included). "server CPU µs/req" is the user +
+# system time of the server's processes (/proc/PID/stat) over the run divided by its requests:
+# a figure that holds even when other work shares the machine, where req/s does not.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -41,9 +53,14 @@ DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-5}
 PIN=${PIN:-1}
 RATE_DURATION=${RATE_DURATION:-10s}
+RATE_DURATION=${RATE_DURATION%s}
+WARMUP=${WARMUP:-1}
+RATE=${RATE:-}
+QUIET_WAIT=${QUIET_WAIT:-300}
+OHA=${OHA:-oha}
 NPROC=$(nproc)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-for tool in cargo curl jq wrk nginx taskset ss pgrep; do
+for tool in cargo curl jq sqlite3 "$OHA" nginx taskset ss pgrep; do
 	command -v "$tool" >/dev/null || { echo "$0: $tool is required" >&2; exit 2; }
 done
 case $ROUNDS in '' | *[!0-9]* | 0) echo "$0: ROUNDS must be >= 1" >&2; exit 2 ;; esac
@@ -79,13 +96,13 @@ else
 	LOAD_NCPU=$NPROC
 	PLACEMENT="not pinned: servers and load generator share all $NPROC CPU(s)"
 fi
-# One wrk thread per CPU it may use: two threads time-sharing one core add milliseconds to
-# the tail (the fixed-rate p99 went from ~2 ms with -t1 to ~5-12 ms with -t2 on one core).
+# One generator thread per CPU it may use: two threads time-sharing one core add milliseconds
+# to the tail.
 THREADS=${THREADS:-$LOAD_NCPU}
 
 log "== machine: $NPROC CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
 log "== load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-log "== $PLACEMENT; $(nginx -v 2>&1); $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
+log "== $PLACEMENT; $(nginx -v 2>&1); $("$OHA" --version)"
 
 log "== cargo build --release"
 cargo build --release --quiet
@@ -194,40 +211,15 @@ done
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$ENCORE_URL$(head -1 "$TMP/encore.paths")")" = 401 ] ||
 	{ log "encore served a segment without a token"; exit 1; }
 
-# ---- wrk -----------------------------------------------------------------------------------
-# Requests are formatted once per thread (in init, once wrk has set Host); done() prints one
-# machine-readable line.
-cat >"$TMP/rotate.lua" <<'EOF'
-local reqs, i = {}, 0
-init = function(_)
-  local token = os.getenv("LOAD_TOKEN")
-  for path in io.lines(os.getenv("LOAD_PATHS")) do
-    reqs[#reqs + 1] = wrk.format("GET", path, { ["Authorization"] = "Bearer " .. token })
-  end
-end
-request = function()
-  i = i % #reqs + 1
-  return reqs[i]
-end
--- Fixed-rate runs: each connection waits a random 0..2*LOAD_DELAY_MS (whole ms, as wrk
--- takes it) after each response, so CONNS connections offer about CONNS / delay req/s.
-local d = tonumber(os.getenv("LOAD_DELAY_MS") or "")
-if d then
-  delay = function() return math.floor(math.random() * 2 * d + 0.5) end
-end
-done = function(s, latency, _)
-  io.write(string.format(
-    "RESULT requests=%d bytes=%d duration_us=%d p50_us=%d p99_us=%d max_us=%d status_errors=%d socket_errors=%d\n",
-    s.requests, s.bytes, s.duration, latency:percentile(50), latency:percentile(99), latency.max,
-    s.errors.status, s.errors.connect + s.errors.read + s.errors.write + s.errors.timeout))
-end
-EOF
+# ---- oha -----------------------------------------------------------------------------------
+sed "s|^|$ENCORE_URL|" "$TMP/encore.paths" >"$TMP/encore.urls"
+sed "s|^|$NGINX_URL|" "$TMP/nginx.paths" >"$TMP/nginx.urls"
 
 # CPU time (user + system, clock ticks) used so far by the given processes.
 cpu_ticks() { local p t=0 v; for p in "$@"; do v=$(awk '{ print $14 + $15 }' "/proc/$p/stat"); t=$((t + v)); done; echo "$t"; }
 # Busy clock ticks of the whole machine (user, nice, system, irq, softirq, steal).
 machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
-# CPU seconds used by this shell's finished children (wrk included, once waited for). `times`
+# CPU seconds used by this shell's finished children (oha included, once waited for). `times`
 # must run in this shell, not in a $(...) subshell, which has no children of its own yet.
 children_cpu() {
 	times >"$TMP/times.$BASHPID"
@@ -235,129 +227,162 @@ children_cpu() {
 }
 TCK=$(getconf CLK_TCK)
 
-DELAY_MS= # empty: no think time (peak runs)
-# run_wrk NAME URL PATHS DURATION PID...
-#   -> "req_s mb_s p50_ms p99_ms cpu_us_per_req server_cores other_cores wrk_cores"
+# Waits (up to QUIET_WAIT s) for 2 s in which the machine is idle (< 0.05 cores busy): nothing
+# of ours runs between rounds, so whatever is busy then is other jobs.
+wait_quiet() {
+	local t0=$SECONDS m0 m1
+	[ "$QUIET_WAIT" -gt 0 ] || return 0
+	while [ $((SECONDS - t0)) -lt "$QUIET_WAIT" ]; do
+		m0=$(machine_ticks)
+		sleep 2
+		m1=$(machine_ticks)
+		[ $((m1 - m0)) -le $((TCK / 10)) ] && return 0
+	done
+	log "   (machine not quiet after ${QUIET_WAIT} s; measuring anyway)"
+}
+
+# run_oha NAME URLS SECONDS RATE PID...
+#   peak (RATE empty): -> "req_s mb_s p50_ms p99_ms cpu_us_per_req server_cores other_cores gen_cores"
+#   fixed rate:        -> "req_s p50_ms p99_ms p999_ms cpu_us_per_req server_cores other_cores gen_cores tick_late_p99_ms"
 # cpu_us_per_req: CPU the server's processes (PID...) used per request, user + system;
 # server_cores: the same in cores (below the server's CPU budget: the load generator or other
-# work was the limit); other_cores: CPU used meanwhile by everything but the server and wrk
-# (other jobs on the machine; near 0 for a clean round); wrk_cores: the load generator's CPU.
-run_wrk() {
-	local name=$1 url=$2 paths=$3 dur=$4 line c0 c1 m0 m1 w0 w1
+# work was the limit); other_cores: CPU used meanwhile by everything but the server and oha
+# (other jobs on the machine; near 0 for a clean round); gen_cores: the load generator's CPU.
+run_oha() {
+	local name=$1 urls=$2 secs=$3 rate=$4 c0 c1 m0 m1 w0 w1 extra=() out=$TMP/oha.json db=$TMP/oha.db
 	shift 4
+	rm -f "$db"
+	[ -n "$rate" ] && extra=(-q "$rate" --latency-correction --db-url "$db")
 	c0=$(cpu_ticks "$@")
 	m0=$(machine_ticks)
 	children_cpu >"$TMP/w0.$BASHPID"
-	line=$(LOAD_TOKEN=$TOKEN LOAD_PATHS=$paths LOAD_DELAY_MS=$DELAY_MS "${LOAD_RUN[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$dur" \
-		--timeout 5s -s "$TMP/rotate.lua" "$url" | grep '^RESULT') || { log "wrk failed against $name"; exit 1; }
+	"${LOAD_RUN[@]}" "$OHA" --no-tui --worker-threads "$THREADS" -c "$CONNS" -z "${secs}s" --urls-from-file \
+		-H "Authorization: Bearer $TOKEN" --output-format json -o "$out" "${extra[@]}" "$urls" \
+		>/dev/null 2>"$TMP/oha.err" || { log "oha failed against $name"; cat "$TMP/oha.err" >&2; exit 1; }
 	children_cpu >"$TMP/w1.$BASHPID"
-	w0=$(<"$TMP/w0.$BASHPID")
-	w1=$(<"$TMP/w1.$BASHPID")
 	m1=$(machine_ticks)
 	c1=$(cpu_ticks "$@")
-	# shellcheck disable=SC2086
-	set -- $line
-	local -A r
-	local kv
-	for kv in "${@:2}"; do r[${kv%%=*}]=${kv#*=}; done
-	if [ "${r[status_errors]}" != 0 ] || [ "${r[socket_errors]}" != 0 ]; then
-		log "$name: ${r[status_errors]} non-2xx responses, ${r[socket_errors]} socket errors"
-		exit 1
+	w0=$(<"$TMP/w0.$BASHPID")
+	w1=$(<"$TMP/w1.$BASHPID")
+	# Only 200s; the one error allowed is a request cut by the end of the run (-z).
+	local bad
+	bad=$(jq -r '[(.statusCodeDistribution | to_entries[] | select(.key != "200") | "\(.value) x HTTP \(.key)"),
+		(.errorDistribution | to_entries[] | select(.key != "aborted due to deadline") | "\(.value) x \(.key)")] | join(", ")' "$out")
+	[ -z "$bad" ] || { log "$name: $bad"; exit 1; }
+	local n busy=$((c1 - c0)) all=$((m1 - m0))
+	if [ -z "$rate" ]; then
+		n=$(jq '.statusCodeDistribution["200"]' "$out")
+		jq -r '"\(.summary.requestsPerSec) \(.summary.sizePerSec) \(.latencyPercentiles.p50) \(.latencyPercentiles.p99) \(.summary.total)"' "$out" |
+			awk -v n="$n" -v cpu="$busy" -v all="$all" -v w0="$w0" -v w1="$w1" -v tck="$TCK" '{
+				sec = $5; other = (all - cpu) / tck - (w1 - w0)
+				printf "%.0f %.0f %.2f %.2f %.0f %.2f %.2f %.2f\n", $1, $2 / 1e6, $3 * 1e3, $4 * 1e3,
+					cpu / tck * 1e6 / n, cpu / tck / sec, (other > 0 ? other : 0) / sec, (w1 - w0) / sec
+			}'
+	else
+		# Requests whose tick is past the warm-up; durations are measured from the tick.
+		# "late": the tick's delay against the ideal schedule t0 + k / rate (k-th tick).
+		sqlite3 -separator ' ' "$db" "
+			CREATE TEMP TABLE s AS SELECT start_latency_correction AS t, duration AS d,
+				row_number() OVER (ORDER BY start_latency_correction) - 1 AS k FROM oha WHERE status = 200;
+			CREATE TEMP TABLE m AS SELECT s.d AS d, s.t - (f.t0 + s.k * 1.0 / $rate) AS late
+				FROM s, (SELECT min(t) AS t0 FROM s) AS f WHERE s.t >= f.t0 + $WARMUP;
+			SELECT count(*),
+				(SELECT d FROM m ORDER BY d LIMIT 1 OFFSET (SELECT count(*) / 2 FROM m)),
+				(SELECT d FROM m ORDER BY d LIMIT 1 OFFSET (SELECT count(*) * 99 / 100 FROM m)),
+				(SELECT d FROM m ORDER BY d LIMIT 1 OFFSET (SELECT count(*) * 999 / 1000 FROM m)),
+				(SELECT late FROM m ORDER BY late LIMIT 1 OFFSET (SELECT count(*) * 99 / 100 FROM m))
+			FROM m;" |
+			awk -v cpu="$busy" -v all="$all" -v w0="$w0" -v w1="$w1" -v tck="$TCK" -v secs="$secs" -v meas="$RATE_DURATION" '{
+				other = (all - cpu) / tck - (w1 - w0)
+				printf "%.0f %.2f %.2f %.2f %.0f %.2f %.2f %.2f %.2f\n", $1 / meas, $2 * 1e3, $3 * 1e3, $4 * 1e3,
+					cpu / tck * 1e6 / ($1 * secs / meas), cpu / tck / secs, (other > 0 ? other : 0) / secs,
+					(w1 - w0) / secs, $5 * 1e3
+			}'
 	fi
-	awk -v n="${r[requests]}" -v b="${r[bytes]}" -v d="${r[duration_us]}" \
-		-v p50="${r[p50_us]}" -v p99="${r[p99_us]}" -v cpu=$((c1 - c0)) -v all=$((m1 - m0)) \
-		-v w0="$w0" -v w1="$w1" -v tck="$TCK" \
-		'BEGIN {
-			sec = d / 1e6; other = (all - cpu) / tck - (w1 - w0)
-			printf "%.0f %.0f %.2f %.2f %.0f %.2f %.2f %.2f\n", n / sec, b / sec / 1e6, p50 / 1e3, p99 / 1e3,
-				cpu / tck * 1e6 / n, cpu / tck / sec, (other > 0 ? other : 0) / sec, (w1 - w0) / sec
-		}'
 }
 
-# pick FILE -> a round (line): of the clean rounds (other jobs used <= 0.05 cores, column 7),
-# the one with the median req/s; with no clean round, the one with the least other load.
+# pick FILE COL ORDER -> a round (line): of the clean rounds (other jobs used <= 0.05 cores,
+# column 7), the one with the median of column COL; with no clean round, the least disturbed.
 pick() {
 	local clean
-	clean=$(awk '$7 <= 0.05' "$1" | sort -n -k1,1)
+	clean=$(awk '$7 <= 0.05' "$1" | sort -g -k"$2,$2")
 	if [ -n "$clean" ]; then
 		awk '{ l[NR] = $0 } END { print l[int((NR + 1) / 2)] }' <<<"$clean"
 	else
-		sort -s -n -k7,7 "$1" | head -1
+		sort -s -g -k7,7 "$1" | head -1
 	fi
 }
-# median FILE -> the median of column 1.
-median() { sort -n "$1" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# median FILE COL -> the median of column COL over all rounds.
+median() { sort -g -k"$2,$2" "$1" | awk -v c="$2" '{ v[NR] = $c } END { print v[int((NR + 1) / 2)] }'; }
+# column FILE COL -> the values of column COL, round by round, comma-separated.
+column() { awk -v c="$2" '{ printf "%s%s", (NR > 1 ? ", " : ""), $c }' "$1"; }
 
 log "== warm-up (3 s each)"
 ENCORE_PID=${PIDS[0]}
 mapfile -t NGINX_PIDS < <(echo "${PIDS[1]}"; pgrep -P "${PIDS[1]}")
-run_wrk nginx "$NGINX_URL" "$TMP/nginx.paths" 3s "${NGINX_PIDS[@]}" >/dev/null
-run_wrk encore "$ENCORE_URL" "$TMP/encore.paths" 3s "$ENCORE_PID" >/dev/null
+run_oha nginx "$TMP/nginx.urls" 3 "" "${NGINX_PIDS[@]}" >/dev/null
+run_oha encore "$TMP/encore.urls" 3 "" "$ENCORE_PID" >/dev/null
 
-COLS="req/s MB/s p50_ms p99_ms cpu_us/req server_cores other_cores wrk_cores"
-log "== $ROUNDS round(s) of wrk -t$THREADS -c$CONNS -d$DURATION, nginx then encore"
+DURATION=${DURATION%s}
+COLS="req/s MB/s p50_ms p99_ms cpu_us/req server_cores other_cores oha_cores"
+log "== peak: $ROUNDS round(s) of oha --worker-threads $THREADS -c$CONNS -z${DURATION}s, nginx then encore"
 for r in $(seq 1 "$ROUNDS"); do
-	n=$(run_wrk nginx "$NGINX_URL" "$TMP/nginx.paths" "$DURATION" "${NGINX_PIDS[@]}")
-	e=$(run_wrk encore "$ENCORE_URL" "$TMP/encore.paths" "$DURATION" "$ENCORE_PID")
+	wait_quiet
+	n=$(run_oha nginx "$TMP/nginx.urls" "$DURATION" "" "${NGINX_PIDS[@]}")
+	e=$(run_oha encore "$TMP/encore.urls" "$DURATION" "" "$ENCORE_PID")
 	log "   round $r: nginx $n | encore $e   ($COLS)"
 	echo "$n" >>"$TMP/peak.nginx"
 	echo "$e" >>"$TMP/peak.encore"
 done
-read -r N_RPS N_MBS N_P50 N_P99 N_CPU N_BUSY N_OTHER N_WRK <<<"$(pick "$TMP/peak.nginx")"
-read -r E_RPS E_MBS E_P50 E_P99 E_CPU E_BUSY E_OTHER E_WRK <<<"$(pick "$TMP/peak.encore")"
-N_MED=$(median "$TMP/peak.nginx")
-E_MED=$(median "$TMP/peak.encore")
+read -r N_RPS N_MBS N_P50 N_P99 N_CPU N_BUSY N_OTHER N_WRK <<<"$(pick "$TMP/peak.nginx" 1)"
+read -r E_RPS E_MBS E_P50 E_P99 E_CPU E_BUSY E_OTHER E_WRK <<<"$(pick "$TMP/peak.encore" 1)"
+N_MED=$(median "$TMP/peak.nginx" 1)
+E_MED=$(median "$TMP/peak.encore" 1)
 RATIO=$(awk -v e="$E_RPS" -v n="$N_RPS" 'BEGIN { printf "%.2f", e / n }')
 MED_RATIO=$(awk -v e="$E_MED" -v n="$N_MED" 'BEGIN { printf "%.2f", e / n }')
 CPU_RATIO=$(awk -v e="$E_CPU" -v n="$N_CPU" 'BEGIN { printf "%.2f", e / n }')
 
-# ---- fixed rate: half of encore's peak -----------------------------------------------------
-# wrk has no rate limit (wrk2 is not packaged): each connection pauses between requests
-# (think time, see rotate.lua), calibrated so the offered rate is half of encore's peak above.
-# Closed loop: a slow response delays that connection's next request (coordinated omission),
-# which at half load, with a few requests in flight on average, understates the tail slightly.
-HALF=$((E_RPS / 2))
-DELAY_MS=$(awk -v c="$CONNS" -v t="$HALF" 'BEGIN { printf "%.3f", c * 1000 / t }')
-# rate ~ CONNS / (think + time per request): two 3 s runs correct the think time by
-# achieved / target (kept within 0.5-1.5x of the first guess).
-D0=$DELAY_MS
-for _ in 1 2; do
-	log "== fixed rate: calibrating the think time for $HALF req/s (3 s, ${DELAY_MS} ms)"
-	res=$(run_wrk encore "$ENCORE_URL" "$TMP/encore.paths" 3s "$ENCORE_PID")
-	read -r cal _ <<<"$res"
-	DELAY_MS=$(awk -v d="$DELAY_MS" -v a="$cal" -v t="$HALF" -v d0="$D0" \
-		'BEGIN { x = d * a / t; if (x < d0 / 2) x = d0 / 2; if (x > d0 * 1.5) x = d0 * 1.5; printf "%.3f", x }')
-done
-log "== fixed rate: $ROUNDS round(s) of wrk -t$THREADS -c$CONNS -d$RATE_DURATION, think time ${DELAY_MS} ms mean"
+# ---- fixed rate, open loop -----------------------------------------------------------------
+HALF=${RATE:-$((E_RPS / 2))}
+RCOLS="req/s p50_ms p99_ms p99.9_ms cpu_us/req server_cores other_cores oha_cores tick_late_p99_ms"
+log "== fixed rate: $ROUNDS round(s) of oha --worker-threads $THREADS -c$CONNS -q$HALF --latency-correction -z$((WARMUP + RATE_DURATION))s (first ${WARMUP} s left out)"
 for r in $(seq 1 "$ROUNDS"); do
-	n=$(run_wrk nginx "$NGINX_URL" "$TMP/nginx.paths" "$RATE_DURATION" "${NGINX_PIDS[@]}")
-	e=$(run_wrk encore "$ENCORE_URL" "$TMP/encore.paths" "$RATE_DURATION" "$ENCORE_PID")
-	log "   round $r: nginx $n | encore $e   ($COLS)"
+	wait_quiet
+	n=$(run_oha nginx "$TMP/nginx.urls" $((WARMUP + RATE_DURATION)) "$HALF" "${NGINX_PIDS[@]}")
+	wait_quiet
+	e=$(run_oha encore "$TMP/encore.urls" $((WARMUP + RATE_DURATION)) "$HALF" "$ENCORE_PID")
+	log "   round $r: nginx $n | encore $e   ($RCOLS)"
 	echo "$n" >>"$TMP/rate.nginx"
 	echo "$e" >>"$TMP/rate.encore"
 done
-read -r NH_RPS _ NH_P50 NH_P99 NH_CPU NH_BUSY NH_OTHER NH_WRK <<<"$(pick "$TMP/rate.nginx")"
-read -r EH_RPS _ EH_P50 EH_P99 EH_CPU EH_BUSY EH_OTHER EH_WRK <<<"$(pick "$TMP/rate.encore")"
+read -r NH_RPS NH_P50 NH_P99 NH_P999 NH_CPU NH_BUSY NH_OTHER NH_WRK NH_LATE <<<"$(pick "$TMP/rate.nginx" 3)"
+read -r EH_RPS EH_P50 EH_P99 EH_P999 EH_CPU EH_BUSY EH_OTHER EH_WRK EH_LATE <<<"$(pick "$TMP/rate.encore" 3)"
+NH_ALL=$(column "$TMP/rate.nginx" 3)
+EH_ALL=$(column "$TMP/rate.encore" 3)
+NH_OTH=$(column "$TMP/rate.nginx" 7)
+EH_OTH=$(column "$TMP/rate.encore" 7)
 
 log "== load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 cat <<EOF
 
-Peak: wrk -t$THREADS -c$CONNS -d$DURATION, $SEGMENTS segments of ~$((MEAN_BYTES / 1000)) KB, token on every
-request; $PLACEMENT. Per server: of $ROUNDS interleaved rounds, the median-req/s one among
-those in which other jobs used <= 0.05 cores (else the cleanest one).
+Peak: oha --worker-threads $THREADS -c$CONNS -z${DURATION}s (closed loop), $SEGMENTS segments of ~$((MEAN_BYTES / 1000)) KB, token on
+every request; $PLACEMENT. Per server: of $ROUNDS interleaved rounds, the median-req/s one among
+those in which other jobs used <= 0.05 cores (else the least disturbed one).
 
-| server | req/s | MB/s | p50 ms | p99 ms | server CPU µs/req | server cores busy (of $SERVER_CORES) | wrk cores | other cores |
+| server | req/s | MB/s | p50 ms | p99 ms | server CPU µs/req | server cores busy (of $SERVER_CORES) | oha cores | other cores |
 |--------|------:|-----:|-------:|-------:|------------------:|-----:|-----:|-----:|
 | nginx  | $N_RPS | $N_MBS | $N_P50 | $N_P99 | $N_CPU | $N_BUSY | $N_WRK | $N_OTHER |
 | encore | $E_RPS | $E_MBS | $E_P50 | $E_P99 | $E_CPU | $E_BUSY | $E_WRK | $E_OTHER |
 
 encore / nginx: req/s ${RATIO}x (medians of all rounds: $E_MED / $N_MED = ${MED_RATIO}x); server CPU per request ${CPU_RATIO}x
 
-Fixed rate at half of encore's peak: $HALF req/s offered (wrk -t$THREADS -c$CONNS -d$RATE_DURATION,
-${DELAY_MS} ms mean think time per connection); rounds picked as above.
+Fixed rate, open loop: $HALF req/s offered (oha -q$HALF --latency-correction, -c$CONNS, ${RATE_DURATION} s measured after
+${WARMUP} s of warm-up); per server the median-p99 round among the clean ones (else the least disturbed).
 
-| server | achieved req/s | p50 ms | p99 ms | server CPU µs/req | server cores busy | wrk cores | other cores |
-|--------|---------------:|-------:|-------:|------------------:|-----:|-----:|-----:|
-| nginx  | $NH_RPS | $NH_P50 | $NH_P99 | $NH_CPU | $NH_BUSY | $NH_WRK | $NH_OTHER |
-| encore | $EH_RPS | $EH_P50 | $EH_P99 | $EH_CPU | $EH_BUSY | $EH_WRK | $EH_OTHER |
+| server | achieved req/s | p50 ms | p99 ms | p99.9 ms | server CPU µs/req | server cores busy | oha cores | other cores | oha tick late p99 ms |
+|--------|---------------:|-------:|-------:|---------:|------------------:|-----:|-----:|-----:|-----:|
+| nginx  | $NH_RPS | $NH_P50 | $NH_P99 | $NH_P999 | $NH_CPU | $NH_BUSY | $NH_WRK | $NH_OTHER | $NH_LATE |
+| encore | $EH_RPS | $EH_P50 | $EH_P99 | $EH_P999 | $EH_CPU | $EH_BUSY | $EH_WRK | $EH_OTHER | $EH_LATE |
+
+p99 ms per round: nginx $NH_ALL (other cores $NH_OTH); encore $EH_ALL (other cores $EH_OTH)
 EOF
