@@ -12,7 +12,7 @@ use std::time::Duration;
 use encore::license::Scope;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 use crate::util::{self, Workspace};
 
@@ -27,16 +27,10 @@ struct Server {
 
 /// Starts `encore serve` on an ephemeral port; its stderr lines are appended to `log`.
 async fn start(ws: &Workspace, log: Arc<Mutex<Vec<String>>>) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_encore"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--log-json"])
-        .env("ENCORE_MEDIA", ws.media())
-        .env("ENCORE_KEYS", ws.keys())
-        .env("ENCORE_DATA", ws.data())
-        .env_remove("ENCORE_CONFIG")
-        .current_dir(ws.path())
+    let mut child = ws
+        .serve_command(&["--listen", "127.0.0.1:0", "--log-json"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("start encore serve");
     let stderr = child.stderr.take().expect("stderr");

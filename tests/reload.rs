@@ -87,16 +87,10 @@ async fn reload_swaps_whole_sets_and_keeps_the_old_one_on_failure() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn running_server_reloads_on_file_change_and_sighup() {
     let ws = util::packaged_album("reload-bin", 1, 2.0);
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_encore"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("ENCORE_MEDIA", ws.media())
-        .env("ENCORE_KEYS", ws.keys())
-        .env("ENCORE_DATA", ws.data())
-        .env_remove("ENCORE_CONFIG")
-        .current_dir(ws.path())
+    let mut child = ws
+        .serve_command(&["--listen", "127.0.0.1:0"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("serve");
     let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();

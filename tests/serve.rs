@@ -22,16 +22,10 @@ async fn fresh_serve_creates_dev_keys_packages_prints_tokens_and_picks_up_new_al
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("media/first-light"),
         &ws.media().join("first-light"),
     );
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_encore"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("ENCORE_MEDIA", ws.media())
-        .env("ENCORE_KEYS", ws.keys())
-        .env("ENCORE_DATA", ws.data())
-        .env_remove("ENCORE_CONFIG")
-        .current_dir(ws.path())
+    let mut child = ws
+        .serve_command(&["--listen", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("spawn encore serve");
     let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();

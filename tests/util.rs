@@ -60,6 +60,21 @@ impl Workspace {
             .expect("run encore")
     }
 
+    /// `encore serve ARGS` with the workspace's folders (killed when dropped), not started:
+    /// the caller picks what to do with stdout and stderr.
+    pub fn serve_command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_encore"));
+        cmd.arg("serve")
+            .args(args)
+            .env("ENCORE_MEDIA", self.media())
+            .env("ENCORE_KEYS", self.keys())
+            .env("ENCORE_DATA", self.data())
+            .env_remove("ENCORE_CONFIG")
+            .current_dir(self.path())
+            .kill_on_drop(true);
+        cmd
+    }
+
     /// `encore keys init` then `encore ingest`, returning the ingest output.
     pub fn init_and_ingest(&self) -> Output {
         let init = self.encore(&["keys", "init", "--dev-accounts"]);

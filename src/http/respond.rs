@@ -9,17 +9,7 @@ pub type Body = Full<Bytes>;
 
 /// A JSON response.
 pub fn json(value: &serde_json::Value, cache_control: &'static str) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::from(value.to_string())));
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(cache_control),
-    );
-    resp
+    json_text(StatusCode::OK, value.to_string(), cache_control)
 }
 
 /// A plain-text response.
