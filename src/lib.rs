@@ -7,6 +7,7 @@
 //! - [`store`]: the packaged store on disk: manifests and sealed segments, written atomically.
 //! - [`license`]: tokens (verify, cache, mint) and the entitlement types the HTTP layer needs.
 //! - [`ledger`]: purchases and refunds (SQLite through sqlx), buyer numbers, sales charts.
+//! - [`hls`]: HLS playlists and AES-128 segments made from the sealed store on the way out.
 //! - [`http`]: the hyper server: routes, problem+json, ranges, metrics, graceful shutdown.
 //! - [`client`]: the reference client behind `encore fetch`.
 //! - [`ingest`]: the pipeline from an album folder to the packaged store, with progress.
@@ -19,6 +20,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod durable;
+pub mod hls;
 pub mod http;
 pub mod ingest;
 pub mod ledger;

@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod health;
+pub mod hls;
 pub mod jwks;
 pub mod license;
 pub mod manifest;
