@@ -270,10 +270,7 @@ mod tests {
         let other = HlsKey::from_bytes([1; 16]);
         // CBC is not authenticated: a wrong key yields garbage or a padding error, never the
         // plaintext.
-        assert_ne!(
-            decrypt_segment(&other, &iv, ct).ok(),
-            Some(vec![7u8; 100])
-        );
+        assert_ne!(decrypt_segment(&other, &iv, ct).ok(), Some(vec![7u8; 100]));
     }
 
     #[test]

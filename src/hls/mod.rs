@@ -94,11 +94,7 @@ pub fn content_key_for(keyring: &Keyring, m: &RenditionManifest) -> Result<Conte
 /// when there is any, else the preview. Never both: the preview is another, shorter timeline
 /// (a clip), not another quality of the track, so a player must not switch to it mid-track.
 pub fn variant_renditions<'a>(entitled: &[&'a str]) -> Vec<&'a str> {
-    let full: Vec<&str> = entitled
-        .iter()
-        .copied()
-        .filter(|r| *r != PREVIEW)
-        .collect();
+    let full: Vec<&str> = entitled.iter().copied().filter(|r| *r != PREVIEW).collect();
     if full.is_empty() {
         entitled.iter().copied().filter(|r| *r == PREVIEW).collect()
     } else {
@@ -231,7 +227,14 @@ mod tests {
         }
         assert_eq!(HlsFile::Media(7).name(), "0007.mp4");
         for bad in [
-            "0000.mp4", "7.mp4", "00007.mp4", "0007.m4s", "+007.mp4", "init.m4s", "KEY", "",
+            "0000.mp4",
+            "7.mp4",
+            "00007.mp4",
+            "0007.m4s",
+            "+007.mp4",
+            "init.m4s",
+            "KEY",
+            "",
         ] {
             assert_eq!(HlsFile::parse(bad), None, "{bad}");
         }

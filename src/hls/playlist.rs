@@ -240,11 +240,7 @@ pub fn media(tracks: &[&RenditionManifest], carry: Carry<'_>) -> String {
                 hex::encode(iv)
             );
             let _ = writeln!(out, "#EXTINF:{},", extinf(s.duration, m.sample_rate));
-            let _ = writeln!(
-                out,
-                "{}",
-                carry.uri(&file_path(m, HlsFile::Media(s.index)))
-            );
+            let _ = writeln!(out, "{}", carry.uri(&file_path(m, HlsFile::Media(s.index))));
         }
     }
     let _ = writeln!(out, "#EXT-X-ENDLIST");
@@ -267,7 +263,12 @@ mod tests {
         }
     }
 
-    fn manifest(track: u32, rendition: &str, codec: &str, segs: &[(u64, u64)]) -> RenditionManifest {
+    fn manifest(
+        track: u32,
+        rendition: &str,
+        codec: &str,
+        segs: &[(u64, u64)],
+    ) -> RenditionManifest {
         RenditionManifest {
             format: MANIFEST_FORMAT,
             album: "a".into(),
@@ -296,7 +297,12 @@ mod tests {
 
     #[test]
     fn media_playlist_has_exact_durations_and_every_uri_carries_the_token() {
-        let m = manifest(1, "lossless", "flac", &[(264_600, 400_049), (100_000, 100_049)]);
+        let m = manifest(
+            1,
+            "lossless",
+            "flac",
+            &[(264_600, 400_049), (100_000, 100_049)],
+        );
         let text = media(&[&m], Carry::token("t.o-k_en"));
         assert!(text.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n"));
         assert!(text.contains("#EXT-X-TARGETDURATION:6\n"), "{text}");
@@ -314,7 +320,9 @@ mod tests {
         let plain = media(&[&m], Carry::none());
         assert!(!plain.contains("access_token"));
         assert!(plain.contains("/v1/albums/a/tracks/1/lossless/hls/g1/0002.mp4\n"));
-        assert!(plain.contains("#EXT-X-MAP:URI=\"/v1/albums/a/tracks/1/lossless/hls/g1/init.mp4\""));
+        assert!(
+            plain.contains("#EXT-X-MAP:URI=\"/v1/albums/a/tracks/1/lossless/hls/g1/init.mp4\"")
+        );
     }
 
     #[test]
@@ -332,7 +340,10 @@ mod tests {
         assert_eq!(text.matches("#EXT-X-MAP:").count(), 2);
         let none_at = text.find("#EXT-X-KEY:METHOD=NONE").unwrap();
         let second_map = text.rfind("#EXT-X-MAP:").unwrap();
-        assert!(none_at < second_map, "the second map is declared in the clear");
+        assert!(
+            none_at < second_map,
+            "the second map is declared in the clear"
+        );
     }
 
     #[test]
@@ -378,7 +389,11 @@ mod tests {
         for rate in [8_000u32, 44_100, 48_000, 96_000, 192_000] {
             for samples in [1u64, 4096, 266_240, 288_001, 1_151_999] {
                 let secs: f64 = extinf(samples, rate).parse().unwrap();
-                assert_eq!((secs * f64::from(rate)).round() as u64, samples, "{rate} {samples}");
+                assert_eq!(
+                    (secs * f64::from(rate)).round() as u64,
+                    samples,
+                    "{rate} {samples}"
+                );
             }
         }
     }

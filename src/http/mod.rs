@@ -217,9 +217,7 @@ async fn dispatch(
                 .albums
                 .get(&album)
                 .and_then(|a| a.tracks.get(&track))
-                .ok_or_else(|| {
-                    ApiError::NotFound(format!("no track {track} in album {album:?}"))
-                })?
+                .ok_or_else(|| ApiError::NotFound(format!("no track {track} in album {album:?}")))?
                 .renditions
                 .values()
                 .cloned()

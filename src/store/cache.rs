@@ -277,7 +277,10 @@ mod tests {
         // derived load.
         assert_eq!(&cache.get(path.clone()).await.unwrap()[..], b"sealed");
         assert_eq!(cache.stats().disk_reads.get(), 2);
-        assert_eq!(&cache.get_derived(path, build).await.unwrap()[..], b"sealed+hls");
+        assert_eq!(
+            &cache.get_derived(path, build).await.unwrap()[..],
+            b"sealed+hls"
+        );
         assert!(cache.stats().derived_hits.get() >= 1);
     }
 
@@ -294,9 +297,7 @@ mod tests {
         ));
         let ok = |b: Bytes| async move { Ok::<_, String>(b) };
         assert!(cache.get_derived(path, ok).await.is_ok());
-        let missing = cache
-            .get_derived(PathBuf::from("/nonexistent/x"), ok)
-            .await;
+        let missing = cache.get_derived(PathBuf::from("/nonexistent/x"), ok).await;
         assert!(matches!(missing, Err(DeriveError::Load(e)) if e.not_found));
     }
 

@@ -60,7 +60,11 @@ pub fn track_master(entitled: &[Entitled], carry: Carry<'_>) -> Response<Body> {
 
 /// An album's multivariant playlist: per rendition, every track's entitlement (in track
 /// order).
-pub fn album_master(album: &str, per_rendition: &[Vec<Entitled>], carry: Carry<'_>) -> Response<Body> {
+pub fn album_master(
+    album: &str,
+    per_rendition: &[Vec<Entitled>],
+    carry: Carry<'_>,
+) -> Response<Body> {
     let variants: Vec<Variant<'_>> = per_rendition
         .iter()
         .filter_map(|tracks| {
@@ -149,7 +153,11 @@ pub async fn segment(
 
 /// The 16-byte HLS key of the granted rendition (`m`), for a holder of a license grant that
 /// covers it. Never stored by any cache.
-pub fn key(app: &App, grant: &LicenseGrant, m: &RenditionManifest) -> Result<Response<Body>, ApiError> {
+pub fn key(
+    app: &App,
+    grant: &LicenseGrant,
+    m: &RenditionManifest,
+) -> Result<Response<Body>, ApiError> {
     if !grant.renditions().iter().any(|r| *r == m.rendition) {
         // authorize_license was asked for exactly this rendition; a grant without it means
         // the caller mixed up its arguments, and a key must never leave on a guess.
