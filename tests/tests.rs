@@ -13,3 +13,4 @@ mod reload;
 mod rerun;
 mod sealing;
 mod serve;
+mod web;

@@ -82,6 +82,8 @@ fn request_id(headers: &http::HeaderMap, endpoint: &Endpoint) -> Option<String> 
             | Endpoint::RefundPurchase { .. }
             | Endpoint::CreatePlayToken
             | Endpoint::CreateLicense
+            | Endpoint::DevSession
+            | Endpoint::DevPurchase
     ) {
         return None;
     }
@@ -314,6 +316,16 @@ async fn dispatch(
                 path,
             };
             ops::hls::segment(app, &grant, seg, req.headers()).await
+        }
+        Endpoint::WebAsset { file } => ops::web::asset(&file),
+        Endpoint::DevStatus => ops::web::status(app),
+        Endpoint::DevSession => {
+            let body = read_body(app, req).await?;
+            ops::web::session(app, &body, request_id)
+        }
+        Endpoint::DevPurchase => {
+            let body = read_body(app, req).await?;
+            ops::web::purchase(app, &body, request_id).await
         }
         Endpoint::Preflight => Ok(respond::preflight()),
         Endpoint::WrongMethod => Err(ApiError::MethodNotAllowed),

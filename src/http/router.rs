@@ -110,6 +110,17 @@ pub enum Endpoint {
         /// The user.
         user: String,
     },
+    /// `GET /` and `GET /web/{file}`: a file of the web player.
+    WebAsset {
+        /// File name under `web/` (`index.html` for `/`).
+        file: String,
+    },
+    /// `GET /v1/dev`: whether the demo store is on (dev only).
+    DevStatus,
+    /// `POST /v1/dev/session`: a demo user's account token (dev only).
+    DevSession,
+    /// `POST /v1/dev/purchases`: the demo store buys an album (dev only).
+    DevPurchase,
     /// `OPTIONS` anything: a CORS preflight.
     Preflight,
     /// A known path with a method it does not take.
@@ -145,6 +156,10 @@ impl Endpoint {
             Endpoint::CreatePlayToken => "create_play_token",
             Endpoint::GetChart => "get_chart",
             Endpoint::GetUserAlbums { .. } => "get_user_albums",
+            Endpoint::WebAsset { .. } => "web_asset",
+            Endpoint::DevStatus => "dev_status",
+            Endpoint::DevSession => "dev_session",
+            Endpoint::DevPurchase => "dev_purchase",
             Endpoint::Preflight => "preflight",
             Endpoint::WrongMethod => "wrong_method",
             Endpoint::NotFound => "not_found",
@@ -183,6 +198,18 @@ pub fn route(method: &Method, path: &str) -> Endpoint {
     };
     let is_id = |s: &str| check_identifier(s).is_ok();
     match parts.as_slice() {
+        [""] => want_get(Endpoint::WebAsset {
+            file: "index.html".into(),
+        }),
+        // Only names in the player's fixed list route here, so no path reaches the disk.
+        ["web", rest @ ..] if crate::http::ops::web::is_asset(&rest.join("/")) => {
+            want_get(Endpoint::WebAsset {
+                file: rest.join("/"),
+            })
+        }
+        ["v1", "dev"] => want_get(Endpoint::DevStatus),
+        ["v1", "dev", "session"] => want_post(Endpoint::DevSession),
+        ["v1", "dev", "purchases"] => want_post(Endpoint::DevPurchase),
         ["healthz"] => want_get(Endpoint::Health),
         ["readyz"] => want_get(Endpoint::Ready),
         ["metrics"] => want_get(Endpoint::Metrics),
@@ -364,6 +391,26 @@ mod tests {
             }
         );
         assert_eq!(route(&Method::OPTIONS, "/v1/albums"), Endpoint::Preflight);
+    }
+
+    #[test]
+    fn web_routes() {
+        let asset = |f: &str| Endpoint::WebAsset { file: f.into() };
+        assert_eq!(route(&Method::GET, "/"), asset("index.html"));
+        assert_eq!(route(&Method::GET, "/web/app.js"), asset("app.js"));
+        assert_eq!(
+            route(&Method::GET, "/web/vendor/hls.min.js"),
+            asset("vendor/hls.min.js")
+        );
+        assert_eq!(route(&Method::GET, "/web/../Cargo.toml"), Endpoint::NotFound);
+        assert_eq!(route(&Method::GET, "/web/nope.js"), Endpoint::NotFound);
+        assert_eq!(route(&Method::POST, "/"), Endpoint::WrongMethod);
+        assert_eq!(route(&Method::POST, "/v1/dev/session"), Endpoint::DevSession);
+        assert_eq!(
+            route(&Method::POST, "/v1/dev/purchases"),
+            Endpoint::DevPurchase
+        );
+        assert_eq!(route(&Method::GET, "/v1/dev/session"), Endpoint::WrongMethod);
     }
 
     #[test]

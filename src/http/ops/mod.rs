@@ -12,3 +12,4 @@ pub mod play_token;
 pub mod purchase;
 pub mod sales;
 pub mod segment;
+pub mod web;

@@ -1,0 +1,425 @@
+//! The web player in a real browser: Debian's headless Chromium, driven through chromedriver by
+//! fantoccini, against an in-process server. It opens `/`, plays a preview, buys the album in
+//! the demo store, plays past the preview length, seeks, switches quality, and saves a
+//! screenshot (`<target dir>/web-artifacts/player.png`). Also, without a browser: the static
+//! files' headers, and the demo store's endpoints existing only with the dev account key.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::util::{self, TestServer};
+
+const ALBUM: &str = "web-test";
+/// Each fixture track's length; the album.toml `packaged_album` writes has preview_seconds 4.
+const TRACK_SECONDS: f64 = 12.0;
+const PREVIEW_SECONDS: f64 = 4.0;
+
+/// chromedriver on an ephemeral port, killed when dropped.
+struct Driver {
+    url: String,
+    _child: tokio::process::Child,
+}
+
+/// A free loopback port: bind port 0, read it, release it (chromedriver takes a port number,
+/// not a socket; the window in which another process could take it is tiny).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+async fn start_chromedriver() -> Driver {
+    let port = free_port();
+    let child = tokio::process::Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start chromedriver ({e}): install Debian's chromium and chromium-driver \
+                 (`apt-get install -y chromium chromium-driver`; .ci/run does it)"
+            )
+        });
+    let url = format!("http://127.0.0.1:{port}");
+    let c = reqwest::Client::new();
+    for _ in 0..100 {
+        if let Ok(r) = c.get(format!("{url}/status")).send().await
+            && r.status().is_success()
+        {
+            return Driver { url, _child: child };
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not answer on {url} within 10 s");
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-dev-shm-usage",
+                "--autoplay-policy=no-user-gesture-required",
+                "--mute-audio",
+                "--window-size=1280,900",
+            ],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a chromium session through chromedriver")
+}
+
+/// Where the screenshot goes: the cargo target dir (CARGO_TARGET_DIR when set).
+fn artifacts_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("web-artifacts")
+}
+
+async fn js(c: &Client, script: &str) -> Value {
+    c.execute(script, vec![])
+        .await
+        .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+}
+
+/// The player's state and the `<audio>` element's, as one JSON value (for checks and for
+/// failure messages).
+async fn snapshot(c: &Client) -> Value {
+    js(
+        c,
+        "const a = document.getElementById('audio'); const s = window.encore || {};
+         return {
+           currentTime: a.currentTime, duration: a.duration, paused: a.paused,
+           error: a.error ? {code: a.error.code, message: a.error.message} : null,
+           mode: s.mode, track: s.track, levels: s.levels, level: s.level,
+           errorText: s.error, errorKind: s.errorKind, mediaErrors: s.mediaErrors,
+           warnings: s.warnings, message: document.getElementById('message').textContent,
+           nameplate: document.getElementById('nameplate').textContent,
+           canFlac: MediaSource.isTypeSupported('audio/mp4; codecs=\"flac\"'),
+           canOpus: MediaSource.isTypeSupported('audio/mp4; codecs=\"opus\"'),
+         };",
+    )
+    .await
+}
+
+/// Polls `check` on the snapshot every 100 ms until it holds, or fails after `secs` with the
+/// last snapshot and a screenshot beside the artifacts.
+async fn wait_for(c: &Client, what: &str, secs: u64, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let s = snapshot(c).await;
+        if check(&s) {
+            return s;
+        }
+        if tokio::time::Instant::now() > deadline {
+            save_screenshot(c, "failure.png").await;
+            panic!("timed out waiting for {what}; player state: {s:#}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn save_screenshot(c: &Client, name: &str) -> PathBuf {
+    let dir = artifacts_dir();
+    std::fs::create_dir_all(&dir).expect("artifacts dir");
+    let path = dir.join(name);
+    let png = c.screenshot().await.expect("screenshot");
+    std::fs::write(&path, png).expect("write screenshot");
+    path
+}
+
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no element {css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+}
+
+fn f(v: &Value, k: &str) -> f64 {
+    v[k].as_f64().unwrap_or(f64::NAN)
+}
+
+fn clean(s: &Value) -> bool {
+    s["error"].is_null() && s["mediaErrors"].as_array().is_some_and(|a| a.is_empty())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_player_preview_buy_play_seek_switch() {
+    let ws = util::packaged_album(ALBUM, 2, TRACK_SECONDS);
+    let server = TestServer::start(&ws).await;
+    let driver = start_chromedriver().await;
+    let c = browser(&driver).await;
+
+    c.goto(&format!("{}/", server.url)).await.expect("open /");
+    c.wait()
+        .for_element(Locator::Css("body[data-ready=true]"))
+        .await
+        .expect("the page starts");
+    click(&c, &format!(".album-link[data-album={ALBUM}]")).await;
+    c.wait()
+        .for_element(Locator::Css(".preview[data-track='1']"))
+        .await
+        .expect("the album page");
+
+    // A preview, before buying: the demo store signs the fan in; only `preview` is offered.
+    click(&c, ".preview[data-track='1']").await;
+    let s = wait_for(&c, "the preview to play", 30, |s| {
+        s["mode"] == "preview" && f(s, "currentTime") > 1.0 && s["paused"] == false
+    })
+    .await;
+    assert!(clean(&s), "{s:#}");
+    assert_eq!(s["levels"], json!(["preview"]), "{s:#}");
+    assert!(
+        f(&s, "duration") <= PREVIEW_SECONDS + 0.5,
+        "a preview is a clip: {s:#}"
+    );
+    let full_play = c
+        .find(Locator::Css(".play[data-track='1']"))
+        .await
+        .expect("play button");
+    assert!(
+        !full_play.is_enabled().await.expect("enabled?"),
+        "full play is off before buying"
+    );
+
+    // Buy in the demo store: the nameplate and the chart update.
+    click(&c, "#buy").await;
+    let s = wait_for(&c, "the buyer nameplate", 20, |s| {
+        s["nameplate"]
+            .as_str()
+            .is_some_and(|n| n.contains("No. 1 buyer"))
+    })
+    .await;
+    assert!(s["errorText"].is_null(), "{s:#}");
+    let chart = js(
+        &c,
+        &format!(
+            "const r = document.querySelector('#chart tr[data-album=\"{ALBUM}\"]');
+             return r ? r.textContent : null;"
+        ),
+    )
+    .await;
+    assert!(chart.as_str().is_some_and(|t| t.ends_with('1')), "{chart}");
+
+    // Full playback of the album, past the preview length.
+    click(&c, ".play[data-track='1']").await;
+    let s = wait_for(&c, "full playback past the preview length", 40, |s| {
+        s["mode"] == "full" && f(s, "currentTime") > PREVIEW_SECONDS + 1.0
+    })
+    .await;
+    assert!(clean(&s), "{s:#}");
+    assert!(
+        f(&s, "duration") > 2.0 * TRACK_SECONDS - 1.0,
+        "the album timeline holds both tracks: {s:#}"
+    );
+    let levels: Vec<String> = s["levels"]
+        .as_array()
+        .expect("levels")
+        .iter()
+        .filter_map(|l| l.as_str().map(str::to_owned))
+        .collect();
+    assert!(levels.len() >= 2, "a buyer gets several qualities: {s:#}");
+    assert!(!levels.contains(&"preview".to_owned()), "{s:#}");
+
+    // Seek with the seek control into track 2; playback goes on from there.
+    let target = TRACK_SECONDS + 2.0;
+    js(
+        &c,
+        &format!(
+            "const k = document.getElementById('seek'); k.value = '{target}';
+             k.dispatchEvent(new Event('change')); return null;"
+        ),
+    )
+    .await;
+    let s = wait_for(&c, "playback after the seek", 30, |s| {
+        f(s, "currentTime") > target + 1.0 && s["paused"] == false
+    })
+    .await;
+    assert!(clean(&s), "{s:#}");
+    assert_eq!(s["track"], 2, "{s:#}");
+
+    // Switch quality through the selector: another rendition, and playback goes on.
+    let now = s["level"].as_i64().unwrap_or(-1);
+    let other = (0..levels.len() as i64)
+        .find(|&i| i != now)
+        .expect("another level");
+    let before = f(&s, "currentTime");
+    js(
+        &c,
+        &format!(
+            "const q = document.getElementById('quality'); q.value = '{other}';
+             q.dispatchEvent(new Event('change')); return null;"
+        ),
+    )
+    .await;
+    let s = wait_for(&c, "playback after the quality switch", 30, |s| {
+        s["level"] == other && f(s, "currentTime") > before + 1.5 && s["paused"] == false
+    })
+    .await;
+    assert!(clean(&s), "{s:#}");
+    let shot = save_screenshot(&c, "player.png").await;
+    eprintln!(
+        "screenshot: {}; playing {} after the switch; flac {} opus {}",
+        shot.display(),
+        levels[other as usize],
+        s["canFlac"],
+        s["canOpus"]
+    );
+
+    // An expired session: the play token is refused and cannot be renewed: a clear message.
+    js(
+        &c,
+        "window.encore.play.token = 'expired'; window.encore.session.token = 'expired';
+         return null;",
+    )
+    .await;
+    click(&c, ".play[data-track='1']").await;
+    let s = wait_for(&c, "the expired-session message", 20, |s| {
+        s["errorKind"] == "expired"
+    })
+    .await;
+    assert!(
+        s["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("session has expired")),
+        "{s:#}"
+    );
+
+    c.close().await.expect("close the browser");
+}
+
+async fn post(url: &str, body: Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .expect("request")
+}
+
+#[tokio::test]
+async fn web_files_and_dev_store() {
+    let ws = util::packaged_album(ALBUM, 1, 3.0);
+    let server = TestServer::start(&ws).await;
+    let c = reqwest::Client::new();
+
+    let index = c.get(format!("{}/", server.url)).send().await.expect("GET /");
+    assert_eq!(index.status(), StatusCode::OK);
+    let csp = index.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_owned();
+    assert!(csp.contains("default-src 'self'"), "{csp}");
+    assert!(
+        index.headers()["content-type"]
+            .to_str()
+            .expect("type")
+            .starts_with("text/html")
+    );
+    for (path, ty) in [
+        ("/web/app.js", "text/javascript"),
+        ("/web/style.css", "text/css"),
+        ("/web/vendor/hls.min.js", "text/javascript"),
+        ("/web/vendor/hls.js.LICENSE", "text/plain"),
+    ] {
+        let r = c.get(format!("{}{path}", server.url)).send().await.expect("get");
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert!(r.headers()["content-type"].to_str().expect("type").starts_with(ty));
+        assert!(r.headers().contains_key("cache-control"), "{path}");
+    }
+    let r = c
+        .get(format!("{}/web/../Cargo.toml", server.url))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // The demo store: a session, a purchase at the catalog price, a play token naming it.
+    let s: Value = post(&format!("{}/v1/dev/session", server.url), json!({"user": "fan-9"}))
+        .await
+        .json()
+        .await
+        .expect("session");
+    let account = s["token"].as_str().expect("token").to_owned();
+    let r = post(
+        &format!("{}/v1/dev/purchases", server.url),
+        json!({"user": "fan-9", "album": ALBUM}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let receipt: Value = r.json().await.expect("receipt");
+    assert_eq!(receipt["buyer_number"], 1);
+    let again = post(
+        &format!("{}/v1/dev/purchases", server.url),
+        json!({"user": "fan-9", "album": ALBUM}),
+    )
+    .await;
+    assert_eq!(again.status(), StatusCode::OK, "buying twice replays");
+    let r = post(
+        &format!("{}/v1/dev/purchases", server.url),
+        json!({"user": "fan-9", "album": "no-such-album"}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = post(
+        &format!("{}/v1/dev/session", server.url),
+        json!({"user": "bad user/"}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let play: Value = c
+        .post(format!("{}/v1/play-tokens", server.url))
+        .bearer_auth(&account)
+        .send()
+        .await
+        .expect("exchange")
+        .json()
+        .await
+        .expect("play token");
+    assert_eq!(play["albums"], json!([ALBUM]));
+    let chart: Value = c
+        .get(format!("{}/v1/charts/albums?window=all", server.url))
+        .send()
+        .await
+        .expect("chart")
+        .json()
+        .await
+        .expect("chart json");
+    assert_eq!(chart["albums"][0]["album"], ALBUM);
+    assert_eq!(chart["albums"][0]["units"], 1);
+
+    // Without the development account key the demo store does not exist (production).
+    std::fs::remove_file(
+        encore::seal::account_keys::accounts_dir(&ws.keys())
+            .join(encore::seal::account_keys::DEV_ACCOUNT_KEY),
+    )
+    .expect("remove the dev key");
+    for (path, body) in [
+        ("/v1/dev/session", json!({"user": "fan-9"})),
+        ("/v1/dev/purchases", json!({"user": "fan-9", "album": ALBUM})),
+    ] {
+        let r = post(&format!("{}{path}", server.url), body).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    let r = c
+        .get(format!("{}/v1/dev", server.url))
+        .send()
+        .await
+        .expect("dev");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
