@@ -206,15 +206,14 @@ async fn web_player_preview_buy_play_seek_switch() {
     })
     .await;
     assert!(s["errorText"].is_null(), "{s:#}");
-    let chart = js(
-        &c,
-        &format!(
-            "const r = document.querySelector('#chart tr[data-album=\"{ALBUM}\"]');
-             return r ? r.textContent : null;"
-        ),
-    )
-    .await;
-    assert!(chart.as_str().is_some_and(|t| t.ends_with('1')), "{chart}");
+    // The chart reloads after the nameplate: wait for its row.
+    let row = c
+        .wait()
+        .for_element(Locator::Css(&format!("#chart tr[data-album={ALBUM}]")))
+        .await
+        .expect("the album in the sales chart");
+    let chart = row.text().await.expect("chart row");
+    assert!(chart.ends_with('1'), "one unit sold: {chart}");
 
     // Full playback of the album, past the preview length.
     click(&c, ".play[data-track='1']").await;
@@ -318,7 +317,11 @@ async fn web_files_and_dev_store() {
     let server = TestServer::start(&ws).await;
     let c = reqwest::Client::new();
 
-    let index = c.get(format!("{}/", server.url)).send().await.expect("GET /");
+    let index = c
+        .get(format!("{}/", server.url))
+        .send()
+        .await
+        .expect("GET /");
     assert_eq!(index.status(), StatusCode::OK);
     let csp = index.headers()["content-security-policy"]
         .to_str()
@@ -337,9 +340,18 @@ async fn web_files_and_dev_store() {
         ("/web/vendor/hls.min.js", "text/javascript"),
         ("/web/vendor/hls.js.LICENSE", "text/plain"),
     ] {
-        let r = c.get(format!("{}{path}", server.url)).send().await.expect("get");
+        let r = c
+            .get(format!("{}{path}", server.url))
+            .send()
+            .await
+            .expect("get");
         assert_eq!(r.status(), StatusCode::OK, "{path}");
-        assert!(r.headers()["content-type"].to_str().expect("type").starts_with(ty));
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .expect("type")
+                .starts_with(ty)
+        );
         assert!(r.headers().contains_key("cache-control"), "{path}");
     }
     let r = c
@@ -350,11 +362,14 @@ async fn web_files_and_dev_store() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
     // The demo store: a session, a purchase at the catalog price, a play token naming it.
-    let s: Value = post(&format!("{}/v1/dev/session", server.url), json!({"user": "fan-9"}))
-        .await
-        .json()
-        .await
-        .expect("session");
+    let s: Value = post(
+        &format!("{}/v1/dev/session", server.url),
+        json!({"user": "fan-9"}),
+    )
+    .await
+    .json()
+    .await
+    .expect("session");
     let account = s["token"].as_str().expect("token").to_owned();
     let r = post(
         &format!("{}/v1/dev/purchases", server.url),
@@ -411,7 +426,10 @@ async fn web_files_and_dev_store() {
     .expect("remove the dev key");
     for (path, body) in [
         ("/v1/dev/session", json!({"user": "fan-9"})),
-        ("/v1/dev/purchases", json!({"user": "fan-9", "album": ALBUM})),
+        (
+            "/v1/dev/purchases",
+            json!({"user": "fan-9", "album": ALBUM}),
+        ),
     ] {
         let r = post(&format!("{}{path}", server.url), body).await;
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");

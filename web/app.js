@@ -86,6 +86,7 @@ async function api(method, path, opts) {
     resp = await fetch(path, {
       method,
       headers,
+      cache: o.cache || 'default',
       body: o.body === undefined ? undefined : JSON.stringify(o.body),
     });
   } catch (e) {
@@ -298,7 +299,8 @@ function renderOwnership() {
 
 async function loadChart() {
   try {
-    const c = await api('GET', '/v1/charts/albums?window=all');
+    // The chart may be cached for 10 s (max-age): revalidate, so a purchase shows at once.
+    const c = await api('GET', '/v1/charts/albums?window=all', { cache: 'no-cache' });
     const body = $('chart').tBodies[0];
     body.replaceChildren();
     for (const row of c.albums) {
@@ -396,10 +398,11 @@ function start(url, mode, track, startAt) {
   state.mode = mode;
   state.track = track;
   hls.on(window.Hls.Events.MANIFEST_PARSED, () => {
-    state.levels = hls.levels.map(levelName);
+    const only = mode === 'preview' ? 'preview' : null;
+    state.levels = hls.levels.map((l) => levelName(l, only));
     const q = $('quality');
     q.replaceChildren(el('option', { value: '-1' }, 'auto'));
-    hls.levels.forEach((l, i) => q.append(el('option', { value: String(i) }, levelName(l))));
+    hls.levels.forEach((l, i) => q.append(el('option', { value: String(i) }, levelName(l, only))));
     q.disabled = hls.levels.length < 2;
     audio.play().catch((e) => fail('media', `Playback did not start: ${e.message}`));
   });
@@ -416,8 +419,10 @@ function start(url, mode, track, startAt) {
   say(mode === 'preview' ? 'Playing a preview.' : 'Playing the album.');
 }
 
-function levelName(l) {
-  return (l.attrs && l.attrs['STABLE-VARIANT-ID']) || l.name || `${Math.round(l.bitrate / 1000)} kb/s`;
+// A media playlist (the preview) has no variant attributes: its one level is named by the
+// caller, which knows which rendition it asked for.
+function levelName(l, fallback) {
+  return (l.attrs && l.attrs['STABLE-VARIANT-ID']) || fallback || l.name || `${Math.round(l.bitrate / 1000)} kb/s`;
 }
 
 async function onHlsError(_, data) {

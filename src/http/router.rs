@@ -402,15 +402,24 @@ mod tests {
             route(&Method::GET, "/web/vendor/hls.min.js"),
             asset("vendor/hls.min.js")
         );
-        assert_eq!(route(&Method::GET, "/web/../Cargo.toml"), Endpoint::NotFound);
+        assert_eq!(
+            route(&Method::GET, "/web/../Cargo.toml"),
+            Endpoint::NotFound
+        );
         assert_eq!(route(&Method::GET, "/web/nope.js"), Endpoint::NotFound);
         assert_eq!(route(&Method::POST, "/"), Endpoint::WrongMethod);
-        assert_eq!(route(&Method::POST, "/v1/dev/session"), Endpoint::DevSession);
+        assert_eq!(
+            route(&Method::POST, "/v1/dev/session"),
+            Endpoint::DevSession
+        );
         assert_eq!(
             route(&Method::POST, "/v1/dev/purchases"),
             Endpoint::DevPurchase
         );
-        assert_eq!(route(&Method::GET, "/v1/dev/session"), Endpoint::WrongMethod);
+        assert_eq!(
+            route(&Method::GET, "/v1/dev/session"),
+            Endpoint::WrongMethod
+        );
     }
 
     #[test]

@@ -7,8 +7,8 @@ use serde::Deserialize;
 use crate::http::app::App;
 use crate::http::problem::ApiError;
 use crate::http::respond::{Body, json_text};
-use crate::ledger::time::format_rfc3339;
 use crate::ledger::purchase::check_identifier;
+use crate::ledger::time::format_rfc3339;
 use crate::ledger::{FieldError, NewPurchase, Recorded};
 use crate::license::{Clock, MintRequest, Scope, SystemClock, mint};
 use crate::seal::account_keys::dev_account_key;
@@ -217,7 +217,11 @@ pub async fn purchase(
         "currency": currency,
     });
     let purchase = NewPurchase::parse(store_body.to_string().as_bytes(), now)?;
-    let (status, receipt) = match app.ledger.record_purchase(&purchase, now, request_id).await? {
+    let (status, receipt) = match app
+        .ledger
+        .record_purchase(&purchase, now, request_id)
+        .await?
+    {
         Recorded::Created(body) => {
             // As in `purchase::create`: the user owns the album again, the chart moved.
             app.revocations
