@@ -170,6 +170,9 @@ pub struct RawIngest {
     pub high_kbps: Option<u32>,
     /// Bitrate of the `standard` Opus tier and the preview for stereo, kbit/s (default 128).
     pub standard_kbps: Option<u32>,
+    /// Bitrate of the `aac` rendition (AAC-LC, constant) for stereo, kbit/s (default 256,
+    /// 64 to 320; mono gets half).
+    pub aac_kbps: Option<u32>,
     /// Tracks packaged at once (default 0 = one per CPU core).
     pub parallelism: Option<usize>,
 }
@@ -183,6 +186,8 @@ pub struct IngestSettings {
     pub high_bitrate: u32,
     /// `standard` tier and preview, bit/s for stereo.
     pub standard_bitrate: u32,
+    /// `aac` rendition, bit/s for stereo.
+    pub aac_bitrate: u32,
     /// Tracks packaged at once.
     pub parallelism: usize,
 }
@@ -191,8 +196,8 @@ impl IngestSettings {
     /// A stable description of everything that changes the packaged bytes.
     pub fn fingerprint(&self) -> String {
         format!(
-            "seg={};high={};std={}",
-            self.segment_seconds, self.high_bitrate, self.standard_bitrate
+            "seg={};high={};std={};aac={}",
+            self.segment_seconds, self.high_bitrate, self.standard_bitrate, self.aac_bitrate
         )
     }
 }
@@ -203,6 +208,9 @@ impl Default for IngestSettings {
             segment_seconds: 6.0,
             high_bitrate: 256_000,
             standard_bitrate: 128_000,
+            // What Apple sells and streams AAC at; above the 160 kbit/s top of the authoring
+            // spec's table (a SHOULD), chosen so the Apple rendition is not worse than `high`.
+            aac_bitrate: 256_000,
             parallelism: default_parallelism(),
         }
     }
@@ -297,6 +305,22 @@ impl Config {
             raw.ingest.standard_kbps,
             defaults.standard_bitrate,
         )?;
+        let aac_bitrate = raw
+            .ingest
+            .aac_kbps
+            .map(|k| k.saturating_mul(1000))
+            .unwrap_or(defaults.aac_bitrate);
+        // Below 64 kbit/s stereo AAC-LC is audibly poor (HE-AAC's range, which Apple's rules
+        // forbid above 64 kbit/s anyway); 320 is the top rate in common use.
+        if !(64_000..=320_000).contains(&aac_bitrate) {
+            return Err(ConfigError::Invalid {
+                key: "ingest.aac_kbps",
+                problem: format!(
+                    "is {} kbit/s; AAC-LC stereo takes 64 to 320",
+                    aac_bitrate / 1000
+                ),
+            });
+        }
         let parallelism = match o.parallelism.or(raw.ingest.parallelism) {
             None | Some(0) => defaults.parallelism,
             Some(n) => n.min(256),
@@ -360,6 +384,7 @@ impl Config {
                 segment_seconds,
                 high_bitrate,
                 standard_bitrate,
+                aac_bitrate,
                 parallelism,
             },
         })
@@ -441,5 +466,19 @@ mod tests {
         let raw: RawConfig = toml::from_str("[ingest]\nsegment_seconds = 0.1\n").unwrap();
         let err = Config::from_raw(raw, &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("ingest.segment_seconds"));
+    }
+
+    #[test]
+    fn aac_bitrate_defaults_and_bounds() {
+        let c = Config::from_raw(RawConfig::default(), &Overrides::default()).unwrap();
+        assert_eq!(c.ingest.aac_bitrate, 256_000);
+        let raw: RawConfig = toml::from_str("[ingest]\naac_kbps = 192\n").unwrap();
+        let c = Config::from_raw(raw, &Overrides::default()).unwrap();
+        assert_eq!(c.ingest.aac_bitrate, 192_000);
+        for bad in [32, 400, u32::MAX] {
+            let raw: RawConfig = toml::from_str(&format!("[ingest]\naac_kbps = {bad}\n")).unwrap();
+            let err = Config::from_raw(raw, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("ingest.aac_kbps"), "{err}");
+        }
     }
 }

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use sha2::{Digest, Sha256};
 
 use super::progress::Observer;
-use super::rendition::{self, HIGH, LOSSLESS, PIPELINE_VERSION, PREVIEW, STANDARD};
+use super::rendition::{self, AAC, HIGH, LOSSLESS, PIPELINE_VERSION, PREVIEW, STANDARD};
 use crate::config::IngestSettings;
 use crate::media::decode::{self, DecodeError, EmbeddedPicture};
 use crate::media::encoded::EncodedAudio;
-use crate::media::{flac, mp4, opus, preview, resample, segment};
+use crate::media::{aac, flac, mp4, opus, preview, resample, segment};
 use crate::seal::{self, ContentKey, Keyring, SealContext, SegmentSlot};
 use crate::store::{
     MANIFEST_FORMAT, PreviewWindowRecord, RenditionManifest, SealedSegment, SegmentRecord, Store,
@@ -97,7 +97,7 @@ pub struct TrackOutcome {
     pub cover: Option<EmbeddedPicture>,
 }
 
-const STEPS: u64 = 7;
+const STEPS: u64 = 8;
 
 /// Packages one track, catching panics from codecs so that they fail only this track.
 pub fn package(job: &TrackJob<'_>, observer: &dyn Observer) -> Result<TrackOutcome, TrackError> {
@@ -215,7 +215,35 @@ fn package_inner(job: &TrackJob<'_>, observer: &dyn Observer) -> Result<TrackOut
         written += store_manifest(job, m)?;
     }
 
-    step(PREVIEW, 6);
+    step(AAC, 6);
+    // Reuse whichever PCM is already at the AAC rate: the source itself (44.1/48 kHz
+    // sources, no resampling at all) or the 48 kHz copy made for Opus (96/192 kHz).
+    let aac_rate = aac::coded_rate(pcm.sample_rate);
+    let resampled;
+    let aac_input: &[f32] = if aac_rate == pcm.sample_rate {
+        &pcm.float
+    } else if aac_rate == resample::OPUS_RATE {
+        &pcm48
+    } else {
+        resampled =
+            resample::resample_interleaved(&pcm.float, pcm.channels, pcm.sample_rate, aac_rate)
+                .map_err(|e| encode_err(e.to_string()))?;
+        &resampled
+    };
+    // Mono stays mono at half the rate, like the Opus tiers: an upmix would spend bits on
+    // a copy and tell players there is a stereo image when there is none.
+    let audio = aac::encode(
+        aac_input,
+        pcm.channels,
+        aac_rate,
+        per_channel(job.settings.aac_bitrate),
+    )
+    .map_err(|e| encode_err(e.to_string()))?;
+    let m = write_rendition(job, AAC, &audio, key_for(AAC), &generation, None)?;
+    written += store_manifest(job, m)?;
+    drop(audio);
+
+    step(PREVIEW, 7);
     let span = preview::span(
         pcm48.len() / usize::from(pcm.channels),
         resample::OPUS_RATE,
@@ -337,7 +365,7 @@ fn write_rendition(
         track: job.track,
         rendition: name.to_string(),
         generation: generation.to_string(),
-        codec: mp4::codec_string(&audio.codec).to_string(),
+        codec: mp4::codec_name(&audio.codec).to_string(),
         codec_string: mp4::codec_string(&audio.codec).to_string(),
         sample_rate: audio.sample_rate,
         channels: audio.channels,
