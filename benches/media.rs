@@ -10,7 +10,8 @@
 //!
 //! Latest figures, 2026-11-28 05:03 UTC, 2 vCPU Intel Xeon (family 6 model 207, AVX-512),
 //! quiet machine, from `benches/compare.sh 5`; mean wall time; see `docs/PERFORMANCE.md` for
-//! the ffmpeg ratios. Opus is the system's C libopus 1.3.1, FLAC is flacenc at LPC order 8:
+//! the ffmpeg ratios. Opus is the system's C libopus 1.3.1, FLAC is flacenc at LPC order 8
+//! (the AAC line is from 2026-11-28 11:41 UTC, `-- aac_encode`, Opus 256k at 315 ms then):
 //!
 //! | stage                                    |      time | × realtime |
 //! |------------------------------------------|----------:|-----------:|
@@ -23,6 +24,7 @@
 //! | resample 44.1 → 48 kHz (01)              |  39.5 ms  |        709 |
 //! | Opus encode 256 kbit/s (01)              |   313 ms  |       89.5 |
 //! | Opus encode 128 kbit/s (01)              |   258 ms  |        109 |
+//! | AAC-LC encode 256 kbit/s (01, FDK AAC)   |   126 ms  |        221 |
 //! | fMP4 package, FLAC rendition (01)        |  0.15 ms  |    190 000 |
 //! | fMP4 package, Opus 256k rendition (01)   |  0.04 ms  |    706 000 |
 
