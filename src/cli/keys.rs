@@ -145,24 +145,22 @@ pub fn run(cmd: KeysCommand) -> ExitCode {
                 Err(e) => fail(e, 1),
             }
         }
-        KeysCommand::Rotate(RotateCommand::Signing(args)) => {
-            operate(
-                &args,
-                |r, actor| r.rotate_signing(actor),
-                |rot| {
-                    format!(
-                        "new signing key {} is in the JWKS now and signs from {} ({}); \
+        KeysCommand::Rotate(RotateCommand::Signing(args)) => operate(
+            &args,
+            |r, actor| r.rotate_signing(actor),
+            |rot| {
+                format!(
+                    "new signing key {} is in the JWKS now and signs from {} ({}); \
                      superseded: {}",
-                        rot.kid,
-                        rot.activates_unix,
-                        when(rot.activates_unix),
-                        list_or_none(rot.superseded.iter().map(|(kid, t)| {
-                            format!("{kid} (verifies until {t}, {})", when(*t))
-                        }))
-                    )
-                },
-            )
-        }
+                    rot.kid,
+                    rot.activates_unix,
+                    when(rot.activates_unix),
+                    list_or_none(rot.superseded.iter().map(|s| {
+                        format!("{} (verifies until {})", s.kid, when(s.retires_unix))
+                    }))
+                )
+            },
+        ),
         KeysCommand::Rotate(RotateCommand::Kek(args)) => operate(
             &args,
             |r, actor| r.rotate_kek(actor),

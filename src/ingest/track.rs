@@ -144,13 +144,23 @@ fn package_inner(job: &TrackJob<'_>, observer: &dyn Observer) -> Result<TrackOut
         })
         .collect::<Result<Vec<ContentKey>, _>>()?;
     let fingerprint = fingerprint(job)?;
-    // Sealed under the slot's newest key: a content-key rotation re-seals the store itself,
-    // so a key change alone never sends a track back through the encoders.
+    // Sealed under a key the keys folder still holds: key changes are the business of
+    // content-key rotation, which re-seals the store itself (and may be midway), so a key
+    // change alone never sends a track back through the encoders.
+    let sealed_under_known_key = |m: &RenditionManifest| {
+        m.key_id.parse().is_ok_and(|id| {
+            matches!(
+                job.keyring
+                    .content_key_by_id(job.album, job.track, &m.rendition, id),
+                Ok(Some(_))
+            )
+        })
+    };
     if !job.force
         && let Some(existing) = job.store.read_track(job.album, job.track).map_err(store_err)?
         && existing.fingerprint == fingerprint
-        && rendition::ALL.iter().zip(&keys).all(|(r, key)| {
-            matches!(job.store.read_manifest(job.album, job.track, r), Ok(Some(m)) if job.store.is_complete(&m) && m.key_id == key.id().to_string())
+        && rendition::ALL.iter().all(|r| {
+            matches!(job.store.read_manifest(job.album, job.track, r), Ok(Some(m)) if job.store.is_complete(&m) && sealed_under_known_key(&m))
         })
     {
         let seconds = existing.source_samples as f64 / f64::from(existing.source_sample_rate.max(1));

@@ -237,9 +237,7 @@ impl Rotator {
             serde_json::json!({
                 "kid": r.kid.to_string(),
                 "activates": r.activates_unix,
-                "superseded": r.superseded.iter()
-                    .map(|(kid, t)| serde_json::json!({"kid": kid.to_string(), "retires_at": t}))
-                    .collect::<Vec<_>>(),
+                "superseded": r.superseded,
             })
         })
     }

@@ -43,6 +43,10 @@ pub(crate) struct StateFile {
     pub(crate) active_signing: SigningKid,
     pub(crate) keks: Vec<KekEntry>,
     pub(crate) signing: Vec<SigningEntry>,
+    /// KEKs a finished rotation took out of service (their files are deleted right after
+    /// this is written; a file still there is the debris of a crash in between).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) retired_keks: Vec<KeyId>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

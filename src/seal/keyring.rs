@@ -250,6 +250,7 @@ impl Keyring {
                         retires_unix: None,
                         revoked_unix: None,
                     }],
+                    retired_keks: Vec::new(),
                 };
                 write_state(&state_path, &state)?;
                 created.push(state_path);
@@ -484,11 +485,13 @@ impl Keyring {
         self.edit_content_file(album, |file| {
             let mut changed = false;
             for e in &mut file.keys {
-                if e.track == track && e.rendition == rendition && e.id == id {
-                    if e.retires_unix.is_none() {
-                        e.retires_unix = Some(retires_unix);
-                        changed = true;
-                    }
+                if e.track == track
+                    && e.rendition == rendition
+                    && e.id == id
+                    && e.retires_unix.is_none()
+                {
+                    e.retires_unix = Some(retires_unix);
+                    changed = true;
                 }
             }
             changed

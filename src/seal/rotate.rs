@@ -29,7 +29,16 @@ pub struct SigningRotation {
     /// When it starts signing.
     pub activates_unix: u64,
     /// Keys it supersedes, with the time each is retired.
-    pub superseded: Vec<(SigningKid, u64)>,
+    pub superseded: Vec<Superseded>,
+}
+
+/// A signing key a rotation superseded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Superseded {
+    /// Its kid.
+    pub kid: SigningKid,
+    /// From when its tokens are refused and it leaves the JWKS.
+    pub retires_unix: u64,
 }
 
 /// What `revoke signing` did.
@@ -169,8 +178,13 @@ pub fn rotate_signing(
         .signing
         .iter()
         .filter(|e| e.kid != pair.kid())
-        .filter_map(|e| Some((e.kid, e.retires_unix?)))
-        .filter(|(_, t)| *t > now)
+        .filter_map(|e| {
+            Some(Superseded {
+                kid: e.kid,
+                retires_unix: e.retires_unix?,
+            })
+        })
+        .filter(|s| s.retires_unix > now)
         .collect();
     tracing::info!(kid = %pair.kid(), activates = now + propagation_seconds, "signing key rotated in");
     Ok(SigningRotation {
@@ -247,7 +261,26 @@ pub fn prune_signing(dir: &Path, now: u64) -> Result<Vec<SigningKid>, KeyError> 
 pub fn rotate_kek(dir: &Path, now: u64) -> Result<KekRotation, KeyError> {
     let _lock = lock(dir)?;
     let mut state = state(dir)?;
+    // A KEK file of a KEK the state records as retired is the debris of a rotation that
+    // crashed just before deleting it: that rotation is finished by deleting it, not by
+    // starting another one. (Any other unlisted KEK file was never committed.)
+    let leftover: Vec<KeyId> = state
+        .retired_keks
+        .iter()
+        .copied()
+        .filter(|id| dir.join(kek_file_name(*id)).exists())
+        .collect();
     remove_unlisted(dir, &state)?;
+    if !leftover.is_empty() && state.keks.len() == 1 {
+        tracing::info!(kek = %state.active_kek, "finished an interrupted KEK rotation (deleted the old KEK)");
+        return Ok(KekRotation {
+            kek: state.active_kek,
+            retired: leftover,
+            albums: Keyring::open(dir)?.albums()?.len(),
+            rewrapped: 0,
+            resumed: true,
+        });
+    }
     let resumed = state.keks.len() > 1;
     if !resumed {
         let kek = Kek::generate()?;
@@ -280,6 +313,7 @@ pub fn rotate_kek(dir: &Path, now: u64) -> Result<KekRotation, KeyError> {
         .filter(|id| *id != target)
         .collect();
     state.keks.retain(|e| e.id == target);
+    state.retired_keks.extend(retired.iter().copied());
     save_state(dir, &state)?;
     crashpoint::reached("rotate-kek:old-dropped");
     for id in &retired {
@@ -324,7 +358,13 @@ mod tests {
 
         let rot = rotate_signing(&dir, now, 60, 500).unwrap();
         assert_eq!(rot.activates_unix, now + 60);
-        assert_eq!(rot.superseded, vec![(old, now + 560)]);
+        assert_eq!(
+            rot.superseded,
+            vec![Superseded {
+                kid: old,
+                retires_unix: now + 560
+            }]
+        );
 
         let k = Keyring::open(&dir).unwrap();
         // Published at once, signing only after the delay.
