@@ -735,3 +735,170 @@ async fn sigkill_at_every_rotation_step_then_restart_and_rerun() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_api_needs_the_admin_scope_and_explains_refusals() {
+    let album = "admin-api";
+    let ws = util::packaged_album(album, 2, 1.0);
+    let s = util::TestServer::start(&ws).await;
+    let c = reqwest::Client::new();
+    let admin = util::token(&ws, "staff", Scope::Admin, &[]);
+    let fan = util::token(&ws, "fan", Scope::Play, &[album]);
+
+    // A fan's token is valid but not entitled; no token is a 401.
+    let r = c
+        .post(format!("{}/v1/admin/keys/kek/rotate", s.url))
+        .bearer_auth(&fan)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        r.headers()["content-type"].to_str().expect("type"),
+        "application/problem+json"
+    );
+    let r = c
+        .get(format!("{}/v1/admin/keys", s.url))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    // Listing: states, no key material.
+    let listing: Value = c
+        .get(format!("{}/v1/admin/keys", s.url))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        listing["keys"].as_array().expect("keys").len(),
+        2,
+        "{listing}"
+    );
+    assert_eq!(listing["content"].as_array().expect("content").len(), 8);
+    let text = listing.to_string();
+    for secret in key_material(&ws) {
+        assert!(!text.contains(&secret));
+    }
+
+    // Unknown things are 404 problems; bad bodies are 400; big bodies are 413.
+    let post = |path: &str, body: Value| {
+        c.post(format!("{}{path}", s.url))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+    let r = post(
+        "/v1/admin/keys/content/rotate",
+        serde_json::json!({"album": "nope"}),
+    )
+    .await
+    .expect("request");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = post(
+        "/v1/admin/keys/content/rotate",
+        serde_json::json!({"album": album, "track": 9}),
+    )
+    .await
+    .expect("request");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = post(
+        "/v1/admin/keys/content/rotate",
+        serde_json::json!({"album": album, "bogus": 1}),
+    )
+    .await
+    .expect("request");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = post(
+        "/v1/admin/keys/content/rotate",
+        serde_json::json!({"album": "x".repeat(20_000)}),
+    )
+    .await
+    .expect("request");
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let r = post(
+        "/v1/admin/keys/signing/00000000000000aa/revoke",
+        Value::Null,
+    )
+    .await
+    .expect("request");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // One track only: track 2 is re-sealed, track 1 untouched.
+    let t1 = util::manifest(&ws, album, 1, "lossless");
+    let t2 = util::manifest(&ws, album, 2, "lossless");
+    let r = post(
+        "/v1/admin/keys/content/rotate",
+        serde_json::json!({"album": album, "track": 2}),
+    )
+    .await
+    .expect("request");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let job_url = format!(
+        "{}{}",
+        s.url,
+        r.headers()["location"].to_str().expect("loc")
+    );
+    let mut job = Value::Null;
+    for _ in 0..300 {
+        job = c
+            .get(&job_url)
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("job")
+            .json()
+            .await
+            .expect("json");
+        if job["state"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["actor"]["sub"], "staff");
+    assert_eq!(
+        util::manifest(&ws, album, 1, "lossless").generation,
+        t1.generation
+    );
+    let t2_after = util::manifest(&ws, album, 2, "lossless");
+    assert_ne!(t2_after.generation, t2.generation);
+    assert_ne!(t2_after.key_id, t2.key_id);
+    // This server serves the switched manifest at once (the job reloaded the catalog).
+    let m: Value = c
+        .get(format!(
+            "{}/v1/albums/{album}/tracks/2/lossless/manifest",
+            s.url
+        ))
+        .bearer_auth(&fan)
+        .send()
+        .await
+        .expect("manifest")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(m["key_id"], t2_after.key_id.as_str());
+    // A license during the overlap carries both keys of the rendition, newest first.
+    let lic: Value = c
+        .post(format!("{}/v1/licenses", s.url))
+        .bearer_auth(&fan)
+        .json(&serde_json::json!({"album": album, "track": 2}))
+        .send()
+        .await
+        .expect("license")
+        .json()
+        .await
+        .expect("json");
+    let ids: Vec<&str> = lic["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter(|k| k["rendition"] == "lossless")
+        .map(|k| k["key_id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(ids, vec![t2_after.key_id.as_str(), t2.key_id.as_str()]);
+}
