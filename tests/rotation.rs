@@ -792,41 +792,41 @@ async fn admin_api_needs_the_admin_scope_and_explains_refusals() {
             .json(&body)
             .send()
     };
-    let r = post(
-        "/v1/admin/keys/content/rotate",
-        serde_json::json!({"album": "nope"}),
-    )
-    .await
-    .expect("request");
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = post(
-        "/v1/admin/keys/content/rotate",
-        serde_json::json!({"album": album, "track": 9}),
-    )
-    .await
-    .expect("request");
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = post(
-        "/v1/admin/keys/content/rotate",
-        serde_json::json!({"album": album, "bogus": 1}),
-    )
-    .await
-    .expect("request");
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    let r = post(
-        "/v1/admin/keys/content/rotate",
-        serde_json::json!({"album": "x".repeat(20_000)}),
-    )
-    .await
-    .expect("request");
-    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    let r = post(
-        "/v1/admin/keys/signing/00000000000000aa/revoke",
-        Value::Null,
-    )
-    .await
-    .expect("request");
-    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let refusals = [
+        (
+            "/v1/admin/keys/content/rotate",
+            serde_json::json!({"album": "nope"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/v1/admin/keys/content/rotate",
+            serde_json::json!({"album": album, "track": 9}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/v1/admin/keys/content/rotate",
+            serde_json::json!({"album": album, "bogus": 1}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/v1/admin/keys/content/rotate",
+            serde_json::json!({"album": "x".repeat(20_000)}),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            "/v1/admin/keys/signing/00000000000000aa/revoke",
+            Value::Null,
+            StatusCode::NOT_FOUND,
+        ),
+    ];
+    for (path, body, want) in refusals {
+        let r = post(path, body).await.expect("request");
+        assert_eq!(r.status(), want, "{path}");
+        assert_eq!(
+            r.headers()["content-type"].to_str().expect("type"),
+            "application/problem+json"
+        );
+    }
 
     // One track only: track 2 is re-sealed, track 1 untouched.
     let t1 = util::manifest(&ws, album, 1, "lossless");

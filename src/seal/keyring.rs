@@ -673,18 +673,10 @@ impl Keyring {
         track: u32,
         rendition: &str,
     ) -> Result<Option<ContentKey>, KeyError> {
-        let path = self.content_path(album)?;
-        let Some(file) = read_content_file(&path, album)? else {
-            return Ok(None);
-        };
-        let slot = KeySlot {
-            album,
-            track,
-            rendition,
-        };
-        find_entry(&file, track, rendition)
-            .map(|entry| self.unwrap_entry(&path, slot, entry))
-            .transpose()
+        let keys = self.unwrap_picked(album, track, rendition, |file| {
+            find_entry(file, track, rendition).into_iter().collect()
+        })?;
+        Ok(keys.into_iter().next())
     }
 
     /// Every content key of (album, track, rendition) not retired by `now`, newest first:
@@ -697,22 +689,14 @@ impl Keyring {
         rendition: &str,
         now: u64,
     ) -> Result<Vec<ContentKey>, KeyError> {
-        let path = self.content_path(album)?;
-        let Some(file) = read_content_file(&path, album)? else {
-            return Ok(Vec::new());
-        };
-        let slot = KeySlot {
-            album,
-            track,
-            rendition,
-        };
-        file.keys
-            .iter()
-            .rev()
-            .filter(|e| e.track == track && e.rendition == rendition)
-            .filter(|e| e.retires_unix.is_none_or(|t| t > now))
-            .map(|e| self.unwrap_entry(&path, slot, e))
-            .collect()
+        self.unwrap_picked(album, track, rendition, |file| {
+            file.keys
+                .iter()
+                .rev()
+                .filter(|e| e.track == track && e.rendition == rendition)
+                .filter(|e| e.retires_unix.is_none_or(|t| t > now))
+                .collect()
+        })
     }
 
     /// The content key `id` of (album, track, rendition), retired or not.
@@ -723,20 +707,37 @@ impl Keyring {
         rendition: &str,
         id: KeyId,
     ) -> Result<Option<ContentKey>, KeyError> {
+        let keys = self.unwrap_picked(album, track, rendition, |file| {
+            file.keys
+                .iter()
+                .filter(|e| e.track == track && e.rendition == rendition && e.id == id)
+                .take(1)
+                .collect()
+        })?;
+        Ok(keys.into_iter().next())
+    }
+
+    /// Reads `album`'s key file and unwraps the entries of one slot that `pick` chooses.
+    fn unwrap_picked(
+        &self,
+        album: &str,
+        track: u32,
+        rendition: &str,
+        pick: impl for<'f> FnOnce(&'f ContentFile) -> Vec<&'f ContentEntry>,
+    ) -> Result<Vec<ContentKey>, KeyError> {
         let path = self.content_path(album)?;
         let Some(file) = read_content_file(&path, album)? else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
         let slot = KeySlot {
             album,
             track,
             rendition,
         };
-        file.keys
-            .iter()
-            .find(|e| e.track == track && e.rendition == rendition && e.id == id)
-            .map(|e| self.unwrap_entry(&path, slot, e))
-            .transpose()
+        pick(&file)
+            .into_iter()
+            .map(|entry| self.unwrap_entry(&path, slot, entry))
+            .collect()
     }
 
     /// The content keys of `album`, without secrets; empty if it has none.
