@@ -218,7 +218,7 @@ async fn bad_tokens_get_401_with_a_bearer_challenge() {
         .into_iter()
         .next()
         .expect("key")
-        .1
+        .key
         .verifying_key()
         .to_bytes();
     let hs_input = format!(

@@ -10,5 +10,6 @@ mod formats;
 mod purchases;
 mod reload;
 mod rerun;
+mod rotation;
 mod sealing;
 mod serve;

@@ -488,3 +488,59 @@ pub fn packaged_album(album: &str, tracks: u32, seconds: f64) -> Workspace {
     assert!(out.status.success(), "{}", text(&out));
     ws
 }
+
+/// A real `encore serve` process on an ephemeral port (killed when dropped).
+pub struct ServeProcess {
+    pub child: tokio::process::Child,
+    pub url: String,
+}
+
+impl ServeProcess {
+    /// Starts `encore serve --listen 127.0.0.1:0 --log-json ARGS` and waits until `/readyz`
+    /// answers; its stderr lines are appended to `log`.
+    pub async fn start(
+        ws: &Workspace,
+        args: &[&str],
+        log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ) -> ServeProcess {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let mut all = vec!["--listen", "127.0.0.1:0", "--log-json"];
+        all.extend_from_slice(args);
+        let mut child = ws
+            .serve_command(&all)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start encore serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+        tokio::spawn(async move {
+            let mut tx = Some(tx);
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(at) = line.find("encore listening on ")
+                    && let Some(tx) = tx.take()
+                {
+                    let rest = &line[at + "encore listening on ".len()..];
+                    let url: String = rest.chars().take_while(|c| *c != '"').collect();
+                    let _ = tx.send(url);
+                }
+                log.lock().expect("log").push(line);
+            }
+        });
+        let url = tokio::time::timeout(std::time::Duration::from_secs(60), rx)
+            .await
+            .expect("server did not say where it listens")
+            .expect("server exited before listening");
+        let c = reqwest::Client::new();
+        for _ in 0..600 {
+            if let Ok(r) = c.get(format!("{url}/readyz")).send().await
+                && r.status().is_success()
+            {
+                return ServeProcess { child, url };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("server at {url} never became ready");
+    }
+}

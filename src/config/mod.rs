@@ -53,6 +53,59 @@ pub struct RawConfig {
     /// `[ledger]`.
     #[serde(default)]
     pub ledger: RawLedger,
+    /// `[keys]`.
+    #[serde(default)]
+    pub keys: RawKeys,
+}
+
+/// `[keys]` section: token lifetimes and the timing of key rotations.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeys {
+    /// Time between publishing a rotated-in signing key in the JWKS and signing with it,
+    /// seconds (default 600: longer than edges cache the JWKS, `max-age=300`).
+    pub signing_propagation_seconds: Option<u64>,
+    /// Longest lifetime (`exp - iat`) of any token accepted, seconds (default 604800 = 7
+    /// days): how long a superseded signing key keeps verifying.
+    pub max_token_seconds: Option<u64>,
+    /// Clock skew tolerated on token times, seconds (default 30).
+    pub token_leeway_seconds: Option<u64>,
+    /// How often `encore serve` retires and deletes what rotations scheduled, seconds
+    /// (default 60).
+    pub maintenance_interval_seconds: Option<u64>,
+}
+
+/// Validated `[keys]` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySettings {
+    /// JWKS-before-signing delay, seconds.
+    pub signing_propagation_seconds: u64,
+    /// Longest accepted token lifetime, seconds.
+    pub max_token_seconds: u64,
+    /// Clock skew tolerated, seconds.
+    pub token_leeway_seconds: u64,
+    /// Maintenance period of `encore serve`.
+    pub maintenance_interval: std::time::Duration,
+}
+
+impl Default for KeySettings {
+    fn default() -> Self {
+        KeySettings {
+            signing_propagation_seconds: 600,
+            max_token_seconds: 7 * 86_400,
+            token_leeway_seconds: 30,
+            maintenance_interval: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
+impl KeySettings {
+    /// How long after a successor starts signing a superseded key keeps verifying: no token
+    /// it signed can be valid after that.
+    pub fn token_horizon_seconds(&self) -> u64 {
+        self.max_token_seconds
+            .saturating_add(self.token_leeway_seconds)
+    }
 }
 
 /// `[ledger]` section: purchases, play-token exchange.
@@ -158,6 +211,8 @@ pub struct ServerSettings {
     pub watch_media: bool,
     /// Purchases and token exchange.
     pub ledger: LedgerSettings,
+    /// Token lifetimes and key rotation timing.
+    pub keys: KeySettings,
 }
 
 /// `[ingest]` section.
@@ -259,6 +314,25 @@ pub struct Overrides {
 }
 
 impl Config {
+    /// The packaged store, keeping replaced generations served as long as a license issued
+    /// before the switch can live (longest play token plus leeway).
+    pub fn store(&self) -> crate::store::Store {
+        crate::store::Store::new(&self.data_dir).with_retire_grace(
+            self.server
+                .ledger
+                .max_play_token_seconds
+                .saturating_add(self.server.keys.token_leeway_seconds),
+        )
+    }
+
+    /// Timing of key rotations.
+    pub fn rotation_settings(&self) -> crate::rotation::RotationSettings {
+        crate::rotation::RotationSettings {
+            propagation_seconds: self.server.keys.signing_propagation_seconds,
+            token_horizon_seconds: self.server.keys.token_horizon_seconds(),
+        }
+    }
+
     /// Loads `file` (or `encore.toml` if present when `file` is None), then applies overrides.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
         let raw = match file {
@@ -361,7 +435,17 @@ impl Config {
             json_logs: o.json_logs || log_format == "json",
             watch_media: s.watch_media.unwrap_or(true),
             ledger: ledger_settings(raw.ledger)?,
+            keys: key_settings(raw.keys)?,
         };
+        if server.ledger.max_play_token_seconds > server.keys.max_token_seconds {
+            return Err(ConfigError::Invalid {
+                key: "ledger.max_play_token_seconds",
+                problem: format!(
+                    "is {}; it cannot exceed keys.max_token_seconds ({})",
+                    server.ledger.max_play_token_seconds, server.keys.max_token_seconds
+                ),
+            });
+        }
         Ok(Config {
             server,
             media_dir: o
@@ -421,6 +505,41 @@ fn ledger_settings(raw: RawLedger) -> Result<LedgerSettings, ConfigError> {
         account_issuer,
         play_token_seconds: ttl,
         max_play_token_seconds: max,
+    })
+}
+
+fn key_settings(raw: RawKeys) -> Result<KeySettings, ConfigError> {
+    let d = KeySettings::default();
+    let max_token_seconds = raw.max_token_seconds.unwrap_or(d.max_token_seconds);
+    if max_token_seconds == 0 {
+        return Err(ConfigError::Invalid {
+            key: "keys.max_token_seconds",
+            problem: "must be more than 0".into(),
+        });
+    }
+    let leeway = raw.token_leeway_seconds.unwrap_or(d.token_leeway_seconds);
+    if leeway > 300 {
+        return Err(ConfigError::Invalid {
+            key: "keys.token_leeway_seconds",
+            problem: format!("is {leeway}; use 0 to 300"),
+        });
+    }
+    let interval = raw
+        .maintenance_interval_seconds
+        .unwrap_or(d.maintenance_interval.as_secs());
+    if interval == 0 {
+        return Err(ConfigError::Invalid {
+            key: "keys.maintenance_interval_seconds",
+            problem: "must be more than 0".into(),
+        });
+    }
+    Ok(KeySettings {
+        signing_propagation_seconds: raw
+            .signing_propagation_seconds
+            .unwrap_or(d.signing_propagation_seconds),
+        max_token_seconds,
+        token_leeway_seconds: leeway,
+        maintenance_interval: std::time::Duration::from_secs(interval),
     })
 }
 

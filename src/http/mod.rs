@@ -28,7 +28,7 @@ use self::metrics::{OutcomeLabels, RequestLabels, RouteLabels};
 use self::problem::ApiError;
 use self::respond::Body;
 use self::router::Endpoint;
-use crate::license::authorize_segment;
+use crate::license::{Clock, SystemClock, authorize_segment};
 
 /// Handles one request: route, run the operation under the deadline, map errors, count.
 pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
@@ -79,6 +79,11 @@ fn request_id(headers: &http::HeaderMap, endpoint: &Endpoint) -> Option<String> 
             | Endpoint::RefundPurchase { .. }
             | Endpoint::CreatePlayToken
             | Endpoint::CreateLicense
+            | Endpoint::AdminRotateSigning
+            | Endpoint::AdminRevokeSigning { .. }
+            | Endpoint::AdminRotateKek
+            | Endpoint::AdminRotateContent
+            | Endpoint::AdminMaintain
     ) {
         return None;
     }
@@ -114,7 +119,7 @@ async fn read_body(app: &App, req: Request<Incoming>) -> Result<bytes::Bytes, Ap
 }
 
 async fn dispatch(
-    app: &App,
+    app: &Arc<App>,
     endpoint: Endpoint,
     req: Request<Incoming>,
     request_id: &str,
@@ -183,27 +188,51 @@ async fn dispatch(
             file,
         } => {
             let token = auth::authenticate(app, req.headers(), query.as_deref())?;
-            let seg = {
-                let lib = app.library.load();
-                let (m, rec) = lib
-                    .segment(&album, track, &rendition, &generation, &file)
-                    .ok_or_else(|| {
-                        ApiError::NotFound(format!(
-                            "no segment {file:?} in {album}/{track}/{rendition}/{generation}"
-                        ))
-                    })?;
-                let path = app
-                    .store
-                    .segment_path(m, rec)
-                    .map_err(|e| ApiError::NotFound(e.to_string()))?;
-                ops::segment::SegmentRef {
-                    path,
-                    sha256: rec.sha256.clone(),
-                }
-            };
+            let seg = ops::segment::SegmentRef::locate(
+                app,
+                &album,
+                track,
+                &rendition,
+                &generation,
+                &file,
+                SystemClock.now_unix(),
+            )?;
             let grant = authorize_segment(&token, &album, track, &rendition, &app.revocations)
                 .inspect_err(|d| count_denial(app, d))?;
             ops::segment::get(app, &grant, seg, req.headers()).await
+        }
+        Endpoint::AdminListKeys => {
+            let token = auth::authenticate(app, req.headers(), query.as_deref())?;
+            ops::admin::list(app, &token).await
+        }
+        Endpoint::AdminRotateSigning => {
+            let token = auth::authenticate(app, req.headers(), query.as_deref())?;
+            read_body(app, req).await?;
+            ops::admin::rotate_signing(app, &token).await
+        }
+        Endpoint::AdminRevokeSigning { kid } => {
+            let token = auth::authenticate(app, req.headers(), query.as_deref())?;
+            read_body(app, req).await?;
+            ops::admin::revoke_signing(app, &token, &kid).await
+        }
+        Endpoint::AdminRotateKek => {
+            let token = auth::authenticate(app, req.headers(), query.as_deref())?;
+            read_body(app, req).await?;
+            ops::admin::rotate_kek(app, &token).await
+        }
+        Endpoint::AdminRotateContent => {
+            let token = auth::authenticate(app, req.headers(), query.as_deref())?;
+            let body = read_body(app, req).await?;
+            ops::admin::rotate_content(app, &token, &body).await
+        }
+        Endpoint::AdminMaintain => {
+            let token = auth::authenticate(app, req.headers(), query.as_deref())?;
+            read_body(app, req).await?;
+            ops::admin::maintain(app, &token).await
+        }
+        Endpoint::AdminJob { id } => {
+            let token = auth::authenticate(app, req.headers(), query.as_deref())?;
+            ops::admin::job(app, &token, id)
         }
         Endpoint::Preflight => Ok(respond::preflight()),
         Endpoint::WrongMethod => Err(ApiError::MethodNotAllowed),

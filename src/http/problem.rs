@@ -47,9 +47,28 @@ pub enum ApiError {
     /// The request took longer than the per-request deadline.
     #[error("the request took too long")]
     Timeout,
+    /// A key operation could not be carried out as asked; the detail says why and what to do.
+    #[error("{0}")]
+    KeyOperation(String),
     /// Our fault; the detail is logged, not sent.
     #[error("internal error")]
     Internal(String),
+}
+
+impl From<crate::rotation::RotationError> for ApiError {
+    fn from(e: crate::rotation::RotationError) -> Self {
+        use crate::rotation::RotationError;
+        use crate::seal::KeyError;
+        match e {
+            RotationError::NotFound(_)
+            | RotationError::Key(KeyError::UnknownSigningKey { .. })
+            | RotationError::Key(KeyError::NoContentKeys { .. }) => {
+                ApiError::NotFound(e.to_string())
+            }
+            RotationError::Damaged { .. } => ApiError::KeyOperation(e.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
 }
 
 impl From<LedgerError> for ApiError {
@@ -93,6 +112,7 @@ impl ApiError {
             ),
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not-ready", None),
             ApiError::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout", None),
+            ApiError::KeyOperation(_) => (StatusCode::CONFLICT, "key-operation-failed", None),
             ApiError::Internal(detail) => {
                 tracing::error!("internal error: {detail}");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", None)

@@ -13,7 +13,7 @@ use crate::media::{aac, flac, mp4, opus, preview, resample, segment};
 use crate::seal::{self, ContentKey, Keyring, SealContext, SegmentSlot};
 use crate::store::{
     MANIFEST_FORMAT, PreviewWindowRecord, RenditionManifest, SealedSegment, SegmentRecord, Store,
-    TrackRecord,
+    TrackRecord, new_generation,
 };
 
 /// Why a track could not be packaged. Each names the source file.
@@ -143,12 +143,24 @@ fn package_inner(job: &TrackJob<'_>, observer: &dyn Observer) -> Result<TrackOut
                 })
         })
         .collect::<Result<Vec<ContentKey>, _>>()?;
-    let fingerprint = fingerprint(job, &keys)?;
+    let fingerprint = fingerprint(job)?;
+    // Sealed under a key the keys folder still holds: key changes are the business of
+    // content-key rotation, which re-seals the store itself (and may be midway), so a key
+    // change alone never sends a track back through the encoders.
+    let sealed_under_known_key = |m: &RenditionManifest| {
+        m.key_id.parse().is_ok_and(|id| {
+            matches!(
+                job.keyring
+                    .content_key_by_id(job.album, job.track, &m.rendition, id),
+                Ok(Some(_))
+            )
+        })
+    };
     if !job.force
         && let Some(existing) = job.store.read_track(job.album, job.track).map_err(store_err)?
         && existing.fingerprint == fingerprint
         && rendition::ALL.iter().all(|r| {
-            matches!(job.store.read_manifest(job.album, job.track, r), Ok(Some(m)) if job.store.is_complete(&m))
+            matches!(job.store.read_manifest(job.album, job.track, r), Ok(Some(m)) if job.store.is_complete(&m) && sealed_under_known_key(&m))
         })
     {
         let seconds = existing.source_samples as f64 / f64::from(existing.source_sample_rate.max(1));
@@ -378,6 +390,7 @@ fn write_rendition(
         preview,
         init: empty,
         segments: Vec::new(),
+        retiring: Vec::new(),
     };
     Ok((manifest, sealed))
 }
@@ -386,32 +399,20 @@ fn store_manifest(
     job: &TrackJob<'_>,
     (manifest, sealed): (RenditionManifest, Vec<SealedSegment>),
 ) -> Result<u64, TrackError> {
-    let store_err = |e: crate::store::StoreError| TrackError::Store {
-        path: job.path.clone(),
-        reason: e.to_string(),
-    };
-    let previous = job
-        .store
-        .read_manifest(job.album, job.track, &manifest.rendition)
-        .ok()
-        .flatten()
-        .map(|m| m.generation);
+    // The store keeps the generation this one replaces as retiring (players that listed it
+    // keep playing) and deletes debris of interrupted runs.
     let written = job
         .store
         .write_rendition(manifest, sealed)
-        .map_err(store_err)?;
-    let mut keep = vec![written.generation.as_str()];
-    if let Some(p) = previous.as_deref() {
-        keep.push(p);
-    }
-    job.store
-        .collect_garbage(job.album, job.track, &written.rendition, &keep)
-        .map_err(store_err)?;
+        .map_err(|e| TrackError::Store {
+            path: job.path.clone(),
+            reason: e.to_string(),
+        })?;
     Ok(written.total_bytes())
 }
 
-/// Hash over the source bytes, the settings, the preview window, the key ids and the pipeline version.
-fn fingerprint(job: &TrackJob<'_>, keys: &[ContentKey]) -> Result<String, TrackError> {
+/// Hash over the source bytes, the settings, the preview window and the pipeline version.
+fn fingerprint(job: &TrackJob<'_>) -> Result<String, TrackError> {
     let source = crate::catalog::file_sha256_hex(&job.path).map_err(|e| {
         TrackError::Decode(DecodeError::Io {
             path: job.path.clone(),
@@ -430,15 +431,5 @@ fn fingerprint(job: &TrackJob<'_>, keys: &[ContentKey]) -> Result<String, TrackE
         )
         .as_bytes(),
     );
-    for k in keys {
-        hasher.update(k.id().to_string().as_bytes());
-    }
     Ok(hex::encode(hasher.finalize()))
-}
-
-/// A fresh, random generation name: new packaging, new segment URLs.
-fn new_generation() -> Result<String, String> {
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for a generation id: {e}"))?;
-    Ok(format!("g{}", hex::encode(bytes)))
 }

@@ -110,6 +110,21 @@ impl SegmentCache {
     pub fn invalidate_all(&self) {
         self.cache.invalidate_all();
     }
+
+    /// Drops the cached segments whose path `keep` refuses (those of generations the store
+    /// deleted); returns how many. Runs after a catalog reload, never on the request path.
+    pub async fn purge(&self, keep: impl Fn(&std::path::Path) -> bool) -> usize {
+        let doomed: Vec<Arc<PathBuf>> = self
+            .cache
+            .iter()
+            .filter(|(path, _)| !keep(path))
+            .map(|(path, _)| path)
+            .collect();
+        for path in &doomed {
+            self.cache.invalidate(path.as_ref()).await;
+        }
+        doomed.len()
+    }
 }
 
 async fn read(path: &std::path::Path, stats: &CacheStats) -> Result<Bytes, LoadError> {

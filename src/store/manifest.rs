@@ -73,6 +73,39 @@ pub struct RenditionManifest {
     pub init: SegmentRecord,
     /// The media segments, in order.
     pub segments: Vec<SegmentRecord>,
+    /// Earlier generations (re-packaged or re-sealed since), still served to players that
+    /// listed them until their time is up; never shown in the public manifest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retiring: Vec<RetiringGeneration>,
+}
+
+/// A generation replaced by a newer one, kept on disk and served until `serve_until_unix`
+/// (the longest license issued before the switch has expired by then).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiringGeneration {
+    /// Its folder name, as in its segment URLs.
+    pub generation: String,
+    /// The content key that sealed it, 32 hex digits.
+    pub key_id: String,
+    /// Served until then; deleted after.
+    pub serve_until_unix: u64,
+    /// Its init segment.
+    pub init: SegmentRecord,
+    /// Its media segments.
+    pub segments: Vec<SegmentRecord>,
+}
+
+impl RetiringGeneration {
+    /// `manifest`'s current generation, to be served until `serve_until_unix`.
+    pub fn of(manifest: &RenditionManifest, serve_until_unix: u64) -> Self {
+        RetiringGeneration {
+            generation: manifest.generation.clone(),
+            key_id: manifest.key_id.clone(),
+            serve_until_unix,
+            init: manifest.init.clone(),
+            segments: manifest.segments.clone(),
+        }
+    }
 }
 
 impl RenditionManifest {
