@@ -170,7 +170,7 @@ pub struct Variant<'a> {
 pub fn multivariant(variants: &[Variant<'_>], carry: Carry<'_>) -> String {
     let mut rows: Vec<(Bandwidth, &Variant<'_>)> =
         variants.iter().map(|v| (bandwidth(&v.tracks), v)).collect();
-    rows.sort_by(|a, b| b.0.peak.cmp(&a.0.peak));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0.peak));
     let mut out = String::new();
     let _ = writeln!(out, "#EXTM3U");
     let _ = writeln!(out, "#EXT-X-VERSION:{VERSION}");

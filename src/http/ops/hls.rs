@@ -158,7 +158,7 @@ pub fn key(
     grant: &LicenseGrant,
     m: &RenditionManifest,
 ) -> Result<Response<Body>, ApiError> {
-    if !grant.renditions().iter().any(|r| *r == m.rendition) {
+    if !grant.renditions().contains(&m.rendition) {
         // authorize_license was asked for exactly this rendition; a grant without it means
         // the caller mixed up its arguments, and a key must never leave on a guess.
         return Err(ApiError::Internal(format!(
