@@ -8,6 +8,7 @@
 //! - [`license`]: tokens (verify, cache, mint) and the entitlement types the HTTP layer needs.
 //! - [`rotation`]: key rotation for licensing staff (signing, KEK, content re-seal), audit log.
 //! - [`ledger`]: purchases and refunds (SQLite through sqlx), buyer numbers, sales charts.
+//! - [`hls`]: HLS playlists and AES-128 segments made from the sealed store on the way out.
 //! - [`http`]: the hyper server: routes, problem+json, ranges, metrics, graceful shutdown.
 //! - [`client`]: the reference client behind `encore fetch`.
 //! - [`ingest`]: the pipeline from an album folder to the packaged store, with progress.
@@ -22,6 +23,7 @@ pub mod client;
 pub mod config;
 pub mod crashpoint;
 pub mod durable;
+pub mod hls;
 pub mod http;
 pub mod ingest;
 pub mod ledger;

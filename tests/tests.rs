@@ -7,6 +7,7 @@ mod crash;
 mod delivery;
 mod fetch;
 mod formats;
+mod hls;
 mod purchases;
 mod reload;
 mod rerun;

@@ -21,10 +21,24 @@ pub fn bearer<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a 
         }
         return None;
     }
+    access_token(query)
+}
+
+/// The `access_token` query parameter, if set and not empty.
+fn access_token(query: Option<&str>) -> Option<&str> {
     query?
         .split('&')
         .find_map(|pair| pair.strip_prefix("access_token="))
         .filter(|t| !t.is_empty())
+}
+
+/// The token when it came as the `access_token` query parameter (no `Authorization` header):
+/// what HLS playlists must repeat in their URIs for a player that cannot send headers.
+pub fn query_token<'a>(headers: &HeaderMap, query: Option<&'a str>) -> Option<&'a str> {
+    if headers.contains_key(http::header::AUTHORIZATION) {
+        return None;
+    }
+    access_token(query)
 }
 
 /// Verifies the request's token, counting the outcome.
@@ -112,5 +126,14 @@ mod tests {
         assert_eq!(bearer(&h, Some("access_token=abc")), Some("xyz"));
         h.insert(http::header::AUTHORIZATION, "Basic xyz".parse().unwrap());
         assert_eq!(bearer(&h, None), None);
+    }
+
+    #[test]
+    fn query_token_only_when_no_header() {
+        let mut h = HeaderMap::new();
+        assert_eq!(query_token(&h, Some("access_token=abc")), Some("abc"));
+        assert_eq!(query_token(&h, Some("x=1")), None);
+        h.insert(http::header::AUTHORIZATION, "Bearer xyz".parse().unwrap());
+        assert_eq!(query_token(&h, Some("access_token=abc")), None);
     }
 }

@@ -111,6 +111,21 @@ impl Metrics {
             "Segments larger than the cache, served from disk",
             cache.uncacheable.clone(),
         );
+        registry.register(
+            "hls_cache_hits",
+            "HLS segment lookups answered from memory",
+            cache.derived_hits.clone(),
+        );
+        registry.register(
+            "hls_cache_misses",
+            "HLS segment lookups that built or waited for a build",
+            cache.derived_misses.clone(),
+        );
+        registry.register(
+            "hls_segments_built",
+            "HLS segments made from sealed ones (seal opened, AES-128 applied)",
+            cache.derived_builds.clone(),
+        );
         let token_cache_hits = Gauge::<u64, AtomicU64>::default();
         registry.register(
             "token_cache_hits",
@@ -126,7 +141,7 @@ impl Metrics {
         let segment_cache_bytes = Gauge::<u64, AtomicU64>::default();
         registry.register(
             "segment_cache_bytes",
-            "Bytes held by the segment cache",
+            "Bytes held by the segment cache (sealed and HLS segments)",
             segment_cache_bytes.clone(),
         );
         Metrics {

@@ -28,7 +28,12 @@ use self::metrics::{OutcomeLabels, RequestLabels, RouteLabels};
 use self::problem::ApiError;
 use self::respond::Body;
 use self::router::Endpoint;
-use crate::license::{Clock, SystemClock, authorize_segment};
+use crate::hls::HlsFile;
+use crate::hls::playlist::Carry;
+use crate::license::{
+    Clock, Denied, SystemClock, VerifiedToken, authorize_license, authorize_segment,
+};
+use crate::store::RenditionManifest;
 
 /// Handles one request: route, run the operation under the deadline, map errors, count.
 pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
@@ -234,6 +239,114 @@ async fn dispatch(
             let token = auth::authenticate(app, req.headers(), query.as_deref())?;
             ops::admin::job(app, &token, id)
         }
+        Endpoint::HlsTrackMaster { album, track } => {
+            let token = auth::authenticate(app, req.headers(), query.as_deref())?;
+            let carry = carry(req.headers(), query.as_deref());
+            let manifests: Vec<Arc<RenditionManifest>> = app
+                .library
+                .load()
+                .albums
+                .get(&album)
+                .and_then(|a| a.tracks.get(&track))
+                .ok_or_else(|| ApiError::NotFound(format!("no track {track} in album {album:?}")))?
+                .renditions
+                .values()
+                .cloned()
+                .collect();
+            let entitled = variants(app, &token, manifests.into_iter().map(|m| vec![m]))?;
+            let entitled: Vec<_> = entitled.into_iter().flatten().collect();
+            Ok(ops::hls::track_master(&entitled, carry))
+        }
+        Endpoint::HlsTrackMedia {
+            album,
+            track,
+            rendition,
+        } => {
+            let token = auth::authenticate(app, req.headers(), query.as_deref())?;
+            let carry = carry(req.headers(), query.as_deref());
+            let manifest = app
+                .library
+                .load()
+                .manifest(&album, track, &rendition)
+                .cloned()
+                .ok_or_else(|| {
+                    ApiError::NotFound(format!(
+                        "no rendition {rendition:?} of track {track} in album {album:?}"
+                    ))
+                })?;
+            let entitled = entitle(app, &token, vec![manifest])?;
+            Ok(ops::hls::media(&entitled, carry))
+        }
+        Endpoint::HlsAlbumMaster { album } => {
+            let token = auth::authenticate(app, req.headers(), query.as_deref())?;
+            let carry = carry(req.headers(), query.as_deref());
+            let per_rendition = album_renditions(app, &album, None)?;
+            let entitled = variants(app, &token, per_rendition.into_iter())?;
+            Ok(ops::hls::album_master(&album, &entitled, carry))
+        }
+        Endpoint::HlsAlbumMedia { album, rendition } => {
+            let token = auth::authenticate(app, req.headers(), query.as_deref())?;
+            let carry = carry(req.headers(), query.as_deref());
+            let tracks = album_renditions(app, &album, Some(&rendition))?
+                .into_iter()
+                .next()
+                .ok_or_else(|| {
+                    ApiError::NotFound(format!(
+                        "album {album:?} has no rendition {rendition:?} in every track"
+                    ))
+                })?;
+            let entitled = entitle(app, &token, tracks)?;
+            Ok(ops::hls::media(&entitled, carry))
+        }
+        Endpoint::HlsFile {
+            album,
+            track,
+            rendition,
+            generation,
+            file,
+        } => {
+            let token = auth::authenticate(app, req.headers(), query.as_deref())?;
+            let not_found = || {
+                ApiError::NotFound(format!(
+                    "no HLS file {:?} in {album}/{track}/{rendition}/{generation}",
+                    file.name()
+                ))
+            };
+            // The current generation, or a retiring one players listed before a re-seal.
+            let manifest = app
+                .library
+                .load()
+                .manifest(&album, track, &rendition)
+                .and_then(|m| m.for_generation(&generation, SystemClock.now_unix()))
+                .map(Arc::new)
+                .ok_or_else(not_found)?;
+            if file == HlsFile::Key {
+                let grant = authorize_license(
+                    &token,
+                    &album,
+                    track,
+                    &[rendition.as_str()],
+                    &app.revocations,
+                )
+                .inspect_err(|d| count_denial(app, d))?;
+                return ops::hls::key(app, &grant, &manifest);
+            }
+            let record = ops::hls::record_of(&manifest, file)
+                .cloned()
+                .ok_or_else(not_found)?;
+            let path = app
+                .store
+                .segment_path(&manifest, &record)
+                .map_err(|e| ApiError::NotFound(e.to_string()))?;
+            let grant = authorize_segment(&token, &album, track, &rendition, &app.revocations)
+                .inspect_err(|d| count_denial(app, d))?;
+            let seg = ops::hls::HlsSegmentRef {
+                manifest,
+                record,
+                path,
+            };
+            ops::hls::segment(app, &grant, seg, req.headers()).await
+        }
         Endpoint::Preflight => Ok(respond::preflight()),
         Endpoint::WrongMethod => Err(ApiError::MethodNotAllowed),
         Endpoint::NotFound => {
@@ -247,6 +360,104 @@ async fn dispatch(
             }
         }
     }
+}
+
+/// How HLS playlists carry the request's token: in every URI when it came as `access_token`.
+fn carry<'a>(headers: &http::HeaderMap, query: Option<&'a str>) -> Carry<'a> {
+    match auth::query_token(headers, query) {
+        Some(t) => Carry::token(t),
+        None => Carry::none(),
+    }
+}
+
+/// Checks `token` against every manifest (tracks of one rendition): all granted, or the first
+/// denial (counted).
+fn entitle(
+    app: &App,
+    token: &VerifiedToken,
+    manifests: Vec<Arc<RenditionManifest>>,
+) -> Result<Vec<ops::hls::Entitled>, ApiError> {
+    manifests
+        .into_iter()
+        .map(|m| {
+            let grant = authorize_segment(token, &m.album, m.track, &m.rendition, &app.revocations)
+                .inspect_err(|d| count_denial(app, d))?;
+            Ok(ops::hls::Entitled { grant, manifest: m })
+        })
+        .collect()
+}
+
+/// The variants of a multivariant playlist: of `candidates` (per rendition, its manifests in
+/// track order), those `token` may fetch in every track, narrowed by
+/// [`crate::hls::variant_renditions`]. None at all: the first denial (counted), so a
+/// non-buyer of a track without a preview hears why.
+fn variants(
+    app: &App,
+    token: &VerifiedToken,
+    candidates: impl Iterator<Item = Vec<Arc<RenditionManifest>>>,
+) -> Result<Vec<Vec<ops::hls::Entitled>>, ApiError> {
+    let mut granted = Vec::new();
+    let mut denial: Option<Denied> = None;
+    for tracks in candidates {
+        let checked: Result<Vec<_>, Denied> = tracks
+            .into_iter()
+            .map(|m| {
+                authorize_segment(token, &m.album, m.track, &m.rendition, &app.revocations)
+                    .map(|grant| ops::hls::Entitled { grant, manifest: m })
+            })
+            .collect();
+        match checked {
+            Ok(t) if !t.is_empty() => granted.push(t),
+            Ok(_) => {}
+            Err(d) => {
+                denial.get_or_insert(d);
+            }
+        }
+    }
+    let names: Vec<&str> = granted.iter().map(|t| t[0].grant.rendition()).collect();
+    let keep: Vec<String> = crate::hls::variant_renditions(&names)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    granted.retain(|t| keep.iter().any(|k| k == t[0].grant.rendition()));
+    if granted.is_empty() {
+        let d = denial.unwrap_or(Denied::NotPurchased);
+        count_denial(app, &d);
+        return Err(ApiError::Denied(d));
+    }
+    Ok(granted)
+}
+
+/// An album's renditions that every one of its tracks has (only `only`, if given), each with
+/// its manifests in track order. 404 when the album has no tracks.
+fn album_renditions(
+    app: &App,
+    album: &str,
+    only: Option<&str>,
+) -> Result<Vec<Vec<Arc<RenditionManifest>>>, ApiError> {
+    let lib = app.library.load();
+    let entry = lib
+        .albums
+        .get(album)
+        .filter(|a| !a.tracks.is_empty())
+        .ok_or_else(|| ApiError::NotFound(format!("no album {album:?}")))?;
+    let mut names: Vec<&String> = entry
+        .tracks
+        .values()
+        .next()
+        .map(|t| t.renditions.keys().collect())
+        .unwrap_or_default();
+    names.retain(|n| only.is_none_or(|o| o == n.as_str()));
+    Ok(names
+        .into_iter()
+        .filter_map(|name| {
+            entry
+                .tracks
+                .values()
+                .map(|t| t.renditions.get(name).cloned())
+                .collect::<Option<Vec<_>>>()
+        })
+        .collect())
 }
 
 fn count_denial(app: &App, d: &crate::license::Denied) {

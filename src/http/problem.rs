@@ -4,6 +4,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 
+use crate::hls::HlsError;
 use crate::ledger::{FieldError, LedgerError};
 use crate::license::{Denied, TokenError};
 
@@ -77,6 +78,23 @@ impl From<LedgerError> for ApiError {
             LedgerError::Conflict(_) => ApiError::Conflict(e.to_string()),
             LedgerError::UnknownOrder(_) => ApiError::NotFound(e.to_string()),
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<HlsError> for ApiError {
+    fn from(e: HlsError) -> Self {
+        // Every way of failing to make an HLS segment or key is the store's or the keyring's
+        // fault, never the request's; listed one by one so a new variant is a decision.
+        match e {
+            HlsError::Open { .. }
+            | HlsError::NameTooLong { .. }
+            | HlsError::KeyDerivation
+            | HlsError::BadPadding
+            | HlsError::Keyring { .. }
+            | HlsError::NoContentKey(_)
+            | HlsError::KeyMismatch { .. }
+            | HlsError::Task(_) => ApiError::Internal(e.to_string()),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use http::Method;
 
+use crate::hls::HlsFile;
 use crate::ledger::purchase::check_identifier;
 
 /// Every operation the server knows.
@@ -50,6 +51,48 @@ pub enum Endpoint {
         generation: String,
         /// Segment file name.
         file: String,
+    },
+    /// `GET /v1/albums/{album}/tracks/{n}/master.m3u8`: the track's HLS multivariant playlist.
+    HlsTrackMaster {
+        /// Album id.
+        album: String,
+        /// Track number.
+        track: u32,
+    },
+    /// `GET /v1/albums/{album}/tracks/{n}/{rendition}/index.m3u8`: an HLS media playlist.
+    HlsTrackMedia {
+        /// Album id.
+        album: String,
+        /// Track number.
+        track: u32,
+        /// Rendition name.
+        rendition: String,
+    },
+    /// `GET /v1/albums/{album}/master.m3u8`: the album's HLS multivariant playlist.
+    HlsAlbumMaster {
+        /// Album id.
+        album: String,
+    },
+    /// `GET /v1/albums/{album}/{rendition}/index.m3u8`: every track, one after another.
+    HlsAlbumMedia {
+        /// Album id.
+        album: String,
+        /// Rendition name.
+        rendition: String,
+    },
+    /// `GET|HEAD /v1/albums/{album}/tracks/{n}/{rendition}/hls/{generation}/{file}`: an HLS
+    /// init segment, media segment or key.
+    HlsFile {
+        /// Album id.
+        album: String,
+        /// Track number.
+        track: u32,
+        /// Rendition name.
+        rendition: String,
+        /// Packaging generation.
+        generation: String,
+        /// Which file.
+        file: HlsFile,
     },
     /// `POST /v1/purchases`.
     CreatePurchase,
@@ -109,6 +152,14 @@ impl Endpoint {
             Endpoint::CreateLicense => "create_license",
             Endpoint::GetManifest { .. } => "get_manifest",
             Endpoint::GetSegment { .. } => "get_segment",
+            Endpoint::HlsTrackMaster { .. } => "hls_track_master",
+            Endpoint::HlsTrackMedia { .. } => "hls_track_media",
+            Endpoint::HlsAlbumMaster { .. } => "hls_album_master",
+            Endpoint::HlsAlbumMedia { .. } => "hls_album_media",
+            Endpoint::HlsFile {
+                file: HlsFile::Key, ..
+            } => "hls_key",
+            Endpoint::HlsFile { .. } => "hls_segment",
             Endpoint::CreatePurchase => "create_purchase",
             Endpoint::RefundPurchase { .. } => "refund_purchase",
             Endpoint::CreatePlayToken => "create_play_token",
@@ -135,6 +186,11 @@ fn is_name(s: &str) -> bool {
             b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_' || b == b'.'
         })
         && !s.starts_with('.')
+}
+
+/// A track number: decimal, from 1.
+fn track_number(n: &str) -> Option<u32> {
+    n.parse::<u32>().ok().filter(|&t| t > 0)
 }
 
 /// Routes `method` and `path` (without the query).
@@ -191,6 +247,62 @@ pub fn route(method: &Method, path: &str) -> Endpoint {
         ["v1", "users", user, "albums"] if is_id(user) => want_get(Endpoint::GetUserAlbums {
             user: user.to_string(),
         }),
+        ["v1", "albums", album, "master.m3u8"] if is_name(album) => {
+            want_get(Endpoint::HlsAlbumMaster {
+                album: album.to_string(),
+            })
+        }
+        ["v1", "albums", album, rendition, "index.m3u8"]
+            if is_name(album) && is_name(rendition) =>
+        {
+            want_get(Endpoint::HlsAlbumMedia {
+                album: album.to_string(),
+                rendition: rendition.to_string(),
+            })
+        }
+        ["v1", "albums", album, "tracks", n, "master.m3u8"] if is_name(album) => {
+            match track_number(n) {
+                Some(track) => want_get(Endpoint::HlsTrackMaster {
+                    album: album.to_string(),
+                    track,
+                }),
+                None => Endpoint::NotFound,
+            }
+        }
+        ["v1", "albums", album, "tracks", n, rendition, "index.m3u8"]
+            if is_name(album) && is_name(rendition) =>
+        {
+            match track_number(n) {
+                Some(track) => want_get(Endpoint::HlsTrackMedia {
+                    album: album.to_string(),
+                    track,
+                    rendition: rendition.to_string(),
+                }),
+                None => Endpoint::NotFound,
+            }
+        }
+        [
+            "v1",
+            "albums",
+            album,
+            "tracks",
+            n,
+            rendition,
+            "hls",
+            generation,
+            file,
+        ] if is_name(album) && is_name(rendition) && is_name(generation) => {
+            match (track_number(n), HlsFile::parse(file)) {
+                (Some(track), Some(file)) => want_get(Endpoint::HlsFile {
+                    album: album.to_string(),
+                    track,
+                    rendition: rendition.to_string(),
+                    generation: generation.to_string(),
+                    file,
+                }),
+                _ => Endpoint::NotFound,
+            }
+        }
         ["v1", "albums", album, "tracks", n, rendition, "manifest"]
             if is_name(album) && is_name(rendition) =>
         {
@@ -293,5 +405,67 @@ mod tests {
             }
         );
         assert_eq!(route(&Method::OPTIONS, "/v1/albums"), Endpoint::Preflight);
+    }
+
+    #[test]
+    fn hls_routes() {
+        assert_eq!(
+            route(&Method::GET, "/v1/albums/a/tracks/2/master.m3u8"),
+            Endpoint::HlsTrackMaster {
+                album: "a".into(),
+                track: 2
+            }
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/albums/a/tracks/2/lossless/index.m3u8"),
+            Endpoint::HlsTrackMedia {
+                album: "a".into(),
+                track: 2,
+                rendition: "lossless".into()
+            }
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/albums/a/master.m3u8"),
+            Endpoint::HlsAlbumMaster { album: "a".into() }
+        );
+        assert_eq!(
+            route(&Method::GET, "/v1/albums/a/preview/index.m3u8"),
+            Endpoint::HlsAlbumMedia {
+                album: "a".into(),
+                rendition: "preview".into()
+            }
+        );
+        for (file, want) in [
+            ("init.mp4", HlsFile::Init),
+            ("0003.mp4", HlsFile::Media(3)),
+            ("key", HlsFile::Key),
+        ] {
+            let path = format!("/v1/albums/a/tracks/1/high/hls/g00/{file}");
+            assert_eq!(
+                route(&Method::GET, &path),
+                Endpoint::HlsFile {
+                    album: "a".into(),
+                    track: 1,
+                    rendition: "high".into(),
+                    generation: "g00".into(),
+                    file: want
+                }
+            );
+        }
+        for bad in [
+            "/v1/albums/a/tracks/0/master.m3u8",
+            "/v1/albums/a/tracks/x/lossless/index.m3u8",
+            "/v1/albums/a/tracks/1/high/hls/g00/0000.mp4",
+            "/v1/albums/a/tracks/1/high/hls/g00/3.mp4",
+            "/v1/albums/a/tracks/1/high/hls/../key",
+        ] {
+            assert_eq!(route(&Method::GET, bad), Endpoint::NotFound, "{bad}");
+        }
+        assert_eq!(
+            route(&Method::POST, "/v1/albums/a/tracks/1/master.m3u8"),
+            Endpoint::WrongMethod
+        );
+        let key = route(&Method::GET, "/v1/albums/a/tracks/1/high/hls/g00/key");
+        assert_eq!(key.name(), "hls_key");
     }
 }

@@ -1,10 +1,14 @@
 //! The hot cache on the delivery path: sealed segments as `Bytes` in a moka cache weighted
-//! by size, with single-flight loading so N concurrent misses read the disk once.
+//! by size, with single-flight loading so N concurrent misses read the disk once. The same
+//! cache (and so the same byte budget) holds forms derived from a sealed segment, such as its
+//! HLS form, keyed apart from the sealed bytes.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
-use std::path::PathBuf;
-use std::sync::Arc;
 
 /// Counters moka does not keep for us (Prometheus counters, so /metrics exports them as they are).
 #[derive(Debug, Default, Clone)]
@@ -19,6 +23,12 @@ pub struct CacheStats {
     pub disk_bytes: Counter,
     /// Segments too large to cache, served straight from disk.
     pub uncacheable: Counter,
+    /// Derived (HLS) lookups answered from memory.
+    pub derived_hits: Counter,
+    /// Derived (HLS) lookups that had to build (or wait for a build).
+    pub derived_misses: Counter,
+    /// Derived (HLS) forms actually built from sealed bytes.
+    pub derived_builds: Counter,
 }
 
 /// Why a segment could not be loaded.
@@ -33,18 +43,42 @@ pub struct LoadError {
     pub not_found: bool,
 }
 
+/// Why a derived form could not be produced.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DeriveError<E> {
+    /// The sealed segment could not be read.
+    #[error(transparent)]
+    Load(LoadError),
+    /// The sealed bytes were read, but building the derived form failed.
+    #[error(transparent)]
+    Build(E),
+}
+
 /// Why a load did not produce a cache entry.
-enum Uncached {
+enum Uncached<E> {
     /// The file could not be read.
     Failed(LoadError),
-    /// The file is larger than the whole cache: served as read, never inserted.
+    /// The entry is larger than the whole cache: served as made, never inserted.
     TooLarge(Bytes),
+    /// The derived form could not be built.
+    Build(E),
+}
+
+/// What an entry holds. Both kinds are keyed by the sealed file's path: a derived form is a
+/// pure function of the sealed bytes (and of keys fixed by the id those bytes name), so it is
+/// as immutable as the file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Entry {
+    /// The sealed file as stored.
+    Sealed(PathBuf),
+    /// The form served to HLS players (see `crate::hls`).
+    Derived(PathBuf),
 }
 
 /// Size-weighted segment cache.
 #[derive(Clone)]
 pub struct SegmentCache {
-    cache: moka::future::Cache<PathBuf, Bytes>,
+    cache: moka::future::Cache<Entry, Bytes>,
     capacity: u64,
     stats: Arc<CacheStats>,
 }
@@ -55,7 +89,7 @@ impl SegmentCache {
         let cache = moka::future::Cache::builder()
             .max_capacity(capacity_bytes)
             // moka fixes an entry's weight at insert; segments never change, so that is exact.
-            .weigher(|_k: &PathBuf, v: &Bytes| u32::try_from(v.len()).unwrap_or(u32::MAX))
+            .weigher(|_k: &Entry, v: &Bytes| u32::try_from(v.len()).unwrap_or(u32::MAX))
             .build();
         SegmentCache {
             cache,
@@ -76,23 +110,24 @@ impl SegmentCache {
 
     /// Returns the file's bytes, loading it at most once however many callers miss together.
     pub async fn get(&self, path: PathBuf) -> Result<Bytes, LoadError> {
-        if let Some(b) = self.cache.get(&path).await {
+        let load_path = path.clone();
+        let key = Entry::Sealed(path);
+        if let Some(b) = self.cache.get(&key).await {
             self.stats.hits.inc();
             return Ok(b);
         }
         self.stats.misses.inc();
         let stats = self.stats.clone();
         let capacity = self.capacity;
-        let load_path = path.clone();
         let loaded = self
             .cache
-            .try_get_with(path, async move {
+            .try_get_with(key, async move {
                 let bytes = read(&load_path, &stats).await.map_err(Uncached::Failed)?;
                 if bytes.len() as u64 > capacity {
                     // moka would drop it silently; count it and hand the bytes already read
                     // to every waiter instead of inserting them.
                     stats.uncacheable.inc();
-                    return Err(Uncached::TooLarge(bytes));
+                    return Err(Uncached::<std::convert::Infallible>::TooLarge(bytes));
                 }
                 Ok(bytes)
             })
@@ -102,6 +137,56 @@ impl SegmentCache {
             Err(e) => match &*e {
                 Uncached::TooLarge(bytes) => Ok(bytes.clone()),
                 Uncached::Failed(err) => Err(err.clone()),
+                Uncached::Build(never) => match *never {},
+            },
+        }
+    }
+
+    /// Returns the form `build` derives from the sealed file at `path`, building it at most
+    /// once however many callers miss together. The sealed bytes come from this cache when it
+    /// holds them, else straight from disk without being inserted: a player fetching the
+    /// derived form does not need both copies kept.
+    pub async fn get_derived<E, F, Fut>(
+        &self,
+        path: PathBuf,
+        build: F,
+    ) -> Result<Bytes, DeriveError<E>>
+    where
+        E: Clone + Send + Sync + 'static,
+        F: FnOnce(Bytes) -> Fut + Send,
+        Fut: Future<Output = Result<Bytes, E>> + Send,
+    {
+        let key = Entry::Derived(path.clone());
+        if let Some(b) = self.cache.get(&key).await {
+            self.stats.derived_hits.inc();
+            return Ok(b);
+        }
+        self.stats.derived_misses.inc();
+        let stats = self.stats.clone();
+        let capacity = self.capacity;
+        let cache = self.cache.clone();
+        let loaded = self
+            .cache
+            .try_get_with(key, async move {
+                let sealed = match cache.get(&Entry::Sealed(path.clone())).await {
+                    Some(b) => b,
+                    None => read(&path, &stats).await.map_err(Uncached::Failed)?,
+                };
+                let derived = build(sealed).await.map_err(Uncached::Build)?;
+                stats.derived_builds.inc();
+                if derived.len() as u64 > capacity {
+                    stats.uncacheable.inc();
+                    return Err(Uncached::TooLarge(derived));
+                }
+                Ok(derived)
+            })
+            .await;
+        match loaded {
+            Ok(b) => Ok(b),
+            Err(e) => match &*e {
+                Uncached::TooLarge(bytes) => Ok(bytes.clone()),
+                Uncached::Failed(err) => Err(DeriveError::Load(err.clone())),
+                Uncached::Build(err) => Err(DeriveError::Build(err.clone())),
             },
         }
     }
@@ -114,14 +199,16 @@ impl SegmentCache {
     /// Drops the cached segments whose path `keep` refuses (those of generations the store
     /// deleted); returns how many. Runs after a catalog reload, never on the request path.
     pub async fn purge(&self, keep: impl Fn(&std::path::Path) -> bool) -> usize {
-        let doomed: Vec<Arc<PathBuf>> = self
+        let doomed: Vec<Arc<Entry>> = self
             .cache
             .iter()
-            .filter(|(path, _)| !keep(path))
-            .map(|(path, _)| path)
+            .filter(|(entry, _)| match entry.as_ref() {
+                Entry::Sealed(path) | Entry::Derived(path) => !keep(path),
+            })
+            .map(|(entry, _)| entry)
             .collect();
-        for path in &doomed {
-            self.cache.invalidate(path.as_ref()).await;
+        for entry in &doomed {
+            self.cache.invalidate(entry.as_ref()).await;
         }
         doomed.len()
     }
@@ -179,6 +266,56 @@ mod tests {
             1,
             "an oversized segment is read once"
         );
+    }
+
+    #[tokio::test]
+    async fn derived_forms_are_built_once_and_kept_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg");
+        std::fs::write(&path, b"sealed").unwrap();
+        let cache = SegmentCache::new(1 << 20);
+        let build = |b: Bytes| async move {
+            let mut v = b.to_vec();
+            v.extend_from_slice(b"+hls");
+            Ok::<_, String>(Bytes::from(v))
+        };
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (c, p) = (cache.clone(), path.clone());
+                tokio::spawn(async move { c.get_derived(p, build).await })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(&t.await.unwrap().unwrap()[..], b"sealed+hls");
+        }
+        assert_eq!(cache.stats().derived_builds.get(), 1);
+        assert_eq!(cache.stats().disk_reads.get(), 1);
+        // The sealed form is its own entry, not the derived one, and was not inserted by the
+        // derived load.
+        assert_eq!(&cache.get(path.clone()).await.unwrap()[..], b"sealed");
+        assert_eq!(cache.stats().disk_reads.get(), 2);
+        assert_eq!(
+            &cache.get_derived(path, build).await.unwrap()[..],
+            b"sealed+hls"
+        );
+        assert!(cache.stats().derived_hits.get() >= 1);
+    }
+
+    #[tokio::test]
+    async fn derived_build_errors_are_returned_not_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg");
+        std::fs::write(&path, b"sealed").unwrap();
+        let cache = SegmentCache::new(1 << 20);
+        let fail = |_b: Bytes| async { Err::<Bytes, _>("bad seal".to_string()) };
+        assert!(matches!(
+            cache.get_derived(path.clone(), fail).await,
+            Err(DeriveError::Build(e)) if e == "bad seal"
+        ));
+        let ok = |b: Bytes| async move { Ok::<_, String>(b) };
+        assert!(cache.get_derived(path, ok).await.is_ok());
+        let missing = cache.get_derived(PathBuf::from("/nonexistent/x"), ok).await;
+        assert!(matches!(missing, Err(DeriveError::Load(e)) if e.not_found));
     }
 
     #[tokio::test]

@@ -109,6 +109,26 @@ impl RetiringGeneration {
 }
 
 impl RenditionManifest {
+    /// This manifest as it reads for `generation`: itself for the current one; for a
+    /// retiring one still served at `now`, the same rendition with that generation's key and
+    /// segments. `None` for any other generation.
+    pub fn for_generation(&self, generation: &str, now: u64) -> Option<RenditionManifest> {
+        if self.generation == generation {
+            return Some(self.clone());
+        }
+        let old = self
+            .retiring
+            .iter()
+            .find(|r| r.generation == generation && r.serve_until_unix > now)?;
+        let mut view = self.clone();
+        view.generation = old.generation.clone();
+        view.key_id = old.key_id.clone();
+        view.init = old.init.clone();
+        view.segments = old.segments.clone();
+        view.retiring.clear();
+        Some(view)
+    }
+
     /// Presented duration in seconds.
     pub fn duration_seconds(&self) -> f64 {
         self.duration_samples as f64 / f64::from(self.sample_rate.max(1))

@@ -1,6 +1,8 @@
 //! Sealed segments: the hot path. Takes a [`SegmentGrant`], which only the entitlement check
 //! can make, so a handler that forgot the check would not compile.
 
+use std::future::Future;
+
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
@@ -58,17 +60,61 @@ pub async fn get(
     headers: &HeaderMap,
 ) -> Result<Response<Body>, ApiError> {
     let etag = format!("\"{}\"", seg.sha256);
-    let cache_control = match grant.audience() {
+    let immutable = Immutable {
+        etag: &etag,
+        cache_control: immutable_cache_control(grant.audience()),
+        content_type: "application/octet-stream",
+    };
+    serve(&immutable, headers, || async {
+        app.segments.get(seg.path).await.map_err(|e| {
+            if e.not_found {
+                ApiError::NotFound("segment file missing from the store".into())
+            } else {
+                ApiError::Internal(e.to_string())
+            }
+        })
+    })
+    .await
+}
+
+/// `Cache-Control` of bytes behind an immutable URL, by who fetches them.
+pub(crate) fn immutable_cache_control(audience: Audience) -> &'static str {
+    match audience {
         Audience::Edge => "public, max-age=31536000, immutable",
         Audience::Player => "private, max-age=31536000, immutable",
-    };
+    }
+}
+
+/// How to answer for bytes behind an immutable URL.
+pub(crate) struct Immutable<'a> {
+    /// Strong validator, quoted.
+    pub etag: &'a str,
+    /// `Cache-Control`.
+    pub cache_control: &'static str,
+    /// `Content-Type`.
+    pub content_type: &'static str,
+}
+
+/// Answers for immutable bytes: `If-None-Match` (304 without loading them), a single
+/// `Range` (206/416, honouring `If-Range`), validators and cache headers; `load` runs only
+/// when the body is needed.
+pub(crate) async fn serve<F, Fut>(
+    im: &Immutable<'_>,
+    headers: &HeaderMap,
+    load: F,
+) -> Result<Response<Body>, ApiError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<Bytes, ApiError>>,
+{
+    let etag = im.etag;
     let common = |h: &mut HeaderMap| {
-        if let Ok(v) = HeaderValue::from_str(&etag) {
+        if let Ok(v) = HeaderValue::from_str(etag) {
             h.insert(header::ETAG, v);
         }
         h.insert(
             header::CACHE_CONTROL,
-            HeaderValue::from_static(cache_control),
+            HeaderValue::from_static(im.cache_control),
         );
         h.insert(header::VARY, HeaderValue::from_static("Authorization"));
         h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
@@ -78,7 +124,7 @@ pub async fn get(
         .and_then(|v| v.to_str().ok())
         && inm.split(',').any(|t| {
             let t = t.trim();
-            t == "*" || t == etag || t.strip_prefix("W/") == Some(etag.as_str())
+            t == "*" || t == etag || t.strip_prefix("W/") == Some(etag)
         })
     {
         let mut resp = Response::new(Full::new(Bytes::new()));
@@ -86,13 +132,7 @@ pub async fn get(
         common(resp.headers_mut());
         return Ok(resp);
     }
-    let bytes = app.segments.get(seg.path).await.map_err(|e| {
-        if e.not_found {
-            ApiError::NotFound("segment file missing from the store".into())
-        } else {
-            ApiError::Internal(e.to_string())
-        }
-    })?;
+    let bytes = load().await?;
     let len = bytes.len() as u64;
     let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     // A stale If-Range means the client's partial copy is of other bytes: send everything.
@@ -121,7 +161,7 @@ pub async fn get(
     common(h);
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
+        HeaderValue::from_static(im.content_type),
     );
     Ok(resp)
 }
