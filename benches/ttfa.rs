@@ -20,8 +20,17 @@
 //! 90th percentiles in ms, and the ratio HLS / sealed of the medians (and the median of the
 //! per-round ratios). Figures in `docs/PERFORMANCE.md`, "HLS: time to first audio".
 //!
-//! Latest figures (2026-11-28, 2 vCPU Intel Xeon under KVM, shared machine; 30 rounds):
-//! see `docs/PERFORMANCE.md`.
+//! Latest figures (2026-11-28, 2 vCPU Intel Xeon under KVM, machine busy with other builds at
+//! load 5-6; `-- 200`; ms):
+//!
+//! | path   | cache | median | p10  | p90  |
+//! |--------|-------|-------:|-----:|-----:|
+//! | HLS    | cold  | 1.85   | 1.55 | 2.47 |
+//! | HLS    | warm  | 0.60   | 0.50 | 0.95 |
+//! | sealed | cold  | 1.29   | 1.12 | 1.87 |
+//! | sealed | warm  | 0.70   | 0.64 | 1.07 |
+//!
+//! HLS / sealed: cold 1.43 (medians), warm 0.85.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
