@@ -20,8 +20,17 @@
 //! 90th percentiles in ms, and the ratio HLS / sealed of the medians (and the median of the
 //! per-round ratios). Figures in `docs/PERFORMANCE.md`, "HLS: time to first audio".
 //!
-//! Latest figures (2026-11-28, 2 vCPU Intel Xeon under KVM, shared machine; 30 rounds):
-//! see `docs/PERFORMANCE.md`.
+//! Latest figures (2026-11-28, 2 vCPU Intel Xeon under KVM, machine busy with other builds at
+//! load 5-6; `-- 200`; ms):
+//!
+//! | path   | cache | median | p10  | p90  |
+//! |--------|-------|-------:|-----:|-----:|
+//! | HLS    | cold  | 1.85   | 1.55 | 2.47 |
+//! | HLS    | warm  | 0.60   | 0.50 | 0.95 |
+//! | sealed | cold  | 1.29   | 1.12 | 1.87 |
+//! | sealed | warm  | 0.70   | 0.64 | 1.07 |
+//!
+//! HLS / sealed: cold 1.43 (medians), warm 0.85.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -292,13 +301,19 @@ fn main() {
     // [path][cold=0, warm=1] → samples in ms.
     let mut samples = [[Vec::new(), Vec::new()], [Vec::new(), Vec::new()]];
     let mut ratios = [Vec::new(), Vec::new()];
+    let mut plain_bytes = 0;
     rt.block_on(async {
         // One untimed pass so that code and the page cache are warm for every timed one.
         for path in [Flow::Hls, Flow::Sealed] {
             let s = start(&f).await;
             let c = reqwest::Client::new();
-            run(path, &c, &format!("http://{}", s.addr), &f.token).await;
+            let base = format!("http://{}", s.addr);
+            let n = match path {
+                Flow::Hls => hls(&c, &base, &f.token).await,
+                Flow::Sealed => sealed(&c, &base, &f.token).await,
+            };
             s.stop().await;
+            plain_bytes = n;
         }
         for _ in 0..rounds {
             let mut this = [[0.0; 2]; 2];
@@ -320,7 +335,10 @@ fn main() {
     for v in samples.iter_mut().flatten().chain(ratios.iter_mut()) {
         v.sort_by(f64::total_cmp);
     }
-    println!("time to first audio, track 1 of {ALBUM}, {RENDITION}, {rounds} rounds (ms)");
+    println!(
+        "time to first audio, track 1 of {ALBUM}, {RENDITION} (init + first segment: \
+         {plain_bytes} bytes of plain fMP4), {rounds} rounds (ms)"
+    );
     println!("| path   | cache | median | p10  | p90  |");
     println!("|--------|-------|-------:|-----:|-----:|");
     for (pi, name) in ["HLS", "sealed"].iter().enumerate() {
