@@ -582,3 +582,83 @@ async fn album_playlists_chain_the_tracks() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_content_key_rotation_mid_play_breaks_no_hls_player() {
+    let ws = util::packaged_album(ALBUM, 1, 7.0);
+    let s = TestServer::start(&ws).await;
+    let c = client();
+    let buyer = util::token(&ws, "alice", Scope::Play, &[ALBUM]);
+    let path = format!("/v1/albums/{ALBUM}/tracks/1/lossless/index.m3u8");
+    let first_segment = |mp: &MediaPlaylist| {
+        let seg = &mp.segments[0];
+        let key = seg.key.as_ref().expect("key");
+        let iv = key.iv.as_deref().expect("iv");
+        let iv: [u8; 16] = hex::decode(&iv[2..]).expect("hex").try_into().expect("16");
+        (seg.uri.clone(), key.uri.clone().expect("key uri"), iv)
+    };
+    let play = |(uri, key_uri, iv): (String, String, [u8; 16])| {
+        let (c, s, buyer) = (&c, &s, &buyer);
+        async move {
+            let key = get(c, s, &key_uri, Some(buyer)).await;
+            assert_eq!(key.status(), StatusCode::OK, "{key_uri}");
+            let key = HlsKey::from_bytes(
+                key.bytes()
+                    .await
+                    .expect("key")
+                    .as_ref()
+                    .try_into()
+                    .expect("16"),
+            );
+            let seg = get(c, s, &uri, Some(buyer)).await;
+            assert_eq!(seg.status(), StatusCode::OK, "{uri}");
+            let bytes = seg.bytes().await.expect("segment").to_vec();
+            let plain = decrypt_segment(&key, &iv, bytes).expect("decrypts");
+            (key, plain)
+        }
+    };
+    let before = first_segment(&media(&text(get(&c, &s, &path, Some(&buyer)).await).await));
+
+    // Re-seal the album under new content keys, as licensing staff do (admin API).
+    let admin = util::token(&ws, "staff", Scope::Admin, &[]);
+    let r = c
+        .post(format!("{}/v1/admin/keys/content/rotate", s.url))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({ "album": ALBUM }))
+        .send()
+        .await
+        .expect("rotate content");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let job_url = r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let mut job = serde_json::Value::Null;
+    for _ in 0..300 {
+        job = get(&c, &s, &job_url, Some(&admin))
+            .await
+            .json()
+            .await
+            .expect("job json");
+        if job["state"] != "running" {
+            break;
+        }
+        // Waiting on the server's background job, not on time itself.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(job["state"], "succeeded", "{job}");
+
+    let after = first_segment(&media(&text(get(&c, &s, &path, Some(&buyer)).await).await));
+    assert_ne!(after.0, before.0, "new segment URLs");
+    assert_ne!(after.1, before.1, "new key URL");
+    // The player still holding the old playlist keeps playing: the old key and segments of
+    // the retiring generation still answer, under the old content key.
+    let (old_key, old_plain) = play(before).await;
+    let (new_key, new_plain) = play(after).await;
+    assert_ne!(
+        old_key.expose_bytes(),
+        new_key.expose_bytes(),
+        "a new HLS key"
+    );
+    assert_eq!(old_plain, new_plain, "the same audio either way");
+}
