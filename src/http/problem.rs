@@ -163,6 +163,12 @@ impl ApiError {
         {
             h.insert(header::CONTENT_RANGE, v);
         }
+        if matches!(self, ApiError::PayloadTooLarge(_)) {
+            // The rest of the body was never read, so this connection cannot carry another
+            // request: say so, or a pooling client would send its next request into a
+            // connection the server is closing.
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if matches!(self, ApiError::MethodNotAllowed) {
             h.insert(
                 header::ALLOW,
