@@ -8,9 +8,11 @@
 #   2. ROUNDS interleaved rounds of, on the demo album (4 tracks, 114 s of audio):
 #        encore ingest --force -j 1      vs  ffmpeg, one process per track, one after another
 #        encore ingest --force -j NPROC  vs  the same ffmpeg commands, NPROC at a time (xargs -P)
-#      Each ffmpeg process decodes its track once and writes the four renditions encore makes
-#      (FLAC at the source depth, Opus 256k, Opus 128k, a 15 s faded Opus 128k preview), each
-#      as fragmented MP4 with ~6 s fragments, single-threaded (-threads 1);
+#      Each ffmpeg process decodes its track once and writes the five renditions encore makes
+#      (FLAC at the source depth, Opus 256k, Opus 128k, AAC-LC 256k, a 15 s faded Opus 128k
+#      preview), each as fragmented MP4 with ~6 s fragments, single-threaded (-threads 1).
+#      ffmpeg's AAC is its native encoder: Debian's ffmpeg has no libfdk_aac (FDK's licence
+#      keeps it out of GPL builds), so that one encoder differs from encore's;
 #   3. decode only, ROUNDS interleaved rounds per track: `ffmpeg -threads 1 -stream_loop 19
 #      -i FILE -f null -` vs `loops decode FILE 20` (benches/loops.rs);
 #   4. AES-256-GCM at 64 KiB and 1 MiB: `openssl speed -evp aes-256-gcm -seconds 2 -bytes N`
@@ -88,7 +90,7 @@ div() { awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN { printf f, a / b }'; }
 # Same preview windows as album.toml: 15 s from 0:05, Paper Boats from 0:12.
 preview_start() { case $(basename "$1") in 03-paper-boats.*) echo 12 ;; *) echo 5 ;; esac; }
 
-# One track: decode once, write the four renditions as fMP4 (fragments of ~6 s).
+# One track: decode once, write the five renditions as fMP4 (fragments of ~6 s).
 ff_track() {
 	local in=$1 out ss depth
 	out=$2/$(basename "${1%.*}")
@@ -104,6 +106,7 @@ ff_track() {
 		-map 0:a -threads 1 -c:a flac -compression_level 5 "${depth[@]}" -strict -2 "${frag[@]}" "$out-lossless.mp4" \
 		-map 0:a -threads 1 "${opus[@]}" -b:a 256k "${frag[@]}" "$out-high.mp4" \
 		-map 0:a -threads 1 "${opus[@]}" -b:a 128k "${frag[@]}" "$out-standard.mp4" \
+		-map 0:a -threads 1 -c:a aac -b:a 256k "${frag[@]}" "$out-aac.mp4" \
 		-map 0:a -threads 1 -ss "$ss" -t 15 \
 		-af "afade=t=in:st=$ss:d=0.5:curve=hsin,afade=t=out:st=$((ss + 14)).5:d=0.5:curve=hsin" \
 		"${opus[@]}" -b:a 128k "${frag[@]}" "$out-preview.mp4"
@@ -192,7 +195,7 @@ echo "criterion, one thread, mean wall time (GB/s = 1e9 B/s; × realtime = audio
 row "stage" "time" "rate" ""
 rule
 for id in decode/{flac-44k,flac-48k,mp3,vorbis} flac_encode/{16bit,24bit-from-mp3} resample/44k1-to-48k \
-	opus_encode/{256k,128k} segment_package/{flac,opus-256k}; do
+	opus_encode/{256k,128k} aac_encode/256k segment_package/{flac,opus-256k}; do
 	ms=$(jq -r '.throughput.Elements' "$CARGO_TARGET_DIR/criterion/$id/new/benchmark.json")
 	ns=$(crit_ns "$id")
 	row "$id" "$(div "$ns" 1e6 %.2f) ms" "$(awk -v ms="$ms" -v ns="$ns" 'BEGIN { printf "%.1f x", ms * 1e6 / ns }')" ""

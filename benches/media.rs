@@ -1,4 +1,5 @@
-//! Media stages, one track at a time: decode, FLAC encode, resample, Opus encode, fMP4 cut.
+//! Media stages, one track at a time: decode, FLAC encode, resample, Opus and AAC encode,
+//! fMP4 cut.
 //!
 //! Run: `CARGO_TARGET_DIR=/tmp/bench-target cargo bench --bench media`
 //!
@@ -9,7 +10,8 @@
 //!
 //! Latest figures, 2026-11-28 05:03 UTC, 2 vCPU Intel Xeon (family 6 model 207, AVX-512),
 //! quiet machine, from `benches/compare.sh 5`; mean wall time; see `docs/PERFORMANCE.md` for
-//! the ffmpeg ratios. Opus is the system's C libopus 1.3.1, FLAC is flacenc at LPC order 8:
+//! the ffmpeg ratios. Opus is the system's C libopus 1.3.1, FLAC is flacenc at LPC order 8
+//! (the AAC line is from 2026-11-28 11:41 UTC, `-- aac_encode`, Opus 256k at 315 ms then):
 //!
 //! | stage                                    |      time | × realtime |
 //! |------------------------------------------|----------:|-----------:|
@@ -22,6 +24,7 @@
 //! | resample 44.1 → 48 kHz (01)              |  39.5 ms  |        709 |
 //! | Opus encode 256 kbit/s (01)              |   313 ms  |       89.5 |
 //! | Opus encode 128 kbit/s (01)              |   258 ms  |        109 |
+//! | AAC-LC encode 256 kbit/s (01, FDK AAC)   |   126 ms  |        221 |
 //! | fMP4 package, FLAC rendition (01)        |  0.15 ms  |    190 000 |
 //! | fMP4 package, Opus 256k rendition (01)   |  0.04 ms  |    706 000 |
 
@@ -33,7 +36,7 @@ use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_
 use encore::media::decode::decode_file;
 use encore::media::pcm::Pcm;
 use encore::media::resample::{OPUS_RATE, resample_interleaved};
-use encore::media::{flac, opus, segment};
+use encore::media::{aac, flac, opus, segment};
 
 /// The demo tracks, with a short label for the benchmark id.
 const TRACKS: [(&str, &str); 4] = [
@@ -46,6 +49,8 @@ const TRACKS: [(&str, &str); 4] = [
 /// Bitrates of the `high` and `standard` tiers for stereo (the ingest defaults).
 const HIGH: u32 = 256_000;
 const STANDARD: u32 = 128_000;
+/// Bitrate of the `aac` rendition for stereo (the ingest default).
+const AAC: u32 = 256_000;
 
 fn track_path(file: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -132,6 +137,22 @@ fn bench_opus(c: &mut Criterion) {
     g.finish();
 }
 
+/// AAC-LC at the source's 44.1 kHz, as ingest codes a 44.1 kHz source (no resampling).
+fn bench_aac(c: &mut Criterion) {
+    let pcm = decode(TRACKS[0].1);
+    let mut g = c.benchmark_group("aac_encode");
+    g.sample_size(10).sampling_mode(SamplingMode::Flat);
+    g.warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(6));
+    g.throughput(Throughput::Elements(audio_ms(&pcm)));
+    g.bench_function("256k", |b| {
+        b.iter(|| {
+            aac::encode(black_box(&pcm.float), pcm.channels, pcm.sample_rate, AAC).expect("encodes")
+        })
+    });
+    g.finish();
+}
+
 fn bench_segment(c: &mut Criterion) {
     let pcm = decode(TRACKS[0].1);
     let (lossless, _) = flac::encode(&pcm).expect("encodes");
@@ -157,6 +178,7 @@ criterion_group!(
     bench_flac,
     bench_resample,
     bench_opus,
+    bench_aac,
     bench_segment
 );
 criterion_main!(benches);

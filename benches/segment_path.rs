@@ -162,14 +162,8 @@ fn fixture() -> Fixture {
 
 /// The segment's path on disk, as the handler resolves it.
 fn lookup(f: &Fixture) -> SegmentRef {
-    let lib = f.app.library.load();
-    let (m, rec) = lib
-        .segment(ALBUM, TRACK, RENDITION, &f.generation, &f.file)
-        .expect("segment in the catalog");
-    SegmentRef {
-        path: f.app.store.segment_path(m, rec).expect("path"),
-        sha256: rec.sha256.clone(),
-    }
+    SegmentRef::locate(&f.app, ALBUM, TRACK, RENDITION, &f.generation, &f.file, 0)
+        .expect("segment in the catalog")
 }
 
 /// The `GetSegment` arm of `encore::http::dispatch`, plus the CORS headers `handle` adds.
@@ -185,16 +179,8 @@ async fn hit(f: &Fixture) -> http::Response<respond::Body> {
         panic!("not a segment route");
     };
     let token = auth::authenticate(&f.app, &f.headers, None).expect("token");
-    let seg = {
-        let lib = f.app.library.load();
-        let (m, rec) = lib
-            .segment(&album, track, &rendition, &generation, &file)
-            .expect("segment");
-        SegmentRef {
-            path: f.app.store.segment_path(m, rec).expect("path"),
-            sha256: rec.sha256.clone(),
-        }
-    };
+    let seg = SegmentRef::locate(&f.app, &album, track, &rendition, &generation, &file, 0)
+        .expect("segment");
     let grant =
         authorize_segment(&token, &album, track, &rendition, &f.app.revocations).expect("entitled");
     let mut resp = ops::segment::get(&f.app, &grant, seg, &f.headers)

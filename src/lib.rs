@@ -6,11 +6,13 @@
 //! - [`seal`]: AES-256-GCM sealing of segments, content keys wrapped under the KEK, signing keys.
 //! - [`store`]: the packaged store on disk: manifests and sealed segments, written atomically.
 //! - [`license`]: tokens (verify, cache, mint) and the entitlement types the HTTP layer needs.
+//! - [`rotation`]: key rotation for licensing staff (signing, KEK, content re-seal), audit log.
 //! - [`ledger`]: purchases and refunds (SQLite through sqlx), buyer numbers, sales charts.
 //! - [`hls`]: HLS playlists and AES-128 segments made from the sealed store on the way out.
 //! - [`http`]: the hyper server: routes, problem+json, ranges, metrics, graceful shutdown.
 //! - [`client`]: the reference client behind `encore fetch`.
 //! - [`ingest`]: the pipeline from an album folder to the packaged store, with progress.
+//! - [`crashpoint`]: named SIGKILL points for crash tests.
 //! - [`durable`]: crash-safe file writes (temp file, fsync, rename, fsync dir).
 //! - [`config`]: `encore.toml`, validated, with flags and env layered on top.
 //! - [`cli`]: the `encore` command line.
@@ -19,6 +21,7 @@ pub mod catalog;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod crashpoint;
 pub mod durable;
 pub mod hls;
 pub mod http;
@@ -26,5 +29,6 @@ pub mod ingest;
 pub mod ledger;
 pub mod license;
 pub mod media;
+pub mod rotation;
 pub mod seal;
 pub mod store;

@@ -5,14 +5,11 @@
 //! with its request id, and never the token.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use encore::license::Scope;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Child;
 
 use crate::util::{self, Workspace};
 
@@ -20,49 +17,9 @@ const ALBUM: &str = "durable";
 const SENDERS: usize = 3;
 const CRASHES: usize = 5;
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
 /// Starts `encore serve` on an ephemeral port; its stderr lines are appended to `log`.
-async fn start(ws: &Workspace, log: Arc<Mutex<Vec<String>>>) -> Server {
-    let mut child = ws
-        .serve_command(&["--listen", "127.0.0.1:0", "--log-json"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start encore serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
-    tokio::spawn(async move {
-        let mut tx = Some(tx);
-        let mut lines = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(at) = line.find("encore listening on ")
-                && let Some(tx) = tx.take()
-            {
-                let rest = &line[at + "encore listening on ".len()..];
-                let url: String = rest.chars().take_while(|c| *c != '"').collect();
-                let _ = tx.send(url);
-            }
-            log.lock().expect("log").push(line);
-        }
-    });
-    let url = tokio::time::timeout(Duration::from_secs(60), rx)
-        .await
-        .expect("server did not say where it listens")
-        .expect("server exited before listening");
-    let c = reqwest::Client::new();
-    for _ in 0..600 {
-        if let Ok(r) = c.get(format!("{url}/readyz")).send().await
-            && r.status().is_success()
-        {
-            return Server { child, url };
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server at {url} never became ready");
+async fn start(ws: &Workspace, log: Arc<Mutex<Vec<String>>>) -> util::ServeProcess {
+    util::ServeProcess::start(ws, &[], log).await
 }
 
 fn random_below(n: u64) -> u64 {

@@ -43,7 +43,7 @@ async fn buyer_gets_everything_non_buyer_only_the_preview() {
     let other = util::token(&ws, "bob", Scope::Play, &["another-album"]);
 
     for track in 1..=2 {
-        for rendition in ["lossless", "high", "standard", "preview"] {
+        for rendition in ["lossless", "high", "standard", "aac", "preview"] {
             let resp = manifest(&c, &s, &buyer, track, rendition).await;
             assert_eq!(resp.status(), StatusCode::OK, "{track}/{rendition}");
             let m: serde_json::Value = resp.json().await.expect("json");
@@ -108,7 +108,7 @@ async fn buyer_gets_everything_non_buyer_only_the_preview() {
         .filter_map(|k| k["rendition"].as_str())
         .collect();
     names.sort_unstable();
-    assert_eq!(names, ["high", "lossless", "preview", "standard"]);
+    assert_eq!(names, ["aac", "high", "lossless", "preview", "standard"]);
     let v: serde_json::Value = lic(&other)
         .await
         .expect("license")
@@ -153,6 +153,19 @@ async fn buyer_gets_everything_non_buyer_only_the_preview() {
         .expect("json");
     assert_eq!(v["tracks"].as_array().map(Vec::len), Some(2));
     assert_eq!(v["tracks"][0]["preview"]["seconds"].as_f64(), Some(4.0));
+    // The catalog lists the Apple rendition with what a playlist's CODECS and BANDWIDTH need.
+    let aac = v["tracks"][0]["renditions"]
+        .as_array()
+        .expect("renditions")
+        .iter()
+        .find(|r| r["name"] == "aac")
+        .expect("an aac rendition in the catalog")
+        .clone();
+    assert_eq!(aac["codec"], "aac");
+    assert_eq!(aac["codec_string"], "mp4a.40.2");
+    assert_eq!(aac["bitrate"], 256_000);
+    assert_eq!(aac["sample_rate"], 44_100);
+    assert_eq!(aac["channels"], 2);
 }
 
 /// Builds a JWT by hand: `header` and `claims` as JSON, signature bytes as given.
@@ -205,7 +218,7 @@ async fn bad_tokens_get_401_with_a_bearer_challenge() {
         .into_iter()
         .next()
         .expect("key")
-        .1
+        .key
         .verifying_key()
         .to_bytes();
     let hs_input = format!(

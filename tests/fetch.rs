@@ -58,6 +58,33 @@ async fn fetched_lossless_decodes_to_the_sources_pcm() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetched_aac_is_lc_gapless_and_for_buyers_only() {
+    let seconds = 13.0;
+    let ws = util::packaged_album(ALBUM, 1, seconds);
+    let s = TestServer::start(&ws).await;
+    let buyer = util::token(&ws, "alice", Scope::Play, &[ALBUM]);
+    let out = ws.path().join("aac.m4a");
+    let run = fetch(&ws, &s.url, &buyer, "aac", &out).await;
+    assert!(run.status.success(), "{}", util::text(&run));
+    let src = ws.media().join(ALBUM).join("01.flac");
+    let frames = (seconds * 44_100.0) as usize;
+    let snr = util::check_aac(&out, &src, 44_100, 2, frames);
+    eprintln!("fetched aac: snr {snr:.1} dB");
+
+    // Someone who has not bought the album gets no key for it.
+    let listener = util::token(&ws, "bob", Scope::Play, &[]);
+    let nope = ws.path().join("nope.m4a");
+    let run = fetch(&ws, &s.url, &listener, "aac", &nope).await;
+    assert!(
+        !run.status.success(),
+        "a non-buyer fetched the aac rendition"
+    );
+    let err = String::from_utf8_lossy(&run.stderr).to_lowercase();
+    assert!(err.contains("preview"), "{err}");
+    assert!(!nope.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetch_fails_loudly_and_leaves_nothing_behind() {
     let ws = util::packaged_album(ALBUM, 1, 13.0);
     let s = TestServer::start(&ws).await;

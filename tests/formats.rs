@@ -1,6 +1,7 @@
 //! Every source format: ingest with the real binary, open the seals, concatenate init +
 //! fragments, decode with ffmpeg and compare with the source as ffmpeg decodes it.
 
+use encore::media::aac;
 use encore::media::resample::{OPUS_RATE, resampled_len};
 
 use crate::util::{self, Workspace};
@@ -154,6 +155,31 @@ fn check(case: Case) {
             "{rendition}: correlation with the source {c} <= {min_corr} (misaligned or damaged)"
         );
     }
+
+    // aac: AAC-LC for Apple players at 44.1/48 kHz, buyer-only, gapless through its edit list.
+    let m = util::manifest(&ws, album, 1, "aac");
+    let aac_rate = aac::coded_rate(case.rate);
+    assert_eq!(
+        (m.codec.as_str(), m.codec_string.as_str()),
+        ("aac", "mp4a.40.2")
+    );
+    assert_eq!(m.sample_rate, aac_rate);
+    assert_eq!(usize::from(m.channels), ch, "mono stays mono");
+    assert_eq!(
+        m.bitrate,
+        128_000 * u32::from(case.channels),
+        "mono gets half"
+    );
+    assert_eq!(
+        m.duration_samples as usize,
+        resampled_len(source_frames, case.rate, aac_rate),
+        "aac presents the source's length at its rate"
+    );
+    assert!(m.skip_samples > 0, "aac: the encoder delay is signalled");
+    check_timeline(&m, aac_rate);
+    let file = util::open_rendition(&ws, album, 1, "aac");
+    let snr = util::check_aac(&file, &src, case.rate, case.channels, source_frames);
+    eprintln!("{} aac at {aac_rate} Hz: snr {snr:.1} dB", case.file);
 
     // preview: its own key, the window from album.toml, faded ends
     let p = util::manifest(&ws, album, 1, "preview");

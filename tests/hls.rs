@@ -126,7 +126,7 @@ async fn buyer_plays_lossless_from_the_multivariant_playlist_with_ffmpeg() {
         .collect();
     let mut sorted = names.clone();
     sorted.sort();
-    assert_eq!(sorted, ["high", "lossless", "standard"], "{body}");
+    assert_eq!(sorted, ["aac", "high", "lossless", "standard"], "{body}");
     for v in &pl.variants {
         assert!(v.bandwidth > 0);
         assert!(
@@ -144,9 +144,12 @@ async fn buyer_plays_lossless_from_the_multivariant_playlist_with_ffmpeg() {
         format!("/v1/albums/{ALBUM}/tracks/1/lossless/index.m3u8")
     );
     for (i, n) in names.iter().enumerate() {
-        if n != "lossless" {
-            assert_eq!(pl.variants[i].codecs.as_deref(), Some("Opus"));
-        }
+        let want = match n.as_str() {
+            "lossless" => "fLaC",
+            "aac" => "mp4a.40.2",
+            _ => "Opus",
+        };
+        assert_eq!(pl.variants[i].codecs.as_deref(), Some(want), "{n}");
     }
 
     // The media playlist matches the manifest: exact durations, a key per segment, the map.
@@ -344,7 +347,7 @@ async fn query_token_is_carried_by_every_uri_and_is_enough() {
     )
     .await;
     let pl = master(&body);
-    assert_eq!(pl.variants.len(), 3);
+    assert_eq!(pl.variants.len(), 4);
     for v in &pl.variants {
         assert!(v.uri.ends_with(&q), "{}", v.uri);
         let body = text(get(&c, &s, &v.uri, None).await).await;
@@ -518,7 +521,7 @@ async fn album_playlists_chain_the_tracks() {
         .await,
     )
     .await;
-    assert_eq!(master(&body).variants.len(), 3, "{body}");
+    assert_eq!(master(&body).variants.len(), 4, "{body}");
     let body = text(
         get(
             &c,
@@ -578,4 +581,84 @@ async fn album_playlists_chain_the_tracks() {
             "{uri}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_content_key_rotation_mid_play_breaks_no_hls_player() {
+    let ws = util::packaged_album(ALBUM, 1, 7.0);
+    let s = TestServer::start(&ws).await;
+    let c = client();
+    let buyer = util::token(&ws, "alice", Scope::Play, &[ALBUM]);
+    let path = format!("/v1/albums/{ALBUM}/tracks/1/lossless/index.m3u8");
+    let first_segment = |mp: &MediaPlaylist| {
+        let seg = &mp.segments[0];
+        let key = seg.key.as_ref().expect("key");
+        let iv = key.iv.as_deref().expect("iv");
+        let iv: [u8; 16] = hex::decode(&iv[2..]).expect("hex").try_into().expect("16");
+        (seg.uri.clone(), key.uri.clone().expect("key uri"), iv)
+    };
+    let play = |(uri, key_uri, iv): (String, String, [u8; 16])| {
+        let (c, s, buyer) = (&c, &s, &buyer);
+        async move {
+            let key = get(c, s, &key_uri, Some(buyer)).await;
+            assert_eq!(key.status(), StatusCode::OK, "{key_uri}");
+            let key = HlsKey::from_bytes(
+                key.bytes()
+                    .await
+                    .expect("key")
+                    .as_ref()
+                    .try_into()
+                    .expect("16"),
+            );
+            let seg = get(c, s, &uri, Some(buyer)).await;
+            assert_eq!(seg.status(), StatusCode::OK, "{uri}");
+            let bytes = seg.bytes().await.expect("segment").to_vec();
+            let plain = decrypt_segment(&key, &iv, bytes).expect("decrypts");
+            (key, plain)
+        }
+    };
+    let before = first_segment(&media(&text(get(&c, &s, &path, Some(&buyer)).await).await));
+
+    // Re-seal the album under new content keys, as licensing staff do (admin API).
+    let admin = util::token(&ws, "staff", Scope::Admin, &[]);
+    let r = c
+        .post(format!("{}/v1/admin/keys/content/rotate", s.url))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({ "album": ALBUM }))
+        .send()
+        .await
+        .expect("rotate content");
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let job_url = r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let mut job = serde_json::Value::Null;
+    for _ in 0..300 {
+        job = get(&c, &s, &job_url, Some(&admin))
+            .await
+            .json()
+            .await
+            .expect("job json");
+        if job["state"] != "running" {
+            break;
+        }
+        // Waiting on the server's background job, not on time itself.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(job["state"], "succeeded", "{job}");
+
+    let after = first_segment(&media(&text(get(&c, &s, &path, Some(&buyer)).await).await));
+    assert_ne!(after.0, before.0, "new segment URLs");
+    assert_ne!(after.1, before.1, "new key URL");
+    // The player still holding the old playlist keeps playing: the old key and segments of
+    // the retiring generation still answer, under the old content key.
+    let (old_key, old_plain) = play(before).await;
+    let (new_key, new_plain) = play(after).await;
+    assert_ne!(
+        old_key.expose_bytes(),
+        new_key.expose_bytes(),
+        "a new HLS key"
+    );
+    assert_eq!(old_plain, new_plain, "the same audio either way");
 }

@@ -11,6 +11,7 @@ mod hls;
 mod purchases;
 mod reload;
 mod rerun;
+mod rotation;
 mod sealing;
 mod serve;
 mod web;

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -189,6 +190,125 @@ pub fn decode_f32(path: &Path, rate: Option<u32>) -> Vec<f32> {
         .collect()
 }
 
+/// What ffprobe says about a file's first audio stream, as `field -> value`.
+pub fn ffprobe_audio(path: &Path) -> BTreeMap<String, String> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "a:0", "-show_entries"])
+        .arg("stream=codec_name,profile,channels,sample_rate,start_time")
+        .args(["-of", "default=noprint_wrappers=1"])
+        .arg(path)
+        .output()
+        .expect("ffprobe must be installed (run .ci/run, which installs it)");
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Decodes to interleaved f32 on the file's own timeline, dropping whatever it places before
+/// time zero. For an MP4 that is the edit list's media_time (encoder priming): ffmpeg reads
+/// it as the first packet's negative timestamp, and `-copyts` + `atrim=start=0` make it drop
+/// those samples. (ffmpeg 5.1 does not apply the edit's end in a fragmented MP4, so the last
+/// access unit's padding is still there.)
+pub fn decode_f32_from_zero(path: &Path) -> Vec<f32> {
+    let p = path.to_str().expect("utf-8");
+    let raw = ffmpeg(&[
+        "-copyts",
+        "-i",
+        p,
+        "-af",
+        "atrim=start=0",
+        "-f",
+        "f32le",
+        "-",
+    ]);
+    raw.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// Checks an `aac` rendition file (init + fragments, as a player gets it) against its
+/// source: AAC-LC at the expected rate and channel count as ffprobe reads it, an edit list
+/// that skips the priming and presents exactly the source's sample count, and decoded audio
+/// lined up sample for sample with the source. Returns the SNR in dB.
+pub fn check_aac(
+    file: &Path,
+    src: &Path,
+    source_rate: u32,
+    channels: u16,
+    source_frames: usize,
+) -> f64 {
+    let rate = encore::media::aac::coded_rate(source_rate);
+    let ch = usize::from(channels);
+    let probe = ffprobe_audio(file);
+    assert_eq!(probe["codec_name"], "aac", "{probe:?}");
+    assert_eq!(probe["profile"], "LC", "{probe:?}");
+    assert_eq!(probe["channels"], channels.to_string(), "{probe:?}");
+    assert_eq!(probe["sample_rate"], rate.to_string(), "{probe:?}");
+
+    // The edit list: skip the encoder's priming, present exactly the source's length.
+    let expected = encore::media::resample::resampled_len(source_frames, source_rate, rate);
+    let trim = encore::media::gapless::mp4_trim(file).expect("an edit list");
+    assert!(trim.skip > 0, "the priming is signalled");
+    assert_eq!(
+        trim.keep,
+        Some(expected as u64),
+        "the edit list presents the source's sample count"
+    );
+    // ffmpeg reads the same start: the first presented sample is at time zero.
+    let start: f64 = probe["start_time"].parse().expect("start_time");
+    assert!(
+        (start + trim.skip as f64 / f64::from(rate)).abs() < 0.5 / f64::from(rate),
+        "ffmpeg starts the stream at {start} s, the edit list skips {} samples",
+        trim.skip
+    );
+
+    // ffmpeg drops the priming; what is left is the source plus less than one access unit
+    // of padding (see decode_f32_from_zero), cut here at the edit's end.
+    let pcm = decode_f32_from_zero(file);
+    let frames = pcm.len() / ch;
+    assert!(
+        frames >= expected && frames < expected + encore::media::aac::FRAME,
+        "ffmpeg decoded {frames} frames after the priming; the source has {expected}"
+    );
+    let pcm = &pcm[..expected * ch];
+    let reference = decode_f32(src, (rate != source_rate).then_some(rate));
+    let n = pcm.len().min(reference.len());
+
+    // Sample-accurate start: over a stretch of the chirp, no other lag lines up as well.
+    let window = (rate as usize / 2) * ch;
+    let from = (rate as usize / 4) * ch;
+    let lag_corr = |lag: isize| {
+        let shift = lag * ch as isize;
+        let start = (from as isize + shift) as usize;
+        correlation(&pcm[start..start + window], &reference[from..from + window])
+    };
+    let best = (-16isize..=16)
+        .max_by(|a, b| lag_corr(*a).total_cmp(&lag_corr(*b)))
+        .expect("lags");
+    assert_eq!(
+        best, 0,
+        "the decoded AAC is {best} samples off the source (edit list media_time wrong)"
+    );
+    let c = correlation(&pcm[..n], &reference[..n]);
+    let snr = snr_db(&reference[..n], &pcm[..n]);
+    assert!(c > 0.995, "AAC correlates {c} with the source");
+    // Lossy, so a floor rather than equality: 46-47 dB is what 256 kbit/s (128 mono) gives
+    // on this signal, against the source or ffmpeg's soxr resampling of it.
+    assert!(
+        snr > 35.0,
+        "AAC is only {snr:.1} dB above its difference from the source"
+    );
+    snr
+}
+
 /// The manifest of a packaged rendition, which must exist.
 pub fn manifest(ws: &Workspace, album: &str, track: u32, rendition: &str) -> RenditionManifest {
     ws.store()
@@ -367,4 +487,60 @@ pub fn packaged_album(album: &str, tracks: u32, seconds: f64) -> Workspace {
     let out = ws.init_and_ingest();
     assert!(out.status.success(), "{}", text(&out));
     ws
+}
+
+/// A real `encore serve` process on an ephemeral port (killed when dropped).
+pub struct ServeProcess {
+    pub child: tokio::process::Child,
+    pub url: String,
+}
+
+impl ServeProcess {
+    /// Starts `encore serve --listen 127.0.0.1:0 --log-json ARGS` and waits until `/readyz`
+    /// answers; its stderr lines are appended to `log`.
+    pub async fn start(
+        ws: &Workspace,
+        args: &[&str],
+        log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ) -> ServeProcess {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let mut all = vec!["--listen", "127.0.0.1:0", "--log-json"];
+        all.extend_from_slice(args);
+        let mut child = ws
+            .serve_command(&all)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start encore serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+        tokio::spawn(async move {
+            let mut tx = Some(tx);
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(at) = line.find("encore listening on ")
+                    && let Some(tx) = tx.take()
+                {
+                    let rest = &line[at + "encore listening on ".len()..];
+                    let url: String = rest.chars().take_while(|c| *c != '"').collect();
+                    let _ = tx.send(url);
+                }
+                log.lock().expect("log").push(line);
+            }
+        });
+        let url = tokio::time::timeout(std::time::Duration::from_secs(60), rx)
+            .await
+            .expect("server did not say where it listens")
+            .expect("server exited before listening");
+        let c = reqwest::Client::new();
+        for _ in 0..600 {
+            if let Ok(r) = c.get(format!("{url}/readyz")).send().await
+                && r.status().is_success()
+            {
+                return ServeProcess { child, url };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("server at {url} never became ready");
+    }
 }

@@ -161,7 +161,7 @@ fn clean(s: &Value) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_player_preview_buy_play_seek_switch() {
     let ws = util::packaged_album(ALBUM, 2, TRACK_SECONDS);
-    let server = TestServer::start(&ws).await;
+    let mut server = TestServer::start(&ws).await;
     let driver = start_chromedriver().await;
     let c = browser(&driver).await;
 
@@ -296,6 +296,27 @@ async fn web_player_preview_buy_play_seek_switch() {
         s["message"]
             .as_str()
             .is_some_and(|m| m.contains("session has expired")),
+        "{s:#}"
+    );
+
+    // The server goes away: the page says the network failed, not something about tokens.
+    server.begin_shutdown();
+    let probe = reqwest::Client::new();
+    for _ in 0..100 {
+        if probe.get(format!("{}/", server.url)).send().await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    click(&c, ".play[data-track='1']").await;
+    let s = wait_for(&c, "the network-error message", 20, |s| {
+        s["errorKind"] == "network"
+    })
+    .await;
+    assert!(
+        s["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Network error")),
         "{s:#}"
     );
 

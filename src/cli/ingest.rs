@@ -10,7 +10,6 @@ use super::{CommonArgs, fail};
 use crate::config::Overrides;
 use crate::ingest::{self, IngestJob, progress};
 use crate::seal::Keyring;
-use crate::store::Store;
 
 /// Flags of `encore ingest`.
 #[derive(Debug, Args)]
@@ -60,7 +59,7 @@ pub async fn run(args: IngestArgs) -> ExitCode {
         force: args.force,
     };
     let observer: Arc<dyn ingest::Observer> = Arc::from(progress::for_stderr());
-    let report = ingest::run(job, keyring, Store::new(&config.data_dir), observer).await;
+    let report = ingest::run(job, keyring, config.store(), observer).await;
     println!("{}", report.summary());
     if report.ok() {
         ExitCode::SUCCESS

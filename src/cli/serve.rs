@@ -16,7 +16,6 @@ use crate::ledger::{LEDGER_FILE, Ledger};
 use crate::license::{Clock, MintRequest, Scope, SystemClock, mint};
 use crate::seal::Keyring;
 use crate::seal::account_keys::init_dev_account_key;
-use crate::store::Store;
 
 /// Flags of `encore serve`.
 #[derive(Debug, Args)]
@@ -96,7 +95,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         Err(e) => return fail(e, 2),
     };
     let app = match App::new(
-        Store::new(&config.data_dir),
+        config.store(),
         keyring.clone(),
         ledger,
         &config.server,
@@ -114,6 +113,10 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     tokio::spawn(prune_revocations(app.clone()));
     // Before packaging, which can take minutes: a rotation meanwhile must not be missed.
     tokio::spawn(watch_keys(config.keys_dir.clone(), app.clone()));
+    tokio::spawn(maintain_keys(
+        app.clone(),
+        config.server.keys.maintenance_interval,
+    ));
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("encore listening on {scheme}://{addr}");
     let server = tokio::spawn(http::run(listener, app.clone(), tls, shutdown_signal()));
@@ -247,29 +250,48 @@ fn is_change(kind: &notify::EventKind) -> bool {
     )
 }
 
+/// What a change in the keys folder calls for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeysChange {
+    /// `keyring.json` or an account key changed, or SIGHUP: rebuild the key set, reload the
+    /// catalog.
+    KeySet(&'static str),
+    /// An album's content keys changed (a content rotation switched or retired something):
+    /// reload the catalog only; content keys are read from disk per license.
+    Content,
+}
+
 /// Hot reload of keys: on SIGHUP, or when `keyring.json` or `accounts/` in the keys folder
 /// change (debounced), the keys are re-read and swapped in whole; a failed reload keeps the
-/// running set and says why.
+/// running set and says why. A change under `content/` (a content rotation by `encore keys`
+/// in another process) reloads the catalog, so switched manifests are served.
 async fn watch_keys(keys_dir: std::path::PathBuf, app: Arc<App>) {
     use notify::{RecursiveMode, Watcher};
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<&'static str>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<KeysChange>();
     let file_tx = tx.clone();
-    // Content keys are created under content/ during packaging: not a key-set change.
-    let relevant = |path: &std::path::Path| {
+    let classify = |path: &std::path::Path| {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        name == crate::seal::keyring::STATE_FILE
-            || path
-                .parent()
-                .and_then(|p| p.file_name())
-                .is_some_and(|p| p == crate::seal::account_keys::ACCOUNTS_DIR)
+        let parent = path.parent().and_then(|p| p.file_name());
+        if name == crate::seal::keyring::STATE_FILE
+            || parent.is_some_and(|p| p == crate::seal::account_keys::ACCOUNTS_DIR)
                 && name.ends_with(".pem")
+        {
+            Some(KeysChange::KeySet("keys folder changed"))
+        } else if parent.is_some_and(|p| p == crate::seal::keyring::CONTENT_DIR)
+            && name.ends_with(".json")
+        {
+            Some(KeysChange::Content)
+        } else {
+            None
+        }
     };
     let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(event) = res
             && is_change(&event.kind)
-            && event.paths.iter().any(|p| relevant(p))
         {
-            let _ = file_tx.send("keys folder changed");
+            for change in event.paths.iter().filter_map(|p| classify(p)) {
+                let _ = file_tx.send(change);
+            }
         }
     });
     let _watcher = match watcher {
@@ -298,41 +320,79 @@ async fn watch_keys(keys_dir: std::path::PathBuf, app: Arc<App>) {
             return;
         };
         while hup.recv().await.is_some() {
-            if tx.send("SIGHUP").is_err() {
+            if tx.send(KeysChange::KeySet("SIGHUP")).is_err() {
                 return;
             }
         }
     });
-    while let Some(why) = rx.recv().await {
+    while let Some(first) = rx.recv().await {
+        let mut why = match first {
+            KeysChange::KeySet(why) => Some(why),
+            KeysChange::Content => None,
+        };
         // Let a multi-file change (new key files, then the state) settle.
         loop {
-            match tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
-                Ok(Some(_)) => continue,
+            match tokio::time::timeout(Duration::from_millis(300), rx.recv()).await {
+                Ok(Some(KeysChange::KeySet(w))) => why = why.or(Some(w)),
+                Ok(Some(KeysChange::Content)) => continue,
                 Ok(None) => return,
                 Err(_) => break,
             }
         }
-        match app.reload_keys() {
-            Ok(set) => {
-                let kids: Vec<String> = set
-                    .keyring
-                    .public_keys()
-                    .iter()
-                    .map(|(_, k)| k.kid().to_string())
-                    .collect();
-                tracing::info!(
-                    "keys reloaded ({why}): signing kid {} active, {} verification key(s): {}; account service keys: {}",
-                    set.keyring.active_signing_kid(),
-                    kids.len(),
-                    kids.join(", "),
-                    set.accounts
-                        .as_ref()
-                        .map_or(0, |a| a.verifier().key_count())
-                );
+        if let Some(why) = why {
+            reload_key_set(&app, why);
+        }
+        if let Err(e) = app.reload_library_and_purge().await {
+            tracing::error!("catalog NOT reloaded after a key change: {e}");
+        }
+    }
+}
+
+fn reload_key_set(app: &App, why: &str) {
+    match app.reload_keys() {
+        Ok(set) => {
+            let kids: Vec<String> = set
+                .keyring
+                .public_keys()
+                .iter()
+                .map(|t| format!("{} ({})", t.key.kid(), t.state))
+                .collect();
+            tracing::info!(
+                "keys reloaded ({why}): signing kid {} active, {} verification key(s): {}; account service keys: {}",
+                set.keyring.active_signing_kid(),
+                kids.len(),
+                kids.join(", "),
+                set.accounts
+                    .as_ref()
+                    .map_or(0, |a| a.verifier().key_count())
+            );
+        }
+        Err(e) => {
+            tracing::error!("keys NOT reloaded ({why}); still serving the previous keys: {e}")
+        }
+    }
+}
+
+/// Runs key maintenance on a timer: deletes private keys that no longer sign, generations
+/// and content keys whose time is up; reloads what it changed.
+async fn maintain_keys(app: Arc<App>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let rotator = app.rotator.clone();
+        let _serial = app.admin_jobs.serial.lock().await;
+        match tokio::task::spawn_blocking(move || rotator.maintain()).await {
+            Ok(Ok(report)) if !report.is_empty() => {
+                tracing::info!(?report, "key maintenance");
+                reload_key_set(&app, "maintenance");
+                if let Err(e) = app.reload_library_and_purge().await {
+                    tracing::error!("catalog NOT reloaded after maintenance: {e}");
+                }
             }
-            Err(e) => {
-                tracing::error!("keys NOT reloaded ({why}); still serving the previous keys: {e}")
-            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!("key maintenance failed (will retry): {e}"),
+            Err(e) => tracing::error!("key maintenance task failed: {e}"),
         }
     }
 }

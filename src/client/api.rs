@@ -46,9 +46,21 @@ impl License {
         self.keys.iter().find(|k| k.rendition == rendition)
     }
 
-    /// Rendition names the license holds keys for, in the server's order.
+    /// Every key the license holds for `rendition`, newest first (more than one while the
+    /// server rotates that rendition's content key).
+    pub fn keys_for<'a>(&'a self, rendition: &'a str) -> impl Iterator<Item = &'a LicenseKey> {
+        self.keys.iter().filter(move |k| k.rendition == rendition)
+    }
+
+    /// Rendition names the license holds keys for, in the server's order, each once.
     pub fn renditions(&self) -> Vec<String> {
-        self.keys.iter().map(|k| k.rendition.clone()).collect()
+        let mut names: Vec<String> = Vec::new();
+        for k in &self.keys {
+            if !names.contains(&k.rendition) {
+                names.push(k.rendition.clone());
+            }
+        }
+        names
     }
 }
 

@@ -151,23 +151,7 @@ pub async fn fetch(req: &FetchRequest) -> Result<FetchReport, FetchError> {
         },
     )?;
 
-    let what = format!("the license for album {}, track {}", req.album, req.track);
-    let body = transport
-        .post_json(
-            &api_url(&base, &["v1", "licenses"])?,
-            &LicenseRequest {
-                album: req.album.clone(),
-                track: req.track,
-            },
-            &what,
-            MAX_JSON_BYTES,
-        )
-        .await?;
-    // The body holds the keys in hex: wipe it once parsed.
-    let body = Zeroizing::new(body);
-    let license: License = parse_json(&body, &what)?;
-    let key = license_key(&license, req, unix_now())?;
-    drop(license);
+    let keys = request_license_keys(&transport, &base, req).await?;
 
     let track = req.track.to_string();
     let what = format!(
@@ -188,13 +172,25 @@ pub async fn fetch(req: &FetchRequest) -> Result<FetchReport, FetchError> {
     )?;
     let body = transport.get(&url, &what, MAX_JSON_BYTES).await?;
     let manifest: Manifest = parse_json(&body, &what)?;
-    if manifest.key_id != key.id() {
-        return Err(FetchError::KeyMismatch {
-            rendition: req.rendition.clone(),
-            manifest: manifest.key_id,
-            license: key.id(),
-        });
-    }
+    let key = match keys.into_iter().find(|k| k.id() == manifest.key_id) {
+        Some(key) => key,
+        None => {
+            // Staff may have rotated the content keys between the license and the manifest:
+            // a fresh license carries the new key. Asked once; a second miss is a real fault.
+            let keys = request_license_keys(&transport, &base, req).await?;
+            let license_id = keys.first().map(ContentKey::id);
+            match keys.into_iter().find(|k| k.id() == manifest.key_id) {
+                Some(key) => key,
+                None => {
+                    return Err(FetchError::KeyMismatch {
+                        rendition: req.rendition.clone(),
+                        manifest: manifest.key_id,
+                        license: license_id.unwrap_or(manifest.key_id),
+                    });
+                }
+            }
+        }
+    };
     let jobs = plan(&manifest, req, &base)?;
 
     let transport = &transport;
@@ -262,8 +258,37 @@ async fn fetch_segment(
     open_in_place(key, &ctx, sealed).map_err(|e| reject(SegmentFault::Open(e)))
 }
 
-/// The key of the rendition asked for, from a license that is for this track and still valid.
-fn license_key(license: &License, req: &FetchRequest, now: u64) -> Result<ContentKey, FetchError> {
+/// Asks for the license of the track and returns the keys it holds for the rendition.
+async fn request_license_keys(
+    transport: &Transport,
+    base: &Url,
+    req: &FetchRequest,
+) -> Result<Vec<ContentKey>, FetchError> {
+    let what = format!("the license for album {}, track {}", req.album, req.track);
+    let body = transport
+        .post_json(
+            &api_url(base, &["v1", "licenses"])?,
+            &LicenseRequest {
+                album: req.album.clone(),
+                track: req.track,
+            },
+            &what,
+            MAX_JSON_BYTES,
+        )
+        .await?;
+    // The body holds the keys in hex: wipe it once parsed.
+    let body = Zeroizing::new(body);
+    let license: License = parse_json(&body, &what)?;
+    license_keys(&license, req, unix_now())
+}
+
+/// The keys of the rendition asked for (newest first; two while a content-key rotation is
+/// under way), from a license that is for this track and still valid.
+fn license_keys(
+    license: &License,
+    req: &FetchRequest,
+    now: u64,
+) -> Result<Vec<ContentKey>, FetchError> {
     let what = || format!("the license for album {}, track {}", req.album, req.track);
     if license.album != req.album || license.track != req.track {
         return Err(FetchError::BadResponse {
@@ -274,21 +299,27 @@ fn license_key(license: &License, req: &FetchRequest, now: u64) -> Result<Conten
             ),
         });
     }
-    let Some(entry) = license.key_for(&req.rendition) else {
+    let entries: Vec<_> = license.keys_for(&req.rendition).collect();
+    if entries.is_empty() {
         return Err(FetchError::NotEntitled {
             rendition: req.rendition.clone(),
             available: license.renditions(),
         });
-    };
+    }
     if license.expires_at <= now {
         return Err(FetchError::LicenseExpired {
             expires_at: license.expires_at,
         });
     }
-    entry.content_key().map_err(|e| FetchError::BadResponse {
-        what: what(),
-        reason: format!("the key for {}: {e}", req.rendition),
-    })
+    entries
+        .into_iter()
+        .map(|entry| {
+            entry.content_key().map_err(|e| FetchError::BadResponse {
+                what: what(),
+                reason: format!("the key for {}: {e}", req.rendition),
+            })
+        })
+        .collect()
 }
 
 /// Checks the manifest describes what was asked for, in order, on this origin; returns the
@@ -920,14 +951,14 @@ mod tests {
         let key = ContentKey::generate().unwrap();
         let req = FetchRequest::new("http://h", "t", ALBUM, TRACK, "x.m4a");
         let license: License = serde_json::from_value(license_json(&[(LOSSLESS, &key)])).unwrap();
-        let opened = license_key(&license, &req, 0).unwrap();
+        let opened = license_keys(&license, &req, 0).unwrap().remove(0);
         assert_eq!(opened.id(), key.id());
         assert_eq!(opened.expose_bytes(), key.expose_bytes());
-        let err = license_key(&license, &req, license.expires_at).unwrap_err();
+        let err = license_keys(&license, &req, license.expires_at).unwrap_err();
         assert!(matches!(err, FetchError::LicenseExpired { .. }), "{err:?}");
         let mut other_track = req.clone();
         other_track.track = 2;
-        let err = license_key(&license, &other_track, 0).unwrap_err();
+        let err = license_keys(&license, &other_track, 0).unwrap_err();
         assert!(matches!(err, FetchError::BadResponse { .. }), "{err:?}");
     }
 

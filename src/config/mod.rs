@@ -53,6 +53,59 @@ pub struct RawConfig {
     /// `[ledger]`.
     #[serde(default)]
     pub ledger: RawLedger,
+    /// `[keys]`.
+    #[serde(default)]
+    pub keys: RawKeys,
+}
+
+/// `[keys]` section: token lifetimes and the timing of key rotations.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeys {
+    /// Time between publishing a rotated-in signing key in the JWKS and signing with it,
+    /// seconds (default 600: longer than edges cache the JWKS, `max-age=300`).
+    pub signing_propagation_seconds: Option<u64>,
+    /// Longest lifetime (`exp - iat`) of any token accepted, seconds (default 604800 = 7
+    /// days): how long a superseded signing key keeps verifying.
+    pub max_token_seconds: Option<u64>,
+    /// Clock skew tolerated on token times, seconds (default 30).
+    pub token_leeway_seconds: Option<u64>,
+    /// How often `encore serve` retires and deletes what rotations scheduled, seconds
+    /// (default 60).
+    pub maintenance_interval_seconds: Option<u64>,
+}
+
+/// Validated `[keys]` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySettings {
+    /// JWKS-before-signing delay, seconds.
+    pub signing_propagation_seconds: u64,
+    /// Longest accepted token lifetime, seconds.
+    pub max_token_seconds: u64,
+    /// Clock skew tolerated, seconds.
+    pub token_leeway_seconds: u64,
+    /// Maintenance period of `encore serve`.
+    pub maintenance_interval: std::time::Duration,
+}
+
+impl Default for KeySettings {
+    fn default() -> Self {
+        KeySettings {
+            signing_propagation_seconds: 600,
+            max_token_seconds: 7 * 86_400,
+            token_leeway_seconds: 30,
+            maintenance_interval: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
+impl KeySettings {
+    /// How long after a successor starts signing a superseded key keeps verifying: no token
+    /// it signed can be valid after that.
+    pub fn token_horizon_seconds(&self) -> u64 {
+        self.max_token_seconds
+            .saturating_add(self.token_leeway_seconds)
+    }
 }
 
 /// `[ledger]` section: purchases, play-token exchange.
@@ -158,6 +211,8 @@ pub struct ServerSettings {
     pub watch_media: bool,
     /// Purchases and token exchange.
     pub ledger: LedgerSettings,
+    /// Token lifetimes and key rotation timing.
+    pub keys: KeySettings,
 }
 
 /// `[ingest]` section.
@@ -170,6 +225,9 @@ pub struct RawIngest {
     pub high_kbps: Option<u32>,
     /// Bitrate of the `standard` Opus tier and the preview for stereo, kbit/s (default 128).
     pub standard_kbps: Option<u32>,
+    /// Bitrate of the `aac` rendition (AAC-LC, constant) for stereo, kbit/s (default 256,
+    /// 64 to 320; mono gets half).
+    pub aac_kbps: Option<u32>,
     /// Tracks packaged at once (default 0 = one per CPU core).
     pub parallelism: Option<usize>,
 }
@@ -183,6 +241,8 @@ pub struct IngestSettings {
     pub high_bitrate: u32,
     /// `standard` tier and preview, bit/s for stereo.
     pub standard_bitrate: u32,
+    /// `aac` rendition, bit/s for stereo.
+    pub aac_bitrate: u32,
     /// Tracks packaged at once.
     pub parallelism: usize,
 }
@@ -191,8 +251,8 @@ impl IngestSettings {
     /// A stable description of everything that changes the packaged bytes.
     pub fn fingerprint(&self) -> String {
         format!(
-            "seg={};high={};std={}",
-            self.segment_seconds, self.high_bitrate, self.standard_bitrate
+            "seg={};high={};std={};aac={}",
+            self.segment_seconds, self.high_bitrate, self.standard_bitrate, self.aac_bitrate
         )
     }
 }
@@ -203,6 +263,9 @@ impl Default for IngestSettings {
             segment_seconds: 6.0,
             high_bitrate: 256_000,
             standard_bitrate: 128_000,
+            // What Apple sells and streams AAC at; above the 160 kbit/s top of the authoring
+            // spec's table (a SHOULD), chosen so the Apple rendition is not worse than `high`.
+            aac_bitrate: 256_000,
             parallelism: default_parallelism(),
         }
     }
@@ -251,6 +314,25 @@ pub struct Overrides {
 }
 
 impl Config {
+    /// The packaged store, keeping replaced generations served as long as a license issued
+    /// before the switch can live (longest play token plus leeway).
+    pub fn store(&self) -> crate::store::Store {
+        crate::store::Store::new(&self.data_dir).with_retire_grace(
+            self.server
+                .ledger
+                .max_play_token_seconds
+                .saturating_add(self.server.keys.token_leeway_seconds),
+        )
+    }
+
+    /// Timing of key rotations.
+    pub fn rotation_settings(&self) -> crate::rotation::RotationSettings {
+        crate::rotation::RotationSettings {
+            propagation_seconds: self.server.keys.signing_propagation_seconds,
+            token_horizon_seconds: self.server.keys.token_horizon_seconds(),
+        }
+    }
+
     /// Loads `file` (or `encore.toml` if present when `file` is None), then applies overrides.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
         let raw = match file {
@@ -297,6 +379,22 @@ impl Config {
             raw.ingest.standard_kbps,
             defaults.standard_bitrate,
         )?;
+        let aac_bitrate = raw
+            .ingest
+            .aac_kbps
+            .map(|k| k.saturating_mul(1000))
+            .unwrap_or(defaults.aac_bitrate);
+        // Below 64 kbit/s stereo AAC-LC is audibly poor (HE-AAC's range, which Apple's rules
+        // forbid above 64 kbit/s anyway); 320 is the top rate in common use.
+        if !(64_000..=320_000).contains(&aac_bitrate) {
+            return Err(ConfigError::Invalid {
+                key: "ingest.aac_kbps",
+                problem: format!(
+                    "is {} kbit/s; AAC-LC stereo takes 64 to 320",
+                    aac_bitrate / 1000
+                ),
+            });
+        }
         let parallelism = match o.parallelism.or(raw.ingest.parallelism) {
             None | Some(0) => defaults.parallelism,
             Some(n) => n.min(256),
@@ -337,7 +435,17 @@ impl Config {
             json_logs: o.json_logs || log_format == "json",
             watch_media: s.watch_media.unwrap_or(true),
             ledger: ledger_settings(raw.ledger)?,
+            keys: key_settings(raw.keys)?,
         };
+        if server.ledger.max_play_token_seconds > server.keys.max_token_seconds {
+            return Err(ConfigError::Invalid {
+                key: "ledger.max_play_token_seconds",
+                problem: format!(
+                    "is {}; it cannot exceed keys.max_token_seconds ({})",
+                    server.ledger.max_play_token_seconds, server.keys.max_token_seconds
+                ),
+            });
+        }
         Ok(Config {
             server,
             media_dir: o
@@ -360,6 +468,7 @@ impl Config {
                 segment_seconds,
                 high_bitrate,
                 standard_bitrate,
+                aac_bitrate,
                 parallelism,
             },
         })
@@ -396,6 +505,41 @@ fn ledger_settings(raw: RawLedger) -> Result<LedgerSettings, ConfigError> {
         account_issuer,
         play_token_seconds: ttl,
         max_play_token_seconds: max,
+    })
+}
+
+fn key_settings(raw: RawKeys) -> Result<KeySettings, ConfigError> {
+    let d = KeySettings::default();
+    let max_token_seconds = raw.max_token_seconds.unwrap_or(d.max_token_seconds);
+    if max_token_seconds == 0 {
+        return Err(ConfigError::Invalid {
+            key: "keys.max_token_seconds",
+            problem: "must be more than 0".into(),
+        });
+    }
+    let leeway = raw.token_leeway_seconds.unwrap_or(d.token_leeway_seconds);
+    if leeway > 300 {
+        return Err(ConfigError::Invalid {
+            key: "keys.token_leeway_seconds",
+            problem: format!("is {leeway}; use 0 to 300"),
+        });
+    }
+    let interval = raw
+        .maintenance_interval_seconds
+        .unwrap_or(d.maintenance_interval.as_secs());
+    if interval == 0 {
+        return Err(ConfigError::Invalid {
+            key: "keys.maintenance_interval_seconds",
+            problem: "must be more than 0".into(),
+        });
+    }
+    Ok(KeySettings {
+        signing_propagation_seconds: raw
+            .signing_propagation_seconds
+            .unwrap_or(d.signing_propagation_seconds),
+        max_token_seconds,
+        token_leeway_seconds: leeway,
+        maintenance_interval: std::time::Duration::from_secs(interval),
     })
 }
 
@@ -441,5 +585,19 @@ mod tests {
         let raw: RawConfig = toml::from_str("[ingest]\nsegment_seconds = 0.1\n").unwrap();
         let err = Config::from_raw(raw, &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("ingest.segment_seconds"));
+    }
+
+    #[test]
+    fn aac_bitrate_defaults_and_bounds() {
+        let c = Config::from_raw(RawConfig::default(), &Overrides::default()).unwrap();
+        assert_eq!(c.ingest.aac_bitrate, 256_000);
+        let raw: RawConfig = toml::from_str("[ingest]\naac_kbps = 192\n").unwrap();
+        let c = Config::from_raw(raw, &Overrides::default()).unwrap();
+        assert_eq!(c.ingest.aac_bitrate, 192_000);
+        for bad in [32, 400, u32::MAX] {
+            let raw: RawConfig = toml::from_str(&format!("[ingest]\naac_kbps = {bad}\n")).unwrap();
+            let err = Config::from_raw(raw, &Overrides::default()).unwrap_err();
+            assert!(err.to_string().contains("ingest.aac_kbps"), "{err}");
+        }
     }
 }

@@ -72,22 +72,20 @@ pub enum HlsError {
 /// the one the manifest names (never a newer one it was not sealed under).
 pub fn content_key_for(keyring: &Keyring, m: &RenditionManifest) -> Result<ContentKey, HlsError> {
     let slot = || format!("{}/{}/{}", m.album, m.track, m.rendition);
-    let key = keyring
-        .existing_content_key(&m.album, m.track, &m.rendition)
+    // By the id the manifest names, not the slot's newest key: during a content-key
+    // rotation the newest key may not seal anything served yet, and a retiring generation
+    // is sealed under the old one.
+    let id = m.key_id.parse().map_err(|e| HlsError::Keyring {
+        slot: slot(),
+        reason: format!("manifest key id: {e}"),
+    })?;
+    keyring
+        .content_key_by_id(&m.album, m.track, &m.rendition, id)
         .map_err(|e| HlsError::Keyring {
             slot: slot(),
             reason: e.to_string(),
         })?
-        .ok_or_else(|| HlsError::NoContentKey(slot()))?;
-    let held = key.id().to_string();
-    if held != m.key_id {
-        return Err(HlsError::KeyMismatch {
-            slot: slot(),
-            sealed: m.key_id.clone(),
-            held,
-        });
-    }
-    Ok(key)
+        .ok_or_else(|| HlsError::NoContentKey(slot()))
 }
 
 /// Which of the renditions a token may fetch go into a multivariant playlist: the full ones

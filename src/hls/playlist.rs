@@ -292,6 +292,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, &(d, b))| rec(i as u32 + 1, d, b))
                 .collect(),
+            retiring: Vec::new(),
         }
     }
 

@@ -7,9 +7,11 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use super::metrics::Metrics;
+use super::ops::admin::AdminJobs;
 use crate::config::LedgerSettings;
 use crate::ledger::{ChartCache, Ledger, LedgerError};
 use crate::license::{RevocationList, TokenCache, TokenVerifier, VerifierConfig};
+use crate::rotation::{RotationSettings, Rotator};
 use crate::seal::Keyring;
 use crate::seal::account_keys::load_account_keys;
 use crate::store::Store;
@@ -90,6 +92,10 @@ pub struct App {
     pub token_audience: String,
     /// Ledger and token-exchange settings.
     pub ledger_settings: LedgerSettings,
+    /// Key operations for the admin API and the maintenance timer.
+    pub rotator: Rotator,
+    /// Background admin jobs.
+    pub admin_jobs: AdminJobs,
 }
 
 /// One loaded generation of keys: the keyring, and token caches over its public keys.
@@ -145,14 +151,26 @@ impl App {
         let verifier_config = VerifierConfig {
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
+            leeway_seconds: settings.keys.token_leeway_seconds,
             max_play_lifetime_seconds: ledger_settings.max_play_token_seconds,
+            max_lifetime_seconds: settings.keys.max_token_seconds,
             ..Default::default()
         };
         let account_verifier_config = VerifierConfig {
             issuer: ledger_settings.account_issuer.clone(),
             audience: settings.audience.clone(),
+            leeway_seconds: settings.keys.token_leeway_seconds,
+            max_lifetime_seconds: settings.keys.max_token_seconds,
             ..Default::default()
         };
+        let rotator = Rotator::new(
+            keyring.dir(),
+            store.clone(),
+            RotationSettings {
+                propagation_seconds: settings.keys.signing_propagation_seconds,
+                token_horizon_seconds: settings.keys.token_horizon_seconds(),
+            },
+        );
         let keys = KeySet::build(keyring, &verifier_config, &account_verifier_config)?;
         let horizon = ledger_settings
             .max_play_token_seconds
@@ -175,6 +193,8 @@ impl App {
             token_issuer: settings.issuer.clone(),
             token_audience: settings.audience.clone(),
             ledger_settings,
+            rotator,
+            admin_jobs: AdminJobs::default(),
         })
     }
 
@@ -217,5 +237,43 @@ impl App {
         let index = LibraryIndex::load(&self.store)?;
         self.library.store(Arc::new(index));
         Ok(())
+    }
+
+    /// Reloads the catalog, then drops cached segments of generations it no longer serves
+    /// (deleted after a re-seal or re-package), so their bytes leave memory with their files.
+    pub async fn reload_library_and_purge(&self) -> Result<usize, crate::store::StoreError> {
+        self.reload_library()?;
+        let live = self.library.load().live_generations();
+        let root = self.store.root().to_path_buf();
+        let purged = self
+            .segments
+            .purge(|path| {
+                // <root>/<album>/<NN>/<rendition>/<generation>/<file>
+                let Ok(rel) = path.strip_prefix(&root) else {
+                    return false;
+                };
+                let parts: Vec<&str> = rel.iter().filter_map(|p| p.to_str()).collect();
+                match parts.as_slice() {
+                    [album, track, rendition, generation, _file] => {
+                        track.parse::<u32>().is_ok_and(|n| {
+                            live.contains(&(
+                                (*album).to_owned(),
+                                n,
+                                (*rendition).to_owned(),
+                                (*generation).to_owned(),
+                            ))
+                        })
+                    }
+                    _ => false,
+                }
+            })
+            .await;
+        if purged > 0 {
+            tracing::info!(
+                purged,
+                "dropped cached segments of generations no longer served"
+            );
+        }
+        Ok(purged)
     }
 }

@@ -30,7 +30,9 @@ use self::respond::Body;
 use self::router::Endpoint;
 use crate::hls::HlsFile;
 use crate::hls::playlist::Carry;
-use crate::license::{Denied, VerifiedToken, authorize_license, authorize_segment};
+use crate::license::{
+    Clock, Denied, SystemClock, VerifiedToken, authorize_license, authorize_segment,
+};
 use crate::store::RenditionManifest;
 
 /// Handles one request: route, run the operation under the deadline, map errors, count.
@@ -84,6 +86,11 @@ fn request_id(headers: &http::HeaderMap, endpoint: &Endpoint) -> Option<String> 
             | Endpoint::CreateLicense
             | Endpoint::DevSession
             | Endpoint::DevPurchase
+            | Endpoint::AdminRotateSigning
+            | Endpoint::AdminRevokeSigning { .. }
+            | Endpoint::AdminRotateKek
+            | Endpoint::AdminRotateContent
+            | Endpoint::AdminMaintain
     ) {
         return None;
     }
@@ -119,7 +126,7 @@ async fn read_body(app: &App, req: Request<Incoming>) -> Result<bytes::Bytes, Ap
 }
 
 async fn dispatch(
-    app: &App,
+    app: &Arc<App>,
     endpoint: Endpoint,
     req: Request<Incoming>,
     request_id: &str,
@@ -188,27 +195,51 @@ async fn dispatch(
             file,
         } => {
             let token = auth::authenticate(app, req.headers(), query.as_deref())?;
-            let seg = {
-                let lib = app.library.load();
-                let (m, rec) = lib
-                    .segment(&album, track, &rendition, &generation, &file)
-                    .ok_or_else(|| {
-                        ApiError::NotFound(format!(
-                            "no segment {file:?} in {album}/{track}/{rendition}/{generation}"
-                        ))
-                    })?;
-                let path = app
-                    .store
-                    .segment_path(m, rec)
-                    .map_err(|e| ApiError::NotFound(e.to_string()))?;
-                ops::segment::SegmentRef {
-                    path,
-                    sha256: rec.sha256.clone(),
-                }
-            };
+            let seg = ops::segment::SegmentRef::locate(
+                app,
+                &album,
+                track,
+                &rendition,
+                &generation,
+                &file,
+                SystemClock.now_unix(),
+            )?;
             let grant = authorize_segment(&token, &album, track, &rendition, &app.revocations)
                 .inspect_err(|d| count_denial(app, d))?;
             ops::segment::get(app, &grant, seg, req.headers()).await
+        }
+        Endpoint::AdminListKeys => {
+            let token = auth::authenticate(app, req.headers(), query.as_deref())?;
+            ops::admin::list(app, &token).await
+        }
+        Endpoint::AdminRotateSigning => {
+            let token = auth::authenticate(app, req.headers(), query.as_deref())?;
+            read_body(app, req).await?;
+            ops::admin::rotate_signing(app, &token).await
+        }
+        Endpoint::AdminRevokeSigning { kid } => {
+            let token = auth::authenticate(app, req.headers(), query.as_deref())?;
+            read_body(app, req).await?;
+            ops::admin::revoke_signing(app, &token, &kid).await
+        }
+        Endpoint::AdminRotateKek => {
+            let token = auth::authenticate(app, req.headers(), query.as_deref())?;
+            read_body(app, req).await?;
+            ops::admin::rotate_kek(app, &token).await
+        }
+        Endpoint::AdminRotateContent => {
+            let token = auth::authenticate(app, req.headers(), query.as_deref())?;
+            let body = read_body(app, req).await?;
+            ops::admin::rotate_content(app, &token, &body).await
+        }
+        Endpoint::AdminMaintain => {
+            let token = auth::authenticate(app, req.headers(), query.as_deref())?;
+            read_body(app, req).await?;
+            ops::admin::maintain(app, &token).await
+        }
+        Endpoint::AdminJob { id } => {
+            let token = auth::authenticate(app, req.headers(), query.as_deref())?;
+            ops::admin::job(app, &token, id)
         }
         Endpoint::HlsTrackMaster { album, track } => {
             let token = auth::authenticate(app, req.headers(), query.as_deref())?;
@@ -283,12 +314,13 @@ async fn dispatch(
                     file.name()
                 ))
             };
+            // The current generation, or a retiring one players listed before a re-seal.
             let manifest = app
                 .library
                 .load()
                 .manifest(&album, track, &rendition)
-                .filter(|m| m.generation == generation)
-                .cloned()
+                .and_then(|m| m.for_generation(&generation, SystemClock.now_unix()))
+                .map(Arc::new)
                 .ok_or_else(not_found)?;
             if file == HlsFile::Key {
                 let grant = authorize_license(

@@ -48,9 +48,28 @@ pub enum ApiError {
     /// The request took longer than the per-request deadline.
     #[error("the request took too long")]
     Timeout,
+    /// A key operation could not be carried out as asked; the detail says why and what to do.
+    #[error("{0}")]
+    KeyOperation(String),
     /// Our fault; the detail is logged, not sent.
     #[error("internal error")]
     Internal(String),
+}
+
+impl From<crate::rotation::RotationError> for ApiError {
+    fn from(e: crate::rotation::RotationError) -> Self {
+        use crate::rotation::RotationError;
+        use crate::seal::KeyError;
+        match e {
+            RotationError::NotFound(_)
+            | RotationError::Key(KeyError::UnknownSigningKey { .. })
+            | RotationError::Key(KeyError::NoContentKeys { .. }) => {
+                ApiError::NotFound(e.to_string())
+            }
+            RotationError::Damaged { .. } => ApiError::KeyOperation(e.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
 }
 
 impl From<LedgerError> for ApiError {
@@ -111,6 +130,7 @@ impl ApiError {
             ),
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not-ready", None),
             ApiError::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout", None),
+            ApiError::KeyOperation(_) => (StatusCode::CONFLICT, "key-operation-failed", None),
             ApiError::Internal(detail) => {
                 tracing::error!("internal error: {detail}");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", None)
@@ -142,6 +162,12 @@ impl ApiError {
             && let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}"))
         {
             h.insert(header::CONTENT_RANGE, v);
+        }
+        if matches!(self, ApiError::PayloadTooLarge(_)) {
+            // The rest of the body was never read, so this connection cannot carry another
+            // request: say so, or a pooling client would send its next request into a
+            // connection the server is closing.
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if matches!(self, ApiError::MethodNotAllowed) {
             h.insert(

@@ -121,6 +121,26 @@ pub enum Endpoint {
     DevSession,
     /// `POST /v1/dev/purchases`: the demo store buys an album (dev only).
     DevPurchase,
+    /// `GET /v1/admin/keys`.
+    AdminListKeys,
+    /// `POST /v1/admin/keys/signing/rotate`.
+    AdminRotateSigning,
+    /// `POST /v1/admin/keys/signing/{kid}/revoke`.
+    AdminRevokeSigning {
+        /// The signing key id.
+        kid: String,
+    },
+    /// `POST /v1/admin/keys/kek/rotate`.
+    AdminRotateKek,
+    /// `POST /v1/admin/keys/content/rotate`.
+    AdminRotateContent,
+    /// `POST /v1/admin/keys/maintain`.
+    AdminMaintain,
+    /// `GET /v1/admin/jobs/{id}`.
+    AdminJob {
+        /// The job number.
+        id: u64,
+    },
     /// `OPTIONS` anything: a CORS preflight.
     Preflight,
     /// A known path with a method it does not take.
@@ -160,6 +180,13 @@ impl Endpoint {
             Endpoint::DevStatus => "dev_status",
             Endpoint::DevSession => "dev_session",
             Endpoint::DevPurchase => "dev_purchase",
+            Endpoint::AdminListKeys => "admin_list_keys",
+            Endpoint::AdminRotateSigning => "admin_rotate_signing",
+            Endpoint::AdminRevokeSigning { .. } => "admin_revoke_signing",
+            Endpoint::AdminRotateKek => "admin_rotate_kek",
+            Endpoint::AdminRotateContent => "admin_rotate_content",
+            Endpoint::AdminMaintain => "admin_maintain",
+            Endpoint::AdminJob { .. } => "admin_job",
             Endpoint::Preflight => "preflight",
             Endpoint::WrongMethod => "wrong_method",
             Endpoint::NotFound => "not_found",
@@ -229,6 +256,20 @@ pub fn route(method: &Method, path: &str) -> Endpoint {
             })
         }
         ["v1", "play-tokens"] => want_post(Endpoint::CreatePlayToken),
+        ["v1", "admin", "keys"] => want_get(Endpoint::AdminListKeys),
+        ["v1", "admin", "keys", "signing", "rotate"] => want_post(Endpoint::AdminRotateSigning),
+        ["v1", "admin", "keys", "signing", kid, "revoke"] if is_name(kid) => {
+            want_post(Endpoint::AdminRevokeSigning {
+                kid: kid.to_string(),
+            })
+        }
+        ["v1", "admin", "keys", "kek", "rotate"] => want_post(Endpoint::AdminRotateKek),
+        ["v1", "admin", "keys", "content", "rotate"] => want_post(Endpoint::AdminRotateContent),
+        ["v1", "admin", "keys", "maintain"] => want_post(Endpoint::AdminMaintain),
+        ["v1", "admin", "jobs", id] => match id.parse::<u64>() {
+            Ok(id) => want_get(Endpoint::AdminJob { id }),
+            Err(_) => Endpoint::NotFound,
+        },
         ["v1", "charts", "albums"] => want_get(Endpoint::GetChart),
         ["v1", "users", user, "albums"] if is_id(user) => want_get(Endpoint::GetUserAlbums {
             user: user.to_string(),

@@ -6,11 +6,15 @@ pub const LOSSLESS: &str = "lossless";
 pub const HIGH: &str = "high";
 /// Opus, ~128 kbit/s stereo.
 pub const STANDARD: &str = "standard";
+/// AAC-LC, ~256 kbit/s stereo at 44.1 or 48 kHz: the codec Apple's HLS players require.
+/// Buyers only, like every full-length rendition.
+pub const AAC: &str = "aac";
 /// A faded clip at the standard tier, under its own content key.
 pub const PREVIEW: &str = "preview";
 
 /// Every rendition, in the order they are packaged.
-pub const ALL: [&str; 4] = [LOSSLESS, HIGH, STANDARD, PREVIEW];
+pub const ALL: [&str; 5] = [LOSSLESS, HIGH, STANDARD, AAC, PREVIEW];
 
 /// Bumped whenever the packaging code changes its output, so re-runs re-package.
-pub const PIPELINE_VERSION: u32 = 1;
+/// 2: the `aac` rendition.
+pub const PIPELINE_VERSION: u32 = 2;

@@ -5,15 +5,15 @@ use std::path::PathBuf;
 use sha2::{Digest, Sha256};
 
 use super::progress::Observer;
-use super::rendition::{self, HIGH, LOSSLESS, PIPELINE_VERSION, PREVIEW, STANDARD};
+use super::rendition::{self, AAC, HIGH, LOSSLESS, PIPELINE_VERSION, PREVIEW, STANDARD};
 use crate::config::IngestSettings;
 use crate::media::decode::{self, DecodeError, EmbeddedPicture};
 use crate::media::encoded::EncodedAudio;
-use crate::media::{flac, mp4, opus, preview, resample, segment};
+use crate::media::{aac, flac, mp4, opus, preview, resample, segment};
 use crate::seal::{self, ContentKey, Keyring, SealContext, SegmentSlot};
 use crate::store::{
     MANIFEST_FORMAT, PreviewWindowRecord, RenditionManifest, SealedSegment, SegmentRecord, Store,
-    TrackRecord,
+    TrackRecord, new_generation,
 };
 
 /// Why a track could not be packaged. Each names the source file.
@@ -97,7 +97,7 @@ pub struct TrackOutcome {
     pub cover: Option<EmbeddedPicture>,
 }
 
-const STEPS: u64 = 7;
+const STEPS: u64 = 8;
 
 /// Packages one track, catching panics from codecs so that they fail only this track.
 pub fn package(job: &TrackJob<'_>, observer: &dyn Observer) -> Result<TrackOutcome, TrackError> {
@@ -143,12 +143,24 @@ fn package_inner(job: &TrackJob<'_>, observer: &dyn Observer) -> Result<TrackOut
                 })
         })
         .collect::<Result<Vec<ContentKey>, _>>()?;
-    let fingerprint = fingerprint(job, &keys)?;
+    let fingerprint = fingerprint(job)?;
+    // Sealed under a key the keys folder still holds: key changes are the business of
+    // content-key rotation, which re-seals the store itself (and may be midway), so a key
+    // change alone never sends a track back through the encoders.
+    let sealed_under_known_key = |m: &RenditionManifest| {
+        m.key_id.parse().is_ok_and(|id| {
+            matches!(
+                job.keyring
+                    .content_key_by_id(job.album, job.track, &m.rendition, id),
+                Ok(Some(_))
+            )
+        })
+    };
     if !job.force
         && let Some(existing) = job.store.read_track(job.album, job.track).map_err(store_err)?
         && existing.fingerprint == fingerprint
         && rendition::ALL.iter().all(|r| {
-            matches!(job.store.read_manifest(job.album, job.track, r), Ok(Some(m)) if job.store.is_complete(&m))
+            matches!(job.store.read_manifest(job.album, job.track, r), Ok(Some(m)) if job.store.is_complete(&m) && sealed_under_known_key(&m))
         })
     {
         let seconds = existing.source_samples as f64 / f64::from(existing.source_sample_rate.max(1));
@@ -215,7 +227,35 @@ fn package_inner(job: &TrackJob<'_>, observer: &dyn Observer) -> Result<TrackOut
         written += store_manifest(job, m)?;
     }
 
-    step(PREVIEW, 6);
+    step(AAC, 6);
+    // Reuse whichever PCM is already at the AAC rate: the source itself (44.1/48 kHz
+    // sources, no resampling at all) or the 48 kHz copy made for Opus (96/192 kHz).
+    let aac_rate = aac::coded_rate(pcm.sample_rate);
+    let resampled;
+    let aac_input: &[f32] = if aac_rate == pcm.sample_rate {
+        &pcm.float
+    } else if aac_rate == resample::OPUS_RATE {
+        &pcm48
+    } else {
+        resampled =
+            resample::resample_interleaved(&pcm.float, pcm.channels, pcm.sample_rate, aac_rate)
+                .map_err(|e| encode_err(e.to_string()))?;
+        &resampled
+    };
+    // Mono stays mono at half the rate, like the Opus tiers: an upmix would spend bits on
+    // a copy and tell players there is a stereo image when there is none.
+    let audio = aac::encode(
+        aac_input,
+        pcm.channels,
+        aac_rate,
+        per_channel(job.settings.aac_bitrate),
+    )
+    .map_err(|e| encode_err(e.to_string()))?;
+    let m = write_rendition(job, AAC, &audio, key_for(AAC), &generation, None)?;
+    written += store_manifest(job, m)?;
+    drop(audio);
+
+    step(PREVIEW, 7);
     let span = preview::span(
         pcm48.len() / usize::from(pcm.channels),
         resample::OPUS_RATE,
@@ -337,7 +377,7 @@ fn write_rendition(
         track: job.track,
         rendition: name.to_string(),
         generation: generation.to_string(),
-        codec: mp4::codec_string(&audio.codec).to_string(),
+        codec: mp4::codec_name(&audio.codec).to_string(),
         codec_string: mp4::codec_string(&audio.codec).to_string(),
         sample_rate: audio.sample_rate,
         channels: audio.channels,
@@ -350,6 +390,7 @@ fn write_rendition(
         preview,
         init: empty,
         segments: Vec::new(),
+        retiring: Vec::new(),
     };
     Ok((manifest, sealed))
 }
@@ -358,32 +399,20 @@ fn store_manifest(
     job: &TrackJob<'_>,
     (manifest, sealed): (RenditionManifest, Vec<SealedSegment>),
 ) -> Result<u64, TrackError> {
-    let store_err = |e: crate::store::StoreError| TrackError::Store {
-        path: job.path.clone(),
-        reason: e.to_string(),
-    };
-    let previous = job
-        .store
-        .read_manifest(job.album, job.track, &manifest.rendition)
-        .ok()
-        .flatten()
-        .map(|m| m.generation);
+    // The store keeps the generation this one replaces as retiring (players that listed it
+    // keep playing) and deletes debris of interrupted runs.
     let written = job
         .store
         .write_rendition(manifest, sealed)
-        .map_err(store_err)?;
-    let mut keep = vec![written.generation.as_str()];
-    if let Some(p) = previous.as_deref() {
-        keep.push(p);
-    }
-    job.store
-        .collect_garbage(job.album, job.track, &written.rendition, &keep)
-        .map_err(store_err)?;
+        .map_err(|e| TrackError::Store {
+            path: job.path.clone(),
+            reason: e.to_string(),
+        })?;
     Ok(written.total_bytes())
 }
 
-/// Hash over the source bytes, the settings, the preview window, the key ids and the pipeline version.
-fn fingerprint(job: &TrackJob<'_>, keys: &[ContentKey]) -> Result<String, TrackError> {
+/// Hash over the source bytes, the settings, the preview window and the pipeline version.
+fn fingerprint(job: &TrackJob<'_>) -> Result<String, TrackError> {
     let source = crate::catalog::file_sha256_hex(&job.path).map_err(|e| {
         TrackError::Decode(DecodeError::Io {
             path: job.path.clone(),
@@ -402,15 +431,5 @@ fn fingerprint(job: &TrackJob<'_>, keys: &[ContentKey]) -> Result<String, TrackE
         )
         .as_bytes(),
     );
-    for k in keys {
-        hasher.update(k.id().to_string().as_bytes());
-    }
     Ok(hex::encode(hasher.finalize()))
-}
-
-/// A fresh, random generation name: new packaging, new segment URLs.
-fn new_generation() -> Result<String, String> {
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for a generation id: {e}"))?;
-    Ok(format!("g{}", hex::encode(bytes)))
 }

@@ -193,7 +193,7 @@ pub fn authorize_license(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::rendition::{HIGH, LOSSLESS, STANDARD};
+    use crate::ingest::rendition::{AAC, ALL, HIGH, LOSSLESS, STANDARD};
     use crate::license::testutil::{Fixture, NOW};
 
     const ALBUM: &str = "first-light";
@@ -210,8 +210,12 @@ mod tests {
     fn segment_rules() {
         let fx = Fixture::new();
         use Denied::*;
-        let cases: [Case; 13] = [
+        let cases: [Case; 16] = [
             (Scope::Play, &[ALBUM], LOSSLESS, Ok(Audience::Player)),
+            // The Apple rendition is full length: buyers only, like lossless.
+            (Scope::Play, &[ALBUM], AAC, Ok(Audience::Player)),
+            (Scope::Play, &[], AAC, Err(NotPurchased)),
+            (Scope::Play, &["other"], AAC, Err(NotPurchased)),
             (Scope::Play, &[ALBUM], PREVIEW, Ok(Audience::Player)),
             (Scope::Play, &["other", ALBUM], HIGH, Ok(Audience::Player)),
             (Scope::Play, &[], PREVIEW, Ok(Audience::Player)),
@@ -249,7 +253,7 @@ mod tests {
     #[test]
     fn license_rules() {
         let fx = Fixture::new();
-        let all = [LOSSLESS, HIGH, STANDARD, PREVIEW];
+        let all = ALL;
         let none = RevocationList::new(60);
 
         let buyer = fx.verified(Scope::Play, &[ALBUM]);

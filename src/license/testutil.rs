@@ -32,7 +32,7 @@ impl Fixture {
         Keyring::init(&keys).unwrap();
         let keyring = Keyring::open(&keys).unwrap();
         let key = keyring.signing_key().unwrap();
-        let public = keyring.public_keys().into_iter().map(|(_, k)| k).collect();
+        let public = keyring.public_keys().into_iter().map(|t| t.key).collect();
         Self {
             _dir: dir,
             key,

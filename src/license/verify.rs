@@ -35,6 +35,9 @@ pub struct VerifierConfig {
     pub max_token_bytes: usize,
     /// `play` tokens living longer than this (`exp - iat`) are refused.
     pub max_play_lifetime_seconds: u64,
+    /// Tokens of any scope living longer than this are refused: a superseded signing key is
+    /// retired this long (plus leeway) after its successor starts signing.
+    pub max_lifetime_seconds: u64,
 }
 
 impl Default for VerifierConfig {
@@ -45,6 +48,7 @@ impl Default for VerifierConfig {
             leeway_seconds: DEFAULT_LEEWAY_SECONDS,
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             max_play_lifetime_seconds: DEFAULT_MAX_PLAY_LIFETIME_SECONDS,
+            max_lifetime_seconds: DEFAULT_MAX_PLAY_LIFETIME_SECONDS,
         }
     }
 }
@@ -148,8 +152,9 @@ impl TokenError {
 
 /// Verifies encore tokens against the public signing keys, in memory: never fetches a key.
 pub struct TokenVerifier {
-    /// One key per kid; each key allows exactly one algorithm, EdDSA.
-    keys: HashMap<SigningKid, DecodingKey>,
+    /// One key per kid, with the time it stops being trusted (its retirement), if any; each
+    /// key allows exactly one algorithm, EdDSA.
+    keys: HashMap<SigningKid, (DecodingKey, Option<u64>)>,
     validation: Validation,
     config: VerifierConfig,
     clock: Arc<dyn Clock>,
@@ -169,15 +174,23 @@ impl fmt::Debug for TokenVerifier {
 impl TokenVerifier {
     /// A verifier trusting `keys` (active and retired), reading the system clock.
     pub fn new(keys: impl IntoIterator<Item = PublicSigningKey>, config: VerifierConfig) -> Self {
+        Self::with_windows(keys.into_iter().map(|k| (k, None)), config)
+    }
+
+    /// A verifier trusting each key until its time (`None`: no end), reading the system clock.
+    pub fn with_windows(
+        keys: impl IntoIterator<Item = (PublicSigningKey, Option<u64>)>,
+        config: VerifierConfig,
+    ) -> Self {
         let keys = keys
             .into_iter()
             // `from_ed_der` stores bytes as given. aws-lc parses 32 bytes as the raw RFC 8032
             // key and anything longer as SPKI DER; we pass the raw key, which is also what
             // the ring and rust_crypto backends take and what a JWK `x` holds.
             // `raw_public_key_is_what_aws_lc_wants` below holds this down.
-            .map(|key| {
+            .map(|(key, until)| {
                 let decoding = DecodingKey::from_ed_der(key.verifying_key().as_bytes());
-                (key.kid(), decoding)
+                (key.kid(), (decoding, until))
             })
             .collect();
         let mut validation = Validation::new(Algorithm::EdDSA);
@@ -199,10 +212,14 @@ impl TokenVerifier {
         }
     }
 
-    /// A verifier trusting every signing key in `keyring` (the active one and retired ones).
+    /// A verifier trusting the signing keys `keyring` trusts now (pending, active, and
+    /// superseded ones until their retirement; never revoked ones).
     pub fn from_keyring(keyring: &Keyring, config: VerifierConfig) -> Self {
-        Self::new(
-            keyring.public_keys().into_iter().map(|(_, key)| key),
+        Self::with_windows(
+            keyring
+                .public_keys()
+                .into_iter()
+                .map(|t| (t.key, t.trusted_until)),
             config,
         )
     }
@@ -272,7 +289,11 @@ impl TokenVerifier {
         }
         let kid = header.kid.as_deref().ok_or(TokenError::MissingKid)?;
         let kid: SigningKid = kid.parse().map_err(|_| TokenError::UnknownKid)?;
-        let key = self.keys.get(&kid).ok_or(TokenError::UnknownKid)?;
+        let (key, until) = self.keys.get(&kid).ok_or(TokenError::UnknownKid)?;
+        // A retired key is treated as unknown: it has left the JWKS too.
+        if until.is_some_and(|t| self.clock.now_unix() >= t) {
+            return Err(TokenError::UnknownKid);
+        }
         // The key's allow-list: EdDSA only. Refusing here (not only in `Validation`) keeps
         // `none` and HS256-with-the-public-key-as-secret out before any crypto runs.
         if header.alg != Algorithm::EdDSA {
@@ -281,6 +302,12 @@ impl TokenVerifier {
         let data =
             jsonwebtoken::decode::<WireClaims>(token, key, &self.validation).map_err(body_error)?;
         let claims = data.claims.into_claims()?;
+        if claims.exp.saturating_sub(claims.iat) > self.config.max_lifetime_seconds {
+            // It could outlive the signing key's retirement, which assumes this bound.
+            return Err(TokenError::InvalidClaims(
+                "token lifetime exceeds the limit",
+            ));
+        }
         if claims.scope == Scope::Play
             && claims.exp.saturating_sub(claims.iat) > self.config.max_play_lifetime_seconds
         {

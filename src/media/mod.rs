@@ -1,5 +1,6 @@
 //! Media work: decode sources to PCM, resample, encode renditions, cut and mux fMP4 segments.
 
+pub mod aac;
 pub mod decode;
 pub mod encoded;
 pub mod flac;

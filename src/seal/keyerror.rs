@@ -120,6 +120,28 @@ pub enum KeyError {
         /// Why.
         reason: String,
     },
+    /// Every signing key is revoked or retired.
+    #[error("no signing key in {} may sign now (all are revoked or retired); run `encore keys rotate signing --keys {}`", .dir.display(), .dir.display())]
+    NoSigner {
+        /// The keys directory.
+        dir: PathBuf,
+    },
+    /// A signing key id that the keyring does not list.
+    #[error("no signing key {kid} in {}; `encore keys list` shows the keys", .dir.display())]
+    UnknownSigningKey {
+        /// The kid asked for.
+        kid: String,
+        /// The keys directory.
+        dir: PathBuf,
+    },
+    /// An album with no content keys.
+    #[error("album {album} has no content keys in {}; package it first (`encore ingest`)", .dir.display())]
+    NoContentKeys {
+        /// The album.
+        album: String,
+        /// The keys directory.
+        dir: PathBuf,
+    },
 }
 
 impl KeyError {

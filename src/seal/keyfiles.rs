@@ -43,6 +43,10 @@ pub(crate) struct StateFile {
     pub(crate) active_signing: SigningKid,
     pub(crate) keks: Vec<KekEntry>,
     pub(crate) signing: Vec<SigningEntry>,
+    /// KEKs a finished rotation took out of service (their files are deleted right after
+    /// this is written; a file still there is the debris of a crash in between).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) retired_keks: Vec<KeyId>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,6 +59,17 @@ pub(crate) struct KekEntry {
 pub(crate) struct SigningEntry {
     pub(crate) kid: SigningKid,
     pub(crate) created_unix: u64,
+    /// When it starts signing; absent = at creation (keys made by `init`). A rotated-in key
+    /// is published in the JWKS from `created_unix` but signs only from here, so edges that
+    /// cache the JWKS learn it first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) activates_unix: Option<u64>,
+    /// From when it is no longer trusted: every token it signed has expired by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) retires_unix: Option<u64>,
+    /// When staff revoked it: distrusted from then on, whatever its tokens say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) revoked_unix: Option<u64>,
 }
 
 /// `kek-<id>.json`. The key borrows from the (zeroizing) file buffer: no stray copies.
@@ -87,6 +102,10 @@ pub(crate) struct ContentEntry {
     pub(crate) nonce: String,
     /// Wrapped key: 32-byte ciphertext then 16-byte tag, hex.
     pub(crate) wrapped: String,
+    /// Set when a newer key replaced it: it still opens the old segments (and licenses still
+    /// carry it) until then, when it is deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) retires_unix: Option<u64>,
 }
 
 pub(crate) fn kek_file_name(id: KeyId) -> String {

@@ -29,6 +29,7 @@ use super::keyfiles::{
     load_signing_pair, now_unix, read_content_file, read_private, read_state, signing_private_name,
     signing_public_name, write_json, write_kek, write_state,
 };
+use super::lifecycle;
 use super::lock::DirLock;
 use super::signing::{PublicSigningKey, SigningError, SigningKeyPair, SigningKid};
 use super::wrap::{self, KeySlot, WRAPPED_LEN, WrapError, Wrapped};
@@ -41,17 +42,28 @@ pub use super::keyfiles::{CONTENT_DIR, LOCK_FILE, STATE_FILE};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum KeyState {
+    /// Published (a signing key in the JWKS) but not used yet: it signs once its propagation
+    /// delay has passed.
+    Pending,
     /// Used for new wraps / new tokens.
     Active,
-    /// Kept to unwrap older content keys / verify older tokens.
+    /// Superseded, still trusted: verifies tokens signed before the rotation (a KEK: still
+    /// unwraps keys an unfinished rotation has not re-wrapped yet).
+    Verifying,
+    /// Out of service: every token it signed has expired.
     Retired,
+    /// Distrusted by staff after a suspected leak.
+    Revoked,
 }
 
 impl fmt::Display for KeyState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            KeyState::Pending => "pending",
             KeyState::Active => "active",
+            KeyState::Verifying => "verifying",
             KeyState::Retired => "retired",
+            KeyState::Revoked => "revoked",
         })
     }
 }
@@ -82,10 +94,27 @@ pub struct KeyEntry {
     pub kind: KeyKind,
     /// KEK id (32 hex) or signing kid (16 hex).
     pub id: String,
-    /// Active or retired.
+    /// Where the key is in its life now.
     pub state: KeyState,
     /// Creation time, seconds since the Unix epoch.
     pub created_unix: u64,
+    /// When a signing key starts (or started) signing.
+    pub activates_unix: Option<u64>,
+    /// When a signing key stops being trusted (set once a successor is rotated in).
+    pub retires_unix: Option<u64>,
+    /// When a signing key was revoked.
+    pub revoked_unix: Option<u64>,
+}
+
+/// A public signing key with how long it is trusted, for the JWKS and the verifier.
+#[derive(Debug, Clone)]
+pub struct TrustedKey {
+    /// The key.
+    pub key: PublicSigningKey,
+    /// Its state at the time asked.
+    pub state: KeyState,
+    /// Tokens it signed are refused from this time on (its retirement), if set.
+    pub trusted_until: Option<u64>,
 }
 
 /// A content key's public facts (no secret), for listings.
@@ -101,6 +130,8 @@ pub struct ContentKeyInfo {
     pub kek: KeyId,
     /// Creation time, seconds since the Unix epoch.
     pub created_unix: u64,
+    /// Set once a newer key replaced it: deleted then.
+    pub retires_unix: Option<u64>,
 }
 
 /// What [`Keyring::init`] found and did.
@@ -215,7 +246,11 @@ impl Keyring {
                     signing: vec![SigningEntry {
                         kid,
                         created_unix: signing_created,
+                        activates_unix: None,
+                        retires_unix: None,
+                        revoked_unix: None,
                     }],
+                    retired_keks: Vec::new(),
                 };
                 write_state(&state_path, &state)?;
                 created.push(state_path);
@@ -283,14 +318,16 @@ impl Keyring {
             keks.insert(entry.id, kek);
         }
 
+        let now = now_unix();
         let mut public = Vec::with_capacity(state.signing.len());
         for entry in &state.signing {
             let private = dir.join(signing_private_name(entry.kid));
             match fs::metadata(&private) {
                 Ok(meta) => check_private_mode(&private, &meta)?,
-                // Only the active key must be able to sign; a retired one may be public only.
+                // Only a key that signs or will sign needs its private half; a superseded
+                // one may be public only (maintenance deletes those).
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    if entry.kid == state.active_signing {
+                    if lifecycle::needs_private_key(&state.signing, entry, now) {
                         return Err(KeyError::Missing {
                             path: private,
                             listed_in: state_path,
@@ -313,8 +350,9 @@ impl Keyring {
             }
             public.push((entry.clone(), key));
         }
-        // Active key first: the natural order for a JWKS.
-        public.sort_by_key(|(e, _)| e.kid != state.active_signing);
+        // Newest first: the natural order for a JWKS (the signer, or the key about to sign,
+        // leads).
+        public.reverse();
 
         tracing::debug!(dir = %dir.display(), kek = %state.active_kek, signing_kid = %state.active_signing, "keyring opened");
         Ok(Keyring {
@@ -336,9 +374,15 @@ impl Keyring {
         self.state.active_kek
     }
 
-    /// Kid of the key that signs new tokens.
+    /// Kid of the key that signs new tokens now.
     pub fn active_signing_kid(&self) -> SigningKid {
-        self.state.active_signing
+        self.signer_kid_at(now_unix())
+            .unwrap_or(self.state.active_signing)
+    }
+
+    /// Kid of the key that signs new tokens at `now`, if any key may sign then.
+    pub fn signer_kid_at(&self, now: u64) -> Option<SigningKid> {
+        lifecycle::signer_at(&self.state.signing, now).map(|e| e.kid)
     }
 
     /// The content key for (album, track, rendition), created (random, wrapped under the
@@ -375,53 +419,325 @@ impl Keyring {
         if let Some(entry) = find_entry(&file, track, rendition) {
             return self.unwrap_entry(&path, slot, entry);
         }
-
         let key = ContentKey::generate()?;
-        let kek = self.active_kek()?;
-        let wrapped = wrap::wrap(kek, slot, &key).map_err(|e| match e {
-            WrapError::Rng(e) => KeyError::Rng(e),
-            WrapError::Context(e) => KeyError::Context(e),
-            other => unwrap_error(&path, slot, other),
+        let entry = self.wrap_new_entry(&path, slot, &key)?;
+        file.keys.push(entry);
+        self.write_content_file(&path, &mut file)?;
+        tracing::info!(album, track, rendition, key_id = %key.id(), "content key created");
+        Ok(key)
+    }
+
+    /// Adds a new content key for every listed (track, rendition) of `album` in one durable
+    /// write, keeping the old ones (they still open the segments being served). A slot that
+    /// already has a key newer than the one `current` names keeps it: a re-run after a crash
+    /// reuses the keys of the interrupted rotation instead of piling up new ones.
+    ///
+    /// Returns, per slot, the id of the key new seals must use.
+    pub fn add_content_keys(
+        &self,
+        album: &str,
+        slots: &[(u32, String, KeyId)],
+    ) -> Result<Vec<KeyId>, KeyError> {
+        let _guard = self.create.lock().unwrap_or_else(PoisonError::into_inner);
+        let lock_path = self.dir.join(LOCK_FILE);
+        let _lock = DirLock::acquire(&lock_path).map_err(KeyError::io("lock", &lock_path))?;
+        let path = self.content_path(album)?;
+        let mut file = read_content_file(&path, album)?.ok_or_else(|| KeyError::NoContentKeys {
+            album: album.to_owned(),
+            dir: self.dir.clone(),
         })?;
-        file.keys.push(ContentEntry {
-            track,
-            rendition: rendition.to_owned(),
-            id: key.id(),
-            kek: kek.id(),
-            created_unix: now_unix(),
-            nonce: hex::encode(wrapped.nonce),
-            wrapped: hex::encode(wrapped.sealed),
-        });
+        let mut ids = Vec::with_capacity(slots.len());
+        let mut changed = false;
+        for (track, rendition, current) in slots {
+            let newest = find_entry(&file, *track, rendition).map(|e| e.id);
+            if let Some(newest) = newest
+                && newest != *current
+            {
+                ids.push(newest);
+                continue;
+            }
+            let slot = KeySlot {
+                album,
+                track: *track,
+                rendition,
+            };
+            let key = ContentKey::generate()?;
+            let entry = self.wrap_new_entry(&path, slot, &key)?;
+            ids.push(entry.id);
+            file.keys.push(entry);
+            changed = true;
+        }
+        if changed {
+            self.write_content_file(&path, &mut file)?;
+        }
+        Ok(ids)
+    }
+
+    /// Marks the content key `id` of a slot as replaced: it is deleted at `retires_unix`.
+    pub fn retire_content_key(
+        &self,
+        album: &str,
+        track: u32,
+        rendition: &str,
+        id: KeyId,
+        retires_unix: u64,
+    ) -> Result<(), KeyError> {
+        self.edit_content_file(album, |file| {
+            let mut changed = false;
+            for e in &mut file.keys {
+                if e.track == track
+                    && e.rendition == rendition
+                    && e.id == id
+                    && e.retires_unix.is_none()
+                {
+                    e.retires_unix = Some(retires_unix);
+                    changed = true;
+                }
+            }
+            changed
+        })
+    }
+
+    /// Deletes `album`'s content keys retired by `now` that `in_use` does not name (a key a
+    /// manifest still seals under is never deleted). Returns the ids deleted.
+    pub fn prune_content_keys(
+        &self,
+        album: &str,
+        now: u64,
+        in_use: &dyn Fn(u32, &str, KeyId) -> bool,
+    ) -> Result<Vec<KeyId>, KeyError> {
+        let mut removed = Vec::new();
+        self.edit_content_file(album, |file| {
+            file.keys.retain(|e| {
+                let gone = e.retires_unix.is_some_and(|t| t <= now)
+                    && !in_use(e.track, &e.rendition, e.id);
+                if gone {
+                    removed.push(e.id);
+                }
+                !gone
+            });
+            !removed.is_empty()
+        })?;
+        Ok(removed)
+    }
+
+    /// Re-wraps every content key of `album` that is not under the KEK `to` (whose file must
+    /// be in the keys directory). Returns how many keys were re-wrapped; the file is written
+    /// once, atomically, so a crash leaves it all-old or all-new. The caller holds the keys
+    /// lock.
+    pub(crate) fn rewrap_album_locked(&self, album: &str, to: KeyId) -> Result<usize, KeyError> {
+        let mut count = 0;
+        let path = self.content_path(album)?;
+        let mut result = Ok(());
+        self.edit_content_file_locked(album, |file| {
+            for entry in &mut file.keys {
+                if entry.kek == to {
+                    continue;
+                }
+                let slot = KeySlot {
+                    album,
+                    track: entry.track,
+                    rendition: &entry.rendition,
+                };
+                let rewrapped = self
+                    .unwrap_entry(&path, slot, entry)
+                    .and_then(|key| self.wrap_under(&path, slot, &key, to));
+                match rewrapped {
+                    Ok(w) => {
+                        entry.kek = w.kek_id;
+                        entry.nonce = hex::encode(w.nonce);
+                        entry.wrapped = hex::encode(w.sealed);
+                        count += 1;
+                    }
+                    Err(e) => {
+                        result = Err(e);
+                        return false;
+                    }
+                }
+            }
+            count > 0
+        })?;
+        result.map(|()| count)
+    }
+
+    /// Reads, changes and (if `change` says it changed anything) durably rewrites an album's
+    /// content key file, under the keys lock.
+    fn edit_content_file(
+        &self,
+        album: &str,
+        change: impl FnOnce(&mut ContentFile) -> bool,
+    ) -> Result<(), KeyError> {
+        let _guard = self.create.lock().unwrap_or_else(PoisonError::into_inner);
+        let lock_path = self.dir.join(LOCK_FILE);
+        let _lock = DirLock::acquire(&lock_path).map_err(KeyError::io("lock", &lock_path))?;
+        self.edit_content_file_locked(album, change)
+    }
+
+    fn edit_content_file_locked(
+        &self,
+        album: &str,
+        change: impl FnOnce(&mut ContentFile) -> bool,
+    ) -> Result<(), KeyError> {
+        let path = self.content_path(album)?;
+        let Some(mut file) = read_content_file(&path, album)? else {
+            return Ok(());
+        };
+        if change(&mut file) {
+            self.write_content_file(&path, &mut file)?;
+        }
+        Ok(())
+    }
+
+    fn write_content_file(&self, path: &Path, file: &mut ContentFile) -> Result<(), KeyError> {
+        // Stable: within a slot, keys stay oldest first, so the newest is the last.
         file.keys
             .sort_by(|a, b| (a.track, &a.rendition).cmp(&(b.track, &b.rendition)));
         let content_dir = self.dir.join(CONTENT_DIR);
         durable::create_dir_all_durable_with_mode(&content_dir, DIR_MODE)
             .map_err(KeyError::io("create directory", &content_dir))?;
-        write_json(&path, &file, SECRET_MODE)?;
-        tracing::info!(album, track, rendition, key_id = %key.id(), kek = %kek.id(), "content key created");
-        Ok(key)
+        write_json(path, file, SECRET_MODE)
     }
 
-    /// The content key for (album, track, rendition) if one exists; never creates one (for
-    /// the license path, which must not invent keys no segment is sealed under).
+    /// Wraps a fresh content key under the KEK that is active on disk now (not the one this
+    /// keyring loaded: a KEK rotation may have happened since). Call under the keys lock.
+    fn wrap_new_entry(
+        &self,
+        path: &Path,
+        slot: KeySlot<'_>,
+        key: &ContentKey,
+    ) -> Result<ContentEntry, KeyError> {
+        let state_path = self.dir.join(STATE_FILE);
+        let active = read_state(&state_path)?
+            .map(|s| s.active_kek)
+            .unwrap_or(self.state.active_kek);
+        let wrapped = self.wrap_under(path, slot, key, active)?;
+        Ok(ContentEntry {
+            track: slot.track,
+            rendition: slot.rendition.to_owned(),
+            id: key.id(),
+            kek: wrapped.kek_id,
+            created_unix: now_unix(),
+            nonce: hex::encode(wrapped.nonce),
+            wrapped: hex::encode(wrapped.sealed),
+            retires_unix: None,
+        })
+    }
+
+    fn wrap_under(
+        &self,
+        path: &Path,
+        slot: KeySlot<'_>,
+        key: &ContentKey,
+        kek: KeyId,
+    ) -> Result<Wrapped, KeyError> {
+        self.with_kek(path, slot, kek, |kek| {
+            wrap::wrap(kek, slot, key).map_err(|e| match e {
+                WrapError::Rng(e) => KeyError::Rng(e),
+                WrapError::Context(e) => KeyError::Context(e),
+                other => unwrap_error(path, slot, other),
+            })
+        })
+    }
+
+    /// Runs `f` with the KEK `id`: from memory, or, when a rotation by another process added
+    /// it after this keyring was loaded, from its file (ids are bound into every wrap, so a
+    /// wrong file cannot unwrap anything).
+    fn with_kek<T>(
+        &self,
+        path: &Path,
+        slot: KeySlot<'_>,
+        id: KeyId,
+        f: impl FnOnce(&Kek) -> Result<T, KeyError>,
+    ) -> Result<T, KeyError> {
+        if let Some(kek) = self.keks.get(&id) {
+            return f(kek);
+        }
+        let unknown = || KeyError::UnknownKek {
+            path: path.to_path_buf(),
+            album: slot.album.to_owned(),
+            track: slot.track,
+            rendition: slot.rendition.to_owned(),
+            kek: id,
+        };
+        match load_kek(&self.dir.join(kek_file_name(id)))? {
+            Some((kek, _)) if kek.id() == id => f(&kek),
+            _ => Err(unknown()),
+        }
+    }
+
+    /// The newest content key for (album, track, rendition) if one exists; never creates one
+    /// (for the license path, which must not invent keys no segment is sealed under).
     pub fn existing_content_key(
         &self,
         album: &str,
         track: u32,
         rendition: &str,
     ) -> Result<Option<ContentKey>, KeyError> {
+        let keys = self.unwrap_picked(album, track, rendition, |file| {
+            find_entry(file, track, rendition).into_iter().collect()
+        })?;
+        Ok(keys.into_iter().next())
+    }
+
+    /// Every content key of (album, track, rendition) not retired by `now`, newest first:
+    /// during a content rotation a license carries both the old key (for segments already
+    /// listed in players' manifests) and the new one.
+    pub fn live_content_keys(
+        &self,
+        album: &str,
+        track: u32,
+        rendition: &str,
+        now: u64,
+    ) -> Result<Vec<ContentKey>, KeyError> {
+        self.unwrap_picked(album, track, rendition, |file| {
+            file.keys
+                .iter()
+                .rev()
+                .filter(|e| e.track == track && e.rendition == rendition)
+                .filter(|e| e.retires_unix.is_none_or(|t| t > now))
+                .collect()
+        })
+    }
+
+    /// The content key `id` of (album, track, rendition), retired or not.
+    pub fn content_key_by_id(
+        &self,
+        album: &str,
+        track: u32,
+        rendition: &str,
+        id: KeyId,
+    ) -> Result<Option<ContentKey>, KeyError> {
+        let keys = self.unwrap_picked(album, track, rendition, |file| {
+            file.keys
+                .iter()
+                .filter(|e| e.track == track && e.rendition == rendition && e.id == id)
+                .take(1)
+                .collect()
+        })?;
+        Ok(keys.into_iter().next())
+    }
+
+    /// Reads `album`'s key file and unwraps the entries of one slot that `pick` chooses.
+    fn unwrap_picked(
+        &self,
+        album: &str,
+        track: u32,
+        rendition: &str,
+        pick: impl for<'f> FnOnce(&'f ContentFile) -> Vec<&'f ContentEntry>,
+    ) -> Result<Vec<ContentKey>, KeyError> {
         let path = self.content_path(album)?;
         let Some(file) = read_content_file(&path, album)? else {
-            return Ok(None);
+            return Ok(Vec::new());
         };
         let slot = KeySlot {
             album,
             track,
             rendition,
         };
-        find_entry(&file, track, rendition)
+        pick(&file)
+            .into_iter()
             .map(|entry| self.unwrap_entry(&path, slot, entry))
-            .transpose()
+            .collect()
     }
 
     /// The content keys of `album`, without secrets; empty if it has none.
@@ -439,6 +755,7 @@ impl Keyring {
                 id: e.id,
                 kek: e.kek,
                 created_unix: e.created_unix,
+                retires_unix: e.retires_unix,
             })
             .collect())
     }
@@ -466,10 +783,17 @@ impl Keyring {
         Ok(albums)
     }
 
-    /// Loads the active Ed25519 private key (zeroized on drop), checking it matches its
-    /// public key file.
+    /// Loads the Ed25519 private key that signs now (zeroized on drop), checking it matches
+    /// its public key file.
     pub fn signing_key(&self) -> Result<SigningKeyPair, KeyError> {
-        let kid = self.state.active_signing;
+        self.signing_key_at(now_unix())
+    }
+
+    /// Loads the private key of the key that signs at `now`.
+    pub fn signing_key_at(&self, now: u64) -> Result<SigningKeyPair, KeyError> {
+        let kid = self.signer_kid_at(now).ok_or_else(|| KeyError::NoSigner {
+            dir: self.dir.clone(),
+        })?;
         let path = self.dir.join(signing_private_name(kid));
         let bytes = read_private(&path)?.ok_or_else(|| KeyError::Missing {
             path: path.clone(),
@@ -493,52 +817,55 @@ impl Keyring {
         Ok(pair)
     }
 
-    /// Every token-verification key (active first, then retired ones still trusted), for the
-    /// JWKS and for verifying tokens.
-    pub fn public_keys(&self) -> Vec<(KeyState, PublicSigningKey)> {
+    /// Every signing key trusted at `now` (pending, active, verifying), newest first, for the
+    /// JWKS. Revoked and retired keys are left out.
+    pub fn public_keys_at(&self, now: u64) -> Vec<TrustedKey> {
         self.public
             .iter()
-            .map(|(e, key)| (self.signing_state(e.kid), key.clone()))
+            .filter(|(e, _)| lifecycle::trusted_at(e, now))
+            .map(|(e, key)| TrustedKey {
+                key: key.clone(),
+                state: lifecycle::state_at(&self.state.signing, e, now),
+                trusted_until: e.retires_unix,
+            })
             .collect()
     }
 
-    /// KEKs and signing keys with their state and creation time, no material.
-    pub fn list(&self) -> Vec<KeyEntry> {
+    /// [`public_keys_at`](Self::public_keys_at) now.
+    pub fn public_keys(&self) -> Vec<TrustedKey> {
+        self.public_keys_at(now_unix())
+    }
+
+    /// Keys and their life at `now`: KEKs, then signing keys. No material.
+    pub fn list_at(&self, now: u64) -> Vec<KeyEntry> {
         let keks = self.state.keks.iter().map(|e| KeyEntry {
             kind: KeyKind::Kek,
             id: e.id.to_string(),
             state: if e.id == self.state.active_kek {
                 KeyState::Active
             } else {
-                KeyState::Retired
+                KeyState::Verifying
             },
             created_unix: e.created_unix,
+            activates_unix: None,
+            retires_unix: None,
+            revoked_unix: None,
         });
         let signing = self.state.signing.iter().map(|e| KeyEntry {
             kind: KeyKind::Signing,
             id: e.kid.to_string(),
-            state: self.signing_state(e.kid),
+            state: lifecycle::state_at(&self.state.signing, e, now),
             created_unix: e.created_unix,
+            activates_unix: Some(lifecycle::activates(e)),
+            retires_unix: e.retires_unix,
+            revoked_unix: e.revoked_unix,
         });
         keks.chain(signing).collect()
     }
 
-    fn signing_state(&self, kid: SigningKid) -> KeyState {
-        if kid == self.state.active_signing {
-            KeyState::Active
-        } else {
-            KeyState::Retired
-        }
-    }
-
-    fn active_kek(&self) -> Result<&Kek, KeyError> {
-        // `open` checked the active KEK is listed and loaded it; this cannot fail in practice.
-        self.keks
-            .get(&self.state.active_kek)
-            .ok_or_else(|| KeyError::Missing {
-                path: self.dir.join(kek_file_name(self.state.active_kek)),
-                listed_in: self.dir.join(STATE_FILE),
-            })
+    /// [`list_at`](Self::list_at) now.
+    pub fn list(&self) -> Vec<KeyEntry> {
+        self.list_at(now_unix())
     }
 
     fn content_path(&self, album: &str) -> Result<PathBuf, KeyError> {
@@ -557,15 +884,6 @@ impl Keyring {
         slot: KeySlot<'_>,
         entry: &ContentEntry,
     ) -> Result<ContentKey, KeyError> {
-        let Some(kek) = self.keks.get(&entry.kek) else {
-            return Err(KeyError::UnknownKek {
-                path: path.to_path_buf(),
-                album: slot.album.to_owned(),
-                track: slot.track,
-                rendition: slot.rendition.to_owned(),
-                kek: entry.kek,
-            });
-        };
         let what = "content key file";
         let mut nonce = [0u8; 12];
         hex::decode_to_slice(&entry.nonce, &mut nonce).map_err(|e| {
@@ -581,7 +899,9 @@ impl Keyring {
             nonce,
             sealed,
         };
-        wrap::unwrap(kek, slot, &wrapped).map_err(|e| unwrap_error(path, slot, e))
+        self.with_kek(path, slot, entry.kek, |kek| {
+            wrap::unwrap(kek, slot, &wrapped).map_err(|e| unwrap_error(path, slot, e))
+        })
     }
 }
 
@@ -595,9 +915,11 @@ fn unwrap_error(path: &Path, slot: KeySlot<'_>, err: WrapError) -> KeyError {
     }
 }
 
+/// The newest key of a slot (keys are kept oldest first within a slot).
 fn find_entry<'f>(file: &'f ContentFile, track: u32, rendition: &str) -> Option<&'f ContentEntry> {
     file.keys
         .iter()
+        .rev()
         .find(|e| e.track == track && e.rendition == rendition)
 }
 
@@ -1080,8 +1402,8 @@ mod tests {
         assert_eq!(pair.kid(), report.signing_kid);
         let public = ring.public_keys();
         assert_eq!(public.len(), 1);
-        assert_eq!(public[0].0, KeyState::Active);
-        assert_eq!(public[0].1.verifying_key(), &pair.verifying_key());
+        assert_eq!(public[0].state, KeyState::Active);
+        assert_eq!(public[0].key.verifying_key(), &pair.verifying_key());
         let shown = format!("{ring:?}");
         assert!(!shown.contains(&hex::encode(pair.signing_key().to_bytes())));
         let kek_file = fs::read(dir.join(kek_file_name(report.kek))).unwrap();

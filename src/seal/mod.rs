@@ -7,6 +7,9 @@
 //! - [`signing`]: Ed25519 token-signing keys and their kids.
 //! - [`keyring`]: the `keys/` directory: init, open, content keys, listing; its files are in
 //!   `keyfiles`, its error in `keyerror`.
+//! - `lifecycle`: a signing key's life as a function of time (pending, active, verifying,
+//!   retired, revoked).
+//! - [`rotate`]: rotating and revoking signing keys and the KEK, crash-safe.
 //! - `lock`: the cross-process lock on `keys/`.
 
 pub mod account_keys;
@@ -15,7 +18,9 @@ pub mod key;
 mod keyerror;
 mod keyfiles;
 pub mod keyring;
+mod lifecycle;
 mod lock;
+pub mod rotate;
 pub mod signing;
 mod wrap;
 
@@ -24,7 +29,9 @@ pub use aead::{
     seal, sealed_key_id,
 };
 pub use key::{ContentKey, Kek, KeyId, KeyIdParseError, RngError};
-pub use keyring::{ContentKeyInfo, InitReport, KeyEntry, KeyError, KeyKind, KeyState, Keyring};
+pub use keyring::{
+    ContentKeyInfo, InitReport, KeyEntry, KeyError, KeyKind, KeyState, Keyring, TrustedKey,
+};
 pub use signing::{
     PublicSigningKey, SigningError, SigningKeyPair, SigningKid, SigningKidParseError,
 };

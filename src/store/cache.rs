@@ -195,6 +195,23 @@ impl SegmentCache {
     pub fn invalidate_all(&self) {
         self.cache.invalidate_all();
     }
+
+    /// Drops the cached segments whose path `keep` refuses (those of generations the store
+    /// deleted); returns how many. Runs after a catalog reload, never on the request path.
+    pub async fn purge(&self, keep: impl Fn(&std::path::Path) -> bool) -> usize {
+        let doomed: Vec<Arc<Entry>> = self
+            .cache
+            .iter()
+            .filter(|(entry, _)| match entry.as_ref() {
+                Entry::Sealed(path) | Entry::Derived(path) => !keep(path),
+            })
+            .map(|(entry, _)| entry)
+            .collect();
+        for entry in &doomed {
+            self.cache.invalidate(entry.as_ref()).await;
+        }
+        doomed.len()
+    }
 }
 
 async fn read(path: &std::path::Path, stats: &CacheStats) -> Result<Bytes, LoadError> {

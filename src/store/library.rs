@@ -81,7 +81,8 @@ impl LibraryIndex {
             .get(rendition)
     }
 
-    /// A segment record by generation and file name, if the current manifest names it.
+    /// A segment by generation and file name, if the rendition's current generation, or a
+    /// retiring one still in its serving time at `now`, names it.
     pub fn segment(
         &self,
         album: &str,
@@ -89,16 +90,69 @@ impl LibraryIndex {
         rendition: &str,
         generation: &str,
         file: &str,
-    ) -> Option<(&Arc<RenditionManifest>, &SegmentRecord)> {
+        now: u64,
+    ) -> Option<SegmentLookup<'_>> {
         let m = self.manifest(album, track, rendition)?;
-        if m.generation != generation {
-            return None;
+        if m.generation == generation {
+            let record = find_record(&m.init, &m.segments, file)?;
+            return Some(SegmentLookup {
+                manifest: m,
+                generation: &m.generation,
+                key_id: &m.key_id,
+                record,
+            });
         }
-        let rec = std::iter::once(&m.init)
-            .chain(&m.segments)
-            .find(|r| r.file == file)?;
-        Some((m, rec))
+        let old = m
+            .retiring
+            .iter()
+            .find(|r| r.generation == generation && r.serve_until_unix > now)?;
+        let record = find_record(&old.init, &old.segments, file)?;
+        Some(SegmentLookup {
+            manifest: m,
+            generation: &old.generation,
+            key_id: &old.key_id,
+            record,
+        })
     }
+
+    /// Every generation folder the index serves, current and retiring (for cache purges).
+    pub fn live_generations(&self) -> std::collections::HashSet<(String, u32, String, String)> {
+        let mut live = std::collections::HashSet::new();
+        for (id, album) in &self.albums {
+            for (n, track) in &album.tracks {
+                for (name, m) in &track.renditions {
+                    live.insert((id.clone(), *n, name.clone(), m.generation.clone()));
+                    for r in &m.retiring {
+                        live.insert((id.clone(), *n, name.clone(), r.generation.clone()));
+                    }
+                }
+            }
+        }
+        live
+    }
+}
+
+/// A segment found in the index, with the generation it belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentLookup<'a> {
+    /// The rendition's manifest.
+    pub manifest: &'a Arc<RenditionManifest>,
+    /// The generation holding the segment (the current one or a retiring one).
+    pub generation: &'a str,
+    /// The content key id that sealed that generation.
+    pub key_id: &'a str,
+    /// The segment.
+    pub record: &'a SegmentRecord,
+}
+
+fn find_record<'s>(
+    init: &'s SegmentRecord,
+    segments: &'s [SegmentRecord],
+    file: &str,
+) -> Option<&'s SegmentRecord> {
+    std::iter::once(init)
+        .chain(segments)
+        .find(|r| r.file == file)
 }
 
 fn load_album(store: &Store, id: &str) -> Result<Option<AlbumEntry>, StoreError> {

@@ -73,9 +73,62 @@ pub struct RenditionManifest {
     pub init: SegmentRecord,
     /// The media segments, in order.
     pub segments: Vec<SegmentRecord>,
+    /// Earlier generations (re-packaged or re-sealed since), still served to players that
+    /// listed them until their time is up; never shown in the public manifest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retiring: Vec<RetiringGeneration>,
+}
+
+/// A generation replaced by a newer one, kept on disk and served until `serve_until_unix`
+/// (the longest license issued before the switch has expired by then).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiringGeneration {
+    /// Its folder name, as in its segment URLs.
+    pub generation: String,
+    /// The content key that sealed it, 32 hex digits.
+    pub key_id: String,
+    /// Served until then; deleted after.
+    pub serve_until_unix: u64,
+    /// Its init segment.
+    pub init: SegmentRecord,
+    /// Its media segments.
+    pub segments: Vec<SegmentRecord>,
+}
+
+impl RetiringGeneration {
+    /// `manifest`'s current generation, to be served until `serve_until_unix`.
+    pub fn of(manifest: &RenditionManifest, serve_until_unix: u64) -> Self {
+        RetiringGeneration {
+            generation: manifest.generation.clone(),
+            key_id: manifest.key_id.clone(),
+            serve_until_unix,
+            init: manifest.init.clone(),
+            segments: manifest.segments.clone(),
+        }
+    }
 }
 
 impl RenditionManifest {
+    /// This manifest as it reads for `generation`: itself for the current one; for a
+    /// retiring one still served at `now`, the same rendition with that generation's key and
+    /// segments. `None` for any other generation.
+    pub fn for_generation(&self, generation: &str, now: u64) -> Option<RenditionManifest> {
+        if self.generation == generation {
+            return Some(self.clone());
+        }
+        let old = self
+            .retiring
+            .iter()
+            .find(|r| r.generation == generation && r.serve_until_unix > now)?;
+        let mut view = self.clone();
+        view.generation = old.generation.clone();
+        view.key_id = old.key_id.clone();
+        view.init = old.init.clone();
+        view.segments = old.segments.clone();
+        view.retiring.clear();
+        Some(view)
+    }
+
     /// Presented duration in seconds.
     pub fn duration_seconds(&self) -> f64 {
         self.duration_samples as f64 / f64::from(self.sample_rate.max(1))

@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 pub use manifest::{
-    AlbumRecord, MANIFEST_FORMAT, PreviewWindowRecord, RenditionManifest, SegmentRecord,
-    TrackRecord,
+    AlbumRecord, MANIFEST_FORMAT, PreviewWindowRecord, RenditionManifest, RetiringGeneration,
+    SegmentRecord, TrackRecord,
 };
 
 use crate::durable;
@@ -69,10 +69,27 @@ pub struct SealedSegment {
     pub bytes: Vec<u8>,
 }
 
+/// Default time a replaced generation stays served: the longest play token (7 days) plus
+/// clock leeway, so every license issued before the switch has expired.
+pub const DEFAULT_RETIRE_GRACE_SECONDS: u64 = 7 * 86_400 + 30;
+
+/// Name of the store's lock file, flock'd around every manifest change.
+const LOCK_FILE: &str = ".lock";
+
 /// The packaged store rooted at `<data>/store`.
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    retire_grace_seconds: u64,
+}
+
+/// Holds the store's cross-process lock while alive.
+pub struct StoreLock(fs::File);
+
+impl Drop for StoreLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
@@ -105,6 +122,13 @@ pub fn segment_file_name(index: u32) -> String {
     }
 }
 
+/// A fresh, random generation name: new packaging or a re-seal, new segment URLs.
+pub fn new_generation() -> Result<String, String> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for a generation id: {e}"))?;
+    Ok(format!("g{}", hex::encode(bytes)))
+}
+
 /// SHA-256 as lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -115,7 +139,34 @@ impl Store {
     pub fn new(data_dir: &Path) -> Self {
         Store {
             root: data_dir.join("store"),
+            retire_grace_seconds: DEFAULT_RETIRE_GRACE_SECONDS,
         }
+    }
+
+    /// The same store, serving replaced generations for `seconds` after the switch.
+    pub fn with_retire_grace(mut self, seconds: u64) -> Self {
+        self.retire_grace_seconds = seconds;
+        self
+    }
+
+    /// How long a replaced generation stays served, seconds.
+    pub fn retire_grace_seconds(&self) -> u64 {
+        self.retire_grace_seconds
+    }
+
+    /// Takes the store's exclusive lock (blocking): every read-modify-write of a manifest
+    /// holds it, so a re-package, a re-seal and a clean-up never lose each other's changes.
+    pub fn lock(&self) -> Result<StoreLock, StoreError> {
+        durable::create_dir_all_durable(&self.root).map_err(io_err("create", &self.root))?;
+        let path = self.root.join(LOCK_FILE);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_err("open", &path))?;
+        file.lock().map_err(io_err("lock", &path))?;
+        Ok(StoreLock(file))
     }
 
     /// The store's root folder.
@@ -143,21 +194,60 @@ impl Store {
         Ok(self.track_dir(album, track)?.join(check_name(rendition)?))
     }
 
-    /// Path of a stored segment named by a manifest.
+    /// Path of a stored segment named by a manifest's current generation.
     pub fn segment_path(
         &self,
         manifest: &RenditionManifest,
         record: &SegmentRecord,
     ) -> Result<PathBuf, StoreError> {
+        self.segment_path_in(manifest, &manifest.generation, record)
+    }
+
+    /// Path of a stored segment of `generation` (current or retiring) of a rendition.
+    pub fn segment_path_in(
+        &self,
+        manifest: &RenditionManifest,
+        generation: &str,
+        record: &SegmentRecord,
+    ) -> Result<PathBuf, StoreError> {
         Ok(self
             .rendition_dir(&manifest.album, manifest.track, &manifest.rendition)?
-            .join(check_name(&manifest.generation)?)
-            .join(&record.file))
+            .join(check_name(generation)?)
+            .join(check_file(&record.file)?))
+    }
+
+    /// Folder of one generation of a rendition.
+    pub fn generation_dir(
+        &self,
+        album: &str,
+        track: u32,
+        rendition: &str,
+        generation: &str,
+    ) -> Result<PathBuf, StoreError> {
+        Ok(self
+            .rendition_dir(album, track, rendition)?
+            .join(check_name(generation)?))
     }
 
     /// Writes a rendition: the segments into a new generation folder (each file synced),
-    /// then the manifest atomically. `manifest.init`/`segments` are filled in from `sealed`.
+    /// then, under the store lock, the manifest atomically, with the generation it replaces
+    /// kept as retiring for [`retire_grace_seconds`](Self::retire_grace_seconds).
+    /// `manifest.init`/`segments` are filled in from `sealed`.
     pub fn write_rendition(
+        &self,
+        manifest: RenditionManifest,
+        sealed: Vec<SealedSegment>,
+    ) -> Result<RenditionManifest, StoreError> {
+        let manifest = self.write_generation(manifest, sealed)?;
+        let _lock = self.lock()?;
+        let previous = self.read_manifest(&manifest.album, manifest.track, &manifest.rendition)?;
+        self.commit_manifest_locked(manifest, previous.as_ref(), now_unix())
+    }
+
+    /// Writes the segments of `manifest`'s generation into its folder (each file synced) and
+    /// fills in `init`/`segments` from `sealed`. Nothing serves them until a manifest names
+    /// the generation.
+    pub fn write_generation(
         &self,
         mut manifest: RenditionManifest,
         sealed: Vec<SealedSegment>,
@@ -189,13 +279,77 @@ impl Store {
                     reason: "the first sealed segment must be the init segment".into(),
                 })?;
         manifest.segments = records.collect();
-        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| StoreError::Corrupt {
+        Ok(manifest)
+    }
+
+    /// Makes `manifest` the rendition's current one (the caller holds [`lock`](Self::lock)
+    /// and passes the manifest it replaces, read under that lock). The replaced generation
+    /// joins the retiring ones until `now + retire grace`; retiring generations past their
+    /// time and folders no manifest names (debris of interrupted runs) are deleted after the
+    /// new manifest is durable.
+    pub fn commit_manifest_locked(
+        &self,
+        mut manifest: RenditionManifest,
+        previous: Option<&RenditionManifest>,
+        now: u64,
+    ) -> Result<RenditionManifest, StoreError> {
+        let until = now.saturating_add(self.retire_grace_seconds);
+        manifest.retiring.clear();
+        if let Some(prev) = previous {
+            manifest.retiring.extend(
+                prev.retiring
+                    .iter()
+                    .filter(|r| r.serve_until_unix > now && r.generation != manifest.generation)
+                    .cloned(),
+            );
+            if prev.generation != manifest.generation {
+                manifest.retiring.push(RetiringGeneration::of(prev, until));
+            }
+        }
+        self.write_manifest_locked(&manifest)?;
+        self.collect_garbage_locked(&manifest)?;
+        Ok(manifest)
+    }
+
+    /// Drops the retiring generations of a rendition whose time is up at `now`: the manifest
+    /// first, then their folders. Returns the generations removed.
+    pub fn expire_retiring(
+        &self,
+        album: &str,
+        track: u32,
+        rendition: &str,
+        now: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let _lock = self.lock()?;
+        let Some(mut manifest) = self.read_manifest(album, track, rendition)? else {
+            return Ok(Vec::new());
+        };
+        let (expired, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut manifest.retiring)
+            .into_iter()
+            .partition(|r| r.serve_until_unix <= now);
+        manifest.retiring = kept;
+        if expired.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write_manifest_locked(&manifest)?;
+        self.collect_garbage_locked(&manifest)?;
+        Ok(expired.into_iter().map(|r| r.generation).collect())
+    }
+
+    fn write_manifest_locked(&self, manifest: &RenditionManifest) -> Result<(), StoreError> {
+        let dir = self.rendition_dir(&manifest.album, manifest.track, &manifest.rendition)?;
+        let json = serde_json::to_vec_pretty(manifest).map_err(|e| StoreError::Corrupt {
             path: dir.clone(),
             reason: e.to_string(),
         })?;
         let path = dir.join("manifest.json");
-        durable::write_atomic(&path, &json, 0o644).map_err(io_err("write", &path))?;
-        Ok(manifest)
+        durable::write_atomic(&path, &json, 0o644).map_err(io_err("write", &path))
+    }
+
+    fn collect_garbage_locked(&self, manifest: &RenditionManifest) -> Result<usize, StoreError> {
+        let mut keep: Vec<&str> = vec![manifest.generation.as_str()];
+        keep.extend(manifest.retiring.iter().map(|r| r.generation.as_str()));
+        self.collect_garbage(&manifest.album, manifest.track, &manifest.rendition, &keep)
     }
 
     /// Reads a rendition's manifest; `Ok(None)` when the rendition was never packaged.
@@ -259,10 +413,8 @@ impl Store {
             })
     }
 
-    /// Removes generation folders of a rendition that neither `keep` names.
-    ///
-    /// The previous generation is kept so that a player midway through a track keeps
-    /// working after a re-package; anything older, or never committed, goes.
+    /// Removes generation folders of a rendition that `keep` does not name (the current and
+    /// retiring generations; anything else was never committed or has expired).
     pub fn collect_garbage(
         &self,
         album: &str,
@@ -294,6 +446,28 @@ impl Store {
         }
         Ok(removed)
     }
+}
+
+/// A segment file name as the store writes them (`init.enc`, `0001.enc`): nothing that could
+/// leave the generation folder.
+fn check_file(name: &str) -> Result<&str, StoreError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_');
+    if ok {
+        Ok(name)
+    } else {
+        Err(StoreError::BadName(name.to_string()))
+    }
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, StoreError> {

@@ -6,14 +6,16 @@ use http::Response;
 use crate::http::app::App;
 use crate::http::respond::{Body, json};
 
-/// The JWKS document (RFC 7517, OKP keys per RFC 8037).
+/// The JWKS document (RFC 7517, OKP keys per RFC 8037): every key trusted now, the pending one
+/// (published before it signs) included, retired and revoked ones left out.
 pub fn jwks(app: &App) -> Response<Body> {
     let keys: Vec<serde_json::Value> = app
         .keys()
         .keyring
         .public_keys()
         .into_iter()
-        .map(|(_state, key)| {
+        .map(|trusted| {
+            let key = trusted.key;
             serde_json::json!({
                 "kty": "OKP",
                 "crv": "Ed25519",

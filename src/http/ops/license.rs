@@ -6,7 +6,7 @@ use serde::Deserialize;
 use crate::http::app::App;
 use crate::http::problem::ApiError;
 use crate::http::respond::{Body, json};
-use crate::license::{VerifiedToken, authorize_license};
+use crate::license::{Clock, SystemClock, VerifiedToken, authorize_license};
 
 /// The request body.
 #[derive(Debug, Deserialize)]
@@ -44,30 +44,26 @@ pub fn create(app: &App, token: &VerifiedToken, body: &[u8]) -> Result<Response<
                 .inc();
         })?;
     let keyset = app.keys();
+    let now = SystemClock.now_unix();
     let mut keys = Vec::new();
     for rendition in grant.renditions() {
-        let key = keyset
+        let what = || format!("{}/{}/{rendition}", grant.album(), grant.track());
+        // Every key not yet retired: during a content rotation, the key of the generation
+        // players already listed and the new one both open segments the server serves.
+        let live = keyset
             .keyring
-            .existing_content_key(grant.album(), grant.track(), rendition)
-            .map_err(|e| {
-                ApiError::Internal(format!(
-                    "content key for {}/{}/{rendition}: {e}",
-                    grant.album(),
-                    grant.track()
-                ))
-            })?
-            .ok_or_else(|| {
-                ApiError::Internal(format!(
-                    "no content key for {}/{}/{rendition}",
-                    grant.album(),
-                    grant.track()
-                ))
-            })?;
-        keys.push(serde_json::json!({
-            "rendition": rendition,
-            "key_id": key.id().to_string(),
-            "key": hex::encode(key.expose_bytes()),
-        }));
+            .live_content_keys(grant.album(), grant.track(), rendition, now)
+            .map_err(|e| ApiError::Internal(format!("content keys for {}: {e}", what())))?;
+        if live.is_empty() {
+            return Err(ApiError::Internal(format!("no content key for {}", what())));
+        }
+        for key in live {
+            keys.push(serde_json::json!({
+                "rendition": rendition,
+                "key_id": key.id().to_string(),
+                "key": hex::encode(key.expose_bytes()),
+            }));
+        }
     }
     Ok(json(
         &serde_json::json!({ "album": grant.album(), "track": grant.track(), "expires_at": grant.expires_at(), "keys": keys }),

@@ -2,6 +2,7 @@
 //!
 //! [`ApiError`]: super::problem::ApiError
 
+pub mod admin;
 pub mod catalog;
 pub mod health;
 pub mod hls;

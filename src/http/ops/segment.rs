@@ -21,6 +21,37 @@ pub struct SegmentRef {
     pub sha256: String,
 }
 
+impl SegmentRef {
+    /// Finds a segment in the catalog: in the rendition's current generation, or in a
+    /// retiring one still served at `now` (players that listed it before a re-seal).
+    pub fn locate(
+        app: &App,
+        album: &str,
+        track: u32,
+        rendition: &str,
+        generation: &str,
+        file: &str,
+        now: u64,
+    ) -> Result<SegmentRef, ApiError> {
+        let lib = app.library.load();
+        let found = lib
+            .segment(album, track, rendition, generation, file, now)
+            .ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "no segment {file:?} in {album}/{track}/{rendition}/{generation}"
+                ))
+            })?;
+        let path = app
+            .store
+            .segment_path_in(found.manifest, found.generation, found.record)
+            .map_err(|e| ApiError::NotFound(e.to_string()))?;
+        Ok(SegmentRef {
+            path,
+            sha256: found.record.sha256.clone(),
+        })
+    }
+}
+
 /// Serves the granted segment with validators, ranges and cache headers.
 pub async fn get(
     app: &App,

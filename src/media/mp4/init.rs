@@ -17,7 +17,8 @@ const FTYP_COMPATIBLE: [FourCc; 4] = [*b"iso6", *b"isom", *b"cmfc", *b"dash"];
 /// Frozen: the only track. Changing this changes stored data.
 pub(crate) const TRACK_ID: u32 = 1;
 /// Frozen: `trex` default_sample_flags. 0 = sample_is_non_sync_sample 0, i.e. every audio
-/// sample is a sync sample (FLAC spec 3.3.6.1; Opus has no non-sync samples either).
+/// sample is a sync sample (FLAC spec 3.3.6.1; Opus and AAC access units are all sync
+/// samples too, their decoder pre-roll being the player's business).
 /// Changing this changes stored data.
 const DEFAULT_SAMPLE_FLAGS: u32 = 0;
 /// Frozen: the `hdlr` name (NUL-terminated). Changing this changes stored data.
@@ -32,6 +33,19 @@ const STREAMINFO_LEN: usize = 34;
 const MAX_METADATA_BLOCK_LEN: usize = 0x00FF_FFFF;
 /// Opus timestamps are always in 48 kHz units.
 const OPUS_RATE: u32 = 48_000;
+/// MPEG-4 audio object type of AAC Low Complexity.
+const AOT_AAC_LC: u8 = 2;
+/// Longest AudioSpecificConfig accepted (FDK's configuration buffer is 64 bytes).
+const ASC_MAX_LEN: usize = 64;
+/// Frozen: `esds` objectTypeIndication 0x40 = Audio ISO/IEC 14496-3 (the value RFC 6381's
+/// "mp4a.40" names). Changing this changes stored data.
+const OTI_MPEG4_AUDIO: u8 = 0x40;
+/// Frozen: `esds` streamType 0x05 (AudioStream) << 2, upStream 0, reserved 1. Changing
+/// this changes stored data.
+const STREAM_TYPE_AUDIO: u8 = (0x05 << 2) | 1;
+/// Frozen: SLConfigDescriptor predefined = 2, the value ISO/IEC 14496-14 requires in MP4
+/// files. Changing this changes stored data.
+const SL_PREDEFINED_MP4: u8 = 0x02;
 
 /// Builds the init segment: ftyp + moov (mvhd, trak{tkhd, [edts/elst], mdia{mdhd,
 /// hdlr 'soun', minf{smhd, dinf/dref(url self-contained), stbl{stsd, empty stts, stsc, stsz,
@@ -166,6 +180,28 @@ fn validate(spec: &InitSpec) -> Result<(), Mp4Error> {
                     codec: "Opus (mapping family 0)",
                     channels: spec.channels,
                 });
+            }
+            Ok(())
+        }
+        CodecConfig::Aac {
+            audio_specific_config,
+            ..
+        } => {
+            // The two rates Apple's HLS rules name; both also fit the 16-bit sample entry rate.
+            if spec.sample_rate != 44_100 && spec.sample_rate != 48_000 {
+                return Err(Mp4Error::AacSampleRate(spec.sample_rate));
+            }
+            if !(1..=2).contains(&spec.channels) {
+                return Err(Mp4Error::UnsupportedChannels {
+                    codec: "AAC",
+                    channels: spec.channels,
+                });
+            }
+            // The first five bits are the audio object type; "mp4a.40.2" promises 2 (LC).
+            // 64 bytes is FDK's own limit and keeps every descriptor length in one byte.
+            let asc = audio_specific_config;
+            if !(2..=ASC_MAX_LEN).contains(&asc.len()) || asc[0] >> 3 != AOT_AAC_LC {
+                return Err(Mp4Error::BadAudioSpecificConfig(asc.clone()));
             }
             Ok(())
         }
@@ -344,6 +380,8 @@ fn write_sample_entry(w: &mut BoxWriter, spec: &InitSpec) -> Result<(), Mp4Error
         ),
         // Opus-in-ISOBMFF 4.3.1: samplesize 16, samplerate 48000.
         CodecConfig::Opus { .. } => (*b"Opus", 16, 48_000),
+        // ISO/IEC 14496-14: samplesize 16, samplerate the coded rate (validated to fit).
+        CodecConfig::Aac { .. } => (*b"mp4a", 16, spec.sample_rate as u16),
     };
     w.plain(fourcc, |w| {
         // SampleEntry
@@ -372,7 +410,62 @@ fn write_sample_entry(w: &mut BoxWriter, spec: &InitSpec) -> Result<(), Mp4Error
                 w.u8(0); // ChannelMappingFamily 0: mono/stereo, no mapping table
                 Ok(())
             }),
+            CodecConfig::Aac {
+                audio_specific_config,
+                buffer_size,
+                max_bitrate,
+                avg_bitrate,
+            } => write_esds(
+                w,
+                audio_specific_config,
+                *buffer_size,
+                *max_bitrate,
+                *avg_bitrate,
+            ),
         }
+    })
+}
+
+/// `esds`: an ES_Descriptor holding the DecoderConfigDescriptor (with the
+/// AudioSpecificConfig as DecoderSpecificInfo) and the SLConfigDescriptor, as ISO/IEC
+/// 14496-14 3.1.2 and 14496-1 7.2.6 lay them out.
+///
+/// Each descriptor's length is written in the one-byte form: the validated ASC (at most 64
+/// bytes) keeps the outer ES_Descriptor at most 87 bytes, under the 128 that needs more.
+fn write_esds(
+    w: &mut BoxWriter,
+    asc: &[u8],
+    buffer_size: u32,
+    max_bitrate: u32,
+    avg_bitrate: u32,
+) -> Result<(), Mp4Error> {
+    const ES_DESCR_TAG: u8 = 0x03;
+    const DECODER_CONFIG_DESCR_TAG: u8 = 0x04;
+    const DEC_SPECIFIC_INFO_TAG: u8 = 0x05;
+    const SL_CONFIG_DESCR_TAG: u8 = 0x06;
+    // ASC length fits a byte: validated to at most ASC_MAX_LEN.
+    let dsi_len = asc.len() as u8;
+    let dcd_len = 13 + 2 + dsi_len;
+    let es_len = 3 + 2 + dcd_len + 2 + 1;
+    w.full(*b"esds", 0, 0, |w| {
+        w.u8(ES_DESCR_TAG);
+        w.u8(es_len);
+        w.u16(0); // ES_ID: 0 in MP4 files (the track ID identifies the stream)
+        w.u8(0); // no streamDependence, no URL, no OCR stream; streamPriority 0
+        w.u8(DECODER_CONFIG_DESCR_TAG);
+        w.u8(dcd_len);
+        w.u8(OTI_MPEG4_AUDIO);
+        w.u8(STREAM_TYPE_AUDIO);
+        w.u24(buffer_size.min(0x00FF_FFFF));
+        w.u32(max_bitrate);
+        w.u32(avg_bitrate);
+        w.u8(DEC_SPECIFIC_INFO_TAG);
+        w.u8(dsi_len);
+        w.bytes(asc);
+        w.u8(SL_CONFIG_DESCR_TAG);
+        w.u8(1);
+        w.u8(SL_PREDEFINED_MP4);
+        Ok(())
     })
 }
 
@@ -546,6 +639,76 @@ mod tests {
         assert_eq!(dops, &[0, 2, 0x01, 0x38, 0, 0, 0xAC, 0x44, 0xFF, 0x00, 0]);
         let mdhd = find_path(trak, &[*b"mdia", *b"mdhd"]).unwrap();
         assert_eq!(&mdhd[20..22], &[0x15, 0xC7]); // "eng"
+    }
+
+    fn aac_spec() -> InitSpec {
+        InitSpec {
+            codec: CodecConfig::Aac {
+                audio_specific_config: vec![0x11, 0x90],
+                buffer_size: 1536,
+                max_bitrate: 270_000,
+                avg_bitrate: 256_000,
+            },
+            sample_rate: 48_000,
+            channels: 2,
+            bits_per_sample: 16,
+            edit: Some(Edit {
+                media_time: 2048,
+                duration: 48_000,
+            }),
+            media_duration: 51_200,
+            language: *b"und",
+        }
+    }
+
+    #[test]
+    fn aac_init_layout_esds_and_edit() {
+        let init = init_segment(&aac_spec()).unwrap();
+        let trak = find_path(&init, &[*b"moov", *b"trak"]).unwrap();
+        let elst = find_path(trak, &[*b"edts", *b"elst"]).unwrap();
+        let mut want = vec![0, 0, 0, 0, 0, 0, 0, 1];
+        want.extend_from_slice(&48_000u32.to_be_bytes()); // segment_duration
+        want.extend_from_slice(&2048u32.to_be_bytes()); // media_time = priming
+        want.extend_from_slice(&[0, 1, 0, 0]); // rate 1.0
+        assert_eq!(elst, want.as_slice());
+        let stsd = find_path(trak, &[*b"mdia", *b"minf", *b"stbl", *b"stsd"]).unwrap();
+        let entry = find(&stsd[8..], *b"mp4a").unwrap();
+        assert_eq!(&entry[16..18], &2u16.to_be_bytes()); // channelcount
+        assert_eq!(&entry[18..20], &16u16.to_be_bytes()); // samplesize
+        assert_eq!(&entry[24..28], &(48_000u32 << 16).to_be_bytes());
+        let esds = find(&entry[28..], *b"esds").unwrap();
+        let mut want = vec![0, 0, 0, 0]; // version, flags
+        want.extend_from_slice(&[0x03, 25, 0, 0, 0]); // ES_Descriptor, ES_ID 0, flags 0
+        want.extend_from_slice(&[0x04, 17, 0x40, 0x15]); // DecoderConfig: MPEG-4 audio stream
+        want.extend_from_slice(&[0x00, 0x06, 0x00]); // bufferSizeDB 1536
+        want.extend_from_slice(&270_000u32.to_be_bytes());
+        want.extend_from_slice(&256_000u32.to_be_bytes());
+        want.extend_from_slice(&[0x05, 2, 0x11, 0x90]); // DecoderSpecificInfo = the ASC
+        want.extend_from_slice(&[0x06, 1, 0x02]); // SLConfig predefined 2
+        assert_eq!(esds, want.as_slice());
+    }
+
+    #[test]
+    fn aac_rejects_what_mp4a_40_2_cannot_say() {
+        let mut s = aac_spec();
+        s.sample_rate = 96_000;
+        assert_eq!(init_segment(&s), Err(Mp4Error::AacSampleRate(96_000)));
+        let mut s = aac_spec();
+        s.channels = 6;
+        assert!(matches!(
+            init_segment(&s),
+            Err(Mp4Error::UnsupportedChannels { .. })
+        ));
+        for asc in [vec![], vec![0x11], vec![0x29, 0x90], vec![0x11; 65]] {
+            let mut s = aac_spec();
+            s.codec = CodecConfig::Aac {
+                audio_specific_config: asc.clone(),
+                buffer_size: 0,
+                max_bitrate: 0,
+                avg_bitrate: 0,
+            };
+            assert_eq!(init_segment(&s), Err(Mp4Error::BadAudioSpecificConfig(asc)));
+        }
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Hand-written fragmented-MP4 (CMAF-style, ISO/IEC 14496-12) writer for one audio track.
 //!
-//! Two codecs are supported:
+//! Three codecs are supported:
 //! - FLAC, sample entry `fLaC` + `dfLa` ("Encapsulation of FLAC in ISO Base Media File Format").
 //! - Opus, sample entry `Opus` + `dOps` ("Encapsulation of Opus in ISO Base Media File Format").
+//! - AAC-LC, sample entry `mp4a` + `esds` (ISO/IEC 14496-14 and 14496-1), the encoder delay
+//!   in the edit list as ISO/IEC 14496-12 and CMAF describe for AAC.
 //!
 //! [`init_segment`] builds `ftyp` + `moov`; [`media_segment`] builds one `styp` + `moof` +
 //! `mdat`. Concatenating the init segment and the media segments in order gives a plain
@@ -28,7 +30,8 @@ pub use init::init_segment;
 pub struct InitSpec {
     pub codec: CodecConfig,
     /// Media timescale = the audio sample rate (e.g. 44100, 48000, 96000, 192000). Also used
-    /// as the movie timescale. Must be 48000 for Opus (Opus timestamps are always 48 kHz).
+    /// as the movie timescale. Must be 48000 for Opus (Opus timestamps are always 48 kHz),
+    /// 44100 or 48000 for AAC.
     pub sample_rate: u32,
     pub channels: u16,
     /// Bits per sample of the decoded audio (FLAC: 16/24 etc, must equal STREAMINFO; Opus:
@@ -68,6 +71,14 @@ pub enum CodecConfig {
         input_sample_rate: u32,
         output_gain: i16,
     },
+    /// esds fields for AAC-LC (mono or stereo): the encoder's AudioSpecificConfig and the
+    /// DecoderConfigDescriptor's buffer size (bytes) and bitrates (bit/s).
+    Aac {
+        audio_specific_config: Vec<u8>,
+        buffer_size: u32,
+        max_bitrate: u32,
+        avg_bitrate: u32,
+    },
 }
 
 /// One sample (= one codec frame) in a fragment.
@@ -77,11 +88,24 @@ pub struct SampleInfo {
     pub duration: u32,
 }
 
-/// CMAF/MSE codec string for the manifest: "flac" or "opus".
+/// The codec's short name for the manifest and catalog: "flac", "opus" or "aac".
+pub fn codec_name(codec: &CodecConfig) -> &'static str {
+    match codec {
+        CodecConfig::Flac { .. } => "flac",
+        CodecConfig::Opus { .. } => "opus",
+        CodecConfig::Aac { .. } => "aac",
+    }
+}
+
+/// RFC 6381 codec string for HLS `CODECS` and MSE: "flac", "opus" or "mp4a.40.2".
+///
+/// AAC is always "mp4a.40.2" (MPEG-4 audio, object type 2 = AAC-LC): the init segment
+/// refuses any other AudioSpecificConfig, so the string cannot disagree with the stream.
 pub fn codec_string(codec: &CodecConfig) -> &'static str {
     match codec {
         CodecConfig::Flac { .. } => "flac",
         CodecConfig::Opus { .. } => "opus",
+        CodecConfig::Aac { .. } => "mp4a.40.2",
     }
 }
 
@@ -93,6 +117,10 @@ pub enum Mp4Error {
     ZeroSampleRate,
     #[error("Opus tracks must use a 48000 Hz timescale, got {0}")]
     OpusSampleRate(u32),
+    #[error("AAC tracks are written at 44100 or 48000 Hz, got {0}")]
+    AacSampleRate(u32),
+    #[error("AudioSpecificConfig {0:02x?} is not AAC-LC (object type 2) of 2 to 64 bytes")]
+    BadAudioSpecificConfig(Vec<u8>),
     #[error("{codec} track cannot carry {channels} channels")]
     UnsupportedChannels { codec: &'static str, channels: u16 },
     #[error("FLAC bits per sample must be 4..=32, got {0}")]
@@ -153,5 +181,13 @@ mod tests {
             }),
             "opus"
         );
+        let aac = CodecConfig::Aac {
+            audio_specific_config: vec![0x11, 0x90],
+            buffer_size: 768,
+            max_bitrate: 256_000,
+            avg_bitrate: 256_000,
+        };
+        assert_eq!(codec_string(&aac), "mp4a.40.2");
+        assert_eq!(codec_name(&aac), "aac");
     }
 }

@@ -1,0 +1,273 @@
+//! The admin API (scope `admin`): the `encore keys` operations over HTTP, so staff tooling
+//! need not run on the origin host. Each operation runs on a blocking thread (they fsync and
+//! take the keys lock), is audited with the token's `sub`, and is live in this server when
+//! the response is sent: the key set or the catalog is reloaded first. A content rotation
+//! re-seals in the background: `202 Accepted` with a job to poll.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use http::{Response, StatusCode, header};
+use serde::{Deserialize, Serialize};
+
+use crate::http::app::App;
+use crate::http::problem::ApiError;
+use crate::http::respond::{Body, json, json_text};
+use crate::license::{Clock, Denied, Scope, SystemClock, VerifiedToken};
+use crate::rotation::{Actor, RotationError, Rotator};
+use crate::seal::SigningKid;
+
+/// Jobs kept for polling; older finished ones are forgotten first.
+const MAX_JOBS: usize = 256;
+
+/// Background admin jobs (content rotations) of this server process.
+#[derive(Debug, Default)]
+pub struct AdminJobs {
+    next: AtomicU64,
+    jobs: Mutex<BTreeMap<u64, Job>>,
+    /// One key operation at a time in this process; other processes are kept out by the
+    /// keys and store locks.
+    pub(crate) serial: tokio::sync::Mutex<()>,
+}
+
+/// One background job as polled.
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    /// Its number.
+    pub id: u64,
+    /// What it does.
+    pub operation: String,
+    /// Who asked.
+    pub actor: Actor,
+    /// `running`, `succeeded` or `failed`.
+    pub state: &'static str,
+    /// Started, Unix seconds.
+    pub started: u64,
+    /// Finished, Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished: Option<u64>,
+    /// The outcome, once it succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl AdminJobs {
+    fn start(&self, operation: String, actor: Actor) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        while jobs.len() >= MAX_JOBS {
+            let Some(oldest) = jobs.keys().next().copied() else {
+                break;
+            };
+            jobs.remove(&oldest);
+        }
+        jobs.insert(
+            id,
+            Job {
+                id,
+                operation,
+                actor,
+                state: "running",
+                started: SystemClock.now_unix(),
+                finished: None,
+                result: None,
+                error: None,
+            },
+        );
+        id
+    }
+
+    fn finish(&self, id: u64, outcome: Result<serde_json::Value, String>) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(job) = jobs.get_mut(&id) {
+            job.finished = Some(SystemClock.now_unix());
+            match outcome {
+                Ok(v) => {
+                    job.state = "succeeded";
+                    job.result = Some(v);
+                }
+                Err(e) => {
+                    job.state = "failed";
+                    job.error = Some(e);
+                }
+            }
+        }
+    }
+
+    fn get(&self, id: u64) -> Option<Job> {
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        jobs.get(&id).cloned()
+    }
+}
+
+/// Only staff tokens reach the admin API.
+fn require_admin(token: &VerifiedToken) -> Result<Actor, ApiError> {
+    if token.claims().scope == Scope::Admin {
+        Ok(Actor::Token {
+            sub: token.claims().sub.clone(),
+        })
+    } else {
+        Err(ApiError::Denied(Denied::ScopeNotAllowed))
+    }
+}
+
+/// Runs a key operation on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    rotator: &Rotator,
+    op: impl FnOnce(&Rotator) -> Result<T, RotationError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let rotator = rotator.clone();
+    tokio::task::spawn_blocking(move || op(&rotator))
+        .await
+        .map_err(|e| ApiError::Internal(format!("key operation task: {e}")))?
+        .map_err(ApiError::from)
+}
+
+fn reload_keys(app: &App) -> Result<(), ApiError> {
+    app.reload_keys().map(|_| ()).map_err(|e| {
+        ApiError::Internal(format!(
+            "the operation succeeded but reloading the keys failed: {e}"
+        ))
+    })
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(value).map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// `GET /v1/admin/keys`: every key with its state; content keys per album. No material.
+pub async fn list(app: &App, token: &VerifiedToken) -> Result<Response<Body>, ApiError> {
+    require_admin(token)?;
+    let listing = blocking(&app.rotator, |r| r.list()).await?;
+    Ok(json(&to_json(&listing)?, "no-store"))
+}
+
+/// `POST /v1/admin/keys/signing/rotate`.
+pub async fn rotate_signing(app: &App, token: &VerifiedToken) -> Result<Response<Body>, ApiError> {
+    let actor = require_admin(token)?;
+    let _serial = app.admin_jobs.serial.lock().await;
+    let done = blocking(&app.rotator, move |r| r.rotate_signing(&actor)).await?;
+    reload_keys(app)?;
+    Ok(json(&to_json(&done)?, "no-store"))
+}
+
+/// `POST /v1/admin/keys/signing/{kid}/revoke`.
+pub async fn revoke_signing(
+    app: &App,
+    token: &VerifiedToken,
+    kid: &str,
+) -> Result<Response<Body>, ApiError> {
+    let actor = require_admin(token)?;
+    let kid: SigningKid = kid
+        .parse()
+        .map_err(|e: crate::seal::SigningKidParseError| ApiError::NotFound(e.to_string()))?;
+    let _serial = app.admin_jobs.serial.lock().await;
+    let done = blocking(&app.rotator, move |r| r.revoke_signing(&actor, kid)).await?;
+    // Before answering: from the response on, this server refuses the key's tokens.
+    reload_keys(app)?;
+    Ok(json(&to_json(&done)?, "no-store"))
+}
+
+/// `POST /v1/admin/keys/kek/rotate`.
+pub async fn rotate_kek(app: &App, token: &VerifiedToken) -> Result<Response<Body>, ApiError> {
+    let actor = require_admin(token)?;
+    let _serial = app.admin_jobs.serial.lock().await;
+    let done = blocking(&app.rotator, move |r| r.rotate_kek(&actor)).await?;
+    reload_keys(app)?;
+    Ok(json(&to_json(&done)?, "no-store"))
+}
+
+/// `POST /v1/admin/keys/maintain`: what is due now, at once.
+pub async fn maintain(app: &App, token: &VerifiedToken) -> Result<Response<Body>, ApiError> {
+    require_admin(token)?;
+    let _serial = app.admin_jobs.serial.lock().await;
+    let report = blocking(&app.rotator, |r| r.maintain()).await?;
+    reload_keys(app)?;
+    app.reload_library_and_purge()
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(json(&to_json(&report)?, "no-store"))
+}
+
+/// Body of `POST /v1/admin/keys/content/rotate`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContentRotateRequest {
+    album: String,
+    #[serde(default)]
+    track: Option<u32>,
+}
+
+/// `POST /v1/admin/keys/content/rotate` with `{album, track?}`: 202 and a job URL; the
+/// re-seal runs in the background while every segment keeps serving.
+pub async fn rotate_content(
+    app: &std::sync::Arc<App>,
+    token: &VerifiedToken,
+    body: &[u8],
+) -> Result<Response<Body>, ApiError> {
+    let actor = require_admin(token)?;
+    let req: ContentRotateRequest = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("content rotation request body: {e}")))?;
+    {
+        let lib = app.library.load();
+        let album = lib
+            .albums
+            .get(&req.album)
+            .ok_or_else(|| ApiError::NotFound(format!("no packaged album {:?}", req.album)))?;
+        if let Some(n) = req.track
+            && !album.tracks.contains_key(&n)
+        {
+            return Err(ApiError::NotFound(format!(
+                "album {:?} has no packaged track {n}",
+                req.album
+            )));
+        }
+    }
+    let operation = match req.track {
+        Some(n) => format!("rotate-content {} track {n}", req.album),
+        None => format!("rotate-content {}", req.album),
+    };
+    let id = app.admin_jobs.start(operation, actor.clone());
+    let app = std::sync::Arc::clone(app);
+    tokio::spawn(async move {
+        let outcome = async {
+            let _serial = app.admin_jobs.serial.lock().await;
+            let album = req.album.clone();
+            let done = blocking(&app.rotator, move |r| {
+                r.rotate_content(&actor, &album, req.track)
+            })
+            .await?;
+            app.reload_library_and_purge()
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            to_json(&done)
+        }
+        .await;
+        if let Err(e) = &outcome {
+            tracing::error!(job = id, "content rotation failed: {e}");
+        }
+        app.admin_jobs
+            .finish(id, outcome.map_err(|e| e.to_string()));
+    });
+    let location = format!("/v1/admin/jobs/{id}");
+    let body = serde_json::json!({ "job": id, "state": "running", "status_url": location });
+    let mut resp = json_text(StatusCode::ACCEPTED, body.to_string(), "no-store");
+    if let Ok(v) = http::HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+/// `GET /v1/admin/jobs/{id}`.
+pub fn job(app: &App, token: &VerifiedToken, id: u64) -> Result<Response<Body>, ApiError> {
+    require_admin(token)?;
+    let job = app
+        .admin_jobs
+        .get(id)
+        .ok_or_else(|| ApiError::NotFound(format!("no job {id} in this server")))?;
+    Ok(json(&to_json(&job)?, "no-store"))
+}
