@@ -1,7 +1,8 @@
 //! The web player in a real browser: Debian's headless Chromium, driven through chromedriver by
 //! fantoccini, against an in-process server. It opens `/`, plays a preview, buys the album in
-//! the demo store, plays past the preview length, seeks, switches quality, and saves a
-//! screenshot (`<target dir>/web-artifacts/player.png`). Also, without a browser: the static
+//! the demo store, plays the album across a track boundary (gapless: one buffered range, no
+//! stall), seeks, switches quality, saves a screenshot (`<target dir>/web-artifacts/player.png`),
+//! then checks the messages for an expired session and for a server that went away. Also, without a browser: the static
 //! files' headers, and the demo store's endpoints existing only with the dev account key.
 
 use std::path::PathBuf;
@@ -106,6 +107,7 @@ async fn snapshot(c: &Client) -> Value {
            error: a.error ? {code: a.error.code, message: a.error.message} : null,
            mode: s.mode, track: s.track, levels: s.levels, level: s.level,
            errorText: s.error, errorKind: s.errorKind, mediaErrors: s.mediaErrors,
+           buffered: Array.from({length: a.buffered.length}, (_, i) => [a.buffered.start(i), a.buffered.end(i)]),
            warnings: s.warnings, message: document.getElementById('message').textContent,
            nameplate: document.getElementById('nameplate').textContent,
            canFlac: MediaSource.isTypeSupported('audio/mp4; codecs=\"flac\"'),
@@ -222,6 +224,30 @@ async fn web_player_preview_buy_play_seek_switch() {
     })
     .await;
     assert!(clean(&s), "{s:#}");
+    let s = wait_for(&c, "playback across the first track boundary", 40, |s| {
+        f(s, "currentTime") > TRACK_SECONDS + 1.0
+    })
+    .await;
+    // Gapless: the media timeline runs across the boundary as one buffered range (a gap or an
+    // overlap between the tracks would split it or make hls.js report a stall), and the page
+    // follows into track 2.
+    assert!(clean(&s), "{s:#}");
+    let ranges = s["buffered"].as_array().expect("buffered ranges");
+    let spans_boundary = ranges.iter().any(|r| {
+        r[0].as_f64().is_some_and(|a| a <= TRACK_SECONDS - 1.0)
+            && r[1].as_f64().is_some_and(|b| b >= TRACK_SECONDS + 1.0)
+    });
+    assert!(
+        spans_boundary,
+        "one buffered range across the track boundary: {s:#}"
+    );
+    assert!(
+        !s["warnings"].as_array().is_some_and(|w| w.iter().any(|d| d
+            .as_str()
+            .is_some_and(|d| d.contains("Stall") || d.contains("Hole")))),
+        "no stall at the track boundary: {s:#}"
+    );
+    assert_eq!(s["track"], 2, "{s:#}");
     assert!(
         f(&s, "duration") > 2.0 * TRACK_SECONDS - 1.0,
         "the album timeline holds both tracks: {s:#}"
