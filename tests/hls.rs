@@ -309,19 +309,34 @@ async fn non_buyer_is_refused_the_lossless_key_and_plays_the_preview() {
     }
 
     // The preview plays in ffmpeg from the multivariant playlist, with the token in the URL
-    // only (as a player that cannot set headers): 4 s at 48 kHz, the clip's length.
+    // only (as a player that cannot set headers): 4 s at 48 kHz, the clip's length. It is
+    // AAC: ffmpeg puts the priming the init's edit list skips before time zero (`-copyts` +
+    // `atrim` drop it, as players do), but its HLS demuxer does not apply the edit's end, so
+    // up to one AAC frame (1024 samples) of the encoder's padding plays at the end.
     let url = format!(
         "{}/v1/albums/{ALBUM}/tracks/1/master.m3u8?access_token={fan}",
         s.url
     );
-    let pcm = s32(&ffmpeg(&["-i", &url, "-f", "s32le", "-ac", "2", "-ar", "48000", "-"]).await);
+    let pcm = s32(&ffmpeg(&[
+        "-copyts",
+        "-i",
+        &url,
+        "-af",
+        "atrim=start=0",
+        "-f",
+        "s32le",
+        "-ac",
+        "2",
+        "-ar",
+        "48000",
+        "-",
+    ])
+    .await);
     let preview = util::manifest(&ws, ALBUM, 1, "preview");
+    assert_eq!(preview.codec, "aac", "the preview plays on every player");
     let frames = pcm.len() as u64 / 2;
-    // ffmpeg skips the Opus pre-skip (from the init's dOps) but its HLS demuxer does not apply
-    // the edit list's end trim, so up to one Opus frame (960 samples) of the encoder's padding
-    // plays at the end; the clip itself is whole.
     assert!(
-        (preview.duration_samples..preview.duration_samples + 960).contains(&frames),
+        (preview.duration_samples..preview.duration_samples + 1024).contains(&frames),
         "{frames} samples for a clip of {}",
         preview.duration_samples
     );

@@ -223,7 +223,7 @@ pub struct RawIngest {
     pub segment_seconds: Option<f64>,
     /// Bitrate of the `high` Opus tier for stereo, kbit/s (default 256; mono gets half).
     pub high_kbps: Option<u32>,
-    /// Bitrate of the `standard` Opus tier and the preview for stereo, kbit/s (default 128).
+    /// Bitrate of the `standard` Opus tier and the (AAC) preview for stereo, kbit/s (default 128).
     pub standard_kbps: Option<u32>,
     /// Bitrate of the `aac` rendition (AAC-LC, constant) for stereo, kbit/s (default 256,
     /// 64 to 320; mono gets half).

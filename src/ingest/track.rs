@@ -263,9 +263,13 @@ fn package_inner(job: &TrackJob<'_>, observer: &dyn Observer) -> Result<TrackOut
         job.preview_seconds,
     );
     let clip = preview::clip(&pcm48, pcm.channels, resample::OPUS_RATE, span);
-    let audio = opus::encode(
+    // AAC-LC, not Opus: the preview is what a non-buyer hears in whatever player they have,
+    // and AAC is the one codec every HLS player plays (Apple's before Opus support, and
+    // hardware decoders), so nobody is left without a preview.
+    let audio = aac::encode(
         &clip,
         pcm.channels,
+        resample::OPUS_RATE,
         per_channel(job.settings.standard_bitrate),
     )
     .map_err(|e| encode_err(e.to_string()))?;
