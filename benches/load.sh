@@ -1,50 +1,54 @@
 #!/usr/bin/env bash
 # Delivery under load: encore (token check on every request, segment cache hits) vs nginx
-# (the same sealed files as static files), same load generator (oha), same connections, ONE run
-# on ONE machine, reported as a ratio; then the latency of both at a fixed rate, open loop.
+# (the same sealed files as static files), same load generator (benches/loadgen.rs), same
+# connections, ONE run on ONE machine, reported as a ratio; then the latency of both at a fixed
+# rate, open loop.
 #
 #   benches/load.sh                      # from anywhere; results on stdout, progress on stderr
-#   CONNS=64 DURATION=10s RATE_DURATION=10s WARMUP=1 ROUNDS=5 PIN=1 RATE= benches/load.sh
+#   CONNS=64 DURATION=10s RATE_DURATION=10s WARMUP=1 ROUNDS=5 PIN=1 RATE= RCVBUF=0 benches/load.sh
 #
-# Needs: cargo, curl, jq, sqlite3, oha, nginx, taskset, ss, pgrep
-# (apt-get install nginx-light jq sqlite3; cargo install oha --locked; OHA=/path/to/oha if it is
-# not on PATH).
+# Needs: cargo, curl, jq, nginx, taskset, ss, pgrep (apt-get install nginx-light jq).
 # Steps (everything under a temp dir, removed on exit; every process started here is killed):
-#   1. cargo build --release; throwaway keys; `encore ingest` of media/first-light;
+#   1. cargo build --release and the load generator (`cargo bench --bench loadgen --no-run`);
+#      throwaway keys; `encore ingest` of media/first-light;
 #   2. encore serve (256 MiB segment cache, media watcher off) and nginx (root = the same
 #      data/store folder; sendfile, tcp_nopush, keep-alive, access_log off, open_file_cache);
 #   3. a play token from `encore token mint`; segment URLs from the lossless manifests of every
 #      track, keeping segments of 100-500 KB (the same files' paths on disk for nginx); both
 #      servers must return the same bytes, and encore must refuse a request without a token;
-#   4. warm-up (oha 3 s per server: encore's cache and the page cache are hot afterwards);
-#   5. peak: ROUNDS interleaved rounds of `oha -cCONNS -zDURATION --urls-from-file` (closed
-#      loop, as fast as it goes) against nginx then encore; oha picks a URL of the list at
-#      random per request and sends `Authorization: Bearer <token>` on every request to BOTH
-#      servers (nginx ignores it); any non-200 response or socket error aborts the run;
+#   4. warm-up (3 s per server: encore's cache and the page cache are hot afterwards);
+#   5. peak: ROUNDS interleaved rounds of loadgen with CONNS connections, closed loop (each
+#      connection sends its next request when the previous response is read), WARMUP s not
+#      counted then DURATION s measured, against nginx then encore; each request takes one of
+#      the URLs at random and carries `Authorization: Bearer <token>` to BOTH servers (nginx
+#      ignores it); any non-200 response, short body or socket error aborts the run;
 #   6. fixed rate (open loop) at RATE req/s, by default half of encore's peak req/s (the
-#      reported round): ROUNDS interleaved rounds of the same oha command with
-#      `-q RATE --latency-correction` for WARMUP + RATE_DURATION seconds. oha sends one request
-#      per tick of a fixed-rate clock on whichever connection is free, and --latency-correction
-#      measures each request from its tick, not from when a connection got to send it (no
-#      coordinated omission). Every request is recorded (--db-url, sqlite); requests whose tick
-#      falls in the first WARMUP seconds (connections opening, TCP windows growing, ~0.1 s) are
-#      left out, and p50/p99/p99.9 are exact order statistics of the rest. "tick late p99" is
-#      how late oha's clock ticked against the ideal schedule: a health figure of the generator
-#      (its clock has 1 ms granularity, so ~0.5 ms late on average is normal).
+#      reported round): ROUNDS interleaved rounds of loadgen --rate RATE. Its clock (a thread
+#      of its own, sub-ms sleeps) makes request k due at t0 + k / RATE and hands it to whichever
+#      connection is free; the latency is measured from the due time to the last body byte, so
+#      a slow response delays nothing else's start (no coordinated omission). Requests due in
+#      the first WARMUP s (connections opening, TCP windows growing) are left out; p50/p99/
+#      p99.9 are exact order statistics of the rest. "clock late p99" is how late the clock
+#      queued requests against the schedule (a health figure of the generator).
+# RCVBUF (default 0: the kernel's autotuning): SO_RCVBUF the generator sets on its sockets
+# before connecting, the same for both servers. It mattered with oha, which reads bodies slowly
+# enough for windows to close (docs/PERFORMANCE.md); loadgen drains each socket as data arrives,
+# and 4 MiB gave the same figures within noise.
+# DUMP=PREFIX: write every measured request (due µs, latency µs, connection) to PREFIX.NAME.N.
 # Before each round the script waits (up to QUIET_WAIT s, default 300) for 2 s in which the
 # machine's other jobs use < 0.05 cores (QUIET_WAIT=0: no wait). Other jobs are also measured
-# per round (/proc/stat minus the server and oha); the tables show, per server, the
+# per round (/proc/stat minus the server and the generator); the tables show, per server, the
 # median-req/s round (peak) or median-p99 round (fixed rate) among the clean ones (other jobs
 # <= 0.05 cores), else the cleanest; every round's figures go to stderr.
 # PIN=1 (default): servers run on the last CPU (taskset; nginx worker_processes 1, encore's
-# runtime 1 worker thread) and oha on the other CPUs with one worker thread per CPU, so the
-# generator does not steal the servers' CPU and both servers get the same one-core budget.
-# PIN=0: nothing pinned, nginx worker_processes = nproc, encore's default runtime (one worker
-# per core), oha one thread per core; generator and server then share every core.
+# runtime 1 worker thread) and the generator on the other CPUs, so it does not steal the
+# servers' CPU and both servers get the same one-core budget. PIN=0: nothing pinned, nginx
+# worker_processes = nproc, encore's default runtime (one worker per core); generator and
+# server then share every core.
 # Ratio: encore req/s / nginx req/s (>= 1.0: encore at least as fast). MB/s is 10^6 bytes/s of
-# response bodies as oha counts them (headers not included). "server CPU µs/req" is the user +
-# system time of the server's processes (/proc/PID/stat) over the run divided by its requests:
-# a figure that holds even when other work shares the machine, where req/s does not.
+# response bodies (headers not included). "server CPU µs/req" is the user + system time of the
+# server's processes (/proc/PID/stat) over the run divided by its requests: a figure that holds
+# even when other work shares the machine, where req/s does not.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -57,10 +61,12 @@ RATE_DURATION=${RATE_DURATION%s}
 WARMUP=${WARMUP:-1}
 RATE=${RATE:-}
 QUIET_WAIT=${QUIET_WAIT:-300}
-OHA=${OHA:-oha}
+RCVBUF=${RCVBUF:-0}
+DUMP=${DUMP:-}
+DUMP_N=0
 NPROC=$(nproc)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-for tool in cargo curl jq sqlite3 "$OHA" nginx taskset ss pgrep; do
+for tool in cargo curl jq nginx taskset ss pgrep; do
 	command -v "$tool" >/dev/null || { echo "$0: $tool is required" >&2; exit 2; }
 done
 case $ROUNDS in '' | *[!0-9]* | 0) echo "$0: ROUNDS must be >= 1" >&2; exit 2 ;; esac
@@ -96,17 +102,17 @@ else
 	LOAD_NCPU=$NPROC
 	PLACEMENT="not pinned: servers and load generator share all $NPROC CPU(s)"
 fi
-# One generator thread per CPU it may use: two threads time-sharing one core add milliseconds
-# to the tail.
-THREADS=${THREADS:-$LOAD_NCPU}
 
 log "== machine: $NPROC CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
 log "== load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-log "== $PLACEMENT; $(nginx -v 2>&1); $("$OHA" --version)"
+log "== $PLACEMENT; $(nginx -v 2>&1); loadgen SO_RCVBUF ${RCVBUF}"
 
 log "== cargo build --release"
 cargo build --release --quiet
 ENCORE=$CARGO_TARGET_DIR/release/encore
+LOADGEN=$(cargo bench --quiet --bench loadgen --no-run --message-format=json |
+	jq -r 'select(.executable != null and .target.name == "loadgen") | .executable')
+[ -x "$LOADGEN" ] || { log "could not build benches/loadgen.rs"; exit 1; }
 
 mkdir -p "$TMP/keys" "$TMP/data" "$TMP/nginx/logs"
 chmod 700 "$TMP/keys"
@@ -211,7 +217,7 @@ done
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$ENCORE_URL$(head -1 "$TMP/encore.paths")")" = 401 ] ||
 	{ log "encore served a segment without a token"; exit 1; }
 
-# ---- oha -----------------------------------------------------------------------------------
+# ---- load -----------------------------------------------------------------------------------
 sed "s|^|$ENCORE_URL|" "$TMP/encore.paths" >"$TMP/encore.urls"
 sed "s|^|$NGINX_URL|" "$TMP/nginx.paths" >"$TMP/nginx.urls"
 
@@ -219,7 +225,7 @@ sed "s|^|$NGINX_URL|" "$TMP/nginx.paths" >"$TMP/nginx.urls"
 cpu_ticks() { local p t=0 v; for p in "$@"; do v=$(awk '{ print $14 + $15 }' "/proc/$p/stat"); t=$((t + v)); done; echo "$t"; }
 # Busy clock ticks of the whole machine (user, nice, system, irq, softirq, steal).
 machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
-# CPU seconds used by this shell's finished children (oha included, once waited for). `times`
+# CPU seconds used by this shell's finished children (the generator included, once waited for). `times`
 # must run in this shell, not in a $(...) subshell, which has no children of its own yet.
 children_cpu() {
 	times >"$TMP/times.$BASHPID"
@@ -241,64 +247,49 @@ wait_quiet() {
 	log "   (machine not quiet after ${QUIET_WAIT} s; measuring anyway)"
 }
 
-# run_oha NAME URLS SECONDS RATE PID...
+# run_gen NAME URLS SECONDS RATE PID...
 #   peak (RATE empty): -> "req_s mb_s p50_ms p99_ms cpu_us_per_req server_cores other_cores gen_cores"
-#   fixed rate:        -> "req_s p50_ms p99_ms p999_ms cpu_us_per_req server_cores other_cores gen_cores tick_late_p99_ms"
-# cpu_us_per_req: CPU the server's processes (PID...) used per request, user + system;
-# server_cores: the same in cores (below the server's CPU budget: the load generator or other
-# work was the limit); other_cores: CPU used meanwhile by everything but the server and oha
-# (other jobs on the machine; near 0 for a clean round); gen_cores: the load generator's CPU.
-run_oha() {
-	local name=$1 urls=$2 secs=$3 rate=$4 c0 c1 m0 m1 w0 w1 extra=() out=$TMP/oha.json db=$TMP/oha.db
+#   fixed rate:        -> "req_s p50_ms p99_ms p999_ms cpu_us_per_req server_cores other_cores gen_cores clock_late_p99_ms over_2ms_pct"
+# SECONDS are measured after WARMUP seconds that are run but not counted. cpu_us_per_req: CPU
+# the server's processes (PID...) used per request, user + system, over the whole run (warm-up
+# included, so divided by all its requests: measured ones scaled by (WARMUP + SECONDS) /
+# SECONDS); server_cores: the same in cores; other_cores: CPU used meanwhile by everything but
+# the server and the generator (other jobs on the machine; near 0 for a clean round);
+# gen_cores: the load generator's CPU.
+run_gen() {
+	local name=$1 urls=$2 secs=$3 rate=$4 c0 c1 m0 m1 w0 w1 t0 t1 extra=() out=$TMP/gen.json
 	shift 4
-	rm -f "$db"
-	[ -n "$rate" ] && extra=(-q "$rate" --latency-correction --db-url "$db")
+	[ -n "$rate" ] && extra=(--rate "$rate")
+	[ -n "$DUMP" ] && extra+=(--dump "$DUMP.$name.$((++DUMP_N))")
 	c0=$(cpu_ticks "$@")
 	m0=$(machine_ticks)
 	children_cpu >"$TMP/w0.$BASHPID"
-	"${LOAD_RUN[@]}" "$OHA" --no-tui --worker-threads "$THREADS" -c "$CONNS" -z "${secs}s" --urls-from-file \
-		-H "Authorization: Bearer $TOKEN" --output-format json -o "$out" "${extra[@]}" "$urls" \
-		>/dev/null 2>"$TMP/oha.err" || { log "oha failed against $name"; cat "$TMP/oha.err" >&2; exit 1; }
+	t0=$(date +%s.%N)
+	"${LOAD_RUN[@]}" "$LOADGEN" --urls "$urls" --header "Authorization: Bearer $TOKEN" \
+		--connections "$CONNS" --duration "$secs" --warmup "$WARMUP" --rcvbuf "$RCVBUF" \
+		--json "$out" "${extra[@]}" 2>"$TMP/gen.err" ||
+		{ log "loadgen failed against $name"; cat "$TMP/gen.err" >&2; exit 1; }
+	t1=$(date +%s.%N)
 	children_cpu >"$TMP/w1.$BASHPID"
 	m1=$(machine_ticks)
 	c1=$(cpu_ticks "$@")
 	w0=$(<"$TMP/w0.$BASHPID")
 	w1=$(<"$TMP/w1.$BASHPID")
-	# Only 200s; the one error allowed is a request cut by the end of the run (-z).
-	local bad
-	bad=$(jq -r '[(.statusCodeDistribution | to_entries[] | select(.key != "200") | "\(.value) x HTTP \(.key)"),
-		(.errorDistribution | to_entries[] | select(.key != "aborted due to deadline") | "\(.value) x \(.key)")] | join(", ")' "$out")
-	[ -z "$bad" ] || { log "$name: $bad"; exit 1; }
-	local n busy=$((c1 - c0)) all=$((m1 - m0))
-	if [ -z "$rate" ]; then
-		n=$(jq '.statusCodeDistribution["200"]' "$out")
-		jq -r '"\(.summary.requestsPerSec) \(.summary.sizePerSec) \(.latencyPercentiles.p50) \(.latencyPercentiles.p99) \(.summary.total)"' "$out" |
-			awk -v n="$n" -v cpu="$busy" -v all="$all" -v w0="$w0" -v w1="$w1" -v tck="$TCK" '{
-				sec = $5; other = (all - cpu) / tck - (w1 - w0)
-				printf "%.0f %.0f %.2f %.2f %.0f %.2f %.2f %.2f\n", $1, $2 / 1e6, $3 * 1e3, $4 * 1e3,
-					cpu / tck * 1e6 / n, cpu / tck / sec, (other > 0 ? other : 0) / sec, (w1 - w0) / sec
-			}'
-	else
-		# Requests whose tick is past the warm-up; durations are measured from the tick.
-		# "late": the tick's delay against the ideal schedule t0 + k / rate (k-th tick).
-		sqlite3 -separator ' ' "$db" "
-			CREATE TEMP TABLE s AS SELECT start_latency_correction AS t, duration AS d,
-				row_number() OVER (ORDER BY start_latency_correction) - 1 AS k FROM oha WHERE status = 200;
-			CREATE TEMP TABLE m AS SELECT s.d AS d, s.t - (f.t0 + s.k * 1.0 / $rate) AS late
-				FROM s, (SELECT min(t) AS t0 FROM s) AS f WHERE s.t >= f.t0 + $WARMUP;
-			SELECT count(*),
-				(SELECT d FROM m ORDER BY d LIMIT 1 OFFSET (SELECT count(*) / 2 FROM m)),
-				(SELECT d FROM m ORDER BY d LIMIT 1 OFFSET (SELECT count(*) * 99 / 100 FROM m)),
-				(SELECT d FROM m ORDER BY d LIMIT 1 OFFSET (SELECT count(*) * 999 / 1000 FROM m)),
-				(SELECT late FROM m ORDER BY late LIMIT 1 OFFSET (SELECT count(*) * 99 / 100 FROM m))
-			FROM m;" |
-			awk -v cpu="$busy" -v all="$all" -v w0="$w0" -v w1="$w1" -v tck="$TCK" -v secs="$secs" -v meas="$RATE_DURATION" '{
-				other = (all - cpu) / tck - (w1 - w0)
-				printf "%.0f %.2f %.2f %.2f %.0f %.2f %.2f %.2f %.2f\n", $1 / meas, $2 * 1e3, $3 * 1e3, $4 * 1e3,
-					cpu / tck * 1e6 / ($1 * secs / meas), cpu / tck / secs, (other > 0 ? other : 0) / secs,
-					(w1 - w0) / secs, $5 * 1e3
-			}'
-	fi
+	local busy=$((c1 - c0)) all=$((m1 - m0))
+	jq -r '"\(.requests) \(.req_per_s) \(.mb_per_s) \(.p50_ms) \(.p99_ms) \(.p999_ms) \(.clock_late_p99_ms // 0) \(.over_2ms)"' "$out" |
+		awk -v cpu="$busy" -v all="$all" -v w0="$w0" -v w1="$w1" -v tck="$TCK" -v secs="$secs" \
+			-v wall="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" -v rate="$rate" '{
+			other = (all - cpu) / tck - (w1 - w0)
+			# requests over the whole run, warm-up included, at the measured rate
+			n = $2 * wall
+			if (rate == "")
+				printf "%.0f %.0f %.2f %.2f %.0f %.2f %.2f %.2f\n", $2, $3, $4, $5,
+					cpu / tck * 1e6 / n, cpu / tck / wall, (other > 0 ? other : 0) / wall, (w1 - w0) / wall
+			else
+				printf "%.0f %.2f %.2f %.2f %.0f %.2f %.2f %.2f %.2f %.2f\n", $2, $4, $5, $6,
+					cpu / tck * 1e6 / n, cpu / tck / wall, (other > 0 ? other : 0) / wall,
+					(w1 - w0) / wall, $7, $8 * 100 / $1
+		}'
 }
 
 # pick FILE COL ORDER -> a round (line): of the clean rounds (other jobs used <= 0.05 cores,
@@ -320,16 +311,16 @@ column() { awk -v c="$2" '{ printf "%s%s", (NR > 1 ? ", " : ""), $c }' "$1"; }
 log "== warm-up (3 s each)"
 ENCORE_PID=${PIDS[0]}
 mapfile -t NGINX_PIDS < <(echo "${PIDS[1]}"; pgrep -P "${PIDS[1]}")
-run_oha nginx "$TMP/nginx.urls" 3 "" "${NGINX_PIDS[@]}" >/dev/null
-run_oha encore "$TMP/encore.urls" 3 "" "$ENCORE_PID" >/dev/null
+run_gen nginx "$TMP/nginx.urls" 3 "" "${NGINX_PIDS[@]}" >/dev/null
+run_gen encore "$TMP/encore.urls" 3 "" "$ENCORE_PID" >/dev/null
 
 DURATION=${DURATION%s}
-COLS="req/s MB/s p50_ms p99_ms cpu_us/req server_cores other_cores oha_cores"
-log "== peak: $ROUNDS round(s) of oha --worker-threads $THREADS -c$CONNS -z${DURATION}s, nginx then encore"
+COLS="req/s MB/s p50_ms p99_ms cpu_us/req server_cores other_cores gen_cores"
+log "== peak: $ROUNDS round(s) of loadgen --connections $CONNS --warmup $WARMUP --duration $DURATION (closed loop), nginx then encore"
 for r in $(seq 1 "$ROUNDS"); do
 	wait_quiet
-	n=$(run_oha nginx "$TMP/nginx.urls" "$DURATION" "" "${NGINX_PIDS[@]}")
-	e=$(run_oha encore "$TMP/encore.urls" "$DURATION" "" "$ENCORE_PID")
+	n=$(run_gen nginx "$TMP/nginx.urls" "$DURATION" "" "${NGINX_PIDS[@]}")
+	e=$(run_gen encore "$TMP/encore.urls" "$DURATION" "" "$ENCORE_PID")
 	log "   round $r: nginx $n | encore $e   ($COLS)"
 	echo "$n" >>"$TMP/peak.nginx"
 	echo "$e" >>"$TMP/peak.encore"
@@ -344,19 +335,19 @@ CPU_RATIO=$(awk -v e="$E_CPU" -v n="$N_CPU" 'BEGIN { printf "%.2f", e / n }')
 
 # ---- fixed rate, open loop -----------------------------------------------------------------
 HALF=${RATE:-$((E_RPS / 2))}
-RCOLS="req/s p50_ms p99_ms p99.9_ms cpu_us/req server_cores other_cores oha_cores tick_late_p99_ms"
-log "== fixed rate: $ROUNDS round(s) of oha --worker-threads $THREADS -c$CONNS -q$HALF --latency-correction -z$((WARMUP + RATE_DURATION))s (first ${WARMUP} s left out)"
+RCOLS="req/s p50_ms p99_ms p99.9_ms cpu_us/req server_cores other_cores gen_cores clock_late_p99_ms over_2ms_%"
+log "== fixed rate: $ROUNDS round(s) of loadgen --connections $CONNS --rate $HALF --warmup $WARMUP --duration $RATE_DURATION"
 for r in $(seq 1 "$ROUNDS"); do
 	wait_quiet
-	n=$(run_oha nginx "$TMP/nginx.urls" $((WARMUP + RATE_DURATION)) "$HALF" "${NGINX_PIDS[@]}")
+	n=$(run_gen nginx "$TMP/nginx.urls" "$RATE_DURATION" "$HALF" "${NGINX_PIDS[@]}")
 	wait_quiet
-	e=$(run_oha encore "$TMP/encore.urls" $((WARMUP + RATE_DURATION)) "$HALF" "$ENCORE_PID")
+	e=$(run_gen encore "$TMP/encore.urls" "$RATE_DURATION" "$HALF" "$ENCORE_PID")
 	log "   round $r: nginx $n | encore $e   ($RCOLS)"
 	echo "$n" >>"$TMP/rate.nginx"
 	echo "$e" >>"$TMP/rate.encore"
 done
-read -r NH_RPS NH_P50 NH_P99 NH_P999 NH_CPU NH_BUSY NH_OTHER NH_WRK NH_LATE <<<"$(pick "$TMP/rate.nginx" 3)"
-read -r EH_RPS EH_P50 EH_P99 EH_P999 EH_CPU EH_BUSY EH_OTHER EH_WRK EH_LATE <<<"$(pick "$TMP/rate.encore" 3)"
+read -r NH_RPS NH_P50 NH_P99 NH_P999 NH_CPU NH_BUSY NH_OTHER NH_WRK NH_LATE NH_OVER <<<"$(pick "$TMP/rate.nginx" 3)"
+read -r EH_RPS EH_P50 EH_P99 EH_P999 EH_CPU EH_BUSY EH_OTHER EH_WRK EH_LATE EH_OVER <<<"$(pick "$TMP/rate.encore" 3)"
 NH_ALL=$(column "$TMP/rate.nginx" 3)
 EH_ALL=$(column "$TMP/rate.encore" 3)
 NH_OTH=$(column "$TMP/rate.nginx" 7)
@@ -365,24 +356,26 @@ EH_OTH=$(column "$TMP/rate.encore" 7)
 log "== load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 cat <<EOF
 
-Peak: oha --worker-threads $THREADS -c$CONNS -z${DURATION}s (closed loop), $SEGMENTS segments of ~$((MEAN_BYTES / 1000)) KB, token on
-every request; $PLACEMENT. Per server: of $ROUNDS interleaved rounds, the median-req/s one among
-those in which other jobs used <= 0.05 cores (else the least disturbed one).
+Peak: loadgen --connections $CONNS --rcvbuf $RCVBUF, closed loop, ${DURATION} s measured after ${WARMUP} s of warm-up;
+$SEGMENTS segments of ~$((MEAN_BYTES / 1000)) KB, token on every request; $PLACEMENT. Per server: of
+$ROUNDS interleaved rounds, the median-req/s one among those in which other jobs used <= 0.05 cores
+(else the least disturbed one).
 
-| server | req/s | MB/s | p50 ms | p99 ms | server CPU µs/req | server cores busy (of $SERVER_CORES) | oha cores | other cores |
+| server | req/s | MB/s | p50 ms | p99 ms | server CPU µs/req | server cores busy (of $SERVER_CORES) | generator cores | other cores |
 |--------|------:|-----:|-------:|-------:|------------------:|-----:|-----:|-----:|
 | nginx  | $N_RPS | $N_MBS | $N_P50 | $N_P99 | $N_CPU | $N_BUSY | $N_WRK | $N_OTHER |
 | encore | $E_RPS | $E_MBS | $E_P50 | $E_P99 | $E_CPU | $E_BUSY | $E_WRK | $E_OTHER |
 
 encore / nginx: req/s ${RATIO}x (medians of all rounds: $E_MED / $N_MED = ${MED_RATIO}x); server CPU per request ${CPU_RATIO}x
 
-Fixed rate, open loop: $HALF req/s offered (oha -q$HALF --latency-correction, -c$CONNS, ${RATE_DURATION} s measured after
-${WARMUP} s of warm-up); per server the median-p99 round among the clean ones (else the least disturbed).
+Fixed rate, open loop: $HALF req/s offered (loadgen --rate $HALF, $CONNS connections), ${RATE_DURATION} s measured
+after ${WARMUP} s of warm-up, latency from each request's due time; per server the median-p99 round
+among the clean ones (else the least disturbed).
 
-| server | achieved req/s | p50 ms | p99 ms | p99.9 ms | server CPU µs/req | server cores busy | oha cores | other cores | oha tick late p99 ms |
-|--------|---------------:|-------:|-------:|---------:|------------------:|-----:|-----:|-----:|-----:|
-| nginx  | $NH_RPS | $NH_P50 | $NH_P99 | $NH_P999 | $NH_CPU | $NH_BUSY | $NH_WRK | $NH_OTHER | $NH_LATE |
-| encore | $EH_RPS | $EH_P50 | $EH_P99 | $EH_P999 | $EH_CPU | $EH_BUSY | $EH_WRK | $EH_OTHER | $EH_LATE |
+| server | achieved req/s | p50 ms | p99 ms | p99.9 ms | > 2 ms | server CPU µs/req | server cores busy | generator cores | other cores | clock late p99 ms |
+|--------|---------------:|-------:|-------:|---------:|-------:|------------------:|-----:|-----:|-----:|-----:|
+| nginx  | $NH_RPS | $NH_P50 | $NH_P99 | $NH_P999 | $NH_OVER % | $NH_CPU | $NH_BUSY | $NH_WRK | $NH_OTHER | $NH_LATE |
+| encore | $EH_RPS | $EH_P50 | $EH_P99 | $EH_P999 | $EH_OVER % | $EH_CPU | $EH_BUSY | $EH_WRK | $EH_OTHER | $EH_LATE |
 
 p99 ms per round: nginx $NH_ALL (other cores $NH_OTH); encore $EH_ALL (other cores $EH_OTH)
 EOF

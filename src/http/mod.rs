@@ -10,6 +10,7 @@ pub mod problem;
 pub mod range;
 pub mod respond;
 pub mod router;
+pub mod sendfile;
 pub mod server;
 pub mod tls;
 

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use super::app::App;
+use super::sendfile::SendfileStream;
 
 /// Serves connections until `shutdown` completes, then stops accepting and lets in-flight
 /// requests finish for up to `limits.shutdown_grace`.
@@ -65,7 +66,7 @@ pub async fn run(
         match &tls {
             None => {
                 let conn = builder
-                    .serve_connection(TokioIo::new(stream), service)
+                    .serve_connection(TokioIo::new(SendfileStream::new(stream)), service)
                     .into_owned();
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {

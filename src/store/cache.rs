@@ -1,7 +1,8 @@
 //! The hot cache on the delivery path: sealed segments as `Bytes` in a moka cache weighted
 //! by size, with single-flight loading so N concurrent misses read the disk once. The same
 //! cache (and so the same byte budget) holds forms derived from a sealed segment, such as its
-//! HLS form, keyed apart from the sealed bytes.
+//! HLS form, keyed apart from the sealed bytes. Sealed segments are held in sealed memory
+//! files ([`super::mapped`]) so a hit is sent to the socket without a copy.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -170,7 +171,8 @@ impl SegmentCache {
             .try_get_with(key, async move {
                 let sealed = match cache.get(&Entry::Sealed(path.clone())).await {
                     Some(b) => b,
-                    None => read(&path, &stats).await.map_err(Uncached::Failed)?,
+                    // Only read to be transformed: no sealed memory for a transient buffer.
+                    None => read_heap(&path, &stats).await.map_err(Uncached::Failed)?,
                 };
                 let derived = build(sealed).await.map_err(Uncached::Build)?;
                 stats.derived_builds.inc();
@@ -214,12 +216,26 @@ impl SegmentCache {
     }
 }
 
+/// Reads a sealed file into sealed memory (see [`super::mapped`]), so hits go out by reference.
 async fn read(path: &std::path::Path, stats: &CacheStats) -> Result<Bytes, LoadError> {
-    match tokio::fs::read(path).await {
+    counted(path, stats, super::mapped::load(path).await)
+}
+
+/// Reads a sealed file onto the heap.
+async fn read_heap(path: &std::path::Path, stats: &CacheStats) -> Result<Bytes, LoadError> {
+    counted(path, stats, tokio::fs::read(path).await.map(Bytes::from))
+}
+
+fn counted(
+    path: &std::path::Path,
+    stats: &CacheStats,
+    read: std::io::Result<Bytes>,
+) -> Result<Bytes, LoadError> {
+    match read {
         Ok(v) => {
             stats.disk_reads.inc();
             stats.disk_bytes.inc_by(v.len() as u64);
-            Ok(Bytes::from(v))
+            Ok(v)
         }
         Err(e) => Err(LoadError {
             path: path.to_path_buf(),

@@ -16,6 +16,7 @@
 pub mod cache;
 pub mod library;
 pub mod manifest;
+pub mod mapped;
 
 use std::fs;
 use std::io;

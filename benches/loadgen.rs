@@ -1,0 +1,555 @@
+//! A lean HTTP/1.1 load generator for `benches/load.sh`: closed loop (as fast as the
+//! connections go) or open loop at a fixed rate with every latency measured from the moment
+//! the schedule said the request was due (no coordinated omission).
+//!
+//! Why not oha or wrk: on a 2-vCPU machine the generator shares the host with the server, so
+//! its own CPU per request and its clock are part of every latency it reports. oha ticks a
+//! 1 ms tokio timer (bursts of ~8 requests at 8 000 req/s) and, like any client that reads
+//! bodies into memory, spends most of ~90 µs per 313 KB response copying it out of the kernel;
+//! wrk has no open-loop mode. This driver keeps its schedule on a thread of its own with
+//! sub-millisecond sleeps, parses each response head with `httparse` and then discards the body
+//! in the kernel (`recv` with `MSG_TRUNC`, which TCP implements as "consume, do not copy"),
+//! counting its bytes against `Content-Length`: the body has arrived when the last byte is
+//! consumed, and the generator costs a fraction of the server it measures. Every socket can get
+//! a fixed receive buffer (`--rcvbuf`), as a CDN edge pulling from an origin would tune it.
+//!
+//! ```text
+//! cargo bench --bench loadgen -- --urls FILE [--header 'Name: value']... [--connections 64]
+//!     [--duration 10] [--warmup 1] [--rate REQ_PER_S] [--rcvbuf BYTES] [--json OUT]
+//!     [--dump OUT]
+//! ```
+//!
+//! `--urls`: one absolute `http://host:port/path` URL per line, all on one host; each request
+//! takes one of them at random. `--duration`: seconds measured after `--warmup` seconds that are
+//! run but not counted (connections opening, TCP windows growing). Without `--rate` every
+//! connection sends its next request as soon as the previous response is read (closed loop).
+//! Every response must be a 200 whose body length matches its `Content-Length`; anything else
+//! (status, socket error) is counted and makes the exit code 1. `--dump` writes one line per
+//! measured request: due time (µs since the start of measurement), latency (µs), connection.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::Notify;
+
+/// A response head larger than this is refused (ours are ~400 bytes).
+const HEAD_LIMIT: usize = 8 * 1024;
+/// The longest one request may take before the run counts it as failed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Args {
+    urls: Vec<String>,
+    headers: Vec<(String, String)>,
+    connections: usize,
+    duration: f64,
+    warmup: f64,
+    rate: Option<f64>,
+    rcvbuf: u32,
+    json: Option<String>,
+    dump: Option<String>,
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!("loadgen: {msg}");
+    eprintln!(
+        "usage: loadgen --urls FILE [--header 'Name: value']... [--connections N] [--duration S] \
+         [--warmup S] [--rate R] [--rcvbuf BYTES] [--json OUT] [--dump OUT]"
+    );
+    std::process::exit(2)
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        urls: Vec::new(),
+        headers: Vec::new(),
+        connections: 64,
+        duration: 10.0,
+        warmup: 1.0,
+        rate: None,
+        rcvbuf: 0,
+        json: None,
+        dump: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        // `cargo bench` passes `--bench` to every bench target.
+        if flag == "--bench" {
+            continue;
+        }
+        let mut value = || {
+            it.next()
+                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+        };
+        let number = |v: String| -> f64 {
+            v.parse()
+                .unwrap_or_else(|_| usage(&format!("{flag}: not a number: {v}")))
+        };
+        match flag.as_str() {
+            "--urls" => {
+                let path = value();
+                let text = std::fs::read_to_string(&path)
+                    .unwrap_or_else(|e| usage(&format!("cannot read {path}: {e}")));
+                args.urls = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+            }
+            "--header" => {
+                let h = value();
+                let (name, val) = h
+                    .split_once(':')
+                    .unwrap_or_else(|| usage(&format!("not a header: {h}")));
+                args.headers
+                    .push((name.trim().to_owned(), val.trim().to_owned()));
+            }
+            "--connections" => args.connections = number(value()) as usize,
+            "--duration" => args.duration = number(value()),
+            "--warmup" => args.warmup = number(value()),
+            "--rate" => args.rate = Some(number(value())),
+            "--rcvbuf" => args.rcvbuf = number(value()) as u32,
+            "--json" => args.json = Some(value()),
+            "--dump" => args.dump = Some(value()),
+            other => usage(&format!("unknown argument {other}")),
+        }
+    }
+    if args.urls.is_empty() {
+        usage("--urls names no URL");
+    }
+    if args.connections == 0 || args.duration <= 0.0 || args.rate.is_some_and(|r| r <= 0.0) {
+        usage("--connections, --duration and --rate must be positive");
+    }
+    args
+}
+
+/// What one connection measured.
+#[derive(Default)]
+struct ConnStats {
+    /// (due time since the start of measurement, latency), both µs, measured requests only.
+    samples: Vec<(u64, u64)>,
+    bytes: u64,
+    /// The first few failures, for the report; `failures` counts them all.
+    errors: Vec<String>,
+    failures: u64,
+}
+
+/// The open-loop schedule: due times queued by the clock thread, taken by idle connections.
+struct Schedule {
+    queue: std::sync::Mutex<VecDeque<Instant>>,
+    ready: Notify,
+    done: AtomicBool,
+}
+
+impl Schedule {
+    async fn next(&self) -> Option<Instant> {
+        loop {
+            let notified = self.ready.notified();
+            if let Some(due) = self.queue.lock().ok()?.pop_front() {
+                return Some(due);
+            }
+            if self.done.load(Ordering::Acquire) {
+                return None;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Sleeps on its own thread to the next due time and queues every request that is due: an OS
+/// sleep wakes within tens of µs, where tokio's timer rounds to whole milliseconds.
+fn run_clock(schedule: Arc<Schedule>, start: Instant, end: Instant, rate: f64) -> Duration {
+    let mut late = Vec::new();
+    let mut k: u64 = 0;
+    loop {
+        let due = start + Duration::from_secs_f64(k as f64 / rate);
+        if due >= end {
+            break;
+        }
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+            continue;
+        }
+        late.push(now - due);
+        if let Ok(mut q) = schedule.queue.lock() {
+            q.push_back(due);
+        }
+        schedule.ready.notify_one();
+        k += 1;
+    }
+    schedule.done.store(true, Ordering::Release);
+    schedule.ready.notify_waiters();
+    late.sort_unstable();
+    late.get(late.len() * 99 / 100).copied().unwrap_or_default()
+}
+
+struct Target {
+    addr: String,
+    /// One ready-to-send request per URL.
+    requests: Vec<Vec<u8>>,
+}
+
+fn parse_targets(args: &Args) -> Target {
+    let mut addr: Option<String> = None;
+    let mut requests = Vec::new();
+    for url in &args.urls {
+        let Some(rest) = url.strip_prefix("http://") else {
+            usage(&format!("only http:// URLs: {url}"))
+        };
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if authority.is_empty() {
+            usage(&format!("no host in {url}"));
+        }
+        if addr.get_or_insert_with(|| authority.to_owned()) != authority {
+            usage("all URLs must name the same host:port");
+        }
+        let path = if path.is_empty() { "/" } else { path };
+        let mut req = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\n");
+        for (name, value) in &args.headers {
+            let _ = write!(req, "{name}: {value}\r\n");
+        }
+        req.push_str("\r\n");
+        requests.push(req.into_bytes());
+    }
+    let addr = addr.unwrap_or_else(|| usage("no URL"));
+    Target { addr, requests }
+}
+
+/// xorshift64*: enough to spread requests over the URL list, no dependency.
+fn next_random(state: &mut u64) -> u64 {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+}
+
+async fn connect(target: &Target, rcvbuf: u32) -> Result<TcpStream, String> {
+    let addr = tokio::net::lookup_host(&target.addr)
+        .await
+        .map_err(|e| format!("resolve {}: {e}", target.addr))?
+        .next()
+        .ok_or_else(|| format!("{} resolves to nothing", target.addr))?;
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|e| format!("socket: {e}"))?;
+    if rcvbuf > 0 {
+        // Before connect, so the window scale offered in the SYN covers it.
+        socket
+            .set_recv_buffer_size(rcvbuf)
+            .map_err(|e| format!("SO_RCVBUF: {e}"))?;
+    }
+    let stream = socket
+        .connect(addr)
+        .await
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    stream
+        .set_nodelay(true)
+        .map_err(|e| format!("TCP_NODELAY: {e}"))?;
+    Ok(stream)
+}
+
+/// Consumes up to `len` bytes of the socket's receive queue without copying them.
+fn discard(stream: &TcpStream, len: usize) -> io::Result<usize> {
+    stream.try_io(Interest::READABLE, || {
+        // SAFETY: a null buffer is never written: TCP's recvmsg with MSG_TRUNC advances the
+        // queue without copying (tcp(7)), and returns how many bytes it consumed.
+        let n = unsafe {
+            libc::recv(
+                stream.as_raw_fd(),
+                std::ptr::null_mut(),
+                len,
+                libc::MSG_TRUNC | libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    })
+}
+
+/// One request on a kept-alive connection: a 200 whose body is exactly `Content-Length`
+/// bytes, or a reason. Returns the body length.
+async fn fetch(stream: &mut TcpStream, request: &[u8], head: &mut [u8]) -> Result<u64, String> {
+    stream
+        .write_all(request)
+        .await
+        .map_err(|e| format!("send: {e}"))?;
+    let mut filled = 0;
+    let (head_len, status, length) = loop {
+        if filled == head.len() {
+            return Err(format!("response head over {} bytes", head.len()));
+        }
+        let n = stream
+            .read(&mut head[filled..])
+            .await
+            .map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            return Err("connection closed before the response head".to_owned());
+        }
+        filled += n;
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(&head[..filled]) {
+            Ok(httparse::Status::Complete(len)) => {
+                let length = resp
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                    .and_then(|h| std::str::from_utf8(h.value).ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                break (len, resp.code.unwrap_or(0), length);
+            }
+            Ok(httparse::Status::Partial) => {}
+            Err(e) => return Err(format!("bad response head: {e}")),
+        }
+    };
+    let Some(length) = length else {
+        return Err(format!("HTTP {status} without Content-Length"));
+    };
+    let early = (filled - head_len) as u64;
+    if early > length {
+        return Err(format!("{early} bytes after a body of {length}"));
+    }
+    let mut remaining = length - early;
+    while remaining > 0 {
+        stream.readable().await.map_err(|e| format!("read: {e}"))?;
+        match discard(stream, remaining.min(1 << 30) as usize) {
+            Ok(0) => {
+                return Err(format!(
+                    "connection closed {remaining} bytes short of the body"
+                ));
+            }
+            Ok(n) => remaining -= n as u64,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(format!("read: {e}")),
+        }
+    }
+    if status != 200 {
+        return Err(format!("HTTP {status}"));
+    }
+    Ok(length)
+}
+
+struct Run {
+    target: Target,
+    schedule: Option<Arc<Schedule>>,
+    measure_from: Instant,
+    end: Instant,
+    rcvbuf: u32,
+}
+
+async fn run_connection(run: Arc<Run>, id: usize, dump: bool) -> (ConnStats, Vec<u32>) {
+    let mut stats = ConnStats::default();
+    let mut conn_ids = Vec::new();
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ ((id as u64 + 1) << 17);
+    let mut head = vec![0u8; HEAD_LIMIT];
+    let mut stream = match connect(&run.target, run.rcvbuf).await {
+        Ok(s) => s,
+        Err(e) => {
+            stats.failures += 1;
+            stats.errors.push(e);
+            return (stats, conn_ids);
+        }
+    };
+    loop {
+        let due = match &run.schedule {
+            Some(s) => match s.next().await {
+                Some(due) => due,
+                None => break,
+            },
+            None => {
+                let now = Instant::now();
+                if now >= run.end {
+                    break;
+                }
+                now
+            }
+        };
+        let pick = next_random(&mut rng) % run.target.requests.len() as u64;
+        let request = &run.target.requests[pick as usize];
+        let result = tokio::time::timeout(REQUEST_TIMEOUT, fetch(&mut stream, request, &mut head))
+            .await
+            .unwrap_or_else(|_| Err(format!("no response in {REQUEST_TIMEOUT:?}")));
+        let done = Instant::now();
+        match result {
+            Ok(n) if due >= run.measure_from => {
+                stats.bytes += n;
+                let at = (due - run.measure_from).as_micros() as u64;
+                stats.samples.push((at, (done - due).as_micros() as u64));
+                if dump {
+                    conn_ids.push(id as u32);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                stats.failures += 1;
+                if stats.errors.len() < 3 {
+                    stats.errors.push(e);
+                }
+                // A failed connection is replaced, so one error does not silence the rest
+                // of the run for this slot.
+                match connect(&run.target, run.rcvbuf).await {
+                    Ok(s) => stream = s,
+                    Err(e) => {
+                        stats.errors.push(e);
+                        return (stats, conn_ids);
+                    }
+                }
+            }
+        }
+    }
+    (stats, conn_ids)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64) * p) as usize;
+    sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
+}
+
+fn main() {
+    let args = parse_args();
+    let target = parse_targets(&args);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("loadgen: tokio runtime: {e}");
+            std::process::exit(1)
+        }
+    };
+    // Connections open during the warm-up, which is not measured.
+    let start = Instant::now() + Duration::from_millis(20);
+    let measure_from = start + Duration::from_secs_f64(args.warmup);
+    let end = measure_from + Duration::from_secs_f64(args.duration);
+    let schedule = args.rate.map(|_| {
+        Arc::new(Schedule {
+            queue: std::sync::Mutex::new(VecDeque::new()),
+            ready: Notify::new(),
+            done: AtomicBool::new(false),
+        })
+    });
+    let clock = match (args.rate, &schedule) {
+        (Some(rate), Some(s)) => {
+            let s = Arc::clone(s);
+            Some(std::thread::spawn(move || run_clock(s, start, end, rate)))
+        }
+        _ => None,
+    };
+    let run = Arc::new(Run {
+        target,
+        schedule,
+        measure_from,
+        end,
+        rcvbuf: args.rcvbuf,
+    });
+    let dump = args.dump.is_some();
+    let results = runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for id in 0..args.connections {
+            tasks.push(tokio::spawn(run_connection(Arc::clone(&run), id, dump)));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            match t.await {
+                Ok(r) => out.push(r),
+                Err(e) => {
+                    let stats = ConnStats {
+                        failures: 1,
+                        errors: vec![format!("connection task: {e}")],
+                        ..ConnStats::default()
+                    };
+                    out.push((stats, Vec::new()));
+                }
+            }
+        }
+        out
+    });
+    let finished = Instant::now();
+    let late_p99 = clock
+        .and_then(|c| c.join().ok())
+        .map(|d| d.as_secs_f64() * 1000.0);
+
+    let mut latencies = Vec::new();
+    let mut bytes = 0u64;
+    let mut failures = 0u64;
+    let mut errors = Vec::new();
+    let mut dump_lines = String::new();
+    for (stats, conn_ids) in &results {
+        bytes += stats.bytes;
+        failures += stats.failures;
+        errors.extend(stats.errors.iter().take(5 - errors.len().min(5)).cloned());
+        latencies.extend(stats.samples.iter().map(|s| s.1));
+        if dump {
+            for ((at, lat), id) in stats.samples.iter().zip(conn_ids) {
+                let _ = writeln!(dump_lines, "{at} {lat} {id}");
+            }
+        }
+    }
+    latencies.sort_unstable();
+    // Open loop: the offered window; closed loop: from the start of measurement to the last
+    // response (requests in flight at the end finish after `end`).
+    let seconds = match args.rate {
+        Some(_) => args.duration,
+        None => (finished.max(end) - measure_from).as_secs_f64(),
+    };
+    let n = latencies.len() as f64;
+    let report = serde_json::json!({
+        "requests": latencies.len(),
+        "seconds": seconds,
+        "req_per_s": n / seconds,
+        "mb_per_s": bytes as f64 / seconds / 1e6,
+        "p50_ms": percentile(&latencies, 0.50),
+        "p90_ms": percentile(&latencies, 0.90),
+        "p99_ms": percentile(&latencies, 0.99),
+        "p999_ms": percentile(&latencies, 0.999),
+        "max_ms": latencies.last().map_or(0.0, |&m| m as f64 / 1000.0),
+        "over_2ms": latencies.iter().filter(|&&l| l > 2000).count(),
+        "failures": failures,
+        "errors": errors,
+        "rate": args.rate,
+        "clock_late_p99_ms": late_p99,
+        "connections": args.connections,
+        "rcvbuf": args.rcvbuf,
+    });
+    let text = report.to_string();
+    match &args.json {
+        Some(path) => {
+            if let Err(e) = std::fs::write(path, &text) {
+                eprintln!("loadgen: cannot write {path}: {e}");
+                std::process::exit(1)
+            }
+        }
+        None => println!("{text}"),
+    }
+    if let Some(path) = &args.dump
+        && let Err(e) = std::fs::write(path, dump_lines)
+    {
+        eprintln!("loadgen: cannot write {path}: {e}");
+        std::process::exit(1)
+    }
+    if failures > 0 {
+        eprintln!(
+            "loadgen: {failures} failed request(s): {}",
+            errors.join("; ")
+        );
+        std::process::exit(1)
+    }
+}

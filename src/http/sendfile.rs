@@ -1,0 +1,235 @@
+//! A plain-TCP connection that sends cached segments with `sendfile(2)` instead of copying them.
+//!
+//! hyper writes an HTTP/1 response as the head followed by the body `Bytes`, in one vectored
+//! write. When a buffer it passes lies inside a sealed segment mapping
+//! ([`crate::store::mapped`]), this stream sends the buffers before it with `MSG_MORE` (so
+//! the head leaves in the same packet as the body's start) and then the mapped range with
+//! `sendfile` from the memfd: TCP takes the pages by reference and the body is never copied
+//! in user space or into socket buffers. Everything else (request reads, other responses,
+//! HTTP/2 frames) passes straight through to the `TcpStream`.
+//!
+//! Partial writes keep the `AsyncWrite` contract: the count returned is always a prefix of the
+//! buffers given, so hyper resumes at the right byte whichever call was short.
+
+use std::io::{self, IoSlice};
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::net::TcpStream;
+
+use crate::store::mapped::{self, MappedSlice};
+
+/// Below this a body is written by copy: looking it up and a second syscall would cost more
+/// than the copy saves.
+const MIN_SENDFILE: usize = 16 * 1024;
+
+/// A `TcpStream` whose writes send sealed-segment slices by reference.
+#[derive(Debug)]
+pub struct SendfileStream {
+    inner: TcpStream,
+}
+
+impl SendfileStream {
+    /// Wraps an accepted connection.
+    pub fn new(inner: TcpStream) -> Self {
+        SendfileStream { inner }
+    }
+
+    fn poll_sendfile(
+        &self,
+        cx: &mut Context<'_>,
+        slice: MappedSlice,
+        len: usize,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.inner.poll_write_ready(cx))?;
+            let sent = self.inner.try_io(Interest::WRITABLE, || {
+                let mut offset = slice.offset as libc::off_t;
+                // SAFETY: both fds are open (the socket is ours; the memfd is kept open by the
+                // `Bytes` hyper is writing), and `offset` is a local the call may update.
+                let n =
+                    unsafe { libc::sendfile(self.inner.as_raw_fd(), slice.fd, &mut offset, len) };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            });
+            match sent {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+
+    /// Writes `bufs` with `MSG_MORE`: more of the same response follows at once.
+    fn poll_send_more(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.inner.poll_write_ready(cx))?;
+            let sent = self.inner.try_io(Interest::WRITABLE, || {
+                // SAFETY: an all-zero msghdr is valid; `IoSlice` is ABI-compatible with
+                // `iovec` on Unix, and `bufs` outlives the call.
+                let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+                msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+                msg.msg_iovlen = bufs.len() as _;
+                // SAFETY: a valid socket fd and a msghdr pointing at live buffers.
+                let n = unsafe {
+                    libc::sendmsg(
+                        self.inner.as_raw_fd(),
+                        &msg,
+                        libc::MSG_MORE | libc::MSG_NOSIGNAL,
+                    )
+                };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            });
+            match sent {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+}
+
+fn mapped_slice(buf: &[u8]) -> Option<MappedSlice> {
+    if buf.len() < MIN_SENDFILE {
+        return None;
+    }
+    mapped::lookup(buf)
+}
+
+impl AsyncRead for SendfileStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SendfileStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let mapped = bufs
+            .iter()
+            .enumerate()
+            .find_map(|(i, b)| mapped_slice(b).map(|m| (i, m)));
+        match mapped {
+            None => Pin::new(&mut this.inner).poll_write_vectored(cx, bufs),
+            Some((0, slice)) => this.poll_sendfile(cx, slice, bufs[0].len()),
+            Some((i, _)) => this.poll_send_more(cx, &bufs[..i]),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Head + mapped body + tail through a deliberately small send buffer and a slow reader:
+    /// every write is partial somewhere, and the bytes must still arrive whole and in order.
+    #[tokio::test]
+    async fn mapped_bodies_arrive_whole_through_partial_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg");
+        let body: Vec<u8> = (0..700_000u32).map(|i| (i * 7 % 253) as u8).collect();
+        std::fs::write(&path, &body).unwrap();
+        let mapped = mapped::load(&path).await.unwrap();
+        assert!(mapped::lookup(&mapped).is_some());
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut client = socket.connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        // SAFETY: setsockopt with a c_int on a socket we own.
+        let small: libc::c_int = 8192;
+        unsafe {
+            libc::setsockopt(
+                server.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                (&small as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        let mut stream = SendfileStream::new(server);
+
+        let head = b"HTTP/1.1 200 OK\r\ncontent-length: 700000\r\n\r\n".to_vec();
+        let middle = mapped.slice(100..600_100);
+        let tail = b"tail".to_vec();
+        let expected: Vec<u8> = [&head[..], &middle[..], &tail[..]].concat();
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let mut chunk = [0u8; 1500];
+            loop {
+                let n = client.read(&mut chunk).await.unwrap();
+                if n == 0 {
+                    break got;
+                }
+                got.extend_from_slice(&chunk[..n]);
+                tokio::task::yield_now().await;
+            }
+        });
+        // What hyper does: a vectored write, then the remainder of whatever was short.
+        let parts = [&head[..], &middle[..], &tail[..]];
+        let (mut part, mut offset) = (0, 0);
+        while part < parts.len() {
+            let slices: Vec<IoSlice<'_>> = std::iter::once(IoSlice::new(&parts[part][offset..]))
+                .chain(parts[part + 1..].iter().map(|p| IoSlice::new(p)))
+                .collect();
+            let mut n = stream.write_vectored(&slices).await.unwrap();
+            assert!(n > 0);
+            while n > 0 {
+                let left = parts[part].len() - offset;
+                if n >= left {
+                    n -= left;
+                    part += 1;
+                    offset = 0;
+                } else {
+                    offset += n;
+                    n = 0;
+                }
+            }
+        }
+        stream.shutdown().await.unwrap();
+        drop(stream);
+        assert_eq!(reader.await.unwrap(), expected);
+    }
+}
