@@ -29,7 +29,8 @@
 #      a slow response delays nothing else's start (no coordinated omission). Requests due in
 #      the first WARMUP s (connections opening, TCP windows growing) are left out; p50/p99/
 #      p99.9 are exact order statistics of the rest. "clock late p99" is how late the clock
-#      queued requests against the schedule (a health figure of the generator).
+#      queued requests against the schedule (a health figure of the generator);
+#   7. the reference: ROUNDS rounds of nginx alone at half of ITS OWN peak (the reported round).
 # RCVBUF (default 0: the kernel's autotuning): SO_RCVBUF the generator sets on its sockets
 # before connecting, the same for both servers. It mattered with oha, which reads bodies slowly
 # enough for windows to close (docs/PERFORMANCE.md); loadgen drains each socket as data arrives,
@@ -353,6 +354,20 @@ EH_ALL=$(column "$TMP/rate.encore" 3)
 NH_OTH=$(column "$TMP/rate.nginx" 7)
 EH_OTH=$(column "$TMP/rate.encore" 7)
 
+# ---- the reference at half of ITS OWN peak ------------------------------------------------
+# The goal is stated against encore's own peak; the same question asked of nginx at half of its
+# peak says what this machine allows a server that does no work of its own per request.
+NHALF=$((N_RPS / 2))
+log "== nginx at half of its own peak: $ROUNDS round(s) of loadgen --rate $NHALF"
+for r in $(seq 1 "$ROUNDS"); do
+	wait_quiet
+	n=$(run_gen nginx "$TMP/nginx.urls" "$RATE_DURATION" "$NHALF" "${NGINX_PIDS[@]}")
+	log "   round $r: nginx $n   ($RCOLS)"
+	echo "$n" >>"$TMP/own.nginx"
+done
+read -r NO_RPS NO_P50 NO_P99 NO_P999 NO_CPU NO_BUSY NO_OTHER NO_WRK NO_LATE NO_OVER <<<"$(pick "$TMP/own.nginx" 3)"
+NO_ALL=$(column "$TMP/own.nginx" 3)
+
 log "== load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 cat <<EOF
 
@@ -378,4 +393,12 @@ among the clean ones (else the least disturbed).
 | encore | $EH_RPS | $EH_P50 | $EH_P99 | $EH_P999 | $EH_OVER % | $EH_CPU | $EH_BUSY | $EH_WRK | $EH_OTHER | $EH_LATE |
 
 p99 ms per round: nginx $NH_ALL (other cores $NH_OTH); encore $EH_ALL (other cores $EH_OTH)
+
+The same question asked of nginx: its p99 at half of its own peak, $NHALF req/s (median-p99 round):
+
+| server | achieved req/s | p50 ms | p99 ms | p99.9 ms | > 2 ms | server CPU µs/req | server cores busy | generator cores | other cores | clock late p99 ms |
+|--------|---------------:|-------:|-------:|---------:|-------:|------------------:|-----:|-----:|-----:|-----:|
+| nginx  | $NO_RPS | $NO_P50 | $NO_P99 | $NO_P999 | $NO_OVER % | $NO_CPU | $NO_BUSY | $NO_WRK | $NO_OTHER | $NO_LATE |
+
+p99 ms per round: nginx at half its own peak $NO_ALL
 EOF
