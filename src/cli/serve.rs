@@ -84,6 +84,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         Ok(a) => a,
         Err(e) => return fail(e, 2),
     };
+    raise_open_file_limit(config.server.max_connections);
     let limits = Limits {
         max_connections: config.server.max_connections,
         request_timeout: config.server.request_timeout,
@@ -481,4 +482,36 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutdown signal received");
+}
+
+/// Raises the soft open-file limit to the hard one, as nginx's `worker_rlimit_nofile` would:
+/// every connection and every cached segment (its store file stays open for `sendfile`) holds
+/// a descriptor, and the common soft default of 1024 is below the default connection cap.
+fn raise_open_file_limit(max_connections: usize) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid resource and a pointer to a local struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit = raised;
+        }
+    }
+    // Connections, plus room for the cached segments' files and the store, keys and ledger.
+    let wanted = (max_connections as libc::rlim_t).saturating_add(1024);
+    if limit.rlim_cur < wanted {
+        tracing::warn!(
+            "open-file limit is {} but max_connections is {max_connections}: connections may              be refused (raise `ulimit -n` or lower server.max_connections)",
+            limit.rlim_cur
+        );
+    }
 }

@@ -1,11 +1,11 @@
 //! A plain-TCP connection that sends cached segments with `sendfile(2)` instead of copying them.
 //!
 //! hyper writes an HTTP/1 response as the head followed by the body `Bytes`, in one vectored
-//! write. When a buffer it passes lies inside a sealed segment mapping
-//! ([`crate::store::mapped`]), this stream sends the buffers before it with `MSG_MORE` (so
-//! the head leaves in the same packet as the body's start) and then the mapped range with
-//! `sendfile` from the memfd: TCP takes the pages by reference and the body is never copied
-//! in user space or into socket buffers. Everything else (request reads, other responses,
+//! write. When a buffer it passes lies inside a cached segment ([`crate::store::backed`]),
+//! this stream sends the buffers before it with `MSG_MORE` (so the head leaves in the same
+//! packet as the body's start) and then the same range with `sendfile` from the store file:
+//! TCP takes the page-cache pages by reference and the body is never copied in user space or
+//! into socket buffers. Everything else (request reads, other responses,
 //! HTTP/2 frames) passes straight through to the `TcpStream`.
 //!
 //! Partial writes keep the `AsyncWrite` contract: the count returned is always a prefix of the
@@ -19,7 +19,7 @@ use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::store::mapped::{self, MappedSlice};
+use crate::store::backed::{self, FileSlice};
 
 /// Below this a body is written by copy: looking it up and a second syscall would cost more
 /// than the copy saves.
@@ -40,19 +40,26 @@ impl SendfileStream {
     fn poll_sendfile(
         &self,
         cx: &mut Context<'_>,
-        slice: MappedSlice,
+        slice: FileSlice,
         len: usize,
     ) -> Poll<io::Result<usize>> {
         loop {
             ready!(self.inner.poll_write_ready(cx))?;
             let sent = self.inner.try_io(Interest::WRITABLE, || {
                 let mut offset = slice.offset as libc::off_t;
-                // SAFETY: both fds are open (the socket is ours; the memfd is kept open by the
-                // `Bytes` hyper is writing), and `offset` is a local the call may update.
+                // SAFETY: both fds are open (the socket is ours; the store file is kept open by
+                // the `Bytes` hyper is writing), and `offset` is a local the call may update.
                 let n =
                     unsafe { libc::sendfile(self.inner.as_raw_fd(), slice.fd, &mut offset, len) };
                 if n < 0 {
                     Err(io::Error::last_os_error())
+                } else if n == 0 && len > 0 {
+                    // The file ends before the cached copy does: someone truncated a store
+                    // file. Sending the heap copy instead would hide it; end this response.
+                    Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "store file shorter than its cached segment",
+                    ))
                 } else {
                     Ok(n as usize)
                 }
@@ -100,11 +107,11 @@ impl SendfileStream {
     }
 }
 
-fn mapped_slice(buf: &[u8]) -> Option<MappedSlice> {
+fn file_slice(buf: &[u8]) -> Option<FileSlice> {
     if buf.len() < MIN_SENDFILE {
         return None;
     }
-    mapped::lookup(buf)
+    backed::lookup(buf)
 }
 
 impl AsyncRead for SendfileStream {
@@ -132,11 +139,11 @@ impl AsyncWrite for SendfileStream {
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let mapped = bufs
+        let backed = bufs
             .iter()
             .enumerate()
-            .find_map(|(i, b)| mapped_slice(b).map(|m| (i, m)));
-        match mapped {
+            .find_map(|(i, b)| file_slice(b).map(|m| (i, m)));
+        match backed {
             None => Pin::new(&mut this.inner).poll_write_vectored(cx, bufs),
             Some((0, slice)) => this.poll_sendfile(cx, slice, bufs[0].len()),
             Some((i, _)) => this.poll_send_more(cx, &bufs[..i]),
@@ -161,16 +168,16 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// Head + mapped body + tail through a deliberately small send buffer and a slow reader:
+    /// Head + file-backed body + tail through a deliberately small send buffer and a slow reader:
     /// every write is partial somewhere, and the bytes must still arrive whole and in order.
     #[tokio::test]
-    async fn mapped_bodies_arrive_whole_through_partial_writes() {
+    async fn file_backed_bodies_arrive_whole_through_partial_writes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("seg");
         let body: Vec<u8> = (0..700_000u32).map(|i| (i * 7 % 253) as u8).collect();
         std::fs::write(&path, &body).unwrap();
-        let mapped = mapped::load(&path).await.unwrap();
-        assert!(mapped::lookup(&mapped).is_some());
+        let segment = backed::load(&path).await.unwrap();
+        assert!(backed::lookup(&segment).is_some());
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -192,7 +199,7 @@ mod tests {
         let mut stream = SendfileStream::new(server);
 
         let head = b"HTTP/1.1 200 OK\r\ncontent-length: 700000\r\n\r\n".to_vec();
-        let middle = mapped.slice(100..600_100);
+        let middle = segment.slice(100..600_100);
         let tail = b"tail".to_vec();
         let expected: Vec<u8> = [&head[..], &middle[..], &tail[..]].concat();
         let reader = tokio::spawn(async move {

@@ -1,8 +1,8 @@
 //! The hot cache on the delivery path: sealed segments as `Bytes` in a moka cache weighted
 //! by size, with single-flight loading so N concurrent misses read the disk once. The same
 //! cache (and so the same byte budget) holds forms derived from a sealed segment, such as its
-//! HLS form, keyed apart from the sealed bytes. Sealed segments are held in sealed memory
-//! files ([`super::mapped`]) so a hit is sent to the socket without a copy.
+//! HLS form, keyed apart from the sealed bytes. Sealed segments keep their store file open
+//! ([`super::backed`]) so a hit is sent to the socket from the page cache without a copy.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -216,9 +216,9 @@ impl SegmentCache {
     }
 }
 
-/// Reads a sealed file into sealed memory (see [`super::mapped`]), so hits go out by reference.
+/// Reads a sealed file and keeps it open (see [`super::backed`]), so hits go out by reference.
 async fn read(path: &std::path::Path, stats: &CacheStats) -> Result<Bytes, LoadError> {
-    counted(path, stats, super::mapped::load(path).await)
+    counted(path, stats, super::backed::load(path).await)
 }
 
 /// Reads a sealed file onto the heap.

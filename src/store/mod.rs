@@ -13,10 +13,10 @@
 //! so readers only ever see complete generations. Folders no manifest names are debris of an
 //! interrupted run and are removed by [`Store::collect_garbage`].
 
+pub mod backed;
 pub mod cache;
 pub mod library;
 pub mod manifest;
-pub mod mapped;
 
 use std::fs;
 use std::io;
