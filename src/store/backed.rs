@@ -11,7 +11,7 @@
 //!
 //! Why the store file and not a private copy: a sealed memfd (the first version of this) is
 //! shmem, whose splice path looks every 4 KB page up on its own; a regular file's page cache is
-//! read in batches. On the load benchmark the memfd cost about a quarter of the throughput
+//! read in batches. On the load benchmark the memfd cost about a tenth of the throughput
 //! (docs/PERFORMANCE.md). Why not a mapping of the store file as the cached bytes: a mapped
 //! file that someone truncates kills the reader with SIGBUS, and store files are on an
 //! operator's disk. With the heap copy, a store file changed behind encore's back can only
