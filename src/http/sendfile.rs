@@ -5,7 +5,8 @@
 //! this stream sends the buffers before it with `MSG_MORE` (so the head leaves in the same
 //! packet as the body's start) and then the same range with `sendfile` from the store file:
 //! TCP takes the page-cache pages by reference and the body is never copied in user space or
-//! into socket buffers. Everything else (request reads, other responses,
+//! into socket buffers. Head and body go out under `TCP_CORK`, released with the body's last
+//! byte, so the body leaves in full-sized segments (why: `SendfileStream::set_cork`). Everything else (request reads, other responses,
 //! HTTP/2 frames) passes straight through to the `TcpStream`.
 //!
 //! Partial writes keep the `AsyncWrite` contract: the count returned is always a prefix of the
@@ -29,12 +30,42 @@ const MIN_SENDFILE: usize = 16 * 1024;
 #[derive(Debug)]
 pub struct SendfileStream {
     inner: TcpStream,
+    /// `TCP_CORK` is on: set before a file-backed body's head, cleared once the body is sent.
+    corked: bool,
 }
 
 impl SendfileStream {
     /// Wraps an accepted connection.
     pub fn new(inner: TcpStream) -> Self {
-        SendfileStream { inner }
+        SendfileStream {
+            inner,
+            corked: false,
+        }
+    }
+
+    /// Holds back partial segments while a response goes out in pieces, as nginx's
+    /// `tcp_nopush` does. `sendfile` hands TCP 64 KiB at a time and the loopback MSS is a few
+    /// bytes less, so without the cork every piece leaves as a full segment plus a tiny one
+    /// (twice the packets, each waking the reader); corked, the remainder waits for the next
+    /// piece. Failing to set it only costs those packets, so errors are ignored.
+    fn set_cork(&mut self, on: bool) {
+        if self.corked == on {
+            return;
+        }
+        let value: libc::c_int = on.into();
+        // SAFETY: setsockopt on our own socket with a c_int option value.
+        let done = unsafe {
+            libc::setsockopt(
+                self.inner.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_CORK,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if done == 0 {
+            self.corked = on;
+        }
     }
 
     fn poll_sendfile(
@@ -144,9 +175,25 @@ impl AsyncWrite for SendfileStream {
             .enumerate()
             .find_map(|(i, b)| file_slice(b).map(|m| (i, m)));
         match backed {
-            None => Pin::new(&mut this.inner).poll_write_vectored(cx, bufs),
-            Some((0, slice)) => this.poll_sendfile(cx, slice, bufs[0].len()),
-            Some((i, _)) => this.poll_send_more(cx, &bufs[..i]),
+            None => {
+                let written = ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs));
+                // Nothing but a file-backed body may sit behind the cork.
+                this.set_cork(false);
+                Poll::Ready(written)
+            }
+            Some((0, slice)) => {
+                this.set_cork(true);
+                let len = bufs[0].len();
+                let sent = ready!(this.poll_sendfile(cx, slice, len));
+                if matches!(sent, Ok(n) if n == len) {
+                    this.set_cork(false);
+                }
+                Poll::Ready(sent)
+            }
+            Some((i, _)) => {
+                this.set_cork(true);
+                this.poll_send_more(cx, &bufs[..i])
+            }
         }
     }
 
@@ -238,5 +285,66 @@ mod tests {
         stream.shutdown().await.unwrap();
         drop(stream);
         assert_eq!(reader.await.unwrap(), expected);
+    }
+
+    fn cork_is_on(stream: &SendfileStream) -> bool {
+        let mut value: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt on a live socket into a local c_int.
+        let done = unsafe {
+            libc::getsockopt(
+                stream.inner.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_CORK,
+                (&mut value as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(done, 0);
+        value != 0
+    }
+
+    /// The head goes out corked so it shares a segment with the body's start, and the cork
+    /// comes off with the body's last byte: nothing of a response may wait for the kernel's
+    /// 200 ms cork timeout.
+    #[tokio::test]
+    async fn the_cork_is_on_between_head_and_body_and_off_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg");
+        std::fs::write(&path, vec![7u8; 100_000]).unwrap();
+        let segment = backed::load(&path).await.unwrap();
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            client.read_to_end(&mut got).await.unwrap();
+            got.len()
+        });
+        let mut stream = SendfileStream::new(server);
+        assert!(!cork_is_on(&stream));
+
+        let head = b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n";
+        let n = stream
+            .write_vectored(&[IoSlice::new(head), IoSlice::new(&segment)])
+            .await
+            .unwrap();
+        assert_eq!(n, head.len(), "the head goes alone, with MSG_MORE");
+        assert!(cork_is_on(&stream));
+        let mut sent = 0;
+        while sent < segment.len() {
+            sent += stream.write(&segment[sent..]).await.unwrap();
+        }
+        assert!(!cork_is_on(&stream));
+
+        // A plain write afterwards (another response's small body) is never left corked.
+        stream.write_all(b"tiny").await.unwrap();
+        assert!(!cork_is_on(&stream));
+        stream.shutdown().await.unwrap();
+        drop(stream);
+        assert_eq!(reader.await.unwrap(), head.len() + 100_000 + 4);
     }
 }
