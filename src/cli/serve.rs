@@ -510,7 +510,8 @@ fn raise_open_file_limit(max_connections: usize) {
     let wanted = (max_connections as libc::rlim_t).saturating_add(1024);
     if limit.rlim_cur < wanted {
         tracing::warn!(
-            "open-file limit is {} but max_connections is {max_connections}: connections may              be refused (raise `ulimit -n` or lower server.max_connections)",
+            "open-file limit is {} but max_connections is {max_connections}: connections may \
+             be refused (raise `ulimit -n` or lower server.max_connections)",
             limit.rlim_cur
         );
     }

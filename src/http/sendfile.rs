@@ -6,8 +6,9 @@
 //! packet as the body's start) and then the same range with `sendfile` from the store file:
 //! TCP takes the page-cache pages by reference and the body is never copied in user space or
 //! into socket buffers. Head and body go out under `TCP_CORK`, released with the body's last
-//! byte, so the body leaves in full-sized segments (why: `SendfileStream::set_cork`). Everything else (request reads, other responses,
-//! HTTP/2 frames) passes straight through to the `TcpStream`.
+//! byte, so the body leaves in full-sized segments (why: `SendfileStream::set_cork`).
+//! Everything else (request reads, other responses, HTTP/2 frames) passes straight through to
+//! the `TcpStream`.
 //!
 //! Partial writes keep the `AsyncWrite` contract: the count returned is always a prefix of the
 //! buffers given, so hyper resumes at the right byte whichever call was short.

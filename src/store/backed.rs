@@ -48,7 +48,7 @@ pub struct FileSlice {
 struct FileBackedSegment {
     bytes: Box<[u8]>,
     // Kept open for `sendfile`; closed after the segment is unregistered (in `drop`).
-    _file: File,
+    file: File,
 }
 
 impl AsRef<[u8]> for FileBackedSegment {
@@ -92,10 +92,10 @@ fn load_blocking(path: &Path) -> io::Result<Bytes> {
     }
     let segment = FileBackedSegment {
         bytes: bytes.into_boxed_slice(),
-        _file: file,
+        file,
     };
     let start = segment.bytes.as_ptr() as usize;
-    let entry = (segment.bytes.len(), segment._file.as_raw_fd());
+    let entry = (segment.bytes.len(), segment.file.as_raw_fd());
     match REGISTRY.write() {
         Ok(mut registry) => {
             registry.insert(start, entry);
