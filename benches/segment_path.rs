@@ -12,11 +12,15 @@
 //! - `token/verify_full`: signature and claim checks of the token (what a cache miss costs);
 //! - `token/verify_cached`: [`TokenCache::verify`](encore::license::TokenCache::verify) on the
 //!   cached token (size check, SHA-256 of the token, cache lookup, time check);
-//! - `step/route`, `step/lookup` (catalog lookup and path), `step/authorize`
+//! - `token/verify_memo`: the same through a connection's memo
+//!   ([`TokenCache::verify_memo`](encore::license::TokenCache::verify_memo)), what a
+//!   keep-alive connection's later requests cost;
+//! - `step/lookup` (the catalog's URL → segment table), `step/authorize`
 //!   ([`authorize_segment`]), `step/cache_get` (the segment cache hit),
 //!   `step/respond` ([`ops::segment::get`]: validators, range logic, headers);
-//! - `path/hit`: all of it as `encore::http::dispatch` chains it for a segment (route,
-//!   authenticate with metrics, lookup, authorize, cache, response, CORS headers);
+//! - `path/hit`: all of it as `encore::http::handle` chains it for a segment URL (lookup,
+//!   authenticate through the memo with metrics, authorize, cache, response, CORS headers,
+//!   request metrics);
 //! - `runtime/block_on_empty`: what `rt.block_on` of an empty future costs (async steps are
 //!   driven with `block_on` on a current-thread runtime, once per iteration; criterion's
 //!   `async_tokio` feature is not enabled), to subtract from `cache_get`, `respond` and `hit`.
@@ -40,20 +44,20 @@
 //! | `runtime/block_on_empty` | 0.21 µs |
 
 use std::hint::black_box;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use encore::config::{Config, Overrides};
-use encore::http::ops::segment::SegmentRef;
-use encore::http::router::{Endpoint, route};
-use encore::http::{App, Limits, auth, ops, respond};
+use encore::http::router::SEGMENT_ROUTE;
+use encore::http::{App, Limits, ops, respond};
 use encore::ingest::{IngestJob, progress::LogLines};
-use encore::license::{Clock, MintRequest, Scope, SystemClock, authorize_segment, mint};
+use encore::license::{Clock, MintRequest, Scope, SystemClock, TokenMemo, authorize_segment, mint};
 use encore::seal::Keyring;
 use encore::store::Store;
-use http::{HeaderMap, HeaderValue, Method, header};
+use encore::store::library::ServedSegment;
+use http::{HeaderValue, Method, Request, header};
 
 const ALBUM: &str = "first-light";
 const TRACK: u32 = 1;
@@ -64,10 +68,9 @@ struct Fixture {
     rt: tokio::runtime::Runtime,
     app: Arc<App>,
     token: String,
-    headers: HeaderMap,
+    request: Request<()>,
+    memo: TokenMemo,
     url: String,
-    generation: String,
-    file: String,
 }
 
 /// Ingests track 1 of the demo album and builds the app, as `encore serve` would.
@@ -125,11 +128,6 @@ fn fixture() -> Fixture {
     let mut req = MintRequest::new("bench", Scope::Play);
     req.albums = vec![ALBUM.into()];
     let token = mint(&key, &req, SystemClock.now_unix()).expect("mint");
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::AUTHORIZATION,
-        HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
-    );
     let (generation, file, bytes) = {
         let lib = app.library.load();
         let m = lib.manifest(ALBUM, TRACK, RENDITION).expect("manifest");
@@ -143,15 +141,23 @@ fn fixture() -> Fixture {
     };
     let url = format!("/v1/albums/{ALBUM}/tracks/{TRACK}/{RENDITION}/{generation}/{file}");
     eprintln!("segment_path: {url} ({bytes} bytes)");
+    let request = Request::builder()
+        .method(Method::GET)
+        .uri(&url)
+        .header(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+        )
+        .body(())
+        .expect("request");
     let f = Fixture {
         _dir: dir,
         rt,
         app,
         token,
-        headers,
+        request,
+        memo: TokenMemo::default(),
         url,
-        generation,
-        file,
     };
     // Warm both caches: the token and the segment are hits from here on.
     let resp = f.rt.block_on(hit(&f));
@@ -160,33 +166,29 @@ fn fixture() -> Fixture {
     f
 }
 
-/// The segment's path on disk, as the handler resolves it.
-fn lookup(f: &Fixture) -> SegmentRef {
-    SegmentRef::locate(&f.app, ALBUM, TRACK, RENDITION, &f.generation, &f.file, 0)
+/// The segment, as `handle` resolves its URL.
+fn lookup(f: &Fixture) -> ServedSegment {
+    f.app
+        .library
+        .load()
+        .served_segment(&f.url, || 0)
+        .cloned()
         .expect("segment in the catalog")
 }
 
-/// The `GetSegment` arm of `encore::http::dispatch`, plus the CORS headers `handle` adds.
+/// What `encore::http::handle` does for a segment URL, between hyper's request and response.
 async fn hit(f: &Fixture) -> http::Response<respond::Body> {
-    let Endpoint::GetSegment {
-        album,
-        track,
-        rendition,
-        generation,
-        file,
-    } = route(&Method::GET, &f.url)
-    else {
-        panic!("not a segment route");
-    };
-    let token = auth::authenticate(&f.app, &f.headers, None).expect("token");
-    let seg = SegmentRef::locate(&f.app, &album, track, &rendition, &generation, &file, 0)
-        .expect("segment");
-    let grant =
-        authorize_segment(&token, &album, track, &rendition, &f.app.revocations).expect("entitled");
-    let mut resp = ops::segment::get(&f.app, &grant, seg, &f.headers)
+    let started = std::time::Instant::now();
+    let seg = lookup(f);
+    let mut resp = encore::http::segment(&f.app, &f.memo, seg, &f.request)
         .await
         .expect("response");
     respond::cors(resp.headers_mut());
+    f.app.metrics.record_request(
+        SEGMENT_ROUTE,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     resp
 }
 
@@ -196,7 +198,6 @@ fn bench(c: &mut Criterion) {
     let grant =
         authorize_segment(&verified, ALBUM, TRACK, RENDITION, &f.app.revocations).expect("grant");
     let seg = lookup(&f);
-    let (path, sha256): (PathBuf, String) = (seg.path, seg.sha256);
 
     let mut g = c.benchmark_group("token");
     g.warm_up_time(Duration::from_millis(500))
@@ -207,14 +208,19 @@ fn bench(c: &mut Criterion) {
     g.bench_function("verify_cached", |b| {
         b.iter(|| f.app.keys().tokens.verify(black_box(&f.token)))
     });
+    g.bench_function("verify_memo", |b| {
+        b.iter(|| {
+            f.app
+                .keys()
+                .tokens
+                .verify_memo(&f.memo, black_box(&f.token))
+        })
+    });
     g.finish();
 
     let mut g = c.benchmark_group("step");
     g.warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    g.bench_function("route", |b| {
-        b.iter(|| route(&Method::GET, black_box(&f.url)))
-    });
     g.bench_function("lookup", |b| b.iter(|| lookup(black_box(&f))));
     g.bench_function("authorize", |b| {
         b.iter(|| {
@@ -228,18 +234,17 @@ fn bench(c: &mut Criterion) {
         })
     });
     g.bench_function("cache_get", |b| {
-        b.iter(|| f.rt.block_on(f.app.segments.get(black_box(path.clone()))))
+        b.iter(|| {
+            f.rt.block_on(f.app.segments.get(black_box(seg.path.clone())))
+        })
     });
     g.bench_function("respond", |b| {
         b.iter(|| {
             f.rt.block_on(ops::segment::get(
                 &f.app,
                 &grant,
-                SegmentRef {
-                    path: path.clone(),
-                    sha256: sha256.clone(),
-                },
-                black_box(&f.headers),
+                seg.clone(),
+                black_box(f.request.headers()),
             ))
         })
     });

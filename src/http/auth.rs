@@ -7,7 +7,7 @@ use http::HeaderMap;
 use super::app::App;
 use super::metrics::OutcomeLabels;
 use super::problem::ApiError;
-use crate::license::{TokenError, VerifiedToken};
+use crate::license::{TokenError, TokenMemo, VerifiedToken};
 
 /// The token from `Authorization: Bearer`, else from the `access_token` query parameter.
 pub fn bearer<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a str> {
@@ -47,6 +47,25 @@ pub fn authenticate(
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<Arc<VerifiedToken>, ApiError> {
+    authenticate_via(app, None, headers, query)
+}
+
+/// [`authenticate`] through the connection's memo of its last token (see [`TokenMemo`]).
+pub fn authenticate_on(
+    app: &App,
+    memo: &TokenMemo,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Arc<VerifiedToken>, ApiError> {
+    authenticate_via(app, Some(memo), headers, query)
+}
+
+fn authenticate_via(
+    app: &App,
+    memo: Option<&TokenMemo>,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Arc<VerifiedToken>, ApiError> {
     let Some(token) = bearer(headers, query) else {
         app.metrics
             .token_checks
@@ -56,12 +75,14 @@ pub fn authenticate(
             .inc();
         return Err(ApiError::TokenMissing);
     };
-    match app.keys().tokens.verify(token) {
+    let keys = app.keys();
+    let verified = match memo {
+        Some(memo) => keys.tokens.verify_memo(memo, token),
+        None => keys.tokens.verify(token),
+    };
+    match verified {
         Ok(t) => {
-            app.metrics
-                .token_checks
-                .get_or_create(&OutcomeLabels { outcome: "ok" })
-                .inc();
+            app.metrics.hot.token_ok.inc();
             Ok(t)
         }
         Err(e) => {

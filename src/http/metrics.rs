@@ -9,6 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use super::router::SEGMENT_ROUTE;
 use crate::store::cache::CacheStats;
 
 /// Labels of the request counter.
@@ -51,6 +52,20 @@ pub struct Metrics {
     pub token_cache_misses: Gauge<u64, AtomicU64>,
     /// Bytes held by the segment cache (snapshot at scrape).
     pub segment_cache_bytes: Gauge<u64, AtomicU64>,
+    /// The delivery path's series, resolved once.
+    pub hot: HotSeries,
+}
+
+/// Series every segment request touches, looked up in their families once at start: a lookup
+/// by labels hashes them and takes a lock, on every request of the busiest route.
+#[derive(Clone, Debug)]
+pub struct HotSeries {
+    /// `http_requests{route="get_segment",status="200"}`.
+    pub segment_ok: Counter,
+    /// `http_request_duration_seconds{route="get_segment"}`.
+    pub segment_latency: Histogram,
+    /// `token_checks{outcome="ok"}`.
+    pub token_ok: Counter,
 }
 
 impl Metrics {
@@ -144,6 +159,22 @@ impl Metrics {
             "Bytes held by the segment cache (sealed and HLS segments)",
             segment_cache_bytes.clone(),
         );
+        let hot = HotSeries {
+            segment_ok: requests
+                .get_or_create(&RequestLabels {
+                    route: SEGMENT_ROUTE,
+                    status: 200,
+                })
+                .clone(),
+            segment_latency: latency
+                .get_or_create(&RouteLabels {
+                    route: SEGMENT_ROUTE,
+                })
+                .clone(),
+            token_ok: token_checks
+                .get_or_create(&OutcomeLabels { outcome: "ok" })
+                .clone(),
+        };
         Metrics {
             registry,
             requests,
@@ -153,7 +184,29 @@ impl Metrics {
             token_cache_hits,
             token_cache_misses,
             segment_cache_bytes,
+            hot,
         }
+    }
+
+    /// Counts one answered request and its latency.
+    pub fn record_request(&self, route: &'static str, status: u16, seconds: f64) {
+        if route == SEGMENT_ROUTE {
+            if status == 200 {
+                self.hot.segment_ok.inc();
+            } else {
+                self.requests
+                    .get_or_create(&RequestLabels { route, status })
+                    .inc();
+            }
+            self.hot.segment_latency.observe(seconds);
+            return;
+        }
+        self.requests
+            .get_or_create(&RequestLabels { route, status })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels { route })
+            .observe(seconds);
     }
 
     /// The text exposition.

@@ -25,51 +25,91 @@ use http::{Method, Request, Response};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use self::metrics::{OutcomeLabels, RequestLabels, RouteLabels};
+use self::metrics::OutcomeLabels;
 use self::problem::ApiError;
 use self::respond::Body;
-use self::router::Endpoint;
+use self::router::{Endpoint, SEGMENT_ROUTE};
 use crate::hls::HlsFile;
 use crate::hls::playlist::Carry;
 use crate::license::{
-    Clock, Denied, SystemClock, VerifiedToken, authorize_license, authorize_segment,
+    Clock, Denied, SystemClock, TokenMemo, VerifiedToken, authorize_license, authorize_segment,
 };
 use crate::store::RenditionManifest;
+use crate::store::library::ServedSegment;
 
 /// Handles one request: route, run the operation under the deadline, map errors, count.
-pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+/// `memo` is the connection's memo of its last token.
+pub async fn handle(
+    app: Arc<App>,
+    memo: Arc<TokenMemo>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
-    let endpoint = router::route(req.method(), req.uri().path());
-    let route = endpoint.name();
-    let request_id = request_id(req.headers(), &endpoint);
-    let result = match tokio::time::timeout(
-        app.limits.request_timeout,
-        dispatch(&app, endpoint, req, request_id.as_deref().unwrap_or("")),
-    )
-    .await
-    {
-        Ok(r) => r,
-        Err(_) => Err(ApiError::Timeout),
+    // Segment URLs resolve in one lookup, before the router parses anything.
+    let served = served_segment(&app, req.method(), req.uri().path());
+    let (route, request_id, result) = match served {
+        Some(seg) => {
+            let work = segment(&app, &memo, seg, &req);
+            let result = tokio::time::timeout(app.limits.request_timeout, work).await;
+            (SEGMENT_ROUTE, None, result)
+        }
+        None => {
+            let endpoint = router::route(req.method(), req.uri().path());
+            let route = endpoint.name();
+            let request_id = request_id(req.headers(), &endpoint);
+            // Boxed: every route's state would otherwise make each request's future (the
+            // segment route's included) as large as the largest, and it is moved around.
+            let work = Box::pin(dispatch(
+                &app,
+                endpoint,
+                req,
+                request_id.as_deref().unwrap_or(""),
+            ));
+            let result = tokio::time::timeout(app.limits.request_timeout, work).await;
+            (route, request_id, result)
+        }
     };
-    let mut resp = result.unwrap_or_else(ApiError::into_response);
+    let mut resp = result
+        .unwrap_or(Err(ApiError::Timeout))
+        .unwrap_or_else(ApiError::into_response);
     respond::cors(resp.headers_mut());
     if let Some(id) = request_id
         && let Ok(v) = http::HeaderValue::from_str(&id)
     {
         resp.headers_mut().insert(REQUEST_ID, v);
     }
-    app.metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            route,
-            status: resp.status().as_u16(),
-        })
-        .inc();
-    app.metrics
-        .latency
-        .get_or_create(&RouteLabels { route })
-        .observe(started.elapsed().as_secs_f64());
+    app.metrics.record_request(
+        route,
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     Ok(resp)
+}
+
+/// The segment a `GET` or `HEAD` of `path` names, if the catalog serves it now.
+fn served_segment(app: &App, method: &Method, path: &str) -> Option<ServedSegment> {
+    if method != Method::GET && method != Method::HEAD {
+        return None;
+    }
+    app.library
+        .load()
+        .served_segment(path, || SystemClock.now_unix())
+        .cloned()
+}
+
+/// The delivery path: the token (through the connection's memo), the entitlement, then the
+/// sealed bytes from the segment cache.
+pub async fn segment(
+    app: &App,
+    memo: &TokenMemo,
+    seg: ServedSegment,
+    req: &Request<impl Send>,
+) -> Result<Response<Body>, ApiError> {
+    let token = auth::authenticate_on(app, memo, req.headers(), req.uri().query())?;
+    let m = &seg.manifest;
+    let grant = authorize_segment(&token, &m.album, m.track, &m.rendition, &app.revocations)
+        .inspect_err(|d| count_denial(app, d))?;
+    ops::segment::get(app, &grant, seg, req.headers()).await
 }
 
 /// Header carrying the request id (the caller's, when it sent a sane one).
@@ -195,19 +235,12 @@ async fn dispatch(
             generation,
             file,
         } => {
-            let token = auth::authenticate(app, req.headers(), query.as_deref())?;
-            let seg = ops::segment::SegmentRef::locate(
-                app,
-                &album,
-                track,
-                &rendition,
-                &generation,
-                &file,
-                SystemClock.now_unix(),
-            )?;
-            let grant = authorize_segment(&token, &album, track, &rendition, &app.revocations)
-                .inspect_err(|d| count_denial(app, d))?;
-            ops::segment::get(app, &grant, seg, req.headers()).await
+            // `handle` serves every segment the catalog has; this one it does not (or no
+            // longer) serve. The token is still checked first, as on every gated route.
+            auth::authenticate(app, req.headers(), query.as_deref())?;
+            Err(ApiError::NotFound(format!(
+                "no segment {file:?} in {album}/{track}/{rendition}/{generation}"
+            )))
         }
         Endpoint::AdminListKeys => {
             let token = auth::authenticate(app, req.headers(), query.as_deref())?;

@@ -5,6 +5,9 @@ use http::Method;
 use crate::hls::HlsFile;
 use crate::ledger::purchase::check_identifier;
 
+/// Route name of segment requests (metrics label).
+pub const SEGMENT_ROUTE: &str = "get_segment";
+
 /// Every operation the server knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
@@ -162,7 +165,7 @@ impl Endpoint {
             Endpoint::GetCover { .. } => "get_cover",
             Endpoint::CreateLicense => "create_license",
             Endpoint::GetManifest { .. } => "get_manifest",
-            Endpoint::GetSegment { .. } => "get_segment",
+            Endpoint::GetSegment { .. } => SEGMENT_ROUTE,
             Endpoint::HlsTrackMaster { .. } => "hls_track_master",
             Endpoint::HlsTrackMedia { .. } => "hls_track_media",
             Endpoint::HlsAlbumMaster { .. } => "hls_album_master",

@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 
 use super::app::App;
 use super::sendfile::SendfileStream;
+use crate::license::TokenMemo;
 
 /// Serves connections until `shutdown` completes, then stops accepting and lets in-flight
 /// requests finish for up to `limits.shutdown_grace`.
@@ -61,7 +62,9 @@ pub async fn run(
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        let service = service_fn(move |req| super::handle(app.clone(), req));
+        // One memo per connection: its requests usually all carry the same token.
+        let memo = Arc::new(TokenMemo::default());
+        let service = service_fn(move |req| super::handle(app.clone(), memo.clone(), req));
         let builder = builder.clone();
         match &tls {
             None => {

@@ -2,8 +2,8 @@
 //! is verified once, not before every segment.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use moka::Expiry;
@@ -53,6 +53,39 @@ pub struct TokenCache {
     cache: Cache<[u8; 32], Arc<VerifiedToken>>,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// Which cache this is, so a [`TokenMemo`] filled by another (an earlier key set) is
+    /// never trusted.
+    id: u64,
+    /// Bumped by every invalidation: a [`TokenMemo`] filled before it is stale.
+    epoch: AtomicU64,
+}
+
+/// Source of [`TokenCache::id`]s.
+static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The last token one connection presented, with its verification.
+///
+/// A player or an edge sends the same token with every request on a keep-alive connection,
+/// so its next request costs a comparison of the token's bytes instead of a SHA-256 and a
+/// cache lookup. The memo answers only for the cache that filled it and only until that
+/// cache's next invalidation; every answer re-checks `exp` and `nbf` like a cache hit.
+#[derive(Default)]
+pub struct TokenMemo {
+    last: Mutex<Option<Memoized>>,
+}
+
+struct Memoized {
+    token: Box<str>,
+    verified: Arc<VerifiedToken>,
+    cache_id: u64,
+    epoch: u64,
+}
+
+impl fmt::Debug for TokenMemo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the token itself: it is a credential.
+        f.debug_struct("TokenMemo").finish_non_exhaustive()
+    }
 }
 
 impl fmt::Debug for TokenCache {
@@ -79,6 +112,8 @@ impl TokenCache {
             cache,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
+            epoch: AtomicU64::new(0),
         }
     }
 
@@ -111,6 +146,37 @@ impl TokenCache {
         Ok(verified)
     }
 
+    /// [`TokenCache::verify`] through a connection's memo: the memo answers when `token` is
+    /// the one it holds, it was filled by this cache since its last invalidation, and the
+    /// token is still inside its validity window; otherwise the cache answers and a token it
+    /// accepts replaces the memo's. Memo answers count as hits.
+    pub fn verify_memo(
+        &self,
+        memo: &TokenMemo,
+        token: &str,
+    ) -> Result<Arc<VerifiedToken>, TokenError> {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        // A poisoned memo only means a panic elsewhere mid-update: start it afresh.
+        let mut last = memo.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = last.as_ref()
+            && m.cache_id == self.id
+            && m.epoch == epoch
+            && *m.token == *token
+        {
+            self.verifier.check_times(m.verified.claims())?;
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(Arc::clone(&m.verified));
+        }
+        let verified = self.verify(token)?;
+        *last = Some(Memoized {
+            token: token.into(),
+            verified: Arc::clone(&verified),
+            cache_id: self.id,
+            epoch,
+        });
+        Ok(verified)
+    }
+
     /// Hits, misses and entries so far.
     pub fn stats(&self) -> CacheStats {
         CacheStats {
@@ -122,6 +188,7 @@ impl TokenCache {
 
     /// Drops every cached token (e.g. after a signing key is revoked).
     pub fn invalidate_all(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         self.cache.invalidate_all();
     }
 
@@ -129,6 +196,7 @@ impl TokenCache {
     /// revocation list will use). Applies to entries cached before this call; a token being
     /// verified concurrently may still be inserted after it.
     pub fn invalidate_subject(&self, sub: &str) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
         let sub = sub.to_owned();
         if let Err(e) = self
             .cache
@@ -284,6 +352,78 @@ mod tests {
 
         cache.invalidate_all();
         assert!(!cache.contains(&one) && !cache.contains(&two));
+    }
+
+    #[test]
+    fn memo_answers_a_connection_s_repeated_token() {
+        let fx = Fixture::new();
+        let cache = cache(&fx);
+        let memo = TokenMemo::default();
+        let token = fx.token("fan-1", Scope::Play, &["first-light"]);
+        let first = cache.verify_memo(&memo, &token).unwrap();
+        // The second answer comes from the memo, counted as a hit.
+        let second = cache.verify_memo(&memo, &token).unwrap();
+        assert!(Arc::ptr_eq(&first, &second));
+        assert_eq!((cache.stats().hits, cache.stats().misses), (1, 1));
+        // An invalidation makes the memo stale: the token is verified afresh.
+        cache.invalidate_all();
+        let again = cache.verify_memo(&memo, &token).unwrap();
+        assert!(!Arc::ptr_eq(&first, &again));
+        let third = cache.verify_memo(&memo, &token).unwrap();
+        assert!(Arc::ptr_eq(&again, &third));
+        assert_eq!((cache.stats().hits, cache.stats().misses), (2, 2));
+
+        // Another token on the same connection replaces the memo's.
+        let other = fx.token("fan-2", Scope::Play, &[]);
+        assert_eq!(
+            cache.verify_memo(&memo, &other).unwrap().claims().sub,
+            "fan-2"
+        );
+        assert_eq!(
+            cache.verify_memo(&memo, &token).unwrap().claims().sub,
+            "fan-1"
+        );
+        // A refused token leaves nothing behind.
+        assert!(cache.verify_memo(&memo, "not.a.token").is_err());
+        assert!(Arc::ptr_eq(
+            &cache.verify_memo(&memo, &token).unwrap(),
+            &third
+        ));
+    }
+
+    #[test]
+    fn memo_rechecks_exp_and_trusts_only_its_own_cache() {
+        let fx = Fixture::new();
+        let cache = cache(&fx);
+        let memo = TokenMemo::default();
+        let mut req = MintRequest::new("fan-1", Scope::Play);
+        req.ttl_seconds = 60;
+        let token = fx.mint(&req);
+        cache.verify_memo(&memo, &token).unwrap();
+        fx.clock.set(NOW + 60 + 30);
+        assert_eq!(cache.verify_memo(&memo, &token), Err(TokenError::Expired));
+
+        // A memo filled by another cache (an earlier key set) is not trusted: the token
+        // goes through this cache.
+        fx.clock.set(NOW);
+        let newer = TokenCache::new(fx.verifier(), CacheConfig::default());
+        newer.verify_memo(&memo, &token).unwrap();
+        assert_eq!((newer.stats().hits, newer.stats().misses), (0, 1));
+        newer.verify_memo(&memo, &token).unwrap();
+        assert_eq!((newer.stats().hits, newer.stats().misses), (1, 1));
+    }
+
+    #[test]
+    fn memo_is_stale_after_a_subject_is_invalidated() {
+        let fx = Fixture::new();
+        let cache = cache(&fx);
+        let memo = TokenMemo::default();
+        let token = fx.token("fan-1", Scope::Play, &[]);
+        cache.verify_memo(&memo, &token).unwrap();
+        cache.invalidate_subject("fan-1");
+        cache.verify_memo(&memo, &token).unwrap();
+        assert_eq!((cache.stats().hits, cache.stats().misses), (0, 2));
+        assert!(!format!("{memo:?}").contains(&token[..20]));
     }
 
     #[test]

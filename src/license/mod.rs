@@ -21,7 +21,7 @@ pub mod verify;
 #[cfg(test)]
 mod testutil;
 
-pub use cache::{CacheConfig, CacheStats, TokenCache};
+pub use cache::{CacheConfig, CacheStats, TokenCache, TokenMemo};
 pub use claims::{Claims, DEFAULT_AUDIENCE, DEFAULT_ISSUER, Scope, ScopeParseError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use entitlement::{

@@ -5,7 +5,8 @@
 //! ([`super::backed`]) so a hit is sent to the socket from the page cache without a copy.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -68,12 +69,37 @@ enum Uncached<E> {
 /// What an entry holds. Both kinds are keyed by the sealed file's path: a derived form is a
 /// pure function of the sealed bytes (and of keys fixed by the id those bytes name), so it is
 /// as immutable as the file.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone)]
 enum Entry {
     /// The sealed file as stored.
-    Sealed(PathBuf),
+    Sealed(Arc<Path>),
     /// The form served to HLS players (see `crate::hls`).
-    Derived(PathBuf),
+    Derived(Arc<Path>),
+}
+
+impl Entry {
+    /// The kind and the path's bytes. Keys compare and hash as bytes: `Path`'s own `Hash` and
+    /// `Eq` walk components, which costs more on every hit, and store paths are built one way.
+    fn parts(&self) -> (bool, &[u8]) {
+        match self {
+            Entry::Sealed(p) => (false, p.as_os_str().as_encoded_bytes()),
+            Entry::Derived(p) => (true, p.as_os_str().as_encoded_bytes()),
+        }
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.parts() == other.parts()
+    }
+}
+
+impl Eq for Entry {}
+
+impl Hash for Entry {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.parts().hash(state);
+    }
 }
 
 /// Size-weighted segment cache.
@@ -110,13 +136,19 @@ impl SegmentCache {
     }
 
     /// Returns the file's bytes, loading it at most once however many callers miss together.
-    pub async fn get(&self, path: PathBuf) -> Result<Bytes, LoadError> {
-        let load_path = path.clone();
-        let key = Entry::Sealed(path);
+    pub async fn get(&self, path: impl Into<Arc<Path>>) -> Result<Bytes, LoadError> {
+        let path = path.into();
+        let key = Entry::Sealed(Arc::clone(&path));
         if let Some(b) = self.cache.get(&key).await {
             self.stats.hits.inc();
             return Ok(b);
         }
+        // Boxed: the loading future is large, and every hit's future would carry its size.
+        Box::pin(self.load(key, path)).await
+    }
+
+    /// A sealed file's bytes on a miss (`key` names `load_path`): single-flight load, insert.
+    async fn load(&self, key: Entry, load_path: Arc<Path>) -> Result<Bytes, LoadError> {
         self.stats.misses.inc();
         let stats = self.stats.clone();
         let capacity = self.capacity;
@@ -149,7 +181,7 @@ impl SegmentCache {
     /// derived form does not need both copies kept.
     pub async fn get_derived<E, F, Fut>(
         &self,
-        path: PathBuf,
+        path: impl Into<Arc<Path>>,
         build: F,
     ) -> Result<Bytes, DeriveError<E>>
     where
@@ -157,7 +189,8 @@ impl SegmentCache {
         F: FnOnce(Bytes) -> Fut + Send,
         Fut: Future<Output = Result<Bytes, E>> + Send,
     {
-        let key = Entry::Derived(path.clone());
+        let path = path.into();
+        let key = Entry::Derived(Arc::clone(&path));
         if let Some(b) = self.cache.get(&key).await {
             self.stats.derived_hits.inc();
             return Ok(b);
@@ -169,7 +202,7 @@ impl SegmentCache {
         let loaded = self
             .cache
             .try_get_with(key, async move {
-                let sealed = match cache.get(&Entry::Sealed(path.clone())).await {
+                let sealed = match cache.get(&Entry::Sealed(Arc::clone(&path))).await {
                     Some(b) => b,
                     // Only read to be transformed: no sealed memory for a transient buffer.
                     None => read_heap(&path, &stats).await.map_err(Uncached::Failed)?,
@@ -200,7 +233,7 @@ impl SegmentCache {
 
     /// Drops the cached segments whose path `keep` refuses (those of generations the store
     /// deleted); returns how many. Runs after a catalog reload, never on the request path.
-    pub async fn purge(&self, keep: impl Fn(&std::path::Path) -> bool) -> usize {
+    pub async fn purge(&self, keep: impl Fn(&Path) -> bool) -> usize {
         let doomed: Vec<Arc<Entry>> = self
             .cache
             .iter()
@@ -217,17 +250,17 @@ impl SegmentCache {
 }
 
 /// Reads a sealed file and keeps it open (see [`super::backed`]), so hits go out by reference.
-async fn read(path: &std::path::Path, stats: &CacheStats) -> Result<Bytes, LoadError> {
+async fn read(path: &Path, stats: &CacheStats) -> Result<Bytes, LoadError> {
     counted(path, stats, super::backed::load(path).await)
 }
 
 /// Reads a sealed file onto the heap.
-async fn read_heap(path: &std::path::Path, stats: &CacheStats) -> Result<Bytes, LoadError> {
+async fn read_heap(path: &Path, stats: &CacheStats) -> Result<Bytes, LoadError> {
     counted(path, stats, tokio::fs::read(path).await.map(Bytes::from))
 }
 
 fn counted(
-    path: &std::path::Path,
+    path: &Path,
     stats: &CacheStats,
     read: std::io::Result<Bytes>,
 ) -> Result<Bytes, LoadError> {

@@ -1,11 +1,26 @@
 //! The packaged library as the server sees it: every album, track and rendition manifest in
 //! memory, loaded from the store and swapped atomically after an ingest.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
+use std::path::Path;
 use std::sync::Arc;
 
-use super::{AlbumRecord, RenditionManifest, SegmentRecord, Store, StoreError, TrackRecord};
+use bytes::Bytes;
+
+use super::{AlbumRecord, RenditionManifest, Store, StoreError, TrackRecord};
+
+/// The immutable URL of a stored segment: a new generation (re-seal, re-transcode) is a new
+/// URL, so an edge never serves stale bytes under an old name.
+pub fn segment_url(
+    album: &str,
+    track: u32,
+    rendition: &str,
+    generation: &str,
+    file: &str,
+) -> String {
+    format!("/v1/albums/{album}/tracks/{track}/{rendition}/{generation}/{file}")
+}
 
 /// One packaged track with its renditions.
 #[derive(Debug, Clone)]
@@ -30,6 +45,23 @@ pub struct AlbumEntry {
 pub struct LibraryIndex {
     /// Album id → album.
     pub albums: BTreeMap<String, AlbumEntry>,
+    /// Segment URL → the segment: the delivery path resolves a request in one lookup instead
+    /// of parsing the URL and walking albums, tracks and manifests. Only the catalog inserts
+    /// keys (requests only look up), so a fast hash needs no flood resistance.
+    served: HashMap<Box<str>, ServedSegment, foldhash::fast::RandomState>,
+}
+
+/// A segment the index serves, resolved from its URL: everything the delivery path needs.
+#[derive(Debug, Clone)]
+pub struct ServedSegment {
+    /// The rendition's manifest (album, track and rendition name for the entitlement check).
+    pub manifest: Arc<RenditionManifest>,
+    /// The sealed file in the store.
+    pub path: Arc<Path>,
+    /// The strong validator: the sealed bytes' SHA-256 in quotes, as `ETag` carries it.
+    pub etag: Bytes,
+    /// For a segment of a retiring generation: served until then (unix seconds).
+    pub serve_until_unix: Option<u64>,
 }
 
 impl LibraryIndex {
@@ -63,7 +95,21 @@ impl LibraryIndex {
                 Err(e) => tracing::warn!(album = %id, "skipping album that failed to load: {e}"),
             }
         }
+        index.served = serve_table(store, &index.albums);
         Ok(index)
+    }
+
+    /// The segment at `url_path` (a URL from a manifest) if the index serves it at `now`:
+    /// the rendition's current generation, or a retiring one still in its serving time.
+    /// `now` (unix seconds) is asked only for a retiring generation.
+    pub fn served_segment(
+        &self,
+        url_path: &str,
+        now: impl FnOnce() -> u64,
+    ) -> Option<&ServedSegment> {
+        self.served
+            .get(url_path)
+            .filter(|s| s.serve_until_unix.is_none_or(|until| until > now()))
     }
 
     /// A rendition's manifest.
@@ -79,40 +125,6 @@ impl LibraryIndex {
             .get(&track)?
             .renditions
             .get(rendition)
-    }
-
-    /// A segment by generation and file name, if the rendition's current generation, or a
-    /// retiring one still in its serving time at `now`, names it.
-    pub fn segment(
-        &self,
-        album: &str,
-        track: u32,
-        rendition: &str,
-        generation: &str,
-        file: &str,
-        now: u64,
-    ) -> Option<SegmentLookup<'_>> {
-        let m = self.manifest(album, track, rendition)?;
-        if m.generation == generation {
-            let record = find_record(&m.init, &m.segments, file)?;
-            return Some(SegmentLookup {
-                manifest: m,
-                generation: &m.generation,
-                key_id: &m.key_id,
-                record,
-            });
-        }
-        let old = m
-            .retiring
-            .iter()
-            .find(|r| r.generation == generation && r.serve_until_unix > now)?;
-        let record = find_record(&old.init, &old.segments, file)?;
-        Some(SegmentLookup {
-            manifest: m,
-            generation: &old.generation,
-            key_id: &old.key_id,
-            record,
-        })
     }
 
     /// Every generation folder the index serves, current and retiring (for cache purges).
@@ -132,27 +144,42 @@ impl LibraryIndex {
     }
 }
 
-/// A segment found in the index, with the generation it belongs to.
-#[derive(Debug, Clone, Copy)]
-pub struct SegmentLookup<'a> {
-    /// The rendition's manifest.
-    pub manifest: &'a Arc<RenditionManifest>,
-    /// The generation holding the segment (the current one or a retiring one).
-    pub generation: &'a str,
-    /// The content key id that sealed that generation.
-    pub key_id: &'a str,
-    /// The segment.
-    pub record: &'a SegmentRecord,
-}
-
-fn find_record<'s>(
-    init: &'s SegmentRecord,
-    segments: &'s [SegmentRecord],
-    file: &str,
-) -> Option<&'s SegmentRecord> {
-    std::iter::once(init)
-        .chain(segments)
-        .find(|r| r.file == file)
+/// Every segment URL of every generation served (current and retiring) → its segment.
+fn serve_table(
+    store: &Store,
+    albums: &BTreeMap<String, AlbumEntry>,
+) -> HashMap<Box<str>, ServedSegment, foldhash::fast::RandomState> {
+    let mut table = HashMap::default();
+    let manifests = albums
+        .values()
+        .flat_map(|a| a.tracks.values())
+        .flat_map(|t| t.renditions.values());
+    for m in manifests {
+        let current = (m.generation.as_str(), None, &m.init, m.segments.as_slice());
+        let retiring = m.retiring.iter().map(|r| {
+            let until = Some(r.serve_until_unix);
+            (r.generation.as_str(), until, &r.init, r.segments.as_slice())
+        });
+        for (generation, serve_until_unix, init, segments) in
+            std::iter::once(current).chain(retiring)
+        {
+            for record in std::iter::once(init).chain(segments) {
+                // A name the store refuses (never written by ingest) is simply not served.
+                let Ok(path) = store.segment_path_in(m, generation, record) else {
+                    continue;
+                };
+                let url = segment_url(&m.album, m.track, &m.rendition, generation, &record.file);
+                let served = ServedSegment {
+                    manifest: Arc::clone(m),
+                    path: Arc::from(path),
+                    etag: Bytes::from(format!("\"{}\"", record.sha256)),
+                    serve_until_unix,
+                };
+                table.insert(url.into_boxed_str(), served);
+            }
+        }
+    }
+    table
 }
 
 fn load_album(store: &Store, id: &str) -> Result<Option<AlbumEntry>, StoreError> {

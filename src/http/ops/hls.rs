@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderMap, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::hls::playlist::{self, Carry, Variant};
 use crate::hls::{self, HlsError, HlsFile, HlsKey, KeyContext, SegmentPlace};
@@ -105,9 +105,10 @@ pub async fn segment(
 ) -> Result<Response<Body>, ApiError> {
     // The HLS bytes are a function of the sealed bytes, so the sealed hash names them; the
     // prefix keeps the two forms' validators apart.
-    let etag = format!("\"hls-{}\"", seg.record.sha256);
+    let etag = HeaderValue::from_str(&format!("\"hls-{}\"", seg.record.sha256))
+        .map_err(|_| ApiError::Internal("an HLS segment's ETag is not a header value".into()))?;
     let immutable = Immutable {
-        etag: &etag,
+        etag,
         cache_control: segment::immutable_cache_control(grant.audience()),
         content_type: SEGMENT_TYPE,
     };

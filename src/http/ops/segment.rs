@@ -12,56 +12,19 @@ use crate::http::problem::ApiError;
 use crate::http::range::{self, RangeAnswer};
 use crate::http::respond::Body;
 use crate::license::{Audience, SegmentGrant};
-
-/// Where a segment lives, as resolved from the catalog.
-pub struct SegmentRef {
-    /// File on disk.
-    pub path: std::path::PathBuf,
-    /// Strong validator: the SHA-256 of the sealed bytes.
-    pub sha256: String,
-}
-
-impl SegmentRef {
-    /// Finds a segment in the catalog: in the rendition's current generation, or in a
-    /// retiring one still served at `now` (players that listed it before a re-seal).
-    pub fn locate(
-        app: &App,
-        album: &str,
-        track: u32,
-        rendition: &str,
-        generation: &str,
-        file: &str,
-        now: u64,
-    ) -> Result<SegmentRef, ApiError> {
-        let lib = app.library.load();
-        let found = lib
-            .segment(album, track, rendition, generation, file, now)
-            .ok_or_else(|| {
-                ApiError::NotFound(format!(
-                    "no segment {file:?} in {album}/{track}/{rendition}/{generation}"
-                ))
-            })?;
-        let path = app
-            .store
-            .segment_path_in(found.manifest, found.generation, found.record)
-            .map_err(|e| ApiError::NotFound(e.to_string()))?;
-        Ok(SegmentRef {
-            path,
-            sha256: found.record.sha256.clone(),
-        })
-    }
-}
+use crate::store::library::ServedSegment;
 
 /// Serves the granted segment with validators, ranges and cache headers.
 pub async fn get(
     app: &App,
     grant: &SegmentGrant,
-    seg: SegmentRef,
+    seg: ServedSegment,
     headers: &HeaderMap,
 ) -> Result<Response<Body>, ApiError> {
-    let etag = format!("\"{}\"", seg.sha256);
+    let etag = HeaderValue::from_maybe_shared(seg.etag)
+        .map_err(|_| ApiError::Internal("a segment's ETag is not a header value".into()))?;
     let immutable = Immutable {
-        etag: &etag,
+        etag,
         cache_control: immutable_cache_control(grant.audience()),
         content_type: "application/octet-stream",
     };
@@ -86,9 +49,9 @@ pub(crate) fn immutable_cache_control(audience: Audience) -> &'static str {
 }
 
 /// How to answer for bytes behind an immutable URL.
-pub(crate) struct Immutable<'a> {
+pub(crate) struct Immutable {
     /// Strong validator, quoted.
-    pub etag: &'a str,
+    pub etag: HeaderValue,
     /// `Cache-Control`.
     pub cache_control: &'static str,
     /// `Content-Type`.
@@ -99,7 +62,7 @@ pub(crate) struct Immutable<'a> {
 /// `Range` (206/416, honouring `If-Range`), validators and cache headers; `load` runs only
 /// when the body is needed.
 pub(crate) async fn serve<F, Fut>(
-    im: &Immutable<'_>,
+    im: &Immutable,
     headers: &HeaderMap,
     load: F,
 ) -> Result<Response<Body>, ApiError>
@@ -107,11 +70,12 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Bytes, ApiError>>,
 {
-    let etag = im.etag;
+    // Validators compare as bytes: an ETag is visible ASCII by construction.
+    let etag = im.etag.as_bytes();
     let common = |h: &mut HeaderMap| {
-        if let Ok(v) = HeaderValue::from_str(etag) {
-            h.insert(header::ETAG, v);
-        }
+        // Room for these, Content-Type and CORS: no regrowth while they go in.
+        h.reserve(10);
+        h.insert(header::ETAG, im.etag.clone());
         h.insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static(im.cache_control),
@@ -123,8 +87,8 @@ where
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         && inm.split(',').any(|t| {
-            let t = t.trim();
-            t == "*" || t == etag || t.strip_prefix("W/") == Some(etag)
+            let t = t.trim().as_bytes();
+            t == b"*" || t == etag || t.strip_prefix(b"W/") == Some(etag)
         })
     {
         let mut resp = Response::new(Full::new(Bytes::new()));
@@ -139,7 +103,7 @@ where
     let if_range_ok = headers
         .get(header::IF_RANGE)
         .and_then(|v| v.to_str().ok())
-        .is_none_or(|v| v.trim() == etag);
+        .is_none_or(|v| v.trim().as_bytes() == etag);
     let answer = if if_range_ok {
         range::answer(range_header, len)
     } else {
