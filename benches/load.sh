@@ -46,7 +46,8 @@
 # servers' CPU and both servers get the same one-core budget. PIN=0: nothing pinned, nginx
 # worker_processes = nproc, encore's default runtime (one worker per core); generator and
 # server then share every core.
-# Ratio: encore req/s / nginx req/s (>= 1.0: encore at least as fast). MB/s is 10^6 bytes/s of
+# Ratio: encore req/s / nginx req/s (>= 1.0: encore at least as fast), of the reported rounds,
+# of the medians, and round by round (each round's encore run against the nginx run just before). MB/s is 10^6 bytes/s of
 # response bodies (headers not included). "server CPU µs/req" is the user + system time of the
 # server's processes (/proc/PID/stat) over the run divided by its requests: a figure that holds
 # even when other work shares the machine, where req/s does not.
@@ -333,6 +334,11 @@ E_MED=$(median "$TMP/peak.encore" 1)
 RATIO=$(awk -v e="$E_RPS" -v n="$N_RPS" 'BEGIN { printf "%.2f", e / n }')
 MED_RATIO=$(awk -v e="$E_MED" -v n="$N_MED" 'BEGIN { printf "%.2f", e / n }')
 CPU_RATIO=$(awk -v e="$E_CPU" -v n="$N_CPU" 'BEGIN { printf "%.2f", e / n }')
+# Each round's own ratio: its two runs are seconds apart, so a drift of the machine between
+# rounds (this guest's CPU time per request moves by 10-20 % over minutes) cancels out.
+paste -d' ' "$TMP/peak.encore" "$TMP/peak.nginx" | awk '{ printf "%.2f\n", $1 / $9 }' >"$TMP/peak.ratio"
+ROUND_RATIOS=$(column "$TMP/peak.ratio" 1)
+ROUND_MED=$(median "$TMP/peak.ratio" 1)
 
 # ---- fixed rate, open loop -----------------------------------------------------------------
 HALF=${RATE:-$((E_RPS / 2))}
@@ -382,6 +388,7 @@ $ROUNDS interleaved rounds, the median-req/s one among those in which other jobs
 | encore | $E_RPS | $E_MBS | $E_P50 | $E_P99 | $E_CPU | $E_BUSY | $E_WRK | $E_OTHER |
 
 encore / nginx: req/s ${RATIO}x (medians of all rounds: $E_MED / $N_MED = ${MED_RATIO}x); server CPU per request ${CPU_RATIO}x
+per round: $ROUND_RATIOS (median ${ROUND_MED}x)
 
 Fixed rate, open loop: $HALF req/s offered (loadgen --rate $HALF, $CONNS connections), ${RATE_DURATION} s measured
 after ${WARMUP} s of warm-up, latency from each request's due time; per server the median-p99 round

@@ -28,20 +28,20 @@
 //! No bytes are copied on a hit (the body is a clone of the cached `Bytes`), so the size of the
 //! segment does not matter here; sending it is the socket's business (`benches/load.sh`).
 //!
-//! Latest figures (2026-11-28, 2 vCPU Intel Xeon under KVM, quiet machine; means; see
+//! Latest figures (2026-11-29, 2 vCPU AMD EPYC under KVM, quiet machine; means; see
 //! `docs/PERFORMANCE.md`, "Delivery: encore vs nginx"):
 //!
 //! | benchmark                | time    |
 //! |--------------------------|--------:|
-//! | `token/verify_full`      | 44.3 µs |
-//! | `token/verify_cached`    | 0.55 µs |
-//! | `step/route`             | 0.30 µs |
-//! | `step/lookup`            | 0.43 µs |
-//! | `step/authorize`         | 0.04 µs |
-//! | `step/cache_get`         | 0.65 µs (0.44 µs without `block_on`) |
-//! | `step/respond`           | 1.08 µs (0.87 µs without `block_on`) |
-//! | `path/hit`               | 2.88 µs (~2.7 µs without `block_on`: ~350k hits/s on a core) |
-//! | `runtime/block_on_empty` | 0.21 µs |
+//! | `token/verify_full`      | 42.1 µs |
+//! | `token/verify_cached`    | 0.46 µs |
+//! | `token/verify_memo`      | 0.06 µs |
+//! | `step/lookup`            | 0.04 µs |
+//! | `step/authorize`         | 0.03 µs |
+//! | `step/cache_get`         | 0.40 µs (0.28 µs without `block_on`) |
+//! | `step/respond`           | 0.75 µs (0.64 µs without `block_on`) |
+//! | `path/hit`               | 1.00 µs (0.88 µs without `block_on`) |
+//! | `runtime/block_on_empty` | 0.12 µs |
 
 use std::hint::black_box;
 use std::path::Path;

@@ -102,10 +102,14 @@ impl Hash for Entry {
     }
 }
 
+/// Hashes cache keys on every hit. Keys are store paths of catalogued segments, never chosen
+/// by a request, so a fast hash needs no flood resistance.
+type KeyHasher = foldhash::fast::RandomState;
+
 /// Size-weighted segment cache.
 #[derive(Clone)]
 pub struct SegmentCache {
-    cache: moka::future::Cache<Entry, Bytes>,
+    cache: moka::future::Cache<Entry, Bytes, KeyHasher>,
     capacity: u64,
     stats: Arc<CacheStats>,
 }
@@ -117,7 +121,7 @@ impl SegmentCache {
             .max_capacity(capacity_bytes)
             // moka fixes an entry's weight at insert; segments never change, so that is exact.
             .weigher(|_k: &Entry, v: &Bytes| u32::try_from(v.len()).unwrap_or(u32::MAX))
-            .build();
+            .build_with_hasher(KeyHasher::default());
         SegmentCache {
             cache,
             capacity: capacity_bytes,
