@@ -383,7 +383,18 @@ async fn rotating_every_key_under_load_fails_no_request() {
         StatusCode::OK
     );
 
-    // 4. Revoke the superseded key: its tokens fail at once, nobody else's do.
+    // 4. Revoke the superseded key: its tokens fail at once, nobody else's do, also on a
+    // keep-alive connection whose memo of its last token holds one of them (the body is read
+    // so the connection goes back to the pool and the next request reuses it).
+    let player = reqwest::Client::new();
+    let r = player
+        .get(&old_segment)
+        .bearer_auth(&old_token)
+        .send()
+        .await
+        .expect("segment");
+    assert_eq!(r.status(), StatusCode::OK);
+    r.bytes().await.expect("segment body");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let r = c
         .post(format!("{url}/v1/admin/keys/signing/{k1}/revoke"))
@@ -394,6 +405,10 @@ async fn rotating_every_key_under_load_fails_no_request() {
     assert_eq!(r.status(), StatusCode::OK, "{:?}", r.text().await);
     assert_eq!(
         status(&c, &manifest_url, &old_token).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status(&player, &old_segment, &old_token).await,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(jwks_kids(&c, &url).await, BTreeSet::from([k2.clone()]));
