@@ -95,7 +95,12 @@ impl LibraryIndex {
                 Err(e) => tracing::warn!(album = %id, "skipping album that failed to load: {e}"),
             }
         }
-        index.served = serve_table(store, &index.albums);
+        let manifests = index
+            .albums
+            .values()
+            .flat_map(|a| a.tracks.values())
+            .flat_map(|t| t.renditions.values());
+        index.served = serve_table(store, manifests);
         Ok(index)
     }
 
@@ -144,16 +149,13 @@ impl LibraryIndex {
     }
 }
 
-/// Every segment URL of every generation served (current and retiring) → its segment.
-fn serve_table(
+/// Every segment URL of every generation `manifests` serve (current and retiring) → its
+/// segment.
+fn serve_table<'a>(
     store: &Store,
-    albums: &BTreeMap<String, AlbumEntry>,
+    manifests: impl Iterator<Item = &'a Arc<RenditionManifest>>,
 ) -> HashMap<Box<str>, ServedSegment, foldhash::fast::RandomState> {
     let mut table = HashMap::default();
-    let manifests = albums
-        .values()
-        .flat_map(|a| a.tracks.values())
-        .flat_map(|t| t.renditions.values());
     for m in manifests {
         let current = (m.generation.as_str(), None, &m.init, m.segments.as_slice());
         let retiring = m.retiring.iter().map(|r| {
@@ -206,4 +208,97 @@ fn load_album(store: &Store, id: &str) -> Result<Option<AlbumEntry>, StoreError>
         );
     }
     Ok(Some(AlbumEntry { record, tracks }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{MANIFEST_FORMAT, RetiringGeneration, SegmentRecord, segment_file_name};
+
+    fn rec(index: u32) -> SegmentRecord {
+        SegmentRecord {
+            index,
+            file: segment_file_name(index),
+            start: 0,
+            duration: 0,
+            bytes: 100,
+            sha256: format!("{index:064x}"),
+        }
+    }
+
+    fn manifest() -> RenditionManifest {
+        RenditionManifest {
+            format: MANIFEST_FORMAT,
+            album: "first-light".into(),
+            track: 2,
+            rendition: "lossless".into(),
+            generation: "g1".into(),
+            codec: "flac".into(),
+            codec_string: "flac".into(),
+            sample_rate: 44_100,
+            channels: 2,
+            bits_per_sample: 16,
+            duration_samples: 0,
+            skip_samples: 0,
+            bitrate: 0,
+            key_id: "00".repeat(16),
+            bit_exact: None,
+            preview: None,
+            init: rec(0),
+            segments: vec![rec(1), rec(2)],
+            retiring: vec![RetiringGeneration {
+                generation: "g0".into(),
+                key_id: "11".repeat(16),
+                serve_until_unix: 1000,
+                init: rec(0),
+                segments: vec![rec(1)],
+            }],
+        }
+    }
+
+    #[test]
+    fn segment_urls_resolve_to_their_files_until_a_retiring_generation_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let m = Arc::new(manifest());
+        let index = LibraryIndex {
+            albums: BTreeMap::new(),
+            served: serve_table(&store, std::iter::once(&m)),
+        };
+        let url = |generation: &str, index: u32| {
+            segment_url(
+                "first-light",
+                2,
+                "lossless",
+                generation,
+                &segment_file_name(index),
+            )
+        };
+        // The current generation: init and media segments, without asking the time.
+        for i in 0..=2 {
+            let s = index
+                .served_segment(&url("g1", i), || unreachable!("the time is not needed"))
+                .expect("served");
+            assert_eq!(
+                &*s.path,
+                store.segment_path_in(&m, "g1", &rec(i)).unwrap().as_path()
+            );
+            assert_eq!(&s.etag[..], format!("\"{i:064x}\"").as_bytes());
+            assert_eq!(s.serve_until_unix, None);
+            assert!(Arc::ptr_eq(&s.manifest, &m));
+        }
+        // A retiring generation: served until its time is up, then not.
+        assert!(index.served_segment(&url("g0", 1), || 999).is_some());
+        assert!(index.served_segment(&url("g0", 1), || 1000).is_none());
+        // Anything else: a segment the generation does not have, an unknown generation, a
+        // near miss of the URL's shape.
+        assert!(index.served_segment(&url("g1", 3), || 0).is_none());
+        assert!(index.served_segment(&url("g2", 1), || 0).is_none());
+        assert!(index.served_segment(&url("g0", 2), || 0).is_none());
+        assert!(
+            index
+                .served_segment(&format!("{}/", url("g1", 1)), || 0)
+                .is_none()
+        );
+    }
 }
