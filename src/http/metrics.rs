@@ -190,23 +190,21 @@ impl Metrics {
 
     /// Counts one answered request and its latency.
     pub fn record_request(&self, route: &'static str, status: u16, seconds: f64) {
-        if route == SEGMENT_ROUTE {
-            if status == 200 {
-                self.hot.segment_ok.inc();
-            } else {
-                self.requests
-                    .get_or_create(&RequestLabels { route, status })
-                    .inc();
-            }
-            self.hot.segment_latency.observe(seconds);
-            return;
+        let hot = route == SEGMENT_ROUTE;
+        if hot && status == 200 {
+            self.hot.segment_ok.inc();
+        } else {
+            self.requests
+                .get_or_create(&RequestLabels { route, status })
+                .inc();
         }
-        self.requests
-            .get_or_create(&RequestLabels { route, status })
-            .inc();
-        self.latency
-            .get_or_create(&RouteLabels { route })
-            .observe(seconds);
+        if hot {
+            self.hot.segment_latency.observe(seconds);
+        } else {
+            self.latency
+                .get_or_create(&RouteLabels { route })
+                .observe(seconds);
+        }
     }
 
     /// The text exposition.

@@ -74,6 +74,14 @@ pub struct TokenMemo {
     last: Mutex<Option<Memoized>>,
 }
 
+impl TokenMemo {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Memoized>> {
+        // The memo is only ever replaced whole, so a lock poisoned by a panic elsewhere still
+        // guards a consistent value.
+        self.last.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 struct Memoized {
     token: Box<str>,
     verified: Arc<VerifiedToken>,
@@ -156,9 +164,7 @@ impl TokenCache {
         token: &str,
     ) -> Result<Arc<VerifiedToken>, TokenError> {
         let epoch = self.epoch.load(Ordering::Acquire);
-        // A poisoned memo only means a panic elsewhere mid-update: start it afresh.
-        let mut last = memo.last.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(m) = last.as_ref()
+        if let Some(m) = memo.slot().as_ref()
             && m.cache_id == self.id
             && m.epoch == epoch
             && *m.token == *token
@@ -167,8 +173,10 @@ impl TokenCache {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Ok(Arc::clone(&m.verified));
         }
+        // Verified with the memo unlocked: a signature check is long, and other streams of
+        // the connection (HTTP/2) need not wait for it.
         let verified = self.verify(token)?;
-        *last = Some(Memoized {
+        *memo.slot() = Some(Memoized {
             token: token.into(),
             verified: Arc::clone(&verified),
             cache_id: self.id,
