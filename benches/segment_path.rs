@@ -50,8 +50,9 @@ use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use encore::config::{Config, Overrides};
+use encore::http::ops::segment::Conditions;
 use encore::http::router::SEGMENT_ROUTE;
-use encore::http::{App, Limits, ops, respond};
+use encore::http::{App, Limits, auth, ops, respond};
 use encore::ingest::{IngestJob, progress::LogLines};
 use encore::license::{Clock, MintRequest, Scope, SystemClock, TokenMemo, authorize_segment, mint};
 use encore::seal::Keyring;
@@ -180,7 +181,9 @@ fn lookup(f: &Fixture) -> ServedSegment {
 async fn hit(f: &Fixture) -> http::Response<respond::Body> {
     let started = std::time::Instant::now();
     let seg = lookup(f);
-    let mut resp = encore::http::segment(&f.app, &f.memo, seg, &f.request)
+    let token = auth::bearer(f.request.headers(), f.request.uri().query());
+    let conditions = Conditions::from_headers(f.request.headers());
+    let mut resp = encore::http::segment(&f.app, &f.memo, seg, token, &conditions)
         .await
         .expect("response");
     respond::cors(resp.headers_mut());
@@ -244,7 +247,7 @@ fn bench(c: &mut Criterion) {
                 &f.app,
                 &grant,
                 seg.clone(),
-                black_box(f.request.headers()),
+                &Conditions::from_headers(black_box(f.request.headers())),
             ))
         })
     });

@@ -5,6 +5,7 @@ mod util;
 mod bad_input;
 mod crash;
 mod delivery;
+mod express;
 mod fetch;
 mod formats;
 mod hls;

@@ -392,14 +392,19 @@ pub struct TestServer {
 impl TestServer {
     /// Starts serving the workspace's store with default settings.
     pub async fn start(ws: &Workspace) -> TestServer {
-        use std::sync::Arc;
-        let keyring = Arc::new(ws.keyring());
-        let config = encore::config::Config::from_raw(Default::default(), &Default::default())
-            .expect("default config");
         let limits = encore::http::Limits {
             shutdown_grace: std::time::Duration::from_secs(30),
             ..Default::default()
         };
+        TestServer::start_with_limits(ws, limits).await
+    }
+
+    /// Starts serving the workspace's store with `limits`.
+    pub async fn start_with_limits(ws: &Workspace, limits: encore::http::Limits) -> TestServer {
+        use std::sync::Arc;
+        let keyring = Arc::new(ws.keyring());
+        let config = encore::config::Config::from_raw(Default::default(), &Default::default())
+            .expect("default config");
         std::fs::create_dir_all(ws.data()).expect("data dir");
         let ledger =
             encore::ledger::Ledger::open_sqlite(&ws.data().join(encore::ledger::LEDGER_FILE))

@@ -186,6 +186,9 @@ pub struct RawServer {
     pub log_format: Option<String>,
     /// Watch the media folder and package new or changed albums (default true).
     pub watch_media: Option<bool>,
+    /// Answer plain HTTP/1.1 segment requests in the express lane (default true; false sends
+    /// every request through hyper).
+    pub express_lane: Option<bool>,
 }
 
 /// Validated `[server]` settings.
@@ -209,6 +212,8 @@ pub struct ServerSettings {
     pub json_logs: bool,
     /// Watch `media/` for new albums.
     pub watch_media: bool,
+    /// Plain HTTP/1.1 segment requests take the express lane.
+    pub express_lane: bool,
     /// Purchases and token exchange.
     pub ledger: LedgerSettings,
     /// Token lifetimes and key rotation timing.
@@ -434,6 +439,7 @@ impl Config {
             audience: s.audience.unwrap_or_else(|| "encore".into()),
             json_logs: o.json_logs || log_format == "json",
             watch_media: s.watch_media.unwrap_or(true),
+            express_lane: s.express_lane.unwrap_or(true),
             ledger: ledger_settings(raw.ledger)?,
             keys: key_settings(raw.keys)?,
         };

@@ -96,6 +96,8 @@ pub struct App {
     pub rotator: Rotator,
     /// Background admin jobs.
     pub admin_jobs: AdminJobs,
+    /// Plain HTTP/1.1 connections start in the express lane ([`super::express`]).
+    pub express_lane: bool,
 }
 
 /// One loaded generation of keys: the keyring, and token caches over its public keys.
@@ -195,6 +197,7 @@ impl App {
             ledger_settings,
             rotator,
             admin_jobs: AdminJobs::default(),
+            express_lane: settings.express_lane,
         })
     }
 

@@ -11,10 +11,15 @@ use crate::license::{TokenError, TokenMemo, VerifiedToken};
 
 /// The token from `Authorization: Bearer`, else from the `access_token` query parameter.
 pub fn bearer<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a str> {
-    if let Some(v) = headers
+    let authorization = headers
         .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
+        .and_then(|v| v.to_str().ok());
+    bearer_in(authorization, query)
+}
+
+/// [`bearer`] from the `Authorization` value itself (`None`: absent or not visible ASCII).
+pub fn bearer_in<'a>(authorization: Option<&'a str>, query: Option<&'a str>) -> Option<&'a str> {
+    if let Some(v) = authorization {
         let v = v.trim();
         if v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ") {
             return Some(v[7..].trim());
@@ -50,14 +55,14 @@ pub fn authenticate(
     authenticate_via(app, None, headers, query)
 }
 
-/// [`authenticate`] through the connection's memo of its last token (see [`TokenMemo`]).
+/// Verifies `token` (found with [`bearer`]) through the connection's memo of its last token
+/// (see [`TokenMemo`]), counting the outcome.
 pub fn authenticate_on(
     app: &App,
     memo: &TokenMemo,
-    headers: &HeaderMap,
-    query: Option<&str>,
+    token: Option<&str>,
 ) -> Result<Arc<VerifiedToken>, ApiError> {
-    authenticate_via(app, Some(memo), headers, query)
+    verify_counted(app, Some(memo), token)
 }
 
 fn authenticate_via(
@@ -66,7 +71,15 @@ fn authenticate_via(
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<Arc<VerifiedToken>, ApiError> {
-    let Some(token) = bearer(headers, query) else {
+    verify_counted(app, memo, bearer(headers, query))
+}
+
+fn verify_counted(
+    app: &App,
+    memo: Option<&TokenMemo>,
+    token: Option<&str>,
+) -> Result<Arc<VerifiedToken>, ApiError> {
+    let Some(token) = token else {
         app.metrics
             .token_checks
             .get_or_create(&OutcomeLabels {

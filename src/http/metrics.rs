@@ -35,6 +35,13 @@ pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
+/// Labels of express-lane hand-offs.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Why hyper took the connection (see `express::HandOff::reason`).
+    pub reason: &'static str,
+}
+
 /// Every metric the server exports.
 pub struct Metrics {
     registry: Registry,
@@ -52,6 +59,10 @@ pub struct Metrics {
     pub token_cache_misses: Gauge<u64, AtomicU64>,
     /// Bytes held by the segment cache (snapshot at scrape).
     pub segment_cache_bytes: Gauge<u64, AtomicU64>,
+    /// Responses written by the express lane.
+    pub express_responses: Counter,
+    /// Connections the express lane handed to hyper, by reason.
+    pub express_handoffs: Family<ReasonLabels, Counter>,
     /// The delivery path's series, resolved once.
     pub hot: HotSeries,
 }
@@ -159,6 +170,18 @@ impl Metrics {
             "Bytes held by the segment cache (sealed and HLS segments)",
             segment_cache_bytes.clone(),
         );
+        let express_responses = Counter::default();
+        registry.register(
+            "http1_express_responses",
+            "Responses written by the HTTP/1.1 express lane (the rest by hyper)",
+            express_responses.clone(),
+        );
+        let express_handoffs = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "http1_express_handoffs",
+            "Connections the express lane handed to hyper, by the reason",
+            express_handoffs.clone(),
+        );
         let hot = HotSeries {
             segment_ok: requests
                 .get_or_create(&RequestLabels {
@@ -184,6 +207,8 @@ impl Metrics {
             token_cache_hits,
             token_cache_misses,
             segment_cache_bytes,
+            express_responses,
+            express_handoffs,
             hot,
         }
     }

@@ -4,11 +4,13 @@
 
 pub mod app;
 pub mod auth;
+pub mod express;
 pub mod metrics;
 pub mod ops;
 pub mod problem;
 pub mod range;
 pub mod respond;
+pub mod rewind;
 pub mod router;
 pub mod sendfile;
 pub mod server;
@@ -26,6 +28,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use self::metrics::OutcomeLabels;
+use self::ops::segment::Conditions;
 use self::problem::ApiError;
 use self::respond::Body;
 use self::router::{Endpoint, SEGMENT_ROUTE};
@@ -49,7 +52,9 @@ pub async fn handle(
     let served = served_segment(&app, req.method(), req.uri().path());
     let (route, request_id, result) = match served {
         Some(seg) => {
-            let work = segment(&app, &memo, seg, &req);
+            let token = auth::bearer(req.headers(), req.uri().query());
+            let conditions = Conditions::from_headers(req.headers());
+            let work = segment(&app, &memo, seg, token, &conditions);
             let result = tokio::time::timeout(app.limits.request_timeout, work).await;
             (SEGMENT_ROUTE, None, result)
         }
@@ -69,6 +74,18 @@ pub async fn handle(
             (route, request_id, result)
         }
     };
+    Ok(conclude(&app, route, started, result, request_id))
+}
+
+/// The answer to a request whose operation ended (or ran out of time): errors become
+/// problem responses, CORS and the request id go on, and the request is counted.
+fn conclude(
+    app: &App,
+    route: &'static str,
+    started: Instant,
+    result: Result<Result<Response<Body>, ApiError>, tokio::time::error::Elapsed>,
+    request_id: Option<String>,
+) -> Response<Body> {
     let mut resp = result
         .unwrap_or(Err(ApiError::Timeout))
         .unwrap_or_else(ApiError::into_response);
@@ -83,7 +100,7 @@ pub async fn handle(
         resp.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );
-    Ok(resp)
+    resp
 }
 
 /// The segment a `GET` or `HEAD` of `path` names, if the catalog serves it now.
@@ -98,18 +115,19 @@ fn served_segment(app: &App, method: &Method, path: &str) -> Option<ServedSegmen
 }
 
 /// The delivery path: the token (through the connection's memo), the entitlement, then the
-/// sealed bytes from the segment cache.
+/// sealed bytes from the segment cache. `token` is what [`auth::bearer`] found.
 pub async fn segment(
     app: &App,
     memo: &TokenMemo,
     seg: ServedSegment,
-    req: &Request<impl Send>,
+    token: Option<&str>,
+    conditions: &Conditions<'_>,
 ) -> Result<Response<Body>, ApiError> {
-    let token = auth::authenticate_on(app, memo, req.headers(), req.uri().query())?;
+    let token = auth::authenticate_on(app, memo, token)?;
     let m = &seg.manifest;
     let grant = authorize_segment(&token, &m.album, m.track, &m.rendition, &app.revocations)
         .inspect_err(|d| count_denial(app, d))?;
-    ops::segment::get(app, &grant, seg, req.headers()).await
+    ops::segment::get(app, &grant, seg, conditions).await
 }
 
 /// Header carrying the request id (the caller's, when it sent a sane one).

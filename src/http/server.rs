@@ -11,7 +11,11 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use bytes::Bytes;
+
 use super::app::App;
+use super::express::{self, Exit};
+use super::rewind::Rewind;
 use super::sendfile::SendfileStream;
 use crate::license::TokenMemo;
 
@@ -42,6 +46,9 @@ pub async fn run(
     let builder = Arc::new(builder);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
+    // Tells connections still in the express lane (which hyper's graceful shutdown cannot
+    // reach) that the server is stopping.
+    let (stopping, stop) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -61,19 +68,36 @@ pub async fn run(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
         // One memo per connection: its requests usually all carry the same token.
         let memo = Arc::new(TokenMemo::default());
+        let lane = app
+            .express_lane
+            .then(|| (app.clone(), memo.clone(), stop.clone()));
+        let app = app.clone();
         let service = service_fn(move |req| super::handle(app.clone(), memo.clone(), req));
         let builder = builder.clone();
         match &tls {
             None => {
-                let conn = builder
-                    .serve_connection(TokioIo::new(SendfileStream::new(stream)), service)
-                    .into_owned();
-                let conn = graceful.watch(conn);
+                // Held from the first byte: shutdown waits for the express lane too.
+                let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let mut stream = SendfileStream::new(stream);
+                    let read_ahead = match lane {
+                        Some((app, memo, mut stop)) => {
+                            match express::serve(&mut stream, &app, &memo, &mut stop).await {
+                                Ok(Exit::ToHyper(read_ahead)) => read_ahead,
+                                Ok(Exit::Closed) => return drop(permit),
+                                Err(e) => {
+                                    tracing::debug!(%peer, "connection ended: {e}");
+                                    return drop(permit);
+                                }
+                            }
+                        }
+                        None => Bytes::new(),
+                    };
+                    let io = TokioIo::new(Rewind::new(read_ahead, stream));
+                    let conn = builder.serve_connection(io, service).into_owned();
+                    if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!(%peer, "connection ended: {e}");
                     }
                     drop(permit);
@@ -102,6 +126,7 @@ pub async fn run(
         }
     }
     drop(listener);
+    let _ = stopping.send(true);
     tracing::info!(
         "shutting down: finishing in-flight requests (up to {:?})",
         limits.shutdown_grace

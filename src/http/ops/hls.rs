@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use crate::hls::playlist::{self, Carry, Variant};
 use crate::hls::{self, HlsError, HlsFile, HlsKey, KeyContext, SegmentPlace};
 use crate::http::app::App;
-use crate::http::ops::segment::{self, Immutable};
+use crate::http::ops::segment::{self, Conditions, Immutable};
 use crate::http::problem::ApiError;
 use crate::http::respond::{self, Body};
 use crate::license::{LicenseGrant, SegmentGrant};
@@ -118,37 +118,41 @@ pub async fn segment(
         record,
         path,
     } = seg;
-    segment::serve(&immutable, headers, || async move {
-        let built = app
-            .segments
-            .get_derived(path, move |sealed: Bytes| async move {
-                tokio::task::spawn_blocking(move || {
-                    let content = hls::content_key_for(&keyring, &manifest)?;
-                    let slot = match record.index {
-                        0 => SegmentSlot::Init,
-                        n => SegmentSlot::Media(n),
-                    };
-                    let place = SegmentPlace {
-                        album: &manifest.album,
-                        track: manifest.track,
-                        rendition: &manifest.rendition,
-                        generation: &manifest.generation,
-                        slot,
-                    };
-                    hls::build_segment(&content, &place, Vec::from(sealed)).map(Bytes::from)
+    segment::serve(
+        &immutable,
+        &Conditions::from_headers(headers),
+        || async move {
+            let built = app
+                .segments
+                .get_derived(path, move |sealed: Bytes| async move {
+                    tokio::task::spawn_blocking(move || {
+                        let content = hls::content_key_for(&keyring, &manifest)?;
+                        let slot = match record.index {
+                            0 => SegmentSlot::Init,
+                            n => SegmentSlot::Media(n),
+                        };
+                        let place = SegmentPlace {
+                            album: &manifest.album,
+                            track: manifest.track,
+                            rendition: &manifest.rendition,
+                            generation: &manifest.generation,
+                            slot,
+                        };
+                        hls::build_segment(&content, &place, Vec::from(sealed)).map(Bytes::from)
+                    })
+                    .await
+                    .map_err(|e| HlsError::Task(e.to_string()))?
                 })
-                .await
-                .map_err(|e| HlsError::Task(e.to_string()))?
+                .await;
+            built.map_err(|e| match e {
+                DeriveError::Load(e) if e.not_found => {
+                    ApiError::NotFound("segment file missing from the store".into())
+                }
+                DeriveError::Load(e) => ApiError::Internal(e.to_string()),
+                DeriveError::Build(e) => ApiError::from(e),
             })
-            .await;
-        built.map_err(|e| match e {
-            DeriveError::Load(e) if e.not_found => {
-                ApiError::NotFound("segment file missing from the store".into())
-            }
-            DeriveError::Load(e) => ApiError::Internal(e.to_string()),
-            DeriveError::Build(e) => ApiError::from(e),
-        })
-    })
+        },
+    )
     .await
 }
 

@@ -19,7 +19,7 @@ pub async fn get(
     app: &App,
     grant: &SegmentGrant,
     seg: ServedSegment,
-    headers: &HeaderMap,
+    conditions: &Conditions<'_>,
 ) -> Result<Response<Body>, ApiError> {
     let etag = HeaderValue::from_maybe_shared(seg.etag)
         .map_err(|_| ApiError::Internal("a segment's ETag is not a header value".into()))?;
@@ -28,7 +28,7 @@ pub async fn get(
         cache_control: immutable_cache_control(grant.audience()),
         content_type: "application/octet-stream",
     };
-    serve(&immutable, headers, || async {
+    serve(&immutable, conditions, || async {
         app.segments.get(seg.path).await.map_err(|e| {
             if e.not_found {
                 ApiError::NotFound("segment file missing from the store".into())
@@ -48,6 +48,30 @@ pub(crate) fn immutable_cache_control(audience: Audience) -> &'static str {
     }
 }
 
+/// The request headers that shape an answer for immutable bytes, each only when it is
+/// visible ASCII (what `HeaderValue::to_str` accepts; anything else counts as absent).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Conditions<'a> {
+    /// `If-None-Match`.
+    pub if_none_match: Option<&'a str>,
+    /// `Range`.
+    pub range: Option<&'a str>,
+    /// `If-Range`.
+    pub if_range: Option<&'a str>,
+}
+
+impl<'a> Conditions<'a> {
+    /// The conditions of a request hyper parsed (the first value of each header).
+    pub fn from_headers(headers: &'a HeaderMap) -> Self {
+        let get = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        Conditions {
+            if_none_match: get(header::IF_NONE_MATCH),
+            range: get(header::RANGE),
+            if_range: get(header::IF_RANGE),
+        }
+    }
+}
+
 /// How to answer for bytes behind an immutable URL.
 pub(crate) struct Immutable {
     /// Strong validator, quoted.
@@ -63,7 +87,7 @@ pub(crate) struct Immutable {
 /// when the body is needed.
 pub(crate) async fn serve<F, Fut>(
     im: &Immutable,
-    headers: &HeaderMap,
+    conditions: &Conditions<'_>,
     load: F,
 ) -> Result<Response<Body>, ApiError>
 where
@@ -83,9 +107,7 @@ where
         h.insert(header::VARY, HeaderValue::from_static("Authorization"));
         h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     };
-    if let Some(inm) = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
+    if let Some(inm) = conditions.if_none_match
         && inm.split(',').any(|t| {
             let t = t.trim().as_bytes();
             t == b"*" || t == etag || t.strip_prefix(b"W/") == Some(etag)
@@ -98,14 +120,12 @@ where
     }
     let bytes = load().await?;
     let len = bytes.len() as u64;
-    let range_header = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
     // A stale If-Range means the client's partial copy is of other bytes: send everything.
-    let if_range_ok = headers
-        .get(header::IF_RANGE)
-        .and_then(|v| v.to_str().ok())
+    let if_range_ok = conditions
+        .if_range
         .is_none_or(|v| v.trim().as_bytes() == etag);
     let answer = if if_range_ok {
-        range::answer(range_header, len)
+        range::answer(conditions.range, len)
     } else {
         RangeAnswer::Whole
     };

@@ -1,0 +1,551 @@
+//! The express lane: the segment GETs and HEADs that open a plain HTTP/1.1 connection,
+//! answered without going through hyper.
+//!
+//! Why: CDN edges and players pull segment after segment on one keep-alive connection, and on
+//! that route hyper's own per-request work (its connection state machine, a header map built
+//! and dropped per request, a service call, the response head encoded from another map, a
+//! timer per request) cost more user-space CPU than all of nginx's (docs/PERFORMANCE.md).
+//! The lane keeps everything that decides an answer in one place: it calls the same
+//! [`super::segment`] (token through the connection's memo, entitlement, validators, ranges,
+//! problem responses) and [`super::conclude`] (CORS, metrics) as hyper's path. What it does
+//! itself is only the framing of the simplest requests:
+//!
+//! - it parses heads with `httparse`, hyper's own parser, with the same limits;
+//! - it answers only `GET`/`HEAD` of a URL in the catalog's segment table, over HTTP/1.1,
+//!   with no query, no body framing (`Content-Length`, `Transfer-Encoding`), no `Expect`,
+//!   no `Upgrade` and no `Connection` other than `keep-alive`;
+//! - at the first request that is anything else (another route, an HTTP/2 preface, a head it
+//!   cannot parse, a head over the size limit), it hands the connection, with every byte it
+//!   has read and not answered, to hyper, which serves the rest of the connection. So every
+//!   error of framing, every body and every other route stays hyper's.
+//!
+//! Responses are written as hyper writes them (same status line, headers, `content-length`
+//! and `date` rules); `tests/express.rs` holds the two paths to byte-equal answers.
+
+use std::io::{self, IoSlice, Write as _};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{Response, StatusCode, header};
+use http_body_util::BodyExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+
+use super::app::App;
+use super::ops::segment::Conditions;
+use super::respond::Body;
+use super::router::SEGMENT_ROUTE;
+use super::sendfile::SendfileStream;
+use crate::license::{Clock, SystemClock, TokenMemo};
+
+/// Most header slots the lane parses into (a stack array); a head with more goes to hyper,
+/// which applies the configured limit.
+const HEADER_SLOTS: usize = 64;
+
+/// Bytes read at a time: hyper's first read buffer is this size too.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// Where a connection goes when the lane is done with it.
+#[derive(Debug)]
+pub enum Exit {
+    /// It is closed (the peer left, shutdown, a timeout): nothing more to serve.
+    Closed,
+    /// hyper serves the rest, starting with these bytes already read.
+    ToHyper(Bytes),
+}
+
+/// Why the lane handed a connection to hyper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandOff {
+    /// Not a head `httparse` accepts (an HTTP/2 preface, a malformed or oversized head).
+    Unparsed,
+    /// Not HTTP/1.1.
+    Version,
+    /// Not `GET` or `HEAD`.
+    Method,
+    /// A query, a target that is not a path, or a path that is not a served segment.
+    Target,
+    /// A request body or its framing (`Content-Length`, `Transfer-Encoding`).
+    Body,
+    /// `Connection` other than `keep-alive`, `Expect` or `Upgrade`.
+    Connection,
+}
+
+impl HandOff {
+    /// The metric label.
+    pub fn reason(self) -> &'static str {
+        match self {
+            HandOff::Unparsed => "unparsed",
+            HandOff::Version => "version",
+            HandOff::Method => "method",
+            HandOff::Target => "target",
+            HandOff::Body => "body",
+            HandOff::Connection => "connection",
+        }
+    }
+}
+
+/// What the head at the front of a buffer asks for.
+#[derive(Debug)]
+pub enum Head<'b> {
+    /// The head has not fully arrived.
+    Partial,
+    /// A request the lane may answer, if its path is a served segment.
+    Express(ExpressRequest<'b>),
+    /// A request for hyper.
+    HandOff(HandOff),
+}
+
+/// A `GET` or `HEAD` the lane may answer, borrowed from the read buffer.
+#[derive(Debug)]
+pub struct ExpressRequest<'b> {
+    /// `HEAD`: headers only.
+    pub head_only: bool,
+    /// The request target, a path without a query.
+    pub path: &'b str,
+    /// The first `Authorization` value, if visible ASCII (as hyper's path reads it).
+    pub authorization: Option<&'b str>,
+    /// `If-None-Match`, `Range`, `If-Range`.
+    pub conditions: Conditions<'b>,
+    /// Length of the head in the buffer.
+    pub len: usize,
+}
+
+/// Reads the head at the front of `buf`, with at most `max_headers` headers.
+pub fn read_head(buf: &[u8], max_headers: usize) -> Head<'_> {
+    let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
+    let mut req = httparse::Request::new(&mut slots[..max_headers.min(HEADER_SLOTS)]);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Head::Partial,
+        Err(_) => return Head::HandOff(HandOff::Unparsed),
+    };
+    if req.version != Some(1) {
+        return Head::HandOff(HandOff::Version);
+    }
+    let head_only = match req.method {
+        Some("GET") => false,
+        Some("HEAD") => true,
+        _ => return Head::HandOff(HandOff::Method),
+    };
+    let path = match req.path {
+        Some(p) if p.starts_with('/') && !p.contains('?') => p,
+        _ => return Head::HandOff(HandOff::Target),
+    };
+    // The first of each header, as `HeaderMap::get` returns it.
+    let (mut authorization, mut if_none_match, mut range, mut if_range) = (None, None, None, None);
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+        if is("content-length") || is("transfer-encoding") {
+            return Head::HandOff(HandOff::Body);
+        } else if is("expect") || is("upgrade") {
+            return Head::HandOff(HandOff::Connection);
+        } else if is("connection") {
+            if !h.value.eq_ignore_ascii_case(b"keep-alive") {
+                return Head::HandOff(HandOff::Connection);
+            }
+        } else if is("authorization") {
+            authorization.get_or_insert(visible_ascii(h.value));
+        } else if is("if-none-match") {
+            if_none_match.get_or_insert(visible_ascii(h.value));
+        } else if is("range") {
+            range.get_or_insert(visible_ascii(h.value));
+        } else if is("if-range") {
+            if_range.get_or_insert(visible_ascii(h.value));
+        }
+    }
+    Head::Express(ExpressRequest {
+        head_only,
+        path,
+        authorization: authorization.flatten(),
+        conditions: Conditions {
+            if_none_match: if_none_match.flatten(),
+            range: range.flatten(),
+            if_range: if_range.flatten(),
+        },
+        len,
+    })
+}
+
+/// The value as text if it is what `HeaderValue::to_str` accepts (visible ASCII and tabs).
+fn visible_ascii(value: &[u8]) -> Option<&str> {
+    if value.iter().all(|&b| b == b'\t' || (32..127).contains(&b)) {
+        std::str::from_utf8(value).ok()
+    } else {
+        None
+    }
+}
+
+/// Serves `stream` from its first byte until it closes or needs hyper. `stop` turns true when
+/// the server shuts down: an idle connection then closes, and one mid-response finishes that
+/// response (marked `connection: close`) first.
+pub async fn serve(
+    stream: &mut SendfileStream,
+    app: &App,
+    memo: &TokenMemo,
+    stop: &mut watch::Receiver<bool>,
+) -> io::Result<Exit> {
+    let limits = &app.limits;
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut head = Vec::with_capacity(512);
+    // As hyper's: the time for a whole head runs from when the lane starts waiting for it, so
+    // an idle keep-alive connection is closed after it too.
+    let mut deadline = None;
+    loop {
+        let req = match read_head(&buf, limits.max_headers) {
+            Head::Partial => {
+                if buf.len() >= limits.max_header_bytes {
+                    return Ok(hand_off(app, HandOff::Unparsed, buf));
+                }
+                let until =
+                    *deadline.get_or_insert_with(|| Instant::now() + limits.header_read_timeout);
+                if !fill(stream, &mut buf, until, stop).await? {
+                    return Ok(Exit::Closed);
+                }
+                continue;
+            }
+            Head::HandOff(why) => return Ok(hand_off(app, why, buf)),
+            Head::Express(req) => req,
+        };
+        let served = app
+            .library
+            .load()
+            .served_segment(req.path, || SystemClock.now_unix())
+            .cloned();
+        let Some(seg) = served else {
+            return Ok(hand_off(app, HandOff::Target, buf));
+        };
+        let started = Instant::now();
+        let token = super::auth::bearer_in(req.authorization, None);
+        let work = super::segment(app, memo, seg, token, &req.conditions);
+        let result = tokio::time::timeout(limits.request_timeout, work).await;
+        let resp = super::conclude(app, SEGMENT_ROUTE, started, result, None);
+        let closing = *stop.borrow();
+        let (head_only, len) = (req.head_only, req.len);
+        let body = encode(resp, head_only, closing, &mut head).await;
+        write_all(stream, &head, &body).await?;
+        app.metrics.express_responses.inc();
+        if closing {
+            return Ok(Exit::Closed);
+        }
+        buf.advance(len);
+        deadline = None;
+    }
+}
+
+fn hand_off(app: &App, why: HandOff, buf: BytesMut) -> Exit {
+    app.metrics
+        .express_handoffs
+        .get_or_create(&super::metrics::ReasonLabels {
+            reason: why.reason(),
+        })
+        .inc();
+    Exit::ToHyper(buf.freeze())
+}
+
+/// Reads more of the connection into `buf`: false when the peer closed it or the server is
+/// shutting down while nothing of a request has arrived; an error past `deadline`.
+async fn fill(
+    stream: &mut SendfileStream,
+    buf: &mut BytesMut,
+    deadline: Instant,
+    stop: &mut watch::Receiver<bool>,
+) -> io::Result<bool> {
+    if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+        buf.reserve(READ_CHUNK);
+    }
+    let idle = buf.is_empty();
+    if idle && *stop.borrow() {
+        return Ok(false);
+    }
+    let read = tokio::time::timeout_at(deadline.into(), stream.read_buf(buf));
+    tokio::select! {
+        biased;
+        read = read => match read {
+            Ok(Ok(0)) => Ok(false),
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "request head not received in time",
+            )),
+        },
+        _ = stop.wait_for(|stopping| *stopping), if idle => Ok(false),
+    }
+}
+
+/// Encodes `resp`'s head into `out` as hyper would, and returns the body to send after it.
+async fn encode(resp: Response<Body>, head_only: bool, closing: bool, out: &mut Vec<u8>) -> Bytes {
+    let (parts, mut body) = resp.into_parts();
+    // A `Full` body is one data frame, ready at once.
+    let body = match body.frame().await {
+        Some(Ok(frame)) => frame.into_data().unwrap_or_default(),
+        _ => Bytes::new(),
+    };
+    let status = parts.status;
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(
+        status
+            .canonical_reason()
+            .unwrap_or("<unknown status code>")
+            .as_bytes(),
+    );
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        header_line(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    // hyper's rules: no length on 1xx, 204 and 304; none for an empty HEAD answer.
+    let has_length = !(status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED);
+    if has_length
+        && !parts.headers.contains_key(header::CONTENT_LENGTH)
+        && !(head_only && body.is_empty())
+    {
+        out.extend_from_slice(b"content-length: ");
+        // Writing to a Vec cannot fail.
+        let _ = write!(out, "{}\r\n", body.len());
+    }
+    if closing {
+        header_line(out, b"connection", b"close");
+    }
+    if !parts.headers.contains_key(header::DATE) {
+        with_date(|date| header_line(out, b"date", date));
+    }
+    out.extend_from_slice(b"\r\n");
+    if head_only || !has_length {
+        Bytes::new()
+    } else {
+        body
+    }
+}
+
+fn header_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Calls `f` with the current `Date` value, formatted once per second per thread (as hyper
+/// caches its own).
+fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
+    use std::cell::RefCell;
+    thread_local! {
+        static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = SystemTime::now();
+    let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != second {
+            *cached = (second, httpdate::fmt_http_date(now));
+        }
+        f(cached.1.as_bytes())
+    })
+}
+
+/// Writes the head and the body, resuming after short writes. A file-backed body goes out with
+/// `sendfile`, corked behind its head, as under hyper ([`SendfileStream`]).
+async fn write_all(stream: &mut SendfileStream, head: &[u8], body: &[u8]) -> io::Result<()> {
+    let (mut head, mut body) = (head, body);
+    while !head.is_empty() {
+        let n = stream
+            .write_vectored(&[IoSlice::new(head), IoSlice::new(body)])
+            .await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_head = n.min(head.len());
+        head = &head[from_head..];
+        body = &body[n - from_head..];
+    }
+    while !body.is_empty() {
+        let n = stream.write(body).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        body = &body[n..];
+    }
+    stream.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn express(buf: &[u8]) -> ExpressRequest<'_> {
+        match read_head(buf, 64) {
+            Head::Express(r) => r,
+            other => panic!("not express: {other:?}"),
+        }
+    }
+
+    fn handed(buf: &[u8]) -> HandOff {
+        match read_head(buf, 64) {
+            Head::HandOff(why) => why,
+            other => panic!("not handed off: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_plain_segment_get_is_express() {
+        let head =
+            b"GET /v1/a/b HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nRange: bytes=0-9\r\n\
+            If-None-Match: \"e\"\r\nIf-Range: \"e\"\r\nConnection: Keep-Alive\r\n\r\nGET /next";
+        let r = express(head);
+        assert!(!r.head_only);
+        assert_eq!(r.path, "/v1/a/b");
+        assert_eq!(r.authorization, Some("Bearer t"));
+        assert_eq!(r.conditions.range, Some("bytes=0-9"));
+        assert_eq!(r.conditions.if_none_match, Some("\"e\""));
+        assert_eq!(r.conditions.if_range, Some("\"e\""));
+        assert_eq!(&head[r.len..], b"GET /next");
+        assert!(express(b"HEAD /s HTTP/1.1\r\n\r\n").head_only);
+    }
+
+    #[test]
+    fn the_first_of_a_repeated_header_counts_and_non_ascii_is_absent() {
+        let r = express(
+            b"GET /s HTTP/1.1\r\nauthorization: Bearer a\r\nAUTHORIZATION: Bearer b\r\n\r\n",
+        );
+        assert_eq!(r.authorization, Some("Bearer a"));
+        let r = express(
+            b"GET /s HTTP/1.1\r\nAuthorization: Bearer \xff\r\nAuthorization: Bearer b\r\n\r\n",
+        );
+        assert_eq!(r.authorization, None, "as HeaderMap::get + to_str sees it");
+    }
+
+    #[test]
+    fn anything_else_goes_to_hyper() {
+        assert!(matches!(
+            read_head(b"GET /s HTTP/1.1\r\nHost: x\r\n", 64),
+            Head::Partial
+        ));
+        assert!(matches!(read_head(b"", 64), Head::Partial));
+        assert_eq!(
+            handed(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+            HandOff::Unparsed
+        );
+        assert_eq!(handed(b"GET /s HTTP/1.0\r\n\r\n"), HandOff::Version);
+        assert_eq!(handed(b"POST /s HTTP/1.1\r\n\r\n"), HandOff::Method);
+        assert_eq!(handed(b"get /s HTTP/1.1\r\n\r\n"), HandOff::Method);
+        assert_eq!(
+            handed(b"GET /s?access_token=t HTTP/1.1\r\n\r\n"),
+            HandOff::Target
+        );
+        assert_eq!(handed(b"GET http://h/s HTTP/1.1\r\n\r\n"), HandOff::Target);
+        assert_eq!(handed(b"GET * HTTP/1.1\r\n\r\n"), HandOff::Target);
+        assert_eq!(
+            handed(b"GET /s HTTP/1.1\r\nContent-Length: 0\r\n\r\n"),
+            HandOff::Body
+        );
+        assert_eq!(
+            handed(b"GET /s HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"),
+            HandOff::Body
+        );
+        assert_eq!(
+            handed(b"GET /s HTTP/1.1\r\nConnection: close\r\n\r\n"),
+            HandOff::Connection
+        );
+        assert_eq!(
+            handed(b"GET /s HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\n\r\n"),
+            HandOff::Connection
+        );
+        assert_eq!(
+            handed(b"GET /s HTTP/1.1\r\nUpgrade: h2c\r\n\r\n"),
+            HandOff::Connection
+        );
+        assert_eq!(
+            handed(b"GET /s HTTP/1.1\r\nExpect: 100-continue\r\n\r\n"),
+            HandOff::Connection
+        );
+        assert_eq!(
+            handed(b"GET /s HTTP/1.1\r\nBad Name: x\r\n\r\n"),
+            HandOff::Unparsed
+        );
+        assert_eq!(
+            handed(b"GET /s HTTP/1.1\r\nX: a\r\n b\r\n\r\n"),
+            HandOff::Unparsed,
+            "obs-fold"
+        );
+    }
+
+    #[test]
+    fn more_headers_than_allowed_go_to_hyper() {
+        let mut head = b"GET /s HTTP/1.1\r\n".to_vec();
+        for i in 0..5 {
+            head.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+        }
+        head.extend_from_slice(b"\r\n");
+        assert!(matches!(read_head(&head, 5), Head::Express(_)));
+        assert!(matches!(
+            read_head(&head, 4),
+            Head::HandOff(HandOff::Unparsed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn heads_are_encoded_as_hyper_encodes_them() {
+        let mut out = Vec::new();
+        let mut resp = Response::new(http_body_util::Full::new(Bytes::from_static(b"abc")));
+        resp.headers_mut()
+            .insert(header::ETAG, http::HeaderValue::from_static("\"e\""));
+        let body = encode(resp, false, false, &mut out).await;
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\netag: \"e\"\r\ncontent-length: 3\r\ndate: "));
+        assert!(text.ends_with(" GMT\r\n\r\n"));
+        assert_eq!(&body[..], b"abc");
+
+        let resp = Response::new(http_body_util::Full::new(Bytes::from_static(b"abc")));
+        let body = encode(resp, true, true, &mut out).await;
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(
+            text.contains("content-length: 3\r\nconnection: close\r\n"),
+            "{text}"
+        );
+        assert!(body.is_empty(), "HEAD: no body");
+
+        let mut resp = Response::new(http_body_util::Full::new(Bytes::new()));
+        *resp.status_mut() = StatusCode::NOT_MODIFIED;
+        encode(resp, false, false, &mut out).await;
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(text.starts_with("HTTP/1.1 304 Not Modified\r\n"));
+        assert!(!text.contains("content-length"), "{text}");
+    }
+
+    proptest::proptest! {
+        /// Whatever arrives, reading a head never panics, and an express request's head is a
+        /// prefix of what arrived.
+        #[test]
+        fn any_bytes_are_read_safely(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            if let Head::Express(r) = read_head(&bytes, 64) {
+                proptest::prop_assert!(r.len <= bytes.len());
+            }
+        }
+
+        /// Heads made of request-like pieces: express only for what the lane answers.
+        #[test]
+        fn express_only_for_simple_segment_requests(
+            method in proptest::sample::select(vec!["GET", "HEAD", "POST", "OPTIONS"]),
+            version in proptest::sample::select(vec!["HTTP/1.1", "HTTP/1.0"]),
+            header in proptest::sample::select(vec![
+                "Host: x", "Content-Length: 0", "Transfer-Encoding: chunked", "Connection: close",
+                "Connection: keep-alive", "Upgrade: h2c", "Expect: 100-continue", "Range: bytes=0-1",
+            ]),
+            query in proptest::bool::ANY,
+        ) {
+            let target = if query { "/s?x=1" } else { "/s" };
+            let head = format!("{method} {target} {version}\r\n{header}\r\n\r\n");
+            let simple = matches!(method, "GET" | "HEAD")
+                && version == "HTTP/1.1"
+                && !query
+                && matches!(header, "Host: x" | "Connection: keep-alive" | "Range: bytes=0-1");
+            proptest::prop_assert_eq!(matches!(read_head(head.as_bytes(), 64), Head::Express(_)), simple);
+        }
+    }
+}
