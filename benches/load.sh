@@ -5,7 +5,7 @@
 # rate, open loop.
 #
 #   benches/load.sh                      # from anywhere; results on stdout, progress on stderr
-#   CONNS=64 DURATION=10s RATE_DURATION=10s WARMUP=1 ROUNDS=5 PIN=1 RATE= RCVBUF=0 benches/load.sh
+#   CONNS=64 DURATION=10s RATE_DURATION=10s WARMUP=1 ROUNDS=7 PIN=1 RATE= RCVBUF=0 benches/load.sh
 #
 # Needs: cargo, curl, jq, nginx, taskset, ss, pgrep (apt-get install nginx-light jq).
 # Steps (everything under a temp dir, removed on exit; every process started here is killed):
@@ -19,9 +19,10 @@
 #   4. warm-up (3 s per server: encore's cache and the page cache are hot afterwards);
 #   5. peak: ROUNDS interleaved rounds of loadgen with CONNS connections, closed loop (each
 #      connection sends its next request when the previous response is read), WARMUP s not
-#      counted then DURATION s measured, against nginx then encore; each request takes one of
-#      the URLs at random and carries `Authorization: Bearer <token>` to BOTH servers (nginx
-#      ignores it); any non-200 response, short body or socket error aborts the run;
+#      counted then DURATION s measured, against both servers (nginx first in odd rounds,
+#      encore first in even ones); each request takes one of the URLs at random and carries
+#      `Authorization: Bearer <token>` to BOTH servers (nginx ignores it); any non-200
+#      response, short body or socket error aborts the run;
 #   6. fixed rate (open loop) at RATE req/s, by default half of encore's peak req/s (the
 #      reported round): ROUNDS interleaved rounds of loadgen --rate RATE. Its clock (a thread
 #      of its own, sub-ms sleeps) makes request k due at t0 + k / RATE and hands it to whichever
@@ -35,6 +36,9 @@
 # before connecting, the same for both servers. It mattered with oha, which reads bodies slowly
 # enough for windows to close (docs/PERFORMANCE.md); loadgen drains each socket as data arrives,
 # and 4 MiB gave the same figures within noise.
+# HOLD=1: stop after step 3 with both servers up (pinned as for the rounds) and write their
+# PIDs, the URL files, the generator and the token as shell variables to HOLD_ENV (default
+# /tmp/encore-load.env), for perf profiles and ad-hoc loadgen rounds; stop the script to end.
 # DUMP=PREFIX: write every measured request (due µs, latency µs, connection) to PREFIX.NAME.N.
 # Before each round the script waits (up to QUIET_WAIT s, default 300) for 2 s in which the
 # machine's other jobs use < 0.05 cores (QUIET_WAIT=0: no wait). Other jobs are also measured
@@ -56,7 +60,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CONNS=${CONNS:-64}
 DURATION=${DURATION:-10s}
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-7}
 PIN=${PIN:-1}
 RATE_DURATION=${RATE_DURATION:-10s}
 RATE_DURATION=${RATE_DURATION%s}
@@ -65,6 +69,8 @@ RATE=${RATE:-}
 QUIET_WAIT=${QUIET_WAIT:-300}
 RCVBUF=${RCVBUF:-0}
 DUMP=${DUMP:-}
+HOLD=${HOLD:-0}
+HOLD_ENV=${HOLD_ENV:-${TMPDIR:-/tmp}/encore-load.env}
 DUMP_N=0
 NPROC=$(nproc)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
@@ -223,6 +229,14 @@ done
 sed "s|^|$ENCORE_URL|" "$TMP/encore.paths" >"$TMP/encore.urls"
 sed "s|^|$NGINX_URL|" "$TMP/nginx.paths" >"$TMP/nginx.urls"
 
+if [ "$HOLD" = 1 ]; then
+	# For profiles and ad-hoc rounds: both servers stay up until this script is stopped.
+	printf 'TMP=%s\nENCORE_PID=%s\nNGINX_PID=%s\nLOADGEN=%s\nTOKEN=%s\n' "$TMP" \
+		"${PIDS[0]}" "$(pgrep -P "${PIDS[1]}" -n || echo "${PIDS[1]}")" "$LOADGEN" "$TOKEN" >"$HOLD_ENV"
+	log "== holding: servers up, see $HOLD_ENV; stop this script (TERM/INT) to end"
+	while :; do sleep 3600 & wait $!; done
+fi
+
 # CPU time (user + system, clock ticks) used so far by the given processes.
 cpu_ticks() { local p t=0 v; for p in "$@"; do v=$(awk '{ print $14 + $15 }' "/proc/$p/stat"); t=$((t + v)); done; echo "$t"; }
 # Busy clock ticks of the whole machine (user, nice, system, irq, softirq, steal).
@@ -318,11 +332,17 @@ run_gen encore "$TMP/encore.urls" 3 "" "$ENCORE_PID" >/dev/null
 
 DURATION=${DURATION%s}
 COLS="req/s MB/s p50_ms p99_ms cpu_us/req server_cores other_cores gen_cores"
-log "== peak: $ROUNDS round(s) of loadgen --connections $CONNS --warmup $WARMUP --duration $DURATION (closed loop), nginx then encore"
+log "== peak: $ROUNDS round(s) of loadgen --connections $CONNS --warmup $WARMUP --duration $DURATION (closed loop), nginx first in odd rounds, encore first in even ones"
 for r in $(seq 1 "$ROUNDS"); do
 	wait_quiet
-	n=$(run_gen nginx "$TMP/nginx.urls" "$DURATION" "" "${NGINX_PIDS[@]}")
-	e=$(run_gen encore "$TMP/encore.urls" "$DURATION" "" "$ENCORE_PID")
+	# Alternating who goes first cancels any advantage of a position in the pair.
+	if [ $((r % 2)) = 1 ]; then
+		n=$(run_gen nginx "$TMP/nginx.urls" "$DURATION" "" "${NGINX_PIDS[@]}")
+		e=$(run_gen encore "$TMP/encore.urls" "$DURATION" "" "$ENCORE_PID")
+	else
+		e=$(run_gen encore "$TMP/encore.urls" "$DURATION" "" "$ENCORE_PID")
+		n=$(run_gen nginx "$TMP/nginx.urls" "$DURATION" "" "${NGINX_PIDS[@]}")
+	fi
 	log "   round $r: nginx $n | encore $e   ($COLS)"
 	echo "$n" >>"$TMP/peak.nginx"
 	echo "$e" >>"$TMP/peak.encore"
@@ -334,7 +354,7 @@ E_MED=$(median "$TMP/peak.encore" 1)
 RATIO=$(awk -v e="$E_RPS" -v n="$N_RPS" 'BEGIN { printf "%.2f", e / n }')
 MED_RATIO=$(awk -v e="$E_MED" -v n="$N_MED" 'BEGIN { printf "%.2f", e / n }')
 CPU_RATIO=$(awk -v e="$E_CPU" -v n="$N_CPU" 'BEGIN { printf "%.2f", e / n }')
-# Each round's own ratio: its two runs are seconds apart, so a drift of the machine between
+# Each round's own ratio: its two runs are back to back, so a drift of the machine between
 # rounds (this guest's CPU time per request moves by 10-20 % over minutes) cancels out.
 paste -d' ' "$TMP/peak.encore" "$TMP/peak.nginx" | awk '{ printf "%.2f\n", $1 / $9 }' >"$TMP/peak.ratio"
 ROUND_RATIOS=$(column "$TMP/peak.ratio" 1)
@@ -346,9 +366,15 @@ RCOLS="req/s p50_ms p99_ms p99.9_ms cpu_us/req server_cores other_cores gen_core
 log "== fixed rate: $ROUNDS round(s) of loadgen --connections $CONNS --rate $HALF --warmup $WARMUP --duration $RATE_DURATION"
 for r in $(seq 1 "$ROUNDS"); do
 	wait_quiet
-	n=$(run_gen nginx "$TMP/nginx.urls" "$RATE_DURATION" "$HALF" "${NGINX_PIDS[@]}")
-	wait_quiet
-	e=$(run_gen encore "$TMP/encore.urls" "$RATE_DURATION" "$HALF" "$ENCORE_PID")
+	if [ $((r % 2)) = 1 ]; then
+		n=$(run_gen nginx "$TMP/nginx.urls" "$RATE_DURATION" "$HALF" "${NGINX_PIDS[@]}")
+		wait_quiet
+		e=$(run_gen encore "$TMP/encore.urls" "$RATE_DURATION" "$HALF" "$ENCORE_PID")
+	else
+		e=$(run_gen encore "$TMP/encore.urls" "$RATE_DURATION" "$HALF" "$ENCORE_PID")
+		wait_quiet
+		n=$(run_gen nginx "$TMP/nginx.urls" "$RATE_DURATION" "$HALF" "${NGINX_PIDS[@]}")
+	fi
 	log "   round $r: nginx $n | encore $e   ($RCOLS)"
 	echo "$n" >>"$TMP/rate.nginx"
 	echo "$e" >>"$TMP/rate.encore"

@@ -20,7 +20,9 @@ pub use app::{App, Limits};
 pub use server::run;
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use http::{Method, Request, Response};
@@ -55,7 +57,7 @@ pub async fn handle(
             let token = auth::bearer(req.headers(), req.uri().query());
             let conditions = Conditions::from_headers(req.headers());
             let work = segment(&app, &memo, seg, token, &conditions);
-            let result = tokio::time::timeout(app.limits.request_timeout, work).await;
+            let result = within(app.limits.request_timeout, work).await;
             (SEGMENT_ROUTE, None, result)
         }
         None => {
@@ -70,7 +72,7 @@ pub async fn handle(
                 req,
                 request_id.as_deref().unwrap_or(""),
             ));
-            let result = tokio::time::timeout(app.limits.request_timeout, work).await;
+            let result = within(app.limits.request_timeout, work).await;
             (route, request_id, result)
         }
     };
@@ -83,7 +85,7 @@ fn conclude(
     app: &App,
     route: &'static str,
     started: Instant,
-    result: Result<Result<Response<Body>, ApiError>, tokio::time::error::Elapsed>,
+    result: Option<Result<Response<Body>, ApiError>>,
     request_id: Option<String>,
 ) -> Response<Body> {
     let mut resp = result
@@ -101,6 +103,18 @@ fn conclude(
         started.elapsed().as_secs_f64(),
     );
     resp
+}
+
+/// Runs `work` for at most `limit`; `None` when it ran out of time. Work that finishes at its
+/// first poll (a segment cache hit) never arms a timer, which would read the clock and
+/// register with the timer wheel on every request.
+async fn within<F: Future>(limit: std::time::Duration, work: F) -> Option<F::Output> {
+    let mut work = std::pin::pin!(work);
+    let first = std::future::poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await;
+    match first {
+        Poll::Ready(out) => Some(out),
+        Poll::Pending => tokio::time::timeout(limit, work).await.ok(),
+    }
 }
 
 /// The segment a `GET` or `HEAD` of `path` names, if the catalog serves it now.
