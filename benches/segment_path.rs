@@ -21,6 +21,10 @@
 //! - `path/hit`: all of it as `encore::http::handle` chains it for a segment URL (lookup,
 //!   authenticate through the memo with metrics, authorize, cache, response, CORS headers,
 //!   request metrics);
+//! - `lane/read_head`: the express lane reading the request head `benches/load.sh` sends
+//!   (request line, `Host`, `Authorization` with the token) with `httparse`;
+//! - `lane/hit_encoded`: `path/hit` plus the lane encoding the response head (what the lane
+//!   does between reading a head and handing the socket the head and body);
 //! - `runtime/block_on_empty`: what `rt.block_on` of an empty future costs (async steps are
 //!   driven with `block_on` on a current-thread runtime, once per iteration; criterion's
 //!   `async_tokio` feature is not enabled), to subtract from `cache_get`, `respond` and `hit`.
@@ -41,6 +45,8 @@
 //! | `step/cache_get`         | 0.40 µs (0.28 µs without `block_on`) |
 //! | `step/respond`           | 0.75 µs (0.64 µs without `block_on`) |
 //! | `path/hit`               | 1.00 µs (0.88 µs without `block_on`) |
+//! | `lane/read_head`         | 0.21 µs |
+//! | `lane/hit_encoded`       | 1.28 µs (1.17 µs without `block_on`) |
 //! | `runtime/block_on_empty` | 0.12 µs |
 
 use std::hint::black_box;
@@ -52,7 +58,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use encore::config::{Config, Overrides};
 use encore::http::ops::segment::Conditions;
 use encore::http::router::SEGMENT_ROUTE;
-use encore::http::{App, Limits, auth, ops, respond};
+use encore::http::{App, Limits, auth, express, ops, respond};
 use encore::ingest::{IngestJob, progress::LogLines};
 use encore::license::{Clock, MintRequest, Scope, SystemClock, TokenMemo, authorize_segment, mint};
 use encore::seal::Keyring;
@@ -258,6 +264,32 @@ fn bench(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3))
         .throughput(Throughput::Elements(1));
     g.bench_function("hit", |b| b.iter(|| f.rt.block_on(hit(black_box(&f)))));
+    g.finish();
+
+    let mut g = c.benchmark_group("lane");
+    g.warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    let head = format!(
+        "GET {} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nAuthorization: Bearer {}\r\n\r\n",
+        f.url, f.token
+    );
+    g.bench_function("read_head", |b| {
+        b.iter(
+            || match express::read_head(black_box(head.as_bytes()), 64) {
+                express::Head::Express(r) => r.len,
+                other => panic!("not an express request: {other:?}"),
+            },
+        )
+    });
+    let mut out = Vec::with_capacity(512);
+    g.bench_function("hit_encoded", |b| {
+        b.iter(|| {
+            f.rt.block_on(async {
+                let resp = hit(black_box(&f)).await;
+                express::encode(resp, false, false, &mut out).await
+            })
+        })
+    });
     g.finish();
 
     let mut g = c.benchmark_group("runtime");

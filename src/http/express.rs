@@ -278,8 +278,14 @@ async fn fill(
     }
 }
 
-/// Encodes `resp`'s head into `out` as hyper would, and returns the body to send after it.
-async fn encode(resp: Response<Body>, head_only: bool, closing: bool, out: &mut Vec<u8>) -> Bytes {
+/// Encodes `resp`'s head into `out` as hyper would, and returns the body to send after it
+/// (empty for HEAD, 204 and 304).
+pub async fn encode(
+    resp: Response<Body>,
+    head_only: bool,
+    closing: bool,
+    out: &mut Vec<u8>,
+) -> Bytes {
     let (parts, mut body) = resp.into_parts();
     // A `Full` body is one data frame, ready at once.
     let body = match body.frame().await {
