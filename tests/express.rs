@@ -465,3 +465,20 @@ async fn idle_express_connections_do_not_hold_up_shutdown() {
         .expect("the server stops without waiting out the grace period")
         .expect("server task");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_lane_off_hyper_serves_every_request() {
+    let ws = util::packaged_album(ALBUM, 1, 8.0);
+    let raw: encore::config::RawConfig =
+        toml::from_str("[server]\nexpress_lane = false\n").expect("toml");
+    let s = TestServer::start_configured(&ws, Default::default(), raw).await;
+    let buyer = util::token(&ws, "alice", Scope::Play, &[ALBUM]);
+    let segs = segments(&ws, "lossless");
+    let mut c = Conn::open(&s).await;
+    c.send(&get(&segs[1].0, &bearer(&buyer))).await;
+    let r = c.response(false).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(encore::store::sha256_hex(&r.body), segs[1].1);
+    assert_eq!(express_count(&s), 0);
+    assert_eq!(handoffs(&s, "target") + handoffs(&s, "unparsed"), 0);
+}

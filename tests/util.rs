@@ -401,10 +401,19 @@ impl TestServer {
 
     /// Starts serving the workspace's store with `limits`.
     pub async fn start_with_limits(ws: &Workspace, limits: encore::http::Limits) -> TestServer {
+        TestServer::start_configured(ws, limits, Default::default()).await
+    }
+
+    /// Starts serving the workspace's store with `limits` and the settings of `raw` (a parsed
+    /// `encore.toml`).
+    pub async fn start_configured(
+        ws: &Workspace,
+        limits: encore::http::Limits,
+        raw: encore::config::RawConfig,
+    ) -> TestServer {
         use std::sync::Arc;
         let keyring = Arc::new(ws.keyring());
-        let config = encore::config::Config::from_raw(Default::default(), &Default::default())
-            .expect("default config");
+        let config = encore::config::Config::from_raw(raw, &Default::default()).expect("config");
         std::fs::create_dir_all(ws.data()).expect("data dir");
         let ledger =
             encore::ledger::Ledger::open_sqlite(&ws.data().join(encore::ledger::LEDGER_FILE))

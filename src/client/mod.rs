@@ -2,7 +2,7 @@
 //! playable fMP4 file. Also what the integration tests use to talk to a running server.
 //!
 //! - [`api`]: the JSON documents of `docs/HTTP.md` as the client reads them.
-//! - [`fetch`]: the download itself ([`fetch()`], [`FetchRequest`], [`FetchReport`]).
+//! - [`fetch`](mod@fetch): the download itself ([`fetch()`], [`FetchRequest`], [`FetchReport`]).
 //! - [`error`]: [`FetchError`], with messages a person understands.
 //! - `transport`: the HTTP client, retries and the mapping of HTTP errors.
 //! - `retry`: which failures are worth another attempt, and how long to wait.

@@ -7,7 +7,7 @@
 //! timer per request) cost more user-space CPU than all of nginx's (docs/PERFORMANCE.md).
 //! The lane keeps everything that decides an answer in one place: it calls the same
 //! [`super::segment`] (token through the connection's memo, entitlement, validators, ranges,
-//! problem responses) and [`super::conclude`] (CORS, metrics) as hyper's path. What it does
+//! problem responses) and `conclude` (CORS, metrics) as hyper's path. What it does
 //! itself is only the framing of the simplest requests:
 //!
 //! - it parses heads with `httparse`, hyper's own parser, with the same limits;

@@ -1,6 +1,7 @@
 //! The HTTP edge: hyper 1 through hyper-util (HTTP/1.1 and h2c on one port, TLS with rustls
-//! when configured). Only this module touches hyper types; the rules live in `license`,
-//! `store` and friends, and each operation is a file under `ops/`.
+//! when configured), with the segment GETs that open a plain HTTP/1.1 connection framed by
+//! [`express`] before hyper takes over. Only this module touches HTTP types; the rules live in
+//! `license`, `store` and friends, and each operation is a file under `ops/`.
 
 pub mod app;
 pub mod auth;

@@ -33,7 +33,7 @@ pub enum Window {
 }
 
 impl Window {
-    /// Every window, in the order of [`Window::index`].
+    /// Every window, in the order of `Window::index`.
     pub const ALL: [Window; 4] = [Window::Day, Window::Week, Window::Month, Window::All];
 
     /// Seconds covered, None for all time.
