@@ -1,17 +1,18 @@
 //! The accept loop: `run(listener, app, tls, shutdown)` so tests bind `127.0.0.1:0` and pass
-//! their own shutdown future (mini-redis style).
+//! their own shutdown future (mini-redis style). A plain-TCP connection starts in the express
+//! lane ([`super::express`]) and goes to hyper at its first request the lane does not answer;
+//! TLS connections go to hyper at once.
 
 use std::future::Future;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-
-use bytes::Bytes;
 
 use super::app::App;
 use super::express::{self, Exit};
