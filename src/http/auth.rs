@@ -52,7 +52,7 @@ pub fn authenticate(
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<Arc<VerifiedToken>, ApiError> {
-    authenticate_via(app, None, headers, query)
+    verify_counted(app, None, bearer(headers, query))
 }
 
 /// Verifies `token` (found with [`bearer`]) through the connection's memo of its last token
@@ -63,15 +63,6 @@ pub fn authenticate_on(
     token: Option<&str>,
 ) -> Result<Arc<VerifiedToken>, ApiError> {
     verify_counted(app, Some(memo), token)
-}
-
-fn authenticate_via(
-    app: &App,
-    memo: Option<&TokenMemo>,
-    headers: &HeaderMap,
-    query: Option<&str>,
-) -> Result<Arc<VerifiedToken>, ApiError> {
-    verify_counted(app, memo, bearer(headers, query))
 }
 
 fn verify_counted(

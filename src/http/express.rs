@@ -36,7 +36,7 @@ use super::ops::segment::Conditions;
 use super::respond::Body;
 use super::router::SEGMENT_ROUTE;
 use super::sendfile::SendfileStream;
-use crate::license::{Clock, SystemClock, TokenMemo};
+use crate::license::TokenMemo;
 
 /// Most header slots the lane parses into (a stack array); a head with more goes to hyper,
 /// which applies the configured limit.
@@ -211,12 +211,7 @@ pub async fn serve(
             Head::HandOff(why) => return Ok(hand_off(app, why, buf)),
             Head::Express(req) => req,
         };
-        let served = app
-            .library
-            .load()
-            .served_segment(req.path, || SystemClock.now_unix())
-            .cloned();
-        let Some(seg) = served else {
+        let Some(seg) = super::served_segment(app, req.path) else {
             return Ok(hand_off(app, HandOff::Target, buf));
         };
         let started = Instant::now();

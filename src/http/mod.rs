@@ -52,7 +52,10 @@ pub async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     // Segment URLs resolve in one lookup, before the router parses anything.
-    let served = served_segment(&app, req.method(), req.uri().path());
+    let served = match *req.method() {
+        Method::GET | Method::HEAD => served_segment(&app, req.uri().path()),
+        _ => None,
+    };
     let (route, request_id, result) = match served {
         Some(seg) => {
             let token = auth::bearer(req.headers(), req.uri().query());
@@ -119,10 +122,7 @@ async fn within<F: Future>(limit: std::time::Duration, work: F) -> Option<F::Out
 }
 
 /// The segment a `GET` or `HEAD` of `path` names, if the catalog serves it now.
-fn served_segment(app: &App, method: &Method, path: &str) -> Option<ServedSegment> {
-    if method != Method::GET && method != Method::HEAD {
-        return None;
-    }
+fn served_segment(app: &App, path: &str) -> Option<ServedSegment> {
     app.library
         .load()
         .served_segment(path, || SystemClock.now_unix())
