@@ -444,6 +444,34 @@ async fn slow_and_idle_connections_are_closed_after_the_head_timeout() {
     );
 }
 
+/// The head timeout counts from when the lane starts waiting for each head, not from when the
+/// connection opened: a connection whose requests keep coming stays open well past it (the
+/// lane's timer is armed once and moved on lazily, so this is what could break).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_connection_outlives_the_head_timeout() {
+    let ws = util::packaged_album(ALBUM, 1, 8.0);
+    let limits = encore::http::Limits {
+        header_read_timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let s = TestServer::start_with_limits(&ws, limits).await;
+    let buyer = util::token(&ws, "alice", Scope::Play, &[ALBUM]);
+    let segs = segments(&ws, "lossless");
+    let mut c = Conn::open(&s).await;
+    // 5 requests 0.8 s apart: 4 s in all, twice the timeout, each head well within it.
+    for i in 0..5 {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+        }
+        c.send(&get(&segs[1].0, &bearer(&buyer))).await;
+        assert_eq!(c.response(false).await.status, 200, "request {i}");
+    }
+    assert!(
+        c.closed_within(Duration::from_secs(5)).await,
+        "once quiet, it is closed after the timeout"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_express_connections_do_not_hold_up_shutdown() {
     let ws = util::packaged_album(ALBUM, 1, 8.0);

@@ -22,7 +22,9 @@
 //! Responses are written as hyper writes them (same status line, headers, `content-length`
 //! and `date` rules); `tests/express.rs` holds the two paths to byte-equal answers.
 
+use std::future::Future;
 use std::io::{self, IoSlice, Write as _};
+use std::pin::Pin;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -32,8 +34,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 
 use super::app::App;
-use super::ops::segment::Conditions;
-use super::respond::Body;
+use super::ops::segment::{Answer, Conditions};
+use super::respond::{Body, CORS};
 use super::router::SEGMENT_ROUTE;
 use super::sendfile::SendfileStream;
 use crate::license::TokenMemo;
@@ -192,6 +194,13 @@ pub async fn serve(
     let limits = &app.limits;
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut head = Vec::with_capacity(512);
+    // The header-read timer and the shutdown waiter live as long as the connection: arming a
+    // timer and joining the shutdown waiters for every request showed in profiles.
+    let mut waits = Waits {
+        timer: Box::pin(tokio::time::sleep(limits.header_read_timeout)),
+        stopped: Box::pin(stopped(stop.clone())),
+        stop_seen: false,
+    };
     // As hyper's: the time for a whole head runs from when the lane starts waiting for it, so
     // an idle keep-alive connection is closed after it too.
     let mut deadline = None;
@@ -203,7 +212,7 @@ pub async fn serve(
                 }
                 let until =
                     *deadline.get_or_insert_with(|| Instant::now() + limits.header_read_timeout);
-                if !fill(stream, &mut buf, until, stop).await? {
+                if !waits.fill(stream, &mut buf, until).await? {
                     return Ok(Exit::Closed);
                 }
                 continue;
@@ -218,10 +227,19 @@ pub async fn serve(
         let token = super::auth::bearer_in(req.authorization, None);
         let work = super::segment(app, memo, seg, token, &req.conditions);
         let result = super::within(limits.request_timeout, work).await;
-        let resp = super::conclude(app, SEGMENT_ROUTE, started, result, None);
         let closing = *stop.borrow();
         let (head_only, len) = (req.head_only, req.len);
-        let body = encode(resp, head_only, closing, &mut head).await;
+        let body = match result {
+            Some(Ok(answer)) => {
+                super::count(app, SEGMENT_ROUTE, answer.status, started);
+                encode_answer(answer, head_only, closing, &mut head)
+            }
+            other => {
+                let other = other.map(|answer| answer.map(Answer::into_response));
+                let resp = super::conclude(app, SEGMENT_ROUTE, started, other, None);
+                encode(resp, head_only, closing, &mut head).await
+            }
+        };
         write_all(stream, &head, &body).await?;
         app.metrics.express_responses.inc();
         if closing {
@@ -242,34 +260,62 @@ fn hand_off(app: &App, why: HandOff, buf: BytesMut) -> Exit {
     Exit::ToHyper(buf.freeze())
 }
 
-/// Reads more of the connection into `buf`: false when the peer closed it or the server is
-/// shutting down while nothing of a request has arrived; an error past `deadline`.
-async fn fill(
-    stream: &mut SendfileStream,
-    buf: &mut BytesMut,
-    deadline: Instant,
-    stop: &mut watch::Receiver<bool>,
-) -> io::Result<bool> {
-    if buf.capacity() - buf.len() < READ_CHUNK / 2 {
-        buf.reserve(READ_CHUNK);
-    }
-    let idle = buf.is_empty();
-    if idle && *stop.borrow() {
-        return Ok(false);
-    }
-    let read = tokio::time::timeout_at(deadline.into(), stream.read_buf(buf));
-    tokio::select! {
-        biased;
-        read = read => match read {
-            Ok(Ok(0)) => Ok(false),
-            Ok(Ok(_)) => Ok(true),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "request head not received in time",
-            )),
-        },
-        _ = stop.wait_for(|stopping| *stopping), if idle => Ok(false),
+/// Resolves once the server is shutting down (or the sender is gone).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopping| *stopping).await;
+}
+
+/// What a connection waits on besides its socket, armed once for its whole life.
+struct Waits<S> {
+    /// Fires at or before the current head's deadline: it is set once and moved on only
+    /// when it fires early, so a busy connection touches the timer wheel once per timeout
+    /// period instead of once per request.
+    timer: Pin<Box<tokio::time::Sleep>>,
+    /// The shutdown signal; registered once, not per idle wait.
+    stopped: Pin<Box<S>>,
+    /// `stopped` has resolved (it must not be polled again).
+    stop_seen: bool,
+}
+
+impl<S: Future<Output = ()>> Waits<S> {
+    /// Reads more of the connection into `buf`: false when the peer closed it or the server is
+    /// shutting down while nothing of a request has arrived; an error past `deadline`.
+    async fn fill(
+        &mut self,
+        stream: &mut SendfileStream,
+        buf: &mut BytesMut,
+        deadline: Instant,
+    ) -> io::Result<bool> {
+        if buf.capacity() - buf.len() < READ_CHUNK / 2 {
+            buf.reserve(READ_CHUNK);
+        }
+        let idle = buf.is_empty();
+        if idle && self.stop_seen {
+            return Ok(false);
+        }
+        loop {
+            tokio::select! {
+                biased;
+                read = stream.read_buf(buf) => return match read {
+                    Ok(0) => Ok(false),
+                    Ok(_) => Ok(true),
+                    Err(e) => Err(e),
+                },
+                () = self.stopped.as_mut(), if idle && !self.stop_seen => {
+                    self.stop_seen = true;
+                    return Ok(false);
+                }
+                () = self.timer.as_mut() => {
+                    if Instant::now() >= deadline {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "request head not received in time",
+                        ));
+                    }
+                    self.timer.as_mut().reset(deadline.into());
+                }
+            }
+        }
     }
 }
 
@@ -287,44 +333,91 @@ pub async fn encode(
         Some(Ok(frame)) => frame.into_data().unwrap_or_default(),
         _ => Bytes::new(),
     };
-    let status = parts.status;
-    out.clear();
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(
-        status
-            .canonical_reason()
-            .unwrap_or("<unknown status code>")
-            .as_bytes(),
-    );
-    out.extend_from_slice(b"\r\n");
-    for (name, value) in &parts.headers {
-        header_line(out, name.as_str().as_bytes(), value.as_bytes());
-    }
-    // hyper's rules: no length on 1xx, 204 and 304; none for an empty HEAD answer.
-    let has_length = !(status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED);
-    if has_length
-        && !parts.headers.contains_key(header::CONTENT_LENGTH)
-        && !(head_only && body.is_empty())
-    {
-        out.extend_from_slice(b"content-length: ");
-        // Writing to a Vec cannot fail.
-        let _ = write!(out, "{}\r\n", body.len());
-    }
-    if closing {
-        header_line(out, b"connection", b"close");
-    }
-    if !parts.headers.contains_key(header::DATE) {
-        with_date(|date| header_line(out, b"date", date));
-    }
-    out.extend_from_slice(b"\r\n");
-    if head_only || !has_length {
-        Bytes::new()
-    } else {
-        body
+    let framing = Framing {
+        status: parts.status,
+        body_len: body.len(),
+        head_only,
+        closing,
+        has_length: parts.headers.contains_key(header::CONTENT_LENGTH),
+        has_date: parts.headers.contains_key(header::DATE),
+    };
+    let send_body = framing.encode(out, |out| {
+        for (name, value) in &parts.headers {
+            header_line(out, name.as_str().as_bytes(), value.as_bytes());
+        }
+    });
+    if send_body { body } else { Bytes::new() }
+}
+
+/// Encodes a segment answer's head into `out` exactly as [`encode`] would encode
+/// `answer.into_response()` after `conclude` (its headers, then CORS), without building a
+/// header map; returns the body to send after it.
+pub fn encode_answer(answer: Answer, head_only: bool, closing: bool, out: &mut Vec<u8>) -> Bytes {
+    let framing = Framing {
+        status: answer.status,
+        body_len: answer.body.len(),
+        head_only,
+        closing,
+        has_length: false,
+        has_date: false,
+    };
+    let send_body = framing.encode(out, |out| {
+        answer.each_header(|name, value| {
+            header_line(out, name.as_str().as_bytes(), value.as_bytes())
+        });
+        for (name, value) in &CORS {
+            header_line(out, name.as_str().as_bytes(), value.as_bytes());
+        }
+    });
+    if send_body { answer.body } else { Bytes::new() }
+}
+
+/// What decides the framing of a response head, as hyper decides it.
+struct Framing {
+    status: StatusCode,
+    body_len: usize,
+    head_only: bool,
+    closing: bool,
+    /// The response sets its own `Content-Length`.
+    has_length: bool,
+    /// The response sets its own `Date`.
+    has_date: bool,
+}
+
+impl Framing {
+    /// Writes the status line, the response's own headers (`headers`), then `content-length`,
+    /// `connection` and `date` by hyper's rules; true when the body is to be sent.
+    fn encode(&self, out: &mut Vec<u8>, headers: impl FnOnce(&mut Vec<u8>)) -> bool {
+        let status = self.status;
+        out.clear();
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(status.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(
+            status
+                .canonical_reason()
+                .unwrap_or("<unknown status code>")
+                .as_bytes(),
+        );
+        out.extend_from_slice(b"\r\n");
+        headers(out);
+        // hyper's rules: no length on 1xx, 204 and 304; none for an empty HEAD answer.
+        let framed = !(status.is_informational()
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED);
+        if framed && !self.has_length && !(self.head_only && self.body_len == 0) {
+            out.extend_from_slice(b"content-length: ");
+            // Writing to a Vec cannot fail.
+            let _ = write!(out, "{}\r\n", self.body_len);
+        }
+        if self.closing {
+            header_line(out, b"connection", b"close");
+        }
+        if !self.has_date {
+            with_date(|date| header_line(out, b"date", date));
+        }
+        out.extend_from_slice(b"\r\n");
+        framed && !self.head_only
     }
 }
 

@@ -26,12 +26,12 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
 
-use http::{Method, Request, Response};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use self::metrics::OutcomeLabels;
-use self::ops::segment::Conditions;
+use self::ops::segment::{Answer, Conditions};
 use self::problem::ApiError;
 use self::respond::Body;
 use self::router::{Endpoint, SEGMENT_ROUTE};
@@ -62,6 +62,7 @@ pub async fn handle(
             let conditions = Conditions::from_headers(req.headers());
             let work = segment(&app, &memo, seg, token, &conditions);
             let result = within(app.limits.request_timeout, work).await;
+            let result = result.map(|answer| answer.map(Answer::into_response));
             (SEGMENT_ROUTE, None, result)
         }
         None => {
@@ -101,12 +102,14 @@ fn conclude(
     {
         resp.headers_mut().insert(REQUEST_ID, v);
     }
-    app.metrics.record_request(
-        route,
-        resp.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
+    count(app, route, resp.status(), started);
     resp
+}
+
+/// Counts a request in the metrics: by route and status, and its latency.
+fn count(app: &App, route: &'static str, status: StatusCode, started: Instant) {
+    app.metrics
+        .record_request(route, status.as_u16(), started.elapsed().as_secs_f64());
 }
 
 /// Runs `work` for at most `limit`; `None` when it ran out of time. Work that finishes at its
@@ -137,7 +140,7 @@ pub async fn segment(
     seg: ServedSegment,
     token: Option<&str>,
     conditions: &Conditions<'_>,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Answer, ApiError> {
     let token = auth::authenticate_on(app, memo, token)?;
     let m = &seg.manifest;
     let grant = authorize_segment(&token, &m.album, m.track, &m.rendition, &app.revocations)

@@ -1,7 +1,7 @@
 //! Building responses: JSON bodies, bytes, CORS.
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 
 /// The body type of every response: bodies are in memory (segments come from the cache).
@@ -23,20 +23,27 @@ pub fn text(status: StatusCode, body: String, content_type: &'static str) -> Res
     resp
 }
 
-/// Adds CORS headers for web players: any origin may read (tokens travel in headers, not
-/// cookies, so there is no ambient authority to protect), `Authorization` and `Range` may be
-/// sent, and the headers a player needs to see are exposed.
-pub fn cors(headers: &mut HeaderMap) {
-    headers.insert(
+/// The CORS headers every response carries, for web players: any origin may read (tokens
+/// travel in headers, not cookies, so there is no ambient authority to protect), and the
+/// headers a player needs to see are exposed. (What a player may send is the preflight's.)
+pub static CORS: [(HeaderName, HeaderValue); 2] = [
+    (
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
-    );
-    headers.insert(
+    ),
+    (
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static(
             "Content-Length, Content-Range, ETag, Accept-Ranges, WWW-Authenticate",
         ),
-    );
+    ),
+];
+
+/// Adds the [`CORS`] headers.
+pub fn cors(headers: &mut HeaderMap) {
+    for (name, value) in &CORS {
+        headers.insert(name.clone(), value.clone());
+    }
 }
 
 /// The answer to a CORS preflight.

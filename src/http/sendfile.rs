@@ -5,8 +5,10 @@
 //! this stream sends the buffers before it with `MSG_MORE` (so the head leaves in the same
 //! packet as the body's start) and then the same range with `sendfile` from the store file:
 //! TCP takes the page-cache pages by reference and the body is never copied in user space or
-//! into socket buffers. Head and body go out under `TCP_CORK`, released with the body's last
-//! byte, so the body leaves in full-sized segments (why: `SendfileStream::set_cork`).
+//! into socket buffers. Head and body go out under `TCP_CORK`, and the body's last byte
+//! pushes the rest out, so the body leaves in full-sized segments (why:
+//! `SendfileStream::set_cork`). The cork stays on between such responses: one syscall per
+//! response pushes, instead of two that lift and set it.
 //! Everything else (request reads, other responses, HTTP/2 frames) passes straight through to
 //! the `TcpStream`.
 //!
@@ -48,24 +50,26 @@ impl SendfileStream {
     /// `tcp_nopush` does. `sendfile` hands TCP 64 KiB at a time and the loopback MSS is a few
     /// bytes less, so without the cork every piece leaves as a full segment plus a tiny one
     /// (twice the packets, each waking the reader); corked, the remainder waits for the next
-    /// piece. Failing to set it only costs those packets, so errors are ignored.
+    /// piece. The cork stays on from one file-backed body to the next: [`Self::push`] sends a
+    /// finished body's tail without lifting it, one syscall per response instead of two.
+    /// Failing to set it only costs those packets, so errors are ignored.
     fn set_cork(&mut self, on: bool) {
         if self.corked == on {
             return;
         }
-        let value: libc::c_int = on.into();
-        // SAFETY: setsockopt on our own socket with a c_int option value.
-        let done = unsafe {
-            libc::setsockopt(
-                self.inner.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_CORK,
-                (&value as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if done == 0 {
+        if setsockopt_int(&self.inner, libc::TCP_CORK, on.into()) {
             self.corked = on;
+        }
+    }
+
+    /// Sends what the cork holds back now, leaving it on. Setting `TCP_NODELAY` (already on
+    /// for every connection) flushes pending output even under `TCP_CORK` (tcp(7)); the kernel
+    /// drops the flush flag with the next response's first segment, so the cork holds again
+    /// from there. A failed push lifts the cork instead, so no tail waits for the cork's
+    /// 200 ms timer.
+    fn push(&mut self) {
+        if !setsockopt_int(&self.inner, libc::TCP_NODELAY, 1) {
+            self.set_cork(false);
         }
     }
 
@@ -139,6 +143,21 @@ impl SendfileStream {
     }
 }
 
+/// Sets a TCP-level `c_int` socket option; true when the kernel took it.
+fn setsockopt_int(socket: &TcpStream, option: libc::c_int, value: libc::c_int) -> bool {
+    // SAFETY: setsockopt on a socket we own with a c_int option value.
+    let done = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            option,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    done == 0
+}
+
 fn file_slice(buf: &[u8]) -> Option<FileSlice> {
     if buf.len() < MIN_SENDFILE {
         return None;
@@ -187,7 +206,7 @@ impl AsyncWrite for SendfileStream {
                 let len = bufs[0].len();
                 let sent = ready!(this.poll_sendfile(cx, slice, len));
                 if matches!(sent, Ok(n) if n == len) {
-                    this.set_cork(false);
+                    this.push();
                 }
                 Poll::Ready(sent)
             }
@@ -305,14 +324,28 @@ mod tests {
         value != 0
     }
 
-    /// The head goes out corked so it shares a segment with the body's start, and the cork
-    /// comes off with the body's last byte: nothing of a response may wait for the kernel's
-    /// 200 ms cork timeout.
+    /// Bytes queued on the socket that TCP has not sent yet (`SIOCOUTQNSD`).
+    fn unsent(stream: &SendfileStream) -> libc::c_int {
+        const SIOCOUTQNSD: u32 = 0x894B;
+        let mut queued: libc::c_int = -1;
+        // SAFETY: an ioctl that writes one c_int, on a live socket.
+        let done = unsafe { libc::ioctl(stream.inner.as_raw_fd(), SIOCOUTQNSD as _, &mut queued) };
+        assert_eq!(done, 0);
+        queued
+    }
+
+    /// The head is held behind the cork so it shares a segment with the body's start, and the
+    /// body's last byte pushes everything out: nothing of a response may wait for the kernel's
+    /// 200 ms cork timer. The cork stays on, and holds the next response's head again (the
+    /// push must not stick).
     #[tokio::test]
-    async fn the_cork_is_on_between_head_and_body_and_off_after() {
+    async fn the_head_waits_for_the_body_and_the_last_byte_pushes_all_out() {
+        // Small enough that the peer's initial window takes a whole response: whatever is
+        // unsent is held by the cork, not by flow control.
+        const BODY: usize = 20_000;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("seg");
-        std::fs::write(&path, vec![7u8; 100_000]).unwrap();
+        std::fs::write(&path, vec![7u8; BODY]).unwrap();
         let segment = backed::load(&path).await.unwrap();
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -328,24 +361,32 @@ mod tests {
         let mut stream = SendfileStream::new(server);
         assert!(!cork_is_on(&stream));
 
-        let head = b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n";
-        let n = stream
-            .write_vectored(&[IoSlice::new(head), IoSlice::new(&segment)])
-            .await
-            .unwrap();
-        assert_eq!(n, head.len(), "the head goes alone, with MSG_MORE");
-        assert!(cork_is_on(&stream));
-        let mut sent = 0;
-        while sent < segment.len() {
-            sent += stream.write(&segment[sent..]).await.unwrap();
+        let head = b"HTTP/1.1 200 OK\r\ncontent-length: 20000\r\n\r\n";
+        for response in 0..2 {
+            let n = stream
+                .write_vectored(&[IoSlice::new(head), IoSlice::new(&segment)])
+                .await
+                .unwrap();
+            assert_eq!(n, head.len(), "the head goes alone, with MSG_MORE");
+            assert!(cork_is_on(&stream));
+            assert_eq!(
+                unsent(&stream),
+                head.len() as libc::c_int,
+                "response {response}: the head waits for the body"
+            );
+            let mut sent = 0;
+            while sent < segment.len() {
+                sent += stream.write(&segment[sent..]).await.unwrap();
+            }
+            assert_eq!(unsent(&stream), 0, "response {response}: all pushed out");
         }
-        assert!(!cork_is_on(&stream));
 
         // A plain write afterwards (another response's small body) is never left corked.
         stream.write_all(b"tiny").await.unwrap();
         assert!(!cork_is_on(&stream));
+        assert_eq!(unsent(&stream), 0);
         stream.shutdown().await.unwrap();
         drop(stream);
-        assert_eq!(reader.await.unwrap(), head.len() + 100_000 + 4);
+        assert_eq!(reader.await.unwrap(), 2 * (head.len() + BODY) + 4);
     }
 }

@@ -23,7 +23,7 @@ use crate::store::{RenditionManifest, SegmentRecord};
 /// `Content-Type` of playlists (RFC 8216 §4).
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 /// `Content-Type` of init and media segments: fMP4 audio.
-const SEGMENT_TYPE: &str = "audio/mp4";
+static SEGMENT_TYPE: HeaderValue = HeaderValue::from_static("audio/mp4");
 /// Playlists depend on the token (what it may play, and the token itself in their URIs with
 /// a query token), so no cache may keep them.
 const PLAYLIST_CACHE: &str = "private, no-store";
@@ -110,7 +110,7 @@ pub async fn segment(
     let immutable = Immutable {
         etag,
         cache_control: segment::immutable_cache_control(grant.audience()),
-        content_type: SEGMENT_TYPE,
+        content_type: &SEGMENT_TYPE,
     };
     let keyring = Arc::clone(&app.keys().keyring);
     let HlsSegmentRef {
@@ -154,6 +154,7 @@ pub async fn segment(
         },
     )
     .await
+    .map(segment::Answer::into_response)
 }
 
 /// The 16-byte HLS key of the granted rendition (`m`), for a holder of a license grant that

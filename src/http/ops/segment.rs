@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 
 use crate::http::app::App;
@@ -20,13 +20,13 @@ pub async fn get(
     grant: &SegmentGrant,
     seg: ServedSegment,
     conditions: &Conditions<'_>,
-) -> Result<Response<Body>, ApiError> {
+) -> Result<Answer, ApiError> {
     let etag = HeaderValue::from_maybe_shared(seg.etag)
         .map_err(|_| ApiError::Internal("a segment's ETag is not a header value".into()))?;
     let immutable = Immutable {
         etag,
         cache_control: immutable_cache_control(grant.audience()),
-        content_type: "application/octet-stream",
+        content_type: &SEALED_TYPE,
     };
     serve(&immutable, conditions, || async {
         app.segments.get(seg.path).await.map_err(|e| {
@@ -40,11 +40,17 @@ pub async fn get(
     .await
 }
 
+static SEALED_TYPE: HeaderValue = HeaderValue::from_static("application/octet-stream");
+static EDGE_CACHE: HeaderValue = HeaderValue::from_static("public, max-age=31536000, immutable");
+static PLAYER_CACHE: HeaderValue = HeaderValue::from_static("private, max-age=31536000, immutable");
+static VARY_AUTHORIZATION: HeaderValue = HeaderValue::from_static("Authorization");
+static ACCEPT_BYTES: HeaderValue = HeaderValue::from_static("bytes");
+
 /// `Cache-Control` of bytes behind an immutable URL, by who fetches them.
-pub(crate) fn immutable_cache_control(audience: Audience) -> &'static str {
+pub(crate) fn immutable_cache_control(audience: Audience) -> &'static HeaderValue {
     match audience {
-        Audience::Edge => "public, max-age=31536000, immutable",
-        Audience::Player => "private, max-age=31536000, immutable",
+        Audience::Edge => &EDGE_CACHE,
+        Audience::Player => &PLAYER_CACHE,
     }
 }
 
@@ -77,9 +83,56 @@ pub(crate) struct Immutable {
     /// Strong validator, quoted.
     pub etag: HeaderValue,
     /// `Cache-Control`.
-    pub cache_control: &'static str,
+    pub cache_control: &'static HeaderValue,
     /// `Content-Type`.
-    pub content_type: &'static str,
+    pub content_type: &'static HeaderValue,
+}
+
+/// A successful answer for immutable bytes (200, 206 or 304), kept typed until it is
+/// written: hyper's path makes a `Response` of it ([`Answer::into_response`]) and the express
+/// lane encodes it without building a header map. Both take its headers from
+/// [`Answer::each_header`], so the two cannot drift apart.
+#[derive(Debug)]
+pub struct Answer {
+    /// 200, 206 or 304.
+    pub status: StatusCode,
+    etag: HeaderValue,
+    cache_control: &'static HeaderValue,
+    /// Absent on a 304.
+    content_type: Option<&'static HeaderValue>,
+    /// On a 206.
+    content_range: Option<HeaderValue>,
+    /// The bytes to send: the whole, one range of it, or nothing (304).
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// Calls `f` with each header of the answer (CORS and framing headers are added where
+    /// every response gets them).
+    pub fn each_header(&self, mut f: impl FnMut(&HeaderName, &HeaderValue)) {
+        f(&header::ETAG, &self.etag);
+        f(&header::CACHE_CONTROL, self.cache_control);
+        f(&header::VARY, &VARY_AUTHORIZATION);
+        f(&header::ACCEPT_RANGES, &ACCEPT_BYTES);
+        if let Some(range) = &self.content_range {
+            f(&header::CONTENT_RANGE, range);
+        }
+        if let Some(content_type) = self.content_type {
+            f(&header::CONTENT_TYPE, content_type);
+        }
+    }
+
+    /// The answer as a `Response` for hyper.
+    pub fn into_response(self) -> Response<Body> {
+        let mut headers = HeaderMap::with_capacity(10);
+        self.each_header(|name, value| {
+            headers.insert(name.clone(), value.clone());
+        });
+        let mut resp = Response::new(Full::new(self.body));
+        *resp.status_mut() = self.status;
+        *resp.headers_mut() = headers;
+        resp
+    }
 }
 
 /// Answers for immutable bytes: `If-None-Match` (304 without loading them), a single
@@ -89,23 +142,20 @@ pub(crate) async fn serve<F, Fut>(
     im: &Immutable,
     conditions: &Conditions<'_>,
     load: F,
-) -> Result<Response<Body>, ApiError>
+) -> Result<Answer, ApiError>
 where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Result<Bytes, ApiError>>,
 {
     // Validators compare as bytes: an ETag is visible ASCII by construction.
     let etag = im.etag.as_bytes();
-    let common = |h: &mut HeaderMap| {
-        // Room for these, Content-Type and CORS: no regrowth while they go in.
-        h.reserve(10);
-        h.insert(header::ETAG, im.etag.clone());
-        h.insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static(im.cache_control),
-        );
-        h.insert(header::VARY, HeaderValue::from_static("Authorization"));
-        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    let answer = |status, content_type, content_range, body| Answer {
+        status,
+        etag: im.etag.clone(),
+        cache_control: im.cache_control,
+        content_type,
+        content_range,
+        body,
     };
     if let Some(inm) = conditions.if_none_match
         && inm.split(',').any(|t| {
@@ -113,10 +163,7 @@ where
             t == b"*" || t == etag || t.strip_prefix(b"W/") == Some(etag)
         })
     {
-        let mut resp = Response::new(Full::new(Bytes::new()));
-        *resp.status_mut() = StatusCode::NOT_MODIFIED;
-        common(resp.headers_mut());
-        return Ok(resp);
+        return Ok(answer(StatusCode::NOT_MODIFIED, None, None, Bytes::new()));
     }
     let bytes = load().await?;
     let len = bytes.len() as u64;
@@ -124,28 +171,24 @@ where
     let if_range_ok = conditions
         .if_range
         .is_none_or(|v| v.trim().as_bytes() == etag);
-    let answer = if if_range_ok {
+    let range = if if_range_ok {
         range::answer(conditions.range, len)
     } else {
         RangeAnswer::Whole
     };
-    let mut resp = match answer {
-        RangeAnswer::Whole => Response::new(Full::new(bytes)),
+    let content_type = Some(im.content_type);
+    match range {
+        RangeAnswer::Whole => Ok(answer(StatusCode::OK, content_type, None, bytes)),
         RangeAnswer::Partial { start, end } => {
-            let mut r = Response::new(Full::new(bytes.slice(start as usize..=end as usize)));
-            *r.status_mut() = StatusCode::PARTIAL_CONTENT;
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{len}")) {
-                r.headers_mut().insert(header::CONTENT_RANGE, v);
-            }
-            r
+            let content_range = HeaderValue::from_str(&format!("bytes {start}-{end}/{len}"))
+                .map_err(|_| ApiError::Internal("a Content-Range is not a header value".into()))?;
+            Ok(answer(
+                StatusCode::PARTIAL_CONTENT,
+                content_type,
+                Some(content_range),
+                bytes.slice(start as usize..=end as usize),
+            ))
         }
-        RangeAnswer::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable(len)),
-    };
-    let h = resp.headers_mut();
-    common(h);
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(im.content_type),
-    );
-    Ok(resp)
+        RangeAnswer::Unsatisfiable => Err(ApiError::RangeNotSatisfiable(len)),
+    }
 }
