@@ -23,7 +23,7 @@
 //! and `date` rules); `tests/express.rs` holds the two paths to byte-equal answers.
 
 use std::future::Future;
-use std::io::{self, IoSlice, Write as _};
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -225,8 +225,10 @@ pub async fn serve(
         };
         let started = Instant::now();
         let token = super::auth::bearer_in(req.authorization, None);
-        let work = super::segment(app, memo, seg, token, &req.conditions);
-        let result = super::within(limits.request_timeout, work).await;
+        let result = {
+            let work = std::pin::pin!(super::segment(app, memo, seg, token, &req.conditions));
+            super::within(limits.request_timeout, work).await
+        };
         let closing = *stop.borrow();
         let (head_only, len) = (req.head_only, req.len);
         let body = match result {
@@ -406,9 +408,11 @@ impl Framing {
             || status == StatusCode::NO_CONTENT
             || status == StatusCode::NOT_MODIFIED);
         if framed && !self.has_length && !(self.head_only && self.body_len == 0) {
-            out.extend_from_slice(b"content-length: ");
-            // Writing to a Vec cannot fail.
-            let _ = write!(out, "{}\r\n", self.body_len);
+            header_line(
+                out,
+                b"content-length",
+                itoa::Buffer::new().format(self.body_len).as_bytes(),
+            );
         }
         if self.closing {
             header_line(out, b"connection", b"close");
