@@ -34,22 +34,22 @@
 //! No bytes are copied on a hit (the body is a clone of the cached `Bytes`), so the size of the
 //! segment does not matter here; sending it is the socket's business (`benches/load.sh`).
 //!
-//! Latest figures (2026-11-29, 2 vCPU AMD EPYC under KVM, quiet machine; means; see
-//! `docs/PERFORMANCE.md`, "Delivery: encore vs nginx"):
+//! Latest figures (2026-11-29 12:5xZ, 2 vCPU AMD EPYC under KVM, quiet machine, commit
+//! c0b42bf; means; see `docs/PERFORMANCE.md`, "Delivery: encore vs nginx"):
 //!
 //! | benchmark                | time    |
 //! |--------------------------|--------:|
-//! | `token/verify_full`      | 42.1 µs |
-//! | `token/verify_cached`    | 0.46 µs |
+//! | `token/verify_full`      | 40.5 µs |
+//! | `token/verify_cached`    | 0.41 µs |
 //! | `token/verify_memo`      | 0.06 µs |
 //! | `step/lookup`            | 0.04 µs |
-//! | `step/authorize`         | 0.03 µs |
-//! | `step/cache_get`         | 0.40 µs (0.28 µs without `block_on`) |
-//! | `step/respond`           | 0.75 µs (0.64 µs without `block_on`) |
-//! | `path/hit`               | 1.00 µs (0.88 µs without `block_on`) |
-//! | `lane/read_head`         | 0.21 µs |
-//! | `lane/hit_encoded`       | 1.28 µs (1.17 µs without `block_on`) |
-//! | `runtime/block_on_empty` | 0.12 µs |
+//! | `step/authorize`         | 0.04 µs |
+//! | `step/cache_get`         | 0.33 µs (0.22 µs without `block_on`) |
+//! | `step/respond`           | 0.43 µs (0.32 µs without `block_on`) |
+//! | `path/hit`               | 1.07 µs (0.97 µs without `block_on`) |
+//! | `lane/read_head`         | 0.23 µs |
+//! | `lane/hit_encoded`       | 0.82 µs (0.71 µs without `block_on`; 1.28 µs before the typed answer) |
+//! | `runtime/block_on_empty` | 0.10 µs |
 
 use std::hint::black_box;
 use std::path::Path;
