@@ -37,8 +37,9 @@
 # enough for windows to close (docs/PERFORMANCE.md); loadgen drains each socket as data arrives,
 # and 4 MiB gave the same figures within noise.
 # HOLD=1: stop after step 3 with both servers up (pinned as for the rounds) and write their
-# PIDs, the URL files, the generator and the token as shell variables to HOLD_ENV (default
-# /tmp/encore-load.env), for perf profiles and ad-hoc loadgen rounds; stop the script to end.
+# PIDs, the URL files, the generator, the token and the pinning as shell variables to HOLD_ENV
+# (default /tmp/encore-load.env), for perf profiles, ad-hoc loadgen rounds and
+# benches/side_by_side.sh (A/B of encore builds against nginx); stop the script to end.
 # DUMP=PREFIX: write every measured request (due µs, latency µs, connection) to PREFIX.NAME.N.
 # Before each round the script waits (up to QUIET_WAIT s, default 300) for 2 s in which the
 # machine's other jobs use < 0.05 cores (QUIET_WAIT=0: no wait). Other jobs are also measured
@@ -231,8 +232,10 @@ sed "s|^|$NGINX_URL|" "$TMP/nginx.paths" >"$TMP/nginx.urls"
 
 if [ "$HOLD" = 1 ]; then
 	# For profiles and ad-hoc rounds: both servers stay up until this script is stopped.
-	printf 'TMP=%s\nENCORE_PID=%s\nNGINX_PID=%s\nLOADGEN=%s\nTOKEN=%s\n' "$TMP" \
-		"${PIDS[0]}" "$(pgrep -P "${PIDS[1]}" -n || echo "${PIDS[1]}")" "$LOADGEN" "$TOKEN" >"$HOLD_ENV"
+	printf 'TMP=%s\nENCORE_PID=%s\nNGINX_PID=%s\nLOADGEN=%s\nTOKEN=%s\nMEDIA=%s\nSERVER_RUN_CPUS=%s\nLOAD_RUN_CPUS=%s\n' \
+		"$TMP" "${PIDS[0]}" "$(pgrep -P "${PIDS[1]}" -n || echo "${PIDS[1]}")" "$LOADGEN" "$TOKEN" \
+		"$PWD/media" "$([ "$PIN" = 1 ] && echo "$SERVER_CPUS" || echo all)" \
+		"$([ "$PIN" = 1 ] && echo "$LOAD_CPUS" || echo all)" >"$HOLD_ENV"
 	log "== holding: servers up, see $HOLD_ENV; stop this script (TERM/INT) to end"
 	while :; do sleep 3600 & wait $!; done
 fi
