@@ -189,7 +189,7 @@ pub async fn serve(
     stream: &mut SendfileStream,
     app: &App,
     memo: &TokenMemo,
-    stop: &mut watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> io::Result<Exit> {
     let limits = &app.limits;
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
@@ -199,7 +199,7 @@ pub async fn serve(
     let mut waits = Waits {
         timer: Box::pin(tokio::time::sleep(limits.header_read_timeout)),
         stopped: Box::pin(stopped(stop.clone())),
-        stop_seen: false,
+        stop,
     };
     // As hyper's: the time for a whole head runs from when the lane starts waiting for it, so
     // an idle keep-alive connection is closed after it too.
@@ -229,7 +229,7 @@ pub async fn serve(
             let work = std::pin::pin!(super::segment(app, memo, seg, token, &req.conditions));
             super::within(limits.request_timeout, work).await
         };
-        let closing = *stop.borrow();
+        let closing = waits.stopping();
         let (head_only, len) = (req.head_only, req.len);
         let body = match result {
             Some(Ok(answer)) => {
@@ -273,13 +273,19 @@ struct Waits<S> {
     /// when it fires early, so a busy connection touches the timer wheel once per timeout
     /// period instead of once per request.
     timer: Pin<Box<tokio::time::Sleep>>,
-    /// The shutdown signal; registered once, not per idle wait.
+    /// The shutdown signal; registered once, not per idle wait. Polled only until it
+    /// resolves: `fill` then reports the connection closed, and it is not called again.
     stopped: Pin<Box<S>>,
-    /// `stopped` has resolved (it must not be polled again).
-    stop_seen: bool,
+    /// The same signal's current value.
+    stop: watch::Receiver<bool>,
 }
 
 impl<S: Future<Output = ()>> Waits<S> {
+    /// The server has begun shutting down.
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
     /// Reads more of the connection into `buf`: false when the peer closed it or the server is
     /// shutting down while nothing of a request has arrived; an error past `deadline`.
     async fn fill(
@@ -292,7 +298,9 @@ impl<S: Future<Output = ()>> Waits<S> {
             buf.reserve(READ_CHUNK);
         }
         let idle = buf.is_empty();
-        if idle && self.stop_seen {
+        // Checked before reading, so an idle connection closes at shutdown even if its next
+        // request has already arrived.
+        if idle && self.stopping() {
             return Ok(false);
         }
         loop {
@@ -303,10 +311,7 @@ impl<S: Future<Output = ()>> Waits<S> {
                     Ok(_) => Ok(true),
                     Err(e) => Err(e),
                 },
-                () = self.stopped.as_mut(), if idle && !self.stop_seen => {
-                    self.stop_seen = true;
-                    return Ok(false);
-                }
+                () = self.stopped.as_mut(), if idle => return Ok(false),
                 () = self.timer.as_mut() => {
                     if Instant::now() >= deadline {
                         return Err(io::Error::new(

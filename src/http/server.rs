@@ -84,8 +84,8 @@ pub async fn run(
                 tokio::spawn(async move {
                     let mut stream = SendfileStream::new(stream);
                     let read_ahead = match lane {
-                        Some((app, memo, mut stop)) => {
-                            match express::serve(&mut stream, &app, &memo, &mut stop).await {
+                        Some((app, memo, stop)) => {
+                            match express::serve(&mut stream, &app, &memo, stop).await {
                                 Ok(Exit::ToHyper(read_ahead)) => read_ahead,
                                 Ok(Exit::Closed) => return drop(permit),
                                 Err(e) => {
