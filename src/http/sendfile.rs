@@ -57,7 +57,18 @@ impl SendfileStream {
         if self.corked == on {
             return;
         }
-        if setsockopt_int(&self.inner, libc::TCP_CORK, on.into()) {
+        let value: libc::c_int = on.into();
+        // SAFETY: setsockopt on our own socket with a c_int option value.
+        let done = unsafe {
+            libc::setsockopt(
+                self.inner.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_CORK,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if done == 0 {
             self.corked = on;
         }
     }
@@ -68,7 +79,7 @@ impl SendfileStream {
     /// from there. A failed push lifts the cork instead, so no tail waits for the cork's
     /// 200 ms timer.
     fn push(&mut self) {
-        if !setsockopt_int(&self.inner, libc::TCP_NODELAY, 1) {
+        if self.inner.set_nodelay(true).is_err() {
             self.set_cork(false);
         }
     }
@@ -141,21 +152,6 @@ impl SendfileStream {
             }
         }
     }
-}
-
-/// Sets a TCP-level `c_int` socket option; true when the kernel took it.
-fn setsockopt_int(socket: &TcpStream, option: libc::c_int, value: libc::c_int) -> bool {
-    // SAFETY: setsockopt on a socket we own with a c_int option value.
-    let done = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            option,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    done == 0
 }
 
 fn file_slice(buf: &[u8]) -> Option<FileSlice> {

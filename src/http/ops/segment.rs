@@ -124,6 +124,7 @@ impl Answer {
 
     /// The answer as a `Response` for hyper.
     pub fn into_response(self) -> Response<Body> {
+        // Room for these, CORS and hyper's framing headers: no regrowth on the way out.
         let mut headers = HeaderMap::with_capacity(10);
         self.each_header(|name, value| {
             headers.insert(name.clone(), value.clone());
