@@ -483,6 +483,7 @@ async fn write_all(stream: &mut SendfileStream, head: &[u8], body: &[u8]) -> io:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::net::TcpStream;
 
     fn express(buf: &[u8]) -> ExpressRequest<'_> {
         match read_head(buf, 64) {
@@ -622,6 +623,58 @@ mod tests {
         let text = String::from_utf8(out.clone()).unwrap();
         assert!(text.starts_with("HTTP/1.1 304 Not Modified\r\n"));
         assert!(!text.contains("content-length"), "{text}");
+    }
+
+    /// A lane's idle wait over a fresh loopback connection whose peer has already sent `sent`.
+    async fn idle_lane_with(
+        sent: &[u8],
+        stop: watch::Receiver<bool>,
+    ) -> (Waits<impl Future<Output = ()>>, SendfileStream, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        client.write_all(sent).await.unwrap();
+        // The request is in the server's receive queue before the lane looks.
+        server.readable().await.unwrap();
+        let waits = Waits {
+            timer: Box::pin(tokio::time::sleep(std::time::Duration::from_secs(5))),
+            stopped: Box::pin(stopped(stop.clone())),
+            stop,
+        };
+        (waits, SendfileStream::new(server), client)
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_closes_at_shutdown_even_with_a_request_waiting() {
+        let request = b"GET /v1/a HTTP/1.1\r\nHost: x\r\n\r\n";
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+
+        // Shutdown began while the connection sat idle, and its next request had arrived:
+        // the request is not started (the peer sees the connection close and may retry
+        // elsewhere), because nothing of it has been read.
+        let (tx, rx) = watch::channel(false);
+        let (mut waits, mut stream, _client) = idle_lane_with(request, rx).await;
+        tx.send(true).unwrap();
+        let mut buf = BytesMut::new();
+        assert!(!waits.fill(&mut stream, &mut buf, deadline).await.unwrap());
+        assert!(buf.is_empty(), "nothing of the waiting request was read");
+
+        // Without shutdown the same wait reads the request.
+        let (_tx, rx) = watch::channel(false);
+        let (mut waits, mut stream, _client) = idle_lane_with(request, rx).await;
+        assert!(waits.fill(&mut stream, &mut buf, deadline).await.unwrap());
+        assert_eq!(&buf[..], request);
+
+        // Part of a request already read: the connection is not idle, so shutdown lets the
+        // rest of that request arrive and be answered.
+        let (tx, rx) = watch::channel(false);
+        let (mut waits, mut stream, _client) = idle_lane_with(b"Host: x\r\n\r\n", rx).await;
+        tx.send(true).unwrap();
+        let mut buf = BytesMut::from(&b"GET /v1/a HTTP/1.1\r\n"[..]);
+        assert!(waits.fill(&mut stream, &mut buf, deadline).await.unwrap());
+        assert_eq!(&buf[..], request);
     }
 
     proptest::proptest! {
