@@ -5,7 +5,8 @@
 # rate, open loop.
 #
 #   benches/load.sh                      # from anywhere; results on stdout, progress on stderr
-#   CONNS=64 DURATION=10s RATE_DURATION=10s WARMUP=1 ROUNDS=7 PIN=1 RATE= RCVBUF=0 benches/load.sh
+#   CONNS=64 DURATION=10s RATE_DURATION=10s WARMUP=1 ROUNDS=7 PIN=1 RATE= RCVBUF=0 \
+#       INTERLEAVE=120 SLICE=0.1 benches/load.sh
 #
 # Needs: cargo, curl, jq, nginx, taskset, ss, pgrep (apt-get install nginx-light jq).
 # Steps (everything under a temp dir, removed on exit; every process started here is killed):
@@ -23,6 +24,13 @@
 #      encore first in even ones); each request takes one of the URLs at random and carries
 #      `Authorization: Bearer <token>` to BOTH servers (nginx ignores it); any non-200
 #      response, short body or socket error aborts the run;
+#   5b. interleaved (INTERLEAVE s, default 120; 0 skips it): ONE loadgen drives both servers,
+#      CONNS kept-alive connections to each, in SLICE s slices (default 0.1) that alternate
+#      nginx, encore, encore, nginx, ... (loadgen --versus): the machine's interference comes and
+#      goes over seconds, so within a block of four slices it lands on both alike, where whole
+#      rounds seconds apart each get their own share of it. Reported: encore / nginx req/s as
+#      the ratio of the totals, its 95 % bootstrap interval over the blocks, and the blocks in
+#      which encore was ahead. This is the ratio the goal is judged by;
 #   6. fixed rate (open loop) at RATE req/s, by default half of encore's peak req/s (the
 #      reported round): ROUNDS interleaved rounds of loadgen --rate RATE. Its clock (a thread
 #      of its own, sub-ms sleeps) makes request k due at t0 + k / RATE and hands it to whichever
@@ -71,6 +79,9 @@ QUIET_WAIT=${QUIET_WAIT:-300}
 RCVBUF=${RCVBUF:-0}
 DUMP=${DUMP:-}
 HOLD=${HOLD:-0}
+INTERLEAVE=${INTERLEAVE:-120}
+INTERLEAVE=${INTERLEAVE%s}
+SLICE=${SLICE:-0.1}
 HOLD_ENV=${HOLD_ENV:-${TMPDIR:-/tmp}/encore-load.env}
 DUMP_N=0
 NPROC=$(nproc)
@@ -363,6 +374,19 @@ paste -d' ' "$TMP/peak.encore" "$TMP/peak.nginx" | awk '{ printf "%.2f\n", $1 / 
 ROUND_RATIOS=$(column "$TMP/peak.ratio" 1)
 ROUND_MED=$(median "$TMP/peak.ratio" 1)
 
+# ---- interleaved: both servers in alternating slices of one run ----------------------------
+IL_LINE="interleaved: skipped (INTERLEAVE=0)"
+if [ "$INTERLEAVE" != 0 ]; then
+	log "== interleaved: loadgen --urls nginx --versus encore --connections $CONNS (each) --slice $SLICE --warmup 2 --duration $INTERLEAVE"
+	wait_quiet
+	"${LOAD_RUN[@]}" "$LOADGEN" --urls "$TMP/nginx.urls" --versus "$TMP/encore.urls" \
+		--header "Authorization: Bearer $TOKEN" --connections "$CONNS" --rcvbuf "$RCVBUF" \
+		--slice "$SLICE" --warmup 2 --duration "$INTERLEAVE" --json "$TMP/versus.json" 2>"$TMP/gen.err" ||
+		{ log "loadgen --versus failed"; cat "$TMP/gen.err" >&2; exit 1; }
+	IL_LINE=$(jq -r '"encore / nginx req/s \(.ratio_b_over_a * 1000 | round / 1000)x (95 % interval \(.ratio_ci95[0] * 1000 | round / 1000)-\(.ratio_ci95[1] * 1000 | round / 1000)), encore ahead in \(.blocks_b_ahead) of \(.blocks) blocks; nginx \(.a.req_per_s | round) req/s, encore \(.b.req_per_s | round) req/s, each over \(.a.seconds) s of slices"' "$TMP/versus.json")
+	log "   $IL_LINE"
+fi
+
 # ---- fixed rate, open loop -----------------------------------------------------------------
 HALF=${RATE:-$((E_RPS / 2))}
 RCOLS="req/s p50_ms p99_ms p99.9_ms cpu_us/req server_cores other_cores gen_cores clock_late_p99_ms over_2ms_%"
@@ -418,6 +442,9 @@ $ROUNDS interleaved rounds, the median-req/s one among those in which other jobs
 
 encore / nginx: req/s ${RATIO}x (medians of all rounds: $E_MED / $N_MED = ${MED_RATIO}x); server CPU per request ${CPU_RATIO}x
 per round: $ROUND_RATIOS (median ${ROUND_MED}x)
+
+Interleaved (one loadgen, $CONNS connections to each server, ${SLICE} s slices in the order nginx encore
+encore nginx for ${INTERLEAVE} s after 2 s of warm-up): $IL_LINE
 
 Fixed rate, open loop: $HALF req/s offered (loadgen --rate $HALF, $CONNS connections), ${RATE_DURATION} s measured
 after ${WARMUP} s of warm-up, latency from each request's due time; per server the median-p99 round

@@ -54,13 +54,16 @@ struct Args {
     rcvbuf: u32,
     json: Option<String>,
     dump: Option<String>,
+    versus: Vec<String>,
+    slice: f64,
 }
 
 fn usage(msg: &str) -> ! {
     eprintln!("loadgen: {msg}");
     eprintln!(
         "usage: loadgen --urls FILE [--header 'Name: value']... [--connections N] [--duration S] \
-         [--warmup S] [--rate R] [--rcvbuf BYTES] [--json OUT] [--dump OUT]"
+         [--warmup S] [--rate R] [--rcvbuf BYTES] [--json OUT] [--dump OUT] \
+         [--versus FILE [--slice S]]"
     );
     std::process::exit(2)
 }
@@ -76,6 +79,8 @@ fn parse_args() -> Args {
         rcvbuf: 0,
         json: None,
         dump: None,
+        versus: Vec::new(),
+        slice: 0.5,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -92,17 +97,9 @@ fn parse_args() -> Args {
                 .unwrap_or_else(|_| usage(&format!("{flag}: not a number: {v}")))
         };
         match flag.as_str() {
-            "--urls" => {
-                let path = value();
-                let text = std::fs::read_to_string(&path)
-                    .unwrap_or_else(|e| usage(&format!("cannot read {path}: {e}")));
-                args.urls = text
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-            }
+            "--urls" => args.urls = read_urls(&value()),
+            "--versus" => args.versus = read_urls(&value()),
+            "--slice" => args.slice = number(value()),
             "--header" => {
                 let h = value();
                 let (name, val) = h
@@ -127,7 +124,24 @@ fn parse_args() -> Args {
     if args.connections == 0 || args.duration <= 0.0 || args.rate.is_some_and(|r| r <= 0.0) {
         usage("--connections, --duration and --rate must be positive");
     }
+    if !args.versus.is_empty() && (args.rate.is_some() || args.dump.is_some()) {
+        usage("--versus is a closed-loop comparison: no --rate, no --dump");
+    }
+    if args.slice < 0.01 {
+        usage("--slice must be at least 0.01 s");
+    }
     args
+}
+
+/// The non-empty lines of a URL file.
+fn read_urls(path: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| usage(&format!("cannot read {path}: {e}")));
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// What one connection measured.
@@ -197,10 +211,10 @@ struct Target {
     requests: Vec<Vec<u8>>,
 }
 
-fn parse_targets(args: &Args) -> Target {
+fn parse_target(urls: &[String], headers: &[(String, String)]) -> Target {
     let mut addr: Option<String> = None;
     let mut requests = Vec::new();
-    for url in &args.urls {
+    for url in urls {
         let Some(rest) = url.strip_prefix("http://") else {
             usage(&format!("only http:// URLs: {url}"))
         };
@@ -213,7 +227,7 @@ fn parse_targets(args: &Args) -> Target {
         }
         let path = if path.is_empty() { "/" } else { path };
         let mut req = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\n");
-        for (name, value) in &args.headers {
+        for (name, value) in headers {
             let _ = write!(req, "{name}: {value}\r\n");
         }
         req.push_str("\r\n");
@@ -344,19 +358,56 @@ async fn fetch(stream: &mut TcpStream, request: &[u8], head: &mut [u8]) -> Resul
 }
 
 struct Run {
-    target: Target,
+    targets: Vec<Target>,
     schedule: Option<Arc<Schedule>>,
+    slices: Option<Slices>,
     measure_from: Instant,
     end: Instant,
     rcvbuf: u32,
 }
 
-async fn run_connection(run: Arc<Run>, id: usize, dump: bool) -> (ConnStats, Vec<u32>) {
+/// `--versus`: time cut into slices, each driving one of two targets in the order A B B A.
+struct Slices {
+    start: Instant,
+    len: Duration,
+}
+
+impl Slices {
+    /// Slices per block: A B B A.
+    const BLOCK: u64 = 4;
+
+    fn index(&self, at: Instant) -> u64 {
+        ((at - self.start).as_nanos() / self.len.as_nanos()) as u64
+    }
+
+    /// Which target slice `i` drives.
+    fn owner(i: u64) -> usize {
+        usize::from(matches!(i % Self::BLOCK, 1 | 2))
+    }
+
+    fn start_of(&self, i: u64) -> Instant {
+        self.start + self.len * i as u32
+    }
+
+    /// The start of the first slice from `i` on that drives `target`.
+    fn next_for(&self, i: u64, target: usize) -> Instant {
+        let j = (i..).find(|&j| Self::owner(j) == target).unwrap_or(i);
+        self.start_of(j)
+    }
+}
+
+async fn run_connection(
+    run: Arc<Run>,
+    id: usize,
+    target: usize,
+    dump: bool,
+) -> (ConnStats, Vec<u32>) {
     let mut stats = ConnStats::default();
     let mut conn_ids = Vec::new();
     let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ ((id as u64 + 1) << 17);
     let mut head = vec![0u8; HEAD_LIMIT];
-    let mut stream = match connect(&run.target, run.rcvbuf).await {
+    let requests = &run.targets[target].requests;
+    let mut stream = match connect(&run.targets[target], run.rcvbuf).await {
         Ok(s) => s,
         Err(e) => {
             stats.failures += 1;
@@ -375,11 +426,22 @@ async fn run_connection(run: Arc<Run>, id: usize, dump: bool) -> (ConnStats, Vec
                 if now >= run.end {
                     break;
                 }
+                if let Some(slices) = &run.slices {
+                    let i = slices.index(now);
+                    if Slices::owner(i) != target {
+                        let next = slices.next_for(i, target);
+                        if next >= run.end {
+                            break;
+                        }
+                        tokio::time::sleep_until(next.into()).await;
+                        continue;
+                    }
+                }
                 now
             }
         };
-        let pick = next_random(&mut rng) % run.target.requests.len() as u64;
-        let request = &run.target.requests[pick as usize];
+        let pick = next_random(&mut rng) % requests.len() as u64;
+        let request = &requests[pick as usize];
         let result = tokio::time::timeout(REQUEST_TIMEOUT, fetch(&mut stream, request, &mut head))
             .await
             .unwrap_or_else(|_| Err(format!("no response in {REQUEST_TIMEOUT:?}")));
@@ -401,7 +463,7 @@ async fn run_connection(run: Arc<Run>, id: usize, dump: bool) -> (ConnStats, Vec
                 }
                 // A failed connection is replaced, so one error does not silence the rest
                 // of the run for this slot.
-                match connect(&run.target, run.rcvbuf).await {
+                match connect(&run.targets[target], run.rcvbuf).await {
                     Ok(s) => stream = s,
                     Err(e) => {
                         stats.errors.push(e);
@@ -424,7 +486,10 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 
 fn main() {
     let args = parse_args();
-    let target = parse_targets(&args);
+    let mut targets = vec![parse_target(&args.urls, &args.headers)];
+    if !args.versus.is_empty() {
+        targets.push(parse_target(&args.versus, &args.headers));
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -437,8 +502,23 @@ fn main() {
     };
     // Connections open during the warm-up, which is not measured.
     let start = Instant::now() + Duration::from_millis(20);
-    let measure_from = start + Duration::from_secs_f64(args.warmup);
-    let end = measure_from + Duration::from_secs_f64(args.duration);
+    let (slices, measure_from, end) = if targets.len() == 2 {
+        // Whole blocks only, for the warm-up as for the measurement, so each target gets the
+        // same time in both and measurement starts with an A slice.
+        let len = Duration::from_secs_f64(args.slice);
+        let blocks = |secs: f64| (secs / (args.slice * Slices::BLOCK as f64)).ceil() as u32;
+        let block = len * Slices::BLOCK as u32;
+        let measure_from = start + block * blocks(args.warmup);
+        let end = measure_from + block * blocks(args.duration).max(1);
+        (Some(Slices { start, len }), measure_from, end)
+    } else {
+        let measure_from = start + Duration::from_secs_f64(args.warmup);
+        (
+            None,
+            measure_from,
+            measure_from + Duration::from_secs_f64(args.duration),
+        )
+    };
     let schedule = args.rate.map(|_| {
         Arc::new(Schedule {
             queue: std::sync::Mutex::new(VecDeque::new()),
@@ -454,8 +534,9 @@ fn main() {
         _ => None,
     };
     let run = Arc::new(Run {
-        target,
+        targets,
         schedule,
+        slices,
         measure_from,
         end,
         rcvbuf: args.rcvbuf,
@@ -463,20 +544,24 @@ fn main() {
     let dump = args.dump.is_some();
     let results = runtime.block_on(async {
         let mut tasks = Vec::new();
-        for id in 0..args.connections {
-            tasks.push(tokio::spawn(run_connection(Arc::clone(&run), id, dump)));
+        for target in 0..run.targets.len() {
+            for c in 0..args.connections {
+                let id = target * args.connections + c;
+                let task = run_connection(Arc::clone(&run), id, target, dump);
+                tasks.push((target, tokio::spawn(task)));
+            }
         }
         let mut out = Vec::new();
-        for t in tasks {
+        for (target, t) in tasks {
             match t.await {
-                Ok(r) => out.push(r),
+                Ok((stats, ids)) => out.push((target, stats, ids)),
                 Err(e) => {
                     let stats = ConnStats {
                         failures: 1,
                         errors: vec![format!("connection task: {e}")],
                         ..ConnStats::default()
                     };
-                    out.push((stats, Vec::new()));
+                    out.push((target, stats, Vec::new()));
                 }
             }
         }
@@ -487,15 +572,25 @@ fn main() {
         .and_then(|c| c.join().ok())
         .map(|d| d.as_secs_f64() * 1000.0);
 
-    let mut latencies = Vec::new();
-    let mut bytes = 0u64;
     let mut failures = 0u64;
     let mut errors = Vec::new();
-    let mut dump_lines = String::new();
-    for (stats, conn_ids) in &results {
-        bytes += stats.bytes;
+    for (_, stats, _) in &results {
         failures += stats.failures;
         errors.extend(stats.errors.iter().take(5 - errors.len().min(5)).cloned());
+    }
+    if let Some(slices) = &run.slices {
+        let blocks = ((end - measure_from).as_nanos()
+            / (slices.len * Slices::BLOCK as u32).as_nanos()) as usize;
+        let report = versus_report(&results, slices.len, blocks, failures, &errors);
+        finish(&args, &report.to_string(), "", failures, &errors);
+        return;
+    }
+
+    let mut latencies = Vec::new();
+    let mut bytes = 0u64;
+    let mut dump_lines = String::new();
+    for (_, stats, conn_ids) in &results {
+        bytes += stats.bytes;
         latencies.extend(stats.samples.iter().map(|s| s.1));
         if dump {
             for ((at, lat), id) in stats.samples.iter().zip(conn_ids) {
@@ -529,15 +624,19 @@ fn main() {
         "connections": args.connections,
         "rcvbuf": args.rcvbuf,
     });
-    let text = report.to_string();
+    finish(&args, &report.to_string(), &dump_lines, failures, &errors);
+}
+
+/// Writes the report (and the dump), and exits non-zero if any request failed.
+fn finish(args: &Args, report: &str, dump_lines: &str, failures: u64, errors: &[String]) {
     match &args.json {
         Some(path) => {
-            if let Err(e) = std::fs::write(path, &text) {
+            if let Err(e) = std::fs::write(path, report) {
                 eprintln!("loadgen: cannot write {path}: {e}");
                 std::process::exit(1)
             }
         }
-        None => println!("{text}"),
+        None => println!("{report}"),
     }
     if let Some(path) = &args.dump
         && let Err(e) = std::fs::write(path, dump_lines)
@@ -552,4 +651,85 @@ fn main() {
         );
         std::process::exit(1)
     }
+}
+
+/// `--versus`: each target's figures over its own slices, and B/A block by block.
+fn versus_report(
+    results: &[(usize, ConnStats, Vec<u32>)],
+    slice: Duration,
+    blocks: usize,
+    failures: u64,
+    errors: &[String],
+) -> serde_json::Value {
+    let slice_us = slice.as_micros() as u64;
+    let slices = blocks * Slices::BLOCK as usize;
+    // Requests started in each measured slice, per target; a request belongs to the slice it
+    // started in, so the tail a slice leaves in flight is counted for it, the same for both.
+    let mut started = [vec![0u64; slices], vec![0u64; slices]];
+    let mut latencies = [Vec::new(), Vec::new()];
+    let mut bytes = [0u64; 2];
+    for (target, stats, _) in results {
+        bytes[*target] += stats.bytes;
+        for &(at, latency) in &stats.samples {
+            if let Some(n) = started[*target].get_mut((at / slice_us) as usize) {
+                *n += 1;
+            }
+            latencies[*target].push(latency);
+        }
+    }
+    let per_block: Vec<(u64, u64)> = (0..blocks)
+        .map(|b| {
+            let s = b * Slices::BLOCK as usize;
+            (
+                started[0][s] + started[0][s + 3],
+                started[1][s + 1] + started[1][s + 2],
+            )
+        })
+        .collect();
+    let ratio_of = |picks: &mut dyn Iterator<Item = (u64, u64)>| {
+        let (a, b) = picks.fold((0u64, 0u64), |(a, b), (x, y)| (a + x, b + y));
+        if a == 0 { 0.0 } else { b as f64 / a as f64 }
+    };
+    let ratio = ratio_of(&mut per_block.iter().copied());
+    // Bootstrap over blocks: the interval the ratio would move in over runs like this one.
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let mut resampled: Vec<f64> = (0..2000)
+        .map(|_| {
+            ratio_of(
+                &mut (0..blocks)
+                    .map(|_| per_block[(next_random(&mut rng) % blocks as u64) as usize]),
+            )
+        })
+        .collect();
+    resampled.sort_by(f64::total_cmp);
+    let ci = [
+        resampled[resampled.len() * 25 / 1000],
+        resampled[resampled.len() * 975 / 1000],
+    ];
+    // Each target was driven for half of the measured time.
+    let seconds = (slices as u64 / 2 * slice_us) as f64 / 1e6;
+    let side = |t: usize| {
+        let l = &mut latencies[t].clone();
+        l.sort_unstable();
+        serde_json::json!({
+            "requests": started[t].iter().sum::<u64>(),
+            "seconds": seconds,
+            "req_per_s": started[t].iter().sum::<u64>() as f64 / seconds,
+            "mb_per_s": bytes[t] as f64 / seconds / 1e6,
+            "p50_ms": percentile(l, 0.50),
+            "p99_ms": percentile(l, 0.99),
+        })
+    };
+    serde_json::json!({
+        "slice_s": slice.as_secs_f64(),
+        "blocks": blocks,
+        "a": side(0),
+        "b": side(1),
+        "ratio_b_over_a": ratio,
+        "ratio_ci95": ci,
+        "blocks_b_ahead": per_block.iter().filter(|(a, b)| b > a).count(),
+        "block_ratios": per_block.iter().map(|&(a, b)| if a == 0 { 0.0 } else { b as f64 / a as f64 }).collect::<Vec<_>>(),
+        "failures": failures,
+        "errors": errors,
+    })
 }
