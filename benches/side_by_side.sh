@@ -15,10 +15,15 @@
 # the measured rate); at the end the medians, and each server's ratio to nginx round by round.
 # Rounds on a shared guest move by ±10 % as a whole, so compare medians of many short rounds
 # side by side rather than runs made minutes apart.
+# VERSUS=S (seconds; unset: rounds as above): instead of rounds, `loadgen --versus` runs of S s
+# in 0.1 s slices (docs/PERFORMANCE.md, "interleaved") for every pair in order: nginx against
+# held, then each build against nginx and against held; printed per pair: B/A req/s with its
+# 95 % interval and the blocks B was ahead in. A 120 s pair resolves about ±0.8 %.
 set -euo pipefail
 
 HOLD_ENV=${HOLD_ENV:-${TMPDIR:-/tmp}/encore-load.env}
 ROUNDS=${ROUNDS:-10}
+VERSUS=${VERSUS:-}
 DURATION=${DURATION:-4}
 CONNS=${CONNS:-64}
 [ -r "$HOLD_ENV" ] || { echo "$0: no $HOLD_ENV: start HOLD=1 benches/load.sh first" >&2; exit 2; }
@@ -91,6 +96,25 @@ measure() {
 		awk -v n="$name" -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v tck="$TCK" -v t0="$t0" -v t1="$t1" \
 			'{ reqs = $1 * (t1 - t0); printf "%s %.0f %.2f %.2f\n", n, $1, u / tck * 1e6 / reqs, s / tck * 1e6 / reqs }'
 }
+
+if [ -n "$VERSUS" ]; then
+	# versus A B -> one line: "B / A" and loadgen's verdict.
+	versus() {
+		local a=${1%%:*} b=${2%%:*}
+		"${LOAD_RUN[@]}" "$LOADGEN" --urls "${1##*:}" --versus "${2##*:}" \
+			--header "Authorization: Bearer $TOKEN" --connections "$CONNS" --warmup 2 \
+			--duration "$VERSUS" --slice 0.1 --json "$TMP/side.json" >/dev/null 2>"$TMP/side.gen.err" ||
+			{ echo "$0: loadgen --versus failed ($a, $b)" >&2; cat "$TMP/side.gen.err" >&2; exit 1; }
+		jq -r --arg a "$a" --arg b "$b" '"\($b) / \($a): \(.ratio_b_over_a * 1000 | round / 1000) (95 % \(.ratio_ci95[0] * 1000 | round / 1000)-\(.ratio_ci95[1] * 1000 | round / 1000)), \($b) ahead in \(.blocks_b_ahead) of \(.blocks) blocks; \(.a.req_per_s | round) / \(.b.req_per_s | round) req/s"' "$TMP/side.json"
+	}
+	pair() { IFS=: read -r _ _ u <<<"$1"; echo "${1%%:*}:$u"; }
+	versus "$(pair "${SERVERS[0]}")" "$(pair "${SERVERS[1]}")"
+	for spec in "${SERVERS[@]:2}"; do
+		versus "$(pair "${SERVERS[0]}")" "$(pair "$spec")"
+		versus "$(pair "${SERVERS[1]}")" "$(pair "$spec")"
+	done
+	exit 0
+fi
 
 : >"$TMP/side.all"
 echo "round server req/s user_us/req sys_us/req"

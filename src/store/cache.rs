@@ -3,6 +3,8 @@
 //! cache (and so the same byte budget) holds forms derived from a sealed segment, such as its
 //! HLS form, keyed apart from the sealed bytes. Sealed segments keep their store file open
 //! ([`super::backed`]) so a hit is sent to the socket from the page cache without a copy.
+//! The sealed segments hit most recently are also kept in [`super::hot`], which answers a
+//! repeat hit without moka's per-read bookkeeping; moka remains the cache of record.
 
 use std::future::Future;
 use std::hash::{Hash, Hasher};
@@ -11,6 +13,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
+
+use super::hot::HotSlots;
 
 /// Counters moka does not keep for us (Prometheus counters, so /metrics exports them as they are).
 #[derive(Debug, Default, Clone)]
@@ -110,6 +114,8 @@ type KeyHasher = foldhash::fast::RandomState;
 #[derive(Clone)]
 pub struct SegmentCache {
     cache: moka::future::Cache<Entry, Bytes, KeyHasher>,
+    /// Copies of moka's latest sealed hits; emptied as moka lets them go.
+    hot: Arc<HotSlots>,
     capacity: u64,
     stats: Arc<CacheStats>,
 }
@@ -117,13 +123,23 @@ pub struct SegmentCache {
 impl SegmentCache {
     /// A cache holding at most `capacity_bytes` of segments.
     pub fn new(capacity_bytes: u64) -> Self {
+        let hot = Arc::new(HotSlots::new());
+        let listener_hot = Arc::clone(&hot);
         let cache = moka::future::Cache::builder()
             .max_capacity(capacity_bytes)
             // moka fixes an entry's weight at insert; segments never change, so that is exact.
             .weigher(|_k: &Entry, v: &Bytes| u32::try_from(v.len()).unwrap_or(u32::MAX))
+            // Whatever moka drops (evicted, replaced, invalidated) leaves the hot table too,
+            // so the table holds no memory beyond moka's budget.
+            .eviction_listener(move |entry: Arc<Entry>, _, _| {
+                if let Entry::Sealed(path) = entry.as_ref() {
+                    listener_hot.forget(path);
+                }
+            })
             .build_with_hasher(KeyHasher::default());
         SegmentCache {
             cache,
+            hot,
             capacity: capacity_bytes,
             stats: Arc::new(CacheStats::default()),
         }
@@ -142,13 +158,34 @@ impl SegmentCache {
     /// Returns the file's bytes, loading it at most once however many callers miss together.
     pub async fn get(&self, path: impl Into<Arc<Path>>) -> Result<Bytes, LoadError> {
         let path = path.into();
+        if let Some(hit) = self.hot.get(&path) {
+            self.stats.hits.inc();
+            if hit.touch {
+                self.touch(path).await;
+            }
+            return Ok(hit.bytes);
+        }
         let key = Entry::Sealed(Arc::clone(&path));
         if let Some(b) = self.cache.get(&key).await {
             self.stats.hits.inc();
+            self.hot.put(path, b.clone());
             return Ok(b);
         }
         // Boxed: the loading future is large, and every hit's future would carry its size.
         Box::pin(self.load(key, path)).await
+    }
+
+    /// Reports a read answered by the hot table to moka, so its eviction policy sees the
+    /// segment in use; empties the slot if moka no longer holds the segment.
+    async fn touch(&self, path: Arc<Path>) {
+        if self
+            .cache
+            .get(&Entry::Sealed(Arc::clone(&path)))
+            .await
+            .is_none()
+        {
+            self.hot.forget(&path);
+        }
     }
 
     /// A sealed file's bytes on a miss (`key` names `load_path`): single-flight load, insert.
@@ -233,6 +270,8 @@ impl SegmentCache {
     /// Drops every cached segment (used when segments are deleted).
     pub fn invalidate_all(&self) {
         self.cache.invalidate_all();
+        // moka tells its listener later, when it gets round to removing them.
+        self.hot.clear();
     }
 
     /// Drops the cached segments whose path `keep` refuses (those of generations the store
@@ -248,6 +287,9 @@ impl SegmentCache {
             .collect();
         for entry in &doomed {
             self.cache.invalidate(entry.as_ref()).await;
+            if let Entry::Sealed(path) = entry.as_ref() {
+                self.hot.forget(path);
+            }
         }
         doomed.len()
     }
@@ -369,6 +411,82 @@ mod tests {
         assert!(cache.get_derived(path, ok).await.is_ok());
         let missing = cache.get_derived(PathBuf::from("/nonexistent/x"), ok).await;
         assert!(matches!(missing, Err(DeriveError::Load(e)) if e.not_found));
+    }
+
+    /// Writes `n` segment files of `len` bytes; their paths.
+    fn segments(dir: &Path, n: usize, len: usize) -> Vec<PathBuf> {
+        (0..n)
+            .map(|i| {
+                let p = dir.join(format!("{i:05}.m4s"));
+                std::fs::write(&p, vec![i as u8; len]).unwrap();
+                p
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_repeat_hit_comes_from_the_hot_table_and_leaves_it_when_invalidated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = segments(dir.path(), 1, 1000).remove(0);
+        let cache = SegmentCache::new(1 << 20);
+        cache.get(path.clone()).await.unwrap();
+        assert!(
+            cache.hot.get(&path).is_none(),
+            "a load does not fill the table"
+        );
+        cache.get(path.clone()).await.unwrap();
+        assert!(cache.hot.get(&path).is_some(), "a moka hit does");
+        for _ in 0..2 * crate::store::hot::TOUCH_EVERY {
+            assert_eq!(cache.get(path.clone()).await.unwrap()[..], [0u8; 1000]);
+        }
+        assert_eq!(cache.stats().disk_reads.get(), 1);
+
+        // Segments deleted: nothing is answered from memory any more.
+        cache.invalidate_all();
+        assert!(cache.hot.get(&path).is_none());
+        cache.get(path.clone()).await.unwrap();
+        assert_eq!(cache.stats().disk_reads.get(), 2);
+
+        // A purged generation leaves the table at once.
+        cache.get(path.clone()).await.unwrap();
+        assert!(cache.hot.get(&path).is_some());
+        assert_eq!(cache.purge(|_| false).await, 1);
+        assert!(cache.hot.get(&path).is_none());
+    }
+
+    #[tokio::test]
+    async fn what_moka_evicts_leaves_the_hot_table() {
+        let dir = tempfile::tempdir().unwrap();
+        // Room for four of the twelve segments.
+        let paths = segments(dir.path(), 12, 10_000);
+        let cache = SegmentCache::new(40_000);
+        let first = paths[0].clone();
+        cache.get(first.clone()).await.unwrap();
+        cache.get(first.clone()).await.unwrap();
+        assert!(cache.hot.get(&first).is_some());
+        // The others, each read twice so moka's admission favours them over the first.
+        for p in &paths[1..] {
+            for _ in 0..3 {
+                cache.get(p.clone()).await.unwrap();
+            }
+            cache.cache.run_pending_tasks().await;
+        }
+        cache.cache.run_pending_tasks().await;
+        assert!(cache.weighted_size() <= 40_000);
+        let held: Vec<_> = paths
+            .iter()
+            .filter(|p| cache.hot.get(p).is_some())
+            .collect();
+        assert!(!held.is_empty(), "recent hits are in the table");
+        for p in held {
+            assert!(
+                cache
+                    .cache
+                    .contains_key(&Entry::Sealed(Arc::from(p.as_path()))),
+                "{} is in the hot table but not in moka",
+                p.display()
+            );
+        }
     }
 
     #[tokio::test]

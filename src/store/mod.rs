@@ -15,6 +15,7 @@
 
 pub mod backed;
 pub mod cache;
+pub mod hot;
 pub mod library;
 pub mod manifest;
 
