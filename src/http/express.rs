@@ -196,11 +196,7 @@ pub async fn serve(
     let mut head = Vec::with_capacity(512);
     // The header-read timer and the shutdown waiter live as long as the connection: arming a
     // timer and joining the shutdown waiters for every request showed in profiles.
-    let mut waits = Waits {
-        timer: Box::pin(tokio::time::sleep(limits.header_read_timeout)),
-        stopped: Box::pin(stopped(stop.clone())),
-        stop,
-    };
+    let mut waits = connection_waits(limits.header_read_timeout, stop);
     // As hyper's: the time for a whole head runs from when the lane starts waiting for it, so
     // an idle keep-alive connection is closed after it too.
     let mut deadline = None;
@@ -278,6 +274,19 @@ struct Waits<S> {
     stopped: Pin<Box<S>>,
     /// The same signal's current value.
     stop: watch::Receiver<bool>,
+}
+
+/// A connection's waits: the header-read timer first set to `timeout` from now, and the
+/// shutdown signal `stop`.
+fn connection_waits(
+    timeout: std::time::Duration,
+    stop: watch::Receiver<bool>,
+) -> Waits<impl Future<Output = ()> + use<>> {
+    Waits {
+        timer: Box::pin(tokio::time::sleep(timeout)),
+        stopped: Box::pin(stopped(stop.clone())),
+        stop,
+    }
 }
 
 impl<S: Future<Output = ()>> Waits<S> {
@@ -629,7 +638,11 @@ mod tests {
     async fn idle_lane_with(
         sent: &[u8],
         stop: watch::Receiver<bool>,
-    ) -> (Waits<impl Future<Output = ()>>, SendfileStream, TcpStream) {
+    ) -> (
+        Waits<impl Future<Output = ()> + use<>>,
+        SendfileStream,
+        TcpStream,
+    ) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut client = TcpStream::connect(listener.local_addr().unwrap())
             .await
@@ -638,11 +651,7 @@ mod tests {
         client.write_all(sent).await.unwrap();
         // The request is in the server's receive queue before the lane looks.
         server.readable().await.unwrap();
-        let waits = Waits {
-            timer: Box::pin(tokio::time::sleep(std::time::Duration::from_secs(5))),
-            stopped: Box::pin(stopped(stop.clone())),
-            stop,
-        };
+        let waits = connection_waits(std::time::Duration::from_secs(5), stop);
         (waits, SendfileStream::new(server), client)
     }
 
