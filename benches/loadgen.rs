@@ -677,25 +677,24 @@ fn versus_report(
             latencies[*target].push(latency);
         }
     }
+    // Each target starts requests only in its own slices, so a block's total per target is
+    // the sum over the block's four slices.
+    let block = Slices::BLOCK as usize;
     let per_block: Vec<(u64, u64)> = (0..blocks)
         .map(|b| {
-            let s = b * Slices::BLOCK as usize;
-            (
-                started[0][s] + started[0][s + 3],
-                started[1][s + 1] + started[1][s + 2],
-            )
+            let of = |t: usize| started[t][b * block..(b + 1) * block].iter().sum::<u64>();
+            (of(0), of(1))
         })
         .collect();
-    let ratio_of = |picks: &mut dyn Iterator<Item = (u64, u64)>| {
-        let (a, b) = picks.fold((0u64, 0u64), |(a, b), (x, y)| (a + x, b + y));
-        if a == 0 { 0.0 } else { b as f64 / a as f64 }
+    let ratio = |(a, b): (u64, u64)| if a == 0 { 0.0 } else { b as f64 / a as f64 };
+    let ratio_of_sums = |picks: &mut dyn Iterator<Item = (u64, u64)>| {
+        ratio(picks.fold((0, 0), |(a, b), (x, y)| (a + x, b + y)))
     };
-    let ratio = ratio_of(&mut per_block.iter().copied());
     // Bootstrap over blocks: the interval the ratio would move in over runs like this one.
     let mut rng = 0x2545_F491_4F6C_DD1Du64;
     let mut resampled: Vec<f64> = (0..2000)
         .map(|_| {
-            ratio_of(
+            ratio_of_sums(
                 &mut (0..blocks)
                     .map(|_| per_block[(next_random(&mut rng) % blocks as u64) as usize]),
             )
@@ -708,16 +707,18 @@ fn versus_report(
     ];
     // Each target was driven for half of the measured time.
     let seconds = (slices as u64 / 2 * slice_us) as f64 / 1e6;
-    let side = |t: usize| {
-        let l = &mut latencies[t].clone();
+    for l in &mut latencies {
         l.sort_unstable();
+    }
+    let side = |t: usize| {
+        let requests = started[t].iter().sum::<u64>();
         serde_json::json!({
-            "requests": started[t].iter().sum::<u64>(),
+            "requests": requests,
             "seconds": seconds,
-            "req_per_s": started[t].iter().sum::<u64>() as f64 / seconds,
+            "req_per_s": requests as f64 / seconds,
             "mb_per_s": bytes[t] as f64 / seconds / 1e6,
-            "p50_ms": percentile(l, 0.50),
-            "p99_ms": percentile(l, 0.99),
+            "p50_ms": percentile(&latencies[t], 0.50),
+            "p99_ms": percentile(&latencies[t], 0.99),
         })
     };
     serde_json::json!({
@@ -725,10 +726,10 @@ fn versus_report(
         "blocks": blocks,
         "a": side(0),
         "b": side(1),
-        "ratio_b_over_a": ratio,
+        "ratio_b_over_a": ratio_of_sums(&mut per_block.iter().copied()),
         "ratio_ci95": ci,
         "blocks_b_ahead": per_block.iter().filter(|(a, b)| b > a).count(),
-        "block_ratios": per_block.iter().map(|&(a, b)| if a == 0 { 0.0 } else { b as f64 / a as f64 }).collect::<Vec<_>>(),
+        "block_ratios": per_block.iter().copied().map(ratio).collect::<Vec<_>>(),
         "failures": failures,
         "errors": errors,
     })
