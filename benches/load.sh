@@ -6,7 +6,7 @@
 #
 #   benches/load.sh                      # from anywhere; results on stdout, progress on stderr
 #   CONNS=64 DURATION=10s RATE_DURATION=10s WARMUP=1 ROUNDS=7 PIN=1 RATE= RCVBUF=0 \
-#       INTERLEAVE=120 SLICE=0.1 benches/load.sh
+#       INTERLEAVE=120 RATE_INTERLEAVE=120 SLICE=0.1 benches/load.sh
 #
 # Needs: cargo, curl, jq, nginx, taskset, ss, pgrep (apt-get install nginx-light jq).
 # Steps (everything under a temp dir, removed on exit; every process started here is killed):
@@ -39,6 +39,14 @@
 #      the first WARMUP s (connections opening, TCP windows growing) are left out; p50/p99/
 #      p99.9 are exact order statistics of the rest. "clock late p99" is how late the clock
 #      queued requests against the schedule (a health figure of the generator);
+#   6b. interleaved at the fixed rate (RATE_INTERLEAVE s, default 120; 0 skips it): ONE loadgen
+#      --versus --rate offers RATE req/s to each server during its own SLICE s slices, in the
+#      order of 5b. Per server, over all its requests of the run: p50, p99 and p99.9, and the
+#      share over 2 ms, with 95 % intervals from resampling whole blocks, and the interval of
+#      encore's p99 minus nginx's, paired block by block. A 10 s round's p99 is decided by
+#      whether one of this guest's 10-50 ms stalls falls in it (docs/PERFORMANCE.md); pooled over
+#      minutes of interleaved slices, both servers meet the same stalls. This is the p99 the goal
+#      is judged by;
 #   7. the reference: ROUNDS rounds of nginx alone at half of ITS OWN peak (the reported round).
 # RCVBUF (default 0: the kernel's autotuning): SO_RCVBUF the generator sets on its sockets
 # before connecting, the same for both servers. It mattered with oha, which reads bodies slowly
@@ -82,6 +90,8 @@ HOLD=${HOLD:-0}
 INTERLEAVE=${INTERLEAVE:-120}
 INTERLEAVE=${INTERLEAVE%s}
 SLICE=${SLICE:-0.1}
+RATE_INTERLEAVE=${RATE_INTERLEAVE:-120}
+RATE_INTERLEAVE=${RATE_INTERLEAVE%s}
 HOLD_ENV=${HOLD_ENV:-${TMPDIR:-/tmp}/encore-load.env}
 DUMP_N=0
 NPROC=$(nproc)
@@ -413,6 +423,21 @@ EH_ALL=$(column "$TMP/rate.encore" 3)
 NH_OTH=$(column "$TMP/rate.nginx" 7)
 EH_OTH=$(column "$TMP/rate.encore" 7)
 
+# ---- fixed rate, interleaved: both tails under the same interference ----------------------
+IR_LINE="interleaved at a fixed rate: skipped (RATE_INTERLEAVE=0)"
+if [ "$RATE_INTERLEAVE" != 0 ]; then
+	log "== interleaved at a fixed rate: loadgen --urls nginx --versus encore --rate $HALF --connections $CONNS (each) --slice $SLICE --warmup 2 --duration $RATE_INTERLEAVE"
+	wait_quiet
+	"${LOAD_RUN[@]}" "$LOADGEN" --urls "$TMP/nginx.urls" --versus "$TMP/encore.urls" --rate "$HALF" \
+		--header "Authorization: Bearer $TOKEN" --connections "$CONNS" --rcvbuf "$RCVBUF" \
+		--slice "$SLICE" --warmup 2 --duration "$RATE_INTERLEAVE" --json "$TMP/versus-rate.json" 2>"$TMP/gen.err" ||
+		{ log "loadgen --versus --rate failed"; cat "$TMP/gen.err" >&2; exit 1; }
+	IR_LINE=$(jq -r 'def r: . * 100 | round / 100;
+		def tail(s): "p99 \(s.p99_ms) ms (95 % \(s.p99_ms_ci95[0] | r)-\(s.p99_ms_ci95[1] | r)), p99.9 \(s.p999_ms) ms, over 2 ms \(s.over_2ms_pct | r) % (95 % \(s.over_2ms_pct_ci95[0] | r)-\(s.over_2ms_pct_ci95[1] | r)), p50 \(s.p50_ms) ms, \(s.requests) requests";
+		"encore \(tail(.b)); nginx \(tail(.a)); encore - nginx p99: 95 % \(.p99_diff_b_minus_a_ms_ci95[0] | r) to \(.p99_diff_b_minus_a_ms_ci95[1] | r) ms"' "$TMP/versus-rate.json")
+	log "   $IR_LINE"
+fi
+
 # ---- the reference at half of ITS OWN peak ------------------------------------------------
 # The goal is stated against encore's own peak; the same question asked of nginx at half of its
 # peak says what this machine allows a server that does no work of its own per request.
@@ -456,6 +481,10 @@ among the clean ones (else the least disturbed).
 | encore | $EH_RPS | $EH_P50 | $EH_P99 | $EH_P999 | $EH_OVER % | $EH_CPU | $EH_BUSY | $EH_WRK | $EH_OTHER | $EH_LATE |
 
 p99 ms per round: nginx $NH_ALL (other cores $NH_OTH); encore $EH_ALL (other cores $EH_OTH)
+
+Interleaved at the same rate (one loadgen offering $HALF req/s to each server in its own ${SLICE} s slices,
+nginx encore encore nginx, for ${RATE_INTERLEAVE} s after 2 s of warm-up; percentiles over all of a server's
+requests, intervals from resampling blocks): $IR_LINE
 
 The same question asked of nginx: its p99 at half of its own peak, $NHALF req/s (median-p99 round):
 

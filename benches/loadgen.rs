@@ -16,7 +16,7 @@
 //! ```text
 //! cargo bench --bench loadgen -- --urls FILE [--header 'Name: value']... [--connections 64]
 //!     [--duration 10] [--warmup 1] [--rate REQ_PER_S] [--rcvbuf BYTES] [--json OUT]
-//!     [--dump OUT]
+//!     [--dump OUT] [--versus FILE [--slice S]]
 //! ```
 //!
 //! `--urls`: one absolute `http://host:port/path` URL per line, all on one host; each request
@@ -25,7 +25,15 @@
 //! connection sends its next request as soon as the previous response is read (closed loop).
 //! Every response must be a 200 whose body length matches its `Content-Length`; anything else
 //! (status, socket error) is counted and makes the exit code 1. `--dump` writes one line per
-//! measured request: due time (µs since the start of measurement), latency (µs), connection.
+//! measured request: due time (µs since the start of measurement), latency (µs), connection;
+//! the report's `measure_from_monotonic_s` is that start on CLOCK_MONOTONIC, the clock of
+//! `perf record -k CLOCK_MONOTONIC`, to lay a trace beside the dump.
+//!
+//! `--versus FILE`: a second target, driven by the same run in alternating `--slice` s slices
+//! (A B B A, ...), each target with its own `--connections`; machine interference that comes
+//! and goes over seconds then lands on both alike. Closed loop the report compares req/s; with
+//! `--rate`, each target is offered the rate during its own slices and the report compares the
+//! tails (`versus_report`).
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -124,8 +132,8 @@ fn parse_args() -> Args {
     if args.connections == 0 || args.duration <= 0.0 || args.rate.is_some_and(|r| r <= 0.0) {
         usage("--connections, --duration and --rate must be positive");
     }
-    if !args.versus.is_empty() && (args.rate.is_some() || args.dump.is_some()) {
-        usage("--versus is a closed-loop comparison: no --rate, no --dump");
+    if !args.versus.is_empty() && args.dump.is_some() {
+        usage("--versus reports both targets side by side: no --dump");
     }
     if args.slice < 0.01 {
         usage("--slice must be at least 0.01 s");
@@ -155,18 +163,27 @@ struct ConnStats {
     failures: u64,
 }
 
-/// The open-loop schedule: due times queued by the clock thread, taken by idle connections.
+/// The open-loop schedule: due times queued by the clock thread, one queue per target, taken
+/// by that target's idle connections.
 struct Schedule {
-    queue: std::sync::Mutex<VecDeque<Instant>>,
-    ready: Notify,
+    queues: Vec<std::sync::Mutex<VecDeque<Instant>>>,
+    ready: Vec<Notify>,
     done: AtomicBool,
 }
 
 impl Schedule {
-    async fn next(&self) -> Option<Instant> {
+    fn new(targets: usize) -> Self {
+        Schedule {
+            queues: (0..targets).map(|_| Default::default()).collect(),
+            ready: (0..targets).map(|_| Notify::new()).collect(),
+            done: AtomicBool::new(false),
+        }
+    }
+
+    async fn next(&self, target: usize) -> Option<Instant> {
         loop {
-            let notified = self.ready.notified();
-            if let Some(due) = self.queue.lock().ok()?.pop_front() {
+            let notified = self.ready[target].notified();
+            if let Some(due) = self.queues[target].lock().ok()?.pop_front() {
                 return Some(due);
             }
             if self.done.load(Ordering::Acquire) {
@@ -179,7 +196,15 @@ impl Schedule {
 
 /// Sleeps on its own thread to the next due time and queues every request that is due: an OS
 /// sleep wakes within tens of µs, where tokio's timer rounds to whole milliseconds.
-fn run_clock(schedule: Arc<Schedule>, start: Instant, end: Instant, rate: f64) -> Duration {
+/// With `--versus`, a request goes to the target whose slice it falls due in, so each target is
+/// offered `rate` during its own slices.
+fn run_clock(
+    schedule: Arc<Schedule>,
+    slices: Option<Slices>,
+    start: Instant,
+    end: Instant,
+    rate: f64,
+) -> Duration {
     let mut late = Vec::new();
     let mut k: u64 = 0;
     loop {
@@ -193,14 +218,17 @@ fn run_clock(schedule: Arc<Schedule>, start: Instant, end: Instant, rate: f64) -
             continue;
         }
         late.push(now - due);
-        if let Ok(mut q) = schedule.queue.lock() {
+        let target = slices.map_or(0, |s| Slices::owner(s.index(due)));
+        if let Ok(mut q) = schedule.queues[target].lock() {
             q.push_back(due);
         }
-        schedule.ready.notify_one();
+        schedule.ready[target].notify_one();
         k += 1;
     }
     schedule.done.store(true, Ordering::Release);
-    schedule.ready.notify_waiters();
+    for ready in &schedule.ready {
+        ready.notify_waiters();
+    }
     late.sort_unstable();
     late.get(late.len() * 99 / 100).copied().unwrap_or_default()
 }
@@ -367,6 +395,7 @@ struct Run {
 }
 
 /// `--versus`: time cut into slices, each driving one of two targets in the order A B B A.
+#[derive(Clone, Copy)]
 struct Slices {
     start: Instant,
     len: Duration,
@@ -417,7 +446,7 @@ async fn run_connection(
     };
     loop {
         let due = match &run.schedule {
-            Some(s) => match s.next().await {
+            Some(s) => match s.next(target).await {
                 Some(due) => due,
                 None => break,
             },
@@ -476,6 +505,24 @@ async fn run_connection(
     (stats, conn_ids)
 }
 
+/// `at` on CLOCK_MONOTONIC, in seconds: what `perf record -k CLOCK_MONOTONIC` and other tracers
+/// stamp events with, so a dump's times can be laid beside theirs.
+fn monotonic_seconds(at: Instant) -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let now = Instant::now();
+    let mono_now = ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9;
+    if at >= now {
+        mono_now + (at - now).as_secs_f64()
+    } else {
+        mono_now - (now - at).as_secs_f64()
+    }
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -519,17 +566,13 @@ fn main() {
             measure_from + Duration::from_secs_f64(args.duration),
         )
     };
-    let schedule = args.rate.map(|_| {
-        Arc::new(Schedule {
-            queue: std::sync::Mutex::new(VecDeque::new()),
-            ready: Notify::new(),
-            done: AtomicBool::new(false),
-        })
-    });
+    let schedule = args.rate.map(|_| Arc::new(Schedule::new(targets.len())));
     let clock = match (args.rate, &schedule) {
         (Some(rate), Some(s)) => {
             let s = Arc::clone(s);
-            Some(std::thread::spawn(move || run_clock(s, start, end, rate)))
+            Some(std::thread::spawn(move || {
+                run_clock(s, slices, start, end, rate)
+            }))
         }
         _ => None,
     };
@@ -581,7 +624,7 @@ fn main() {
     if let Some(slices) = &run.slices {
         let blocks = ((end - measure_from).as_nanos()
             / (slices.len * Slices::BLOCK as u32).as_nanos()) as usize;
-        let report = versus_report(&results, slices.len, blocks, failures, &errors);
+        let report = versus_report(&results, slices.len, blocks, args.rate, failures, &errors);
         finish(&args, &report.to_string(), "", failures, &errors);
         return;
     }
@@ -623,6 +666,7 @@ fn main() {
         "clock_late_p99_ms": late_p99,
         "connections": args.connections,
         "rcvbuf": args.rcvbuf,
+        "measure_from_monotonic_s": monotonic_seconds(measure_from),
     });
     finish(&args, &report.to_string(), &dump_lines, failures, &errors);
 }
@@ -653,83 +697,185 @@ fn finish(args: &Args, report: &str, dump_lines: &str, failures: u64, errors: &[
     }
 }
 
-/// `--versus`: each target's figures over its own slices, and B/A block by block.
+/// Latency histogram buckets for the block bootstrap: 10 µs up to 20 ms (the range a p99 goal
+/// is judged in), 1 ms up to 200 ms, then one overflow bucket.
+const FINE_US: u64 = 10;
+const FINE_UNTIL_US: u64 = 20_000;
+const COARSE_US: u64 = 1_000;
+const COARSE_UNTIL_US: u64 = 200_000;
+const BUCKETS: usize =
+    (FINE_UNTIL_US / FINE_US + (COARSE_UNTIL_US - FINE_UNTIL_US) / COARSE_US) as usize + 1;
+
+fn bucket(latency_us: u64) -> usize {
+    let i = if latency_us < FINE_UNTIL_US {
+        latency_us / FINE_US
+    } else if latency_us < COARSE_UNTIL_US {
+        FINE_UNTIL_US / FINE_US + (latency_us - FINE_UNTIL_US) / COARSE_US
+    } else {
+        BUCKETS as u64 - 1
+    };
+    i as usize
+}
+
+/// The upper edge of bucket `i`, in ms: a percentile read from the histogram is at most this.
+fn bucket_ms(i: usize) -> f64 {
+    let fine = (FINE_UNTIL_US / FINE_US) as usize;
+    let us = if i < fine {
+        (i as u64 + 1) * FINE_US
+    } else {
+        FINE_UNTIL_US + (i - fine + 1) as u64 * COARSE_US
+    };
+    us as f64 / 1000.0
+}
+
+/// The `p` quantile of a histogram, as `percentile` takes it of a sorted list.
+fn histogram_percentile(counts: &[u64], p: f64) -> f64 {
+    let n: u64 = counts.iter().sum();
+    let rank = ((n as f64) * p) as u64;
+    let mut seen = 0;
+    for (i, &c) in counts.iter().enumerate() {
+        seen += c;
+        if seen > rank {
+            return bucket_ms(i);
+        }
+    }
+    0.0
+}
+
+/// A 95 % interval of resampled values.
+fn interval(mut values: Vec<f64>) -> [f64; 2] {
+    values.sort_by(f64::total_cmp);
+    [
+        values[values.len() * 25 / 1000],
+        values[values.len() * 975 / 1000],
+    ]
+}
+
+/// What one block (A B B A) gave one target.
+#[derive(Clone)]
+struct BlockTally {
+    started: u64,
+    over_2ms: u64,
+    histogram: Vec<u64>,
+}
+
+/// `--versus`: each target's figures over its own slices, and B against A block by block.
+/// Closed loop, the comparison is req/s (B/A); at a fixed rate both are offered the same load
+/// and the comparison is the tail: each target's p99 and share of requests over 2 ms, with
+/// 95 % intervals from resampling whole blocks, and the interval of the p99 difference (B - A),
+/// paired block by block so that interference landing on a block counts against both.
 fn versus_report(
     results: &[(usize, ConnStats, Vec<u32>)],
     slice: Duration,
     blocks: usize,
+    rate: Option<f64>,
     failures: u64,
     errors: &[String],
 ) -> serde_json::Value {
-    let slice_us = slice.as_micros() as u64;
-    let slices = blocks * Slices::BLOCK as usize;
-    // Requests started in each measured slice, per target; a request belongs to the slice it
-    // started in, so the tail a slice leaves in flight is counted for it, the same for both.
-    let mut started = [vec![0u64; slices], vec![0u64; slices]];
+    let block_us = slice.as_micros() as u64 * Slices::BLOCK;
+    let empty = BlockTally {
+        started: 0,
+        over_2ms: 0,
+        histogram: vec![0; BUCKETS],
+    };
+    // A request belongs to the block it started in, so the tail a slice leaves in flight is
+    // counted for it, the same for both targets.
+    let mut tallies = [vec![empty.clone(); blocks], vec![empty; blocks]];
     let mut latencies = [Vec::new(), Vec::new()];
     let mut bytes = [0u64; 2];
     for (target, stats, _) in results {
         bytes[*target] += stats.bytes;
         for &(at, latency) in &stats.samples {
-            if let Some(n) = started[*target].get_mut((at / slice_us) as usize) {
-                *n += 1;
+            if let Some(t) = tallies[*target].get_mut((at / block_us) as usize) {
+                t.started += 1;
+                t.over_2ms += u64::from(latency > 2000);
+                t.histogram[bucket(latency)] += 1;
             }
             latencies[*target].push(latency);
         }
     }
-    // Each target starts requests only in its own slices, so a block's total per target is
-    // the sum over the block's four slices.
-    let block = Slices::BLOCK as usize;
-    let per_block: Vec<(u64, u64)> = (0..blocks)
-        .map(|b| {
-            let of = |t: usize| started[t][b * block..(b + 1) * block].iter().sum::<u64>();
-            (of(0), of(1))
-        })
-        .collect();
-    let ratio = |(a, b): (u64, u64)| if a == 0 { 0.0 } else { b as f64 / a as f64 };
-    let ratio_of_sums = |picks: &mut dyn Iterator<Item = (u64, u64)>| {
-        ratio(picks.fold((0, 0), |(a, b), (x, y)| (a + x, b + y)))
+    let ratio = |a: u64, b: u64| if a == 0 { 0.0 } else { b as f64 / a as f64 };
+    // Sums over a pick of blocks, per target: requests, requests over 2 ms, histogram.
+    let pooled = |picks: &[usize], t: usize| {
+        let mut sum = (0u64, 0u64, vec![0u64; BUCKETS]);
+        for &b in picks {
+            let tally = &tallies[t][b];
+            sum.0 += tally.started;
+            sum.1 += tally.over_2ms;
+            for (s, c) in sum.2.iter_mut().zip(&tally.histogram) {
+                *s += c;
+            }
+        }
+        sum
     };
-    // Bootstrap over blocks: the interval the ratio would move in over runs like this one.
+    // Bootstrap over blocks: the interval each figure would move in over runs like this one.
     let mut rng = 0x2545_F491_4F6C_DD1Du64;
-    let mut resampled: Vec<f64> = (0..2000)
-        .map(|_| {
-            ratio_of_sums(
-                &mut (0..blocks)
-                    .map(|_| per_block[(next_random(&mut rng) % blocks as u64) as usize]),
-            )
-        })
-        .collect();
-    resampled.sort_by(f64::total_cmp);
-    let ci = [
-        resampled[resampled.len() * 25 / 1000],
-        resampled[resampled.len() * 975 / 1000],
-    ];
+    let mut resampled: [Vec<f64>; 6] = Default::default();
+    for _ in 0..1000 {
+        let picks: Vec<usize> = (0..blocks)
+            .map(|_| (next_random(&mut rng) % blocks as u64) as usize)
+            .collect();
+        let (a, b) = (pooled(&picks, 0), pooled(&picks, 1));
+        let (p99_a, p99_b) = (
+            histogram_percentile(&a.2, 0.99),
+            histogram_percentile(&b.2, 0.99),
+        );
+        for (v, x) in resampled.iter_mut().zip([
+            ratio(a.0, b.0),
+            p99_a,
+            p99_b,
+            p99_b - p99_a,
+            ratio(a.0, a.1) * 100.0,
+            ratio(b.0, b.1) * 100.0,
+        ]) {
+            v.push(x);
+        }
+    }
+    let [
+        ratio_ci,
+        p99_a_ci,
+        p99_b_ci,
+        p99_diff_ci,
+        over_a_ci,
+        over_b_ci,
+    ] = resampled.map(interval);
     // Each target was driven for half of the measured time.
-    let seconds = (slices as u64 / 2 * slice_us) as f64 / 1e6;
+    let seconds = (blocks as u64 * block_us / 2) as f64 / 1e6;
     for l in &mut latencies {
         l.sort_unstable();
     }
-    let side = |t: usize| {
-        let requests = started[t].iter().sum::<u64>();
+    let all: Vec<usize> = (0..blocks).collect();
+    let totals = [pooled(&all, 0), pooled(&all, 1)];
+    let side = |t: usize, p99_ci: [f64; 2], over_ci: [f64; 2]| {
+        let (requests, over_2ms, _) = &totals[t];
         serde_json::json!({
             "requests": requests,
             "seconds": seconds,
-            "req_per_s": requests as f64 / seconds,
+            "req_per_s": *requests as f64 / seconds,
             "mb_per_s": bytes[t] as f64 / seconds / 1e6,
             "p50_ms": percentile(&latencies[t], 0.50),
             "p99_ms": percentile(&latencies[t], 0.99),
+            "p99_ms_ci95": p99_ci,
+            "p999_ms": percentile(&latencies[t], 0.999),
+            "max_ms": latencies[t].last().map_or(0.0, |&m| m as f64 / 1000.0),
+            "over_2ms_pct": ratio(*requests, *over_2ms) * 100.0,
+            "over_2ms_pct_ci95": over_ci,
         })
     };
+    let per_block: Vec<(u64, u64)> = (0..blocks)
+        .map(|b| (tallies[0][b].started, tallies[1][b].started))
+        .collect();
     serde_json::json!({
         "slice_s": slice.as_secs_f64(),
         "blocks": blocks,
-        "a": side(0),
-        "b": side(1),
-        "ratio_b_over_a": ratio_of_sums(&mut per_block.iter().copied()),
-        "ratio_ci95": ci,
+        "rate": rate,
+        "a": side(0, p99_a_ci, over_a_ci),
+        "b": side(1, p99_b_ci, over_b_ci),
+        "ratio_b_over_a": ratio(totals[0].0, totals[1].0),
+        "ratio_ci95": ratio_ci,
         "blocks_b_ahead": per_block.iter().filter(|(a, b)| b > a).count(),
-        "block_ratios": per_block.iter().copied().map(ratio).collect::<Vec<_>>(),
+        "block_ratios": per_block.iter().map(|&(a, b)| ratio(a, b)).collect::<Vec<_>>(),
+        "p99_diff_b_minus_a_ms_ci95": p99_diff_ci,
         "failures": failures,
         "errors": errors,
     })
