@@ -875,6 +875,10 @@ fn versus_report(
         "ratio_ci95": ratio_ci,
         "blocks_b_ahead": per_block.iter().filter(|(a, b)| b > a).count(),
         "block_ratios": per_block.iter().map(|&(a, b)| ratio(a, b)).collect::<Vec<_>>(),
+        // Where the slow requests were: a stall shows as a run of blocks, on one side or both.
+        "block_over_2ms": (0..blocks)
+            .map(|b| [tallies[0][b].over_2ms, tallies[1][b].over_2ms])
+            .collect::<Vec<_>>(),
         "p99_diff_b_minus_a_ms_ci95": p99_diff_ci,
         "failures": failures,
         "errors": errors,
