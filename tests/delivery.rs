@@ -538,6 +538,7 @@ async fn edge_pulls_and_http_semantics() {
         "encore_http_requests_total",
         "encore_http_request_duration_seconds_bucket",
         "encore_segment_cache_hits_total",
+        "encore_segment_cache_hot_hits_total",
         "encore_token_checks_total",
         "encore_entitlement_denials_total",
     ] {

@@ -118,6 +118,11 @@ impl Metrics {
             cache.hits.clone(),
         );
         registry.register(
+            "segment_cache_hot_hits",
+            "Of the segment cache hits, those answered by the hot table without a moka lookup",
+            cache.hot_hits.clone(),
+        );
+        registry.register(
             "segment_cache_misses",
             "Segment lookups that loaded or waited for a load",
             cache.misses.clone(),

@@ -21,6 +21,8 @@ use super::hot::HotSlots;
 pub struct CacheStats {
     /// Lookups answered from memory.
     pub hits: Counter,
+    /// Of `hits`, those the hot table answered without a moka lookup ([`super::hot`]).
+    pub hot_hits: Counter,
     /// Lookups that had to load (or wait for a load).
     pub misses: Counter,
     /// Files actually read from disk.
@@ -160,6 +162,7 @@ impl SegmentCache {
         let path = path.into();
         if let Some(hit) = self.hot.get(&path) {
             self.stats.hits.inc();
+            self.stats.hot_hits.inc();
             if hit.touch {
                 self.touch(path).await;
             }
@@ -436,10 +439,18 @@ mod tests {
         );
         cache.get(path.clone()).await.unwrap();
         assert!(cache.hot.get(&path).is_some(), "a moka hit does");
-        for _ in 0..2 * crate::store::hot::TOUCH_EVERY {
+        assert_eq!(
+            cache.stats().hot_hits.get(),
+            0,
+            "nor is the moka hit counted as hot"
+        );
+        let repeats = 2 * u64::from(crate::store::hot::TOUCH_EVERY);
+        for _ in 0..repeats {
             assert_eq!(cache.get(path.clone()).await.unwrap()[..], [0u8; 1000]);
         }
         assert_eq!(cache.stats().disk_reads.get(), 1);
+        assert_eq!(cache.stats().hot_hits.get(), repeats);
+        assert_eq!(cache.stats().hits.get(), 1 + repeats);
 
         // Segments deleted: nothing is answered from memory any more.
         cache.invalidate_all();
