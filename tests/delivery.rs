@@ -539,11 +539,19 @@ async fn edge_pulls_and_http_semantics() {
         "encore_http_request_duration_seconds_bucket",
         "encore_segment_cache_hits_total",
         "encore_segment_cache_hot_hits_total",
+        "encore_segment_pages_pinned_bytes",
         "encore_token_checks_total",
         "encore_entitlement_denials_total",
     ] {
         assert!(metrics.contains(name), "/metrics lacks {name}:\n{metrics}");
     }
+    // The segments fetched above are cached, so their store files' pages are pinned.
+    let pinned: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("encore_segment_pages_pinned_bytes "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("a pinned-bytes sample");
+    assert!(pinned > 0, "no cached segment's pages are pinned");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

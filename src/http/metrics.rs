@@ -59,6 +59,8 @@ pub struct Metrics {
     pub token_cache_misses: Gauge<u64, AtomicU64>,
     /// Bytes held by the segment cache (snapshot at scrape).
     pub segment_cache_bytes: Gauge<u64, AtomicU64>,
+    /// Bytes of store files pinned in the page cache for cached segments, set when scraped.
+    pub segment_pages_pinned_bytes: Gauge<u64, AtomicU64>,
     /// Responses written by the express lane.
     pub express_responses: Counter,
     /// Connections the express lane handed to hyper, by reason.
@@ -175,6 +177,12 @@ impl Metrics {
             "Bytes held by the segment cache (sealed and HLS segments)",
             segment_cache_bytes.clone(),
         );
+        let segment_pages_pinned_bytes = Gauge::<u64, AtomicU64>::default();
+        registry.register(
+            "segment_pages_pinned_bytes",
+            "Bytes of cached segments' store files locked in the page cache, so sendfile never reads the disk",
+            segment_pages_pinned_bytes.clone(),
+        );
         let express_responses = Counter::default();
         registry.register(
             "http1_express_responses",
@@ -212,6 +220,7 @@ impl Metrics {
             token_cache_hits,
             token_cache_misses,
             segment_cache_bytes,
+            segment_pages_pinned_bytes,
             express_responses,
             express_handoffs,
             hot,

@@ -18,6 +18,16 @@
 //! make `sendfile` come up short, which ends that one response with an error (the client sees
 //! a short body; a changed body fails its seal and hash at the client, as on a cache miss).
 //!
+//! The store file's pages are also pinned while the segment is cached (`mlock` of a mapping
+//! that is never read through): `sendfile` reads the page cache, and a page the kernel dropped
+//! in the meantime (memory pressure, or proactive reclaim such as DAMON's `pageout`, which the
+//! benchmark guest runs) would be read back from disk inside the send, stalling every
+//! connection on that worker. Pinned, a cache hit never waits for the disk. The pinned pages
+//! are the cached segments' own, so they are bounded by the cache's byte budget (memory for
+//! a cached segment is its heap copy plus its pinned pages). Pinning can fail (no
+//! `CAP_IPC_LOCK` and `RLIMIT_MEMLOCK` reached, or the mapping cap below); the segment is
+//! then served as before, unpinned, and [`pinned_bytes`] shows how much is held.
+//!
 //! The registry maps each live heap copy's address range to its store file. An entry is added
 //! when a segment is loaded and removed before the file is closed, and a slice being written
 //! borrows its `Bytes`, so the file the registry names stays open at least as long as the
@@ -29,6 +39,7 @@ use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 
@@ -44,11 +55,108 @@ pub struct FileSlice {
     pub offset: u64,
 }
 
+/// At most this many segments are pinned at once: each pin is a mapping, and a process
+/// has `vm.max_map_count` (65 530 by default) for everything, malloc and thread stacks included.
+const MAX_PINNED_SEGMENTS: usize = 16_384;
+
+static PINNED_SEGMENTS: AtomicUsize = AtomicUsize::new(0);
+static PINNED_BYTES: AtomicU64 = AtomicU64::new(0);
+static PIN_FAILURE_REPORTED: std::sync::Once = std::sync::Once::new();
+
+/// Bytes of store files currently pinned in the page cache for cached segments.
+pub fn pinned_bytes() -> u64 {
+    PINNED_BYTES.load(Ordering::Relaxed)
+}
+
+/// A store file's pages, mapped and locked so the page cache keeps them. The mapping is never
+/// read through (a file truncated behind encore's back would make such a read a SIGBUS); it
+/// exists only to hold the lock, and unmapping it releases the pages.
+struct PinnedPages {
+    addr: *mut libc::c_void,
+    len: usize,
+    /// The lock took (and the bytes are counted in [`PINNED_BYTES`]).
+    locked: bool,
+}
+
+// SAFETY: the mapping is only ever passed to munmap, once, by whoever drops it.
+unsafe impl Send for PinnedPages {}
+// SAFETY: shared references never touch the mapping.
+unsafe impl Sync for PinnedPages {}
+
+impl PinnedPages {
+    /// Maps and locks the first `len` bytes of `file`; `None` when the kernel refuses either.
+    fn pin(file: &File, len: usize) -> Option<Self> {
+        if PINNED_SEGMENTS.fetch_add(1, Ordering::Relaxed) >= MAX_PINNED_SEGMENTS {
+            PINNED_SEGMENTS.fetch_sub(1, Ordering::Relaxed);
+            report_pin_failure(&format!(
+                "{MAX_PINNED_SEGMENTS} segments are pinned already"
+            ));
+            return None;
+        }
+        // SAFETY: a fresh shared read-only mapping of an open file; the address is the
+        // kernel's choice, so no existing memory is replaced.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            PINNED_SEGMENTS.fetch_sub(1, Ordering::Relaxed);
+            report_pin_failure(&format!("mmap: {}", io::Error::last_os_error()));
+            return None;
+        }
+        let mut pinned = PinnedPages {
+            addr,
+            len,
+            locked: false,
+        };
+        // SAFETY: `addr..addr + len` is the mapping just made; locking faults its pages in
+        // without reading them into this process.
+        if unsafe { libc::mlock(addr, len) } != 0 {
+            report_pin_failure(&format!("mlock: {}", io::Error::last_os_error()));
+            return None; // `pinned` unmaps on drop.
+        }
+        pinned.locked = true;
+        PINNED_BYTES.fetch_add(len as u64, Ordering::Relaxed);
+        Some(pinned)
+    }
+}
+
+impl Drop for PinnedPages {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `pin`, unmapped exactly once; this also unlocks it.
+        unsafe { libc::munmap(self.addr, self.len) };
+        PINNED_SEGMENTS.fetch_sub(1, Ordering::Relaxed);
+        if self.locked {
+            PINNED_BYTES.fetch_sub(self.len as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Once per process: pinning is a safeguard, so its failure is a warning, not an error.
+fn report_pin_failure(reason: &str) {
+    PIN_FAILURE_REPORTED.call_once(|| {
+        tracing::warn!(
+            reason,
+            "cannot pin cached segments' pages: hits on unpinned segments may wait for the \
+             disk if the kernel drops their pages; raise LimitMEMLOCK (or RLIMIT_MEMLOCK) to \
+             the segment cache size"
+        );
+    });
+}
+
 /// A segment's bytes and the open file they were read from; the owner of the cached `Bytes`.
 struct FileBackedSegment {
     bytes: Box<[u8]>,
     // Kept open for `sendfile`; closed after the segment is unregistered (in `drop`).
     file: File,
+    // Dropped with the segment, after it has left the registry.
+    _pinned: Option<PinnedPages>,
 }
 
 impl AsRef<[u8]> for FileBackedSegment {
@@ -90,9 +198,11 @@ fn load_blocking(path: &Path) -> io::Result<Bytes> {
     if bytes.is_empty() {
         return Ok(Bytes::new());
     }
+    let pinned = PinnedPages::pin(&file, len);
     let segment = FileBackedSegment {
         bytes: bytes.into_boxed_slice(),
         file,
+        _pinned: pinned,
     };
     let start = segment.bytes.as_ptr() as usize;
     let entry = (segment.bytes.len(), segment.file.as_raw_fd());
@@ -155,6 +265,67 @@ mod tests {
         assert!(
             !registry.contains_key(&ptr),
             "dropped segments leave the registry"
+        );
+    }
+
+    /// Residency of each page of `file`'s first `len` bytes in the page cache (mincore on a
+    /// mapping of our own, which it does not fault in).
+    fn resident_pages(file: &File, len: usize) -> usize {
+        // SAFETY: a fresh read-only mapping, never dereferenced, unmapped below.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        assert_ne!(addr, libc::MAP_FAILED);
+        let mut vec = vec![0u8; len.div_ceil(4096)];
+        // SAFETY: `vec` has one byte per page of the mapping (4 KiB pages on Linux x86-64/arm64
+        // defaults; a larger page size only leaves bytes unused).
+        assert_eq!(unsafe { libc::mincore(addr, len, vec.as_mut_ptr()) }, 0);
+        // SAFETY: the mapping made above.
+        unsafe { libc::munmap(addr, len) };
+        vec.iter().filter(|&&v| v & 1 == 1).count()
+    }
+
+    /// Asks the kernel to drop the file's clean pages from the page cache, as reclaim would.
+    fn drop_from_page_cache(file: &File) {
+        // SAFETY: advice on an open fd; it changes no memory of ours.
+        let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+        assert_eq!(rc, 0);
+    }
+
+    #[tokio::test]
+    async fn a_cached_segment_keeps_its_pages_in_the_page_cache_until_dropped() {
+        // On the checkout's disk, not /tmp: tmpfs pages are not dropped by the advice.
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let path = dir.path().join("seg");
+        let len = 256 * 1024;
+        let data: Vec<u8> = (0..len as u32).map(|i| (i % 241) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let probe = File::open(&path).unwrap();
+        // Clean pages only: dirty ones are not dropped by the advice.
+        probe.sync_all().unwrap();
+        let pages = len / 4096;
+
+        let bytes = load(&path).await.unwrap();
+        assert!(pinned_bytes() >= len as u64);
+        drop_from_page_cache(&probe);
+        assert_eq!(
+            resident_pages(&probe, len),
+            pages,
+            "a pinned segment's pages stay"
+        );
+
+        drop(bytes);
+        drop_from_page_cache(&probe);
+        assert!(
+            resident_pages(&probe, len) < pages,
+            "once the segment is gone its pages can go (else this test proves nothing)"
         );
     }
 

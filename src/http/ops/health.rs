@@ -36,6 +36,9 @@ pub fn metrics(app: &App) -> Response<Body> {
     app.metrics
         .segment_cache_bytes
         .set(app.segments.weighted_size());
+    app.metrics
+        .segment_pages_pinned_bytes
+        .set(crate::store::backed::pinned_bytes());
     text(
         StatusCode::OK,
         app.metrics.render(),
