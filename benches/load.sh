@@ -353,6 +353,7 @@ ENCORE_PID=${PIDS[0]}
 mapfile -t NGINX_PIDS < <(echo "${PIDS[1]}"; pgrep -P "${PIDS[1]}")
 run_gen nginx "$TMP/nginx.urls" 3 "" "${NGINX_PIDS[@]}" >/dev/null
 run_gen encore "$TMP/encore.urls" 3 "" "$ENCORE_PID" >/dev/null
+log "== encore after warm-up: $(curl -s "$ENCORE_URL/metrics" | awk '/^encore_segment_cache_bytes / { c = $2 } /^encore_segment_pages_pinned_bytes / { p = $2 } END { printf "%d bytes cached, %d of them pinned in the page cache", c, p }')"
 
 DURATION=${DURATION%s}
 COLS="req/s MB/s p50_ms p99_ms cpu_us/req server_cores other_cores gen_cores"
