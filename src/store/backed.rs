@@ -93,23 +93,14 @@ impl PinnedPages {
             ));
             return None;
         }
-        // SAFETY: a fresh shared read-only mapping of an open file; the address is the
-        // kernel's choice, so no existing memory is replaced.
-        let addr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            )
+        let addr = match map_unread(file, len) {
+            Ok(addr) => addr,
+            Err(e) => {
+                PINNED_SEGMENTS.fetch_sub(1, Ordering::Relaxed);
+                report_pin_failure(&format!("mmap: {e}"));
+                return None;
+            }
         };
-        if addr == libc::MAP_FAILED {
-            PINNED_SEGMENTS.fetch_sub(1, Ordering::Relaxed);
-            report_pin_failure(&format!("mmap: {}", io::Error::last_os_error()));
-            return None;
-        }
         let mut pinned = PinnedPages {
             addr,
             len,
@@ -135,6 +126,28 @@ impl Drop for PinnedPages {
         if self.locked {
             PINNED_BYTES.fetch_sub(self.len as u64, Ordering::Relaxed);
         }
+    }
+}
+
+/// A shared read-only mapping of `file`'s first `len` bytes, for holding or inspecting its
+/// pages; nothing reads through it.
+fn map_unread(file: &File, len: usize) -> io::Result<*mut libc::c_void> {
+    // SAFETY: a fresh mapping of an open file at an address the kernel chooses, so no
+    // existing memory is replaced.
+    let addr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    if addr == libc::MAP_FAILED {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(addr)
     }
 }
 
@@ -271,18 +284,7 @@ mod tests {
     /// Residency of each page of `file`'s first `len` bytes in the page cache (mincore on a
     /// mapping of our own, which it does not fault in).
     fn resident_pages(file: &File, len: usize) -> usize {
-        // SAFETY: a fresh read-only mapping, never dereferenced, unmapped below.
-        let addr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ,
-                libc::MAP_SHARED,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        assert_ne!(addr, libc::MAP_FAILED);
+        let addr = map_unread(file, len).expect("mapping the file");
         let mut vec = vec![0u8; len.div_ceil(4096)];
         // SAFETY: `vec` has one byte per page of the mapping (4 KiB pages on Linux x86-64/arm64
         // defaults; a larger page size only leaves bytes unused).
