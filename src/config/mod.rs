@@ -189,6 +189,9 @@ pub struct RawServer {
     /// Answer plain HTTP/1.1 segment requests in the express lane (default true; false sends
     /// every request through hyper).
     pub express_lane: Option<bool>,
+    /// Lock cached segments' store-file pages in the page cache, so a hit never waits for the
+    /// disk (default true; false leaves them to the kernel's reclaim).
+    pub pin_segment_pages: Option<bool>,
 }
 
 /// Validated `[server]` settings.
@@ -214,6 +217,8 @@ pub struct ServerSettings {
     pub watch_media: bool,
     /// Plain HTTP/1.1 segment requests take the express lane.
     pub express_lane: bool,
+    /// Cached segments' store-file pages are locked in the page cache.
+    pub pin_segment_pages: bool,
     /// Purchases and token exchange.
     pub ledger: LedgerSettings,
     /// Token lifetimes and key rotation timing.
@@ -440,6 +445,7 @@ impl Config {
             json_logs: o.json_logs || log_format == "json",
             watch_media: s.watch_media.unwrap_or(true),
             express_lane: s.express_lane.unwrap_or(true),
+            pin_segment_pages: s.pin_segment_pages.unwrap_or(true),
             ledger: ledger_settings(raw.ledger)?,
             keys: key_settings(raw.keys)?,
         };
@@ -591,6 +597,15 @@ mod tests {
         let raw: RawConfig = toml::from_str("[ingest]\nsegment_seconds = 0.1\n").unwrap();
         let err = Config::from_raw(raw, &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("ingest.segment_seconds"));
+    }
+
+    #[test]
+    fn page_pinning_is_on_unless_turned_off() {
+        let c = Config::from_raw(RawConfig::default(), &Overrides::default()).unwrap();
+        assert!(c.server.pin_segment_pages);
+        let raw: RawConfig = toml::from_str("[server]\npin_segment_pages = false\n").unwrap();
+        let c = Config::from_raw(raw, &Overrides::default()).unwrap();
+        assert!(!c.server.pin_segment_pages);
     }
 
     #[test]

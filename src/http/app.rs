@@ -177,7 +177,8 @@ impl App {
         let horizon = ledger_settings
             .max_play_token_seconds
             .saturating_add(verifier_config.leeway_seconds);
-        let segments = SegmentCache::new(settings.segment_cache_bytes);
+        let segments = SegmentCache::new(settings.segment_cache_bytes)
+            .with_page_pinning(settings.pin_segment_pages);
         let metrics = Metrics::new(segments.stats());
         Ok(App {
             store,

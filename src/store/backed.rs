@@ -187,16 +187,17 @@ impl Drop for FileBackedSegment {
     }
 }
 
-/// Reads `path` and returns its bytes, registered with the open file for zero-copy sends.
-pub async fn load(path: &Path) -> io::Result<Bytes> {
+/// Reads `path` and returns its bytes, registered with the open file for zero-copy sends;
+/// with `pin_pages`, the file's pages stay in the page cache while the bytes live.
+pub async fn load(path: &Path, pin_pages: bool) -> io::Result<Bytes> {
     let path = path.to_path_buf();
-    match tokio::task::spawn_blocking(move || load_blocking(&path)).await {
+    match tokio::task::spawn_blocking(move || load_blocking(&path, pin_pages)).await {
         Ok(result) => result,
         Err(e) => Err(io::Error::other(format!("loader task failed: {e}"))),
     }
 }
 
-fn load_blocking(path: &Path) -> io::Result<Bytes> {
+fn load_blocking(path: &Path, pin_pages: bool) -> io::Result<Bytes> {
     let mut file = File::open(path)?;
     let len = file.metadata()?.len();
     let len = usize::try_from(len).map_err(|_| io::Error::other("segment larger than memory"))?;
@@ -211,7 +212,11 @@ fn load_blocking(path: &Path) -> io::Result<Bytes> {
     if bytes.is_empty() {
         return Ok(Bytes::new());
     }
-    let pinned = PinnedPages::pin(&file, len);
+    let pinned = if pin_pages {
+        PinnedPages::pin(&file, len)
+    } else {
+        None
+    };
     let segment = FileBackedSegment {
         bytes: bytes.into_boxed_slice(),
         file,
@@ -241,7 +246,7 @@ pub fn lookup(slice: &[u8]) -> Option<FileSlice> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[tokio::test]
@@ -250,7 +255,7 @@ mod tests {
         let path = dir.path().join("seg");
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &data).unwrap();
-        let bytes = load(&path).await.unwrap();
+        let bytes = load(&path, true).await.unwrap();
         assert_eq!(&bytes[..], &data[..]);
 
         let whole = lookup(&bytes).expect("a loaded segment is registered");
@@ -283,7 +288,7 @@ mod tests {
 
     /// Residency of each page of `file`'s first `len` bytes in the page cache (mincore on a
     /// mapping of our own, which it does not fault in).
-    fn resident_pages(file: &File, len: usize) -> usize {
+    pub(crate) fn resident_pages(file: &File, len: usize) -> usize {
         let addr = map_unread(file, len).expect("mapping the file");
         let mut vec = vec![0u8; len.div_ceil(4096)];
         // SAFETY: `vec` has one byte per page of the mapping (4 KiB pages on Linux x86-64/arm64
@@ -295,7 +300,7 @@ mod tests {
     }
 
     /// Asks the kernel to drop the file's clean pages from the page cache, as reclaim would.
-    fn drop_from_page_cache(file: &File) {
+    pub(crate) fn drop_from_page_cache(file: &File) {
         // SAFETY: advice on an open fd; it changes no memory of ours.
         let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
         assert_eq!(rc, 0);
@@ -314,7 +319,7 @@ mod tests {
         probe.sync_all().unwrap();
         let pages = len / 4096;
 
-        let bytes = load(&path).await.unwrap();
+        let bytes = load(&path, true).await.unwrap();
         assert!(pinned_bytes() >= len as u64);
         drop_from_page_cache(&probe);
         assert_eq!(
@@ -329,6 +334,12 @@ mod tests {
             resident_pages(&probe, len) < pages,
             "once the segment is gone its pages can go (else this test proves nothing)"
         );
+
+        // `server.pin_segment_pages = false`: the pages are the kernel's to drop.
+        let unpinned = load(&path, false).await.unwrap();
+        assert_eq!(&unpinned[..], &data[..]);
+        drop_from_page_cache(&probe);
+        assert!(resident_pages(&probe, len) < pages, "unpinned pages can go");
     }
 
     #[tokio::test]
@@ -336,8 +347,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("empty");
         std::fs::write(&path, b"").unwrap();
-        assert!(load(&path).await.unwrap().is_empty());
-        let err = load(&dir.path().join("nope")).await.unwrap_err();
+        assert!(load(&path, true).await.unwrap().is_empty());
+        let err = load(&dir.path().join("nope"), true).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
     }
 }

@@ -119,6 +119,8 @@ pub struct SegmentCache {
     /// Copies of moka's latest sealed hits; emptied as moka lets them go.
     hot: Arc<HotSlots>,
     capacity: u64,
+    /// Loaded segments' store-file pages are locked in the page cache ([`super::backed`]).
+    pin_pages: bool,
     stats: Arc<CacheStats>,
 }
 
@@ -143,8 +145,15 @@ impl SegmentCache {
             cache,
             hot,
             capacity: capacity_bytes,
+            pin_pages: true,
             stats: Arc::new(CacheStats::default()),
         }
+    }
+
+    /// Whether segments loaded from now on have their store-file pages pinned (default on).
+    pub fn with_page_pinning(mut self, on: bool) -> Self {
+        self.pin_pages = on;
+        self
     }
 
     /// The counters.
@@ -196,10 +205,13 @@ impl SegmentCache {
         self.stats.misses.inc();
         let stats = self.stats.clone();
         let capacity = self.capacity;
+        let pin_pages = self.pin_pages;
         let loaded = self
             .cache
             .try_get_with(key, async move {
-                let bytes = read(&load_path, &stats).await.map_err(Uncached::Failed)?;
+                let bytes = read(&load_path, &stats, pin_pages)
+                    .await
+                    .map_err(Uncached::Failed)?;
                 if bytes.len() as u64 > capacity {
                     // moka would drop it silently; count it and hand the bytes already read
                     // to every waiter instead of inserting them.
@@ -299,8 +311,8 @@ impl SegmentCache {
 }
 
 /// Reads a sealed file and keeps it open (see [`super::backed`]), so hits go out by reference.
-async fn read(path: &Path, stats: &CacheStats) -> Result<Bytes, LoadError> {
-    counted(path, stats, super::backed::load(path).await)
+async fn read(path: &Path, stats: &CacheStats, pin_pages: bool) -> Result<Bytes, LoadError> {
+    counted(path, stats, super::backed::load(path, pin_pages).await)
 }
 
 /// Reads a sealed file onto the heap.
@@ -497,6 +509,29 @@ mod tests {
                 "{} is in the hot table but not in moka",
                 p.display()
             );
+        }
+    }
+
+    #[tokio::test]
+    async fn page_pinning_follows_the_setting() {
+        use crate::store::backed::tests::{drop_from_page_cache, resident_pages};
+        // On the checkout's disk, not /tmp: tmpfs pages are not dropped by the advice.
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let len = 128 * 1024;
+        let path = segments(dir.path(), 1, len).remove(0);
+        let probe = std::fs::File::open(&path).unwrap();
+        probe.sync_all().unwrap();
+        for (pin, kept) in [(true, len / 4096), (false, 0)] {
+            let cache = SegmentCache::new(1 << 20).with_page_pinning(pin);
+            let bytes = cache.get(path.clone()).await.unwrap();
+            drop_from_page_cache(&probe);
+            let resident = resident_pages(&probe, len);
+            if pin {
+                assert_eq!(resident, kept, "pinned pages stay");
+            } else {
+                assert!(resident < len / 4096, "unpinned pages can go");
+            }
+            drop(bytes);
         }
     }
 
