@@ -386,14 +386,21 @@ ROUND_RATIOS=$(column "$TMP/peak.ratio" 1)
 ROUND_MED=$(median "$TMP/peak.ratio" 1)
 
 # ---- interleaved: both servers in alternating slices of one run ----------------------------
+# run_versus SECONDS JSON [ARG...]: one loadgen --versus run, nginx as A and encore as B, with
+# the run's header, connections and slices; the extra ARGs (--rate R) are passed on.
+run_versus() {
+	local secs=$1 json=$2
+	shift 2
+	"${LOAD_RUN[@]}" "$LOADGEN" --urls "$TMP/nginx.urls" --versus "$TMP/encore.urls" "$@" \
+		--header "Authorization: Bearer $TOKEN" --connections "$CONNS" --rcvbuf "$RCVBUF" \
+		--slice "$SLICE" --warmup 2 --duration "$secs" --json "$json" 2>"$TMP/gen.err" ||
+		{ log "loadgen --versus $* failed"; cat "$TMP/gen.err" >&2; exit 1; }
+}
 IL_LINE="interleaved: skipped (INTERLEAVE=0)"
 if [ "$INTERLEAVE" != 0 ]; then
 	log "== interleaved: loadgen --urls nginx --versus encore --connections $CONNS (each) --slice $SLICE --warmup 2 --duration $INTERLEAVE"
 	wait_quiet
-	"${LOAD_RUN[@]}" "$LOADGEN" --urls "$TMP/nginx.urls" --versus "$TMP/encore.urls" \
-		--header "Authorization: Bearer $TOKEN" --connections "$CONNS" --rcvbuf "$RCVBUF" \
-		--slice "$SLICE" --warmup 2 --duration "$INTERLEAVE" --json "$TMP/versus.json" 2>"$TMP/gen.err" ||
-		{ log "loadgen --versus failed"; cat "$TMP/gen.err" >&2; exit 1; }
+	run_versus "$INTERLEAVE" "$TMP/versus.json"
 	IL_LINE=$(jq -r '"encore / nginx req/s \(.ratio_b_over_a * 1000 | round / 1000)x (95 % interval \(.ratio_ci95[0] * 1000 | round / 1000)-\(.ratio_ci95[1] * 1000 | round / 1000)), encore ahead in \(.blocks_b_ahead) of \(.blocks) blocks; nginx \(.a.req_per_s | round) req/s, encore \(.b.req_per_s | round) req/s, each over \(.a.seconds) s of slices"' "$TMP/versus.json")
 	log "   $IL_LINE"
 fi
@@ -429,10 +436,7 @@ IR_LINE="interleaved at a fixed rate: skipped (RATE_INTERLEAVE=0)"
 if [ "$RATE_INTERLEAVE" != 0 ]; then
 	log "== interleaved at a fixed rate: loadgen --urls nginx --versus encore --rate $HALF --connections $CONNS (each) --slice $SLICE --warmup 2 --duration $RATE_INTERLEAVE"
 	wait_quiet
-	"${LOAD_RUN[@]}" "$LOADGEN" --urls "$TMP/nginx.urls" --versus "$TMP/encore.urls" --rate "$HALF" \
-		--header "Authorization: Bearer $TOKEN" --connections "$CONNS" --rcvbuf "$RCVBUF" \
-		--slice "$SLICE" --warmup 2 --duration "$RATE_INTERLEAVE" --json "$TMP/versus-rate.json" 2>"$TMP/gen.err" ||
-		{ log "loadgen --versus --rate failed"; cat "$TMP/gen.err" >&2; exit 1; }
+	run_versus "$RATE_INTERLEAVE" "$TMP/versus-rate.json" --rate "$HALF"
 	IR_LINE=$(jq -r 'def r: . * 100 | round / 100;
 		def tail(s): "p99 \(s.p99_ms) ms (95 % \(s.p99_ms_ci95[0] | r)-\(s.p99_ms_ci95[1] | r)), p99.9 \(s.p999_ms) ms, over 2 ms \(s.over_2ms_pct | r) % (95 % \(s.over_2ms_pct_ci95[0] | r)-\(s.over_2ms_pct_ci95[1] | r)), p50 \(s.p50_ms) ms, \(s.requests) requests";
 		"encore \(tail(.b)); nginx \(tail(.a)); encore - nginx p99: 95 % \(.p99_diff_b_minus_a_ms_ci95[0] | r) to \(.p99_diff_b_minus_a_ms_ci95[1] | r) ms"' "$TMP/versus-rate.json")
