@@ -97,7 +97,7 @@ fn fixture(rt: &tokio::runtime::Runtime) -> Fixture {
 struct Server {
     addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    handle: tokio::task::JoinHandle<()>,
+    handle: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 async fn start(f: &Fixture) -> Server {

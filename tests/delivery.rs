@@ -690,5 +690,6 @@ async fn a_download_in_flight_completes_across_graceful_shutdown() {
     tokio::time::timeout(std::time::Duration::from_secs(30), &mut s.handle)
         .await
         .expect("server stops after in-flight work")
-        .expect("join");
+        .expect("join")
+        .expect("server");
 }

@@ -1,6 +1,7 @@
 //! The HTTP/1.1 express lane (src/http/express.rs) against hyper's path on the same server:
 //! byte-equal answers, pipelining, the hand-off to hyper mid-connection, request bodies and
-//! oversized heads left to hyper, the head-read timeout, and shutdown of idle connections.
+//! oversized heads left to hyper, the head-read timeout, shutdown of idle connections, and how
+//! connections spread over the connection threads.
 //! Raw sockets, so what is compared is what a player or an edge receives.
 
 use std::time::Duration;
@@ -491,7 +492,8 @@ async fn idle_express_connections_do_not_hold_up_shutdown() {
     tokio::time::timeout(Duration::from_secs(5), &mut s.handle)
         .await
         .expect("the server stops without waiting out the grace period")
-        .expect("server task");
+        .expect("server task")
+        .expect("server");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -509,4 +511,77 @@ async fn with_the_lane_off_hyper_serves_every_request() {
     assert_eq!(encore::store::sha256_hex(&r.body), segs[1].1);
     assert_eq!(express_count(&s), 0);
     assert_eq!(handoffs(&s, "target") + handoffs(&s, "unparsed"), 0);
+}
+
+/// Open connections per connection thread, from `/metrics` scraped on a connection of its own
+/// (which is counted too).
+async fn open_per_thread(s: &TestServer) -> Vec<i64> {
+    let mut c = Conn::open(s).await;
+    c.send(&get("/metrics", "Connection: close\r\n")).await;
+    let r = c.response(false).await;
+    assert_eq!(r.status, 200);
+    let text = String::from_utf8(r.body).expect("metrics text");
+    let mut open: Vec<(u16, i64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("encore_http_connections_open{thread=\""))
+        .map(|rest| {
+            let (thread, value) = rest.split_once("\"} ").expect("a gauge line");
+            (
+                thread.parse().expect("thread index"),
+                value.trim().parse().expect("gauge value"),
+            )
+        })
+        .collect();
+    open.sort_unstable();
+    open.into_iter().map(|(_, n)| n).collect()
+}
+
+/// Connections are spread over the connection threads (the least busy takes the next one),
+/// every thread answers through both the lane and hyper, and a closed connection is given
+/// back to its thread's count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_spread_over_the_connection_threads() {
+    let ws = util::packaged_album(ALBUM, 1, 8.0);
+    let limits = encore::http::Limits {
+        connection_threads: 3,
+        ..Default::default()
+    };
+    let s = TestServer::start_with_limits(&ws, limits).await;
+    let buyer = util::token(&ws, "alice", Scope::Play, &[ALBUM]);
+    let segs = segments(&ws, "lossless");
+    let mut held = Vec::new();
+    for i in 0..6 {
+        // A response means the accept loop has handed the connection over, so the next one
+        // sees this one counted.
+        let mut c = Conn::open(&s).await;
+        c.send(&get(&segs[1].0, &bearer(&buyer))).await;
+        let seg = c.response(false).await;
+        assert_eq!(seg.status, 200, "connection {i}, the lane");
+        assert_eq!(encore::store::sha256_hex(&seg.body), segs[1].1);
+        c.send(&get("/v1/albums", "")).await;
+        assert_eq!(c.response(false).await.status, 200, "connection {i}, hyper");
+        held.push(c);
+    }
+    let open = open_per_thread(&s).await;
+    assert_eq!(open.len(), 3, "one series per thread: {open:?}");
+    assert_eq!(
+        open.iter().sum::<i64>(),
+        7,
+        "six held and the scrape: {open:?}"
+    );
+    assert!(open.iter().all(|&n| n >= 2), "spread evenly: {open:?}");
+
+    drop(held);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let open = open_per_thread(&s).await;
+        if open.iter().sum::<i64>() == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "closed connections leave the count: {open:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -216,5 +216,5 @@ async fn https_with_rustls_and_h2c_on_the_plain_port() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.version(), reqwest::Version::HTTP_2, "ALPN offers h2");
     let _ = tx.send(());
-    server.await.expect("server");
+    server.await.expect("server task").expect("server");
 }

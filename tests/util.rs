@@ -386,7 +386,7 @@ pub struct TestServer {
     pub url: String,
     pub app: std::sync::Arc<encore::http::App>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    pub handle: tokio::task::JoinHandle<()>,
+    pub handle: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl TestServer {

@@ -87,6 +87,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     raise_open_file_limit(config.server.max_connections);
     let limits = Limits {
         max_connections: config.server.max_connections,
+        connection_threads: config.server.connection_threads,
         request_timeout: config.server.request_timeout,
         shutdown_grace: config.server.shutdown_grace,
         ..Limits::default()
@@ -132,7 +133,8 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         tokio::spawn(watch_media(config.clone(), app.clone()));
     }
     match server.await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => fail(format!("cannot serve: {e}"), 1),
         Err(e) => fail(format!("server task failed: {e}"), 1),
     }
 }

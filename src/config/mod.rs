@@ -6,6 +6,17 @@ use serde::Deserialize;
 
 /// Default config file looked for in the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "encore.toml";
+/// More connection threads than this is a typo, not a machine (the metric label is a u16 too).
+pub const MAX_CONNECTION_THREADS: usize = 1024;
+
+/// One connection thread per CPU this process may run on (its affinity mask and cgroup quota
+/// count, so `taskset -c 1 encore serve` gets one).
+pub fn default_connection_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(MAX_CONNECTION_THREADS)
+}
 
 /// Why the configuration is unusable.
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +185,9 @@ pub struct RawServer {
     pub segment_cache_mb: Option<u64>,
     /// Connections served at once (default 4096).
     pub max_connections: Option<usize>,
+    /// Threads that serve connections, each with its own event loop (default 0: one per CPU
+    /// the process may run on).
+    pub connection_threads: Option<usize>,
     /// Deadline for producing a response, seconds (default 30).
     pub request_timeout_seconds: Option<u64>,
     /// Time in-flight responses get after SIGTERM, seconds (default 20).
@@ -203,6 +217,8 @@ pub struct ServerSettings {
     pub segment_cache_bytes: u64,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Threads that serve connections.
+    pub connection_threads: usize,
     /// Per-request deadline.
     pub request_timeout: std::time::Duration,
     /// Grace period at shutdown.
@@ -436,6 +452,10 @@ impl Config {
             tls,
             segment_cache_bytes: s.segment_cache_mb.unwrap_or(256).clamp(1, 1 << 20) * 1024 * 1024,
             max_connections: s.max_connections.unwrap_or(4096).max(1),
+            connection_threads: match s.connection_threads.unwrap_or(0) {
+                0 => default_connection_threads(),
+                n => n.min(MAX_CONNECTION_THREADS),
+            },
             request_timeout: std::time::Duration::from_secs(
                 s.request_timeout_seconds.unwrap_or(30).max(1),
             ),
@@ -597,6 +617,19 @@ mod tests {
         let raw: RawConfig = toml::from_str("[ingest]\nsegment_seconds = 0.1\n").unwrap();
         let err = Config::from_raw(raw, &Overrides::default()).unwrap_err();
         assert!(err.to_string().contains("ingest.segment_seconds"));
+    }
+
+    #[test]
+    fn connection_threads_default_to_the_cpus_and_are_bounded() {
+        let c = Config::from_raw(RawConfig::default(), &Overrides::default()).unwrap();
+        assert_eq!(c.server.connection_threads, default_connection_threads());
+        assert!(c.server.connection_threads >= 1);
+        let raw: RawConfig = toml::from_str("[server]\nconnection_threads = 3\n").unwrap();
+        let c = Config::from_raw(raw, &Overrides::default()).unwrap();
+        assert_eq!(c.server.connection_threads, 3);
+        let raw: RawConfig = toml::from_str("[server]\nconnection_threads = 100000\n").unwrap();
+        let c = Config::from_raw(raw, &Overrides::default()).unwrap();
+        assert_eq!(c.server.connection_threads, MAX_CONNECTION_THREADS);
     }
 
     #[test]

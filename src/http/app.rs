@@ -23,6 +23,8 @@ use crate::store::library::LibraryIndex;
 pub struct Limits {
     /// Connections served at once; more wait in the accept queue.
     pub max_connections: usize,
+    /// Threads serving connections, each a single-threaded event loop of its own.
+    pub connection_threads: usize,
     /// Time allowed to read a request's headers (slowloris guard).
     pub header_read_timeout: Duration,
     /// Most headers in a request.
@@ -47,6 +49,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 4096,
+            connection_threads: crate::config::default_connection_threads(),
             header_read_timeout: Duration::from_secs(10),
             max_headers: 64,
             max_header_bytes: 16 * 1024,
@@ -98,6 +101,8 @@ pub struct App {
     pub admin_jobs: AdminJobs,
     /// Plain HTTP/1.1 connections start in the express lane ([`super::express`]).
     pub express_lane: bool,
+    /// Where [`App::spawn_background`] runs jobs; `None` when built outside a runtime.
+    background: Option<tokio::runtime::Handle>,
 }
 
 /// One loaded generation of keys: the keyring, and token caches over its public keys.
@@ -199,7 +204,22 @@ impl App {
             rotator,
             admin_jobs: AdminJobs::default(),
             express_lane: settings.express_lane,
+            background: tokio::runtime::Handle::try_current().ok(),
         })
+    }
+
+    /// Runs `job` on the runtime the app was built on (`encore serve`'s own, not a connection
+    /// thread's), so long work started by a request neither shares a connection thread's
+    /// event loop nor ends when that thread stops.
+    pub fn spawn_background<F>(&self, job: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.background {
+            Some(runtime) => runtime.spawn(job),
+            None => tokio::spawn(job),
+        }
     }
 
     /// Rebuilds the revocation list from the ledger's refunds inside the horizon. Run before

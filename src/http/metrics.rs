@@ -42,6 +42,13 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+/// Labels of per-thread series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ThreadLabels {
+    /// Index of the connection thread (0-based).
+    pub thread: u16,
+}
+
 /// Every metric the server exports.
 pub struct Metrics {
     registry: Registry,
@@ -65,6 +72,9 @@ pub struct Metrics {
     pub express_responses: Counter,
     /// Connections the express lane handed to hyper, by reason.
     pub express_handoffs: Family<ReasonLabels, Counter>,
+    /// Open connections by the connection thread serving them; the accept loop also reads
+    /// these to hand each new connection to the least busy thread.
+    pub connections_open: Family<ThreadLabels, Gauge>,
     /// The delivery path's series, resolved once.
     pub hot: HotSeries,
 }
@@ -195,6 +205,12 @@ impl Metrics {
             "Connections the express lane handed to hyper, by the reason",
             express_handoffs.clone(),
         );
+        let connections_open = Family::<ThreadLabels, Gauge>::default();
+        registry.register(
+            "http_connections_open",
+            "Open client connections, by the connection thread serving them",
+            connections_open.clone(),
+        );
         let hot = HotSeries {
             segment_ok: requests
                 .get_or_create(&RequestLabels {
@@ -223,6 +239,7 @@ impl Metrics {
             segment_pages_pinned_bytes,
             express_responses,
             express_handoffs,
+            connections_open,
             hot,
         }
     }

@@ -233,7 +233,7 @@ pub async fn rotate_content(
     };
     let id = app.admin_jobs.start(operation, actor.clone());
     let app = std::sync::Arc::clone(app);
-    tokio::spawn(async move {
+    app.clone().spawn_background(async move {
         let outcome = async {
             let _serial = app.admin_jobs.serial.lock().await;
             let album = req.album.clone();
