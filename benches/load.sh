@@ -65,7 +65,7 @@
 # PIN=1 (default): servers run on the last CPU (taskset; nginx worker_processes 1, encore's
 # runtime 1 worker thread) and the generator on the other CPUs, so it does not steal the
 # servers' CPU and both servers get the same one-core budget. PIN=0: nothing pinned, nginx
-# worker_processes = nproc, encore's default runtime (one worker per core); generator and
+# worker_processes = nproc, encore's defaults (one connection thread per core); generator and
 # server then share every core.
 # Ratio: encore req/s / nginx req/s (>= 1.0: encore at least as fast), of the reported rounds,
 # of the medians, and round by round (each round's encore run against the nginx run just before). MB/s is 10^6 bytes/s of
