@@ -22,8 +22,27 @@ async fn fresh_serve_creates_dev_keys_packages_prints_tokens_and_picks_up_new_al
         &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("media/first-light"),
         &ws.media().join("first-light"),
     );
-    let mut child = ws
-        .serve_command(&["--listen", "127.0.0.1:0"])
+    let mut serve = ws.serve_command(&["--listen", "127.0.0.1:0"]);
+    // A small soft locked-memory limit under a larger hard one, as on many hosts: encore
+    // raises it to pin cached segments' pages.
+    // SAFETY: setrlimit is async-signal-safe and touches only the child about to exec.
+    unsafe {
+        serve.pre_exec(|| {
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            limit.rlim_cur = limit.rlim_max.min(64 * 1024);
+            if libc::setrlimit(libc::RLIMIT_MEMLOCK, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = serve
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -46,6 +65,28 @@ async fn fresh_serve_creates_dev_keys_packages_prints_tokens_and_picks_up_new_al
     }
     let url = url.expect("url");
     assert!(warned, "creating dev keys is said loudly");
+    let pid = child.id().expect("pid");
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let memlock: Vec<&str> = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max locked memory"))
+        .expect("a locked-memory line")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        memlock[0], memlock[1],
+        "the soft locked-memory limit is raised to the hard one: {memlock:?}"
+    );
+    // Connections are served on connection threads of their own.
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("tasks")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_string())
+        .collect();
+    assert!(
+        threads.iter().any(|t| t == "encore-conn-0"),
+        "no connection thread among {threads:?}"
+    );
     tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
     // stdout: the welcome with a buyer's and a non-buyer's token and the fetch command.
     let mut lines = Vec::new();
@@ -116,7 +157,6 @@ async fn fresh_serve_creates_dev_keys_packages_prints_tokens_and_picks_up_new_al
     }
 
     // SIGTERM: a clean, prompt exit.
-    let pid = child.id().expect("pid");
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();

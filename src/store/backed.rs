@@ -55,9 +55,28 @@ pub struct FileSlice {
     pub offset: u64,
 }
 
-/// At most this many segments are pinned at once: each pin is a mapping, and a process
-/// has `vm.max_map_count` (65 530 by default) for everything, malloc and thread stacks included.
-const MAX_PINNED_SEGMENTS: usize = 16_384;
+/// Each pin is a mapping, and a process has `vm.max_map_count` mappings for everything, malloc
+/// and thread stacks included: pins may use a quarter of them.
+const PINNED_SHARE_OF_MAP_COUNT: usize = 4;
+/// The cap when `vm.max_map_count` cannot be read: a quarter of its usual default (65 530).
+const DEFAULT_MAX_PINNED_SEGMENTS: usize = 16_384;
+
+/// At most this many segments are pinned at once (read once).
+fn max_pinned_segments() -> usize {
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/vm/max_map_count")
+            .ok()
+            .and_then(|text| pin_cap_for_map_count(&text))
+            .unwrap_or(DEFAULT_MAX_PINNED_SEGMENTS)
+    })
+}
+
+/// The pin cap for the text of `/proc/sys/vm/max_map_count`; `None` if it is not a count.
+fn pin_cap_for_map_count(text: &str) -> Option<usize> {
+    let count: usize = text.trim().parse().ok()?;
+    Some((count / PINNED_SHARE_OF_MAP_COUNT).max(1))
+}
 
 static PINNED_SEGMENTS: AtomicUsize = AtomicUsize::new(0);
 static PINNED_BYTES: AtomicU64 = AtomicU64::new(0);
@@ -86,10 +105,11 @@ unsafe impl Sync for PinnedPages {}
 impl PinnedPages {
     /// Maps and locks the first `len` bytes of `file`; `None` when the kernel refuses either.
     fn pin(file: &File, len: usize) -> Option<Self> {
-        if PINNED_SEGMENTS.fetch_add(1, Ordering::Relaxed) >= MAX_PINNED_SEGMENTS {
+        let max = max_pinned_segments();
+        if PINNED_SEGMENTS.fetch_add(1, Ordering::Relaxed) >= max {
             PINNED_SEGMENTS.fetch_sub(1, Ordering::Relaxed);
             report_pin_failure(&format!(
-                "{MAX_PINNED_SEGMENTS} segments are pinned already"
+                "{max} segments are pinned already (a quarter of vm.max_map_count)"
             ));
             return None;
         }
@@ -340,6 +360,16 @@ pub(crate) mod tests {
         assert_eq!(&unpinned[..], &data[..]);
         drop_from_page_cache(&probe);
         assert!(resident_pages(&probe, len) < pages, "unpinned pages can go");
+    }
+
+    #[test]
+    fn the_pin_cap_is_a_quarter_of_the_map_count() {
+        assert_eq!(pin_cap_for_map_count("65530\n"), Some(16_382));
+        assert_eq!(pin_cap_for_map_count("1048576"), Some(262_144));
+        assert_eq!(pin_cap_for_map_count("2"), Some(1));
+        assert_eq!(pin_cap_for_map_count("lots"), None);
+        let here = std::fs::read_to_string("/proc/sys/vm/max_map_count").expect("Linux");
+        assert_eq!(Some(max_pinned_segments()), pin_cap_for_map_count(&here));
     }
 
     #[tokio::test]
