@@ -93,7 +93,8 @@ pub async fn run(
         };
         if threads[thread].queue.send(handoff).is_err() {
             // Its loop ended, which only a bug can make happen: serve on with the others.
-            tracing::error!("connection thread {thread} has stopped; dropping it");
+            let index = threads[thread].index;
+            tracing::error!("connection thread {index} has stopped; serving on without it");
             threads.remove(thread);
             if threads.is_empty() {
                 return Err(io::Error::other("every connection thread has stopped"));
@@ -159,6 +160,8 @@ impl Drop for Slot {
 
 /// The accept loop's handle on one connection thread.
 struct ConnectionThread {
+    /// Its number in thread names and the metric's label.
+    index: usize,
     queue: mpsc::UnboundedSender<Handoff>,
     open: Gauge,
     finished: oneshot::Receiver<()>,
@@ -202,6 +205,7 @@ impl ConnectionThread {
                 let _ = done.send(());
             })?;
         Ok(ConnectionThread {
+            index,
             queue,
             open,
             finished,
