@@ -72,8 +72,8 @@ pub struct Metrics {
     pub express_responses: Counter,
     /// Connections the express lane handed to hyper, by reason.
     pub express_handoffs: Family<ReasonLabels, Counter>,
-    /// Open connections by the connection thread serving them; the accept loop also reads
-    /// these to hand each new connection to the least busy thread.
+    /// Open connections by the connection thread serving them; the accept loops also read
+    /// these so that the least busy thread takes each new connection.
     pub connections_open: Family<ThreadLabels, Gauge>,
     /// The delivery path's series, resolved once.
     pub hot: HotSeries,

@@ -6,8 +6,10 @@
 //! process. A connection stays on the thread it was handed to: its socket, token memo and
 //! tasks never move between cores, and no thread waits for a wake-up from another's event
 //! loop. Sharing one work-stealing runtime instead left cores idle under load (measured in
-//! docs/PERFORMANCE.md, "One event loop per core"). The accept loop runs on the caller's
-//! runtime and hands each new connection to the thread with the fewest open ones.
+//! docs/PERFORMANCE.md, "One event loop per core"). Every thread accepts from the listening
+//! socket itself (a duplicate registered with its own event loop), and only while no other
+//! thread has fewer open connections; handing accepted sockets from one accept loop to the
+//! threads instead cost ~15–30 µs of CPU per new connection in wake-ups and re-registration.
 //!
 //! A plain-TCP connection starts in the express lane ([`super::express`]) and goes to hyper at
 //! its first request the lane does not answer; TLS connections go to hyper at once.
@@ -25,7 +27,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 
 use super::app::App;
 use super::express::{self, Exit};
@@ -48,18 +50,161 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let limits = app.limits.clone();
-    let mut threads = Vec::with_capacity(limits.connection_threads.max(1));
-    for index in 0..limits.connection_threads.max(1) {
-        // On failure the threads already started see their queue close and stop.
-        threads.push(ConnectionThread::start(index, &app, tls.clone())?);
+    let threads = limits.connection_threads.max(1);
+    // Leaves the caller's event loop: every connection thread registers it with its own.
+    let listener = listener.into_std()?;
+    let share = Arc::new(AcceptShare {
+        permits: Arc::new(Semaphore::new(limits.max_connections)),
+        open: (0..threads)
+            .map(|index| {
+                app.metrics
+                    .connections_open
+                    .get_or_create(&ThreadLabels {
+                        thread: u16::try_from(index).unwrap_or(u16::MAX),
+                    })
+                    .clone()
+            })
+            .collect(),
+        balance: Notify::new(),
+    });
+    // Dropped on an early return too, which stops the threads already started.
+    let (stop, stopping) = watch::channel(false);
+    let mut finished = Vec::with_capacity(threads);
+    for index in 0..threads {
+        let listener = listener.try_clone()?;
+        finished.push(start_thread(
+            index,
+            &app,
+            tls.clone(),
+            listener,
+            share.clone(),
+            stopping.clone(),
+        )?);
     }
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let mut next = 0usize;
-    tokio::pin!(shutdown);
+    drop(listener);
+    shutdown.await;
+    stop.send_replace(true);
+    tracing::info!(
+        "shutting down: finishing in-flight requests (up to {:?})",
+        limits.shutdown_grace
+    );
+    for thread in finished {
+        // A dropped sender means the thread ended anyway.
+        let _ = thread.await;
+    }
+    Ok(())
+}
+
+/// What the connection threads' accept loops share.
+struct AcceptShare {
+    /// `max_connections`, over all threads.
+    permits: Arc<Semaphore>,
+    /// Open connections per thread (the `/metrics` gauges).
+    open: Vec<Gauge>,
+    /// Signalled whenever a count changes, for threads waiting to be among the least busy.
+    balance: Notify,
+}
+
+impl AcceptShare {
+    /// A thread accepts only while no other thread has fewer open connections, so connections
+    /// spread evenly however the kernel orders the threads' wake-ups.
+    fn may_accept(&self, thread: usize) -> bool {
+        let mine = self.open[thread].get();
+        self.open.iter().all(|other| mine <= other.get())
+    }
+}
+
+/// A connection's place: its permit under `max_connections` and its count on its thread's
+/// gauge, both given back when the connection ends, however it ends.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    share: Arc<AcceptShare>,
+    thread: usize,
+}
+
+impl Slot {
+    fn take(permit: OwnedSemaphorePermit, share: Arc<AcceptShare>, thread: usize) -> Slot {
+        share.open[thread].inc();
+        share.balance.notify_waiters();
+        Slot {
+            _permit: permit,
+            share,
+            thread,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.share.open[self.thread].dec();
+        self.share.balance.notify_waiters();
+    }
+}
+
+/// Starts connection thread `index`; the receiver completes when it has stopped. Its runtime
+/// is built here, so a failure is reported before anything is served.
+fn start_thread(
+    index: usize,
+    app: &Arc<App>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    listener: std::net::TcpListener,
+    share: Arc<AcceptShare>,
+    stopping: watch::Receiver<bool>,
+) -> io::Result<oneshot::Receiver<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name(format!("encore-conn-{index}-blocking"))
+        .build()?;
+    listener.set_nonblocking(true)?;
+    let (done, finished) = oneshot::channel();
+    let app = app.clone();
+    std::thread::Builder::new()
+        .name(format!("encore-conn-{index}"))
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!("connection thread {index} cannot listen: {e}");
+                        return;
+                    }
+                };
+                let connections = Connections::new(app, tls);
+                accept(index, &listener, &share, &connections, stopping).await;
+                drop(listener);
+                connections.finish().await;
+            });
+            runtime.shutdown_timeout(BLOCKING_DRAIN);
+            let _ = done.send(());
+        })?;
+    Ok(finished)
+}
+
+/// Thread `index`'s accept loop, until `stopping` says so (or its sender is gone).
+async fn accept(
+    index: usize,
+    listener: &TcpListener,
+    share: &Arc<AcceptShare>,
+    connections: &Connections,
+    mut stopping: watch::Receiver<bool>,
+) {
     loop {
+        // Every thread's event loop sees each new connection; the least busy take it.
+        loop {
+            let notified = share.balance.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if share.may_accept(index) {
+                break;
+            }
+            tokio::select! {
+                () = &mut notified => {}
+                _ = stopping.changed() => return,
+            }
+        }
         let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            () = &mut shutdown => break,
+            p = share.permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = stopping.changed() => return,
         };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -71,145 +216,10 @@ pub async fn run(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            _ = stopping.changed() => return,
         };
         let _ = stream.set_nodelay(true);
-        // Leaves this runtime's event loop; the chosen thread registers it with its own.
-        let stream = match stream.into_std() {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(%peer, "cannot hand the connection over: {e}");
-                continue;
-            }
-        };
-        let Some(thread) = least_busy(&threads, next) else {
-            break;
-        };
-        next = next.wrapping_add(1);
-        let handoff = Handoff {
-            stream,
-            peer,
-            slot: Slot::take(permit, threads[thread].open.clone()),
-        };
-        if threads[thread].queue.send(handoff).is_err() {
-            // Its loop ended, which only a bug can make happen: serve on with the others.
-            let index = threads[thread].index;
-            tracing::error!("connection thread {index} has stopped; serving on without it");
-            threads.remove(thread);
-            if threads.is_empty() {
-                return Err(io::Error::other("every connection thread has stopped"));
-            }
-        }
-    }
-    drop(listener);
-    tracing::info!(
-        "shutting down: finishing in-flight requests (up to {:?})",
-        limits.shutdown_grace
-    );
-    let finished: Vec<_> = threads
-        .into_iter()
-        .map(|t| {
-            drop(t.queue);
-            t.finished
-        })
-        .collect();
-    for f in finished {
-        // A dropped sender means the thread ended anyway.
-        let _ = f.await;
-    }
-    Ok(())
-}
-
-/// The thread with the fewest open connections; ties go round-robin from `rotation`.
-fn least_busy(threads: &[ConnectionThread], rotation: usize) -> Option<usize> {
-    let n = threads.len();
-    (0..n)
-        .map(|i| (rotation.wrapping_add(i)) % n)
-        .min_by_key(|&i| threads[i].open.get())
-}
-
-/// One accepted connection on its way to a connection thread.
-struct Handoff {
-    stream: std::net::TcpStream,
-    peer: SocketAddr,
-    slot: Slot,
-}
-
-/// A connection's place: its permit under `max_connections` and its count on its thread's
-/// gauge, both given back when the connection ends, however it ends.
-struct Slot {
-    _permit: OwnedSemaphorePermit,
-    open: Gauge,
-}
-
-impl Slot {
-    fn take(permit: OwnedSemaphorePermit, open: Gauge) -> Slot {
-        open.inc();
-        Slot {
-            _permit: permit,
-            open,
-        }
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.open.dec();
-    }
-}
-
-/// The accept loop's handle on one connection thread.
-struct ConnectionThread {
-    /// Its number in thread names and the metric's label.
-    index: usize,
-    queue: mpsc::UnboundedSender<Handoff>,
-    open: Gauge,
-    finished: oneshot::Receiver<()>,
-}
-
-impl ConnectionThread {
-    /// Builds the thread's runtime here, so a failure is reported before anything is served.
-    fn start(
-        index: usize,
-        app: &Arc<App>,
-        tls: Option<tokio_rustls::TlsAcceptor>,
-    ) -> io::Result<ConnectionThread> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .thread_name(format!("encore-conn-{index}-blocking"))
-            .build()?;
-        let open = app
-            .metrics
-            .connections_open
-            .get_or_create(&ThreadLabels {
-                thread: u16::try_from(index).unwrap_or(u16::MAX),
-            })
-            .clone();
-        let (queue, mut handoffs) = mpsc::unbounded_channel::<Handoff>();
-        let (done, finished) = oneshot::channel();
-        let app = app.clone();
-        std::thread::Builder::new()
-            .name(format!("encore-conn-{index}"))
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let connections = Connections::new(app, tls);
-                    while let Some(h) = handoffs.recv().await {
-                        match TcpStream::from_std(h.stream) {
-                            Ok(stream) => connections.serve(stream, h.peer, h.slot),
-                            Err(e) => tracing::warn!(peer = %h.peer, "cannot serve: {e}"),
-                        }
-                    }
-                    connections.finish().await;
-                });
-                runtime.shutdown_timeout(BLOCKING_DRAIN);
-                let _ = done.send(());
-            })?;
-        Ok(ConnectionThread {
-            index,
-            queue,
-            open,
-            finished,
-        })
+        connections.serve(stream, peer, Slot::take(permit, share.clone(), index));
     }
 }
 
