@@ -1,15 +1,15 @@
-//! The accept loop and the connection threads: `run(listener, app, tls, shutdown)` so tests
+//! The connection threads and their accept loops: `run(listener, app, tls, shutdown)` so tests
 //! bind `127.0.0.1:0` and pass their own shutdown future (mini-redis style).
 //!
 //! Connections are served by `limits.connection_threads` threads, each running a
 //! single-threaded tokio runtime of its own, the way nginx runs one event loop per worker
-//! process. A connection stays on the thread it was handed to: its socket, token memo and
+//! process. A connection stays on the thread that accepted it: its socket, token memo and
 //! tasks never move between cores, and no thread waits for a wake-up from another's event
 //! loop. Sharing one work-stealing runtime instead left cores idle under load (measured in
 //! docs/PERFORMANCE.md, "One event loop per core"). Every thread accepts from the listening
 //! socket itself (a duplicate registered with its own event loop), and only while no other
 //! thread has fewer open connections; handing accepted sockets from one accept loop to the
-//! threads instead cost ~15–30 µs of CPU per new connection in wake-ups and re-registration.
+//! threads instead cost ~10–20 µs of CPU per new connection in wake-ups and re-registration.
 //!
 //! A plain-TCP connection starts in the express lane ([`super::express`]) and goes to hyper at
 //! its first request the lane does not answer; TLS connections go to hyper at once.
