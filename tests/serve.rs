@@ -77,16 +77,6 @@ async fn fresh_serve_creates_dev_keys_packages_prints_tokens_and_picks_up_new_al
         memlock[0], memlock[1],
         "the soft locked-memory limit is raised to the hard one: {memlock:?}"
     );
-    // Connections are served on connection threads of their own.
-    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .expect("tasks")
-        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .map(|name| name.trim().to_string())
-        .collect();
-    assert!(
-        threads.iter().any(|t| t == "encore-conn-0"),
-        "no connection thread among {threads:?}"
-    );
     tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
     // stdout: the welcome with a buyer's and a non-buyer's token and the fetch command.
     let mut lines = Vec::new();
@@ -120,6 +110,17 @@ async fn fresh_serve_creates_dev_keys_packages_prints_tokens_and_picks_up_new_al
         .expect("json");
     assert_eq!(albums["albums"][0]["id"], "first-light");
     assert_eq!(albums["albums"][0]["tracks"], 4);
+    // A request has been answered, so the connection threads are up: they serve them.
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("tasks")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_string())
+        .collect();
+    assert!(
+        threads.iter().any(|t| t == "encore-conn-0"),
+        "no connection thread among {threads:?}"
+    );
+
     let m = |t: &str, r: &str| {
         c.get(format!("{url}/v1/albums/first-light/tracks/1/{r}/manifest"))
             .bearer_auth(t.to_string())
