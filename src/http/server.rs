@@ -51,8 +51,10 @@ pub async fn run(
 ) -> io::Result<()> {
     let limits = app.limits.clone();
     let threads = limits.connection_threads.max(1);
-    // Leaves the caller's event loop: every connection thread registers it with its own.
+    // Leaves the caller's event loop: every connection thread registers it with its own. The
+    // duplicates share one open file, so setting it non-blocking once covers them all.
     let listener = listener.into_std()?;
+    listener.set_nonblocking(true)?;
     let share = Arc::new(AcceptShare {
         permits: Arc::new(Semaphore::new(limits.max_connections)),
         open: (0..threads)
@@ -155,7 +157,6 @@ fn start_thread(
         .enable_all()
         .thread_name(format!("encore-conn-{index}-blocking"))
         .build()?;
-    listener.set_nonblocking(true)?;
     let (done, finished) = oneshot::channel();
     let app = app.clone();
     std::thread::Builder::new()
