@@ -395,8 +395,8 @@ async fn idempotency_and_bad_bodies() {
     .await;
     assert_eq!(
         status,
-        StatusCode::UNAUTHORIZED,
-        "account keys are not encore's keys"
+        StatusCode::FORBIDDEN,
+        "an account token is valid, but not for purchases"
     );
     let r = c
         .post(format!("{}/v1/purchases", s.url))
@@ -412,7 +412,7 @@ async fn idempotency_and_bad_bodies() {
         .send()
         .await
         .expect("post");
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(
         s.app.ledger.order_ids().await.expect("ids").len(),
         2,
@@ -606,8 +606,8 @@ async fn chart_and_buyer_numbers_under_concurrency() {
         .expect("library");
     assert_eq!(
         r.status(),
-        StatusCode::FORBIDDEN,
-        "an account token signed with encore's key is not the account service's"
+        StatusCode::UNAUTHORIZED,
+        "encore's key never vouches for an account token"
     );
     let play = util::token(&ws, "user20", Scope::Play, &[]);
     let r = c
