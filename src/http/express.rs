@@ -621,6 +621,10 @@ mod tests {
         express(b"GET /s HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n");
         express(b"GET /s HTTP/1.1\r\nHost: [::1]:80\r\n\r\n");
         express(b"GET /s HTTP/1.1\r\nHost:\r\n\r\n");
+        for bad in ["a b", "user@h", "h?q", "h#f", "h\\x"] {
+            let head = format!("GET /s HTTP/1.1\r\nHost: {bad}\r\n\r\n");
+            assert_eq!(handed(head.as_bytes()), HandOff::Host, "{bad}");
+        }
     }
 
     #[test]
