@@ -192,7 +192,7 @@ async fn hit(f: &Fixture) -> http::Response<respond::Body> {
     let seg = lookup(f);
     let token = auth::bearer(f.request.headers(), f.request.uri().query());
     let conditions = Conditions::from_headers(f.request.headers());
-    let mut resp = encore::http::segment(&f.app, &f.memo, seg, token, &conditions)
+    let mut resp = encore::http::segment(&f.app, &f.memo, seg, token.as_deref(), &conditions)
         .await
         .expect("response")
         .into_response();
@@ -212,7 +212,7 @@ async fn lane_hit(f: &Fixture, out: &mut Vec<u8>) -> bytes::Bytes {
     let seg = lookup(f);
     let token = auth::bearer(f.request.headers(), None);
     let conditions = Conditions::from_headers(f.request.headers());
-    let answer = encore::http::segment(&f.app, &f.memo, seg, token, &conditions)
+    let answer = encore::http::segment(&f.app, &f.memo, seg, token.as_deref(), &conditions)
         .await
         .expect("answer");
     f.app.metrics.record_request(

@@ -15,6 +15,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Mode for directories created by [`create_dir_all_durable`].
 pub const DIR_MODE: u32 = 0o755;
+/// Mode for a directory only its owner may enter (the data folder: the ledger is in it).
+pub const PRIVATE_DIR_MODE: u32 = 0o700;
+/// Mode for files only their owner may read (the ledger's: user and order ids).
+pub const PRIVATE_FILE_MODE: u32 = 0o600;
 
 /// How many temp names to try before giving up; each clash means a stale temp file from an
 /// earlier process with the same pid, so more than a handful is a sign of something odd.
@@ -131,6 +135,44 @@ pub fn create_dir_all_durable_with_mode(path: &Path, mode: u32) -> io::Result<()
             }
             // Someone else created it between our check and now: fine if it is a directory.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Makes `path` readable and writable by its owner only: created empty with
+/// [`PRIVATE_FILE_MODE`] when absent, narrowed to it when it exists with more (a file made
+/// by an older version); also each of `companions` (`path` with that suffix) that exists.
+/// A database opened afterwards then finds its file private, and SQLite gives the `-wal` and
+/// `-shm` files it creates the database file's mode.
+pub fn make_private(path: &Path, companions: &[&str]) -> io::Result<()> {
+    let created = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(PRIVATE_FILE_MODE)
+        .open(path);
+    match created {
+        Ok(file) => {
+            file.sync_all()?;
+            sync_dir(parent_dir(path))?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    let mut all = vec![path.to_path_buf()];
+    all.extend(companions.iter().map(|suffix| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    }));
+    for file in all {
+        match fs::metadata(&file) {
+            Ok(meta) if meta.permissions().mode() & 0o7777 != PRIVATE_FILE_MODE => {
+                fs::set_permissions(&file, Permissions::from_mode(PRIVATE_FILE_MODE))?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
     }

@@ -164,7 +164,7 @@ async fn the_express_lane_answers_as_hyper_does() {
         ("buyer GET", get(&seg, &b), false, 200),
         (
             "buyer HEAD",
-            format!("HEAD {seg} HTTP/1.1\r\n{b}\r\n").into_bytes(),
+            format!("HEAD {seg} HTTP/1.1\r\nHost: encore\r\n{b}\r\n").into_bytes(),
             true,
             200,
         ),
@@ -297,7 +297,7 @@ async fn pipelined_requests_and_a_hand_off_keep_their_order() {
     // connection from there), then a segment again, which hyper answers.
     let mut c = Conn::open(&s).await;
     let mut burst = get(&segs[1].0, &b);
-    burst.extend(format!("HEAD {} HTTP/1.1\r\n{b}\r\n", segs[2].0).into_bytes());
+    burst.extend(format!("HEAD {} HTTP/1.1\r\nHost: encore\r\n{b}\r\n", segs[2].0).into_bytes());
     burst.extend(get(&format!("/v1/albums/{ALBUM}"), ""));
     burst.extend(get(&segs[0].0, &b));
     c.send(&burst).await;

@@ -181,6 +181,8 @@ async fn purchase_exchange_play_refund() {
         cl["exp"].as_u64().unwrap() - cl["iat"].as_u64().unwrap(),
         3600
     );
+    // `expires_at` is unix seconds, as in a license: the token's `exp`.
+    assert_eq!(grant["expires_at"], cl["exp"]);
     let run = fetch(&ws, &s.url, &play, ALBUM, "lossless").await;
     assert!(run.status.success(), "{}", util::text(&run));
     assert_eq!(
@@ -241,6 +243,28 @@ async fn purchase_exchange_play_refund() {
         "a refunded album must not play: {}",
         util::text(&run)
     );
+    // The license says why it holds the preview's key only: refunded, not never bought.
+    let license = |token: String| {
+        c.post(format!("{}/v1/licenses", s.url))
+            .bearer_auth(token)
+            .json(&json!({"album": ALBUM, "track": 1}))
+            .send()
+    };
+    let refunded: Value = license(play.clone())
+        .await
+        .expect("license")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(refunded["preview_only"], "purchase-refunded");
+    assert_eq!(refunded["keys"].as_array().map(Vec::len), Some(1));
+    let never: Value = license(early.clone())
+        .await
+        .expect("license")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(never["preview_only"], "not-purchased");
     let after = exchange(&c, &s, &account, None).await;
     assert_eq!(after["albums"], json!([]));
     // Refund is idempotent.
@@ -395,8 +419,8 @@ async fn idempotency_and_bad_bodies() {
     .await;
     assert_eq!(
         status,
-        StatusCode::UNAUTHORIZED,
-        "account keys are not encore's keys"
+        StatusCode::FORBIDDEN,
+        "an account token is valid, but not for purchases"
     );
     let r = c
         .post(format!("{}/v1/purchases", s.url))
@@ -412,7 +436,7 @@ async fn idempotency_and_bad_bodies() {
         .send()
         .await
         .expect("post");
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(
         s.app.ledger.order_ids().await.expect("ids").len(),
         2,
@@ -606,8 +630,8 @@ async fn chart_and_buyer_numbers_under_concurrency() {
         .expect("library");
     assert_eq!(
         r.status(),
-        StatusCode::FORBIDDEN,
-        "an account token signed with encore's key is not the account service's"
+        StatusCode::UNAUTHORIZED,
+        "encore's key never vouches for an account token"
     );
     let play = util::token(&ws, "user20", Scope::Play, &[]);
     let r = c

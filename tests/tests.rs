@@ -3,16 +3,19 @@
 mod util;
 
 mod bad_input;
+mod conformance;
 mod crash;
 mod delivery;
 mod express;
 mod fetch;
 mod formats;
 mod hls;
+mod hygiene;
 mod purchases;
 mod reload;
 mod rerun;
 mod rotation;
 mod sealing;
 mod serve;
+mod trust;
 mod web;

@@ -480,12 +480,13 @@ impl fmt::Display for ReleaseDate {
 }
 
 impl Currency {
-    /// Checks `code` is three ASCII uppercase letters.
+    /// Checks `code` is a current ISO 4217 code, from the table purchases are checked
+    /// against (an album priced in a code no purchase may carry could never be bought).
     pub fn parse(code: &str) -> Result<Currency, String> {
         match code.as_bytes() {
-            &[a, b, c] if [a, b, c].iter().all(u8::is_ascii_uppercase) => Ok(Currency([a, b, c])),
+            &[a, b, c] if crate::ledger::purchase::is_iso_4217(code) => Ok(Currency([a, b, c])),
             _ => Err(format!(
-                "is {code:?}; want an ISO 4217 code, three uppercase letters, e.g. \"EUR\""
+                "is {code:?}; want a current ISO 4217 code in uppercase, e.g. \"EUR\""
             )),
         }
     }
@@ -703,7 +704,7 @@ preview_seconds = 20
 
     #[test]
     fn bad_currency_and_price() {
-        for c in ["eur", "EURO", "E1R", "", "€"] {
+        for c in ["eur", "EURO", "E1R", "", "€", "ABC", "XXX"] {
             let e = err(&format!("price = 1\ncurrency = {c:?}"));
             assert!(e.contains("currency: is"), "{c}: {e}");
         }

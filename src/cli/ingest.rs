@@ -58,6 +58,16 @@ pub async fn run(args: IngestArgs) -> ExitCode {
         settings: config.ingest.clone(),
         force: args.force,
     };
+    // The data folder holds the ledger too: only its owner may enter it (when encore makes it).
+    if let Err(e) = crate::durable::create_dir_all_durable_with_mode(
+        &config.data_dir,
+        crate::durable::PRIVATE_DIR_MODE,
+    ) {
+        return fail(
+            format!("cannot create {}: {e}", config.data_dir.display()),
+            2,
+        );
+    }
     let observer: Arc<dyn ingest::Observer> = Arc::from(progress::for_stderr());
     let report = ingest::run(job, keyring, config.store(), observer).await;
     println!("{}", report.summary());

@@ -3,6 +3,7 @@
 mod fetch;
 mod ingest;
 mod keys;
+mod logging;
 mod serve;
 mod token;
 
@@ -86,7 +87,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => args.wants_json_logs(),
         _ => false,
     };
-    init_logging(json_logs);
+    logging::init(json_logs);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -106,25 +107,6 @@ pub fn main() -> ExitCode {
             Command::Fetch(args) => fetch::run(args).await,
         }
     })
-}
-
-fn init_logging(json: bool) {
-    use std::io::IsTerminal;
-    use tracing_subscriber::EnvFilter;
-    // Decoder crates narrate every stream they open at info level; keep them to warnings.
-    let filter = EnvFilter::try_from_env("ENCORE_LOG").unwrap_or_else(|_| EnvFilter::new("info,symphonia=warn,symphonia_core=warn,symphonia_format_ogg=warn,symphonia_bundle_mp3=warn,symphonia_format_isomp4=warn,symphonia_format_riff=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false);
-    let _ = if json {
-        // Targets in JSON: audit lines are `"target":"encore::audit"`, for log shippers.
-        builder.with_target(true).json().try_init()
-    } else {
-        builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .try_init()
-    };
 }
 
 /// Prints an error the ripgrep way and returns the exit code for it.

@@ -151,8 +151,11 @@ async fn open_ledger(config: &Config) -> Result<Ledger, String> {
                 .map_err(|e| e.to_string())
         }
         None => {
-            crate::durable::create_dir_all_durable(&config.data_dir)
-                .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
+            crate::durable::create_dir_all_durable_with_mode(
+                &config.data_dir,
+                crate::durable::PRIVATE_DIR_MODE,
+            )
+            .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
             Ledger::open_sqlite(&config.data_dir.join(LEDGER_FILE))
                 .await
                 .map_err(|e| e.to_string())

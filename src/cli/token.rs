@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use super::fail;
-use crate::config::LedgerSettings;
+use crate::config::{Config, LedgerSettings, Overrides};
 use crate::license::{
     Clock, DEFAULT_AUDIENCE, DEFAULT_ISSUER, MintRequest, Scope, SystemClock, mint,
 };
@@ -46,6 +46,10 @@ pub struct MintArgs {
     /// `aud` claim.
     #[arg(long, default_value = DEFAULT_AUDIENCE)]
     pub audience: String,
+    /// Config file whose token limits `--ttl` must respect (default: ./encore.toml when
+    /// present, else the built-in limits).
+    #[arg(long, env = "ENCORE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// Runs an `encore token` subcommand.
@@ -65,6 +69,7 @@ pub fn run(cmd: TokenCommand) -> ExitCode {
 }
 
 fn mint_token(args: MintArgs) -> Result<String, String> {
+    check_ttl(&args)?;
     // Account tokens come from the platform's account service; in development its stand-in
     // key (`encore keys init --dev-accounts`) signs them.
     let (key, default_issuer) = if args.scope == Scope::Account {
@@ -94,6 +99,35 @@ fn mint_token(args: MintArgs) -> Result<String, String> {
         not_before: None,
     };
     mint(&key, &req, SystemClock.now_unix()).map_err(|e| format!("cannot mint a token: {e}"))
+}
+
+/// Refuses a lifetime the server would refuse: past `keys.max_token_seconds` for any token,
+/// past `ledger.max_play_token_seconds` for a `play` token (the server's config, read as
+/// `encore serve` reads it).
+fn check_ttl(args: &MintArgs) -> Result<(), String> {
+    let overrides = Overrides {
+        keys: Some(args.keys.clone()),
+        ..Overrides::default()
+    };
+    let config = Config::load(args.config.as_deref(), &overrides).map_err(|e| e.to_string())?;
+    let (limit, setting) = match args.scope {
+        Scope::Play => (
+            config.server.ledger.max_play_token_seconds,
+            "ledger.max_play_token_seconds",
+        ),
+        Scope::Edge | Scope::Store | Scope::Admin | Scope::Account => (
+            config.server.keys.max_token_seconds,
+            "keys.max_token_seconds",
+        ),
+    };
+    if args.ttl > limit {
+        return Err(format!(
+            "--ttl is {}s, longer than the server accepts for a {} token ({limit}s, {setting}): \
+             it would be refused; use --ttl {limit} or less",
+            args.ttl, args.scope
+        ));
+    }
+    Ok(())
 }
 
 fn parse_scope(s: &str) -> Result<Scope, String> {
@@ -177,6 +211,7 @@ mod tests {
             keys: keys.clone(),
             issuer: None,
             audience: DEFAULT_AUDIENCE.into(),
+            config: None,
         };
         let token = mint_token(args.clone()).unwrap();
         let verifier =
@@ -192,8 +227,31 @@ mod tests {
         assert!(mint_token(missing).is_err());
         let bad_album = MintArgs {
             albums: vec!["Not A Slug".into()],
-            ..args
+            ..args.clone()
         };
         assert!(mint_token(bad_album).unwrap_err().contains("Not A Slug"));
+
+        // Longer than the server accepts (7 days by default): refused, not printed.
+        let too_long = MintArgs {
+            ttl: 8 * 86_400,
+            ..args.clone()
+        };
+        let err = mint_token(too_long).unwrap_err();
+        assert!(err.contains("ledger.max_play_token_seconds"), "{err}");
+        let edge = MintArgs {
+            ttl: 8 * 86_400,
+            scope: Scope::Edge,
+            ..args.clone()
+        };
+        assert!(
+            mint_token(edge)
+                .unwrap_err()
+                .contains("keys.max_token_seconds")
+        );
+        let week = MintArgs {
+            ttl: 7 * 86_400,
+            ..args
+        };
+        mint_token(week).unwrap();
     }
 }

@@ -10,7 +10,9 @@ use super::metrics::Metrics;
 use super::ops::admin::AdminJobs;
 use crate::config::LedgerSettings;
 use crate::ledger::{ChartCache, Ledger, LedgerError};
-use crate::license::{RevocationList, TokenCache, TokenVerifier, VerifierConfig};
+use crate::license::{
+    ACCOUNT_SCOPES, ENCORE_SCOPES, RevocationList, TokenCache, TokenVerifier, VerifierConfig,
+};
 use crate::rotation::{RotationSettings, Rotator};
 use crate::seal::Keyring;
 use crate::seal::account_keys::load_account_keys;
@@ -161,6 +163,8 @@ impl App {
             leeway_seconds: settings.keys.token_leeway_seconds,
             max_play_lifetime_seconds: ledger_settings.max_play_token_seconds,
             max_lifetime_seconds: settings.keys.max_token_seconds,
+            // `account` tokens are the account service's to sign, never encore's.
+            scopes: ENCORE_SCOPES.to_vec(),
             ..Default::default()
         };
         let account_verifier_config = VerifierConfig {
@@ -168,6 +172,8 @@ impl App {
             audience: settings.audience.clone(),
             leeway_seconds: settings.keys.token_leeway_seconds,
             max_lifetime_seconds: settings.keys.max_token_seconds,
+            // The account service speaks for a user's account and nothing else.
+            scopes: ACCOUNT_SCOPES.to_vec(),
             ..Default::default()
         };
         let rotator = Rotator::new(

@@ -1,5 +1,6 @@
 //! Finds the bearer token in a request and verifies it through the cache.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use http::HeaderMap;
@@ -10,7 +11,7 @@ use super::problem::ApiError;
 use crate::license::{TokenError, TokenMemo, VerifiedToken};
 
 /// The token from `Authorization: Bearer`, else from the `access_token` query parameter.
-pub fn bearer<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a str> {
+pub fn bearer<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<Cow<'a, str>> {
     let authorization = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -18,41 +19,52 @@ pub fn bearer<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a 
 }
 
 /// [`bearer`] from the `Authorization` value itself (`None`: absent or not visible ASCII).
-pub fn bearer_in<'a>(authorization: Option<&'a str>, query: Option<&'a str>) -> Option<&'a str> {
+pub fn bearer_in<'a>(
+    authorization: Option<&'a str>,
+    query: Option<&'a str>,
+) -> Option<Cow<'a, str>> {
     if let Some(v) = authorization {
         let v = v.trim();
         if v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ") {
-            return Some(v[7..].trim());
+            return Some(Cow::Borrowed(v[7..].trim()));
         }
         return None;
     }
-    access_token(query)
+    access_token(query?)
 }
 
-/// The `access_token` query parameter, if set and not empty.
-fn access_token(query: Option<&str>) -> Option<&str> {
+/// The `access_token` query parameter, form-decoded as RFC 6750 §2.3 requires (its name too),
+/// if set and not empty.
+fn access_token(query: &str) -> Option<Cow<'_, str>> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == "access_token")
+        .map(|(_, token)| token)
+        .filter(|t| !t.is_empty())
+}
+
+/// The token when it came as the `access_token` query parameter (no `Authorization` header):
+/// what HLS playlists must repeat in their URIs for a player that cannot send headers.
+/// It is the parameter as sent (still encoded), since it goes back into a query string.
+pub fn query_token<'a>(headers: &HeaderMap, query: Option<&'a str>) -> Option<&'a str> {
+    if headers.contains_key(http::header::AUTHORIZATION) {
+        return None;
+    }
     query?
         .split('&')
         .find_map(|pair| pair.strip_prefix("access_token="))
         .filter(|t| !t.is_empty())
 }
 
-/// The token when it came as the `access_token` query parameter (no `Authorization` header):
-/// what HLS playlists must repeat in their URIs for a player that cannot send headers.
-pub fn query_token<'a>(headers: &HeaderMap, query: Option<&'a str>) -> Option<&'a str> {
-    if headers.contains_key(http::header::AUTHORIZATION) {
-        return None;
-    }
-    access_token(query)
-}
-
-/// Verifies the request's token, counting the outcome.
+/// Verifies the request's token, counting the outcome. Every gated route takes its token
+/// here, so whose key signed it is decided in one place: encore's keys vouch for `play`,
+/// `edge`, `store` and `admin`, the account service's (`keys/accounts/`) for `account` only
+/// (each verifier refuses the others' scopes); the route then checks the scope.
 pub fn authenticate(
     app: &App,
     headers: &HeaderMap,
     query: Option<&str>,
 ) -> Result<Arc<VerifiedToken>, ApiError> {
-    verify_counted(app, None, bearer(headers, query))
+    verify_counted(app, None, bearer(headers, query).as_deref())
 }
 
 /// Verifies `token` (found with [`bearer`]) through the connection's memo of its last token
@@ -84,6 +96,23 @@ fn verify_counted(
         Some(memo) => keys.tokens.verify_memo(memo, token),
         None => keys.tokens.verify(token),
     };
+    let verified = match (verified, &keys.accounts) {
+        // Not signed by encore: perhaps by the account service, whose verifier admits
+        // `account` tokens only.
+        (Err(TokenError::UnknownKid), Some(accounts)) => match accounts.verify(token) {
+            Ok(t) => {
+                app.metrics
+                    .token_checks
+                    .get_or_create(&OutcomeLabels {
+                        outcome: "ok-account",
+                    })
+                    .inc();
+                return Ok(t);
+            }
+            Err(e) => Err(e),
+        },
+        (other, _) => other,
+    };
     match verified {
         Ok(t) => {
             app.metrics.hot.token_ok.inc();
@@ -101,44 +130,6 @@ fn verify_counted(
     }
 }
 
-/// Verifies an `account` token from the platform's account service (its own keys and
-/// issuer, `keys/accounts/`). 401 when no account service is trusted.
-pub fn authenticate_account(
-    app: &App,
-    headers: &HeaderMap,
-    query: Option<&str>,
-) -> Result<Arc<VerifiedToken>, ApiError> {
-    let token = bearer(headers, query).ok_or(ApiError::TokenMissing)?;
-    let keys = app.keys();
-    let accounts = keys
-        .accounts
-        .as_ref()
-        .ok_or(ApiError::Token(TokenError::UnknownKid))?;
-    let verified = accounts.verify(token).map_err(ApiError::Token)?;
-    app.metrics
-        .token_checks
-        .get_or_create(&OutcomeLabels {
-            outcome: "ok-account",
-        })
-        .inc();
-    Ok(verified)
-}
-
-/// Verifies a token that may be either encore's own (e.g. `store`) or the account
-/// service's: encore's keys first, the account service's when encore does not know the key.
-pub fn authenticate_any(
-    app: &App,
-    headers: &HeaderMap,
-    query: Option<&str>,
-) -> Result<Arc<VerifiedToken>, ApiError> {
-    match authenticate(app, headers, query) {
-        Err(ApiError::Token(TokenError::UnknownKid)) if app.keys().accounts.is_some() => {
-            authenticate_account(app, headers, query)
-        }
-        other => other,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,11 +137,24 @@ mod tests {
     #[test]
     fn finds_tokens() {
         let mut h = HeaderMap::new();
-        assert_eq!(bearer(&h, Some("a=1&access_token=abc")), Some("abc"));
+        assert_eq!(
+            bearer(&h, Some("a=1&access_token=abc")).as_deref(),
+            Some("abc")
+        );
         h.insert(http::header::AUTHORIZATION, "Bearer xyz".parse().unwrap());
-        assert_eq!(bearer(&h, Some("access_token=abc")), Some("xyz"));
+        assert_eq!(bearer(&h, Some("access_token=abc")).as_deref(), Some("xyz"));
         h.insert(http::header::AUTHORIZATION, "Basic xyz".parse().unwrap());
         assert_eq!(bearer(&h, None), None);
+    }
+
+    #[test]
+    fn access_token_is_form_decoded() {
+        let h = HeaderMap::new();
+        let found = |q: &str| bearer(&h, Some(q)).map(Cow::into_owned);
+        assert_eq!(found("access_token=a%2Eb.c").as_deref(), Some("a.b.c"));
+        assert_eq!(found("x=1&access%5Ftoken=abc").as_deref(), Some("abc"));
+        assert_eq!(found("access_token=").as_deref(), None);
+        assert_eq!(found("access_tokens=abc").as_deref(), None);
     }
 
     #[test]

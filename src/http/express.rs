@@ -71,6 +71,8 @@ pub enum HandOff {
     Body,
     /// `Connection` other than `keep-alive`, `Expect` or `Upgrade`.
     Connection,
+    /// No `Host`, more than one, or one with an invalid value: hyper's path answers the 400.
+    Host,
 }
 
 impl HandOff {
@@ -83,6 +85,7 @@ impl HandOff {
             HandOff::Target => "target",
             HandOff::Body => "body",
             HandOff::Connection => "connection",
+            HandOff::Host => "host",
         }
     }
 }
@@ -136,6 +139,7 @@ pub fn read_head(buf: &[u8], max_headers: usize) -> Head<'_> {
     };
     // The first of each header, as `HeaderMap::get` returns it.
     let (mut authorization, mut if_none_match, mut range, mut if_range) = (None, None, None, None);
+    let (mut host, mut hosts) = (None, 0usize);
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
@@ -147,6 +151,9 @@ pub fn read_head(buf: &[u8], max_headers: usize) -> Head<'_> {
             if !h.value.eq_ignore_ascii_case(b"keep-alive") {
                 return Head::HandOff(HandOff::Connection);
             }
+        } else if is("host") {
+            host = Some(h.value);
+            hosts += 1;
         } else if is("authorization") {
             authorization.get_or_insert(visible_ascii(h.value));
         } else if is("if-none-match") {
@@ -156,6 +163,9 @@ pub fn read_head(buf: &[u8], max_headers: usize) -> Head<'_> {
         } else if is("if-range") {
             if_range.get_or_insert(visible_ascii(h.value));
         }
+    }
+    if hosts > 1 || !super::host_is_acceptable(true, host.into_iter()) {
+        return Head::HandOff(HandOff::Host);
     }
     Head::Express(ExpressRequest {
         head_only,
@@ -222,7 +232,13 @@ pub async fn serve(
         let started = Instant::now();
         let token = super::auth::bearer_in(req.authorization, None);
         let result = {
-            let work = std::pin::pin!(super::segment(app, memo, seg, token, &req.conditions));
+            let work = std::pin::pin!(super::segment(
+                app,
+                memo,
+                seg,
+                token.as_deref(),
+                &req.conditions
+            ));
             super::within(limits.request_timeout, work).await
         };
         let closing = waits.stopping();
@@ -521,17 +537,17 @@ mod tests {
         assert_eq!(r.conditions.if_none_match, Some("\"e\""));
         assert_eq!(r.conditions.if_range, Some("\"e\""));
         assert_eq!(&head[r.len..], b"GET /next");
-        assert!(express(b"HEAD /s HTTP/1.1\r\n\r\n").head_only);
+        assert!(express(b"HEAD /s HTTP/1.1\r\nHost: x\r\n\r\n").head_only);
     }
 
     #[test]
     fn the_first_of_a_repeated_header_counts_and_non_ascii_is_absent() {
         let r = express(
-            b"GET /s HTTP/1.1\r\nauthorization: Bearer a\r\nAUTHORIZATION: Bearer b\r\n\r\n",
+            b"GET /s HTTP/1.1\r\nHost: x\r\nauthorization: Bearer a\r\nAUTHORIZATION: Bearer b\r\n\r\n",
         );
         assert_eq!(r.authorization, Some("Bearer a"));
         let r = express(
-            b"GET /s HTTP/1.1\r\nAuthorization: Bearer \xff\r\nAuthorization: Bearer b\r\n\r\n",
+            b"GET /s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\r\nAuthorization: Bearer b\r\n\r\n",
         );
         assert_eq!(r.authorization, None, "as HeaderMap::get + to_str sees it");
     }
@@ -592,9 +608,29 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_repeated_or_bad_host_goes_to_hyper() {
+        assert_eq!(handed(b"GET /s HTTP/1.1\r\n\r\n"), HandOff::Host);
+        assert_eq!(
+            handed(b"GET /s HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n"),
+            HandOff::Host
+        );
+        assert_eq!(
+            handed(b"GET /s HTTP/1.1\r\nHost: a/b\r\n\r\n"),
+            HandOff::Host
+        );
+        express(b"GET /s HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n");
+        express(b"GET /s HTTP/1.1\r\nHost: [::1]:80\r\n\r\n");
+        express(b"GET /s HTTP/1.1\r\nHost:\r\n\r\n");
+        for bad in ["a b", "user@h", "h?q", "h#f", "h\\x"] {
+            let head = format!("GET /s HTTP/1.1\r\nHost: {bad}\r\n\r\n");
+            assert_eq!(handed(head.as_bytes()), HandOff::Host, "{bad}");
+        }
+    }
+
+    #[test]
     fn more_headers_than_allowed_go_to_hyper() {
-        let mut head = b"GET /s HTTP/1.1\r\n".to_vec();
-        for i in 0..5 {
+        let mut head = b"GET /s HTTP/1.1\r\nHost: x\r\n".to_vec();
+        for i in 0..4 {
             head.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
         }
         head.extend_from_slice(b"\r\n");
@@ -702,17 +738,18 @@ mod tests {
             method in proptest::sample::select(vec!["GET", "HEAD", "POST", "OPTIONS"]),
             version in proptest::sample::select(vec!["HTTP/1.1", "HTTP/1.0"]),
             header in proptest::sample::select(vec![
-                "Host: x", "Content-Length: 0", "Transfer-Encoding: chunked", "Connection: close",
+                "Host: y", "Content-Length: 0", "Transfer-Encoding: chunked", "Connection: close",
                 "Connection: keep-alive", "Upgrade: h2c", "Expect: 100-continue", "Range: bytes=0-1",
             ]),
             query in proptest::bool::ANY,
         ) {
             let target = if query { "/s?x=1" } else { "/s" };
-            let head = format!("{method} {target} {version}\r\n{header}\r\n\r\n");
+            // Always one `Host`; "Host: y" makes it two.
+            let head = format!("{method} {target} {version}\r\nHost: x\r\n{header}\r\n\r\n");
             let simple = matches!(method, "GET" | "HEAD")
                 && version == "HTTP/1.1"
                 && !query
-                && matches!(header, "Host: x" | "Connection: keep-alive" | "Range: bytes=0-1");
+                && matches!(header, "Connection: keep-alive" | "Range: bytes=0-1");
             proptest::prop_assert_eq!(matches!(read_head(head.as_bytes(), 64), Head::Express(_)), simple);
         }
     }

@@ -36,9 +36,9 @@ pub enum ApiError {
     /// The body is larger than this route accepts.
     #[error("request body larger than {0} bytes")]
     PayloadTooLarge(usize),
-    /// The method is not allowed on this path.
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    /// The method is not allowed on this path, which takes these (its `Allow`).
+    #[error("method not allowed; this resource takes {0}")]
+    MethodNotAllowed(&'static str),
     /// The range lies past the end of a body of this many bytes.
     #[error("range not satisfiable for a body of {0} bytes")]
     RangeNotSatisfiable(u64),
@@ -56,17 +56,29 @@ pub enum ApiError {
     Internal(String),
 }
 
+/// Problem details never carry filesystem paths (they would map the server for a caller):
+/// errors that name a keys or store folder are restated from their parts here, and the full
+/// error goes to the server log only.
 impl From<crate::rotation::RotationError> for ApiError {
     fn from(e: crate::rotation::RotationError) -> Self {
         use crate::rotation::RotationError;
         use crate::seal::KeyError;
         match e {
-            RotationError::NotFound(_)
-            | RotationError::Key(KeyError::UnknownSigningKey { .. })
-            | RotationError::Key(KeyError::NoContentKeys { .. }) => {
-                ApiError::NotFound(e.to_string())
+            // Built from album and track names only.
+            RotationError::NotFound(detail) => ApiError::NotFound(detail),
+            RotationError::Key(KeyError::UnknownSigningKey { kid, .. }) => ApiError::NotFound(
+                format!("no signing key {kid}; GET /v1/admin/keys lists the keys"),
+            ),
+            RotationError::Key(KeyError::NoContentKeys { album, .. }) => ApiError::NotFound(
+                format!("album {album} has no content keys; package it first (`encore ingest`)"),
+            ),
+            RotationError::Damaged { ref what, .. } => {
+                tracing::error!("{e}");
+                ApiError::KeyOperation(format!(
+                    "cannot re-seal {what} (the server log says why); re-package the album \
+                     (`encore ingest --force`) or run the rotation again"
+                ))
             }
-            RotationError::Damaged { .. } => ApiError::KeyOperation(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -120,7 +132,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", None)
             }
-            ApiError::MethodNotAllowed => {
+            ApiError::MethodNotAllowed(_) => {
                 (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", None)
             }
             ApiError::RangeNotSatisfiable(_) => (
@@ -169,11 +181,8 @@ impl ApiError {
             // connection the server is closing.
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        if matches!(self, ApiError::MethodNotAllowed) {
-            h.insert(
-                header::ALLOW,
-                HeaderValue::from_static("GET, HEAD, POST, OPTIONS"),
-            );
+        if let ApiError::MethodNotAllowed(allow) = self {
+            h.insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         resp
     }

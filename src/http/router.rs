@@ -147,7 +147,10 @@ pub enum Endpoint {
     /// `OPTIONS` anything: a CORS preflight.
     Preflight,
     /// A known path with a method it does not take.
-    WrongMethod,
+    WrongMethod {
+        /// The methods it does take (the `Allow` header of the 405).
+        allow: &'static str,
+    },
     /// Nothing here.
     NotFound,
 }
@@ -191,11 +194,16 @@ impl Endpoint {
             Endpoint::AdminMaintain => "admin_maintain",
             Endpoint::AdminJob { .. } => "admin_job",
             Endpoint::Preflight => "preflight",
-            Endpoint::WrongMethod => "wrong_method",
+            Endpoint::WrongMethod { .. } => "wrong_method",
             Endpoint::NotFound => "not_found",
         }
     }
 }
+
+/// `Allow` of a route that reads (every route answers `OPTIONS` preflights too).
+pub const GET_ALLOW: &str = "GET, HEAD, OPTIONS";
+/// `Allow` of a route that takes a `POST`.
+pub const POST_ALLOW: &str = "POST, OPTIONS";
 
 fn is_name(s: &str) -> bool {
     !s.is_empty()
@@ -214,16 +222,26 @@ fn track_number(n: &str) -> Option<u32> {
 /// Routes `method` and `path` (without the query).
 pub fn route(method: &Method, path: &str) -> Endpoint {
     if method == Method::OPTIONS {
-        return Endpoint::Preflight;
+        // A preflight only where there is something; an unknown path is 404 for every method.
+        return match route(&Method::GET, path) {
+            Endpoint::NotFound => Endpoint::NotFound,
+            _ => Endpoint::Preflight,
+        };
     }
     let get = method == Method::GET || method == Method::HEAD;
     let parts: Vec<&str> = path.split('/').skip(1).collect();
-    let want_get = |e: Endpoint| if get { e } else { Endpoint::WrongMethod };
+    let want_get = |e: Endpoint| {
+        if get {
+            e
+        } else {
+            Endpoint::WrongMethod { allow: GET_ALLOW }
+        }
+    };
     let want_post = |e: Endpoint| {
         if method == Method::POST {
             e
         } else {
-            Endpoint::WrongMethod
+            Endpoint::WrongMethod { allow: POST_ALLOW }
         }
     };
     let is_id = |s: &str| check_identifier(s).is_ok();
@@ -387,7 +405,10 @@ mod tests {
             route(&Method::POST, "/v1/licenses"),
             Endpoint::CreateLicense
         );
-        assert_eq!(route(&Method::GET, "/v1/licenses"), Endpoint::WrongMethod);
+        assert_eq!(
+            route(&Method::GET, "/v1/licenses"),
+            Endpoint::WrongMethod { allow: POST_ALLOW }
+        );
         assert_eq!(
             route(&Method::HEAD, "/v1/albums/a/tracks/2/lossless/g00/0001.enc"),
             Endpoint::GetSegment {
@@ -407,7 +428,10 @@ mod tests {
             route(&Method::GET, "/v1/albums/a/tracks/1/x/..%2f/y"),
             Endpoint::NotFound
         );
-        assert_eq!(route(&Method::DELETE, "/v1/albums"), Endpoint::WrongMethod);
+        assert_eq!(
+            route(&Method::DELETE, "/v1/albums"),
+            Endpoint::WrongMethod { allow: GET_ALLOW }
+        );
         assert_eq!(
             route(&Method::POST, "/v1/purchases"),
             Endpoint::CreatePurchase
@@ -422,7 +446,10 @@ mod tests {
             route(&Method::POST, "/v1/purchases/a%2fb/refund"),
             Endpoint::NotFound
         );
-        assert_eq!(route(&Method::GET, "/v1/purchases"), Endpoint::WrongMethod);
+        assert_eq!(
+            route(&Method::GET, "/v1/purchases"),
+            Endpoint::WrongMethod { allow: POST_ALLOW }
+        );
         assert_eq!(
             route(&Method::POST, "/v1/play-tokens"),
             Endpoint::CreatePlayToken
@@ -435,6 +462,9 @@ mod tests {
             }
         );
         assert_eq!(route(&Method::OPTIONS, "/v1/albums"), Endpoint::Preflight);
+        assert_eq!(route(&Method::OPTIONS, "/v1/licenses"), Endpoint::Preflight);
+        assert_eq!(route(&Method::OPTIONS, "/v1/nothing"), Endpoint::NotFound);
+        assert_eq!(route(&Method::DELETE, "/v1/nothing"), Endpoint::NotFound);
     }
 
     #[test]
@@ -451,7 +481,10 @@ mod tests {
             Endpoint::NotFound
         );
         assert_eq!(route(&Method::GET, "/web/nope.js"), Endpoint::NotFound);
-        assert_eq!(route(&Method::POST, "/"), Endpoint::WrongMethod);
+        assert_eq!(
+            route(&Method::POST, "/"),
+            Endpoint::WrongMethod { allow: GET_ALLOW }
+        );
         assert_eq!(
             route(&Method::POST, "/v1/dev/session"),
             Endpoint::DevSession
@@ -462,7 +495,7 @@ mod tests {
         );
         assert_eq!(
             route(&Method::GET, "/v1/dev/session"),
-            Endpoint::WrongMethod
+            Endpoint::WrongMethod { allow: POST_ALLOW }
         );
     }
 
@@ -522,7 +555,7 @@ mod tests {
         }
         assert_eq!(
             route(&Method::POST, "/v1/albums/a/tracks/1/master.m3u8"),
-            Endpoint::WrongMethod
+            Endpoint::WrongMethod { allow: GET_ALLOW }
         );
         let key = route(&Method::GET, "/v1/albums/a/tracks/1/high/hls/g00/key");
         assert_eq!(key.name(), "hls_key");

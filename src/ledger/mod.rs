@@ -172,6 +172,13 @@ impl Ledger {
                 c => encoded.push(c),
             }
         }
+        // User and order ids: the files are the owner's alone, whatever the umask.
+        crate::durable::make_private(path, &["-wal", "-shm", "-journal"]).map_err(|e| {
+            LedgerError::Open {
+                location: path.display().to_string(),
+                source: sqlx::Error::Io(e),
+            }
+        })?;
         let ledger = Self::open_url(
             &format!("sqlite://{encoded}?mode=rwc"),
             path.display().to_string(),

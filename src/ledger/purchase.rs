@@ -54,6 +54,30 @@ pub struct NewPurchase {
     pub purchased_at: Option<i64>,
 }
 
+/// The currencies a price may be in: ISO 4217 List One's current codes (SIX, 2025), less
+/// the codes that are not money a fan pays with (precious metals, bond-market units, SDR,
+/// fund codes, `XTS` for testing and `XXX` for no currency). Sorted: looked up by binary
+/// search. A code a future amendment adds must be added here.
+const ISO_4217: [&str; 156] = [
+    "AED", "AFN", "ALL", "AMD", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN",
+    "BHD", "BIF", "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF",
+    "CHF", "CLP", "CNY", "COP", "CRC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP",
+    "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD",
+    "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY",
+    "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD",
+    "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK",
+    "MXN", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK",
+    "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG",
+    "SEK", "SGD", "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS",
+    "TMT", "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "UYU", "UZS", "VED",
+    "VES", "VND", "VUV", "WST", "XAF", "XCD", "XCG", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWG",
+];
+
+/// Whether `code` is in [`ISO_4217`].
+pub fn is_iso_4217(code: &str) -> bool {
+    ISO_4217.binary_search(&code).is_ok()
+}
+
 /// The fields a purchase body may carry.
 const FIELDS: [&str; 6] = [
     "order_id",
@@ -104,10 +128,10 @@ impl NewPurchase {
             }
         };
         let currency = string(&map, "currency")?;
-        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+        if !is_iso_4217(currency) {
             return Err(FieldError::new(
                 "currency",
-                "must be an ISO 4217 code of three uppercase letters, e.g. CNY",
+                "must be a current ISO 4217 currency code in uppercase, e.g. CNY",
             ));
         }
         let purchased_at = match map.get("purchased_at") {
@@ -253,6 +277,22 @@ mod tests {
     }
 
     #[test]
+    fn currency_table_is_sorted_and_well_formed() {
+        assert!(ISO_4217.windows(2).all(|w| w[0] < w[1]));
+        assert!(
+            ISO_4217
+                .iter()
+                .all(|c| c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()))
+        );
+        for code in ["CNY", "USD", "EUR", "JPY", "AED", "ZWG", "XCG"] {
+            assert!(is_iso_4217(code), "{code}");
+        }
+        for code in ["ABC", "XXX", "XTS", "XAU", "cny", "CN", "CNYY", ""] {
+            assert!(!is_iso_4217(code), "{code}");
+        }
+    }
+
+    #[test]
     fn parses_a_good_body() {
         let p = parse(good()).unwrap();
         assert_eq!(p.order_id, "o-1");
@@ -281,6 +321,8 @@ mod tests {
             ("price", serde_json::json!(MAX_PRICE + 1)),
             ("currency", serde_json::json!("cny")),
             ("currency", serde_json::json!("YUAN")),
+            ("currency", serde_json::json!("ABC")),
+            ("currency", serde_json::json!("XXX")),
             ("purchased_at", serde_json::json!("yesterday")),
             ("purchased_at", serde_json::json!("2099-01-01T00:00:00Z")),
             ("purchased_at", serde_json::json!("1999-12-31T23:59:59Z")),

@@ -58,6 +58,7 @@ pub struct LicenseGrant {
     track: u32,
     renditions: Vec<String>,
     expires_at: u64,
+    preview_only: Option<Denied>,
 }
 
 impl LicenseGrant {
@@ -81,6 +82,13 @@ impl LicenseGrant {
     pub fn expires_at(&self) -> u64 {
         self.expires_at
     }
+
+    /// Why only the preview is granted (`None`: every available rendition is):
+    /// [`Denied::NotPurchased`], or [`Denied::Refunded`] for a buyer whose purchase was
+    /// refunded after the token was issued.
+    pub fn preview_only(&self) -> Option<Denied> {
+        self.preview_only
+    }
 }
 
 /// A verified token without the entitlement asked for (HTTP 403).
@@ -96,6 +104,9 @@ pub enum Denied {
     /// The token's scope cannot do this at all.
     #[error("this token's scope does not allow this request")]
     ScopeNotAllowed,
+    /// An `account` token asked for another user's library.
+    #[error("an account token opens its own user's library only")]
+    NotYourLibrary,
 }
 
 impl Denied {
@@ -105,6 +116,7 @@ impl Denied {
             Denied::NotPurchased => "not-purchased",
             Denied::Refunded => "purchase-refunded",
             Denied::ScopeNotAllowed => "scope-not-allowed",
+            Denied::NotYourLibrary => "not-your-library",
         }
     }
 }
@@ -168,14 +180,15 @@ pub fn authorize_license(
     revoked: &RevocationList,
 ) -> Result<LicenseGrant, Denied> {
     let claims = token.claims();
-    let renditions: Vec<String> = match claims.scope {
+    let (renditions, preview_only) = match claims.scope {
         Scope::Play => match owns(claims, album, revoked) {
-            Ok(true) => available.iter().map(|r| (*r).to_owned()).collect(),
+            Ok(true) => (available.iter().map(|r| (*r).to_owned()).collect(), None),
             outcome => {
+                let why = outcome.err().unwrap_or(Denied::NotPurchased);
                 if !available.contains(&PREVIEW) {
-                    return Err(outcome.err().unwrap_or(Denied::NotPurchased));
+                    return Err(why);
                 }
-                vec![PREVIEW.to_owned()]
+                (vec![PREVIEW.to_owned()], Some(why))
             }
         },
         Scope::Edge | Scope::Store | Scope::Admin | Scope::Account => {
@@ -187,6 +200,7 @@ pub fn authorize_license(
         track,
         renditions,
         expires_at: claims.exp,
+        preview_only,
     })
 }
 
@@ -261,10 +275,12 @@ mod tests {
         assert_eq!(grant.renditions(), all);
         assert_eq!((grant.album(), grant.track()), (ALBUM, 2));
         assert_eq!(grant.expires_at(), NOW + 3600);
+        assert_eq!(grant.preview_only(), None);
 
         let fan = fx.verified(Scope::Play, &["other"]);
         let grant = authorize_license(&fan, ALBUM, 2, &all, &none).unwrap();
         assert_eq!(grant.renditions(), [PREVIEW]);
+        assert_eq!(grant.preview_only(), Some(Denied::NotPurchased));
         assert_eq!(
             authorize_license(&fan, ALBUM, 2, &[LOSSLESS, HIGH], &none),
             Err(Denied::NotPurchased)
@@ -294,6 +310,11 @@ mod tests {
         assert!(authorize_segment(&buyer, ALBUM, 1, PREVIEW, &revoked).is_ok());
         let grant = authorize_license(&buyer, ALBUM, 1, &[LOSSLESS, PREVIEW], &revoked).unwrap();
         assert_eq!(grant.renditions(), [PREVIEW]);
+        assert_eq!(
+            grant.preview_only(),
+            Some(Denied::Refunded),
+            "said, not silent"
+        );
         assert_eq!(
             authorize_license(&buyer, ALBUM, 1, &[LOSSLESS], &revoked),
             Err(Denied::Refunded)

@@ -58,6 +58,9 @@ pub enum MintError {
     /// An album id is not a lowercase slug.
     #[error(transparent)]
     InvalidAlbum(#[from] CatalogError),
+    /// The subject is not 1-128 of `A-Za-z0-9._:@-` (the rule of a purchase's `user`).
+    #[error("the subject {0}")]
+    InvalidSubject(String),
     /// A zero lifetime would mint a token that is already expired.
     #[error("the lifetime must be more than 0 seconds")]
     ZeroTtl,
@@ -88,6 +91,7 @@ pub fn mint(key: &SigningKeyPair, req: &MintRequest, now: u64) -> Result<String,
             return Err(MintError::Empty(name));
         }
     }
+    crate::ledger::purchase::check_identifier(&req.sub).map_err(MintError::InvalidSubject)?;
     for album in &req.albums {
         AlbumId::parse(album)?;
     }
@@ -161,6 +165,15 @@ mod tests {
             mint(&fx.key, &req, NOW),
             Err(MintError::Empty("subject"))
         ));
+
+        for sub in ["fan-1\nINFO encore::audit: forged", "fan 1", "f\u{1b}[2J"] {
+            let mut req = ok.clone();
+            req.sub = sub.into();
+            assert!(
+                matches!(mint(&fx.key, &req, NOW), Err(MintError::InvalidSubject(_))),
+                "{sub:?}"
+            );
+        }
 
         let mut req = ok.clone();
         req.albums = vec!["first-light".into(), "First Light".into()];

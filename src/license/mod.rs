@@ -29,4 +29,6 @@ pub use entitlement::{
 };
 pub use mint::{DEFAULT_TTL_SECONDS, MintError, MintRequest, mint};
 pub use revocation::RevocationList;
-pub use verify::{TokenError, TokenVerifier, VerifiedToken, VerifierConfig};
+pub use verify::{
+    ACCOUNT_SCOPES, ENCORE_SCOPES, TokenError, TokenVerifier, VerifiedToken, VerifierConfig,
+};

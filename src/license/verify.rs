@@ -12,12 +12,18 @@ use sha2::{Digest, Sha256};
 
 use super::claims::{Claims, DEFAULT_AUDIENCE, DEFAULT_ISSUER, Scope};
 use super::clock::{Clock, SystemClock};
+use crate::ledger::purchase::check_identifier;
 use crate::seal::{Keyring, PublicSigningKey, SigningKid};
 
 /// Default clock skew tolerated on `exp`, `nbf` and `iat`, seconds.
 pub const DEFAULT_LEEWAY_SECONDS: u64 = 30;
 /// Default size limit of a token, bytes. Ours are ~400 bytes plus ~20 per album.
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 4096;
+/// The scopes encore's own signing keys vouch for; `account` is the account service's alone.
+pub const ENCORE_SCOPES: [Scope; 4] = [Scope::Play, Scope::Edge, Scope::Store, Scope::Admin];
+/// The scopes an account-service key vouches for (`keys/accounts/`): `account` only.
+pub const ACCOUNT_SCOPES: [Scope; 1] = [Scope::Account];
+
 /// Default longest lifetime (`exp - iat`) of a `play` token, seconds: 7 days. It bounds how
 /// long a refund must be remembered in the revocation list.
 pub const DEFAULT_MAX_PLAY_LIFETIME_SECONDS: u64 = 7 * 86_400;
@@ -38,6 +44,9 @@ pub struct VerifierConfig {
     /// Tokens of any scope living longer than this are refused: a superseded signing key is
     /// retired this long (plus leeway) after its successor starts signing.
     pub max_lifetime_seconds: u64,
+    /// The scopes this verifier's keys may vouch for (its trust domain): a token of any other
+    /// scope is refused, however well signed.
+    pub scopes: Vec<Scope>,
 }
 
 impl Default for VerifierConfig {
@@ -49,6 +58,7 @@ impl Default for VerifierConfig {
             max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
             max_play_lifetime_seconds: DEFAULT_MAX_PLAY_LIFETIME_SECONDS,
             max_lifetime_seconds: DEFAULT_MAX_PLAY_LIFETIME_SECONDS,
+            scopes: ENCORE_SCOPES.to_vec(),
         }
     }
 }
@@ -120,6 +130,10 @@ pub enum TokenError {
     /// A required claim is absent.
     #[error("token has no {0:?} claim")]
     MissingClaim(String),
+    /// The `scope` is outside what the signing key's issuer may vouch for: an account-service
+    /// key signing a `store` token, or encore's key signing an `account` one.
+    #[error("token scope is not one its signing key may vouch for")]
+    ScopeNotVouched,
     /// A claim has the wrong type or value (the reason names the claim, not its value).
     #[error("token claims are invalid: {0}")]
     InvalidClaims(&'static str),
@@ -144,6 +158,7 @@ impl TokenError {
             | TokenError::WrongAudience
             | TokenError::WrongIssuer
             | TokenError::MissingClaim(_)
+            | TokenError::ScopeNotVouched
             | TokenError::InvalidClaims(_)
             | TokenError::KeyUnusable => "token-invalid",
         }
@@ -302,6 +317,11 @@ impl TokenVerifier {
         let data =
             jsonwebtoken::decode::<WireClaims>(token, key, &self.validation).map_err(body_error)?;
         let claims = data.claims.into_claims()?;
+        // Checked before anything else of the claims: a key outside its trust domain vouches
+        // for nothing at all.
+        if !self.config.scopes.contains(&claims.scope) {
+            return Err(TokenError::ScopeNotVouched);
+        }
         if claims.exp.saturating_sub(claims.iat) > self.config.max_lifetime_seconds {
             // It could outlive the signing key's retirement, which assumes this bound.
             return Err(TokenError::InvalidClaims(
@@ -370,6 +390,13 @@ impl WireClaims {
         };
         if claims.sub.is_empty() {
             return Err(TokenError::InvalidClaims("sub is empty"));
+        }
+        // The same rule as a purchase's `user`: a `sub` is logged, audited and looked up in
+        // the ledger, so it never carries a newline, a space or anything to escape.
+        if check_identifier(&claims.sub).is_err() {
+            return Err(TokenError::InvalidClaims(
+                "sub must be 1-128 of A-Za-z0-9._:@-",
+            ));
         }
         Ok(claims)
     }
@@ -764,6 +791,9 @@ mod tests {
         let verifier = fx.verifier();
         let cases = [
             ("sub", json!("")),
+            ("sub", json!("fan-1\nINFO encore::audit: forged")),
+            ("sub", json!("fan 1")),
+            ("sub", json!("x".repeat(129))),
             ("scope", json!("superuser")),
             ("exp", json!("tomorrow")),
             ("exp", json!(-5)),
@@ -782,6 +812,39 @@ mod tests {
             // The message names no claim value.
             assert!(!err.to_string().contains("superuser"));
             assert!(!err.to_string().contains("tomorrow"));
+        }
+    }
+
+    #[test]
+    fn keys_vouch_only_for_their_trust_domain() {
+        let fx = Fixture::new();
+        // encore's keys: every scope but `account`.
+        for scope in Scope::ALL {
+            let result = fx.verifier().verify(&fx.token("fan-1", scope, &[]));
+            if scope == Scope::Account {
+                assert_eq!(result, Err(TokenError::ScopeNotVouched));
+            } else {
+                result.unwrap();
+            }
+        }
+        // An account-service verifier: `account` and nothing else, however well signed.
+        let accounts = TokenVerifier::new(
+            fx.public.clone(),
+            VerifierConfig {
+                scopes: ACCOUNT_SCOPES.to_vec(),
+                ..VerifierConfig::default()
+            },
+        )
+        .with_clock(fx.clock.clone());
+        for scope in Scope::ALL {
+            let result = accounts.verify(&fx.token("fan-1", scope, &[]));
+            if scope == Scope::Account {
+                result.unwrap();
+            } else {
+                let err = result.unwrap_err();
+                assert_eq!(err, TokenError::ScopeNotVouched, "{scope}");
+                assert_eq!(err.problem_type(), "token-invalid");
+            }
         }
     }
 

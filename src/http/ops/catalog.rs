@@ -111,7 +111,7 @@ pub async fn cover(app: &App, album: &str) -> Result<Response<Body>, ApiError> {
     let dir = app
         .store
         .album_dir(album)
-        .map_err(|e| ApiError::NotFound(e.to_string()))?;
+        .map_err(|_| ApiError::NotFound(format!("album {album:?} has no cover")))?;
     let bytes: Bytes = app.segments.get(dir.join(name)).await.map_err(|e| {
         if e.not_found {
             ApiError::NotFound(format!("cover of {album:?}"))

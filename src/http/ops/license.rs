@@ -65,8 +65,11 @@ pub fn create(app: &App, token: &VerifiedToken, body: &[u8]) -> Result<Response<
             }));
         }
     }
-    Ok(json(
-        &serde_json::json!({ "album": grant.album(), "track": grant.track(), "expires_at": grant.expires_at(), "keys": keys }),
-        "no-store",
-    ))
+    let mut answer = serde_json::json!({ "album": grant.album(), "track": grant.track(), "expires_at": grant.expires_at(), "keys": keys });
+    if let Some(why) = grant.preview_only() {
+        // Only the preview's key: say why (not bought, or bought and refunded), so a player
+        // can tell its user rather than play a clip where the album was expected.
+        answer["preview_only"] = why.problem_type().into();
+    }
+    Ok(json(&answer, "no-store"))
 }

@@ -14,7 +14,6 @@ use crate::http::app::App;
 use crate::http::problem::ApiError;
 use crate::http::respond::{Body, json_text};
 use crate::ledger::FieldError;
-use crate::ledger::time::format_rfc3339;
 use crate::license::{Clock, Denied, MintRequest, Scope, SystemClock, VerifiedToken, mint};
 
 /// Most albums one play token names: the worst case (64-byte ids, a 128-byte `sub`) stays
@@ -117,7 +116,7 @@ pub async fn exchange(
         "token": token,
         "token_type": "Bearer",
         "expires_in": ttl,
-        "expires_at": format_rfc3339(expires_at),
+        "expires_at": expires_at,
         "albums": albums,
         "albums_complete": complete,
     });

@@ -8,7 +8,6 @@ use crate::http::app::App;
 use crate::http::problem::ApiError;
 use crate::http::respond::{Body, json_text};
 use crate::ledger::purchase::check_identifier;
-use crate::ledger::time::format_rfc3339;
 use crate::ledger::{FieldError, NewPurchase, Recorded};
 use crate::license::{Clock, MintRequest, Scope, SystemClock, mint};
 use crate::seal::account_keys::dev_account_key;
@@ -177,7 +176,7 @@ pub fn session(app: &App, body: &[u8], request_id: &str) -> Result<Response<Body
         "token": token,
         "token_type": "Bearer",
         "expires_in": DEV_SESSION_SECONDS,
-        "expires_at": format_rfc3339(expires_at),
+        "expires_at": expires_at,
     });
     Ok(json_text(StatusCode::CREATED, body.to_string(), "no-store"))
 }
