@@ -9,6 +9,7 @@ mod express;
 mod fetch;
 mod formats;
 mod hls;
+mod idle;
 mod purchases;
 mod reload;
 mod rerun;
