@@ -10,6 +10,7 @@ mod fetch;
 mod formats;
 mod hls;
 mod idle;
+mod integrity;
 mod purchases;
 mod reload;
 mod rerun;
