@@ -410,11 +410,19 @@ pub(crate) mod tests {
         let read = unsafe { libc::pread(whole.fd, probe.as_mut_ptr().cast(), probe.len(), 1000) };
         assert_eq!(read, 1000);
         assert_eq!(&probe[..], &inner[..]);
+        // But the file changed (its link count, so its ctime): it is no longer sent from.
+        assert!(
+            lookup(&bytes).is_none(),
+            "a changed store file is not sent from"
+        );
 
         let clone = bytes.clone();
-        drop(bytes);
-        assert!(lookup(&clone).is_some(), "a clone keeps the segment alive");
         let ptr = clone.as_ptr() as usize;
+        drop(bytes);
+        assert!(
+            REGISTRY.read().unwrap().contains_key(&ptr),
+            "a clone keeps the segment alive"
+        );
         drop(inner);
         drop(clone);
         let registry = REGISTRY.read().unwrap();
@@ -422,6 +430,33 @@ pub(crate) mod tests {
             !registry.contains_key(&ptr),
             "dropped segments leave the registry"
         );
+    }
+
+    #[tokio::test]
+    async fn bytes_that_fail_their_digest_are_refused_and_a_file_written_after_load_is_not_sent_from()
+     {
+        use std::io::{Seek, SeekFrom, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg");
+        let data = vec![9u8; 64 * 1024];
+        std::fs::write(&path, &data).unwrap();
+        let digest: [u8; 32] = {
+            use sha2::Digest as _;
+            sha2::Sha256::digest(&data).into()
+        };
+        let mut other = digest;
+        other[0] ^= 1;
+        let refused = load(&path, true, Some(other)).await.unwrap_err();
+        assert!(matches!(refused, LoadFailure::Mismatch { .. }), "{refused}");
+
+        let bytes = load(&path, true, Some(digest)).await.unwrap();
+        assert!(lookup(&bytes).is_some());
+        let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.seek(SeekFrom::Start(100)).unwrap();
+        f.write_all(&[1]).unwrap();
+        assert!(lookup(&bytes).is_none(), "written in place: no file slice");
+        assert!(lookup(&bytes).is_none(), "nor later");
+        assert_eq!(&bytes[..], &data[..], "the checked copy is unchanged");
     }
 
     /// Residency of each page of `file`'s first `len` bytes in the page cache (mincore on a
