@@ -30,7 +30,8 @@ pub struct Limits {
     /// request this long after connecting gets a GOAWAY and is closed.
     pub header_read_timeout: Duration,
     /// An HTTP/2 connection with no request in progress this long (after its first) gets a
-    /// GOAWAY and is closed, as an idle HTTP/1.1 connection is after `header_read_timeout`.
+    /// GOAWAY and is closed, as an idle HTTP/1.1 connection is after `header_read_timeout`
+    /// (an HTTP/1.1 connection hyper serves is closed by whichever of the two comes first).
     pub idle_timeout: Duration,
     /// How long an HTTP/2 connection may be silent before the server pings it (`None`: never).
     pub h2_keep_alive_interval: Option<Duration>,
