@@ -11,6 +11,8 @@ mod fetch;
 mod formats;
 mod hls;
 mod hygiene;
+mod idle;
+mod integrity;
 mod purchases;
 mod reload;
 mod rerun;

@@ -27,8 +27,18 @@ pub struct Limits {
     pub max_connections: usize,
     /// Threads serving connections, each a single-threaded event loop of its own.
     pub connection_threads: usize,
-    /// Time allowed to read a request's headers (slowloris guard).
+    /// Time allowed to read a request's headers (slowloris guard). An HTTP/1.1 connection
+    /// waiting for its next head is bounded by it too; an HTTP/2 connection that has made no
+    /// request this long after connecting gets a GOAWAY and is closed.
     pub header_read_timeout: Duration,
+    /// An HTTP/2 connection with no request in progress this long (after its first) gets a
+    /// GOAWAY and is closed, as an idle HTTP/1.1 connection is after `header_read_timeout`
+    /// (an HTTP/1.1 connection hyper serves is closed by whichever of the two comes first).
+    pub idle_timeout: Duration,
+    /// How long an HTTP/2 connection may be silent before the server pings it (`None`: never).
+    pub h2_keep_alive_interval: Option<Duration>,
+    /// How long a ping may go unanswered before the connection is dropped as dead.
+    pub h2_keep_alive_timeout: Duration,
     /// Most headers in a request.
     pub max_headers: usize,
     /// Largest request head (HTTP/1 buffer) and HTTP/2 header list, bytes.
@@ -53,6 +63,9 @@ impl Default for Limits {
             max_connections: 4096,
             connection_threads: crate::config::default_connection_threads(),
             header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(10),
+            h2_keep_alive_interval: Some(Duration::from_secs(20)),
+            h2_keep_alive_timeout: Duration::from_secs(20),
             max_headers: 64,
             max_header_bytes: 16 * 1024,
             max_body_bytes: 16 * 1024,

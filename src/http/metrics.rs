@@ -155,6 +155,11 @@ impl Metrics {
             cache.uncacheable.clone(),
         );
         registry.register(
+            "store_integrity_failures",
+            "Store files whose bytes did not match their manifest's SHA-256 when loaded (not served)",
+            cache.integrity_failures.clone(),
+        );
+        registry.register(
             "hls_cache_hits",
             "HLS segment lookups answered from memory",
             cache.derived_hits.clone(),

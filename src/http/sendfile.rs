@@ -239,7 +239,7 @@ mod tests {
         let path = dir.path().join("seg");
         let body: Vec<u8> = (0..700_000u32).map(|i| (i * 7 % 253) as u8).collect();
         std::fs::write(&path, &body).unwrap();
-        let segment = backed::load(&path, true).await.unwrap();
+        let segment = backed::load(&path, true, None).await.unwrap();
         assert!(backed::lookup(&segment).is_some());
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -342,7 +342,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("seg");
         std::fs::write(&path, vec![7u8; BODY]).unwrap();
-        let segment = backed::load(&path, true).await.unwrap();
+        let segment = backed::load(&path, true, None).await.unwrap();
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut client = TcpStream::connect(listener.local_addr().unwrap())

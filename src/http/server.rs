@@ -13,25 +13,38 @@
 //!
 //! A plain-TCP connection starts in the express lane ([`super::express`]) and goes to hyper at
 //! its first request the lane does not answer; TLS connections go to hyper at once.
+//!
+//! A connection that does nothing is closed whatever its protocol. HTTP/1.1 waits for each
+//! head under `header_read_timeout` (hyper's timer and the lane's). hyper's HTTP/2 has no such
+//! limit, so [`drive`] adds one: no request within `header_read_timeout` of hyper taking the
+//! connection, or none in progress for `idle_timeout` since the last ended, and the connection
+//! gets a GOAWAY and is closed. Keep-alive pings find peers that went away with a stream open.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use hyper::body::{Frame, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::GracefulConnection;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
+use tokio::time::Instant;
 
-use super::app::App;
+use super::app::{App, Limits};
 use super::express::{self, Exit};
 use super::metrics::ThreadLabels;
+use super::respond::Body;
 use super::rewind::Rewind;
 use super::sendfile::SendfileStream;
 use crate::license::TokenMemo;
@@ -39,6 +52,11 @@ use crate::license::TokenMemo;
 /// How long a stopping connection thread waits for blocking work (a store read) to return
 /// once its connections are closed.
 const BLOCKING_DRAIN: Duration = Duration::from_secs(5);
+
+/// How long a connection that never made a request gets, after its GOAWAY, before it is
+/// dropped: closing gracefully waits for the peer to answer a PING, which a peer that only
+/// opened a connection may never do. Nothing is lost by dropping it.
+const UNUSED_GOAWAY_GRACE: Duration = Duration::from_secs(1);
 
 /// Serves connections until `shutdown` completes, then stops accepting and lets in-flight
 /// requests finish for up to `limits.shutdown_grace`. Fails only if the connection threads
@@ -229,9 +247,8 @@ struct Connections {
     app: Arc<App>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    graceful: GracefulShutdown,
-    /// Tells connections still in the express lane (which hyper's graceful shutdown cannot
-    /// reach) that the server is stopping.
+    /// Tells every connection that the server is stopping; each holds a receiver until it
+    /// ends, so [`Connections::finish`] knows when all have.
     stopping: watch::Sender<bool>,
 }
 
@@ -252,12 +269,13 @@ impl Connections {
             .max_concurrent_streams(limits.h2_max_concurrent_streams)
             .max_pending_accept_reset_streams(limits.h2_max_pending_accept_reset_streams)
             .max_local_error_reset_streams(limits.h2_max_local_error_reset_streams)
-            .max_header_list_size(limits.max_header_bytes as u32);
+            .max_header_list_size(limits.max_header_bytes as u32)
+            .keep_alive_interval(limits.h2_keep_alive_interval)
+            .keep_alive_timeout(limits.h2_keep_alive_timeout);
         Connections {
             app,
             tls,
             builder: Arc::new(builder),
-            graceful: GracefulShutdown::new(),
             stopping: watch::channel(false).0,
         }
     }
@@ -266,17 +284,16 @@ impl Connections {
     fn serve(&self, stream: TcpStream, peer: SocketAddr, slot: Slot) {
         // One memo per connection: its requests usually all carry the same token.
         let memo = Arc::new(TokenMemo::default());
+        // Held from the first byte: shutdown waits for the express lane too.
+        let stop = self.stopping.subscribe();
         let lane = self
             .app
             .express_lane
-            .then(|| (self.app.clone(), memo.clone(), self.stopping.subscribe()));
+            .then(|| (self.app.clone(), memo.clone(), stop.clone()));
         let app = self.app.clone();
-        let service = service_fn(move |req| super::handle(app.clone(), memo.clone(), req));
         let builder = self.builder.clone();
-        let watcher = self.graceful.watcher();
         match &self.tls {
             None => {
-                // Held from the first byte: shutdown waits for the express lane too.
                 tokio::spawn(async move {
                     let _slot = slot;
                     let mut stream = SendfileStream::new(stream);
@@ -294,8 +311,10 @@ impl Connections {
                         None => Bytes::new(),
                     };
                     let io = TokioIo::new(Rewind::new(read_ahead, stream));
+                    let activity = Arc::new(Activity::new());
+                    let service = service(app.clone(), memo, activity.clone());
                     let conn = builder.serve_connection(io, service).into_owned();
-                    if let Err(e) = watcher.watch(conn).await {
+                    if let Err(e) = drive(conn, &activity, &app.limits, stop).await {
                         tracing::debug!(%peer, "connection ended: {e}");
                     }
                 });
@@ -311,10 +330,12 @@ impl Connections {
                         tracing::debug!(%peer, "TLS handshake failed or timed out");
                         return;
                     };
+                    let activity = Arc::new(Activity::new());
+                    let service = service(app.clone(), memo, activity.clone());
                     let conn = builder
                         .serve_connection(TokioIo::new(tls_stream), service)
                         .into_owned();
-                    if let Err(e) = watcher.watch(conn).await {
+                    if let Err(e) = drive(conn, &activity, &app.limits, stop).await {
                         tracing::debug!(%peer, "connection ended: {e}");
                     }
                 });
@@ -326,11 +347,181 @@ impl Connections {
     /// response, and whatever is left when the grace period ends.
     async fn finish(self) {
         self.stopping.send_replace(true);
-        if tokio::time::timeout(self.app.limits.shutdown_grace, self.graceful.shutdown())
+        if tokio::time::timeout(self.app.limits.shutdown_grace, self.stopping.closed())
             .await
             .is_err()
         {
             tracing::warn!("shutdown grace period over; closing remaining connections");
         }
+    }
+}
+
+/// The service hyper calls for each request of one connection: [`super::handle`], with each
+/// request counted in `activity` until its response body has been handed over.
+fn service(
+    app: Arc<App>,
+    memo: Arc<TokenMemo>,
+    activity: Arc<Activity>,
+) -> impl hyper::service::Service<
+    http::Request<hyper::body::Incoming>,
+    Response = http::Response<CountedBody>,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Clone {
+    service_fn(move |req| {
+        let in_flight = InFlight::begin(&activity);
+        let work = super::handle(app.clone(), memo.clone(), req);
+        async move {
+            let resp = work.await?;
+            Ok(resp.map(|body| CountedBody {
+                body,
+                _in_flight: in_flight,
+            }))
+        }
+    })
+}
+
+/// Drives hyper's connection until it ends. It is asked to close gracefully (HTTP/2: GOAWAY,
+/// then in-flight streams finish) when the server stops or when `activity` has been idle too
+/// long; one that never made a request is dropped if it has not closed soon after.
+async fn drive<C: GracefulConnection>(
+    conn: C,
+    activity: &Activity,
+    limits: &Limits,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), C::Error> {
+    let mut conn = std::pin::pin!(conn);
+    let mut idle = std::pin::pin!(activity.idle(limits.header_read_timeout, limits.idle_timeout));
+    // A dropped sender means the server is gone: stop as well.
+    let mut stopping = std::pin::pin!(async move {
+        let _ = stop.wait_for(|stopping| *stopping).await;
+    });
+    let mut closing = false;
+    let mut drop_at: Option<Instant> = None;
+    loop {
+        let drop_timer = async {
+            match drop_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            ended = conn.as_mut() => return ended,
+            () = &mut stopping, if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+            }
+            () = &mut idle, if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
+                if activity.unused() {
+                    drop_at = Some(Instant::now() + UNUSED_GOAWAY_GRACE);
+                }
+            }
+            () = drop_timer => return Ok(()),
+        }
+    }
+}
+
+/// A hyper connection's requests: how many are in progress and when the last one ended.
+struct Activity {
+    /// When hyper took the connection.
+    since: Instant,
+    /// Requests whose response body has not yet been handed over.
+    in_flight: AtomicUsize,
+    /// Microseconds from `since` to when the last request ended; [`NO_REQUEST_YET`] before.
+    last_end_micros: AtomicU64,
+}
+
+const NO_REQUEST_YET: u64 = u64::MAX;
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            since: Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            last_end_micros: AtomicU64::new(NO_REQUEST_YET),
+        }
+    }
+
+    /// True while no request has been made.
+    fn unused(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0
+            && self.last_end_micros.load(Ordering::Acquire) == NO_REQUEST_YET
+    }
+
+    /// When the connection will have been idle too long if nothing happens meanwhile: `first`
+    /// after it was taken if it has made no request, `idle` after its last request ended;
+    /// `None` while a request is in progress.
+    fn idle_deadline(&self, first: Duration, idle: Duration) -> Option<Instant> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        Some(match self.last_end_micros.load(Ordering::Acquire) {
+            NO_REQUEST_YET => self.since + first,
+            micros => self.since + Duration::from_micros(micros) + idle,
+        })
+    }
+
+    /// Completes once the connection has been idle too long ([`Activity::idle_deadline`]).
+    /// A busy connection is looked at again `idle` later.
+    async fn idle(&self, first: Duration, idle: Duration) {
+        loop {
+            let now = Instant::now();
+            let wake = match self.idle_deadline(first, idle) {
+                Some(deadline) if deadline <= now => return,
+                Some(deadline) => deadline,
+                None => now + idle,
+            };
+            tokio::time::sleep_until(wake).await;
+        }
+    }
+}
+
+/// One request in progress on a connection, until dropped.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn begin(activity: &Arc<Activity>) -> InFlight {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(Arc::clone(activity))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let activity = &self.0;
+        let micros = u64::try_from(activity.since.elapsed().as_micros()).unwrap_or(u64::MAX - 1);
+        // The end time first: whoever sees the count reach zero sees when it did.
+        activity.last_end_micros.store(micros, Ordering::Release);
+        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response body that keeps its request counted as in progress until hyper drops it, which
+/// it does once the last frame is handed over (for HTTP/2, as flow control lets it go).
+struct CountedBody {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl hyper::body::Body for CountedBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }

@@ -32,6 +32,17 @@
 //! when a segment is loaded and removed before the file is closed, and a slice being written
 //! borrows its `Bytes`, so the file the registry names stays open at least as long as the
 //! write.
+//!
+//! A segment is checked once, when it is loaded: the heap copy's SHA-256 against its
+//! manifest's. `sendfile` then sends the store file, not the heap copy, so the file must still
+//! hold the checked bytes: [`lookup`] compares the open file's size, mtime and ctime with those
+//! it had when it was read (one `fstat` per send) and, once they differ, hands out no file
+//! slice for that segment again, so the connection writes the checked heap copy instead. A
+//! write cannot leave ctime as it was, so a file changed in place or cut short is caught; one
+//! replaced by a rename is not a change at all (the open file is the old one). What this cannot
+//! see is a write that lands between the `fstat` and the moment TCP sends the pages (the
+//! kernel sends page-cache pages by reference): a window of one send, for a writer racing it.
+//! The seal still fails at the client in that case, as for any changed byte.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -39,12 +50,82 @@ use std::io::{self, Read};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::sync::RwLock;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 
-/// Live segments: heap start address -> (length, store file fd).
-static REGISTRY: RwLock<BTreeMap<usize, (usize, RawFd)>> = RwLock::new(BTreeMap::new());
+/// Live segments, by heap start address.
+static REGISTRY: RwLock<BTreeMap<usize, Registered>> = RwLock::new(BTreeMap::new());
+
+/// A live segment's heap copy and the store file it was read from.
+struct Registered {
+    /// Length of the heap copy.
+    len: usize,
+    /// The store file, open while the segment lives.
+    fd: RawFd,
+    /// The file as it was when the heap copy was read from it.
+    stamp: Stamp,
+    /// The file no longer matches `stamp`: never send from it again.
+    changed: AtomicBool,
+    /// For the log line when it changes.
+    path: Box<Path>,
+}
+
+/// What changes when a file's bytes do: its size, and its mtime and ctime (a write always sets
+/// ctime to the current time, and no caller can set it back).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    size: i64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Stamp {
+    /// The open file's stamp now.
+    fn of(fd: RawFd) -> io::Result<Stamp> {
+        // SAFETY: fstat fills the zeroed `stat` it is given for an fd we hold open.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above; `st` outlives the call.
+        if unsafe { libc::fstat(fd, &mut st) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Stamp {
+            size: st.st_size,
+            mtime: (st.st_mtime, st.st_mtime_nsec),
+            ctime: (st.st_ctime, st.st_ctime_nsec),
+        })
+    }
+}
+
+/// Why a segment could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadFailure {
+    /// The file could not be read (or changed while it was).
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// The bytes read are not those the manifest names.
+    #[error("its SHA-256 is {actual}, its manifest's is {expected}")]
+    Mismatch {
+        /// The manifest's, hex.
+        expected: String,
+        /// The file's, hex.
+        actual: String,
+    },
+}
+
+/// Checks `bytes` against the SHA-256 a manifest gives for them.
+pub fn check_digest(bytes: &[u8], expected: &[u8; 32]) -> Result<(), LoadFailure> {
+    use sha2::Digest as _;
+    let actual: [u8; 32] = sha2::Sha256::digest(bytes).into();
+    if &actual == expected {
+        Ok(())
+    } else {
+        Err(LoadFailure::Mismatch {
+            expected: hex::encode(expected),
+            actual: hex::encode(actual),
+        })
+    }
+}
 
 /// Where a slice of a loaded segment lives on disk: the open store file and the offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,26 +289,42 @@ impl Drop for FileBackedSegment {
 }
 
 /// Reads `path` and returns its bytes, registered with the open file for zero-copy sends;
-/// with `pin_pages`, the file's pages stay in the page cache while the bytes live.
-pub async fn load(path: &Path, pin_pages: bool) -> io::Result<Bytes> {
+/// with `pin_pages`, the file's pages stay in the page cache while the bytes live. With
+/// `expected`, bytes whose SHA-256 differs are refused (hashed on the blocking thread that
+/// reads them, once per load).
+pub async fn load(
+    path: &Path,
+    pin_pages: bool,
+    expected: Option<[u8; 32]>,
+) -> Result<Bytes, LoadFailure> {
     let path = path.to_path_buf();
-    match tokio::task::spawn_blocking(move || load_blocking(&path, pin_pages)).await {
+    match tokio::task::spawn_blocking(move || load_blocking(&path, pin_pages, expected)).await {
         Ok(result) => result,
-        Err(e) => Err(io::Error::other(format!("loader task failed: {e}"))),
+        Err(e) => Err(io::Error::other(format!("loader task failed: {e}")).into()),
     }
 }
 
-fn load_blocking(path: &Path, pin_pages: bool) -> io::Result<Bytes> {
+fn load_blocking(
+    path: &Path,
+    pin_pages: bool,
+    expected: Option<[u8; 32]>,
+) -> Result<Bytes, LoadFailure> {
     let mut file = File::open(path)?;
-    let len = file.metadata()?.len();
-    let len = usize::try_from(len).map_err(|_| io::Error::other("segment larger than memory"))?;
+    let before = Stamp::of(file.as_raw_fd())?;
+    let len =
+        usize::try_from(before.size).map_err(|_| io::Error::other("segment larger than memory"))?;
     let mut bytes = Vec::with_capacity(len);
     file.read_to_end(&mut bytes)?;
-    if bytes.len() != len {
+    let stamp = Stamp::of(file.as_raw_fd())?;
+    if bytes.len() != len || stamp != before {
         return Err(io::Error::other(format!(
-            "file changed while read: {} of {len} bytes",
+            "file changed while read ({} of {len} bytes read)",
             bytes.len()
-        )));
+        ))
+        .into());
+    }
+    if let Some(expected) = &expected {
+        check_digest(&bytes, expected)?;
     }
     if bytes.is_empty() {
         return Ok(Bytes::new());
@@ -243,24 +340,45 @@ fn load_blocking(path: &Path, pin_pages: bool) -> io::Result<Bytes> {
         _pinned: pinned,
     };
     let start = segment.bytes.as_ptr() as usize;
-    let entry = (segment.bytes.len(), segment.file.as_raw_fd());
+    let entry = Registered {
+        len: segment.bytes.len(),
+        fd: segment.file.as_raw_fd(),
+        stamp,
+        changed: AtomicBool::new(false),
+        path: path.into(),
+    };
     match REGISTRY.write() {
         Ok(mut registry) => {
             registry.insert(start, entry);
         }
-        Err(_) => return Err(io::Error::other("file-backed segment registry poisoned")),
+        Err(_) => return Err(io::Error::other("file-backed segment registry poisoned").into()),
     }
     Ok(Bytes::from_owner(segment))
 }
 
-/// The store file and offset of `slice` when it lies wholly inside a loaded segment.
+/// The store file and offset of `slice` when it lies wholly inside a loaded segment whose
+/// store file still holds the bytes read from it (see the module doc); `None` otherwise, and
+/// the caller writes `slice` itself.
 pub fn lookup(slice: &[u8]) -> Option<FileSlice> {
     let start = slice.as_ptr() as usize;
     let registry = REGISTRY.read().ok()?;
-    let (&base, &(len, fd)) = registry.range(..=start).next_back()?;
+    let (&base, entry) = registry.range(..=start).next_back()?;
     let end = start.checked_add(slice.len())?;
-    (end <= base + len).then_some(FileSlice {
-        fd,
+    if end > base + entry.len || entry.changed.load(Ordering::Relaxed) {
+        return None;
+    }
+    if Stamp::of(entry.fd).ok() != Some(entry.stamp) {
+        if !entry.changed.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                file = %entry.path.display(),
+                "store file changed or removed after it was checked and cached; the checked \
+                 copy is sent from memory until it leaves the cache"
+            );
+        }
+        return None;
+    }
+    Some(FileSlice {
+        fd: entry.fd,
         offset: (start - base) as u64,
     })
 }
@@ -275,7 +393,7 @@ pub(crate) mod tests {
         let path = dir.path().join("seg");
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &data).unwrap();
-        let bytes = load(&path, true).await.unwrap();
+        let bytes = load(&path, true, None).await.unwrap();
         assert_eq!(&bytes[..], &data[..]);
 
         let whole = lookup(&bytes).expect("a loaded segment is registered");
@@ -292,11 +410,19 @@ pub(crate) mod tests {
         let read = unsafe { libc::pread(whole.fd, probe.as_mut_ptr().cast(), probe.len(), 1000) };
         assert_eq!(read, 1000);
         assert_eq!(&probe[..], &inner[..]);
+        // But the file changed (its link count, so its ctime): it is no longer sent from.
+        assert!(
+            lookup(&bytes).is_none(),
+            "a changed store file is not sent from"
+        );
 
         let clone = bytes.clone();
-        drop(bytes);
-        assert!(lookup(&clone).is_some(), "a clone keeps the segment alive");
         let ptr = clone.as_ptr() as usize;
+        drop(bytes);
+        assert!(
+            REGISTRY.read().unwrap().contains_key(&ptr),
+            "a clone keeps the segment alive"
+        );
         drop(inner);
         drop(clone);
         let registry = REGISTRY.read().unwrap();
@@ -304,6 +430,33 @@ pub(crate) mod tests {
             !registry.contains_key(&ptr),
             "dropped segments leave the registry"
         );
+    }
+
+    #[tokio::test]
+    async fn bytes_that_fail_their_digest_are_refused_and_a_file_written_after_load_is_not_sent_from()
+     {
+        use std::io::{Seek, SeekFrom, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg");
+        let data = vec![9u8; 64 * 1024];
+        std::fs::write(&path, &data).unwrap();
+        let digest: [u8; 32] = {
+            use sha2::Digest as _;
+            sha2::Sha256::digest(&data).into()
+        };
+        let mut other = digest;
+        other[0] ^= 1;
+        let refused = load(&path, true, Some(other)).await.unwrap_err();
+        assert!(matches!(refused, LoadFailure::Mismatch { .. }), "{refused}");
+
+        let bytes = load(&path, true, Some(digest)).await.unwrap();
+        assert!(lookup(&bytes).is_some());
+        let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.seek(SeekFrom::Start(100)).unwrap();
+        f.write_all(&[1]).unwrap();
+        assert!(lookup(&bytes).is_none(), "written in place: no file slice");
+        assert!(lookup(&bytes).is_none(), "nor later");
+        assert_eq!(&bytes[..], &data[..], "the checked copy is unchanged");
     }
 
     /// Residency of each page of `file`'s first `len` bytes in the page cache (mincore on a
@@ -339,7 +492,7 @@ pub(crate) mod tests {
         probe.sync_all().unwrap();
         let pages = len / 4096;
 
-        let bytes = load(&path, true).await.unwrap();
+        let bytes = load(&path, true, None).await.unwrap();
         assert!(pinned_bytes() >= len as u64);
         drop_from_page_cache(&probe);
         assert_eq!(
@@ -356,7 +509,7 @@ pub(crate) mod tests {
         );
 
         // `server.pin_segment_pages = false`: the pages are the kernel's to drop.
-        let unpinned = load(&path, false).await.unwrap();
+        let unpinned = load(&path, false, None).await.unwrap();
         assert_eq!(&unpinned[..], &data[..]);
         drop_from_page_cache(&probe);
         assert!(resident_pages(&probe, len) < pages, "unpinned pages can go");
@@ -377,8 +530,10 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("empty");
         std::fs::write(&path, b"").unwrap();
-        assert!(load(&path, true).await.unwrap().is_empty());
-        let err = load(&dir.path().join("nope"), true).await.unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(load(&path, true, None).await.unwrap().is_empty());
+        let err = load(&dir.path().join("nope"), true, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LoadFailure::Io(e) if e.kind() == io::ErrorKind::NotFound));
     }
 }

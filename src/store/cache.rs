@@ -5,6 +5,11 @@
 //! ([`super::backed`]) so a hit is sent to the socket from the page cache without a copy.
 //! The sealed segments hit most recently are also kept in [`super::hot`], which answers a
 //! repeat hit without moka's per-read bookkeeping; moka remains the cache of record.
+//!
+//! A segment's bytes are checked against its manifest's SHA-256 when they enter the cache
+//! (once per load, on the blocking thread that reads them; hits are not checked again). Bytes
+//! that fail are never cached nor served: the load fails as corrupt, with an error log naming
+//! the file and a count in [`CacheStats::integrity_failures`].
 
 use std::future::Future;
 use std::hash::{Hash, Hasher};
@@ -14,6 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
 
+use super::backed::{self, LoadFailure};
 use super::hot::HotSlots;
 
 /// Counters moka does not keep for us (Prometheus counters, so /metrics exports them as they are).
@@ -37,6 +43,8 @@ pub struct CacheStats {
     pub derived_misses: Counter,
     /// Derived (HLS) forms actually built from sealed bytes.
     pub derived_builds: Counter,
+    /// Store files whose bytes did not match their manifest's SHA-256 when loaded.
+    pub integrity_failures: Counter,
 }
 
 /// Why a segment could not be loaded.
@@ -49,6 +57,8 @@ pub struct LoadError {
     pub reason: String,
     /// True when the file does not exist.
     pub not_found: bool,
+    /// True when the file was read but is not what its manifest says.
+    pub corrupt: bool,
 }
 
 /// Why a derived form could not be produced.
@@ -167,8 +177,26 @@ impl SegmentCache {
     }
 
     /// Returns the file's bytes, loading it at most once however many callers miss together.
+    /// For files no manifest lists (covers); segments go through [`SegmentCache::get_checked`].
     pub async fn get(&self, path: impl Into<Arc<Path>>) -> Result<Bytes, LoadError> {
-        let path = path.into();
+        self.lookup(path.into(), None).await
+    }
+
+    /// Returns a segment's bytes as [`SegmentCache::get`] does, loaded only if their SHA-256 is
+    /// `sha256` (checked when loaded, not on hits).
+    pub async fn get_checked(
+        &self,
+        path: impl Into<Arc<Path>>,
+        sha256: [u8; 32],
+    ) -> Result<Bytes, LoadError> {
+        self.lookup(path.into(), Some(sha256)).await
+    }
+
+    async fn lookup(
+        &self,
+        path: Arc<Path>,
+        expected: Option<[u8; 32]>,
+    ) -> Result<Bytes, LoadError> {
         if let Some(hit) = self.hot.get(&path) {
             self.stats.hits.inc();
             self.stats.hot_hits.inc();
@@ -184,7 +212,7 @@ impl SegmentCache {
             return Ok(b);
         }
         // Boxed: the loading future is large, and every hit's future would carry its size.
-        Box::pin(self.load(key, path)).await
+        Box::pin(self.load(key, path, expected)).await
     }
 
     /// Reports a read answered by the hot table to moka, so its eviction policy sees the
@@ -201,7 +229,12 @@ impl SegmentCache {
     }
 
     /// A sealed file's bytes on a miss (`key` names `load_path`): single-flight load, insert.
-    async fn load(&self, key: Entry, load_path: Arc<Path>) -> Result<Bytes, LoadError> {
+    async fn load(
+        &self,
+        key: Entry,
+        load_path: Arc<Path>,
+        expected: Option<[u8; 32]>,
+    ) -> Result<Bytes, LoadError> {
         self.stats.misses.inc();
         let stats = self.stats.clone();
         let capacity = self.capacity;
@@ -209,7 +242,7 @@ impl SegmentCache {
         let loaded = self
             .cache
             .try_get_with(key, async move {
-                let bytes = read(&load_path, &stats, pin_pages)
+                let bytes = read(&load_path, &stats, pin_pages, expected)
                     .await
                     .map_err(Uncached::Failed)?;
                 if bytes.len() as u64 > capacity {
@@ -233,11 +266,12 @@ impl SegmentCache {
 
     /// Returns the form `build` derives from the sealed file at `path`, building it at most
     /// once however many callers miss together. The sealed bytes come from this cache when it
-    /// holds them, else straight from disk without being inserted: a player fetching the
-    /// derived form does not need both copies kept.
+    /// holds them, else straight from disk without being inserted (a player fetching the
+    /// derived form does not need both copies kept), and only if their SHA-256 is `sha256`.
     pub async fn get_derived<E, F, Fut>(
         &self,
         path: impl Into<Arc<Path>>,
+        sha256: [u8; 32],
         build: F,
     ) -> Result<Bytes, DeriveError<E>>
     where
@@ -261,7 +295,9 @@ impl SegmentCache {
                 let sealed = match cache.get(&Entry::Sealed(Arc::clone(&path))).await {
                     Some(b) => b,
                     // Only read to be transformed: no sealed memory for a transient buffer.
-                    None => read_heap(&path, &stats).await.map_err(Uncached::Failed)?,
+                    None => read_heap(&path, &stats, sha256)
+                        .await
+                        .map_err(Uncached::Failed)?,
                 };
                 let derived = build(sealed).await.map_err(Uncached::Build)?;
                 stats.derived_builds.inc();
@@ -311,19 +347,36 @@ impl SegmentCache {
 }
 
 /// Reads a sealed file and keeps it open (see [`super::backed`]), so hits go out by reference.
-async fn read(path: &Path, stats: &CacheStats, pin_pages: bool) -> Result<Bytes, LoadError> {
-    counted(path, stats, super::backed::load(path, pin_pages).await)
+async fn read(
+    path: &Path,
+    stats: &CacheStats,
+    pin_pages: bool,
+    expected: Option<[u8; 32]>,
+) -> Result<Bytes, LoadError> {
+    counted(path, stats, backed::load(path, pin_pages, expected).await)
 }
 
-/// Reads a sealed file onto the heap.
-async fn read_heap(path: &Path, stats: &CacheStats) -> Result<Bytes, LoadError> {
-    counted(path, stats, tokio::fs::read(path).await.map(Bytes::from))
+/// Reads a sealed file onto the heap, if its SHA-256 is `expected`.
+async fn read_heap(
+    path: &Path,
+    stats: &CacheStats,
+    expected: [u8; 32],
+) -> Result<Bytes, LoadError> {
+    let owned = path.to_path_buf();
+    let read = tokio::task::spawn_blocking(move || {
+        let bytes = std::fs::read(&owned)?;
+        backed::check_digest(&bytes, &expected)?;
+        Ok(Bytes::from(bytes))
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(format!("reader task failed: {e}")).into()));
+    counted(path, stats, read)
 }
 
 fn counted(
     path: &Path,
     stats: &CacheStats,
-    read: std::io::Result<Bytes>,
+    read: Result<Bytes, LoadFailure>,
 ) -> Result<Bytes, LoadError> {
     match read {
         Ok(v) => {
@@ -331,17 +384,73 @@ fn counted(
             stats.disk_bytes.inc_by(v.len() as u64);
             Ok(v)
         }
-        Err(e) => Err(LoadError {
+        Err(LoadFailure::Io(e)) => Err(LoadError {
             path: path.to_path_buf(),
             reason: e.to_string(),
             not_found: e.kind() == std::io::ErrorKind::NotFound,
+            corrupt: false,
         }),
+        Err(e @ LoadFailure::Mismatch { .. }) => {
+            stats.disk_reads.inc();
+            stats.integrity_failures.inc();
+            tracing::error!(
+                file = %path.display(),
+                "store file does not match its manifest: {e}; not served"
+            );
+            Err(LoadError {
+                path: path.to_path_buf(),
+                reason: format!("does not match its manifest: {e}"),
+                not_found: false,
+                corrupt: true,
+            })
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sha(bytes: &[u8]) -> [u8; 32] {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(bytes).into()
+    }
+
+    #[tokio::test]
+    async fn bytes_that_fail_their_digest_are_counted_and_never_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("seg");
+        let good = vec![3u8; 50_000];
+        let mut bad = good.clone();
+        bad[25_000] ^= 1;
+        std::fs::write(&path, &bad).unwrap();
+        let cache = SegmentCache::new(1 << 20);
+        for n in 1..=2 {
+            let e = cache
+                .get_checked(path.clone(), sha(&good))
+                .await
+                .unwrap_err();
+            assert!(e.corrupt && !e.not_found, "{e}");
+            assert_eq!(
+                cache.stats().integrity_failures.get(),
+                n,
+                "each load checks"
+            );
+        }
+        let ok = |b: Bytes| async move { Ok::<_, String>(b) };
+        let derived = cache.get_derived(path.clone(), sha(&good), ok).await;
+        assert!(matches!(derived, Err(DeriveError::Load(e)) if e.corrupt));
+        assert_eq!(cache.stats().integrity_failures.get(), 3);
+
+        std::fs::write(&path, &good).unwrap();
+        assert_eq!(
+            cache.get_checked(path.clone(), sha(&good)).await.unwrap(),
+            good
+        );
+        assert_eq!(cache.get_checked(path, sha(&good)).await.unwrap(), good);
+        assert_eq!(cache.stats().hits.get(), 1, "the good copy is cached");
+        assert_eq!(cache.stats().integrity_failures.get(), 3);
+    }
 
     #[tokio::test]
     async fn concurrent_misses_read_once() {
@@ -392,7 +501,7 @@ mod tests {
         let tasks: Vec<_> = (0..20)
             .map(|_| {
                 let (c, p) = (cache.clone(), path.clone());
-                tokio::spawn(async move { c.get_derived(p, build).await })
+                tokio::spawn(async move { c.get_derived(p, sha(b"sealed"), build).await })
             })
             .collect();
         for t in tasks {
@@ -405,7 +514,10 @@ mod tests {
         assert_eq!(&cache.get(path.clone()).await.unwrap()[..], b"sealed");
         assert_eq!(cache.stats().disk_reads.get(), 2);
         assert_eq!(
-            &cache.get_derived(path, build).await.unwrap()[..],
+            &cache
+                .get_derived(path, sha(b"sealed"), build)
+                .await
+                .unwrap()[..],
             b"sealed+hls"
         );
         assert!(cache.stats().derived_hits.get() >= 1);
@@ -419,12 +531,14 @@ mod tests {
         let cache = SegmentCache::new(1 << 20);
         let fail = |_b: Bytes| async { Err::<Bytes, _>("bad seal".to_string()) };
         assert!(matches!(
-            cache.get_derived(path.clone(), fail).await,
+            cache.get_derived(path.clone(), sha(b"sealed"), fail).await,
             Err(DeriveError::Build(e)) if e == "bad seal"
         ));
         let ok = |b: Bytes| async move { Ok::<_, String>(b) };
-        assert!(cache.get_derived(path, ok).await.is_ok());
-        let missing = cache.get_derived(PathBuf::from("/nonexistent/x"), ok).await;
+        assert!(cache.get_derived(path, sha(b"sealed"), ok).await.is_ok());
+        let missing = cache
+            .get_derived(PathBuf::from("/nonexistent/x"), sha(b"sealed"), ok)
+            .await;
         assert!(matches!(missing, Err(DeriveError::Load(e)) if e.not_found));
     }
 

@@ -60,6 +60,8 @@ pub struct ServedSegment {
     pub path: Arc<Path>,
     /// The strong validator: the sealed bytes' SHA-256 in quotes, as `ETag` carries it.
     pub etag: Bytes,
+    /// The sealed bytes' SHA-256, which the file must match to be served.
+    pub sha256: [u8; 32],
     /// For a segment of a retiring generation: served until then (unix seconds).
     pub serve_until_unix: Option<u64>,
 }
@@ -170,11 +172,23 @@ fn serve_table<'a>(
                 let Ok(path) = store.segment_path_in(m, generation, record) else {
                     continue;
                 };
+                // Nor is one whose bytes could not be checked.
+                let Some(sha256) = record.digest() else {
+                    tracing::warn!(
+                        album = %m.album,
+                        track = m.track,
+                        rendition = %m.rendition,
+                        file = %record.file,
+                        "segment record without a SHA-256; not served"
+                    );
+                    continue;
+                };
                 let url = segment_url(&m.album, m.track, &m.rendition, generation, &record.file);
                 let served = ServedSegment {
                     manifest: Arc::clone(m),
                     path: Arc::from(path),
                     etag: Bytes::from(format!("\"{}\"", record.sha256)),
+                    sha256,
                     serve_until_unix,
                 };
                 table.insert(url.into_boxed_str(), served);

@@ -23,6 +23,15 @@ pub struct SegmentRecord {
     pub sha256: String,
 }
 
+impl SegmentRecord {
+    /// [`SegmentRecord::sha256`] as bytes; `None` when it is not 64 hex digits.
+    pub fn digest(&self) -> Option<[u8; 32]> {
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(&self.sha256, &mut digest).ok()?;
+        Some(digest)
+    }
+}
+
 /// The preview window a clip was cut from, in seconds of the source.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PreviewWindowRecord {

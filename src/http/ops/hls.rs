@@ -113,6 +113,10 @@ pub async fn segment(
         content_type: &SEGMENT_TYPE,
     };
     let keyring = Arc::clone(&app.keys().keyring);
+    let sha256 = seg
+        .record
+        .digest()
+        .ok_or_else(|| ApiError::Internal(format!("segment {} has no SHA-256", seg.record.file)))?;
     let HlsSegmentRef {
         manifest,
         record,
@@ -124,7 +128,7 @@ pub async fn segment(
         || async move {
             let built = app
                 .segments
-                .get_derived(path, move |sealed: Bytes| async move {
+                .get_derived(path, sha256, move |sealed: Bytes| async move {
                     tokio::task::spawn_blocking(move || {
                         let content = hls::content_key_for(&keyring, &manifest)?;
                         let slot = match record.index {

@@ -29,13 +29,17 @@ pub async fn get(
         content_type: &SEALED_TYPE,
     };
     serve(&immutable, conditions, || async {
-        app.segments.get(seg.path).await.map_err(|e| {
-            if e.not_found {
-                ApiError::NotFound("segment file missing from the store".into())
-            } else {
-                ApiError::Internal(e.to_string())
-            }
-        })
+        app.segments
+            .get_checked(seg.path, seg.sha256)
+            .await
+            .map_err(|e| {
+                if e.not_found {
+                    ApiError::NotFound("segment file missing from the store".into())
+                } else {
+                    // A corrupt file included: a 500 that no cache keeps, never the bytes.
+                    ApiError::Internal(e.to_string())
+                }
+            })
     })
     .await
 }
