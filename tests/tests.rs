@@ -9,6 +9,7 @@ mod express;
 mod fetch;
 mod formats;
 mod hls;
+mod ledger_faults;
 mod purchases;
 mod reload;
 mod rerun;

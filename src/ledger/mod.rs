@@ -18,10 +18,14 @@ pub mod time;
 
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::error::DatabaseError;
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Connection, Executor, Row};
 
 pub use chart::{ChartCache, ChartEntry, Window};
 pub use purchase::{FieldError, NewPurchase, Receipt};
@@ -31,6 +35,17 @@ pub const LEDGER_FILE: &str = "ledger.sqlite";
 
 /// How long a writer waits for SQLite's write lock before giving up, milliseconds.
 const BUSY_TIMEOUT_MS: u64 = 10_000;
+
+/// How long a request waits for a pooled connection: past it the ledger is unavailable (a
+/// 503 the client retries), not a request that hangs until its deadline.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Attempts at a write transaction that the database aborted as a serialization failure or
+/// deadlock (PostgreSQL), or that lost its connection.
+const WRITE_ATTEMPTS: u32 = 4;
+
+/// Seconds a client is told to wait (`Retry-After`) when the ledger cannot commit.
+pub const RETRY_AFTER_SECONDS: u64 = 5;
 
 /// Why a ledger operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -67,9 +82,93 @@ pub enum LedgerError {
     /// The group commit this purchase was part of failed; nothing in it was recorded.
     #[error("the ledger could not commit: {0}")]
     BatchFailed(String),
+    /// The database cannot commit now (I/O error, full disk, lock timeout, lost
+    /// connection); nothing was recorded and the same request may be retried later.
+    #[error("the ledger cannot commit now: {0}")]
+    Unavailable(String),
     /// The writer task is gone (the ledger is shutting down).
     #[error("the ledger is closed")]
     WriterGone,
+}
+
+impl LedgerError {
+    /// A failed query or transaction, classified: an outage of the database is
+    /// [`LedgerError::Unavailable`], anything else stays [`LedgerError::Query`].
+    fn from_write(e: sqlx::Error) -> LedgerError {
+        match Failure::of(&e) {
+            Failure::Conflict | Failure::ConnectionLost | Failure::Outage => {
+                LedgerError::Unavailable(e.to_string())
+            }
+            Failure::Fault => LedgerError::Query(e),
+        }
+    }
+
+    /// Whether another attempt on a fresh connection may succeed at once.
+    fn retryable(&self) -> bool {
+        match self {
+            LedgerError::Query(e) => {
+                matches!(Failure::of(e), Failure::Conflict | Failure::ConnectionLost)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// What a database error says about the ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// PostgreSQL aborted the transaction as a serialization failure (40001) or deadlock
+    /// (40P01): retry it.
+    Conflict,
+    /// The connection broke (a socket error, PostgreSQL class 08 or an administrator's
+    /// shutdown): retry once on another connection; idempotency makes a commit that did land
+    /// a replay.
+    ConnectionLost,
+    /// The database cannot write now: SQLite's busy, locked, read-only, I/O, full-disk and
+    /// open errors, PostgreSQL's insufficient resources (class 53), system errors (58) and
+    /// read-only transactions, a pool with no connection to give.
+    Outage,
+    /// A bug or damage (a constraint, corruption, a decoding error): a 500.
+    Fault,
+}
+
+impl Failure {
+    fn of(e: &sqlx::Error) -> Failure {
+        match e {
+            sqlx::Error::Database(db) => {
+                if let Some(sqlite) = db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+                    let code = sqlite
+                        .code()
+                        .and_then(|c| c.parse::<i32>().ok())
+                        .unwrap_or(0);
+                    // Primary result codes: the low byte of an extended one.
+                    match code & 0xff {
+                        5 | 6 | 8 | 10 | 13 | 14 | 15 => Failure::Outage,
+                        _ => Failure::Fault,
+                    }
+                } else {
+                    let code = db.code().unwrap_or_default();
+                    match code.as_ref() {
+                        "40001" | "40P01" => Failure::Conflict,
+                        "57P01" | "57P02" | "57P03" => Failure::ConnectionLost,
+                        "25006" => Failure::Outage,
+                        c if c.starts_with("08") => Failure::ConnectionLost,
+                        c if c.starts_with("53") || c.starts_with("58") => Failure::Outage,
+                        _ => Failure::Fault,
+                    }
+                }
+            }
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => {
+                Failure::ConnectionLost
+            }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::BeginFailed
+            | sqlx::Error::InvalidSavePointStatement => Failure::Outage,
+            _ => Failure::Fault,
+        }
+    }
 }
 
 /// The database behind the ledger.
@@ -141,6 +240,28 @@ pub struct Revocation {
     pub at: i64,
 }
 
+/// Whether the ledger's last write committed, and the probe that finds out again after one
+/// failed.
+#[derive(Debug)]
+struct Health {
+    can_commit: AtomicBool,
+    /// Held while a probe runs, so concurrent readiness checks share one.
+    probe: tokio::sync::Mutex<()>,
+}
+
+impl Health {
+    fn record<T>(&self, result: &Result<T, LedgerError>) {
+        match result {
+            Ok(_) => self.can_commit.store(true, Ordering::Release),
+            Err(LedgerError::Unavailable(_) | LedgerError::Query(_)) => {
+                self.can_commit.store(false, Ordering::Release);
+            }
+            // A conflict or an unknown order is an answer, not a failed commit.
+            Err(_) => {}
+        }
+    }
+}
+
 /// The purchase ledger. Cheap to clone (a pool handle).
 #[derive(Clone)]
 pub struct Ledger {
@@ -148,6 +269,7 @@ pub struct Ledger {
     backend: Backend,
     location: String,
     writer: tokio::sync::mpsc::Sender<PurchaseJob>,
+    health: Arc<Health>,
 }
 
 impl fmt::Debug for Ledger {
@@ -197,7 +319,7 @@ impl Ledger {
         })?;
         let pool = AnyPoolOptions::new()
             .max_connections(8)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -220,14 +342,59 @@ impl Ledger {
             })?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         // Bounded: a flood of purchases waits for queue space (backpressure), not memory.
+        let health = Arc::new(Health {
+            can_commit: AtomicBool::new(true),
+            probe: tokio::sync::Mutex::new(()),
+        });
         let (writer, queue) = tokio::sync::mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(write_purchases(pool.clone(), backend, queue));
+        tokio::spawn(write_purchases(
+            pool.clone(),
+            backend,
+            health.clone(),
+            queue,
+        ));
         Ok(Ledger {
             pool,
             backend,
             location,
             writer,
+            health,
         })
+    }
+
+    /// Whether the ledger can commit: true while the last write committed; after a failed
+    /// one, a probe commit (one at a time, shared by concurrent callers) decides, so this
+    /// turns true again as soon as the cause is gone, without waiting for a purchase.
+    pub async fn can_commit(&self, now: i64) -> bool {
+        if self.health.can_commit.load(Ordering::Acquire) {
+            return true;
+        }
+        let _probe = self.health.probe.lock().await;
+        if self.health.can_commit.load(Ordering::Acquire) {
+            return true;
+        }
+        let result = self.probe(now).await;
+        if let Err(e) = &result {
+            tracing::warn!("ledger {}: still cannot commit: {e}", self.location);
+        }
+        self.health.record(&result);
+        result.is_ok()
+    }
+
+    async fn probe(&self, now: i64) -> Result<(), LedgerError> {
+        let mut conn = self.pool.acquire().await.map_err(LedgerError::from_write)?;
+        let result = async {
+            let mut tx = conn.begin_with(self.backend.begin_write()).await?;
+            sqlx::query("UPDATE ledger_heartbeat SET at = $1 WHERE id = 1")
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        }
+        .await
+        .map_err(LedgerError::from_write);
+        discard_if_failed(&mut conn, &result);
+        result
     }
 
     /// Where the ledger lives, for messages.
@@ -270,48 +437,21 @@ impl Ledger {
         now: i64,
         request_id: &str,
     ) -> Result<Refunded, LedgerError> {
-        let mut tx = self.pool.begin_with(self.backend.begin_write()).await?;
-        let row =
-            sqlx::query("SELECT user_id, album, refunded_at FROM purchases WHERE order_id = $1")
-                .bind(order_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| LedgerError::UnknownOrder(order_id.to_owned()))?;
-        let user: String = row.try_get("user_id")?;
-        let album: String = row.try_get("album")?;
-        let before: Option<i64> = row.try_get("refunded_at")?;
-        let refunded_at = match before {
-            Some(at) => at,
-            None => {
-                sqlx::query(
-                    "UPDATE purchases SET refunded_at = $1, refund_request_id = $2 WHERE order_id = $3",
-                )
-                .bind(now)
-                .bind(request_id)
-                .bind(order_id)
-                .execute(&mut *tx)
-                .await?;
-                now
+        let mut attempt = 1;
+        loop {
+            let mut conn = self.pool.acquire().await.map_err(LedgerError::from_write)?;
+            let result = refund_on(&mut conn, self.backend, order_id, now, request_id).await;
+            discard_if_failed(&mut conn, &result);
+            if !result.as_ref().is_err_and(LedgerError::retryable) || attempt == WRITE_ATTEMPTS {
+                let result = result.map_err(|e| match e {
+                    LedgerError::Query(e) => LedgerError::from_write(e),
+                    other => other,
+                });
+                self.health.record(&result);
+                return result;
             }
-        };
-        let others: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM purchases \
-             WHERE user_id = $1 AND album = $2 AND refunded_at IS NULL",
-        )
-        .bind(&user)
-        .bind(&album)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("n")?;
-        tx.commit().await?;
-        Ok(Refunded {
-            order_id: order_id.to_owned(),
-            user,
-            album,
-            refunded_at,
-            newly: before.is_none(),
-            still_owned: others > 0,
-        })
+            attempt += 1;
+        }
     }
 
     /// The user's albums with their earliest unrefunded purchase, most recent purchase
@@ -446,6 +586,70 @@ impl Ledger {
     }
 }
 
+/// One refund in a write transaction on `conn`.
+async fn refund_on(
+    conn: &mut PoolConnection<Any>,
+    backend: Backend,
+    order_id: &str,
+    now: i64,
+    request_id: &str,
+) -> Result<Refunded, LedgerError> {
+    let mut tx = conn.begin_with(backend.begin_write()).await?;
+    let row = sqlx::query("SELECT user_id, album, refunded_at FROM purchases WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| LedgerError::UnknownOrder(order_id.to_owned()))?;
+    let user: String = row.try_get("user_id")?;
+    let album: String = row.try_get("album")?;
+    let before: Option<i64> = row.try_get("refunded_at")?;
+    let refunded_at = match before {
+        Some(at) => at,
+        None => {
+            sqlx::query(
+                "UPDATE purchases SET refunded_at = $1, refund_request_id = $2 WHERE order_id = $3",
+            )
+            .bind(now)
+            .bind(request_id)
+            .bind(order_id)
+            .execute(&mut *tx)
+            .await?;
+            now
+        }
+    };
+    let others: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM purchases \
+         WHERE user_id = $1 AND album = $2 AND refunded_at IS NULL",
+    )
+    .bind(&user)
+    .bind(&album)
+    .fetch_one(&mut *tx)
+    .await?
+    .try_get("n")?;
+    tx.commit().await?;
+    Ok(Refunded {
+        order_id: order_id.to_owned(),
+        user,
+        album,
+        refunded_at,
+        newly: before.is_none(),
+        still_owned: others > 0,
+    })
+}
+
+/// Closes `conn` instead of returning it to the pool when its transaction failed: a failed
+/// `COMMIT` may have left the connection believing a transaction is still open (SQLite rolls
+/// back by itself on a full disk or an I/O error, so the driver's own `ROLLBACK` fails and
+/// its transaction depth stays at 1), and every later `BEGIN` on it would fail.
+fn discard_if_failed<T>(conn: &mut PoolConnection<Any>, result: &Result<T, LedgerError>) {
+    if matches!(
+        result,
+        Err(LedgerError::Query(_) | LedgerError::Unavailable(_) | LedgerError::Corrupt(_))
+    ) {
+        conn.close_on_drop();
+    }
+}
+
 /// A purchase waiting for the writer.
 struct PurchaseJob {
     purchase: NewPurchase,
@@ -463,6 +667,7 @@ const MAX_BATCH: usize = 256;
 async fn write_purchases(
     pool: AnyPool,
     backend: Backend,
+    health: Arc<Health>,
     mut queue: tokio::sync::mpsc::Receiver<PurchaseJob>,
 ) {
     let mut batch: Vec<PurchaseJob> = Vec::with_capacity(MAX_BATCH);
@@ -474,32 +679,63 @@ async fn write_purchases(
                 Err(_) => break,
             }
         }
-        match commit_batch(&pool, backend, &batch).await {
+        let mut attempt = 1;
+        let result = loop {
+            let result = commit_batch(&pool, backend, &batch).await;
+            if !result.as_ref().is_err_and(LedgerError::retryable) || attempt == WRITE_ATTEMPTS {
+                break result;
+            }
+            attempt += 1;
+        };
+        health.record(&result);
+        match result {
             Ok(outcomes) => {
                 for (job, outcome) in batch.drain(..).zip(outcomes) {
                     let _ = job.reply.send(outcome);
                 }
             }
             Err(e) => {
-                let message = e.to_string();
+                let unavailable = match e {
+                    LedgerError::Query(e) => LedgerError::from_write(e),
+                    other => other,
+                };
+                let message = unavailable.to_string();
+                tracing::error!(
+                    "ledger: a group commit of {} purchase(s) failed: {message}",
+                    batch.len()
+                );
+                let outage = matches!(unavailable, LedgerError::Unavailable(_));
                 for job in batch.drain(..) {
-                    let _ = job
-                        .reply
-                        .send(Err(LedgerError::BatchFailed(message.clone())));
+                    let _ = job.reply.send(Err(if outage {
+                        LedgerError::Unavailable(message.clone())
+                    } else {
+                        LedgerError::BatchFailed(message.clone())
+                    }));
                 }
             }
         }
     }
 }
 
-/// Records every job in one transaction; the per-job outcomes are valid only once this
-/// returns Ok (the commit is durable).
+/// Records every job in one transaction on a connection of its own, discarded if anything
+/// fails; the per-job outcomes are valid only once this returns Ok (the commit is durable).
 async fn commit_batch(
     pool: &AnyPool,
     backend: Backend,
     batch: &[PurchaseJob],
 ) -> Result<Vec<Result<Recorded, LedgerError>>, LedgerError> {
-    let mut tx = pool.begin_with(backend.begin_write()).await?;
+    let mut conn = pool.acquire().await?;
+    let result = record_batch(&mut conn, backend, batch).await;
+    discard_if_failed(&mut conn, &result);
+    result
+}
+
+async fn record_batch(
+    conn: &mut PoolConnection<Any>,
+    backend: Backend,
+    batch: &[PurchaseJob],
+) -> Result<Vec<Result<Recorded, LedgerError>>, LedgerError> {
+    let mut tx = conn.begin_with(backend.begin_write()).await?;
     let mut outcomes = Vec::with_capacity(batch.len());
     for job in batch {
         outcomes.push(record_in_tx(&mut tx, &job.purchase, job.now, &job.request_id).await?);
