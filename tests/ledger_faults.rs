@@ -114,7 +114,16 @@ async fn failed_commits_give_503_and_leave_no_poisoned_connection() {
             .expect("readyz")
             .status()
     };
-    assert_eq!(ready(c.clone(), url.clone()).await, StatusCode::OK);
+    // Ready once the catalog is loaded (after the listening line), as `ServeProcess` waits.
+    let mut up = false;
+    for _ in 0..600 {
+        if ready(c.clone(), url.clone()).await == StatusCode::OK {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(up, "server never became ready");
     let r = purchase(&c, &url, &store, "before").await;
     assert_eq!(r.status(), StatusCode::CREATED);
 
