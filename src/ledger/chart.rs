@@ -126,11 +126,20 @@ struct Cached {
     entries: Arc<Vec<ChartEntry>>,
 }
 
-/// One window's chart: the last one computed, and the right to compute the next.
+/// A chart's response body, reused while the chart and the catalog it names are the same.
+struct Rendered {
+    entries: Arc<Vec<ChartEntry>>,
+    /// Held so that its address cannot be reused by another catalog while compared.
+    catalog: Arc<dyn std::any::Any + Send + Sync>,
+    body: bytes::Bytes,
+}
+
+/// One window's chart: the last one computed, the right to compute the next, and its body.
 #[derive(Default)]
 struct Slot {
     cached: Mutex<Option<Cached>>,
     computing: tokio::sync::Mutex<()>,
+    rendered: Mutex<Option<Rendered>>,
 }
 
 /// Charts per window, each computed at most once per `refresh` interval whatever the
@@ -166,6 +175,34 @@ impl ChartCache {
     /// computed again once it is older than the refresh interval.
     pub fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The response body for `entries` (from [`ChartCache::get`]) naming albums from
+    /// `catalog`: built by `build` once per chart and catalog, then shared by every reader.
+    pub fn render<C: Send + Sync + 'static>(
+        &self,
+        window: Window,
+        entries: &Arc<Vec<ChartEntry>>,
+        catalog: &Arc<C>,
+        build: impl FnOnce() -> String,
+    ) -> bytes::Bytes {
+        let slot = &self.slots[window.index()];
+        if let Ok(guard) = slot.rendered.lock()
+            && let Some(r) = guard.as_ref()
+            && Arc::ptr_eq(&r.entries, entries)
+            && std::ptr::addr_eq(Arc::as_ptr(&r.catalog), Arc::as_ptr(catalog))
+        {
+            return r.body.clone();
+        }
+        let body = bytes::Bytes::from(build());
+        if let Ok(mut guard) = slot.rendered.lock() {
+            *guard = Some(Rendered {
+                entries: Arc::clone(entries),
+                catalog: Arc::clone(catalog) as Arc<dyn std::any::Any + Send + Sync>,
+                body: body.clone(),
+            });
+        }
+        body
     }
 
     /// The cached chart: `Ok` if fresh, `Err(Some)` if stale, `Err(None)` if there is none.
