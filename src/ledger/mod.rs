@@ -1207,12 +1207,12 @@ mod tests {
             }
             ledger.close().await;
             admin
-                .execute(format!("DROP DATABASE {db}").as_str())
+                .execute(format!("DROP DATABASE {db} WITH (FORCE)").as_str())
                 .await
                 .unwrap();
         }
         admin
-            .execute(format!("DROP DATABASE {name}").as_str())
+            .execute(format!("DROP DATABASE {name} WITH (FORCE)").as_str())
             .await
             .unwrap();
     }
