@@ -43,11 +43,27 @@ fn main() {
         .get(2)
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    // The server (its ledger writer included) and the clients on runtimes of their own, as
+    // with a load generator in another process: 22 busy client tasks must not queue ahead of
+    // the purchase writer in one runtime's run queue.
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .expect("runtime");
-    rt.block_on(run(seconds, rounds, purchases));
+        .expect("server runtime");
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    let server = server_rt.block_on(serve(purchases));
+    client_rt.block_on(run(&server, seconds, rounds, purchases));
+}
+
+/// The server under test and what the clients need to reach it.
+struct Server {
+    dir: tempfile::TempDir,
+    url: String,
+    app: Arc<App>,
+    store_token: String,
 }
 
 /// Fills the ledger with `n` purchases of 20 albums over the last 60 days (one SQL statement)
@@ -88,7 +104,8 @@ async fn fill(path: &Path, n: i64, now: i64) {
     );
 }
 
-async fn run(seconds: u64, rounds: usize, n: i64) {
+/// Ingests one track, seeds the ledger with `n` purchases and starts serving.
+async fn serve(n: i64) -> Server {
     let dir = tempfile::tempdir_in(
         std::env::var("BENCH_DIR").unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").into()),
     )
@@ -161,6 +178,20 @@ async fn run(seconds: u64, rounds: usize, n: i64) {
         now,
     )
     .expect("mint");
+    Server {
+        dir,
+        url,
+        app,
+        store_token,
+    }
+}
+
+async fn run(server: &Server, seconds: u64, rounds: usize, n: i64) {
+    let (url, app, store_token) = (
+        server.url.clone(),
+        server.app.clone(),
+        server.store_token.clone(),
+    );
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(BUYERS + READERS)
         .build()
@@ -168,7 +199,7 @@ async fn run(seconds: u64, rounds: usize, n: i64) {
     println!(
         "chart_load: {seconds} s per phase, {rounds} round(s), {BUYERS} buyers, {READERS} chart readers, {} CPU(s), ledger of {n} purchases in {}",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
-        dir.path().display()
+        server.dir.path().display()
     );
     let order = Arc::new(AtomicU64::new(0));
     let mut without = Vec::new();
