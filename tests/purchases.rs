@@ -459,7 +459,11 @@ async fn chart_and_buyer_numbers_under_concurrency() {
     }
     let out = ws.init_and_ingest();
     assert!(out.status.success(), "{}", util::text(&out));
-    let s = TestServer::start(&ws).await;
+    // No refresh interval: every chart read after a purchase sees it (the interval has its
+    // own test below).
+    let mut raw = encore::config::RawConfig::default();
+    raw.ledger.chart_refresh_ms = Some(0);
+    let s = TestServer::start_configured(&ws, Default::default(), raw).await;
     let c = client();
     let store = util::token(&ws, "payments", Scope::Store, &[]);
 
@@ -651,4 +655,43 @@ async fn chart_and_buyer_numbers_under_concurrency() {
         .expect("library");
     let lib: Value = r.json().await.expect("json");
     assert_eq!(lib["albums"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chart_is_computed_at_most_once_per_interval() {
+    let ws = util::packaged_album("alpha", 1, 2.0);
+    let mut raw = encore::config::RawConfig::default();
+    raw.ledger.chart_refresh_ms = Some(3_600_000);
+    let s = TestServer::start_configured(&ws, Default::default(), raw).await;
+    let c = client();
+    let store = util::token(&ws, "payments", Scope::Store, &[]);
+    let chart = |c: reqwest::Client, url: String| async move {
+        let r = c
+            .get(format!("{url}/v1/charts/albums?window=7d"))
+            .send()
+            .await
+            .expect("chart");
+        assert_eq!(r.status(), StatusCode::OK);
+        r.json::<Value>().await.expect("json")
+    };
+    let first = chart(c.clone(), s.url.clone()).await;
+    assert_eq!(first["albums"], json!([]));
+    // A launch: every purchase followed by readers, sequentially and then all at once.
+    for i in 0..10 {
+        let (status, body) = buy(&c, &s, &store, &format!("o{i}"), &format!("u{i}"), "alpha").await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        chart(c.clone(), s.url.clone()).await;
+    }
+    let mut readers = Vec::new();
+    for _ in 0..20 {
+        readers.push(tokio::spawn(chart(c.clone(), s.url.clone())));
+    }
+    for r in readers {
+        r.await.expect("reader");
+    }
+    assert_eq!(
+        s.app.charts.computations(),
+        1,
+        "one computation per window and interval, whatever the purchases and readers"
+    );
 }

@@ -152,6 +152,14 @@ async fn click(c: &Client, css: &str) {
         .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
 }
 
+/// Settings whose sales chart shows a purchase at once (no refresh interval), so the page's
+/// chart reload after buying finds it whatever the timing.
+fn fresh_charts() -> encore::config::RawConfig {
+    let mut raw = encore::config::RawConfig::default();
+    raw.ledger.chart_refresh_ms = Some(0);
+    raw
+}
+
 fn f(v: &Value, k: &str) -> f64 {
     v[k].as_f64().unwrap_or(f64::NAN)
 }
@@ -163,7 +171,7 @@ fn clean(s: &Value) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_player_preview_buy_play_seek_switch() {
     let ws = util::packaged_album(ALBUM, 2, TRACK_SECONDS);
-    let mut server = TestServer::start(&ws).await;
+    let mut server = TestServer::start_configured(&ws, Default::default(), fresh_charts()).await;
     let driver = start_chromedriver().await;
     let c = browser(&driver).await;
 
@@ -361,7 +369,7 @@ async fn post(url: &str, body: Value) -> reqwest::Response {
 #[tokio::test]
 async fn web_files_and_dev_store() {
     let ws = util::packaged_album(ALBUM, 1, 3.0);
-    let server = TestServer::start(&ws).await;
+    let server = TestServer::start_configured(&ws, Default::default(), fresh_charts()).await;
     let c = reqwest::Client::new();
 
     let index = c

@@ -133,6 +133,9 @@ pub struct RawLedger {
     /// Longest play-token lifetime accepted, seconds (default 604800 = 7 days); also how
     /// long a refund stays on the revocation list.
     pub max_play_token_seconds: Option<u64>,
+    /// Shortest time between two computations of one chart window, milliseconds (default
+    /// 1000): however many readers and purchases, a chart is computed at most this often.
+    pub chart_refresh_ms: Option<u64>,
 }
 
 /// Validated `[ledger]` settings.
@@ -146,6 +149,8 @@ pub struct LedgerSettings {
     pub play_token_seconds: u64,
     /// Longest accepted play-token lifetime, seconds.
     pub max_play_token_seconds: u64,
+    /// Shortest time between two computations of one chart window.
+    pub chart_refresh: std::time::Duration,
 }
 
 impl Default for LedgerSettings {
@@ -155,6 +160,7 @@ impl Default for LedgerSettings {
             account_issuer: "encore-accounts".into(),
             play_token_seconds: 3600,
             max_play_token_seconds: 7 * 86_400,
+            chart_refresh: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -537,6 +543,9 @@ fn ledger_settings(raw: RawLedger) -> Result<LedgerSettings, ConfigError> {
         account_issuer,
         play_token_seconds: ttl,
         max_play_token_seconds: max,
+        chart_refresh: raw
+            .chart_refresh_ms
+            .map_or(d.chart_refresh, std::time::Duration::from_millis),
     })
 }
 

@@ -216,7 +216,7 @@ impl App {
             ready: AtomicBool::new(false),
             ledger,
             revocations: RevocationList::new(horizon),
-            charts: ChartCache::new(),
+            charts: ChartCache::new(ledger_settings.chart_refresh),
             token_issuer: settings.issuer.clone(),
             token_audience: settings.audience.clone(),
             ledger_settings,

@@ -295,7 +295,7 @@ async fn dispatch(
     let query = req.uri().query().map(str::to_owned);
     match endpoint {
         Endpoint::Health => Ok(ops::health::health()),
-        Endpoint::Ready => ops::health::ready(app),
+        Endpoint::Ready => ops::health::ready(app).await,
         Endpoint::Metrics => Ok(ops::health::metrics(app)),
         Endpoint::Jwks => Ok(ops::jwks::jwks(app)),
         Endpoint::ListAlbums => Ok(ops::catalog::list(app)),

@@ -42,6 +42,10 @@ pub enum ApiError {
     /// The range lies past the end of a body of this many bytes.
     #[error("range not satisfiable for a body of {0} bytes")]
     RangeNotSatisfiable(u64),
+    /// The ledger cannot commit now (full disk, I/O error, lost database); nothing was
+    /// recorded, and the same request may be sent again after `Retry-After`.
+    #[error("{0}")]
+    LedgerUnavailable(String),
     /// The server is still packaging its catalog.
     #[error("not ready yet: {0}")]
     NotReady(String),
@@ -89,6 +93,13 @@ impl From<LedgerError> for ApiError {
         match e {
             LedgerError::Conflict(_) => ApiError::Conflict(e.to_string()),
             LedgerError::UnknownOrder(_) => ApiError::NotFound(e.to_string()),
+            LedgerError::Unavailable(_) => {
+                // The cause (a path, a database message) is for the log, not the client.
+                tracing::error!("{e}");
+                ApiError::LedgerUnavailable(
+                    "the purchase ledger cannot record anything right now; nothing was recorded: retry later".into(),
+                )
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -140,6 +151,9 @@ impl ApiError {
                 "range-not-satisfiable",
                 None,
             ),
+            ApiError::LedgerUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "ledger-unavailable", None)
+            }
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not-ready", None),
             ApiError::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout", None),
             ApiError::KeyOperation(_) => (StatusCode::CONFLICT, "key-operation-failed", None),
@@ -180,6 +194,12 @@ impl ApiError {
             // request: say so, or a pooling client would send its next request into a
             // connection the server is closing.
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if matches!(self, ApiError::LedgerUnavailable(_)) {
+            h.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(crate::ledger::RETRY_AFTER_SECONDS),
+            );
         }
         if let ApiError::MethodNotAllowed(allow) = self {
             h.insert(header::ALLOW, HeaderValue::from_static(allow));

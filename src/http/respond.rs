@@ -67,8 +67,12 @@ pub fn preflight() -> Response<Body> {
 }
 
 /// A JSON response from text already serialized (a stored receipt replayed byte for byte).
-pub fn json_text(status: StatusCode, body: String, cache_control: &'static str) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+pub fn json_text(
+    status: StatusCode,
+    body: impl Into<Bytes>,
+    cache_control: &'static str,
+) -> Response<Body> {
+    let mut resp = Response::new(Full::new(body.into()));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(

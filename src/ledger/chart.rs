@@ -1,5 +1,5 @@
 //! The digital-album sales chart: albums ranked by net units in a window, with revenue per
-//! currency, cached between purchases.
+//! currency, computed from hourly totals and at most once per refresh interval.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -126,48 +126,134 @@ struct Cached {
     entries: Arc<Vec<ChartEntry>>,
 }
 
-/// Charts per window, recomputed after any purchase or refund (a generation counter) or
-/// after [`CHART_MAX_AGE`].
+/// A chart's response body, reused while the chart and the catalog it names are the same.
+struct Rendered {
+    entries: Arc<Vec<ChartEntry>>,
+    /// Held so that its address cannot be reused by another catalog while compared.
+    catalog: Arc<dyn std::any::Any + Send + Sync>,
+    body: bytes::Bytes,
+}
+
+/// One window's chart: the last one computed, the right to compute the next, and its body.
+#[derive(Default)]
+struct Slot {
+    cached: Mutex<Option<Cached>>,
+    computing: tokio::sync::Mutex<()>,
+    rendered: Mutex<Option<Rendered>>,
+}
+
+/// Charts per window, each computed at most once per `refresh` interval whatever the
+/// traffic, and again after [`CHART_MAX_AGE`] even without purchases.
 ///
-/// Correct under concurrency: a computation reads the generation *before* querying, so a
-/// chart computed while a purchase commits is stored under the old generation and thrown
-/// away by the next reader.
+/// A chart is fresh while it is younger than `refresh`, or younger than [`CHART_MAX_AGE`]
+/// with no purchase or refund since (a generation counter). Otherwise one reader computes
+/// it (single flight) while every other reader gets the previous chart at once; only the
+/// very first readers of a window wait for its first computation.
 #[derive(Default)]
 pub struct ChartCache {
     generation: AtomicU64,
-    slots: [Mutex<Option<Cached>>; 4],
+    slots: [Slot; 4],
+    refresh: Duration,
+    computations: AtomicU64,
 }
 
 impl ChartCache {
-    /// An empty cache.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty cache that computes each window at most once per `refresh`.
+    pub fn new(refresh: Duration) -> Self {
+        Self {
+            refresh,
+            ..Self::default()
+        }
     }
 
-    /// Marks every cached chart stale (call after a purchase or refund commits).
+    /// How many charts were computed so far (all windows).
+    pub fn computations(&self) -> u64 {
+        self.computations.load(Ordering::Relaxed)
+    }
+
+    /// Marks every cached chart stale (call after a purchase or refund commits); it is
+    /// computed again once it is older than the refresh interval.
     pub fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// The chart for `window` at `now` (Unix seconds), from the cache when still valid.
+    /// The response body for `entries` (from [`ChartCache::get`]) naming albums from
+    /// `catalog`: built by `build` once per chart and catalog, then shared by every reader.
+    pub fn render<C: Send + Sync + 'static>(
+        &self,
+        window: Window,
+        entries: &Arc<Vec<ChartEntry>>,
+        catalog: &Arc<C>,
+        build: impl FnOnce() -> String,
+    ) -> bytes::Bytes {
+        let slot = &self.slots[window.index()];
+        if let Ok(guard) = slot.rendered.lock()
+            && let Some(r) = guard.as_ref()
+            && Arc::ptr_eq(&r.entries, entries)
+            && std::ptr::addr_eq(Arc::as_ptr(&r.catalog), Arc::as_ptr(catalog))
+        {
+            return r.body.clone();
+        }
+        let body = bytes::Bytes::from(build());
+        if let Ok(mut guard) = slot.rendered.lock() {
+            *guard = Some(Rendered {
+                entries: Arc::clone(entries),
+                catalog: Arc::clone(catalog) as Arc<dyn std::any::Any + Send + Sync>,
+                body: body.clone(),
+            });
+        }
+        body
+    }
+
+    /// The cached chart: `Ok` if fresh, `Err(Some)` if stale, `Err(None)` if there is none.
+    #[allow(clippy::type_complexity)]
+    fn cached(&self, slot: &Slot) -> Result<Arc<Vec<ChartEntry>>, Option<Arc<Vec<ChartEntry>>>> {
+        let generation = self.generation.load(Ordering::Acquire);
+        let Ok(guard) = slot.cached.lock() else {
+            return Err(None);
+        };
+        let Some(c) = guard.as_ref() else {
+            return Err(None);
+        };
+        let age = c.computed.elapsed();
+        if age < self.refresh || (c.generation == generation && age < CHART_MAX_AGE) {
+            Ok(Arc::clone(&c.entries))
+        } else {
+            Err(Some(Arc::clone(&c.entries)))
+        }
+    }
+
+    /// The chart for `window` at `now` (Unix seconds).
     pub async fn get(
         &self,
         ledger: &Ledger,
         window: Window,
         now: i64,
     ) -> Result<Arc<Vec<ChartEntry>>, LedgerError> {
-        let generation = self.generation.load(Ordering::Acquire);
         let slot = &self.slots[window.index()];
-        if let Ok(guard) = slot.lock()
-            && let Some(c) = guard.as_ref()
-            && c.generation == generation
-            && c.computed.elapsed() < CHART_MAX_AGE
-        {
-            return Ok(Arc::clone(&c.entries));
+        let stale = match self.cached(slot) {
+            Ok(fresh) => return Ok(fresh),
+            Err(stale) => stale,
+        };
+        let _computing = match slot.computing.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => match stale {
+                // Someone is computing it: the previous chart is good enough meanwhile.
+                Some(previous) => return Ok(previous),
+                None => slot.computing.lock().await,
+            },
+        };
+        // The one that held the lock before may have just stored a fresh chart.
+        if let Ok(fresh) = self.cached(slot) {
+            return Ok(fresh);
         }
+        // Read before querying: a purchase committed during the query leaves this chart
+        // stale under the newer generation.
+        let generation = self.generation.load(Ordering::Acquire);
         let since = window.seconds().map(|s| now - s);
+        self.computations.fetch_add(1, Ordering::Relaxed);
         let entries = Arc::new(rank(ledger.sales(since).await?));
-        if let Ok(mut guard) = slot.lock() {
+        if let Ok(mut guard) = slot.cached.lock() {
             *guard = Some(Cached {
                 generation,
                 computed: Instant::now(),

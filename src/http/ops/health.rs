@@ -1,4 +1,5 @@
-//! `/healthz` (the process answers), `/readyz` (the catalog is loaded), `/metrics`.
+//! `/healthz` (the process answers), `/readyz` (the catalog is loaded and the ledger can
+//! commit), `/metrics`.
 
 use std::sync::atomic::Ordering;
 
@@ -7,25 +8,32 @@ use http::{Response, StatusCode};
 use crate::http::app::App;
 use crate::http::problem::ApiError;
 use crate::http::respond::{Body, text};
+use crate::license::{Clock, SystemClock};
 
 /// Liveness.
 pub fn health() -> Response<Body> {
     text(StatusCode::OK, "ok\n".into(), "text/plain; charset=utf-8")
 }
 
-/// Readiness: 503 until the first catalog load finished.
-pub fn ready(app: &App) -> Result<Response<Body>, ApiError> {
-    if app.ready.load(Ordering::Acquire) {
-        Ok(text(
-            StatusCode::OK,
-            "ready\n".into(),
-            "text/plain; charset=utf-8",
-        ))
-    } else {
-        Err(ApiError::NotReady(
+/// Readiness: 503 until the first catalog load finished, and while the ledger cannot commit
+/// (after a failed write, until a probe commit succeeds).
+pub async fn ready(app: &App) -> Result<Response<Body>, ApiError> {
+    if !app.ready.load(Ordering::Acquire) {
+        return Err(ApiError::NotReady(
             "the catalog is still being packaged".into(),
-        ))
+        ));
     }
+    let now = i64::try_from(SystemClock.now_unix()).unwrap_or(i64::MAX);
+    if !app.ledger.can_commit(now).await {
+        return Err(ApiError::NotReady(
+            "the purchase ledger cannot commit".into(),
+        ));
+    }
+    Ok(text(
+        StatusCode::OK,
+        "ready\n".into(),
+        "text/plain; charset=utf-8",
+    ))
 }
 
 /// Prometheus text exposition.

@@ -26,30 +26,30 @@ pub async fn chart(app: &App, query: Option<&str>) -> Result<Response<Body>, Api
     };
     let now = i64::try_from(SystemClock.now_unix()).unwrap_or(i64::MAX);
     let entries = app.charts.get(&app.ledger, window, now).await?;
-    let lib = app.library.load();
-    let albums: Vec<serde_json::Value> = entries
-        .iter()
-        .map(|e| {
-            let record = lib.albums.get(&e.album).map(|a| &a.record);
-            serde_json::json!({
-                "rank": e.rank,
-                "album": e.album,
-                "title": record.map(|r| r.title.as_str()),
-                "artist": record.and_then(|r| r.artist.as_deref()),
-                "units": e.units,
-                "revenue": e.revenue,
+    let lib = app.library.load_full();
+    // Built once per chart and catalog: a read that anyone may repeat costs no JSON work.
+    let body = app.charts.render(window, &entries, &lib, || {
+        let albums: Vec<serde_json::Value> = entries
+            .iter()
+            .map(|e| {
+                let record = lib.albums.get(&e.album).map(|a| &a.record);
+                serde_json::json!({
+                    "rank": e.rank,
+                    "album": e.album,
+                    "title": record.map(|r| r.title.as_str()),
+                    "artist": record.and_then(|r| r.artist.as_deref()),
+                    "units": e.units,
+                    "revenue": e.revenue,
+                })
             })
+            .collect();
+        serde_json::json!({
+            "window": window.as_str(),
+            "albums": albums,
         })
-        .collect();
-    let body = serde_json::json!({
-        "window": window.as_str(),
-        "albums": albums,
+        .to_string()
     });
-    Ok(json_text(
-        StatusCode::OK,
-        body.to_string(),
-        "public, max-age=10",
-    ))
+    Ok(json_text(StatusCode::OK, body, "public, max-age=10"))
 }
 
 /// The user's library with buyer numbers: for the user's own account token or the store.

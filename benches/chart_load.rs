@@ -1,0 +1,302 @@
+//! A public read must never stop sales: purchases/s from 2 store clients with and without 20
+//! clients refreshing the sales chart as fast as they can, on a ledger of 1,000,000 purchases
+//! (spread over 60 days, 20 albums), over real HTTP on loopback. Phases alternate (without,
+//! with, without, with, ...) so the shared machine's drift hits both alike; the report is
+//! purchases/s per phase, the ratio with/without, and the chart's p50/p99.
+//!
+//! Run: `cargo bench --bench chart_load [-- SECONDS ROUNDS PURCHASES]` (defaults 5 s per
+//! phase, 2 rounds, 1,000,000 purchases). Figures in `docs/PERFORMANCE.md`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use encore::config::{Config, Overrides};
+use encore::http::{App, Limits};
+use encore::ingest::{IngestJob, progress::LogLines};
+use encore::ledger::{LEDGER_FILE, Ledger};
+use encore::license::{Clock, MintRequest, Scope, SystemClock, mint};
+use encore::seal::Keyring;
+use encore::store::Store;
+use sqlx::Executor;
+
+const ALBUM: &str = "first-light";
+const BUYERS: usize = 2;
+const READERS: usize = 20;
+
+fn pct(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize] as f64 / 1000.0
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let seconds: u64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(5);
+    let rounds: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2);
+    let purchases: i64 = args
+        .get(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
+    // The server (its ledger writer included) and the clients on runtimes of their own, as
+    // with a load generator in another process: 22 busy client tasks must not queue ahead of
+    // the purchase writer in one runtime's run queue.
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("server runtime");
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    let server = server_rt.block_on(serve(purchases));
+    client_rt.block_on(run(&server, seconds, rounds, purchases));
+}
+
+/// The server under test and what the clients need to reach it.
+struct Server {
+    dir: tempfile::TempDir,
+    url: String,
+    app: Arc<App>,
+    store_token: String,
+}
+
+/// Fills the ledger with `n` purchases of 20 albums over the last 60 days (one SQL statement)
+/// and rebuilds the hourly totals from them, as the migration's backfill does.
+async fn fill(path: &Path, n: i64, now: i64) {
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(sqlx::sqlite::SqliteConnectOptions::new().filename(path))
+        .await
+        .expect("ledger file");
+    let started = Instant::now();
+    pool.execute(
+        format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {n}) \
+             INSERT INTO purchases (order_id, user_id, album, price, currency, purchased_at, \
+             recorded_at, buyer_number, request_hash, response, request_id, refunded_at) \
+             SELECT 'seed-' || i, 'fan-' || (i % 50000), 'album-' || (i % 20), 1500, 'CNY', \
+             {now} - (i * 5184) % 5184000, {now}, i, 'h', '{{}}', 'seed', \
+             CASE WHEN i % 50 = 0 THEN {now} END FROM n"
+        )
+        .as_str(),
+    )
+    .await
+    .expect("seed purchases");
+    pool.execute(
+        "DELETE FROM sales_hourly; \
+         INSERT INTO sales_hourly (album, currency, hour, units, revenue) \
+         SELECT album, currency, purchased_at - (purchased_at % 3600), COUNT(*), SUM(price) \
+         FROM purchases WHERE refunded_at IS NULL \
+         GROUP BY album, currency, purchased_at - (purchased_at % 3600)",
+    )
+    .await
+    .expect("hourly totals");
+    pool.close().await;
+    println!(
+        "seeded {n} purchases in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Ingests one track, seeds the ledger with `n` purchases and starts serving.
+async fn serve(n: i64) -> Server {
+    let dir = tempfile::tempdir_in(
+        std::env::var("BENCH_DIR").unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").into()),
+    )
+    .expect("temp dir");
+    let album_dir = dir.path().join("media").join(ALBUM);
+    std::fs::create_dir_all(&album_dir).expect("media dir");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("media")
+        .join(ALBUM);
+    for entry in std::fs::read_dir(&demo).expect("media/first-light") {
+        let name = entry.expect("entry").file_name();
+        if name.to_string_lossy().starts_with("01") {
+            std::fs::copy(demo.join(&name), album_dir.join(&name)).expect("copy");
+        }
+    }
+    let keys = dir.path().join("keys");
+    Keyring::init(&keys).expect("keys init");
+    let keyring = Arc::new(Keyring::open(&keys).expect("keys open"));
+    let config = Config::from_raw(Default::default(), &Overrides::default()).expect("config");
+    let data = dir.path().join("data");
+    let store = Store::new(&data);
+    let report = encore::ingest::run(
+        IngestJob {
+            media_dir: dir.path().join("media"),
+            albums: vec![album_dir],
+            settings: config.ingest.clone(),
+            force: false,
+        },
+        keyring.clone(),
+        store.clone(),
+        Arc::new(LogLines),
+    )
+    .await;
+    assert!(report.ok(), "ingest failed: {}", report.summary());
+    let now = SystemClock.now_unix();
+    let path = data.join(LEDGER_FILE);
+    // Create the schema, then fill it behind the ledger's back, then open it for real.
+    Ledger::open_sqlite(&path)
+        .await
+        .expect("ledger")
+        .close()
+        .await;
+    fill(&path, n, i64::try_from(now).expect("now")).await;
+    let ledger = Ledger::open_sqlite(&path).await.expect("ledger");
+    let app = Arc::new(
+        App::new(
+            store,
+            keyring.clone(),
+            ledger,
+            &config.server,
+            Limits::default(),
+        )
+        .expect("app"),
+    );
+    app.reload_library().expect("library");
+    app.ready.store(true, Ordering::Release);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(encore::http::run(
+        listener,
+        app.clone(),
+        None,
+        std::future::pending::<()>(),
+    ));
+    let store_token = mint(
+        &keyring.signing_key().expect("key"),
+        &MintRequest::new("payments", Scope::Store),
+        now,
+    )
+    .expect("mint");
+    Server {
+        dir,
+        url,
+        app,
+        store_token,
+    }
+}
+
+async fn run(server: &Server, seconds: u64, rounds: usize, n: i64) {
+    let (url, app, store_token) = (
+        server.url.clone(),
+        server.app.clone(),
+        server.store_token.clone(),
+    );
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(BUYERS + READERS)
+        .build()
+        .expect("client");
+    println!(
+        "chart_load: {seconds} s per phase, {rounds} round(s), {BUYERS} buyers, {READERS} chart readers, {} CPU(s), ledger of {n} purchases in {}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        server.dir.path().display()
+    );
+    let order = Arc::new(AtomicU64::new(0));
+    let mut without = Vec::new();
+    let mut with = Vec::new();
+    let mut chart_latencies: Vec<u64> = Vec::new();
+    let mut chart_reads = 0u64;
+    for round in 0..rounds {
+        for readers in [0, READERS] {
+            let stop = Arc::new(AtomicBool::new(false));
+            let mut reader_tasks = Vec::new();
+            for r in 0..readers {
+                let (c, u, stop) = (client.clone(), url.clone(), stop.clone());
+                reader_tasks.push(tokio::spawn(async move {
+                    let window = ["24h", "7d", "30d", "all"][r % 4];
+                    let mut lat = Vec::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let t = Instant::now();
+                        let resp = c
+                            .get(format!("{u}/v1/charts/albums?window={window}"))
+                            .send()
+                            .await
+                            .expect("chart");
+                        assert!(resp.status().is_success(), "chart {}", resp.status());
+                        resp.bytes().await.expect("chart body");
+                        lat.push(t.elapsed().as_micros() as u64);
+                    }
+                    lat
+                }));
+            }
+            let started = Instant::now();
+            let deadline = started + Duration::from_secs(seconds);
+            let mut buyer_tasks = Vec::new();
+            for _ in 0..BUYERS {
+                let (c, u, t, order) = (
+                    client.clone(),
+                    url.clone(),
+                    store_token.clone(),
+                    order.clone(),
+                );
+                buyer_tasks.push(tokio::spawn(async move {
+                    let mut done = 0u64;
+                    while Instant::now() < deadline {
+                        let i = order.fetch_add(1, Ordering::Relaxed);
+                        let body = serde_json::json!({"order_id": format!("bench-{i}"),
+                            "user": format!("fan-{}", i % 1000), "album": ALBUM,
+                            "price": 1500, "currency": "CNY"});
+                        let r = c
+                            .post(format!("{u}/v1/purchases"))
+                            .bearer_auth(&t)
+                            .json(&body)
+                            .send()
+                            .await
+                            .expect("purchase");
+                        assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+                        r.bytes().await.expect("receipt");
+                        done += 1;
+                    }
+                    done
+                }));
+            }
+            let mut done = 0;
+            for t in buyer_tasks {
+                done += t.await.expect("buyer");
+            }
+            let rate = done as f64 / started.elapsed().as_secs_f64();
+            stop.store(true, Ordering::Relaxed);
+            let mut reads = 0;
+            for t in reader_tasks {
+                let lat = t.await.expect("reader");
+                reads += lat.len() as u64;
+                chart_latencies.extend(lat);
+            }
+            chart_reads += reads;
+            println!(
+                "round {round} {:>2} readers: {rate:>7.0} purchases/s  ({done} purchases, {reads} chart reads)",
+                readers
+            );
+            if readers == 0 {
+                without.push(rate);
+            } else {
+                with.push(rate);
+            }
+        }
+    }
+    chart_latencies.sort_unstable();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    println!(
+        "purchases/s without readers {:.0}, with {READERS} readers {:.0}: ratio {:.3}",
+        mean(&without),
+        mean(&with),
+        mean(&with) / mean(&without)
+    );
+    println!(
+        "chart: {chart_reads} reads, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; {} computations",
+        pct(&chart_latencies, 0.5),
+        pct(&chart_latencies, 0.99),
+        pct(&chart_latencies, 1.0),
+        app.charts.computations()
+    );
+}
