@@ -172,8 +172,11 @@ impl AacEncoder {
     pub fn push(&mut self, samples: &[f32], out: &mut CodedFrames) -> Result<(), AacError> {
         let block = FRAME * self.channels;
         self.input_frames += (samples.len() / self.channels) as u64;
-        for &x in samples {
-            self.pending.push(to_i16(x));
+        let mut rest = samples;
+        while !rest.is_empty() {
+            let take = (block - self.pending.len()).min(rest.len());
+            self.pending.extend(rest[..take].iter().map(|&x| to_i16(x)));
+            rest = &rest[take..];
             if self.pending.len() == block {
                 let full = std::mem::take(&mut self.pending);
                 self.feed(&full, u64::MAX, out)?;

@@ -98,6 +98,14 @@ impl LosslessInput {
     /// `float` for the rest).
     pub fn convert(&self, int: Option<&[i32]>, float: &[f32], out: &mut Vec<i32>) {
         match (self, int) {
+            (
+                LosslessInput::Integer {
+                    drop: 0, widen: 0, ..
+                },
+                Some(int),
+            ) => {
+                out.extend_from_slice(int);
+            }
             (LosslessInput::Integer { drop, widen, .. }, Some(int)) => {
                 out.extend(int.iter().map(|s| (s >> drop) << widen));
             }
