@@ -34,6 +34,44 @@ async fn problem_type(resp: reqwest::Response) -> String {
     v["type"].as_str().unwrap_or_default().to_string()
 }
 
+/// `bits_per_sample` is the depth a decoder outputs, which only a lossless codec fixes: the
+/// manifest and the catalog state it for `lossless` and leave it out for Opus and AAC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bits_per_sample_only_for_lossless() {
+    let ws = util::packaged_album(ALBUM, 1, 3.0);
+    let s = TestServer::start(&ws).await;
+    let c = client();
+    let buyer = util::token(&ws, "alice", Scope::Play, &[ALBUM]);
+    for rendition in ["lossless", "high", "standard", "aac", "preview"] {
+        let resp = manifest(&c, &s, &buyer, 1, rendition).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{rendition}");
+        let m: serde_json::Value = resp.json().await.expect("json");
+        assert_eq!(
+            m.get("bits_per_sample").is_some(),
+            rendition == "lossless",
+            "{rendition} manifest: {m}"
+        );
+    }
+    let album: serde_json::Value = c
+        .get(format!("{}/v1/albums/{ALBUM}", s.url))
+        .send()
+        .await
+        .expect("album")
+        .json()
+        .await
+        .expect("album json");
+    for r in album["tracks"][0]["renditions"]
+        .as_array()
+        .expect("renditions")
+    {
+        assert_eq!(
+            r.get("bits_per_sample").is_some(),
+            r["name"] == "lossless",
+            "catalog: {r}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buyer_gets_everything_non_buyer_only_the_preview() {
     let ws = util::packaged_album(ALBUM, 2, 8.0);

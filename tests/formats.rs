@@ -303,18 +303,39 @@ fn wav_24_bit_stereo_48k() {
     });
 }
 
+/// A 32-bit integer WAV whose low byte carries signal (ffmpeg's s32 from a float source
+/// uses all 32 bits) must come back bit for bit: the lossless rendition is 32-bit FLAC.
+///
+/// The decoder is not encore's, nor ffmpeg 5.1's (which refuses 32-bit FLAC): the reference
+/// `flac` 1.4.2 from Debian (`flac -d`), fed the FLAC stream carried in the fMP4 (STREAMINFO
+/// from `dfLa`, then every frame from the `mdat`s), which also checks STREAMINFO's MD5.
 #[test]
-fn wav_32_bit_integer_stereo_44k() {
-    // ffmpeg's s32 WAV from a float source uses all 32 bits, so this exercises the
-    // quantise-to-24 path unless the low byte happens to be zero.
-    check(Case {
-        file: "a.wav",
-        rate: 44_100,
-        channels: 2,
-        seconds: 7.0,
-        codec: &["-c:a", "pcm_s32le"],
-        lossless: Lossless::Within24Bit,
-    });
+fn wav_32_bit_integer_is_bit_exact() {
+    let ws = Workspace::new();
+    let album = "wide";
+    let src = ws.album_dir(album).join("01.wav");
+    let (rate, seconds) = (44_100u32, 7.0);
+    util::make_fixture(&src, rate, 2, seconds, &["-c:a", "pcm_s32le"]);
+    let source = util::decode_s32(&src);
+    assert!(
+        source.iter().filter(|s| *s & 0xFF != 0).count() > source.len() / 2,
+        "the fixture uses the low byte"
+    );
+    let out = ws.init_and_ingest();
+    assert!(out.status.success(), "ingest failed: {}", util::text(&out));
+
+    let m = util::manifest(&ws, album, 1, "lossless");
+    assert_eq!(m.codec, "flac");
+    assert_eq!(m.bits_per_sample, 32, "coded at the source's depth");
+    assert_eq!(m.bit_exact, Some(true));
+    assert_eq!(m.duration_samples, (seconds * f64::from(rate)) as u64);
+    let fmp4 = std::fs::read(util::open_rendition(&ws, album, 1, "lossless")).expect("read");
+    let native = ws.path().join("lossless.flac");
+    std::fs::write(&native, util::flac_stream_of_fmp4(&fmp4)).expect("write .flac");
+    let decoded = util::flac_decode_s32(&native);
+    assert_eq!(decoded.len(), source.len(), "same sample count");
+    let first_diff = decoded.iter().zip(&source).position(|(a, b)| a != b);
+    assert_eq!(first_diff, None, "32-bit lossless differs from the source");
 }
 
 #[test]

@@ -175,6 +175,84 @@ pub fn decode_s32(path: &Path) -> Vec<i32> {
         .collect()
 }
 
+/// The native FLAC stream carried in a fragmented MP4 of one FLAC track: `fLaC`, the
+/// metadata blocks of `dfLa` (last-block flag as stored), then the payload of every `mdat`.
+pub fn flac_stream_of_fmp4(fmp4: &[u8]) -> Vec<u8> {
+    fn boxes(mut data: &[u8]) -> Vec<([u8; 4], &[u8])> {
+        let mut out = Vec::new();
+        while data.len() >= 8 {
+            let size = u32::from_be_bytes(data[..4].try_into().expect("4 bytes")) as usize;
+            let kind: [u8; 4] = data[4..8].try_into().expect("4 bytes");
+            let (header, size) = if size == 1 {
+                let large = u64::from_be_bytes(data[8..16].try_into().expect("8 bytes"));
+                (16, large as usize)
+            } else {
+                (8, size)
+            };
+            out.push((kind, &data[header..size]));
+            data = &data[size..];
+        }
+        out
+    }
+    fn find<'a>(data: &'a [u8], path: &[&[u8; 4]]) -> Option<&'a [u8]> {
+        let (first, rest) = path.split_first()?;
+        let body = boxes(data).into_iter().find(|(k, _)| k == *first)?.1;
+        if rest.is_empty() {
+            Some(body)
+        } else {
+            find(body, rest)
+        }
+    }
+    let stsd = find(
+        fmp4,
+        &[b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd"],
+    )
+    .expect("stsd");
+    // stsd: full box header + entry count, then the `fLaC` sample entry (28 bytes of
+    // AudioSampleEntry fields after its own header) holding `dfLa` (a full box).
+    let entry = boxes(&stsd[8..]).into_iter().next().expect("sample entry");
+    assert_eq!(&entry.0, b"fLaC", "a FLAC track");
+    let dfla = find(&entry.1[28..], &[b"dfLa"]).expect("dfLa");
+    let mut out = b"fLaC".to_vec();
+    out.extend_from_slice(&dfla[4..]);
+    for (kind, body) in boxes(fmp4) {
+        if &kind == b"mdat" {
+            out.extend_from_slice(body);
+        }
+    }
+    out
+}
+
+/// Decodes a native 32-bit FLAC file with the reference decoder (`flac` 1.4 or later, which
+/// reads 32-bit FLAC and checks STREAMINFO's MD5) to interleaved s32.
+pub fn flac_decode_s32(path: &Path) -> Vec<i32> {
+    let raw = path.with_extension("raw");
+    let out = Command::new("flac")
+        .args([
+            "-d",
+            "-f",
+            "-s",
+            "--force-raw-format",
+            "--endian=little",
+            "--sign=signed",
+        ])
+        .arg("-o")
+        .arg(&raw)
+        .arg(path)
+        .output()
+        .expect("flac 1.4+ must be installed (run .ci/run, which installs it)");
+    assert!(
+        out.status.success(),
+        "flac -d failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&raw).expect("decoded raw");
+    bytes
+        .chunks_exact(4)
+        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
 /// Decodes a file with ffmpeg to interleaved f32, optionally resampled to `rate`.
 pub fn decode_f32(path: &Path, rate: Option<u32>) -> Vec<f32> {
     let p = path.to_str().expect("utf-8");

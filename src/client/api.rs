@@ -122,9 +122,9 @@ pub struct Manifest {
     pub sample_rate: u32,
     /// Channel count.
     pub channels: u16,
-    /// Bits per decoded sample.
+    /// Bits per decoded sample: stated for lossless renditions only.
     #[serde(default)]
-    pub bits_per_sample: u16,
+    pub bits_per_sample: Option<u16>,
     /// Samples per channel a player presents.
     pub duration_samples: u64,
     /// Samples a player skips at the start (Opus pre-skip).
@@ -250,7 +250,7 @@ mod tests {
             (m.codec.as_str(), m.sample_rate, m.channels),
             ("flac", 44100, 2)
         );
-        assert_eq!(m.bits_per_sample, 16);
+        assert_eq!(m.bits_per_sample, Some(16));
         assert_eq!(m.duration_samples, 1_234_567);
         assert_eq!(m.key_id.to_string(), "ab".repeat(16));
         assert_eq!(m.init.index, 0);

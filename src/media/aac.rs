@@ -6,7 +6,7 @@ use fdk_aac::enc::{
     AudioObjectType, BitRate, ChannelMode, Encoder, EncoderError, EncoderParams, Transport,
 };
 
-use super::encoded::EncodedAudio;
+use super::encoded::{CodedFrames, EncodedAudio};
 use super::mp4::{CodecConfig, Edit, SampleInfo};
 
 /// Samples per channel in one AAC-LC access unit.
@@ -77,8 +77,9 @@ fn to_i16(x: f32) -> i16 {
     (x * 32_768.0).round().clamp(-32_768.0, 32_767.0) as i16
 }
 
-/// Encodes interleaved `samples` at `sample_rate` (44.1 or 48 kHz) as AAC-LC at `bitrate`
-/// bits per second (constant). CPU-bound: call it from a blocking thread.
+/// An AAC-LC encoder fed samples in pieces of any size: each access unit is coded as soon
+/// as a frame of input is complete, so memory stays one frame (plus a size per access
+/// unit, for the `esds` figures) whatever the track's length.
 ///
 /// Constant bitrate because a playlist has to declare it: HLS's `BANDWIDTH` is a peak, and
 /// FDK's CBR (a bit reservoir around the nominal rate) keeps every segment close to the
@@ -89,92 +90,162 @@ fn to_i16(x: f32) -> i16 {
 /// AAC-LC in this version); that many samples are the edit list's media_time, the input
 /// is padded with silence to whole access units, and the edit list's duration is the
 /// input's exact length: a player that honours it presents exactly the input.
-pub fn encode(
-    samples: &[f32],
-    channels: u16,
+pub struct AacEncoder {
+    enc: Encoder,
+    channels: usize,
     sample_rate: u32,
-    bitrate: u32,
-) -> Result<EncodedAudio, AacError> {
-    let mode = match channels {
-        1 => ChannelMode::Mono,
-        2 => ChannelMode::Stereo,
-        n => return Err(AacError::Channels(n)),
-    };
-    if sample_rate != RATE_44K && sample_rate != RATE_48K {
-        return Err(AacError::SampleRate(sample_rate));
-    }
-    let ch = usize::from(channels);
-    let input_frames = samples.len() / ch;
-    if input_frames == 0 {
-        return Err(AacError::Empty);
-    }
-    let enc = Encoder::new(EncoderParams {
-        bit_rate: BitRate::Cbr(bitrate),
-        sample_rate,
-        transport: Transport::Raw,
-        channels: mode,
-        audio_object_type: AudioObjectType::Mpeg4LowComplexity,
-    })
-    .map_err(fdk("encoder setup"))?;
-    let info = enc.info().map_err(fdk("encoder info"))?;
-    if info.frameLength as usize != FRAME {
-        return Err(AacError::Unexpected(format!(
-            "frame length {} (AAC-LC codes {FRAME})",
-            info.frameLength
-        )));
-    }
-    let asc = info
-        .confBuf
-        .get(..info.confSize as usize)
-        .unwrap_or_default()
-        .to_vec();
-    if asc.len() < 2 || asc[0] >> 3 != AOT_LC {
-        return Err(AacError::Unexpected(format!(
-            "AudioSpecificConfig {asc:02x?} is not AAC-LC"
-        )));
-    }
-    // nDelayCore, not nDelay: the delay without an SBR decoder's share, which is what an
-    // edit list must state (equal for plain AAC-LC anyway).
-    let delay = u64::from(info.nDelayCore);
+    asc: Vec<u8>,
+    delay: u64,
+    pending: Vec<i16>,
+    input_frames: u64,
+    blocks_fed: u64,
+    sizes: Vec<SampleInfo>,
+    out: Vec<u8>,
+}
 
-    // Every access unit decodes to FRAME samples of the delayed signal: enough of them to
-    // cover the delay plus the input, the last one padded with silence.
-    let units = (delay + input_frames as u64).div_ceil(FRAME as u64) as usize;
-    let mut frames = Vec::with_capacity(units);
-    let mut data = Vec::with_capacity(units * (bitrate as usize / 8 * FRAME / 44_100 + 16));
-    let mut out = vec![0u8; (info.maxOutBufBytes as usize).max(768 * ch)];
-    let mut block = vec![0i16; FRAME * ch];
-    let mut fed = 0usize;
-    // The encoder emits one access unit per full frame of input, so this runs `units`
-    // times; the bound only stops a misbehaving library from looping for ever.
-    let mut calls = 0usize;
-    while frames.len() < units {
-        calls += 1;
-        if calls > units + 16 {
+/// What the init segment and manifest need once every access unit is coded.
+pub struct AacStream {
+    /// `mp4a` sample entry contents.
+    pub codec: CodecConfig,
+    /// Priming and presented length.
+    pub edit: Edit,
+    /// Samples per channel a player presents.
+    pub presented_samples: u64,
+}
+
+impl AacEncoder {
+    /// An encoder for `channels` channels at `sample_rate` (44.1 or 48 kHz) and `bitrate`
+    /// bits per second (constant).
+    pub fn new(channels: u16, sample_rate: u32, bitrate: u32) -> Result<Self, AacError> {
+        let mode = match channels {
+            1 => ChannelMode::Mono,
+            2 => ChannelMode::Stereo,
+            n => return Err(AacError::Channels(n)),
+        };
+        if sample_rate != RATE_44K && sample_rate != RATE_48K {
+            return Err(AacError::SampleRate(sample_rate));
+        }
+        let ch = usize::from(channels);
+        let enc = Encoder::new(EncoderParams {
+            bit_rate: BitRate::Cbr(bitrate),
+            sample_rate,
+            transport: Transport::Raw,
+            channels: mode,
+            audio_object_type: AudioObjectType::Mpeg4LowComplexity,
+        })
+        .map_err(fdk("encoder setup"))?;
+        let info = enc.info().map_err(fdk("encoder info"))?;
+        if info.frameLength as usize != FRAME {
             return Err(AacError::Unexpected(format!(
-                "{} access units after {calls} frames of input, expected {units}",
-                frames.len()
+                "frame length {} (AAC-LC codes {FRAME})",
+                info.frameLength
             )));
         }
-        let start = (fed * ch).min(samples.len());
-        let end = ((fed + FRAME) * ch).min(samples.len());
-        block.fill(0);
-        for (dst, &src) in block.iter_mut().zip(&samples[start..end]) {
-            *dst = to_i16(src);
+        let asc = info
+            .confBuf
+            .get(..info.confSize as usize)
+            .unwrap_or_default()
+            .to_vec();
+        if asc.len() < 2 || asc[0] >> 3 != AOT_LC {
+            return Err(AacError::Unexpected(format!(
+                "AudioSpecificConfig {asc:02x?} is not AAC-LC"
+            )));
         }
+        // nDelayCore, not nDelay: the delay without an SBR decoder's share, which is what an
+        // edit list must state (equal for plain AAC-LC anyway).
+        let delay = u64::from(info.nDelayCore);
+        Ok(AacEncoder {
+            enc,
+            channels: ch,
+            sample_rate,
+            asc,
+            delay,
+            pending: Vec::with_capacity(FRAME * ch),
+            input_frames: 0,
+            blocks_fed: 0,
+            sizes: Vec::new(),
+            out: vec![0u8; (info.maxOutBufBytes as usize).max(768 * ch)],
+        })
+    }
+
+    /// Feeds interleaved samples; every access unit completed is appended to `out`.
+    pub fn push(&mut self, samples: &[f32], out: &mut CodedFrames) -> Result<(), AacError> {
+        let block = FRAME * self.channels;
+        self.input_frames += (samples.len() / self.channels) as u64;
+        let mut rest = samples;
+        while !rest.is_empty() {
+            let take = (block - self.pending.len()).min(rest.len());
+            self.pending.extend(rest[..take].iter().map(|&x| to_i16(x)));
+            rest = &rest[take..];
+            if self.pending.len() == block {
+                let full = std::mem::take(&mut self.pending);
+                self.feed(&full, u64::MAX, out)?;
+                self.pending = full;
+                self.pending.clear();
+            }
+        }
+        Ok(())
+    }
+
+    /// Codes the padded tail: enough access units to cover the delay plus the input.
+    pub fn finish(mut self, out: &mut CodedFrames) -> Result<AacStream, AacError> {
+        if self.input_frames == 0 {
+            return Err(AacError::Empty);
+        }
+        // Every access unit decodes to FRAME samples of the delayed signal: enough of them
+        // to cover the delay plus the input, the last one padded with silence.
+        let units = (self.delay + self.input_frames).div_ceil(FRAME as u64);
+        let block = FRAME * self.channels;
+        let mut tail = std::mem::take(&mut self.pending);
+        // The encoder emits one access unit per full frame of input, so this runs about
+        // `units` times in all; the bound only stops a misbehaving library from looping
+        // for ever.
+        while (self.sizes.len() as u64) < units {
+            if self.blocks_fed > units + 16 {
+                return Err(AacError::Unexpected(format!(
+                    "{} access units after {} frames of input, expected {units}",
+                    self.sizes.len(),
+                    self.blocks_fed
+                )));
+            }
+            tail.resize(block, 0);
+            self.feed(&tail, units, out)?;
+            tail.clear();
+        }
+        let (buffer_size, max_bitrate, avg_bitrate) = rates(&self.sizes, self.sample_rate);
+        Ok(AacStream {
+            codec: CodecConfig::Aac {
+                audio_specific_config: self.asc,
+                buffer_size,
+                max_bitrate,
+                avg_bitrate,
+            },
+            edit: Edit {
+                media_time: self.delay,
+                duration: self.input_frames,
+            },
+            presented_samples: self.input_frames,
+        })
+    }
+
+    /// Feeds one frame of input; keeps at most `units` access units in all.
+    fn feed(&mut self, block: &[i16], units: u64, out: &mut CodedFrames) -> Result<(), AacError> {
+        self.blocks_fed += 1;
         let mut offset = 0;
         while offset < block.len() {
-            let step = enc
-                .encode(&block[offset..], &mut out)
+            let step = self
+                .enc
+                .encode(&block[offset..], &mut self.out)
                 .map_err(fdk("encode"))?;
-            if step.output_size > 0 && frames.len() < units {
+            if step.output_size > 0 && (self.sizes.len() as u64) < units {
                 let size = u32::try_from(step.output_size)
                     .map_err(|_| AacError::Unexpected("oversized access unit".into()))?;
-                frames.push(SampleInfo {
+                let info = SampleInfo {
                     size,
                     duration: FRAME as u32,
-                });
-                data.extend_from_slice(&out[..step.output_size]);
+                };
+                self.sizes.push(info);
+                out.push(info, &self.out[..step.output_size]);
             }
             if step.input_consumed == 0 && step.output_size == 0 {
                 return Err(AacError::Unexpected(
@@ -183,26 +254,31 @@ pub fn encode(
             }
             offset += step.input_consumed;
         }
-        fed += FRAME;
+        Ok(())
     }
-    let (buffer_size, max_bitrate, avg_bitrate) = rates(&frames, sample_rate);
+}
+
+/// Encodes interleaved `samples` at `sample_rate` (44.1 or 48 kHz) as AAC-LC at `bitrate`
+/// bits per second (constant), all at once. CPU-bound: call it from a blocking thread.
+pub fn encode(
+    samples: &[f32],
+    channels: u16,
+    sample_rate: u32,
+    bitrate: u32,
+) -> Result<EncodedAudio, AacError> {
+    let mut encoder = AacEncoder::new(channels, sample_rate, bitrate)?;
+    let mut out = CodedFrames::default();
+    encoder.push(samples, &mut out)?;
+    let stream = encoder.finish(&mut out)?;
     Ok(EncodedAudio {
-        codec: CodecConfig::Aac {
-            audio_specific_config: asc,
-            buffer_size,
-            max_bitrate,
-            avg_bitrate,
-        },
+        codec: stream.codec,
         sample_rate,
         channels,
         bits_per_sample: 16,
-        frames,
-        data,
-        edit: Some(Edit {
-            media_time: delay,
-            duration: input_frames as u64,
-        }),
-        presented_samples: input_frames as u64,
+        frames: out.frames,
+        data: out.data,
+        edit: Some(stream.edit),
+        presented_samples: stream.presented_samples,
         bitrate,
     })
 }

@@ -4,9 +4,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use symphonia::core::audio::{AudioBufferRef, SampleBuffer};
-use symphonia::core::codecs::{CODEC_TYPE_NULL, DecoderOptions};
+use symphonia::core::codecs::{CODEC_TYPE_NULL, Decoder, DecoderOptions};
 use symphonia::core::errors::Error as SymphoniaError;
-use symphonia::core::formats::FormatOptions;
+use symphonia::core::formats::{FormatOptions, FormatReader};
 use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::{MetadataOptions, MetadataRevision, StandardTagKey, StandardVisualKey};
 use symphonia::core::probe::Hint;
@@ -132,8 +132,52 @@ pub struct Decoded {
     pub codec: String,
 }
 
-/// Decodes a whole file. CPU-bound: call it from a blocking thread.
-pub fn decode_file(path: &Path) -> Result<Decoded, DecodeError> {
+/// A source opened for decoding, read one packet at a time: what is held at once is one
+/// packet's samples, whatever the track's length.
+pub struct SourceReader {
+    path: PathBuf,
+    format: Box<dyn FormatReader>,
+    decoder: Box<dyn Decoder>,
+    track_id: u32,
+    /// Samples per second per channel.
+    pub sample_rate: u32,
+    /// Channel count.
+    pub channels: u16,
+    /// What the source's samples are.
+    pub source: SourceSamples,
+    /// The tags.
+    pub tags: Tags,
+    /// A front cover (or the first picture) embedded in the file.
+    pub cover: Option<EmbeddedPicture>,
+    /// Short name of the codec, for reports ("flac", "mp3", ...).
+    pub codec: String,
+    int_bits: Option<u32>,
+    lossless: bool,
+    expected: Option<u64>,
+    trim: Option<super::gapless::Trim>,
+    decoded_frames: u64,
+    presented_frames: u64,
+    i32_buf: Option<SampleBuffer<i32>>,
+    f32_buf: Option<SampleBuffer<f32>>,
+    int: Vec<i32>,
+    float: Vec<f32>,
+    /// The first packet, decoded by [`open`] to learn the channel count, not yet handed out.
+    held: bool,
+    finished: bool,
+}
+
+/// One decoded packet: interleaved samples, as the source's integers (integer sources) and
+/// as floats in [-1, 1).
+pub struct Chunk<'a> {
+    /// The source's integers, right-aligned (integer sources only).
+    pub int: Option<&'a [i32]>,
+    /// The same samples as floats.
+    pub float: &'a [f32],
+}
+
+/// Opens a file for decoding and decodes its first packet. CPU-bound: call it from a
+/// blocking thread.
+pub fn open(path: &Path) -> Result<SourceReader, DecodeError> {
     let io = |source| DecodeError::Io {
         path: path.to_path_buf(),
         source,
@@ -198,7 +242,7 @@ pub fn decode_file(path: &Path) -> Result<Decoded, DecodeError> {
             reason: format!("sample rate {sample_rate} Hz is outside 8000..=192000 Hz"),
         });
     }
-    let mut decoder = symphonia::default::get_codecs()
+    let decoder = symphonia::default::get_codecs()
         .make(&params, &DecoderOptions { verify: true })
         .map_err(|e| DecodeError::Unsupported {
             path: path.to_path_buf(),
@@ -214,11 +258,198 @@ pub fn decode_file(path: &Path) -> Result<Decoded, DecodeError> {
     } else {
         None
     };
+    // symphonia returns AAC's priming and padding; the edit list says what to present.
+    let trim = if codec == "aac" {
+        super::gapless::mp4_trim(path)
+    } else {
+        None
+    };
+    let mut reader = SourceReader {
+        path: path.to_path_buf(),
+        format,
+        decoder,
+        track_id,
+        sample_rate,
+        channels: params.channels.map(|c| c.count() as u16).unwrap_or(0),
+        source: match int_bits {
+            Some(bits) => SourceSamples::Integer { bits },
+            None => SourceSamples::Float,
+        },
+        tags,
+        cover,
+        codec,
+        int_bits,
+        lossless,
+        expected: params.n_frames,
+        trim,
+        decoded_frames: 0,
+        presented_frames: 0,
+        i32_buf: None,
+        f32_buf: None,
+        int: Vec::new(),
+        float: Vec::new(),
+        held: false,
+        finished: false,
+    };
+    reader.held = reader.fill()?;
+    if !reader.held || reader.channels == 0 {
+        return Err(DecodeError::NoAudio {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(reader)
+}
 
-    let mut channels: u16 = params.channels.map(|c| c.count() as u16).unwrap_or(0);
-    let mut int: Option<Vec<i32>> = int_bits.map(|_| Vec::new());
+impl SourceReader {
+    /// Samples per channel the header announces, if it does.
+    pub fn announced_frames(&self) -> Option<u64> {
+        self.expected
+    }
+
+    /// Samples per channel handed out so far.
+    pub fn frames_read(&self) -> u64 {
+        self.presented_frames
+    }
+
+    /// The next packet's samples, or `None` at the end of the stream (after checking that
+    /// the stream is as long as its header announced).
+    pub fn next_chunk(&mut self) -> Result<Option<Chunk<'_>>, DecodeError> {
+        if self.held {
+            self.held = false;
+        } else if !self.fill()? {
+            return Ok(None);
+        }
+        Ok(Some(Chunk {
+            int: self.int_bits.map(|_| self.int.as_slice()),
+            float: &self.float,
+        }))
+    }
+
+    /// Decodes packets until one leaves samples after the gapless trim; false at the end.
+    fn fill(&mut self) -> Result<bool, DecodeError> {
+        if self.finished {
+            return Ok(false);
+        }
+        loop {
+            let packet = match self.format.next_packet() {
+                Ok(p) => p,
+                Err(SymphoniaError::IoError(e))
+                    if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+                {
+                    self.finish()?;
+                    return Ok(false);
+                }
+                Err(SymphoniaError::ResetRequired) => {
+                    return Err(DecodeError::Unsupported {
+                        path: self.path.clone(),
+                        reason: "the stream changes its parameters midway".into(),
+                    });
+                }
+                Err(e) => return Err(self.corrupt(describe(&e))),
+            };
+            if packet.track_id() != self.track_id {
+                continue;
+            }
+            let audio = match self.decoder.decode(&packet) {
+                Ok(a) => a,
+                Err(e) => {
+                    let reason = describe(&e);
+                    return Err(self.corrupt(reason));
+                }
+            };
+            let spec = *audio.spec();
+            let frames = audio.frames();
+            if frames == 0 {
+                continue;
+            }
+            let ch = spec.channels.count() as u16;
+            if self.channels == 0 {
+                self.channels = ch;
+            }
+            if ch != self.channels || spec.rate != self.sample_rate {
+                return Err(DecodeError::Unsupported {
+                    path: self.path.clone(),
+                    reason: "channel count or sample rate changes midway".into(),
+                });
+            }
+            self.int.clear();
+            self.float.clear();
+            if let Some(bits) = self.int_bits {
+                push_int(&audio, bits, &mut self.i32_buf, &mut self.int);
+            }
+            let buf = self
+                .f32_buf
+                .get_or_insert_with(|| SampleBuffer::new(audio.capacity() as u64, spec));
+            if buf.capacity() < frames * usize::from(ch) {
+                *buf = SampleBuffer::new(audio.capacity() as u64, spec);
+            }
+            buf.copy_interleaved_ref(audio);
+            self.float.extend_from_slice(buf.samples());
+            let first = self.decoded_frames;
+            self.decoded_frames += frames as u64;
+            if let Some(trim) = self.trim {
+                // Keep only this packet's part of [skip, skip + keep).
+                let ch = usize::from(ch);
+                let lo = trim.skip.clamp(first, self.decoded_frames);
+                let hi = trim
+                    .keep
+                    .map_or(self.decoded_frames, |k| trim.skip.saturating_add(k))
+                    .clamp(lo, self.decoded_frames);
+                let (from, to) = ((lo - first) as usize * ch, (hi - first) as usize * ch);
+                self.float.truncate(to);
+                self.float.drain(..from);
+                if self.int_bits.is_some() {
+                    self.int.truncate(to);
+                    self.int.drain(..from);
+                }
+                if self.float.is_empty() {
+                    continue;
+                }
+            }
+            self.presented_frames += (self.float.len() / usize::from(ch)) as u64;
+            return Ok(true);
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), DecodeError> {
+        self.finished = true;
+        let _ = self.decoder.finalize();
+        if self.decoded_frames == 0 {
+            return Err(DecodeError::NoAudio {
+                path: self.path.clone(),
+            });
+        }
+        if let Some(expected) = self.expected {
+            // Lossless containers announce an exact length; lossy ones may be a frame off.
+            let slack = if self.lossless { 0 } else { expected / 50 };
+            if self.decoded_frames + slack < expected {
+                return Err(DecodeError::Truncated {
+                    path: self.path.clone(),
+                    expected,
+                    decoded: self.decoded_frames,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn corrupt(&self, reason: String) -> DecodeError {
+        DecodeError::Corrupt {
+            path: self.path.clone(),
+            at_seconds: self.decoded_frames as f64 / f64::from(self.sample_rate),
+            reason,
+        }
+    }
+}
+
+/// Decodes a whole file into memory. CPU-bound: call it from a blocking thread. Packaging
+/// reads sources with [`open`] instead, so that memory does not grow with the track.
+pub fn decode_file(path: &Path) -> Result<Decoded, DecodeError> {
+    let mut reader = open(path)?;
+    let channels = reader.channels;
+    let mut int: Option<Vec<i32>> = reader.int_bits.map(|_| Vec::new());
     let mut float: Vec<f32> = Vec::new();
-    if let Some(n) = params.n_frames {
+    if let Some(n) = reader.expected {
         let cap = (n as usize)
             .saturating_mul(usize::from(channels.max(1)))
             .min(1 << 30);
@@ -227,105 +458,23 @@ pub fn decode_file(path: &Path) -> Result<Decoded, DecodeError> {
             v.reserve(cap);
         }
     }
-    let mut i32_buf: Option<SampleBuffer<i32>> = None;
-    let mut f32_buf: Option<SampleBuffer<f32>> = None;
-    let mut decoded_frames: u64 = 0;
-    let corrupt = |frames: u64, reason: String| DecodeError::Corrupt {
-        path: path.to_path_buf(),
-        at_seconds: frames as f64 / f64::from(sample_rate),
-        reason,
-    };
-
-    loop {
-        let packet = match format.next_packet() {
-            Ok(p) => p,
-            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                break;
-            }
-            Err(SymphoniaError::ResetRequired) => {
-                return Err(DecodeError::Unsupported {
-                    path: path.to_path_buf(),
-                    reason: "the stream changes its parameters midway".into(),
-                });
-            }
-            Err(e) => return Err(corrupt(decoded_frames, describe(&e))),
-        };
-        if packet.track_id() != track_id {
-            continue;
+    while let Some(chunk) = reader.next_chunk()? {
+        if let (Some(v), Some(c)) = (int.as_mut(), chunk.int) {
+            v.extend_from_slice(c);
         }
-        let audio = match decoder.decode(&packet) {
-            Ok(a) => a,
-            Err(e) => return Err(corrupt(decoded_frames, describe(&e))),
-        };
-        let spec = *audio.spec();
-        let frames = audio.frames();
-        if frames == 0 {
-            continue;
-        }
-        let ch = spec.channels.count() as u16;
-        if channels == 0 {
-            channels = ch;
-        }
-        if ch != channels || spec.rate != sample_rate {
-            return Err(DecodeError::Unsupported {
-                path: path.to_path_buf(),
-                reason: "channel count or sample rate changes midway".into(),
-            });
-        }
-        if let (Some(bits), Some(out)) = (int_bits, int.as_mut()) {
-            push_int(&audio, bits, &mut i32_buf, out);
-        }
-        let buf = f32_buf.get_or_insert_with(|| SampleBuffer::new(audio.capacity() as u64, spec));
-        if buf.capacity() < frames * usize::from(ch) {
-            *buf = SampleBuffer::new(audio.capacity() as u64, spec);
-        }
-        buf.copy_interleaved_ref(audio);
-        float.extend_from_slice(buf.samples());
-        decoded_frames += frames as u64;
+        float.extend_from_slice(chunk.float);
     }
-    let _ = decoder.finalize();
-
-    if decoded_frames == 0 || channels == 0 {
-        return Err(DecodeError::NoAudio {
-            path: path.to_path_buf(),
-        });
-    }
-    if let Some(expected) = params.n_frames {
-        // Lossless containers announce an exact length; lossy ones may be a frame off.
-        let slack = if lossless { 0 } else { expected / 50 };
-        if decoded_frames + slack < expected {
-            return Err(DecodeError::Truncated {
-                path: path.to_path_buf(),
-                expected,
-                decoded: decoded_frames,
-            });
-        }
-    }
-    if codec == "aac"
-        && let Some(trim) = super::gapless::mp4_trim(path)
-    {
-        // symphonia returns AAC's priming and padding; the edit list says what to present.
-        let ch = usize::from(channels);
-        super::gapless::apply(&mut float, ch, trim);
-        if let Some(v) = int.as_mut() {
-            super::gapless::apply(v, ch, trim);
-        }
-    }
-    let source = match int_bits {
-        Some(bits) => SourceSamples::Integer { bits },
-        None => SourceSamples::Float,
-    };
     Ok(Decoded {
         pcm: Pcm {
-            sample_rate,
+            sample_rate: reader.sample_rate,
             channels,
-            source,
+            source: reader.source,
             int,
             float,
         },
-        tags,
-        cover,
-        codec,
+        tags: reader.tags,
+        cover: reader.cover,
+        codec: reader.codec,
     })
 }
 

@@ -30,3 +30,25 @@ impl EncodedAudio {
         self.frames.iter().map(|f| u64::from(f.duration)).sum()
     }
 }
+
+/// Coded frames as an encoder emits them, drained by whoever cuts segments.
+#[derive(Default)]
+pub struct CodedFrames {
+    /// Size and duration of each frame, in decode order.
+    pub frames: Vec<SampleInfo>,
+    /// The frames' bytes, concatenated.
+    pub data: Vec<u8>,
+}
+
+impl CodedFrames {
+    /// Appends one frame.
+    pub fn push(&mut self, info: SampleInfo, bytes: &[u8]) {
+        self.frames.push(info);
+        self.data.extend_from_slice(bytes);
+    }
+
+    /// Whether no frame is held.
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+}

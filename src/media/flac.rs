@@ -1,17 +1,22 @@
 //! The `lossless` rendition: FLAC frames (flacenc) at the source's rate and bit depth.
 
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
 use flacenc::component::{BitRepr, StreamInfo};
 use flacenc::error::{Verified, Verify};
 use flacenc::source::{Fill, FrameBuf};
 
-use super::encoded::EncodedAudio;
+use super::encoded::{CodedFrames, EncodedAudio};
 use super::mp4::{CodecConfig, SampleInfo};
 use super::pcm::{Pcm, SourceSamples};
 
 /// FLAC block size in samples: libFLAC's default, a good trade at every rate we accept.
 pub const BLOCK_SIZE: usize = 4096;
-/// The deepest integer flacenc codes.
-const MAX_BITS: u32 = 24;
+/// The deepest integer flacenc codes; deeper sources are coded by flac-codec.
+const FLACENC_MAX_BITS: u32 = 24;
+/// The width float and lossy sources are rounded to.
+const QUANTISED_BITS: u32 = 24;
 
 /// Why FLAC encoding failed.
 #[derive(Debug, thiserror::Error)]
@@ -23,59 +28,120 @@ pub struct FlacError(String);
 pub enum Exactness {
     /// Decodes to the source's integers, sample for sample.
     BitExact,
-    /// The source was floating point or deeper than 24 bits: rounded to 24-bit integers.
+    /// The source was floating point or lossy: rounded to 24-bit integers.
     Quantised24,
+}
+
+/// How a source's samples become the integers the lossless rendition codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LosslessInput {
+    /// The source's integers, shifted right by `drop` bits that are zero in every sample,
+    /// or left by `widen` bits (sources narrower than 8 bits), coded at `bits`.
+    Integer {
+        /// Bits per coded sample.
+        bits: u32,
+        /// Low bits dropped (all zero in the source).
+        drop: u32,
+        /// Zero bits added below.
+        widen: u32,
+    },
+    /// Float or lossy-decoded samples rounded to 24-bit integers.
+    Quantised24,
+}
+
+impl LosslessInput {
+    /// Chooses the coding for `source`. `low_bits_zero` says whether every sample of a
+    /// source deeper than 24 bits has its bits below the top 24 at zero (many "32-bit"
+    /// files carry 24 significant bits): then the 24-bit integers are the same signal,
+    /// exactly, and play everywhere; otherwise all the bits are coded (FLAC carries up to
+    /// 32, which libFLAC 1.4 and later decode).
+    pub fn plan(source: SourceSamples, low_bits_zero: bool) -> Self {
+        match source {
+            SourceSamples::Integer { bits } if bits > FLACENC_MAX_BITS && low_bits_zero => {
+                LosslessInput::Integer {
+                    bits: FLACENC_MAX_BITS,
+                    drop: bits - FLACENC_MAX_BITS,
+                    widen: 0,
+                }
+            }
+            SourceSamples::Integer { bits } if bits >= 8 => LosslessInput::Integer {
+                bits: bits.min(32),
+                drop: 0,
+                widen: 0,
+            },
+            SourceSamples::Integer { bits } => LosslessInput::Integer {
+                bits: 8,
+                drop: 0,
+                widen: 8 - bits,
+            },
+            SourceSamples::Float => LosslessInput::Quantised24,
+        }
+    }
+
+    /// Bits per coded sample.
+    pub fn bits(&self) -> u32 {
+        match self {
+            LosslessInput::Integer { bits, .. } => *bits,
+            LosslessInput::Quantised24 => QUANTISED_BITS,
+        }
+    }
+
+    /// Whether the rendition decodes to the source's integers.
+    pub fn exactness(&self) -> Exactness {
+        match self {
+            LosslessInput::Integer { .. } => Exactness::BitExact,
+            LosslessInput::Quantised24 => Exactness::Quantised24,
+        }
+    }
+
+    /// Appends the coded integers for one chunk of the source (`int` for integer sources,
+    /// `float` for the rest).
+    pub fn convert(&self, int: Option<&[i32]>, float: &[f32], out: &mut Vec<i32>) {
+        match (self, int) {
+            (
+                LosslessInput::Integer {
+                    drop: 0, widen: 0, ..
+                },
+                Some(int),
+            ) => {
+                out.extend_from_slice(int);
+            }
+            (LosslessInput::Integer { drop, widen, .. }, Some(int)) => {
+                out.extend(int.iter().map(|s| (s >> drop) << widen));
+            }
+            _ => out.extend(float.iter().map(|&x| quantise(x, QUANTISED_BITS))),
+        }
+    }
+}
+
+/// Whether every sample's bits below the top 24 of a `bits`-bit source are zero.
+pub fn low_bits_zero(int: &[i32], bits: u32) -> bool {
+    if bits <= FLACENC_MAX_BITS {
+        return true;
+    }
+    let mask = (1i32 << (bits - FLACENC_MAX_BITS)) - 1;
+    int.iter().all(|s| s & mask == 0)
 }
 
 /// The integers the lossless rendition codes, with their width, and whether they equal the source.
 pub fn lossless_samples(pcm: &Pcm) -> (Vec<i32>, u32, Exactness) {
-    match (&pcm.source, &pcm.int) {
-        (SourceSamples::Integer { bits }, Some(int)) if *bits <= MAX_BITS && *bits >= 8 => {
-            (int.clone(), *bits, Exactness::BitExact)
-        }
-        (SourceSamples::Integer { bits }, Some(int)) if *bits > MAX_BITS => {
-            // Many "32-bit" files carry 24 significant bits: if the low bits are all zero the
-            // narrower integers are the same signal, exactly.
-            let drop = bits - MAX_BITS;
-            let mask = (1i32 << drop) - 1;
-            if int.iter().all(|s| s & mask == 0) {
-                (
-                    int.iter().map(|s| s >> drop).collect(),
-                    MAX_BITS,
-                    Exactness::BitExact,
-                )
-            } else {
-                (
-                    quantise(&pcm.float, MAX_BITS),
-                    MAX_BITS,
-                    Exactness::Quantised24,
-                )
-            }
-        }
-        (SourceSamples::Integer { bits }, Some(int)) => {
-            // Below 8 bits (rare): widen to 8, exactly.
-            let up = 8 - bits;
-            (
-                int.iter().map(|s| s << up).collect(),
-                8,
-                Exactness::BitExact,
-            )
-        }
-        _ => (
-            quantise(&pcm.float, MAX_BITS),
-            MAX_BITS,
-            Exactness::Quantised24,
-        ),
-    }
+    let low_zero = match (&pcm.source, &pcm.int) {
+        (SourceSamples::Integer { bits }, Some(int)) => low_bits_zero(int, *bits),
+        _ => true,
+    };
+    let source = match (&pcm.source, &pcm.int) {
+        (SourceSamples::Integer { .. }, None) => SourceSamples::Float,
+        (source, _) => *source,
+    };
+    let plan = LosslessInput::plan(source, low_zero);
+    let mut out = Vec::with_capacity(pcm.float.len());
+    plan.convert(pcm.int.as_deref(), &pcm.float, &mut out);
+    (out, plan.bits(), plan.exactness())
 }
 
-fn quantise(float: &[f32], bits: u32) -> Vec<i32> {
+fn quantise(x: f32, bits: u32) -> i32 {
     let scale = f64::from(1u32 << (bits - 1));
-    let (lo, hi) = (-scale, scale - 1.0);
-    float
-        .iter()
-        .map(|&x| (f64::from(x) * scale).round().clamp(lo, hi) as i32)
-        .collect()
+    (f64::from(x) * scale).round().clamp(-scale, scale - 1.0) as i32
 }
 
 /// LPC order: libFLAC's and ffmpeg's at their default level 5 (flacenc's default is 10, which
@@ -100,103 +166,309 @@ fn encoder_config(verbatim: bool) -> Result<Verified<flacenc::config::Encoder>, 
     config.into_verified().map_err(|(_, e)| flac_err(e))
 }
 
-/// Encodes the lossless rendition. CPU-bound: call it from a blocking thread.
-pub fn encode(pcm: &Pcm) -> Result<(EncodedAudio, Exactness), FlacError> {
-    let (samples, bits, exactness) = lossless_samples(pcm);
-    let channels = usize::from(pcm.channels);
-    let total = samples.len() / channels.max(1);
-    if total == 0 {
-        return Err(FlacError("no samples".into()));
+/// Codes one block of interleaved samples as one FLAC frame.
+enum FrameCoder {
+    /// flacenc, for 4 to 24 bits per sample.
+    Narrow(Box<NarrowCoder>),
+    /// flac-codec, for 25 to 32 bits: flacenc (0.5) codes at most 24 bits per sample.
+    Wide(Box<WideCoder>),
+}
+
+struct NarrowCoder {
+    config: Verified<flacenc::config::Encoder>,
+    verbatim: Verified<flacenc::config::Encoder>,
+    info: StreamInfo,
+    block_buf: FrameBuf,
+    sink: flacenc::bitsink::ByteSink,
+    fallback: flacenc::bitsink::ByteSink,
+    /// The source rate is above what flacenc accepts: frames are coded as 96 kHz and
+    /// rewritten to take the rate from STREAMINFO (see `frame_rate_from_streaminfo`).
+    high_rate: bool,
+    owned: Vec<u8>,
+}
+
+impl NarrowCoder {
+    fn new(sample_rate: u32, channels: usize, bits: u32) -> Result<Self, FlacError> {
+        let high_rate = sample_rate > FLACENC_MAX_RATE;
+        let encode_rate = if high_rate {
+            FLACENC_MAX_RATE
+        } else {
+            sample_rate
+        };
+        Ok(NarrowCoder {
+            config: encoder_config(false)?,
+            verbatim: encoder_config(true)?,
+            info: StreamInfo::new(encode_rate as usize, channels, bits as usize)
+                .map_err(flac_err)?,
+            block_buf: FrameBuf::with_size(channels, BLOCK_SIZE).map_err(flac_err)?,
+            sink: flacenc::bitsink::ByteSink::new(),
+            fallback: flacenc::bitsink::ByteSink::new(),
+            high_rate,
+            owned: Vec::new(),
+        })
     }
-    let config = encoder_config(false)?;
-    let verbatim = encoder_config(true)?;
-    // flacenc refuses rates above 96 kHz although FLAC allows them: encode as 96 kHz, then
-    // point each frame header at STREAMINFO for the rate (see `frame_rate_from_streaminfo`).
-    let high_rate = pcm.sample_rate > FLACENC_MAX_RATE;
-    let encode_rate = if high_rate {
-        FLACENC_MAX_RATE
-    } else {
-        pcm.sample_rate
-    };
-    let info = StreamInfo::new(encode_rate as usize, channels, bits as usize).map_err(flac_err)?;
-    let mut block_buf = FrameBuf::with_size(channels, BLOCK_SIZE).map_err(flac_err)?;
-    // STREAMINFO's MD5 of the samples (little-endian, whole bytes per sample), fed one block
-    // at a time: flacenc's own source feeds it one sample at a time, which costs more.
-    let mut md5 = flacenc::source::Context::new(bits as usize, channels);
-    let mut le_bytes = Vec::with_capacity(BLOCK_SIZE * channels * md5.bytes_per_sample());
 
-    let mut data = Vec::with_capacity(samples.len() * (bits as usize) / 8 / 2);
-    let mut frames = Vec::with_capacity(total.div_ceil(BLOCK_SIZE));
-    let mut sink = flacenc::bitsink::ByteSink::new();
-    let mut fallback = flacenc::bitsink::ByteSink::new();
-    let mut owned = Vec::new();
-    for (i, chunk) in samples.chunks(BLOCK_SIZE * channels).enumerate() {
-        let block = chunk.len() / channels;
-        let width = md5.bytes_per_sample();
-        le_bytes.clear();
-        for s in chunk {
-            le_bytes.extend_from_slice(&s.to_le_bytes()[..width]);
-        }
-        md5.fill_le_bytes(&le_bytes, width).map_err(flac_err)?;
-
-        block_buf.fill_interleaved(chunk).map_err(flac_err)?;
+    fn code(&mut self, index: usize, chunk: &[i32], bound: usize) -> Result<&[u8], FlacError> {
+        self.block_buf.fill_interleaved(chunk).map_err(flac_err)?;
         let frame =
-            flacenc::encode_fixed_size_frame(&config, &block_buf, i, &info).map_err(flac_err)?;
-        sink.clear();
-        frame.write(&mut sink).map_err(flac_err)?;
-        let mut bytes = sink.as_slice();
-        if bytes.len() > verbatim_bound(block, channels, bits) {
+            flacenc::encode_fixed_size_frame(&self.config, &self.block_buf, index, &self.info)
+                .map_err(flac_err)?;
+        self.sink.clear();
+        frame.write(&mut self.sink).map_err(flac_err)?;
+        let mut bytes = self.sink.as_slice();
+        if bytes.len() > bound {
             // flacenc caps the Rice parameter at 14, so loud or noisy 24-bit audio can code to
             // far more than its raw size (a 7 s clip of noise came out at 1.5 GB). A FLAC
             // encoder must never exceed verbatim: re-code such a frame with verbatim subframes.
-            let frame = flacenc::encode_fixed_size_frame(&verbatim, &block_buf, i, &info)
-                .map_err(flac_err)?;
-            fallback.clear();
-            frame.write(&mut fallback).map_err(flac_err)?;
-            bytes = fallback.as_slice();
+            let frame = flacenc::encode_fixed_size_frame(
+                &self.verbatim,
+                &self.block_buf,
+                index,
+                &self.info,
+            )
+            .map_err(flac_err)?;
+            self.fallback.clear();
+            frame.write(&mut self.fallback).map_err(flac_err)?;
+            bytes = self.fallback.as_slice();
         }
-        if high_rate {
-            owned.clear();
-            owned.extend_from_slice(bytes);
-            frame_rate_from_streaminfo(&mut owned).map_err(FlacError)?;
-            bytes = &owned;
+        if self.high_rate {
+            self.owned.clear();
+            self.owned.extend_from_slice(bytes);
+            frame_rate_from_streaminfo(&mut self.owned).map_err(FlacError)?;
+            bytes = &self.owned;
         }
-        frames.push(SampleInfo {
-            size: bytes.len() as u32,
-            duration: block as u32,
-        });
-        data.extend_from_slice(bytes);
+        Ok(bytes)
     }
-    let min_frame = frames.iter().map(|f| f.size).min().unwrap_or(0);
-    let max_frame = frames.iter().map(|f| f.size).max().unwrap_or(0);
-    let streaminfo = streaminfo(&StreamInfoFields {
-        block_size: BLOCK_SIZE as u16,
-        min_frame_size: min_frame,
-        max_frame_size: max_frame,
-        sample_rate: pcm.sample_rate,
-        channels: pcm.channels,
-        bits_per_sample: bits,
-        total_samples: total as u64,
-        md5: md5.md5_digest(),
-    });
-    let bitrate = if total > 0 {
-        (data.len() as u64 * 8 * u64::from(pcm.sample_rate) / total as u64) as u32
-    } else {
-        0
-    };
-    Ok((
-        EncodedAudio {
+}
+
+/// A `Write` whose bytes the coder reads back after each frame: flac-codec's frame writer
+/// owns its output and offers no way to borrow it back.
+#[derive(Clone, Default)]
+struct SharedBytes(Arc<Mutex<Vec<u8>>>);
+
+impl Write for SharedBytes {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("frame buffer poisoned"))?
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct WideCoder {
+    writer: flac_codec::encode::FlacStreamWriter<SharedBytes>,
+    written: SharedBytes,
+    frame: Vec<u8>,
+    sample_rate: u32,
+    channels: u8,
+    bits: u32,
+}
+
+impl WideCoder {
+    fn new(sample_rate: u32, channels: usize, bits: u32) -> Result<Self, FlacError> {
+        let written = SharedBytes::default();
+        let options = flac_codec::encode::Options::default()
+            .block_size(BLOCK_SIZE as u16)
+            .map_err(flac_err)?
+            .max_lpc_order(Some(LPC_ORDER as u8))
+            .map_err(flac_err)?;
+        Ok(WideCoder {
+            writer: flac_codec::encode::FlacStreamWriter::new(written.clone(), options),
+            written,
+            frame: Vec::new(),
+            sample_rate,
+            channels: u8::try_from(channels).map_err(flac_err)?,
+            bits,
+        })
+    }
+
+    fn code(&mut self, chunk: &[i32]) -> Result<&[u8], FlacError> {
+        let take = |w: &SharedBytes| {
+            w.0.lock()
+                .map(|mut v| std::mem::take(&mut *v))
+                .map_err(|_| FlacError("frame buffer poisoned".into()))
+        };
+        take(&self.written)?;
+        self.writer
+            .write(self.sample_rate, self.channels, self.bits, chunk)
+            .map_err(flac_err)?;
+        self.frame = take(&self.written)?;
+        Ok(&self.frame)
+    }
+}
+
+/// The lossless rendition's encoder, fed the source in chunks of any size: it codes each
+/// full block as soon as it has one, so memory stays one block whatever the track's length.
+/// STREAMINFO (MD5, sample count, frame sizes) is known only at [`finish`](Self::finish).
+pub struct FlacEncoder {
+    coder: FrameCoder,
+    sample_rate: u32,
+    channels: usize,
+    bits: u32,
+    md5: flacenc::source::Context,
+    le_bytes: Vec<u8>,
+    pending: Vec<i32>,
+    blocks: usize,
+    total: u64,
+    bytes: u64,
+    min_frame: u32,
+    max_frame: u32,
+}
+
+/// What the lossless rendition's init segment and manifest need once every frame is coded.
+pub struct FlacStream {
+    /// `fLaC` sample entry contents: STREAMINFO.
+    pub codec: CodecConfig,
+    /// Bits per coded sample.
+    pub bits_per_sample: u16,
+    /// Samples per channel coded.
+    pub total_samples: u64,
+    /// Average bitrate, bits per second.
+    pub bitrate: u32,
+}
+
+impl FlacEncoder {
+    /// An encoder for `channels` channels of `bits`-bit integers at `sample_rate` Hz.
+    pub fn new(sample_rate: u32, channels: u16, bits: u32) -> Result<Self, FlacError> {
+        let ch = usize::from(channels);
+        if !(1..=8).contains(&ch) || !(4..=32).contains(&bits) {
+            return Err(FlacError(format!("{ch} channels of {bits} bits")));
+        }
+        let coder = if bits > FLACENC_MAX_BITS {
+            FrameCoder::Wide(Box::new(WideCoder::new(sample_rate, ch, bits)?))
+        } else {
+            FrameCoder::Narrow(Box::new(NarrowCoder::new(sample_rate, ch, bits)?))
+        };
+        Ok(FlacEncoder {
+            coder,
+            sample_rate,
+            channels: ch,
+            bits,
+            md5: flacenc::source::Context::new(bits as usize, ch),
+            le_bytes: Vec::with_capacity(BLOCK_SIZE * ch * 4),
+            pending: Vec::with_capacity(BLOCK_SIZE * ch),
+            blocks: 0,
+            total: 0,
+            bytes: 0,
+            min_frame: u32::MAX,
+            max_frame: 0,
+        })
+    }
+
+    /// Feeds interleaved samples; every block completed is appended to `out`.
+    pub fn push(&mut self, samples: &[i32], out: &mut CodedFrames) -> Result<(), FlacError> {
+        let block_len = BLOCK_SIZE * self.channels;
+        let mut rest = samples;
+        if !self.pending.is_empty() {
+            let take = (block_len - self.pending.len()).min(rest.len());
+            self.pending.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.pending.len() < block_len {
+                return Ok(());
+            }
+            let block = std::mem::take(&mut self.pending);
+            self.code_block(&block, out)?;
+            self.pending = block;
+            self.pending.clear();
+        }
+        let mut blocks = rest.chunks_exact(block_len);
+        for block in &mut blocks {
+            self.code_block(block, out)?;
+        }
+        self.pending.extend_from_slice(blocks.remainder());
+        Ok(())
+    }
+
+    /// Codes the last, short block and returns STREAMINFO and the stream's figures.
+    pub fn finish(mut self, out: &mut CodedFrames) -> Result<FlacStream, FlacError> {
+        if !self.pending.is_empty() {
+            let block = std::mem::take(&mut self.pending);
+            self.code_block(&block, out)?;
+        }
+        if self.total == 0 {
+            return Err(FlacError("no samples".into()));
+        }
+        let streaminfo = streaminfo(&StreamInfoFields {
+            block_size: BLOCK_SIZE as u16,
+            min_frame_size: self.min_frame,
+            max_frame_size: self.max_frame,
+            sample_rate: self.sample_rate,
+            channels: self.channels as u16,
+            bits_per_sample: self.bits,
+            total_samples: self.total,
+            md5: self.md5.md5_digest(),
+        });
+        Ok(FlacStream {
             codec: CodecConfig::Flac {
                 metadata_blocks: vec![(0, streaminfo.to_vec())],
             },
+            bits_per_sample: self.bits as u16,
+            total_samples: self.total,
+            bitrate: (self.bytes * 8 * u64::from(self.sample_rate) / self.total) as u32,
+        })
+    }
+
+    fn code_block(&mut self, chunk: &[i32], out: &mut CodedFrames) -> Result<(), FlacError> {
+        let block = chunk.len() / self.channels;
+        // STREAMINFO's MD5 of the samples (little-endian, whole bytes per sample), fed one
+        // block at a time: flacenc's own source feeds it one sample at a time, which costs more.
+        let width = self.md5.bytes_per_sample();
+        self.le_bytes.clear();
+        for s in chunk {
+            self.le_bytes.extend_from_slice(&s.to_le_bytes()[..width]);
+        }
+        self.md5
+            .fill_le_bytes(&self.le_bytes, width)
+            .map_err(flac_err)?;
+        let bytes = match &mut self.coder {
+            FrameCoder::Narrow(c) => c.code(
+                self.blocks,
+                chunk,
+                verbatim_bound(block, self.channels, self.bits),
+            )?,
+            FrameCoder::Wide(c) => c.code(chunk)?,
+        };
+        let size = u32::try_from(bytes.len()).map_err(flac_err)?;
+        out.push(
+            SampleInfo {
+                size,
+                duration: block as u32,
+            },
+            bytes,
+        );
+        self.blocks += 1;
+        self.total += block as u64;
+        self.bytes += u64::from(size);
+        self.min_frame = self.min_frame.min(size);
+        self.max_frame = self.max_frame.max(size);
+        Ok(())
+    }
+}
+
+/// Encodes a whole decoded track as the lossless rendition. CPU-bound: call it from a
+/// blocking thread.
+pub fn encode(pcm: &Pcm) -> Result<(EncodedAudio, Exactness), FlacError> {
+    let (samples, bits, exactness) = lossless_samples(pcm);
+    let mut encoder = FlacEncoder::new(pcm.sample_rate, pcm.channels, bits)?;
+    let mut out = CodedFrames::default();
+    encoder.push(&samples, &mut out)?;
+    let stream = encoder.finish(&mut out)?;
+    Ok((
+        EncodedAudio {
+            codec: stream.codec,
             sample_rate: pcm.sample_rate,
             channels: pcm.channels,
-            bits_per_sample: bits as u16,
-            frames,
-            data,
+            bits_per_sample: stream.bits_per_sample,
+            frames: out.frames,
+            data: out.data,
             edit: None,
-            presented_samples: total as u64,
-            bitrate,
+            presented_samples: stream.total_samples,
+            bitrate: stream.bitrate,
         },
         exactness,
     ))
@@ -358,6 +630,25 @@ mod tests {
         assert_eq!(bits, 24);
         assert_eq!(ex, Exactness::Quantised24);
         assert_eq!(s, vec![0, 1 << 22, -(1 << 23), (1 << 23) - 1]);
+    }
+
+    #[test]
+    fn full_32_bit_is_coded_at_32() {
+        let pcm = Pcm {
+            sample_rate: 48_000,
+            channels: 1,
+            source: SourceSamples::Integer { bits: 32 },
+            int: Some(vec![257, -512, i32::MIN, i32::MAX]),
+            float: vec![0.0; 4],
+        };
+        let (s, bits, ex) = lossless_samples(&pcm);
+        assert_eq!(
+            (s, bits, ex),
+            (vec![257, -512, i32::MIN, i32::MAX], 32, Exactness::BitExact)
+        );
+        let (audio, _) = encode(&pcm).expect("32-bit encodes");
+        assert_eq!(audio.bits_per_sample, 32);
+        assert_eq!(audio.frames.len(), 1);
     }
 
     #[test]

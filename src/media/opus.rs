@@ -3,7 +3,7 @@
 
 use opusic_c::{Application, Bitrate, Channels, ErrorCode, SampleRate, Signal};
 
-use super::encoded::EncodedAudio;
+use super::encoded::{CodedFrames, EncodedAudio};
 use super::mp4::{CodecConfig, Edit, SampleInfo};
 use super::resample::OPUS_RATE;
 
@@ -46,69 +46,146 @@ fn encoder(channels: u16, bitrate: u32) -> Result<opusic_c::Encoder, OpusError> 
     Ok(enc)
 }
 
-/// Encodes interleaved 48 kHz samples at `bitrate` bits per second. CPU-bound.
+/// An Opus encoder fed 48 kHz samples in pieces of any size: each 20 ms frame is coded as
+/// soon as it is complete, so memory stays one frame whatever the track's length.
 ///
 /// The encoder delays its output by its lookahead; that many samples are declared as Opus
 /// pre-skip (and as the edit list's media_time), the tail is padded with silence to a whole
 /// frame, and the edit list's duration is the input's exact length: a player that honours
 /// both presents exactly the input, so consecutive tracks join without a gap.
-pub fn encode(samples: &[f32], channels: u16, bitrate: u32) -> Result<EncodedAudio, OpusError> {
-    let ch = usize::from(channels);
-    let mut enc = encoder(channels, bitrate)?;
-    let lookahead = enc
-        .get_look_ahead()
-        .map_err(|e| failed("lookahead query", e))?;
-    let pre_skip = u16::try_from(lookahead)
-        .map_err(|_| OpusError(format!("lookahead {lookahead} out of range")))?;
-    let input_frames = samples.len() / ch.max(1);
-    if input_frames == 0 {
-        return Err(OpusError("no samples".into()));
+pub struct OpusEncoder {
+    enc: opusic_c::Encoder,
+    channels: u16,
+    bitrate: u32,
+    pre_skip: u16,
+    pending: Vec<f32>,
+    input_frames: u64,
+    packets: u64,
+    out: Vec<u8>,
+}
+
+/// What the init segment and manifest need once every packet is coded.
+pub struct OpusStream {
+    /// `Opus` sample entry contents.
+    pub codec: CodecConfig,
+    /// Pre-skip and presented length.
+    pub edit: Edit,
+    /// Samples per channel a player presents.
+    pub presented_samples: u64,
+}
+
+impl OpusEncoder {
+    /// An encoder at `bitrate` bits per second for `channels` channels (mono or stereo).
+    pub fn new(channels: u16, bitrate: u32) -> Result<Self, OpusError> {
+        let mut enc = encoder(channels, bitrate)?;
+        let lookahead = enc
+            .get_look_ahead()
+            .map_err(|e| failed("lookahead query", e))?;
+        let pre_skip = u16::try_from(lookahead)
+            .map_err(|_| OpusError(format!("lookahead {lookahead} out of range")))?;
+        Ok(OpusEncoder {
+            enc,
+            channels,
+            bitrate,
+            pre_skip,
+            pending: Vec::with_capacity(FRAME * usize::from(channels)),
+            input_frames: 0,
+            packets: 0,
+            out: vec![0u8; MAX_PACKET],
+        })
     }
-    let total = input_frames + usize::from(pre_skip);
-    let packets = total.div_ceil(FRAME);
-    let mut frames = Vec::with_capacity(packets);
-    let mut data = Vec::with_capacity(packets * (bitrate as usize / 8 / 50 + 16));
-    let mut out = vec![0u8; MAX_PACKET];
-    let mut tail = vec![0f32; FRAME * ch];
-    for p in 0..packets {
-        let start = p * FRAME * ch;
-        let end = start + FRAME * ch;
-        let block: &[f32] = if end <= samples.len() {
-            &samples[start..end]
-        } else {
-            tail.fill(0.0);
-            if start < samples.len() {
-                tail[..samples.len() - start].copy_from_slice(&samples[start..]);
+
+    /// Feeds interleaved 48 kHz samples; every packet completed is appended to `out`.
+    pub fn push(&mut self, samples: &[f32], out: &mut CodedFrames) -> Result<(), OpusError> {
+        let block = FRAME * usize::from(self.channels);
+        self.input_frames += (samples.len() / usize::from(self.channels)) as u64;
+        let mut rest = samples;
+        if !self.pending.is_empty() {
+            let take = (block - self.pending.len()).min(rest.len());
+            self.pending.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.pending.len() < block {
+                return Ok(());
             }
-            &tail
-        };
+            let full = std::mem::take(&mut self.pending);
+            self.code(&full, out)?;
+            self.pending = full;
+            self.pending.clear();
+        }
+        let mut blocks = rest.chunks_exact(block);
+        for b in &mut blocks {
+            self.code(b, out)?;
+        }
+        self.pending.extend_from_slice(blocks.remainder());
+        Ok(())
+    }
+
+    /// Codes the padded tail: enough packets to cover pre-skip plus the input.
+    pub fn finish(mut self, out: &mut CodedFrames) -> Result<OpusStream, OpusError> {
+        if self.input_frames == 0 {
+            return Err(OpusError("no samples".into()));
+        }
+        let block = FRAME * usize::from(self.channels);
+        let packets = (self.input_frames + u64::from(self.pre_skip)).div_ceil(FRAME as u64);
+        let mut tail = std::mem::take(&mut self.pending);
+        while self.packets < packets {
+            tail.resize(block, 0.0);
+            self.code(&tail, out)?;
+            tail.clear();
+        }
+        Ok(OpusStream {
+            codec: CodecConfig::Opus {
+                pre_skip: self.pre_skip,
+                input_sample_rate: OPUS_RATE,
+                output_gain: 0,
+            },
+            edit: Edit {
+                media_time: u64::from(self.pre_skip),
+                duration: self.input_frames,
+            },
+            presented_samples: self.input_frames,
+        })
+    }
+
+    /// The nominal bitrate, bits per second.
+    pub fn bitrate(&self) -> u32 {
+        self.bitrate
+    }
+
+    fn code(&mut self, block: &[f32], out: &mut CodedFrames) -> Result<(), OpusError> {
         // `block` holds exactly FRAME frames of interleaved samples: libopus takes the frame
         // size from its length and the channel count.
-        let n = enc
-            .encode_float_to_slice(block, &mut out)
+        let n = self
+            .enc
+            .encode_float_to_slice(block, &mut self.out)
             .map_err(|e| failed("encode", e))?;
-        frames.push(SampleInfo {
-            size: n as u32,
-            duration: FRAME as u32,
-        });
-        data.extend_from_slice(&out[..n]);
+        out.push(
+            SampleInfo {
+                size: n as u32,
+                duration: FRAME as u32,
+            },
+            &self.out[..n],
+        );
+        self.packets += 1;
+        Ok(())
     }
+}
+
+/// Encodes interleaved 48 kHz samples at `bitrate` bits per second. CPU-bound.
+pub fn encode(samples: &[f32], channels: u16, bitrate: u32) -> Result<EncodedAudio, OpusError> {
+    let mut encoder = OpusEncoder::new(channels, bitrate)?;
+    let mut out = CodedFrames::default();
+    encoder.push(samples, &mut out)?;
+    let stream = encoder.finish(&mut out)?;
     Ok(EncodedAudio {
-        codec: CodecConfig::Opus {
-            pre_skip,
-            input_sample_rate: OPUS_RATE,
-            output_gain: 0,
-        },
+        codec: stream.codec,
         sample_rate: OPUS_RATE,
         channels,
         bits_per_sample: 16,
-        frames,
-        data,
-        edit: Some(Edit {
-            media_time: u64::from(pre_skip),
-            duration: input_frames as u64,
-        }),
-        presented_samples: input_frames as u64,
+        frames: out.frames,
+        data: out.data,
+        edit: Some(stream.edit),
+        presented_samples: stream.presented_samples,
         bitrate,
     })
 }

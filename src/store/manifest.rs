@@ -62,7 +62,8 @@ pub struct RenditionManifest {
     pub sample_rate: u32,
     /// Channel count.
     pub channels: u16,
-    /// Bits per decoded sample.
+    /// Bits per decoded sample (FLAC: the coded depth; Opus and AAC: 16, what their sample
+    /// entries state; clients see it for lossless only, see [`Self::decoded_bits_per_sample`]).
     pub bits_per_sample: u16,
     /// Samples per channel a player presents (edit list applied).
     pub duration_samples: u64,
@@ -136,6 +137,13 @@ impl RenditionManifest {
         view.segments = old.segments.clone();
         view.retiring.clear();
         Some(view)
+    }
+
+    /// Bits per decoded sample as clients are told it: only a lossless codec fixes the depth
+    /// a decoder outputs (an Opus or AAC decoder's depth is the player's choice), so `None`
+    /// for lossy renditions. The stored field stays, for the init segment's sample entry.
+    pub fn decoded_bits_per_sample(&self) -> Option<u16> {
+        (self.codec == "flac").then_some(self.bits_per_sample)
     }
 
     /// Presented duration in seconds.

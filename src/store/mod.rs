@@ -241,9 +241,7 @@ impl Store {
         sealed: Vec<SealedSegment>,
     ) -> Result<RenditionManifest, StoreError> {
         let manifest = self.write_generation(manifest, sealed)?;
-        let _lock = self.lock()?;
-        let previous = self.read_manifest(&manifest.album, manifest.track, &manifest.rendition)?;
-        self.commit_manifest_locked(manifest, previous.as_ref(), now_unix())
+        self.commit_rendition(manifest)
     }
 
     /// Writes the segments of `manifest`'s generation into its folder (each file synced) and
@@ -254,22 +252,15 @@ impl Store {
         mut manifest: RenditionManifest,
         sealed: Vec<SealedSegment>,
     ) -> Result<RenditionManifest, StoreError> {
-        let dir = self.rendition_dir(&manifest.album, manifest.track, &manifest.rendition)?;
-        let gen_dir = dir.join(check_name(&manifest.generation)?);
-        durable::create_dir_all_durable(&gen_dir).map_err(io_err("create", &gen_dir))?;
+        let gen_dir = self.create_generation(
+            &manifest.album,
+            manifest.track,
+            &manifest.rendition,
+            &manifest.generation,
+        )?;
         let mut records = Vec::with_capacity(sealed.len());
         for seg in sealed {
-            let file = segment_file_name(seg.index);
-            let path = gen_dir.join(&file);
-            durable::write_atomic(&path, &seg.bytes, 0o644).map_err(io_err("write", &path))?;
-            records.push(SegmentRecord {
-                index: seg.index,
-                file,
-                start: seg.start,
-                duration: seg.duration,
-                bytes: seg.bytes.len() as u64,
-                sha256: sha256_hex(&seg.bytes),
-            });
+            records.push(self.write_segment_in(&gen_dir, &seg)?);
         }
         let mut records = records.into_iter();
         manifest.init =
@@ -282,6 +273,54 @@ impl Store {
                 })?;
         manifest.segments = records.collect();
         Ok(manifest)
+    }
+
+    /// Creates (durably) the folder of a new generation and returns it. Nothing serves what
+    /// is written there until a manifest names the generation; a generation no manifest
+    /// names is debris, removed by the next packaging of the rendition.
+    pub fn create_generation(
+        &self,
+        album: &str,
+        track: u32,
+        rendition: &str,
+        generation: &str,
+    ) -> Result<PathBuf, StoreError> {
+        let gen_dir = self
+            .rendition_dir(album, track, rendition)?
+            .join(check_name(generation)?);
+        durable::create_dir_all_durable(&gen_dir).map_err(io_err("create", &gen_dir))?;
+        Ok(gen_dir)
+    }
+
+    /// Writes one sealed segment into a generation folder made by
+    /// [`create_generation`](Self::create_generation) (file synced) and returns its record.
+    pub fn write_segment_in(
+        &self,
+        gen_dir: &Path,
+        seg: &SealedSegment,
+    ) -> Result<SegmentRecord, StoreError> {
+        let file = segment_file_name(seg.index);
+        let path = gen_dir.join(&file);
+        durable::write_atomic(&path, &seg.bytes, 0o644).map_err(io_err("write", &path))?;
+        Ok(SegmentRecord {
+            index: seg.index,
+            file,
+            start: seg.start,
+            duration: seg.duration,
+            bytes: seg.bytes.len() as u64,
+            sha256: sha256_hex(&seg.bytes),
+        })
+    }
+
+    /// Makes `manifest`, whose segments are all written, the rendition's current one: under
+    /// the store lock, atomically, with the generation it replaces kept as retiring.
+    pub fn commit_rendition(
+        &self,
+        manifest: RenditionManifest,
+    ) -> Result<RenditionManifest, StoreError> {
+        let _lock = self.lock()?;
+        let previous = self.read_manifest(&manifest.album, manifest.track, &manifest.rendition)?;
+        self.commit_manifest_locked(manifest, previous.as_ref(), now_unix())
     }
 
     /// Makes `manifest` the rendition's current one (the caller holds [`lock`](Self::lock)

@@ -57,16 +57,21 @@ pub fn get(app: &App, album: &str) -> Result<Response<Body>, ApiError> {
                 .renditions
                 .values()
                 .map(|m| {
-                    serde_json::json!({
+                    let mut r = serde_json::json!({
                         "name": m.rendition,
                         "codec": m.codec,
                         "codec_string": m.codec_string,
                         "bitrate": m.bitrate,
                         "sample_rate": m.sample_rate,
                         "channels": m.channels,
-                        "bits_per_sample": m.bits_per_sample,
                         "duration_seconds": m.duration_seconds(),
-                    })
+                    });
+                    if let (Some(bits), Some(fields)) =
+                        (m.decoded_bits_per_sample(), r.as_object_mut())
+                    {
+                        fields.insert("bits_per_sample".into(), bits.into());
+                    }
+                    r
                 })
                 .collect();
             let preview = t.renditions.get(PREVIEW).and_then(|m| m.preview);

@@ -32,7 +32,7 @@ pub fn get(m: &RenditionManifest, grant: &SegmentGrant) -> Response<Body> {
             })
         })
         .collect();
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "album": m.album,
         "track": m.track,
         "rendition": m.rendition,
@@ -40,7 +40,6 @@ pub fn get(m: &RenditionManifest, grant: &SegmentGrant) -> Response<Body> {
         "codec_string": m.codec_string,
         "sample_rate": m.sample_rate,
         "channels": m.channels,
-        "bits_per_sample": m.bits_per_sample,
         "duration_samples": m.duration_samples,
         "skip_samples": m.skip_samples,
         "bitrate": m.bitrate,
@@ -48,6 +47,9 @@ pub fn get(m: &RenditionManifest, grant: &SegmentGrant) -> Response<Body> {
         "init": { "url": segment_url(m, &m.init.file), "bytes": m.init.bytes, "sha256": m.init.sha256 },
         "segments": segments,
     });
+    if let (Some(bits), Some(fields)) = (m.decoded_bits_per_sample(), body.as_object_mut()) {
+        fields.insert("bits_per_sample".into(), bits.into());
+    }
     // Manifests change when a track is re-packaged: short-lived, unlike the segments they name.
     let cc = match grant.audience() {
         Audience::Edge => "public, max-age=10",
