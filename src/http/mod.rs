@@ -9,6 +9,8 @@ pub mod express;
 pub mod metrics;
 pub mod ops;
 pub mod problem;
+#[cfg(test)]
+mod proptests;
 pub mod range;
 pub mod respond;
 pub mod rewind;
