@@ -21,10 +21,15 @@ pub fn bearer<'a>(headers: &'a HeaderMap, query: Option<&'a str>) -> Option<&'a 
 pub fn bearer_in<'a>(authorization: Option<&'a str>, query: Option<&'a str>) -> Option<&'a str> {
     if let Some(v) = authorization {
         let v = v.trim();
-        if v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ") {
-            return Some(v[7..].trim());
-        }
-        return None;
+        // `get`, not indexing: byte 7 may fall inside a character.
+        return match (v.get(..7), v.get(7..)) {
+            (Some(scheme), Some(token))
+                if scheme.eq_ignore_ascii_case("bearer ") && !token.is_empty() =>
+            {
+                Some(token.trim())
+            }
+            _ => None,
+        };
     }
     access_token(query)
 }
@@ -151,6 +156,14 @@ mod tests {
         assert_eq!(bearer(&h, Some("access_token=abc")), Some("xyz"));
         h.insert(http::header::AUTHORIZATION, "Basic xyz".parse().unwrap());
         assert_eq!(bearer(&h, None), None);
+    }
+
+    #[test]
+    fn a_scheme_cut_inside_a_character_is_not_bearer() {
+        // Both callers pass visible ASCII today; the function itself must not rely on it.
+        assert_eq!(bearer_in(Some("Beare\u{e9} x"), None), None);
+        assert_eq!(bearer_in(Some("\u{16b2c}\u{16b2c} token"), None), None);
+        assert_eq!(bearer_in(Some("bearer \u{e9}t"), None), Some("\u{e9}t"));
     }
 
     #[test]
