@@ -480,3 +480,29 @@ fn the_express_lane_reads_what_hyper_reads() {
         })
         .unwrap();
 }
+
+// ---------------------------------------------------------------------------------------
+// Bearer tokens
+
+proptest! {
+    #![proptest_config(crate::fuzzing::config(256))]
+
+    /// The token is found in any `Authorization` value or query without a panic; it is the
+    /// header's when there is a header, and always a piece of what arrived.
+    #[test]
+    fn a_bearer_token_is_a_piece_of_what_arrived(
+        authorization in proptest::option::of(prop_oneof![
+            "(Bearer|bearer|BEARER|Basic|Bearer\t|Bearerx)?[ \t]{0,2}[A-Za-z0-9._~+/=-]{0,20}[ \t]{0,2}",
+            "\\PC{0,12}",
+        ]),
+        query in proptest::option::of("((access_token|x|access_token%3D)=[A-Za-z0-9._%=-]{0,12}&?){0,3}"),
+    ) {
+        let found = super::auth::bearer_in(authorization.as_deref(), query.as_deref());
+        if let Some(token) = found {
+            match &authorization {
+                Some(a) => prop_assert!(a.contains(token) && !token.is_empty()),
+                None => prop_assert!(query.as_deref().is_some_and(|q| q.contains(token))),
+            }
+        }
+    }
+}
