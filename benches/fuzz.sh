@@ -22,13 +22,15 @@ declare -A DEFAULT_CASES=(
   [http::proptests::a_bearer]=500000
   [seal::proptests]=200000
   [ledger::proptests]=100000
+  [play_token::proptests]=100000
   [catalog::proptests]=100000
   [media::proptests]=2000
   [client::fetch::proptests]=100000
 )
 ORDER=(license::proptests http::proptests::a_range http::proptests::a_routed
   http::proptests::each_hls http::proptests::the_express http::proptests::a_bearer seal::proptests
-  ledger::proptests catalog::proptests media::proptests client::fetch::proptests)
+  ledger::proptests play_token::proptests catalog::proptests media::proptests
+  client::fetch::proptests)
 
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${ORDER[@]}")
