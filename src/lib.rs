@@ -23,6 +23,8 @@ pub mod client;
 pub mod config;
 pub mod crashpoint;
 pub mod durable;
+#[cfg(test)]
+mod fuzzing;
 pub mod hls;
 pub mod http;
 pub mod ingest;

@@ -9,6 +9,8 @@
 pub mod album_toml;
 pub mod error;
 pub mod fingerprint;
+#[cfg(test)]
+mod proptests;
 pub mod scan;
 pub mod slug;
 

@@ -979,3 +979,7 @@ mod tests {
         assert_eq!(check_token("abc.def\n").unwrap(), "abc.def");
     }
 }
+
+#[cfg(test)]
+#[path = "fetch_proptests.rs"]
+mod proptests;

@@ -25,10 +25,15 @@ pub fn bearer_in<'a>(
 ) -> Option<Cow<'a, str>> {
     if let Some(v) = authorization {
         let v = v.trim();
-        if v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer ") {
-            return Some(Cow::Borrowed(v[7..].trim()));
-        }
-        return None;
+        // `get`, not indexing: byte 7 may fall inside a character.
+        return match (v.get(..7), v.get(7..)) {
+            (Some(scheme), Some(token))
+                if scheme.eq_ignore_ascii_case("bearer ") && !token.is_empty() =>
+            {
+                Some(Cow::Borrowed(token.trim()))
+            }
+            _ => None,
+        };
     }
     access_token(query?)
 }
@@ -155,6 +160,17 @@ mod tests {
         assert_eq!(found("x=1&access%5Ftoken=abc").as_deref(), Some("abc"));
         assert_eq!(found("access_token=").as_deref(), None);
         assert_eq!(found("access_tokens=abc").as_deref(), None);
+    }
+
+    #[test]
+    fn a_scheme_cut_inside_a_character_is_not_bearer() {
+        // Both callers pass visible ASCII today; the function itself must not rely on it.
+        assert_eq!(bearer_in(Some("Beare\u{e9} x"), None), None);
+        assert_eq!(bearer_in(Some("\u{16b2c}\u{16b2c} token"), None), None);
+        assert_eq!(
+            bearer_in(Some("bearer \u{e9}t"), None).as_deref(),
+            Some("\u{e9}t")
+        );
     }
 
     #[test]

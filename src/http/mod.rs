@@ -10,6 +10,8 @@ pub mod json_keys;
 pub mod metrics;
 pub mod ops;
 pub mod problem;
+#[cfg(test)]
+mod proptests;
 pub mod range;
 pub mod respond;
 pub mod rewind;

@@ -37,7 +37,7 @@ pub fn answer(header: Option<&str>, len: u64) -> RangeAnswer {
     let (first, last) = (first.trim(), last.trim());
     if first.is_empty() {
         // Suffix range: the last N bytes.
-        let Ok(n) = last.parse::<u64>() else {
+        let Some(n) = position(last) else {
             return RangeAnswer::Whole;
         };
         if n == 0 || len == 0 {
@@ -49,14 +49,14 @@ pub fn answer(header: Option<&str>, len: u64) -> RangeAnswer {
             end: len - 1,
         };
     }
-    let Ok(start) = first.parse::<u64>() else {
+    let Some(start) = position(first) else {
         return RangeAnswer::Whole;
     };
     let end = if last.is_empty() {
         len.saturating_sub(1)
     } else {
-        match last.parse::<u64>() {
-            Ok(e) if e >= start => e.min(len.saturating_sub(1)),
+        match position(last) {
+            Some(e) if e >= start => e.min(len.saturating_sub(1)),
             _ => return RangeAnswer::Whole,
         }
     };
@@ -64,6 +64,15 @@ pub fn answer(header: Option<&str>, len: u64) -> RangeAnswer {
         return RangeAnswer::Unsatisfiable;
     }
     RangeAnswer::Partial { start, end }
+}
+
+/// A byte position as RFC 9110 writes it, `1*DIGIT`: `u64::from_str` alone would also take a
+/// leading `+`.
+fn position(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 #[cfg(test)]
@@ -97,5 +106,21 @@ mod tests {
         assert_eq!(answer(Some("items=0-1"), 100), Whole);
         assert_eq!(answer(Some("bytes=9-1"), 100), Whole);
         assert_eq!(answer(Some("bytes=x-1"), 100), Whole);
+    }
+
+    #[test]
+    fn positions_are_digits_only() {
+        // `u64::from_str` also takes a leading `+`; RFC 9110's `1*DIGIT` does not, and a
+        // cache in front must not see a range it ignored answered as one.
+        for header in [
+            "bytes=+5-9",
+            "bytes=5-+9",
+            "bytes=-+5",
+            "bytes=+5-",
+            "bytes=+0-0",
+        ] {
+            assert_eq!(answer(Some(header), 100), Whole, "{header}");
+        }
+        assert_eq!(answer(Some("bytes=+5-5"), 0), Whole);
     }
 }

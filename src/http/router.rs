@@ -216,7 +216,15 @@ fn is_name(s: &str) -> bool {
 
 /// A track number: decimal, from 1.
 fn track_number(n: &str) -> Option<u32> {
-    n.parse::<u32>().ok().filter(|&t| t > 0)
+    decimal::<u32>(n).filter(|&t| t > 0)
+}
+
+/// A number as encore writes it in URLs: digits without sign or leading zeros, so each number
+/// has one spelling and each resource one URL.
+fn decimal<T: std::str::FromStr>(n: &str) -> Option<T> {
+    let canonical =
+        !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && (n == "0" || !n.starts_with('0'));
+    if canonical { n.parse().ok() } else { None }
 }
 
 /// Routes `method` and `path` (without the query).
@@ -287,9 +295,9 @@ pub fn route(method: &Method, path: &str) -> Endpoint {
         ["v1", "admin", "keys", "kek", "rotate"] => want_post(Endpoint::AdminRotateKek),
         ["v1", "admin", "keys", "content", "rotate"] => want_post(Endpoint::AdminRotateContent),
         ["v1", "admin", "keys", "maintain"] => want_post(Endpoint::AdminMaintain),
-        ["v1", "admin", "jobs", id] => match id.parse::<u64>() {
-            Ok(id) => want_get(Endpoint::AdminJob { id }),
-            Err(_) => Endpoint::NotFound,
+        ["v1", "admin", "jobs", id] => match decimal::<u64>(id) {
+            Some(id) => want_get(Endpoint::AdminJob { id }),
+            None => Endpoint::NotFound,
         },
         ["v1", "charts", "albums"] => want_get(Endpoint::GetChart),
         ["v1", "users", user, "albums"] if is_id(user) => want_get(Endpoint::GetUserAlbums {
@@ -354,13 +362,13 @@ pub fn route(method: &Method, path: &str) -> Endpoint {
         ["v1", "albums", album, "tracks", n, rendition, "manifest"]
             if is_name(album) && is_name(rendition) =>
         {
-            match n.parse::<u32>() {
-                Ok(track) if track > 0 => want_get(Endpoint::GetManifest {
+            match track_number(n) {
+                Some(track) => want_get(Endpoint::GetManifest {
                     album: album.to_string(),
                     track,
                     rendition: rendition.to_string(),
                 }),
-                _ => Endpoint::NotFound,
+                None => Endpoint::NotFound,
             }
         }
         [
@@ -373,15 +381,15 @@ pub fn route(method: &Method, path: &str) -> Endpoint {
             generation,
             file,
         ] if is_name(album) && is_name(rendition) && is_name(generation) && is_name(file) => {
-            match n.parse::<u32>() {
-                Ok(track) if track > 0 => want_get(Endpoint::GetSegment {
+            match track_number(n) {
+                Some(track) => want_get(Endpoint::GetSegment {
                     album: album.to_string(),
                     track,
                     rendition: rendition.to_string(),
                     generation: generation.to_string(),
                     file: file.to_string(),
                 }),
-                _ => Endpoint::NotFound,
+                None => Endpoint::NotFound,
             }
         }
         _ => Endpoint::NotFound,
@@ -465,6 +473,28 @@ mod tests {
         assert_eq!(route(&Method::OPTIONS, "/v1/licenses"), Endpoint::Preflight);
         assert_eq!(route(&Method::OPTIONS, "/v1/nothing"), Endpoint::NotFound);
         assert_eq!(route(&Method::DELETE, "/v1/nothing"), Endpoint::NotFound);
+    }
+
+    #[test]
+    fn numbers_in_paths_have_one_spelling() {
+        // Each resource has one URL: another spelling would be another CDN cache key, an
+        // origin fetch (an HLS segment re-encrypted) per spelling.
+        for n in ["01", "007", "+1", " 1", "1 "] {
+            for path in [
+                format!("/v1/albums/a/tracks/{n}/lossless/manifest"),
+                format!("/v1/albums/a/tracks/{n}/master.m3u8"),
+                format!("/v1/albums/a/tracks/{n}/lossless/index.m3u8"),
+                format!("/v1/albums/a/tracks/{n}/high/hls/g00/0001.mp4"),
+                format!("/v1/albums/a/tracks/{n}/lossless/g00/0001.enc"),
+                format!("/v1/admin/jobs/{n}"),
+            ] {
+                assert_eq!(route(&Method::GET, &path), Endpoint::NotFound, "{path}");
+            }
+        }
+        assert_eq!(
+            route(&Method::GET, "/v1/admin/jobs/0"),
+            Endpoint::AdminJob { id: 0 }
+        );
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! - [`time`]: RFC 3339 at the edge, Unix seconds inside.
 
 pub mod chart;
+#[cfg(test)]
+mod proptests;
 pub mod purchase;
 pub mod time;
 

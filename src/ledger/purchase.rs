@@ -58,7 +58,7 @@ pub struct NewPurchase {
 /// the codes that are not money a fan pays with (precious metals, bond-market units, SDR,
 /// fund codes, `XTS` for testing and `XXX` for no currency). Sorted: looked up by binary
 /// search. A code a future amendment adds must be added here.
-const ISO_4217: [&str; 156] = [
+pub(crate) const ISO_4217: [&str; 156] = [
     "AED", "AFN", "ALL", "AMD", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT", "BGN",
     "BHD", "BIF", "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD", "CDF",
     "CHF", "CLP", "CNY", "COP", "CRC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP",

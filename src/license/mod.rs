@@ -19,6 +19,8 @@ pub mod revocation;
 pub mod verify;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod testutil;
 
 pub use cache::{CacheConfig, CacheStats, TokenCache, TokenMemo};

@@ -9,5 +9,7 @@ pub mod mp4;
 pub mod opus;
 pub mod pcm;
 pub mod preview;
+#[cfg(test)]
+mod proptests;
 pub mod resample;
 pub mod segment;

@@ -20,6 +20,8 @@ mod keyfiles;
 pub mod keyring;
 mod lifecycle;
 mod lock;
+#[cfg(test)]
+mod proptests;
 pub mod rotate;
 pub mod signing;
 mod wrap;

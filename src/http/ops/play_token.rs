@@ -166,3 +166,7 @@ mod tests {
         assert_eq!(parse(body.as_bytes()).unwrap_err().field, "albums");
     }
 }
+
+#[cfg(test)]
+#[path = "play_token_proptests.rs"]
+mod proptests;

@@ -19,7 +19,7 @@
 mod fragment;
 mod init;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 mod writer;
 
 pub use fragment::media_segment;
