@@ -695,3 +695,49 @@ async fn chart_is_computed_at_most_once_per_interval() {
         "one computation per window and interval, whatever the purchases and readers"
     );
 }
+
+/// Nameplates are cached per user, but a purchase or a refund on this server shows on the
+/// next reload, however often the page was read before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nameplates_show_a_purchase_and_a_refund_at_once() {
+    let ws = util::packaged_album("alpha", 1, 2.0);
+    let s = TestServer::start(&ws).await;
+    let c = client();
+    let store = util::token(&ws, "payments", Scope::Store, &[]);
+    let fan = account_token(&ws, "fan-7");
+    let albums = |c: reqwest::Client| {
+        let (url, fan) = (s.url.clone(), fan.clone());
+        async move {
+            let r = c
+                .get(format!("{url}/v1/users/fan-7/albums"))
+                .bearer_auth(&fan)
+                .send()
+                .await
+                .expect("library");
+            assert_eq!(r.status(), StatusCode::OK);
+            let lib: Value = r.json().await.expect("json");
+            lib["albums"]
+                .as_array()
+                .expect("albums")
+                .iter()
+                .map(|a| a["order_id"].as_str().expect("order").to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    for _ in 0..5 {
+        assert!(albums(c.clone()).await.is_empty());
+    }
+    let (status, body) = buy(&c, &s, &store, "np-1", "fan-7", "alpha").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(albums(c.clone()).await, ["np-1"]);
+    assert_eq!(albums(c.clone()).await, ["np-1"]);
+    let r = post(
+        &c,
+        format!("{}/v1/purchases/np-1/refund", s.url),
+        &store,
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(albums(c.clone()).await.is_empty());
+}

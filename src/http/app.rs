@@ -104,6 +104,8 @@ pub struct App {
     pub revocations: RevocationList,
     /// Sales charts.
     pub charts: ChartCache,
+    /// Repeatable public reads wait for the sales in flight (issue 19 item 9).
+    pub sales_first: super::sales_first::SalesFirst,
     /// Token issuer and audience encore mints play tokens with.
     pub token_issuer: String,
     /// `aud` of the play tokens encore mints.
@@ -217,6 +219,7 @@ impl App {
             ledger,
             revocations: RevocationList::new(horizon),
             charts: ChartCache::new(ledger_settings.chart_refresh),
+            sales_first: super::sales_first::SalesFirst::default(),
             token_issuer: settings.issuer.clone(),
             token_audience: settings.audience.clone(),
             ledger_settings,

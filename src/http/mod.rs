@@ -16,6 +16,7 @@ pub mod range;
 pub mod respond;
 pub mod rewind;
 pub mod router;
+pub mod sales_first;
 pub mod sendfile;
 pub mod server;
 pub mod tls;
@@ -295,6 +296,10 @@ async fn dispatch(
     request_id: &str,
 ) -> Result<Response<Body>, ApiError> {
     let query = req.uri().query().map(str::to_owned);
+    let _sale = endpoint.is_sale().then(|| app.sales_first.begin());
+    if endpoint.is_repeatable_read() {
+        app.sales_first.yield_to_sales().await;
+    }
     match endpoint {
         Endpoint::Health => Ok(ops::health::health()),
         Endpoint::Ready => ops::health::ready(app).await,

@@ -156,6 +156,27 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// A request that records or undoes a sale: public reads give way to it.
+    pub fn is_sale(&self) -> bool {
+        matches!(
+            self,
+            Endpoint::CreatePurchase | Endpoint::RefundPurchase { .. } | Endpoint::DevPurchase
+        )
+    }
+
+    /// A read that any client may repeat at will and that no playback waits on: it gives way
+    /// to sales in flight (see [`crate::http::sales_first`]).
+    pub fn is_repeatable_read(&self) -> bool {
+        matches!(
+            self,
+            Endpoint::ListAlbums
+                | Endpoint::GetAlbum { .. }
+                | Endpoint::GetCover { .. }
+                | Endpoint::GetChart
+                | Endpoint::GetUserAlbums { .. }
+        )
+    }
+
     /// A short, bounded name for metrics labels.
     pub fn name(&self) -> &'static str {
         match self {

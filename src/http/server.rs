@@ -173,6 +173,8 @@ fn start_thread(
 ) -> io::Result<oneshot::Receiver<()>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .event_interval(8)
+        .global_queue_interval(8)
         .thread_name(format!("encore-conn-{index}-blocking"))
         .build()?;
     let (done, finished) = oneshot::channel();

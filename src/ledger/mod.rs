@@ -13,6 +13,7 @@
 //! - [`time`]: RFC 3339 at the edge, Unix seconds inside.
 
 pub mod chart;
+pub mod library_cache;
 #[cfg(test)]
 mod proptests;
 pub mod purchase;
@@ -94,6 +95,14 @@ pub enum LedgerError {
     /// The writer task is gone (the ledger is shutting down).
     #[error("the ledger is closed")]
     WriterGone,
+    /// The purchase writer's thread could not be started.
+    #[error("cannot start the ledger writer for {location}: {source}")]
+    Writer {
+        /// Where (a path, or a URL without credentials).
+        location: String,
+        /// The cause.
+        source: std::io::Error,
+    },
 }
 
 impl LedgerError {
@@ -279,6 +288,7 @@ pub struct Ledger {
     location: String,
     writer: tokio::sync::mpsc::Sender<PurchaseJob>,
     health: Arc<Health>,
+    libraries: library_cache::LibraryCache,
 }
 
 impl fmt::Debug for Ledger {
@@ -393,12 +403,18 @@ impl Ledger {
             probe: tokio::sync::Mutex::new(()),
         });
         let (writer, queue) = tokio::sync::mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(write_purchases(
+        let libraries = library_cache::LibraryCache::new();
+        spawn_writer(write_purchases(
             pool.clone(),
             backend,
             health.clone(),
+            libraries.clone(),
             queue,
-        ));
+        ))
+        .map_err(|source| LedgerError::Writer {
+            location: location.clone(),
+            source,
+        })?;
         Ok(Ledger {
             pool,
             reads,
@@ -406,6 +422,7 @@ impl Ledger {
             location,
             writer,
             health,
+            libraries,
         })
     }
 
@@ -489,6 +506,10 @@ impl Ledger {
             let mut conn = self.pool.acquire().await.map_err(LedgerError::from_write)?;
             let result = refund_on(&mut conn, self.backend, order_id, now, request_id).await;
             discard_if_failed(&mut conn, &result);
+            match &result {
+                Ok(refunded) => self.libraries.committed([refunded.user.as_str()]),
+                Err(_) => self.libraries.committed_anyone(),
+            }
             if !result.as_ref().is_err_and(LedgerError::retryable) || attempt == WRITE_ATTEMPTS {
                 let result = result.map_err(|e| match e {
                     LedgerError::Query(e) => LedgerError::from_write(e),
@@ -499,6 +520,19 @@ impl Ledger {
             }
             attempt += 1;
         }
+    }
+
+    /// [`library`](Self::library) for showing, from a cache this server keeps exact for its
+    /// own writes and at most [`library_cache::TIME_TO_LIVE`] behind other servers' (not for
+    /// entitlement decisions, which read the ledger).
+    pub async fn library_shown(&self, user: &str) -> Result<Arc<Vec<LibraryEntry>>, LedgerError> {
+        if let Some(hit) = self.libraries.get(user) {
+            return Ok(hit);
+        }
+        let started = self.libraries.begin_read();
+        let library = Arc::new(self.library(user).await?);
+        self.libraries.store(user, started, library.clone());
+        Ok(library)
     }
 
     /// The user's albums with their earliest unrefunded purchase, most recent purchase
@@ -784,10 +818,27 @@ const MAX_BATCH: usize = 256;
 /// The single writer: takes the first waiting purchase, then everything queued behind it (up
 /// to [`MAX_BATCH`]), records them in one write transaction and answers each after the
 /// commit. If the transaction fails, every purchase in it fails (none was acknowledged).
+/// Runs the purchase writer on a thread and runtime of its own, so that its many wakeups per
+/// commit (one per statement answered by the database) never queue behind the request tasks of
+/// the serving runtime: a flood of cheap public reads that keeps every worker busy must not
+/// slow sales (issue 19 item 9). The thread ends when the last [`Ledger`] handle is dropped.
+fn spawn_writer(
+    writer: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("ledger-writer".into())
+        .spawn(move || runtime.block_on(writer))?;
+    Ok(())
+}
+
 async fn write_purchases(
     pool: AnyPool,
     backend: Backend,
     health: Arc<Health>,
+    libraries: library_cache::LibraryCache,
     mut queue: tokio::sync::mpsc::Receiver<PurchaseJob>,
 ) {
     let mut batch: Vec<PurchaseJob> = Vec::with_capacity(MAX_BATCH);
@@ -807,6 +858,7 @@ async fn write_purchases(
             }
             attempt += 1;
         };
+        libraries.committed(batch.iter().map(|job| job.purchase.user.as_str()));
         health.record(&result);
         match result {
             Ok(outcomes) => {

@@ -75,7 +75,7 @@ pub async fn user_albums(
             return Err(ApiError::Denied(Denied::ScopeNotAllowed));
         }
     }
-    let entries = app.ledger.library(user).await?;
+    let entries = app.ledger.library_shown(user).await?;
     let lib = app.library.load();
     let albums: Vec<serde_json::Value> = entries
         .iter()
