@@ -13,6 +13,8 @@ use super::retry::{RetryPolicy, is_transient_error, is_transient_status, retry_a
 
 /// Longest wait for a TCP (and TLS) connection.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an idle pooled connection is kept: under the server's 10 s idle close.
+pub(crate) const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest time for one request, body included. A segment is a few seconds of audio (under a
 /// megabyte of lossless), so a minute means the link is unusable, not slow.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -47,6 +49,9 @@ impl Transport {
         let client = Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
+            // Under the server's 10 s idle close, so a request is never written to a
+            // connection the server is closing (RFC 9112 §9.3.1).
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .redirect(redirect::Policy::none())
             .user_agent(concat!("encore-fetch/", env!("CARGO_PKG_VERSION")))
             .build()
