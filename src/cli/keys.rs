@@ -6,9 +6,10 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use super::{CommonArgs, fail};
-use crate::rotation::{Actor, KeyListing, Rotator};
-use crate::seal::account_keys::{accounts_dir, init_dev_account_key};
-use crate::seal::{Keyring, SigningKid};
+use crate::keys::Keyring;
+use crate::keys::account_keys::{accounts_dir, init_dev_account_key};
+use crate::keys::rotation::{Actor, KeyListing, Rotator};
+use crate::seal::SigningKid;
 
 /// Subcommands of `encore keys`.
 #[derive(Debug, Subcommand)]
@@ -240,7 +241,7 @@ fn rotator(common: &CommonArgs) -> Result<Rotator, ExitCode> {
 /// Runs one operation as the local user, then the maintenance that is due.
 fn operate<T: serde::Serialize>(
     args: &RotateArgs,
-    op: impl FnOnce(&Rotator, &Actor) -> Result<T, crate::rotation::RotationError>,
+    op: impl FnOnce(&Rotator, &Actor) -> Result<T, crate::keys::rotation::RotationError>,
     describe: impl FnOnce(&T) -> String,
 ) -> ExitCode {
     let rotator = match rotator(&args.common) {

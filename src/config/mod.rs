@@ -358,8 +358,8 @@ impl Config {
     }
 
     /// Timing of key rotations.
-    pub fn rotation_settings(&self) -> crate::rotation::RotationSettings {
-        crate::rotation::RotationSettings {
+    pub fn rotation_settings(&self) -> crate::keys::rotation::RotationSettings {
+        crate::keys::rotation::RotationSettings {
             propagation_seconds: self.server.keys.signing_propagation_seconds,
             token_horizon_seconds: self.server.keys.token_horizon_seconds(),
         }

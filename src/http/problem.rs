@@ -63,10 +63,10 @@ pub enum ApiError {
 /// Problem details never carry filesystem paths (they would map the server for a caller):
 /// errors that name a keys or store folder are restated from their parts here, and the full
 /// error goes to the server log only.
-impl From<crate::rotation::RotationError> for ApiError {
-    fn from(e: crate::rotation::RotationError) -> Self {
-        use crate::rotation::RotationError;
-        use crate::seal::KeyError;
+impl From<crate::keys::rotation::RotationError> for ApiError {
+    fn from(e: crate::keys::rotation::RotationError) -> Self {
+        use crate::keys::KeyError;
+        use crate::keys::rotation::RotationError;
         match e {
             // Built from album and track names only.
             RotationError::NotFound(detail) => ApiError::NotFound(detail),
