@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use super::{CommonArgs, fail};
 use crate::keys::Keyring;
 use crate::keys::account_keys::{accounts_dir, init_dev_account_key};
-use crate::keys::rotation::{Actor, KeyListing, Rotator};
+use crate::keys::rotation::{Actor, KeyListing, RotationSettings, Rotator};
 use crate::seal::SigningKid;
 
 /// Subcommands of `encore keys`.
@@ -234,7 +234,7 @@ fn rotator(common: &CommonArgs) -> Result<Rotator, ExitCode> {
     Ok(Rotator::new(
         &config.keys_dir,
         config.store(),
-        config.rotation_settings(),
+        RotationSettings::from(&config.server.keys),
     ))
 }
 

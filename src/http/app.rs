@@ -194,10 +194,7 @@ impl App {
         let rotator = Rotator::new(
             keyring.dir(),
             store.clone(),
-            RotationSettings {
-                propagation_seconds: settings.keys.signing_propagation_seconds,
-                token_horizon_seconds: settings.keys.token_horizon_seconds(),
-            },
+            RotationSettings::from(&settings.keys),
         );
         let keys = KeySet::build(keyring, &verifier_config, &account_verifier_config)?;
         let horizon = ledger_settings

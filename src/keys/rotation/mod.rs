@@ -28,6 +28,7 @@ pub use kek::KekRotation;
 pub use maintain::MaintenanceReport;
 pub use signing::{SigningRevocation, SigningRotation, Superseded};
 
+use crate::config::KeySettings;
 use crate::keys::{KeyEntry, KeyError, Keyring};
 use crate::license::{Clock, SystemClock};
 use crate::seal::SigningKid;
@@ -65,7 +66,8 @@ pub enum RotationError {
     },
 }
 
-/// Timing of rotations.
+/// Timing of rotations, built from the `[keys]` settings (`From<&KeySettings>`), the one place
+/// that knows how config values become rotation timing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RotationSettings {
     /// Time between publishing a new signing key in the JWKS and signing with it, seconds.
@@ -75,12 +77,19 @@ pub struct RotationSettings {
     pub token_horizon_seconds: u64,
 }
 
-impl Default for RotationSettings {
-    fn default() -> Self {
+impl From<&KeySettings> for RotationSettings {
+    fn from(keys: &KeySettings) -> Self {
         RotationSettings {
-            propagation_seconds: 600,
-            token_horizon_seconds: 7 * 86_400 + 30,
+            propagation_seconds: keys.signing_propagation_seconds,
+            token_horizon_seconds: keys.token_horizon_seconds(),
         }
+    }
+}
+
+impl Default for RotationSettings {
+    /// The timing of the default `[keys]` settings.
+    fn default() -> Self {
+        RotationSettings::from(&KeySettings::default())
     }
 }
 
