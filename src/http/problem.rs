@@ -83,7 +83,24 @@ impl From<crate::keys::rotation::RotationError> for ApiError {
                      (`encore ingest --force`) or run the rotation again"
                 ))
             }
-            other => ApiError::Internal(other.to_string()),
+            // The keys directory or the store failed us, never the request: listed one by
+            // one so that a new variant is a decision.
+            RotationError::Key(
+                KeyError::NotInitialized { .. }
+                | KeyError::Io { .. }
+                | KeyError::Corrupt { .. }
+                | KeyError::TooOpen { .. }
+                | KeyError::UnsupportedFormat { .. }
+                | KeyError::Missing { .. }
+                | KeyError::Rng(_)
+                | KeyError::InvalidAlbum { .. }
+                | KeyError::Context(_)
+                | KeyError::UnknownKek { .. }
+                | KeyError::Unwrap { .. }
+                | KeyError::NoSigner { .. },
+            )
+            | RotationError::Store(_)
+            | RotationError::Audit { .. } => ApiError::Internal(e.to_string()),
         }
     }
 }
