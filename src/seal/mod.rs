@@ -2,7 +2,8 @@
 //! wrapped under a KEK, and Ed25519 token-signing key pairs. Formats are specified in
 //! `docs/SEALING.md`; the keys directory that stores the keys is `src/keys/`.
 //!
-//! - [`key`]: key ids and secret key types (zeroized, never printed).
+//! - [`key`]: key ids and [`SecretKey`], one wrapper for content keys and KEKs (zeroized,
+//!   never printed).
 //! - [`aead`]: the sealed-segment format (`seal`, `open`).
 //! - `wrap`: content keys encrypted under a KEK.
 //! - [`signing`]: Ed25519 token-signing keys and their kids.
@@ -18,7 +19,7 @@ pub use aead::{
     ContextError, OVERHEAD, OpenError, SealContext, SealError, SegmentSlot, open, open_in_place,
     seal, sealed_key_id,
 };
-pub use key::{ContentKey, Kek, KeyId, KeyIdParseError, RngError};
+pub use key::{ContentKey, Kek, KeyId, KeyIdParseError, RngError, SecretKey, SecretKind};
 pub use signing::{
     PublicSigningKey, SigningError, SigningKeyPair, SigningKid, SigningKidParseError,
 };
