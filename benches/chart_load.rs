@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use encore::config::{Config, Overrides};
 use encore::http::{App, Limits};
 use encore::ingest::{IngestJob, progress::LogLines};
+use encore::keys::Keyring;
 use encore::ledger::{LEDGER_FILE, Ledger};
 use encore::license::{Clock, MintRequest, Scope, SystemClock, mint};
-use encore::seal::Keyring;
 use encore::store::Store;
 use sqlx::Executor;
 

@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 use encore::config::{Config, Overrides};
 use encore::http::{App, Limits};
 use encore::ingest::{IngestJob, progress::LogLines};
+use encore::keys::Keyring;
+use encore::keys::account_keys::{dev_account_key, init_dev_account_key};
 use encore::ledger::{LEDGER_FILE, Ledger};
 use encore::license::{Clock, MintRequest, Scope, SystemClock, mint};
-use encore::seal::Keyring;
-use encore::seal::account_keys::{dev_account_key, init_dev_account_key};
 use encore::store::Store;
 use sqlx::Executor;
 

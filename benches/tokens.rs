@@ -23,11 +23,11 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use encore::keys::Keyring;
 use encore::license::{
     CacheConfig, Clock, MintRequest, Scope, SystemClock, TokenCache, TokenVerifier, VerifierConfig,
     mint,
 };
-use encore::seal::Keyring;
 
 fn tokens(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -41,8 +41,9 @@ use encore::config::{Config, Overrides};
 use encore::hls::crypto::{HlsKey, decrypt_segment};
 use encore::http::{App, Limits};
 use encore::ingest::{IngestJob, progress::LogLines};
+use encore::keys::Keyring;
 use encore::license::{Clock, MintRequest, Scope, SystemClock, mint};
-use encore::seal::{self, ContentKey, KeyId, Keyring, SealContext, SegmentSlot};
+use encore::seal::{self, ContentKey, KeyId, SealContext, SegmentSlot};
 use encore::store::Store;
 
 const ALBUM: &str = "first-light";

@@ -3,10 +3,12 @@
 //! Layout (one folder per concern; only `http/` will touch hyper types):
 //! - [`catalog`]: albums on disk: folder scan, `album.toml`, track order, cover art.
 //! - [`media`]: decode (symphonia), resample, encode (FLAC, Opus), preview clips, fMP4 muxing.
-//! - [`seal`]: AES-256-GCM sealing of segments, content keys wrapped under the KEK, signing keys.
+//! - [`seal`]: the cryptography: AES-256-GCM segment seals, content-key wrapping, Ed25519 key
+//!   pairs, secret key types.
+//! - [`keys`]: the keys directory (keyring: init, content keys, signing keys, listing; account
+//!   keys; signing-key lifecycle) and key rotation for licensing staff, with its audit log.
 //! - [`store`]: the packaged store on disk: manifests and sealed segments, written atomically.
 //! - [`license`]: tokens (verify, cache, mint) and the entitlement types the HTTP layer needs.
-//! - [`rotation`]: key rotation for licensing staff (signing, KEK, content re-seal), audit log.
 //! - [`ledger`]: purchases and refunds (SQLite through sqlx), buyer numbers, sales charts.
 //! - [`hls`]: HLS playlists and AES-128 segments made from the sealed store on the way out.
 //! - [`http`]: the hyper server: routes, problem+json, ranges, metrics, graceful shutdown.
@@ -28,9 +30,9 @@ mod fuzzing;
 pub mod hls;
 pub mod http;
 pub mod ingest;
+pub mod keys;
 pub mod ledger;
 pub mod license;
 pub mod media;
-pub mod rotation;
 pub mod seal;
 pub mod store;

@@ -249,7 +249,7 @@ impl Load {
 /// A buyer's play token signed with the key that signs now (read from the keys folder, as a
 /// store backend sharing it would).
 fn mint(keys: &std::path::Path, album: &str) -> String {
-    let keyring = encore::seal::Keyring::open(keys).expect("keyring");
+    let keyring = encore::keys::Keyring::open(keys).expect("keyring");
     let key = keyring.signing_key().expect("signing key");
     let mut req = encore::license::MintRequest::new("fan", Scope::Play);
     req.albums = vec![album.to_owned()];
@@ -480,7 +480,7 @@ async fn rotating_every_key_under_load_fails_no_request() {
 }
 
 fn mint_admin(ws: &Workspace) -> String {
-    let keyring = encore::seal::Keyring::open(&ws.keys()).expect("keyring");
+    let keyring = encore::keys::Keyring::open(&ws.keys()).expect("keyring");
     let key = keyring.signing_key().expect("signing key");
     let mut req = encore::license::MintRequest::new("licensing-staff", Scope::Admin);
     req.ttl_seconds = 8;
@@ -685,7 +685,7 @@ async fn sigkill_at_every_rotation_step_then_restart_and_rerun() {
             keyring
                 .list()
                 .iter()
-                .filter(|e| e.kind == encore::seal::KeyKind::Kek)
+                .filter(|e| e.kind == encore::keys::KeyKind::Kek)
                 .count(),
             1,
             "{point}: one KEK left"

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use encore::seal::{self, Keyring, SealContext, SegmentSlot};
+use encore::keys::Keyring;
+use encore::seal::{self, SealContext, SegmentSlot};
 use encore::store::{RenditionManifest, Store};
 
 /// A fresh directory tree for one test: media/, keys/, data/.

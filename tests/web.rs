@@ -475,8 +475,8 @@ async fn web_files_and_dev_store() {
 
     // Without the development account key the demo store does not exist (production).
     std::fs::remove_file(
-        encore::seal::account_keys::accounts_dir(&ws.keys())
-            .join(encore::seal::account_keys::DEV_ACCOUNT_KEY),
+        encore::keys::account_keys::accounts_dir(&ws.keys())
+            .join(encore::keys::account_keys::DEV_ACCOUNT_KEY),
     )
     .expect("remove the dev key");
     for (path, body) in [

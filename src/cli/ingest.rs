@@ -9,7 +9,7 @@ use clap::Args;
 use super::{CommonArgs, fail};
 use crate::config::Overrides;
 use crate::ingest::{self, IngestJob, progress};
-use crate::seal::Keyring;
+use crate::keys::Keyring;
 
 /// Flags of `encore ingest`.
 #[derive(Debug, Args)]

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use super::{CommonArgs, fail};
-use crate::rotation::{Actor, KeyListing, Rotator};
-use crate::seal::account_keys::{accounts_dir, init_dev_account_key};
-use crate::seal::{Keyring, SigningKid};
+use crate::keys::Keyring;
+use crate::keys::account_keys::{accounts_dir, init_dev_account_key};
+use crate::keys::rotation::{Actor, KeyListing, RotationSettings, Rotator};
+use crate::seal::SigningKid;
 
 /// Subcommands of `encore keys`.
 #[derive(Debug, Subcommand)]
@@ -233,14 +234,14 @@ fn rotator(common: &CommonArgs) -> Result<Rotator, ExitCode> {
     Ok(Rotator::new(
         &config.keys_dir,
         config.store(),
-        config.rotation_settings(),
+        RotationSettings::from(&config.server.keys),
     ))
 }
 
 /// Runs one operation as the local user, then the maintenance that is due.
 fn operate<T: serde::Serialize>(
     args: &RotateArgs,
-    op: impl FnOnce(&Rotator, &Actor) -> Result<T, crate::rotation::RotationError>,
+    op: impl FnOnce(&Rotator, &Actor) -> Result<T, crate::keys::rotation::RotationError>,
     describe: impl FnOnce(&T) -> String,
 ) -> ExitCode {
     let rotator = match rotator(&args.common) {

@@ -12,10 +12,10 @@ use super::{CommonArgs, fail};
 use crate::config::{Config, Overrides};
 use crate::http::{self, App, Limits};
 use crate::ingest::{self, IngestJob, progress};
+use crate::keys::Keyring;
+use crate::keys::account_keys::init_dev_account_key;
 use crate::ledger::{LEDGER_FILE, Ledger};
 use crate::license::{Clock, MintRequest, Scope, SystemClock, mint};
-use crate::seal::Keyring;
-use crate::seal::account_keys::init_dev_account_key;
 
 /// Flags of `encore serve`.
 #[derive(Debug, Args)]
@@ -279,14 +279,12 @@ async fn watch_keys(keys_dir: std::path::PathBuf, app: Arc<App>) {
     let classify = |path: &std::path::Path| {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let parent = path.parent().and_then(|p| p.file_name());
-        if name == crate::seal::keyring::STATE_FILE
-            || parent.is_some_and(|p| p == crate::seal::account_keys::ACCOUNTS_DIR)
+        if name == crate::keys::STATE_FILE
+            || parent.is_some_and(|p| p == crate::keys::account_keys::ACCOUNTS_DIR)
                 && name.ends_with(".pem")
         {
             Some(KeysChange::KeySet("keys folder changed"))
-        } else if parent.is_some_and(|p| p == crate::seal::keyring::CONTENT_DIR)
-            && name.ends_with(".json")
-        {
+        } else if parent.is_some_and(|p| p == crate::keys::CONTENT_DIR) && name.ends_with(".json") {
             Some(KeysChange::Content)
         } else {
             None

@@ -9,11 +9,11 @@ use clap::{Args, Subcommand};
 
 use super::fail;
 use crate::config::{Config, LedgerSettings, Overrides};
+use crate::keys::Keyring;
+use crate::keys::account_keys::{accounts_dir, dev_account_key};
 use crate::license::{
     Clock, DEFAULT_AUDIENCE, DEFAULT_ISSUER, MintRequest, Scope, SystemClock, mint,
 };
-use crate::seal::Keyring;
-use crate::seal::account_keys::{accounts_dir, dev_account_key};
 
 /// Subcommands of `encore token`.
 #[derive(Debug, Subcommand)]

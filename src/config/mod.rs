@@ -357,14 +357,6 @@ impl Config {
         )
     }
 
-    /// Timing of key rotations.
-    pub fn rotation_settings(&self) -> crate::rotation::RotationSettings {
-        crate::rotation::RotationSettings {
-            propagation_seconds: self.server.keys.signing_propagation_seconds,
-            token_horizon_seconds: self.server.keys.token_horizon_seconds(),
-        }
-    }
-
     /// Loads `file` (or `encore.toml` if present when `file` is None), then applies overrides.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
         let raw = match file {

@@ -10,7 +10,8 @@ pub mod crypto;
 pub mod playlist;
 
 use crate::ingest::rendition::PREVIEW;
-use crate::seal::{self, ContentKey, Keyring, OpenError, SealContext, SegmentSlot};
+use crate::keys::Keyring;
+use crate::seal::{self, ContentKey, OpenError, SealContext, SegmentSlot};
 use crate::store::RenditionManifest;
 
 pub use crypto::{HlsKey, KeyContext};

@@ -9,13 +9,13 @@ use arc_swap::ArcSwap;
 use super::metrics::Metrics;
 use super::ops::admin::AdminJobs;
 use crate::config::LedgerSettings;
+use crate::keys::Keyring;
+use crate::keys::account_keys::load_account_keys;
+use crate::keys::rotation::{RotationSettings, Rotator};
 use crate::ledger::{ChartCache, Ledger, LedgerError};
 use crate::license::{
     ACCOUNT_SCOPES, ENCORE_SCOPES, RevocationList, TokenCache, TokenVerifier, VerifierConfig,
 };
-use crate::rotation::{RotationSettings, Rotator};
-use crate::seal::Keyring;
-use crate::seal::account_keys::load_account_keys;
 use crate::store::Store;
 use crate::store::cache::SegmentCache;
 use crate::store::library::LibraryIndex;
@@ -139,7 +139,7 @@ impl KeySet {
         keyring: Arc<Keyring>,
         config: &VerifierConfig,
         account_config: &VerifierConfig,
-    ) -> Result<KeySet, crate::seal::KeyError> {
+    ) -> Result<KeySet, crate::keys::KeyError> {
         let verifier = TokenVerifier::from_keyring(&keyring, config.clone());
         let account_keys = load_account_keys(keyring.dir())?;
         let accounts = (!account_keys.is_empty()).then(|| {
@@ -166,7 +166,7 @@ impl App {
         ledger: Ledger,
         settings: &crate::config::ServerSettings,
         limits: Limits,
-    ) -> Result<App, crate::seal::KeyError> {
+    ) -> Result<App, crate::keys::KeyError> {
         let library = LibraryIndex::load(&store).unwrap_or_else(|e| {
             tracing::warn!("cannot read the packaged store yet: {e}");
             LibraryIndex::default()
@@ -194,10 +194,7 @@ impl App {
         let rotator = Rotator::new(
             keyring.dir(),
             store.clone(),
-            RotationSettings {
-                propagation_seconds: settings.keys.signing_propagation_seconds,
-                token_horizon_seconds: settings.keys.token_horizon_seconds(),
-            },
+            RotationSettings::from(&settings.keys),
         );
         let keys = KeySet::build(keyring, &verifier_config, &account_verifier_config)?;
         let horizon = ledger_settings
@@ -266,7 +263,7 @@ impl App {
     /// Re-reads the keys folder (keyring, signing and account keys) and swaps the new set in
     /// whole. On any error the running set stays (nothing half-loaded is ever served) and the
     /// error is returned. Verified-token caches start empty: each token is verified once more.
-    pub fn reload_keys(&self) -> Result<Arc<KeySet>, crate::seal::KeyError> {
+    pub fn reload_keys(&self) -> Result<Arc<KeySet>, crate::keys::KeyError> {
         let dir = self.keys.load().keyring.dir().to_path_buf();
         let keyring = Arc::new(Keyring::open(&dir)?);
         let set = Arc::new(KeySet::build(

@@ -63,10 +63,10 @@ pub enum ApiError {
 /// Problem details never carry filesystem paths (they would map the server for a caller):
 /// errors that name a keys or store folder are restated from their parts here, and the full
 /// error goes to the server log only.
-impl From<crate::rotation::RotationError> for ApiError {
-    fn from(e: crate::rotation::RotationError) -> Self {
-        use crate::rotation::RotationError;
-        use crate::seal::KeyError;
+impl From<crate::keys::rotation::RotationError> for ApiError {
+    fn from(e: crate::keys::rotation::RotationError) -> Self {
+        use crate::keys::KeyError;
+        use crate::keys::rotation::RotationError;
         match e {
             // Built from album and track names only.
             RotationError::NotFound(detail) => ApiError::NotFound(detail),
@@ -83,7 +83,24 @@ impl From<crate::rotation::RotationError> for ApiError {
                      (`encore ingest --force`) or run the rotation again"
                 ))
             }
-            other => ApiError::Internal(other.to_string()),
+            // The keys directory or the store failed us, never the request: listed one by
+            // one so that a new variant is a decision.
+            RotationError::Key(
+                KeyError::NotInitialized { .. }
+                | KeyError::Io { .. }
+                | KeyError::Corrupt { .. }
+                | KeyError::TooOpen { .. }
+                | KeyError::UnsupportedFormat { .. }
+                | KeyError::Missing { .. }
+                | KeyError::Rng(_)
+                | KeyError::InvalidAlbum { .. }
+                | KeyError::Context(_)
+                | KeyError::UnknownKek { .. }
+                | KeyError::Unwrap { .. }
+                | KeyError::NoSigner { .. },
+            )
+            | RotationError::Store(_)
+            | RotationError::Audit { .. } => ApiError::Internal(e.to_string()),
         }
     }
 }

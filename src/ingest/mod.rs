@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use crate::catalog::{self, AlbumSource};
 use crate::config::IngestSettings;
-use crate::seal::Keyring;
+use crate::keys::Keyring;
 use crate::store::{AlbumRecord, MANIFEST_FORMAT, Store};
 
 pub use progress::Observer;

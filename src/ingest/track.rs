@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use super::progress::Observer;
 use super::rendition::{self, AAC, HIGH, LOSSLESS, PIPELINE_VERSION, PREVIEW, STANDARD};
 use crate::config::IngestSettings;
+use crate::keys::Keyring;
 use crate::media::aac::AacEncoder;
 use crate::media::decode::{self, DecodeError, EmbeddedPicture};
 use crate::media::encoded::CodedFrames;
@@ -15,7 +16,7 @@ use crate::media::opus::OpusEncoder;
 use crate::media::pcm::SourceSamples;
 use crate::media::resample::StreamResampler;
 use crate::media::{aac, flac, mp4, preview, resample};
-use crate::seal::{self, ContentKey, Keyring, SealContext, SegmentSlot};
+use crate::seal::{self, ContentKey, SealContext, SegmentSlot};
 use crate::store::{
     MANIFEST_FORMAT, PreviewWindowRecord, RenditionManifest, SealedSegment, SegmentRecord, Store,
     TrackRecord, new_generation,

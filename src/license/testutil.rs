@@ -13,7 +13,8 @@ use super::claims::Scope;
 use super::clock::ManualClock;
 use super::mint::{MintRequest, mint};
 use super::verify::{TokenVerifier, VerifiedToken, VerifierConfig};
-use crate::seal::{Keyring, PublicSigningKey, SigningKeyPair};
+use crate::keys::Keyring;
+use crate::seal::{PublicSigningKey, SigningKeyPair};
 
 /// The fixed "now" of every test, seconds since the Unix epoch (2027-01-15).
 pub(crate) const NOW: u64 = 1_800_000_000;

@@ -12,8 +12,9 @@ use sha2::{Digest, Sha256};
 
 use super::claims::{Claims, DEFAULT_AUDIENCE, DEFAULT_ISSUER, Scope};
 use super::clock::{Clock, SystemClock};
+use crate::keys::Keyring;
 use crate::ledger::purchase::check_identifier;
-use crate::seal::{Keyring, PublicSigningKey, SigningKid};
+use crate::seal::{PublicSigningKey, SigningKid};
 
 /// Default clock skew tolerated on `exp`, `nbf` and `iat`, seconds.
 pub const DEFAULT_LEEWAY_SECONDS: u64 = 30;

@@ -1,7 +1,8 @@
-//! Key types: [`KeyId`], [`ContentKey`] and [`Kek`]; secrets are zeroized on drop and never
-//! printed.
+//! Key types: [`KeyId`], and [`SecretKey`] in its two kinds, [`ContentKey`] and [`Kek`];
+//! secrets are zeroized on drop and never printed.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::str::FromStr;
 
 use aes_gcm::{Aes256Gcm, KeyInit};
@@ -101,18 +102,54 @@ impl<'de> serde::Deserialize<'de> for KeyId {
     }
 }
 
-/// The AES-256 key that seals every segment of one (album, track, rendition).
+/// What a [`SecretKey`] is for. A marker, so that a content key is never passed where a KEK
+/// is wanted (or the other way round); sealed: the two kinds below are all there are.
+pub trait SecretKind: private::Sealed {
+    /// The name `Debug` shows.
+    const NAME: &'static str;
+}
+
+mod private {
+    /// Keeps [`super::SecretKind`] to this module's kinds.
+    pub trait Sealed {}
+}
+
+/// Marks the key that seals every segment of one (album, track, rendition).
+#[derive(Debug)]
+pub enum Content {}
+
+/// Marks a key-encryption key, which wraps content keys at rest.
+#[derive(Debug)]
+pub enum KeyEncryption {}
+
+impl private::Sealed for Content {}
+impl private::Sealed for KeyEncryption {}
+
+impl SecretKind for Content {
+    const NAME: &'static str = "ContentKey";
+}
+
+impl SecretKind for KeyEncryption {
+    const NAME: &'static str = "Kek";
+}
+
+/// An AES-256 key of kind `K` with its id.
 ///
 /// Zeroized on drop; `Debug` shows only the id. Not `Clone`: every copy of a secret is one
 /// more place it can leak from, so pass references.
-#[derive(Zeroize, ZeroizeOnDrop)]
-pub struct ContentKey {
-    #[zeroize(skip)]
+pub struct SecretKey<K: SecretKind> {
     id: KeyId,
     bytes: [u8; KEY_LEN],
+    kind: PhantomData<K>,
 }
 
-impl ContentKey {
+/// The AES-256 key that seals every segment of one (album, track, rendition).
+pub type ContentKey = SecretKey<Content>;
+
+/// A key-encryption key: wraps content keys at rest.
+pub type Kek = SecretKey<KeyEncryption>;
+
+impl<K: SecretKind> SecretKey<K> {
     /// A fresh random key with a fresh random id.
     pub fn generate() -> Result<Self, RngError> {
         let mut key = Self::zeroed(KeyId::generate()?);
@@ -120,100 +157,69 @@ impl ContentKey {
         Ok(key)
     }
 
-    /// A key from its bytes, e.g. as received in a license. The caller should zeroize its
-    /// own copy of `bytes`.
+    /// A key from its bytes (a license, a KEK file, tests). The caller should zeroize its own
+    /// copy of `bytes`.
     pub fn from_bytes(id: KeyId, bytes: [u8; KEY_LEN]) -> Self {
-        Self { id, bytes }
-    }
-
-    /// An all-zero key, to be filled in place (unwrapping) so no stray copy of the secret is
-    /// left on the stack.
-    pub(crate) fn zeroed(id: KeyId) -> Self {
         Self {
             id,
-            bytes: [0; KEY_LEN],
+            bytes,
+            kind: PhantomData,
         }
+    }
+
+    /// An all-zero key, to be filled in place (unwrapping, loading) so no stray copy of the
+    /// secret is left on the stack.
+    pub(crate) fn zeroed(id: KeyId) -> Self {
+        Self::from_bytes(id, [0; KEY_LEN])
     }
 
     pub(crate) fn bytes_mut(&mut self) -> &mut [u8; KEY_LEN] {
         &mut self.bytes
     }
 
-    /// The key's id, as written in every segment it seals.
+    /// The key's id: written in every segment a content key seals, and next to every content
+    /// key a KEK wraps.
     pub fn id(&self) -> KeyId {
         self.id
     }
 
+    pub(crate) fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new(&self.bytes.into())
+    }
+}
+
+impl ContentKey {
     /// The secret bytes. Only for handing the key to an entitled client (license) and for
     /// wrapping; never log them.
     pub fn expose_bytes(&self) -> &[u8; KEY_LEN] {
         &self.bytes
     }
-
-    pub(crate) fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new(&self.bytes.into())
-    }
-}
-
-impl fmt::Debug for ContentKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ContentKey")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A key-encryption key: wraps content keys at rest. Zeroized on drop; `Debug` shows only the
-/// id; not `Clone`.
-#[derive(Zeroize, ZeroizeOnDrop)]
-pub struct Kek {
-    #[zeroize(skip)]
-    id: KeyId,
-    bytes: [u8; KEY_LEN],
 }
 
 impl Kek {
-    /// A fresh random KEK with a fresh random id.
-    pub fn generate() -> Result<Self, RngError> {
-        let mut kek = Self::zeroed(KeyId::generate()?);
-        fill_random(&mut kek.bytes)?;
-        Ok(kek)
-    }
-
-    /// A KEK from its bytes (loading a KEK file, tests).
-    pub fn from_bytes(id: KeyId, bytes: [u8; KEY_LEN]) -> Self {
-        Self { id, bytes }
-    }
-
-    /// An all-zero KEK, to be filled in place by the loader.
-    pub(crate) fn zeroed(id: KeyId) -> Self {
-        Self {
-            id,
-            bytes: [0; KEY_LEN],
-        }
-    }
-
-    pub(crate) fn bytes_mut(&mut self) -> &mut [u8; KEY_LEN] {
-        &mut self.bytes
-    }
-
+    /// The secret bytes, for writing the KEK file only.
     pub(crate) fn expose_bytes(&self) -> &[u8; KEY_LEN] {
         &self.bytes
     }
+}
 
-    /// The KEK's id, recorded next to every content key it wraps.
-    pub fn id(&self) -> KeyId {
-        self.id
-    }
-
-    pub(crate) fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new(&self.bytes.into())
+impl<K: SecretKind> Zeroize for SecretKey<K> {
+    fn zeroize(&mut self) {
+        self.bytes.zeroize();
     }
 }
 
-impl fmt::Debug for Kek {
+impl<K: SecretKind> Drop for SecretKey<K> {
+    fn drop(&mut self) {
+        self.zeroize();
+    }
+}
+
+impl<K: SecretKind> ZeroizeOnDrop for SecretKey<K> {}
+
+impl<K: SecretKind> fmt::Debug for SecretKey<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Kek")
+        f.debug_struct(K::NAME)
             .field("id", &self.id)
             .finish_non_exhaustive()
     }

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::http::app::App;
 use crate::http::problem::ApiError;
 use crate::http::respond::{Body, json, json_text};
+use crate::keys::rotation::{Actor, RotationError, Rotator};
 use crate::license::{Clock, Denied, Scope, SystemClock, VerifiedToken};
-use crate::rotation::{Actor, RotationError, Rotator};
 use crate::seal::SigningKid;
 
 /// Jobs kept for polling; older finished ones are forgotten first.

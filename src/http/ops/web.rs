@@ -7,10 +7,10 @@ use serde::Deserialize;
 use crate::http::app::App;
 use crate::http::problem::ApiError;
 use crate::http::respond::{Body, json_text};
+use crate::keys::account_keys::dev_account_key;
 use crate::ledger::purchase::check_identifier;
 use crate::ledger::{FieldError, NewPurchase, Recorded};
 use crate::license::{Clock, MintRequest, Scope, SystemClock, mint};
-use crate::seal::account_keys::dev_account_key;
 
 /// One static file of the player.
 struct Asset {

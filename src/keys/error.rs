@@ -5,9 +5,8 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::aead::ContextError;
-use super::key::{KeyId, RngError};
-use super::keyfiles::{FORMAT, STATE_FILE};
+use super::layout::{FORMAT, STATE_FILE};
+use crate::seal::{ContextError, KeyId, RngError};
 
 /// Something went wrong with the keys directory. Messages name the file and, where there is
 /// one, the fix.

@@ -1,6 +1,6 @@
-//! The files of the keys directory: names, JSON formats, permission checks, and reading and
-//! writing them (secrets through zeroizing buffers). Formats are specified in
-//! `docs/SEALING.md`.
+//! The files of the keys directory: JSON formats, permission checks, and reading and writing
+//! them (secrets through zeroizing buffers). Names and modes are in [`super::layout`]; formats
+//! are specified in `docs/SEALING.md`.
 
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -11,26 +11,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::key::{KEY_LEN, Kek, KeyId};
-use super::keyerror::KeyError;
-use super::signing::{PublicSigningKey, SigningKeyPair, SigningKid};
+use super::error::KeyError;
+use super::layout::{FORMAT, KEK_KIND, PUBLIC_MODE, SECRET_MODE, kek_file_name};
 use crate::durable;
-
-/// State file name. DO NOT CHANGE: existing key directories depend on it.
-pub const STATE_FILE: &str = "keyring.json";
-/// Lock file name.
-pub const LOCK_FILE: &str = "keyring.lock";
-/// Directory of wrapped content keys, one file per album.
-pub const CONTENT_DIR: &str = "content";
-/// Version of every JSON file in the keys directory. DO NOT CHANGE without a migration.
-pub(crate) const FORMAT: u32 = 1;
-/// `kind` field of a KEK file.
-pub(crate) const KEK_KIND: &str = "encore-kek";
-pub(crate) const DIR_MODE: u32 = 0o700;
-pub(crate) const SECRET_MODE: u32 = 0o600;
-pub(crate) const PUBLIC_MODE: u32 = 0o644;
-/// Longest album id accepted as a file name.
-pub(crate) const MAX_ALBUM_LEN: usize = 64;
+use crate::seal::key::{KEY_LEN, Kek, KeyId};
+use crate::seal::signing::{PublicSigningKey, SigningKeyPair, SigningKid};
 
 // The structs below are the on-disk formats: field names and meanings are stored data.
 // DO NOT CHANGE them; add optional fields, or bump FORMAT with a migration.
@@ -106,38 +91,6 @@ pub(crate) struct ContentEntry {
     /// carry it) until then, when it is deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) retires_unix: Option<u64>,
-}
-
-pub(crate) fn kek_file_name(id: KeyId) -> String {
-    format!("kek-{id}.json")
-}
-
-pub(crate) fn signing_private_name(kid: SigningKid) -> String {
-    format!("signing-{kid}.key.pem")
-}
-
-pub(crate) fn signing_public_name(kid: SigningKid) -> String {
-    format!("signing-{kid}.pub.pem")
-}
-
-/// Why `album` cannot name a key file, or `None`. A path-safety check (lowercase ASCII
-/// letters, digits and `-`, not starting with `-`, 1 to 64 bytes): the catalog's album-id
-/// rule is stricter, so every real album id passes.
-pub(crate) fn album_problem(album: &str) -> Option<&'static str> {
-    if album.is_empty() {
-        Some("it is empty")
-    } else if album.len() > MAX_ALBUM_LEN {
-        Some("it is longer than 64 characters")
-    } else if !album
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        Some("only lowercase letters, digits and '-' are allowed")
-    } else if album.starts_with('-') {
-        Some("it starts with '-'")
-    } else {
-        None
-    }
 }
 
 pub(crate) fn now_unix() -> u64 {

@@ -7,8 +7,8 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
-use super::{RotationError, Rotator};
-use crate::seal::{Keyring, rotate};
+use super::{RotationError, Rotator, signing};
+use crate::keys::Keyring;
 use crate::store::library::LibraryIndex;
 
 /// What one maintenance run did.
@@ -33,7 +33,7 @@ impl MaintenanceReport {
 
 pub(super) fn run(rotator: &Rotator, now: u64) -> Result<MaintenanceReport, RotationError> {
     let mut report = MaintenanceReport {
-        signing_private_deleted: rotate::prune_signing(rotator.keys_dir(), now)?
+        signing_private_deleted: signing::prune_signing(rotator.keys_dir(), now)?
             .into_iter()
             .map(|k| k.to_string())
             .collect(),

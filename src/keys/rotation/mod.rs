@@ -3,13 +3,19 @@
 //! that retires what has run its time. Every operation is audited ([`audit`]) and crash-safe;
 //! a running server picks the result up without a restart.
 //!
+//! - [`signing`]: rotating, revoking and pruning token-signing keys in the keys directory.
+//! - [`kek`]: rotating the KEK, re-wrapping every content key.
 //! - [`content`]: new content keys and the re-seal of the store under new segment URLs.
 //! - [`maintain`]: deleting superseded private keys, expired generations and content keys.
 //! - [`audit`]: the append-only audit log.
+//! - `keydir`: the keys-directory steps the signing and KEK rotations share.
 
 pub mod audit;
 pub mod content;
+pub mod kek;
+mod keydir;
 pub mod maintain;
+pub mod signing;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,11 +24,14 @@ use serde::Serialize;
 
 pub use audit::{Actor, AuditLog};
 pub use content::{ContentRotation, SlotRotation};
+pub use kek::KekRotation;
 pub use maintain::MaintenanceReport;
+pub use signing::{SigningRevocation, SigningRotation, Superseded};
 
+use crate::config::KeySettings;
+use crate::keys::{KeyEntry, KeyError, Keyring};
 use crate::license::{Clock, SystemClock};
-use crate::seal::rotate::{self, KekRotation, SigningRevocation, SigningRotation};
-use crate::seal::{KeyEntry, KeyError, Keyring, SigningKid};
+use crate::seal::SigningKid;
 use crate::store::{Store, StoreError};
 
 /// Why a rotation failed. Messages name the album, track or key and say what to do.
@@ -57,7 +66,8 @@ pub enum RotationError {
     },
 }
 
-/// Timing of rotations.
+/// Timing of rotations, built from the `[keys]` settings (`From<&KeySettings>`), the one place
+/// that knows how config values become rotation timing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RotationSettings {
     /// Time between publishing a new signing key in the JWKS and signing with it, seconds.
@@ -67,12 +77,19 @@ pub struct RotationSettings {
     pub token_horizon_seconds: u64,
 }
 
-impl Default for RotationSettings {
-    fn default() -> Self {
+impl From<&KeySettings> for RotationSettings {
+    fn from(keys: &KeySettings) -> Self {
         RotationSettings {
-            propagation_seconds: 600,
-            token_horizon_seconds: 7 * 86_400 + 30,
+            propagation_seconds: keys.signing_propagation_seconds,
+            token_horizon_seconds: keys.token_horizon_seconds(),
         }
+    }
+}
+
+impl Default for RotationSettings {
+    /// The timing of the default `[keys]` settings.
+    fn default() -> Self {
+        RotationSettings::from(&KeySettings::default())
     }
 }
 
@@ -226,7 +243,7 @@ impl Rotator {
     /// `rotate signing`: a new key in the JWKS now, signing after the propagation delay.
     pub fn rotate_signing(&self, actor: &Actor) -> Result<SigningRotation, RotationError> {
         let now = self.now();
-        let result = rotate::rotate_signing(
+        let result = signing::rotate_signing(
             &self.keys_dir,
             now,
             self.settings.propagation_seconds,
@@ -249,7 +266,7 @@ impl Rotator {
         kid: SigningKid,
     ) -> Result<SigningRevocation, RotationError> {
         let now = self.now();
-        let result = rotate::revoke_signing(&self.keys_dir, kid, now).map_err(RotationError::from);
+        let result = signing::revoke_signing(&self.keys_dir, kid, now).map_err(RotationError::from);
         self.audited(actor, "revoke-signing", now, result, |r| {
             serde_json::json!({
                 "kid": r.kid.to_string(),
@@ -262,7 +279,7 @@ impl Rotator {
     /// `rotate kek`: a new KEK, every content key re-wrapped, the old KEK deleted.
     pub fn rotate_kek(&self, actor: &Actor) -> Result<KekRotation, RotationError> {
         let now = self.now();
-        let result = rotate::rotate_kek(&self.keys_dir, now).map_err(RotationError::from);
+        let result = kek::rotate_kek(&self.keys_dir, now).map_err(RotationError::from);
         self.audited(actor, "rotate-kek", now, result, |r| {
             serde_json::json!({
                 "kek": r.kek.to_string(),

@@ -7,6 +7,9 @@ use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use super::error::KeyError;
+use super::layout::LOCK_FILE;
+
 /// Held while alive; closing the file releases the lock (also when the process dies).
 #[derive(Debug)]
 pub(crate) struct DirLock {
@@ -27,6 +30,12 @@ impl DirLock {
         file.lock()?;
         Ok(Self { _file: file })
     }
+}
+
+/// Takes the lock of the keys directory `dir` (`keyring.lock`), blocking until it is free.
+pub(crate) fn lock_keys_dir(dir: &Path) -> Result<DirLock, KeyError> {
+    let path = dir.join(LOCK_FILE);
+    DirLock::acquire(&path).map_err(KeyError::io("lock", &path))
 }
 
 #[cfg(test)]

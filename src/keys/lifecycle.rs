@@ -8,9 +8,40 @@
 //! revoked at any point: distrusted at once
 //! ```
 
+use std::fmt;
+
 use super::keyfiles::SigningEntry;
-use super::keyring::KeyState;
-use super::signing::SigningKid;
+use crate::seal::SigningKid;
+
+/// Whether a key is in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KeyState {
+    /// Published (a signing key in the JWKS) but not used yet: it signs once its propagation
+    /// delay has passed.
+    Pending,
+    /// Used for new wraps / new tokens.
+    Active,
+    /// Superseded, still trusted: verifies tokens signed before the rotation (a KEK: still
+    /// unwraps keys an unfinished rotation has not re-wrapped yet).
+    Verifying,
+    /// Out of service: every token it signed has expired.
+    Retired,
+    /// Distrusted by staff after a suspected leak.
+    Revoked,
+}
+
+impl fmt::Display for KeyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyState::Pending => "pending",
+            KeyState::Active => "active",
+            KeyState::Verifying => "verifying",
+            KeyState::Retired => "retired",
+            KeyState::Revoked => "revoked",
+        })
+    }
+}
 
 /// When `entry` starts signing.
 pub(crate) fn activates(entry: &SigningEntry) -> u64 {

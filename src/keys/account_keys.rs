@@ -5,10 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::keyerror::KeyError;
-use super::keyfiles::{DIR_MODE, PUBLIC_MODE, SECRET_MODE, load_public, load_signing_pair};
-use super::signing::{PublicSigningKey, SigningError, SigningKeyPair};
+use super::error::KeyError;
+use super::keyfiles::{load_public, load_signing_pair};
+use super::layout::{DIR_MODE, PUBLIC_MODE, SECRET_MODE};
 use crate::durable;
+use crate::seal::{PublicSigningKey, SigningError, SigningKeyPair};
 
 /// Folder under the keys dir holding the account service's public keys.
 pub const ACCOUNTS_DIR: &str = "accounts";

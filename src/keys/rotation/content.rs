@@ -21,7 +21,8 @@ use serde::Serialize;
 
 use super::{RotationError, Rotator};
 use crate::crashpoint;
-use crate::seal::{self, KeyId, Keyring, SealContext, SegmentSlot};
+use crate::keys::Keyring;
+use crate::seal::{self, KeyId, SealContext, SegmentSlot};
 use crate::store::library::LibraryIndex;
 use crate::store::{RenditionManifest, SealedSegment, new_generation, sha256_hex};
 
