@@ -4,6 +4,7 @@ use http::Response;
 use serde::Deserialize;
 
 use crate::http::app::App;
+use crate::http::count_denial;
 use crate::http::problem::ApiError;
 use crate::http::respond::{Body, json};
 use crate::license::{Clock, SystemClock, VerifiedToken, authorize_license};
@@ -35,14 +36,7 @@ pub fn create(app: &App, token: &VerifiedToken, body: &[u8]) -> Result<Response<
     };
     let available: Vec<&str> = renditions.iter().map(String::as_str).collect();
     let grant = authorize_license(token, &req.album, req.track, &available, &app.revocations)
-        .inspect_err(|d| {
-            app.metrics
-                .denials
-                .get_or_create(&crate::http::metrics::OutcomeLabels {
-                    outcome: d.problem_type(),
-                })
-                .inc();
-        })?;
+        .inspect_err(|d| count_denial(app, d))?;
     let keyset = app.keys();
     let now = SystemClock.now_unix();
     let mut keys = Vec::new();
