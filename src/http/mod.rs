@@ -15,7 +15,6 @@ mod dispatch;
 pub mod express;
 mod host;
 pub mod json_keys;
-pub mod metrics;
 pub mod ops;
 pub mod problem;
 #[cfg(test)]
@@ -24,11 +23,12 @@ pub mod range;
 pub mod respond;
 pub mod rewind;
 pub mod router;
-pub mod sales_first;
 pub mod sendfile;
 pub mod server;
 pub mod tls;
 
+/// The application's metrics, which the edge records and serves (`GET /metrics`).
+pub use crate::app::metrics;
 pub use app::{App, Limits};
 pub use dispatch::REQUEST_ID;
 pub(crate) use host::host_is_acceptable;

@@ -5,8 +5,7 @@ use http::Method;
 use crate::hls::HlsFile;
 use crate::ledger::purchase::check_identifier;
 
-/// Route name of segment requests (metrics label).
-pub const SEGMENT_ROUTE: &str = "get_segment";
+pub use crate::app::metrics::SEGMENT_ROUTE;
 
 /// Every operation the server knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,7 +238,7 @@ impl Endpoint {
     }
 
     /// A read that any client may repeat at will and that no playback waits on: it gives way
-    /// to sales in flight (see [`crate::http::sales_first`]).
+    /// to sales in flight (see [`crate::app::sales_first`]).
     pub fn is_repeatable_read(&self) -> bool {
         matches!(
             self,

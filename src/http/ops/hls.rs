@@ -18,8 +18,7 @@ use crate::http::ops::segment::{self, Conditions, Immutable};
 use crate::http::problem::ApiError;
 use crate::http::respond::{self, Body};
 use crate::license::{
-    Clock, Denied, LicenseGrant, SegmentGrant, SystemClock, VerifiedToken, authorize_license,
-    authorize_segment,
+    Denied, LicenseGrant, SegmentGrant, VerifiedToken, authorize_license, authorize_segment,
 };
 use crate::seal::SegmentSlot;
 use crate::store::cache::DeriveError;
@@ -164,7 +163,7 @@ pub async fn file(
         .library
         .load()
         .manifest(album, track, rendition)
-        .and_then(|m| m.for_generation(generation, SystemClock.now_unix()))
+        .and_then(|m| m.for_generation(generation, app.now()))
         .map(Arc::new)
         .ok_or_else(not_found)?;
     if file == HlsFile::Key {

@@ -7,7 +7,7 @@ use crate::http::app::App;
 use crate::http::count_denial;
 use crate::http::problem::ApiError;
 use crate::http::respond::{Body, json};
-use crate::license::{Clock, SystemClock, VerifiedToken, authorize_license};
+use crate::license::{VerifiedToken, authorize_license};
 
 /// The request body.
 #[derive(Debug, Deserialize)]
@@ -38,7 +38,7 @@ pub fn create(app: &App, token: &VerifiedToken, body: &[u8]) -> Result<Response<
     let grant = authorize_license(token, &req.album, req.track, &available, &app.revocations)
         .inspect_err(|d| count_denial(app, d))?;
     let keyset = app.keys();
-    let now = SystemClock.now_unix();
+    let now = app.now();
     let mut keys = Vec::new();
     for rendition in grant.renditions() {
         let what = || format!("{}/{}/{rendition}", grant.album(), grant.track());

@@ -9,8 +9,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use super::router::SEGMENT_ROUTE;
 use crate::store::cache::CacheStats;
+
+/// Route name of segment requests (metrics label).
+pub const SEGMENT_ROUTE: &str = "get_segment";
 
 /// Labels of the request counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
