@@ -44,7 +44,6 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use self::dispatch::{dispatch, request_id};
-use self::metrics::OutcomeLabels;
 use self::ops::segment::{Answer, Conditions};
 use self::problem::ApiError;
 use self::respond::Body;
@@ -181,11 +180,6 @@ pub async fn segment(
 }
 
 /// Counts an entitlement denial by its reason.
-pub(crate) fn count_denial(app: &App, d: &crate::license::Denied) {
-    app.metrics
-        .denials
-        .get_or_create(&OutcomeLabels {
-            outcome: d.problem_type(),
-        })
-        .inc();
+fn count_denial(app: &App, d: &crate::license::Denied) {
+    app.metrics.count_denial(d);
 }

@@ -12,7 +12,6 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use crate::hls::playlist::{self, Carry, Variant};
 use crate::hls::{self, HlsError, HlsFile, HlsKey, KeyContext, SegmentPlace};
 use crate::http::app::App;
-use crate::http::count_denial;
 use crate::http::ops::manifest;
 use crate::http::ops::segment::{self, Conditions, Immutable};
 use crate::http::problem::ApiError;
@@ -168,7 +167,7 @@ pub async fn file(
         .ok_or_else(not_found)?;
     if file == HlsFile::Key {
         let grant = authorize_license(token, album, track, &[rendition], &app.revocations)
-            .inspect_err(|d| count_denial(app, d))?;
+            .inspect_err(|d| app.metrics.count_denial(d))?;
         return key(app, &grant, &manifest);
     }
     let record = record_of(&manifest, file).cloned().ok_or_else(not_found)?;
@@ -177,7 +176,7 @@ pub async fn file(
         .segment_path(&manifest, &record)
         .map_err(|_| not_found())?;
     let grant = authorize_segment(token, album, track, rendition, &app.revocations)
-        .inspect_err(|d| count_denial(app, d))?;
+        .inspect_err(|d| app.metrics.count_denial(d))?;
     let seg = HlsSegmentRef {
         manifest,
         record,
@@ -197,7 +196,7 @@ fn entitle(
         .into_iter()
         .map(|m| {
             let grant = authorize_segment(token, &m.album, m.track, &m.rendition, &app.revocations)
-                .inspect_err(|d| count_denial(app, d))?;
+                .inspect_err(|d| app.metrics.count_denial(d))?;
             Ok(Entitled { grant, manifest: m })
         })
         .collect()
@@ -238,7 +237,7 @@ fn variants(
     granted.retain(|t| keep.iter().any(|k| k == t[0].grant.rendition()));
     if granted.is_empty() {
         let d = denial.unwrap_or(Denied::NotPurchased);
-        count_denial(app, &d);
+        app.metrics.count_denial(&d);
         return Err(ApiError::Denied(d));
     }
     Ok(granted)

@@ -4,7 +4,6 @@ use http::Response;
 use serde::Deserialize;
 
 use crate::http::app::App;
-use crate::http::count_denial;
 use crate::http::problem::ApiError;
 use crate::http::respond::{Body, json};
 use crate::license::{VerifiedToken, authorize_license};
@@ -36,7 +35,7 @@ pub fn create(app: &App, token: &VerifiedToken, body: &[u8]) -> Result<Response<
     };
     let available: Vec<&str> = renditions.iter().map(String::as_str).collect();
     let grant = authorize_license(token, &req.album, req.track, &available, &app.revocations)
-        .inspect_err(|d| count_denial(app, d))?;
+        .inspect_err(|d| app.metrics.count_denial(d))?;
     let keyset = app.keys();
     let now = app.now();
     let mut keys = Vec::new();

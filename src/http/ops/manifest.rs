@@ -5,7 +5,6 @@ use std::sync::Arc;
 use http::Response;
 
 use crate::http::app::App;
-use crate::http::count_denial;
 use crate::http::problem::ApiError;
 use crate::http::respond::{Body, json};
 use crate::license::{Audience, SegmentGrant, VerifiedToken, authorize_segment};
@@ -23,7 +22,7 @@ pub fn get(
     // One catalog snapshot for the 404 check and the answer.
     let manifest = lookup(app, album, track, rendition)?;
     let grant = authorize_segment(token, album, track, rendition, &app.revocations)
-        .inspect_err(|d| count_denial(app, d))?;
+        .inspect_err(|d| app.metrics.count_denial(d))?;
     Ok(answer(&manifest, &grant))
 }
 
