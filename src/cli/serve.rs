@@ -1,21 +1,21 @@
-//! `encore serve`: dev keys on a fresh clone, packaging in the background, the HTTP server,
-//! a watcher for albums added later, graceful shutdown on SIGTERM/Ctrl-C.
+//! `encore serve`: parses its flags, builds the application (dev keys on a fresh clone, the
+//! ledger, the revocation list) and starts it: the HTTP server, packaging, and the background
+//! work of [`crate::app`]; graceful shutdown on SIGTERM/Ctrl-C.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use clap::Args;
 
 use super::{CommonArgs, fail};
+use crate::app::{App, background, watch};
 use crate::config::{Config, Overrides};
-use crate::http::{self, App, Limits};
-use crate::ingest::{self, IngestJob, progress};
+use crate::http;
 use crate::keys::Keyring;
 use crate::keys::account_keys::init_dev_account_key;
 use crate::ledger::{LEDGER_FILE, Ledger};
-use crate::license::{Clock, MintRequest, Scope, SystemClock, mint};
+use crate::license::{MintRequest, Scope, mint};
 
 /// Flags of `encore serve`.
 #[derive(Debug, Args)]
@@ -86,13 +86,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     };
     raise_open_file_limit(config.server.max_connections);
     raise_locked_memory_limit(config.server.pin_segment_pages);
-    let limits = Limits {
-        max_connections: config.server.max_connections,
-        connection_threads: config.server.connection_threads,
-        request_timeout: config.server.request_timeout,
-        shutdown_grace: config.server.shutdown_grace,
-        ..Limits::default()
-    };
+    let limits = config.server.limits();
     let ledger = match open_ledger(&config).await {
         Ok(l) => l,
         Err(e) => return fail(e, 2),
@@ -108,15 +102,15 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         Err(e) => return fail(e, 2),
     };
     // Fail closed: without the refunds of the last days, refunded buyers' tokens would play.
-    match app.load_revocations(SystemClock.now_unix()).await {
+    match app.load_revocations(app.now()).await {
         Ok(n) if n > 0 => tracing::info!("revocation list: {n} refunded album(s) in force"),
         Ok(_) => {}
         Err(e) => return fail(format!("cannot rebuild the revocation list: {e}"), 2),
     }
-    tokio::spawn(prune_revocations(app.clone()));
+    tokio::spawn(background::prune_revocations(app.clone()));
     // Before packaging, which can take minutes: a rotation meanwhile must not be missed.
-    tokio::spawn(watch_keys(config.keys_dir.clone(), app.clone()));
-    tokio::spawn(maintain_keys(
+    tokio::spawn(watch::keys_folder(config.keys_dir.clone(), app.clone()));
+    tokio::spawn(background::maintain_keys(
         app.clone(),
         config.server.keys.maintenance_interval,
     ));
@@ -125,13 +119,13 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     let server = tokio::spawn(http::run(listener, app.clone(), tls, shutdown_signal()));
 
     // Package what is new or changed, then open the doors.
-    package_and_swap(&config, &app).await;
+    background::package_and_swap(&config, &app).await;
     app.ready.store(true, Ordering::Release);
     if fresh_keys || args.print_tokens {
         print_welcome(&config, &keyring, &app, &format!("{scheme}://{addr}"));
     }
     if config.server.watch_media {
-        tokio::spawn(watch_media(config.clone(), app.clone()));
+        tokio::spawn(watch::media_folder(config.clone(), app.clone()));
     }
     match server.await {
         Ok(Ok(())) => ExitCode::SUCCESS,
@@ -163,245 +157,6 @@ async fn open_ledger(config: &Config) -> Result<Ledger, String> {
     }
 }
 
-/// Drops revocations whose tokens have all expired, once a minute.
-async fn prune_revocations(app: Arc<App>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
-    loop {
-        tick.tick().await;
-        let dropped = app.revocations.prune(SystemClock.now_unix());
-        if dropped > 0 {
-            tracing::debug!("revocation list: {dropped} expired entr(y/ies) dropped");
-        }
-    }
-}
-
-/// Runs an ingest of every album and swaps in the new catalog. Requests keep being served
-/// from the old catalog meanwhile; codec work runs on blocking threads.
-async fn package_and_swap(config: &Config, app: &Arc<App>) {
-    // The keys of the moment: a rotation since start is honoured.
-    let keyring = app.keys().keyring.clone();
-    let job = IngestJob {
-        media_dir: config.media_dir.clone(),
-        albums: Vec::new(),
-        settings: config.ingest.clone(),
-        force: false,
-    };
-    let report = ingest::run(
-        job,
-        keyring.clone(),
-        app.store.clone(),
-        Arc::new(progress::LogLines),
-    )
-    .await;
-    if report.tracks_packaged > 0 || !report.ok() {
-        tracing::info!("{}", report.summary());
-    }
-    if let Err(e) = app.reload_library() {
-        tracing::error!("cannot reload the catalog: {e}");
-    }
-}
-
-/// Re-packages when files under the media folder change (debounced), so albums added later
-/// are served without a restart.
-async fn watch_media(config: Config, app: Arc<App>) {
-    use notify::{RecursiveMode, Watcher};
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    let mut watcher =
-        match notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            // Reading the sources (packaging does) raises access events: not a change.
-            if res.is_ok_and(|e| is_change(&e.kind)) {
-                let _ = tx.send(());
-            }
-        }) {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(
-                    "cannot watch {}: {e}; new albums need a restart",
-                    config.media_dir.display()
-                );
-                return;
-            }
-        };
-    if let Err(e) = watcher.watch(&config.media_dir, RecursiveMode::Recursive) {
-        tracing::warn!(
-            "cannot watch {}: {e}; new albums need a restart",
-            config.media_dir.display()
-        );
-        return;
-    }
-    while rx.recv().await.is_some() {
-        // Let a copy finish: wait until the folder has been quiet for two seconds.
-        loop {
-            match tokio::time::timeout(Duration::from_secs(2), rx.recv()).await {
-                Ok(Some(())) => continue,
-                Ok(None) => return,
-                Err(_) => break,
-            }
-        }
-        tracing::info!("media folder changed: packaging");
-        package_and_swap(&config, &app).await;
-    }
-}
-
-/// Whether a file event changes content (creation, write, rename, removal), as opposed to
-/// reading it or touching its metadata.
-fn is_change(kind: &notify::EventKind) -> bool {
-    use notify::EventKind;
-    use notify::event::ModifyKind;
-    matches!(
-        kind,
-        EventKind::Create(_)
-            | EventKind::Remove(_)
-            | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Name(_) | ModifyKind::Any)
-            | EventKind::Any
-    )
-}
-
-/// What a change in the keys folder calls for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KeysChange {
-    /// `keyring.json` or an account key changed, or SIGHUP: rebuild the key set, reload the
-    /// catalog.
-    KeySet(&'static str),
-    /// An album's content keys changed (a content rotation switched or retired something):
-    /// reload the catalog only; content keys are read from disk per license.
-    Content,
-}
-
-/// Hot reload of keys: on SIGHUP, or when `keyring.json` or `accounts/` in the keys folder
-/// change (debounced), the keys are re-read and swapped in whole; a failed reload keeps the
-/// running set and says why. A change under `content/` (a content rotation by `encore keys`
-/// in another process) reloads the catalog, so switched manifests are served.
-async fn watch_keys(keys_dir: std::path::PathBuf, app: Arc<App>) {
-    use notify::{RecursiveMode, Watcher};
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<KeysChange>();
-    let file_tx = tx.clone();
-    let classify = |path: &std::path::Path| {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let parent = path.parent().and_then(|p| p.file_name());
-        if name == crate::keys::STATE_FILE
-            || parent.is_some_and(|p| p == crate::keys::account_keys::ACCOUNTS_DIR)
-                && name.ends_with(".pem")
-        {
-            Some(KeysChange::KeySet("keys folder changed"))
-        } else if parent.is_some_and(|p| p == crate::keys::CONTENT_DIR) && name.ends_with(".json") {
-            Some(KeysChange::Content)
-        } else {
-            None
-        }
-    };
-    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if let Ok(event) = res
-            && is_change(&event.kind)
-        {
-            for change in event.paths.iter().filter_map(|p| classify(p)) {
-                let _ = file_tx.send(change);
-            }
-        }
-    });
-    let _watcher = match watcher {
-        Ok(mut w) => match w.watch(&keys_dir, RecursiveMode::Recursive) {
-            Ok(()) => Some(w),
-            Err(e) => {
-                tracing::warn!(
-                    "cannot watch {}: {e}; reload keys with SIGHUP",
-                    keys_dir.display()
-                );
-                None
-            }
-        },
-        Err(e) => {
-            tracing::warn!(
-                "cannot watch {}: {e}; reload keys with SIGHUP",
-                keys_dir.display()
-            );
-            None
-        }
-    };
-    tokio::spawn(async move {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            tracing::warn!("cannot listen for SIGHUP");
-            return;
-        };
-        while hup.recv().await.is_some() {
-            if tx.send(KeysChange::KeySet("SIGHUP")).is_err() {
-                return;
-            }
-        }
-    });
-    while let Some(first) = rx.recv().await {
-        let mut why = match first {
-            KeysChange::KeySet(why) => Some(why),
-            KeysChange::Content => None,
-        };
-        // Let a multi-file change (new key files, then the state) settle.
-        loop {
-            match tokio::time::timeout(Duration::from_millis(300), rx.recv()).await {
-                Ok(Some(KeysChange::KeySet(w))) => why = why.or(Some(w)),
-                Ok(Some(KeysChange::Content)) => continue,
-                Ok(None) => return,
-                Err(_) => break,
-            }
-        }
-        if let Some(why) = why {
-            reload_key_set(&app, why);
-        }
-        if let Err(e) = app.reload_library_and_purge().await {
-            tracing::error!("catalog NOT reloaded after a key change: {e}");
-        }
-    }
-}
-
-fn reload_key_set(app: &App, why: &str) {
-    match app.reload_keys() {
-        Ok(set) => {
-            let kids: Vec<String> = set
-                .keyring
-                .public_keys()
-                .iter()
-                .map(|t| format!("{} ({})", t.key.kid(), t.state))
-                .collect();
-            tracing::info!(
-                "keys reloaded ({why}): signing kid {} active, {} verification key(s): {}; account service keys: {}",
-                set.keyring.active_signing_kid(),
-                kids.len(),
-                kids.join(", "),
-                set.accounts
-                    .as_ref()
-                    .map_or(0, |a| a.verifier().key_count())
-            );
-        }
-        Err(e) => {
-            tracing::error!("keys NOT reloaded ({why}); still serving the previous keys: {e}")
-        }
-    }
-}
-
-/// Runs key maintenance on a timer: deletes private keys that no longer sign, generations
-/// and content keys whose time is up; reloads what it changed.
-async fn maintain_keys(app: Arc<App>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let rotator = app.rotator.clone();
-        let _serial = app.admin_jobs.serial.lock().await;
-        match tokio::task::spawn_blocking(move || rotator.maintain()).await {
-            Ok(Ok(report)) if !report.is_empty() => {
-                tracing::info!(?report, "key maintenance");
-                reload_key_set(&app, "maintenance");
-                if let Err(e) = app.reload_library_and_purge().await {
-                    tracing::error!("catalog NOT reloaded after maintenance: {e}");
-                }
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::error!("key maintenance failed (will retry): {e}"),
-            Err(e) => tracing::error!("key maintenance task failed: {e}"),
-        }
-    }
-}
-
 fn print_welcome(config: &Config, keyring: &Keyring, app: &App, url: &str) {
     let albums: Vec<String> = app.library.load().albums.keys().cloned().collect();
     let Some(album) = albums.first().cloned() else {
@@ -414,7 +169,7 @@ fn print_welcome(config: &Config, keyring: &Keyring, app: &App, url: &str) {
     let Ok(key) = keyring.signing_key() else {
         return;
     };
-    let now = crate::license::Clock::now_unix(&crate::license::SystemClock);
+    let now = app.now();
     let token = |sub: &str, albums: Vec<String>, scope: Scope| {
         mint(
             &key,

@@ -451,7 +451,7 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result
 }
 
 fn unix_now() -> u64 {
-    crate::license::Clock::now_unix(&crate::license::SystemClock)
+    crate::clock::Clock::now_unix(&crate::clock::SystemClock)
 }
 
 #[cfg(test)]

@@ -4,6 +4,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod limits;
+
+pub use limits::Limits;
+
 /// Default config file looked for in the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "encore.toml";
 /// More connection threads than this is a typo, not a machine (the metric label is a u16 too).
@@ -446,18 +450,21 @@ impl Config {
                 problem: format!("is {log_format:?}; use \"text\" or \"json\""),
             });
         }
+        let d = Limits::default();
         let server = ServerSettings {
             tls,
             segment_cache_bytes: s.segment_cache_mb.unwrap_or(256).clamp(1, 1 << 20) * 1024 * 1024,
-            max_connections: s.max_connections.unwrap_or(4096).max(1),
+            max_connections: s.max_connections.unwrap_or(d.max_connections).max(1),
             connection_threads: match s.connection_threads.unwrap_or(0) {
-                0 => default_connection_threads(),
+                0 => d.connection_threads,
                 n => n.min(MAX_CONNECTION_THREADS),
             },
-            request_timeout: std::time::Duration::from_secs(
-                s.request_timeout_seconds.unwrap_or(30).max(1),
-            ),
-            shutdown_grace: std::time::Duration::from_secs(s.shutdown_grace_seconds.unwrap_or(20)),
+            request_timeout: s.request_timeout_seconds.map_or(d.request_timeout, |t| {
+                std::time::Duration::from_secs(t.max(1))
+            }),
+            shutdown_grace: s
+                .shutdown_grace_seconds
+                .map_or(d.shutdown_grace, std::time::Duration::from_secs),
             issuer: s.issuer.unwrap_or_else(|| "encore".into()),
             audience: s.audience.unwrap_or_else(|| "encore".into()),
             json_logs: o.json_logs || log_format == "json",

@@ -8,6 +8,7 @@ use http::HeaderMap;
 use super::app::App;
 use super::metrics::OutcomeLabels;
 use super::problem::ApiError;
+use super::router::Authorization;
 use crate::license::{TokenError, TokenMemo, VerifiedToken};
 
 /// The token from `Authorization: Bearer`, else from the `access_token` query parameter.
@@ -58,6 +59,42 @@ pub fn query_token<'a>(headers: &HeaderMap, query: Option<&'a str>) -> Option<&'
         .split('&')
         .find_map(|pair| pair.strip_prefix("access_token="))
         .filter(|t| !t.is_empty())
+}
+
+/// Who made a request, as far as its route asked (see [`Authorization`]).
+#[derive(Debug)]
+pub enum Caller {
+    /// A public route: no token was read.
+    Anyone,
+    /// A gated route's caller, with the token verified.
+    Bearer(Arc<VerifiedToken>),
+}
+
+impl Caller {
+    /// The verified token of a gated route's caller. A route declared public has none: an
+    /// operation asking for it anyway is a routing mistake, a 500 rather than a guess.
+    pub fn token(&self) -> Result<&VerifiedToken, ApiError> {
+        match self {
+            Caller::Bearer(token) => Ok(token),
+            Caller::Anyone => Err(ApiError::Internal(
+                "a route declared public asked for the caller's token".into(),
+            )),
+        }
+    }
+}
+
+/// The caller of a routed request, authenticated as its route declares: the one place every
+/// route but the segment fast path (see [`authenticate_on`]) takes its token.
+pub fn caller(
+    app: &App,
+    need: Authorization,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Caller, ApiError> {
+    match need {
+        Authorization::Public => Ok(Caller::Anyone),
+        Authorization::Bearer => authenticate(app, headers, query).map(Caller::Bearer),
+    }
 }
 
 /// Verifies the request's token, counting the outcome. Every gated route takes its token

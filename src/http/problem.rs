@@ -117,7 +117,17 @@ impl From<LedgerError> for ApiError {
                     "the purchase ledger cannot record anything right now; nothing was recorded: retry later".into(),
                 )
             }
-            other => ApiError::Internal(other.to_string()),
+            // The ledger's own failures (opening, migrating, a query, a corrupt row, a failed
+            // group commit, the writer gone): never the request's fault; listed one by one so
+            // a new variant is a decision.
+            LedgerError::Open { .. }
+            | LedgerError::Unsupported(_)
+            | LedgerError::Migrate(_)
+            | LedgerError::Query(_)
+            | LedgerError::Corrupt(_)
+            | LedgerError::BatchFailed(_)
+            | LedgerError::WriterGone
+            | LedgerError::Writer { .. } => ApiError::Internal(e.to_string()),
         }
     }
 }

@@ -5,8 +5,7 @@ use http::Method;
 use crate::hls::HlsFile;
 use crate::ledger::purchase::check_identifier;
 
-/// Route name of segment requests (metrics label).
-pub const SEGMENT_ROUTE: &str = "get_segment";
+pub use crate::app::metrics::SEGMENT_ROUTE;
 
 /// Every operation the server knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,7 +154,81 @@ pub enum Endpoint {
     NotFound,
 }
 
+/// What a route needs of its caller before its operation runs; [`crate::http::handle`]
+/// checks it in one place, and the operation then checks the token's scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authorization {
+    /// Anyone: no token is read.
+    Public,
+    /// A verified bearer token (`Authorization: Bearer`, or the `access_token` query
+    /// parameter).
+    Bearer,
+}
+
 impl Endpoint {
+    /// What the route needs of its caller (see [`Authorization`]). The demo store's routes
+    /// are public: it exists only while the development account key does (`ops::web`). A
+    /// segment URL the router sees is one the catalog does not serve, and still gated, so an
+    /// unauthenticated caller learns nothing of what exists.
+    pub fn authorization(&self) -> Authorization {
+        match self {
+            Endpoint::Health
+            | Endpoint::Ready
+            | Endpoint::Metrics
+            | Endpoint::Jwks
+            | Endpoint::ListAlbums
+            | Endpoint::GetAlbum { .. }
+            | Endpoint::GetCover { .. }
+            | Endpoint::GetChart
+            | Endpoint::WebAsset { .. }
+            | Endpoint::DevStatus
+            | Endpoint::DevSession
+            | Endpoint::DevPurchase
+            | Endpoint::Preflight
+            | Endpoint::WrongMethod { .. }
+            | Endpoint::NotFound => Authorization::Public,
+            Endpoint::CreateLicense
+            | Endpoint::GetManifest { .. }
+            | Endpoint::GetSegment { .. }
+            | Endpoint::HlsTrackMaster { .. }
+            | Endpoint::HlsTrackMedia { .. }
+            | Endpoint::HlsAlbumMaster { .. }
+            | Endpoint::HlsAlbumMedia { .. }
+            | Endpoint::HlsFile { .. }
+            | Endpoint::CreatePurchase
+            | Endpoint::RefundPurchase { .. }
+            | Endpoint::CreatePlayToken
+            | Endpoint::GetUserAlbums { .. }
+            | Endpoint::AdminListKeys
+            | Endpoint::AdminRotateSigning
+            | Endpoint::AdminRevokeSigning { .. }
+            | Endpoint::AdminRotateKek
+            | Endpoint::AdminRotateContent
+            | Endpoint::AdminMaintain
+            | Endpoint::AdminJob { .. } => Authorization::Bearer,
+        }
+    }
+
+    /// A `POST` that changes state: its body is read (bounded, and refused with a key
+    /// repeated) before the operation runs, even where the operation ignores it, and it is
+    /// logged under a request id.
+    pub fn changes_state(&self) -> bool {
+        matches!(
+            self,
+            Endpoint::CreatePurchase
+                | Endpoint::RefundPurchase { .. }
+                | Endpoint::CreatePlayToken
+                | Endpoint::CreateLicense
+                | Endpoint::DevSession
+                | Endpoint::DevPurchase
+                | Endpoint::AdminRotateSigning
+                | Endpoint::AdminRevokeSigning { .. }
+                | Endpoint::AdminRotateKek
+                | Endpoint::AdminRotateContent
+                | Endpoint::AdminMaintain
+        )
+    }
+
     /// A request that records or undoes a sale: public reads give way to it.
     pub fn is_sale(&self) -> bool {
         matches!(
@@ -165,7 +238,7 @@ impl Endpoint {
     }
 
     /// A read that any client may repeat at will and that no playback waits on: it gives way
-    /// to sales in flight (see [`crate::http::sales_first`]).
+    /// to sales in flight (see [`crate::app::sales_first`]).
     pub fn is_repeatable_read(&self) -> bool {
         matches!(
             self,

@@ -3,7 +3,7 @@
 //! a segment or a license.
 //!
 //! - [`claims`]: [`Claims`] and [`Scope`].
-//! - [`clock`]: the [`Clock`] every expiry decision reads.
+//! - [`clock`]: the crate's [`Clock`] (re-exported), which every expiry decision reads.
 //! - [`mint`](mod@mint): [`mint()`] signs a token with the active signing key.
 //! - [`verify`]: [`TokenVerifier`], header policy and signature and claim checks.
 //! - [`cache`]: [`TokenCache`], verified tokens kept until they expire.
@@ -12,7 +12,8 @@
 
 pub mod cache;
 pub mod claims;
-pub mod clock;
+/// The crate's clock, under the path token code has always used.
+pub use crate::clock;
 pub mod entitlement;
 pub mod mint;
 pub mod revocation;

@@ -4,10 +4,6 @@
 //! the response is sent: the key set or the catalog is reloaded first. A content rotation
 //! re-seals in the background: `202 Accepted` with a job to poll.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use http::{Response, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
@@ -15,94 +11,8 @@ use crate::http::app::App;
 use crate::http::problem::ApiError;
 use crate::http::respond::{Body, json, json_text};
 use crate::keys::rotation::{Actor, RotationError, Rotator};
-use crate::license::{Clock, Denied, Scope, SystemClock, VerifiedToken};
+use crate::license::{Denied, Scope, VerifiedToken};
 use crate::seal::SigningKid;
-
-/// Jobs kept for polling; older finished ones are forgotten first.
-const MAX_JOBS: usize = 256;
-
-/// Background admin jobs (content rotations) of this server process.
-#[derive(Debug, Default)]
-pub struct AdminJobs {
-    next: AtomicU64,
-    jobs: Mutex<BTreeMap<u64, Job>>,
-    /// One key operation at a time in this process; other processes are kept out by the
-    /// keys and store locks.
-    pub(crate) serial: tokio::sync::Mutex<()>,
-}
-
-/// One background job as polled.
-#[derive(Debug, Clone, Serialize)]
-pub struct Job {
-    /// Its number.
-    pub id: u64,
-    /// What it does.
-    pub operation: String,
-    /// Who asked.
-    pub actor: Actor,
-    /// `running`, `succeeded` or `failed`.
-    pub state: &'static str,
-    /// Started, Unix seconds.
-    pub started: u64,
-    /// Finished, Unix seconds.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub finished: Option<u64>,
-    /// The outcome, once it succeeded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub result: Option<serde_json::Value>,
-    /// Why it failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl AdminJobs {
-    fn start(&self, operation: String, actor: Actor) -> u64 {
-        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        while jobs.len() >= MAX_JOBS {
-            let Some(oldest) = jobs.keys().next().copied() else {
-                break;
-            };
-            jobs.remove(&oldest);
-        }
-        jobs.insert(
-            id,
-            Job {
-                id,
-                operation,
-                actor,
-                state: "running",
-                started: SystemClock.now_unix(),
-                finished: None,
-                result: None,
-                error: None,
-            },
-        );
-        id
-    }
-
-    fn finish(&self, id: u64, outcome: Result<serde_json::Value, String>) {
-        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(job) = jobs.get_mut(&id) {
-            job.finished = Some(SystemClock.now_unix());
-            match outcome {
-                Ok(v) => {
-                    job.state = "succeeded";
-                    job.result = Some(v);
-                }
-                Err(e) => {
-                    job.state = "failed";
-                    job.error = Some(e);
-                }
-            }
-        }
-    }
-
-    fn get(&self, id: u64) -> Option<Job> {
-        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-        jobs.get(&id).cloned()
-    }
-}
 
 /// Only staff tokens reach the admin API.
 fn require_admin(token: &VerifiedToken) -> Result<Actor, ApiError> {
@@ -231,7 +141,7 @@ pub async fn rotate_content(
         Some(n) => format!("rotate-content {} track {n}", req.album),
         None => format!("rotate-content {}", req.album),
     };
-    let id = app.admin_jobs.start(operation, actor.clone());
+    let id = app.admin_jobs.start(operation, actor.clone(), app.now());
     let app = std::sync::Arc::clone(app);
     app.clone().spawn_background(async move {
         let outcome = async {
@@ -251,7 +161,7 @@ pub async fn rotate_content(
             tracing::error!(job = id, "content rotation failed: {e}");
         }
         app.admin_jobs
-            .finish(id, outcome.map_err(|e| e.to_string()));
+            .finish(id, outcome.map_err(|e| e.to_string()), app.now());
     });
     let location = format!("/v1/admin/jobs/{id}");
     let body = serde_json::json!({ "job": id, "state": "running", "status_url": location });

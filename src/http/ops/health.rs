@@ -8,7 +8,6 @@ use http::{Response, StatusCode};
 use crate::http::app::App;
 use crate::http::problem::ApiError;
 use crate::http::respond::{Body, text};
-use crate::license::{Clock, SystemClock};
 
 /// Liveness.
 pub fn health() -> Response<Body> {
@@ -23,8 +22,7 @@ pub async fn ready(app: &App) -> Result<Response<Body>, ApiError> {
             "the catalog is still being packaged".into(),
         ));
     }
-    let now = i64::try_from(SystemClock.now_unix()).unwrap_or(i64::MAX);
-    if !app.ledger.can_commit(now).await {
+    if !app.ledger.can_commit(app.now_signed()).await {
         return Err(ApiError::NotReady(
             "the purchase ledger cannot commit".into(),
         ));

@@ -12,10 +12,13 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use crate::hls::playlist::{self, Carry, Variant};
 use crate::hls::{self, HlsError, HlsFile, HlsKey, KeyContext, SegmentPlace};
 use crate::http::app::App;
+use crate::http::ops::manifest;
 use crate::http::ops::segment::{self, Conditions, Immutable};
 use crate::http::problem::ApiError;
 use crate::http::respond::{self, Body};
-use crate::license::{LicenseGrant, SegmentGrant};
+use crate::license::{
+    Denied, LicenseGrant, SegmentGrant, VerifiedToken, authorize_license, authorize_segment,
+};
 use crate::seal::SegmentSlot;
 use crate::store::cache::DeriveError;
 use crate::store::{RenditionManifest, SegmentRecord};
@@ -29,11 +32,11 @@ static SEGMENT_TYPE: HeaderValue = HeaderValue::from_static("audio/mp4");
 const PLAYLIST_CACHE: &str = "private, no-store";
 
 /// A rendition the token may fetch, with its manifest.
-pub struct Entitled {
+struct Entitled {
     /// The check's grant.
-    pub grant: SegmentGrant,
+    grant: SegmentGrant,
     /// The rendition's manifest (of one catalog snapshot).
-    pub manifest: Arc<RenditionManifest>,
+    manifest: Arc<RenditionManifest>,
 }
 
 fn playlist_response(text: String) -> Response<Body> {
@@ -45,9 +48,236 @@ fn playlist_response(text: String) -> Response<Body> {
     resp
 }
 
-/// A track's multivariant playlist: one variant per rendition in `entitled` (which the caller
-/// has already narrowed with [`hls::variant_renditions`]).
-pub fn track_master(entitled: &[Entitled], carry: Carry<'_>) -> Response<Body> {
+/// `GET .../tracks/{n}/master.m3u8`: the track's multivariant playlist, one variant per
+/// rendition the token may fetch.
+pub fn track_master(
+    app: &App,
+    token: &VerifiedToken,
+    album: &str,
+    track: u32,
+    carry: Carry<'_>,
+) -> Result<Response<Body>, ApiError> {
+    let manifests: Vec<Arc<RenditionManifest>> = app
+        .library
+        .load()
+        .albums
+        .get(album)
+        .and_then(|a| a.tracks.get(&track))
+        .ok_or_else(|| ApiError::NotFound(format!("no track {track} in album {album:?}")))?
+        .renditions
+        .values()
+        .cloned()
+        .collect();
+    let entitled = variants(app, token, manifests.into_iter().map(|m| vec![m]))?;
+    let entitled: Vec<_> = entitled.into_iter().flatten().collect();
+    Ok(track_master_of(&entitled, carry))
+}
+
+/// `GET .../tracks/{n}/{rendition}/index.m3u8`: one track's media playlist.
+pub fn track_media(
+    app: &App,
+    token: &VerifiedToken,
+    album: &str,
+    track: u32,
+    rendition: &str,
+    carry: Carry<'_>,
+) -> Result<Response<Body>, ApiError> {
+    let manifest = manifest::lookup(app, album, track, rendition)?;
+    let entitled = entitle(app, token, vec![manifest])?;
+    Ok(media(&entitled, carry))
+}
+
+/// `GET /v1/albums/{album}/master.m3u8`: the album's multivariant playlist, one variant per
+/// rendition every track has and the token may fetch in every track.
+pub fn album_master(
+    app: &App,
+    token: &VerifiedToken,
+    album: &str,
+    carry: Carry<'_>,
+) -> Result<Response<Body>, ApiError> {
+    let per_rendition = album_renditions(app, album, None)?;
+    let entitled = variants(app, token, per_rendition.into_iter())?;
+    Ok(album_master_of(album, &entitled, carry))
+}
+
+/// `GET /v1/albums/{album}/{rendition}/index.m3u8`: every track's media playlist of one
+/// rendition, one after another.
+pub fn album_media(
+    app: &App,
+    token: &VerifiedToken,
+    album: &str,
+    rendition: &str,
+    carry: Carry<'_>,
+) -> Result<Response<Body>, ApiError> {
+    let tracks = album_renditions(app, album, Some(rendition))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "album {album:?} has no rendition {rendition:?} in every track"
+            ))
+        })?;
+    let entitled = entitle(app, token, tracks)?;
+    Ok(media(&entitled, carry))
+}
+
+/// Where an HLS file is: the path of `GET .../{rendition}/hls/{generation}/{file}`.
+#[derive(Debug, Clone, Copy)]
+pub struct FilePlace<'a> {
+    /// Album id.
+    pub album: &'a str,
+    /// Track number.
+    pub track: u32,
+    /// Rendition name.
+    pub rendition: &'a str,
+    /// Packaging generation.
+    pub generation: &'a str,
+    /// Which file.
+    pub file: HlsFile,
+}
+
+/// `GET .../hls/{generation}/{file}`: the rendition's key for a license holder, or an init or
+/// media segment for a token entitled to its segments. The generation is the current one,
+/// or a retiring one that players listed before a re-seal.
+pub async fn file(
+    app: &App,
+    token: &VerifiedToken,
+    place: &FilePlace<'_>,
+    headers: &HeaderMap,
+) -> Result<Response<Body>, ApiError> {
+    let &FilePlace {
+        album,
+        track,
+        rendition,
+        generation,
+        file,
+    } = place;
+    let not_found = || {
+        ApiError::NotFound(format!(
+            "no HLS file {:?} in {album}/{track}/{rendition}/{generation}",
+            file.name()
+        ))
+    };
+    let manifest = app
+        .library
+        .load()
+        .manifest(album, track, rendition)
+        .and_then(|m| m.for_generation(generation, app.now()))
+        .map(Arc::new)
+        .ok_or_else(not_found)?;
+    if file == HlsFile::Key {
+        let grant = authorize_license(token, album, track, &[rendition], &app.revocations)
+            .inspect_err(|d| app.metrics.count_denial(d))?;
+        return key(app, &grant, &manifest);
+    }
+    let record = record_of(&manifest, file).cloned().ok_or_else(not_found)?;
+    let path = app
+        .store
+        .segment_path(&manifest, &record)
+        .map_err(|_| not_found())?;
+    let grant = authorize_segment(token, album, track, rendition, &app.revocations)
+        .inspect_err(|d| app.metrics.count_denial(d))?;
+    let seg = HlsSegmentRef {
+        manifest,
+        record,
+        path,
+    };
+    segment(app, &grant, seg, headers).await
+}
+
+/// Checks `token` against every manifest (tracks of one rendition): all granted, or the first
+/// denial (counted).
+fn entitle(
+    app: &App,
+    token: &VerifiedToken,
+    manifests: Vec<Arc<RenditionManifest>>,
+) -> Result<Vec<Entitled>, ApiError> {
+    manifests
+        .into_iter()
+        .map(|m| {
+            let grant = authorize_segment(token, &m.album, m.track, &m.rendition, &app.revocations)
+                .inspect_err(|d| app.metrics.count_denial(d))?;
+            Ok(Entitled { grant, manifest: m })
+        })
+        .collect()
+}
+
+/// The variants of a multivariant playlist: of `candidates` (per rendition, its manifests in
+/// track order), those `token` may fetch in every track, narrowed by
+/// [`hls::variant_renditions`]. None at all: the first denial (counted), so a non-buyer of a
+/// track without a preview hears why.
+fn variants(
+    app: &App,
+    token: &VerifiedToken,
+    candidates: impl Iterator<Item = Vec<Arc<RenditionManifest>>>,
+) -> Result<Vec<Vec<Entitled>>, ApiError> {
+    let mut granted = Vec::new();
+    let mut denial: Option<Denied> = None;
+    for tracks in candidates {
+        let checked: Result<Vec<_>, Denied> = tracks
+            .into_iter()
+            .map(|m| {
+                authorize_segment(token, &m.album, m.track, &m.rendition, &app.revocations)
+                    .map(|grant| Entitled { grant, manifest: m })
+            })
+            .collect();
+        match checked {
+            Ok(t) if !t.is_empty() => granted.push(t),
+            Ok(_) => {}
+            Err(d) => {
+                denial.get_or_insert(d);
+            }
+        }
+    }
+    let names: Vec<&str> = granted.iter().map(|t| t[0].grant.rendition()).collect();
+    let keep: Vec<String> = hls::variant_renditions(&names)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    granted.retain(|t| keep.iter().any(|k| k == t[0].grant.rendition()));
+    if granted.is_empty() {
+        let d = denial.unwrap_or(Denied::NotPurchased);
+        app.metrics.count_denial(&d);
+        return Err(ApiError::Denied(d));
+    }
+    Ok(granted)
+}
+
+/// An album's renditions that every one of its tracks has (only `only`, if given), each with
+/// its manifests in track order. 404 when the album has no tracks.
+fn album_renditions(
+    app: &App,
+    album: &str,
+    only: Option<&str>,
+) -> Result<Vec<Vec<Arc<RenditionManifest>>>, ApiError> {
+    let lib = app.library.load();
+    let entry = lib
+        .albums
+        .get(album)
+        .filter(|a| !a.tracks.is_empty())
+        .ok_or_else(|| ApiError::NotFound(format!("no album {album:?}")))?;
+    let mut names: Vec<&String> = entry
+        .tracks
+        .values()
+        .next()
+        .map(|t| t.renditions.keys().collect())
+        .unwrap_or_default();
+    names.retain(|n| only.is_none_or(|o| o == n.as_str()));
+    Ok(names
+        .into_iter()
+        .filter_map(|name| {
+            entry
+                .tracks
+                .values()
+                .map(|t| t.renditions.get(name).cloned())
+                .collect::<Option<Vec<_>>>()
+        })
+        .collect())
+}
+
+/// A track's multivariant playlist: one variant per rendition in `entitled` (already narrowed
+/// with [`hls::variant_renditions`]).
+fn track_master_of(entitled: &[Entitled], carry: Carry<'_>) -> Response<Body> {
     let variants: Vec<Variant<'_>> = entitled
         .iter()
         .map(|e| Variant {
@@ -60,7 +290,7 @@ pub fn track_master(entitled: &[Entitled], carry: Carry<'_>) -> Response<Body> {
 
 /// An album's multivariant playlist: per rendition, every track's entitlement (in track
 /// order).
-pub fn album_master(
+fn album_master_of(
     album: &str,
     per_rendition: &[Vec<Entitled>],
     carry: Carry<'_>,
@@ -79,25 +309,25 @@ pub fn album_master(
 }
 
 /// A media playlist of the granted rendition of one track, or of every track of an album.
-pub fn media(tracks: &[Entitled], carry: Carry<'_>) -> Response<Body> {
+fn media(tracks: &[Entitled], carry: Carry<'_>) -> Response<Body> {
     let manifests: Vec<&RenditionManifest> = tracks.iter().map(|e| &*e.manifest).collect();
     playlist_response(playlist::media(&manifests, carry))
 }
 
 /// A stored segment resolved for an HLS request.
-pub struct HlsSegmentRef {
+struct HlsSegmentRef {
     /// The rendition's manifest.
-    pub manifest: Arc<RenditionManifest>,
+    manifest: Arc<RenditionManifest>,
     /// The segment's record (init or media).
-    pub record: SegmentRecord,
+    record: SegmentRecord,
     /// The sealed file on disk.
-    pub path: std::path::PathBuf,
+    path: std::path::PathBuf,
 }
 
 /// The HLS form of a granted segment: the init segment in the clear, a media segment
 /// AES-128-CBC encrypted. Built from the sealed file on a miss (on a blocking thread: it
 /// opens and encrypts the whole segment), then served from the segment cache.
-pub async fn segment(
+async fn segment(
     app: &App,
     grant: &SegmentGrant,
     seg: HlsSegmentRef,
@@ -163,11 +393,7 @@ pub async fn segment(
 
 /// The 16-byte HLS key of the granted rendition (`m`), for a holder of a license grant that
 /// covers it. Never stored by any cache.
-pub fn key(
-    app: &App,
-    grant: &LicenseGrant,
-    m: &RenditionManifest,
-) -> Result<Response<Body>, ApiError> {
+fn key(app: &App, grant: &LicenseGrant, m: &RenditionManifest) -> Result<Response<Body>, ApiError> {
     if !grant.renditions().contains(&m.rendition) {
         // authorize_license was asked for exactly this rendition; a grant without it means
         // the caller mixed up its arguments, and a key must never leave on a guess.
@@ -203,7 +429,7 @@ pub fn key(
 }
 
 /// The record of `file` in `m`, if `m` has it (keys have none).
-pub fn record_of(m: &RenditionManifest, file: HlsFile) -> Option<&SegmentRecord> {
+fn record_of(m: &RenditionManifest, file: HlsFile) -> Option<&SegmentRecord> {
     match file {
         HlsFile::Init => Some(&m.init),
         HlsFile::Media(n) => m.segments.iter().find(|s| s.index == n),

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use crate::http::app::App;
 use crate::http::problem::ApiError;
 use crate::http::respond::{Body, json};
-use crate::license::{Clock, SystemClock, VerifiedToken, authorize_license};
+use crate::license::{VerifiedToken, authorize_license};
 
 /// The request body.
 #[derive(Debug, Deserialize)]
@@ -35,16 +35,9 @@ pub fn create(app: &App, token: &VerifiedToken, body: &[u8]) -> Result<Response<
     };
     let available: Vec<&str> = renditions.iter().map(String::as_str).collect();
     let grant = authorize_license(token, &req.album, req.track, &available, &app.revocations)
-        .inspect_err(|d| {
-            app.metrics
-                .denials
-                .get_or_create(&crate::http::metrics::OutcomeLabels {
-                    outcome: d.problem_type(),
-                })
-                .inc();
-        })?;
+        .inspect_err(|d| app.metrics.count_denial(d))?;
     let keyset = app.keys();
-    let now = SystemClock.now_unix();
+    let now = app.now();
     let mut keys = Vec::new();
     for rendition in grant.renditions() {
         let what = || format!("{}/{}/{rendition}", grant.album(), grant.track());

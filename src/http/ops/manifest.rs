@@ -1,10 +1,48 @@
 //! `GET .../manifest`: a rendition's segments with immutable URLs, sizes and hashes.
 
+use std::sync::Arc;
+
 use http::Response;
 
+use crate::http::app::App;
+use crate::http::problem::ApiError;
 use crate::http::respond::{Body, json};
-use crate::license::{Audience, SegmentGrant};
+use crate::license::{Audience, SegmentGrant, VerifiedToken, authorize_segment};
 use crate::store::RenditionManifest;
+
+/// `GET .../manifest`: the rendition's manifest, for a token entitled to its segments. 404
+/// before the entitlement check: the catalog says what exists to anyone with a token.
+pub fn get(
+    app: &App,
+    token: &VerifiedToken,
+    album: &str,
+    track: u32,
+    rendition: &str,
+) -> Result<Response<Body>, ApiError> {
+    // One catalog snapshot for the 404 check and the answer.
+    let manifest = lookup(app, album, track, rendition)?;
+    let grant = authorize_segment(token, album, track, rendition, &app.revocations)
+        .inspect_err(|d| app.metrics.count_denial(d))?;
+    Ok(answer(&manifest, &grant))
+}
+
+/// The manifest of `rendition` of `track` in `album` in the catalog now, or 404.
+pub(crate) fn lookup(
+    app: &App,
+    album: &str,
+    track: u32,
+    rendition: &str,
+) -> Result<Arc<RenditionManifest>, ApiError> {
+    app.library
+        .load()
+        .manifest(album, track, rendition)
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no rendition {rendition:?} of track {track} in album {album:?}"
+            ))
+        })
+}
 
 /// The URL of a stored segment.
 pub fn segment_url(m: &RenditionManifest, file: &str) -> String {
@@ -15,7 +53,7 @@ pub fn segment_url(m: &RenditionManifest, file: &str) -> String {
 }
 
 /// Answers with `m`, the manifest of the rendition the grant covers.
-pub fn get(m: &RenditionManifest, grant: &SegmentGrant) -> Response<Body> {
+fn answer(m: &RenditionManifest, grant: &SegmentGrant) -> Response<Body> {
     let rate = f64::from(m.sample_rate.max(1));
     let segments: Vec<_> = m
         .segments

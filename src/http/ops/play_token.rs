@@ -14,7 +14,7 @@ use crate::http::app::App;
 use crate::http::problem::ApiError;
 use crate::http::respond::{Body, json_text};
 use crate::ledger::FieldError;
-use crate::license::{Clock, Denied, MintRequest, Scope, SystemClock, VerifiedToken, mint};
+use crate::license::{Denied, MintRequest, Scope, VerifiedToken, mint};
 
 /// Most albums one play token names: the worst case (64-byte ids, a 128-byte `sub`) stays
 /// under the verifier's 4 KiB token limit (a unit test holds this down).
@@ -88,7 +88,7 @@ pub async fn exchange(
             (owned.into_iter().take(MAX_TOKEN_ALBUMS).collect(), complete)
         }
     };
-    let now = SystemClock.now_unix();
+    let now = app.now();
     let ttl = app.ledger_settings.play_token_seconds;
     let key = app
         .keys()

@@ -9,7 +9,7 @@ use crate::http::problem::ApiError;
 use crate::http::respond::{Body, json_text};
 use crate::ledger::time::format_rfc3339;
 use crate::ledger::{NewPurchase, Recorded};
-use crate::license::{Clock, Denied, Scope, SystemClock, VerifiedToken};
+use crate::license::{Denied, Scope, VerifiedToken};
 
 /// Only the store's payment backend records purchases and refunds.
 fn require_store(token: &VerifiedToken) -> Result<(), ApiError> {
@@ -18,10 +18,6 @@ fn require_store(token: &VerifiedToken) -> Result<(), ApiError> {
     } else {
         Err(ApiError::Denied(Denied::ScopeNotAllowed))
     }
-}
-
-fn now() -> i64 {
-    i64::try_from(SystemClock.now_unix()).unwrap_or(i64::MAX)
 }
 
 /// Records a purchase: 201 with the receipt, 200 with the same receipt on a retry, 409 for
@@ -33,7 +29,7 @@ pub async fn create(
     request_id: &str,
 ) -> Result<Response<Body>, ApiError> {
     require_store(token)?;
-    let now = now();
+    let now = app.now_signed();
     let purchase = NewPurchase::parse(body, now)?;
     if !app
         .library
@@ -79,7 +75,11 @@ pub async fn refund(
     request_id: &str,
 ) -> Result<Response<Body>, ApiError> {
     require_store(token)?;
-    let refunded = match app.ledger.refund(order_id, now(), request_id).await {
+    let refunded = match app
+        .ledger
+        .refund(order_id, app.now_signed(), request_id)
+        .await
+    {
         Ok(r) => r,
         Err(e) => {
             tracing::info!(target: "encore::audit", request_id, action = "refund",
@@ -98,7 +98,7 @@ pub async fn refund(
     if refunded.newly {
         app.charts.invalidate();
     }
-    app.revocations.prune(SystemClock.now_unix());
+    app.revocations.prune(app.now());
     tracing::info!(target: "encore::audit", request_id, action = "refund",
         by = %token.claims().sub, order_id, user = %refunded.user, album = %refunded.album,
         result = if refunded.newly { "refunded" } else { "replayed" });

@@ -8,7 +8,7 @@ use crate::http::problem::ApiError;
 use crate::http::respond::{Body, json_text};
 use crate::ledger::Window;
 use crate::ledger::time::format_rfc3339;
-use crate::license::{Clock, Denied, Scope, SystemClock, VerifiedToken};
+use crate::license::{Denied, Scope, VerifiedToken};
 
 /// The chart for the `window` query parameter (default `7d`).
 pub async fn chart(app: &App, query: Option<&str>) -> Result<Response<Body>, ApiError> {
@@ -24,8 +24,10 @@ pub async fn chart(app: &App, query: Option<&str>) -> Result<Response<Body>, Api
                 ApiError::BadRequest(e.to_string())
             })?,
     };
-    let now = i64::try_from(SystemClock.now_unix()).unwrap_or(i64::MAX);
-    let entries = app.charts.get(&app.ledger, window, now).await?;
+    let entries = app
+        .charts
+        .get(&app.ledger, window, app.now_signed())
+        .await?;
     let lib = app.library.load_full();
     // Built once per chart and catalog: a read that anyone may repeat costs no JSON work.
     let body = app.charts.render(window, &entries, &lib, || {

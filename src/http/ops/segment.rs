@@ -11,7 +11,7 @@ use crate::http::app::App;
 use crate::http::problem::ApiError;
 use crate::http::range::{self, RangeAnswer};
 use crate::http::respond::Body;
-use crate::license::{Audience, SegmentGrant};
+use crate::license::{Audience, Denied, Scope, SegmentGrant, VerifiedToken};
 use crate::store::library::ServedSegment;
 
 /// Serves the granted segment with validators, ranges and cache headers.
@@ -42,6 +42,27 @@ pub async fn get(
             })
     })
     .await
+}
+
+/// A segment URL the catalog does not (or no longer) serve: `handle` serves every one it
+/// does before routing. The token's scope is still checked first, as on every gated route,
+/// so only a caller that may fetch segments hears that this one does not exist.
+pub fn not_served(
+    token: &VerifiedToken,
+    album: &str,
+    track: u32,
+    rendition: &str,
+    generation: &str,
+    file: &str,
+) -> Result<Response<Body>, ApiError> {
+    match token.claims().scope {
+        Scope::Play | Scope::Edge => Err(ApiError::NotFound(format!(
+            "no segment {file:?} in {album}/{track}/{rendition}/{generation}"
+        ))),
+        Scope::Store | Scope::Admin | Scope::Account => {
+            Err(ApiError::Denied(Denied::ScopeNotAllowed))
+        }
+    }
 }
 
 static SEALED_TYPE: HeaderValue = HeaderValue::from_static("application/octet-stream");

@@ -10,7 +10,7 @@ use crate::http::respond::{Body, json_text};
 use crate::keys::account_keys::dev_account_key;
 use crate::ledger::purchase::check_identifier;
 use crate::ledger::{FieldError, NewPurchase, Recorded};
-use crate::license::{Clock, MintRequest, Scope, SystemClock, mint};
+use crate::license::{MintRequest, Scope, mint};
 
 /// One static file of the player.
 struct Asset {
@@ -153,7 +153,7 @@ pub fn session(app: &App, body: &[u8], request_id: &str) -> Result<Response<Body
     let key = dev_key(app)?;
     let req: SessionRequest = parse_body(body, "{\"user\": \"...\"}")?;
     check_user(&req.user)?;
-    let now = SystemClock.now_unix();
+    let now = app.now();
     let token = mint(
         &key,
         &MintRequest {
@@ -206,7 +206,7 @@ pub async fn purchase(
                 .unwrap_or_else(|| DEV_DEFAULT_CURRENCY.to_owned()),
         )
     };
-    let now = i64::try_from(SystemClock.now_unix()).unwrap_or(i64::MAX);
+    let now = app.now_signed();
     // Through NewPurchase::parse, so the demo store obeys every rule the real store does.
     let store_body = serde_json::json!({
         "order_id": format!("dev:{}:{}", req.user, req.album),

@@ -1,4 +1,5 @@
-//! The clock token checks read: unix seconds, passed in so expiry is tested without sleeping.
+//! The clock: unix seconds, passed in (held by the application, by each token verifier) so
+//! expiry and time windows are tested without sleeping.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -9,8 +9,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use super::router::SEGMENT_ROUTE;
+use crate::license::Denied;
 use crate::store::cache::CacheStats;
+
+/// Route name of segment requests (metrics label).
+pub const SEGMENT_ROUTE: &str = "get_segment";
 
 /// Labels of the request counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -247,6 +250,15 @@ impl Metrics {
             connections_open,
             hot,
         }
+    }
+
+    /// Counts an entitlement denial by its reason.
+    pub fn count_denial(&self, d: &Denied) {
+        self.denials
+            .get_or_create(&OutcomeLabels {
+                outcome: d.problem_type(),
+            })
+            .inc();
     }
 
     /// Counts one answered request and its latency.
