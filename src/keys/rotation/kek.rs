@@ -108,12 +108,7 @@ mod tests {
     use super::*;
     use crate::keys::KeyKind;
 
-    fn keys() -> (tempfile::TempDir, std::path::PathBuf) {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("keys");
-        Keyring::init(&dir).unwrap();
-        (tmp, dir)
-    }
+    use super::super::test_keys_dir as keys;
 
     #[test]
     fn kek_rotation_rewraps_every_content_key() {

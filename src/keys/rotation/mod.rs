@@ -371,3 +371,12 @@ fn rfc3339(unix: u64) -> String {
         })
         .unwrap_or_default()
 }
+
+/// A fresh keys folder made by `Keyring::init`, for the rotations' tests.
+#[cfg(test)]
+fn test_keys_dir() -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("keys");
+    crate::keys::Keyring::init(&dir).expect("keys init");
+    (tmp, dir)
+}

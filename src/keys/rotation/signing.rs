@@ -156,12 +156,7 @@ mod tests {
     use crate::keys::layout::signing_public_name;
     use crate::keys::lifecycle::KeyState;
 
-    fn keys() -> (tempfile::TempDir, std::path::PathBuf) {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("keys");
-        Keyring::init(&dir).unwrap();
-        (tmp, dir)
-    }
+    use super::super::test_keys_dir as keys;
 
     fn state_of(keyring: &Keyring, kid: SigningKid, now: u64) -> Option<KeyState> {
         keyring
