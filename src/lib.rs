@@ -1,27 +1,26 @@
 //! encore: a license-gated album streaming origin.
 //!
-//! Layout (one folder per concern; only `http/` will touch hyper types):
+//! Layout, one folder per concern, lowest layer first: a module imports only from the layers
+//! below it (`docs/ARCHITECTURE.md` gives the layers, the known exceptions and the path of a
+//! request through them). Outside tests, only `http/` touches hyper types.
 //! - [`clock`]: the [`clock::Clock`] every time-based decision reads.
-//! - [`catalog`]: albums on disk: folder scan, `album.toml`, track order, cover art.
-//! - [`media`]: decode (symphonia), resample, encode (FLAC, Opus), preview clips, fMP4 muxing.
-//! - [`seal`]: the cryptography: AES-256-GCM segment seals, content-key wrapping, Ed25519 key
-//!   pairs, secret key types.
-//! - [`keys`]: the keys directory (keyring: init, content keys, signing keys, listing; account
-//!   keys; signing-key lifecycle) and key rotation for licensing staff, with its audit log.
-//! - [`store`]: the packaged store on disk: manifests and sealed segments, written atomically.
-//! - [`license`]: tokens (verify, cache, mint) and the entitlement types the HTTP layer needs.
-//! - [`ledger`]: purchases and refunds (SQLite through sqlx), buyer numbers, sales charts.
-//! - [`hls`]: HLS playlists and AES-128 segments made from the sealed store on the way out.
-//! - [`app`]: the application apart from any transport: its state (store, keys, ledger,
-//!   rotation jobs, metrics), key and catalog reloads, and a server's background work.
-//! - [`http`]: the hyper server: routes, problem+json, ranges, graceful shutdown; translates
-//!   requests into calls on [`app::App`].
-//! - [`client`]: the reference client behind `encore fetch`.
-//! - [`ingest`]: the pipeline from an album folder to the packaged store, with progress.
-//! - [`crashpoint`]: named SIGKILL points for crash tests.
 //! - [`durable`]: crash-safe file writes (temp file, fsync, rename, fsync dir).
+//! - [`crashpoint`]: named SIGKILL points for crash tests.
+//! - [`seal`]: the cryptography: AES-256-GCM segment seals, content-key wrapping, Ed25519 keys.
+//! - [`media`]: decode (symphonia), resample, encode (FLAC, Opus, AAC), previews, fMP4 muxing.
+//! - [`catalog`]: albums on disk: folder scan, `album.toml`, track order, cover art.
 //! - [`config`]: `encore.toml`, validated, with flags and env layered on top.
+//! - [`store`]: the packaged store: manifests and sealed segments, the segment cache.
+//! - [`ledger`]: purchases and refunds (sqlx), group commit, buyer numbers, sales charts.
+//! - [`keys`]: the keys directory (keyring, account keys, signing-key life) and key rotation.
+//! - [`license`]: tokens (mint, verify, cache), revocations, and entitlement grants.
+//! - [`hls`]: HLS playlists and AES-128 segments made from the sealed store on the way out.
+//! - [`ingest`]: the pipeline from an album folder to the packaged store, with progress.
+//! - [`app`]: the application apart from any transport: state, reloads, background work.
+//! - [`http`]: the server: express lane, hyper, routes, ops, problem+json, sendfile.
+//! - [`client`]: the reference client behind `encore fetch`.
 //! - [`cli`]: the `encore` command line.
+//! - `fuzzing` (tests only): property-test case counts.
 
 pub mod app;
 pub mod catalog;

@@ -28,9 +28,9 @@ pub use kek::KekRotation;
 pub use maintain::MaintenanceReport;
 pub use signing::{SigningRevocation, SigningRotation, Superseded};
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::KeySettings;
 use crate::keys::{KeyEntry, KeyError, Keyring};
-use crate::license::{Clock, SystemClock};
 use crate::seal::SigningKid;
 use crate::store::{Store, StoreError};
 
