@@ -5,6 +5,7 @@
 #
 #   benches/soak.sh                         # 30 minutes; results under OUT
 #   DURATION=1800 RATE= OUT=docs/soak benches/soak.sh
+#   DURATION=300 SOAK_ARGS="--rotate-every 20 --sighup-every 20" OUT=/tmp/s benches/soak.sh
 #
 # Goal (docs/PERFORMANCE.md, "Soak"): zero 5xx and zero failed client requests; RSS and fd count
 # flat (mean of the last 10 minutes within 10 % of minutes 5-10). Exit code 0 only then.
@@ -105,7 +106,8 @@ log "== $(wc -l <"$TMP/urls") URLs, $TRACKS tracks; soaking for $DURATION s"
 
 set +e
 "$DRIVER" --server "$URL" --pid "$SERVER" --tokens "$TMP/tokens" --urls "$TMP/urls" \
-	--duration "$DURATION" --rate "$RATE" --csv "$OUT/soak.csv" --json "$OUT/soak.json"
+	--duration "$DURATION" --rate "$RATE" --csv "$OUT/soak.csv" --json "$OUT/soak.json" \
+	${SOAK_ARGS:-}
 STATUS=$?
 set -e
 grep -E ' (ERROR|WARN) ' "$TMP/encore.err" | head -20 >&2 || true

@@ -1,0 +1,436 @@
+//! The ledger's tests, on SQLite and on PostgreSQL.
+
+use super::*;
+
+const NOW: i64 = 1_800_000_000;
+
+fn purchase(order: &str, user: &str, album: &str, price: i64) -> NewPurchase {
+    let body = serde_json::json!({"order_id": order, "user": user, "album": album,
+        "price": price, "currency": "CNY"});
+    NewPurchase::parse(body.to_string().as_bytes(), NOW).unwrap()
+}
+
+async fn ledger() -> (tempfile::TempDir, Ledger) {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open_sqlite(&dir.path().join("a dir?#%").join(LEDGER_FILE))
+        .await
+        .err();
+    // A path with characters the URL parser treats specially still opens (once the
+    // folder exists).
+    assert!(ledger.is_some(), "missing parent folder must fail");
+    std::fs::create_dir_all(dir.path().join("a dir?#%")).unwrap();
+    let ledger = Ledger::open_sqlite(&dir.path().join("a dir?#%").join(LEDGER_FILE))
+        .await
+        .unwrap();
+    (dir, ledger)
+}
+
+#[tokio::test]
+async fn idempotent_on_order_id() {
+    let (_dir, ledger) = ledger().await;
+    idempotency(&ledger).await;
+    assert_eq!(ledger.integrity_check().await.unwrap(), "ok");
+    assert_eq!(
+        ledger.sqlite_durability().await.unwrap(),
+        ("wal".to_string(), 2),
+        "WAL with synchronous=FULL"
+    );
+}
+
+async fn idempotency(ledger: &Ledger) {
+    let p = purchase("o1", "u1", "a", 1500);
+    let Recorded::Created(first) = ledger.record_purchase(&p, NOW, "r1").await.unwrap() else {
+        panic!("first must create");
+    };
+    let again = ledger.record_purchase(&p, NOW + 5, "r2").await.unwrap();
+    assert_eq!(again, Recorded::Replayed(first.clone()));
+    let receipt: Receipt = serde_json::from_str(&first).unwrap();
+    assert_eq!(receipt.buyer_number, 1);
+    assert_eq!(receipt.purchased_at, "2027-01-15T08:00:00Z");
+    let other = purchase("o1", "u1", "a", 1600);
+    assert!(matches!(
+        ledger.record_purchase(&other, NOW, "r3").await,
+        Err(LedgerError::Conflict(_))
+    ));
+    assert_eq!(ledger.count_orders("o1").await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_duplicates_make_one_row_and_numbers_stay_unique() {
+    let (_dir, ledger) = ledger().await;
+    concurrency(&ledger).await;
+}
+
+async fn concurrency(ledger: &Ledger) {
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let ledger = ledger.clone();
+        tasks.push(tokio::spawn(async move {
+            let dup = purchase("same", "u1", "a", 1500);
+            let own = purchase(&format!("o{i}"), &format!("u{i}"), "a", 1500);
+            let a = ledger.record_purchase(&dup, NOW, "r").await.unwrap();
+            ledger.record_purchase(&own, NOW, "r").await.unwrap();
+            a
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        if matches!(t.await.unwrap(), Recorded::Created(_)) {
+            created += 1;
+        }
+    }
+    assert_eq!(created, 1);
+    assert_eq!(ledger.count_orders("same").await.unwrap(), 1);
+    assert_eq!(ledger.order_ids().await.unwrap().len(), 33);
+    let sales = ledger.sales(None).await.unwrap();
+    assert_eq!(sales.len(), 1);
+    assert_eq!((sales[0].units, sales[0].revenue), (33, 33 * 1500));
+}
+
+#[tokio::test]
+async fn refunds_keep_numbers_and_feed_revocations() {
+    let (_dir, ledger) = ledger().await;
+    refunds(&ledger).await;
+}
+
+async fn refunds(ledger: &Ledger) {
+    for (order, user) in [("o1", "u1"), ("o2", "u2"), ("o3", "u3"), ("o4", "u2")] {
+        ledger
+            .record_purchase(&purchase(order, user, "a", 1000), NOW, "r")
+            .await
+            .unwrap();
+    }
+    ledger
+        .record_purchase(&purchase("o5", "u2", "b", 800), NOW + 10, "r")
+        .await
+        .unwrap();
+    let r = ledger.refund("o1", NOW + 100, "rr").await.unwrap();
+    assert!(r.newly && !r.still_owned);
+    let again = ledger.refund("o1", NOW + 200, "rr2").await.unwrap();
+    assert_eq!(again.refunded_at, NOW + 100);
+    assert!(!again.newly);
+    // u2 bought album a twice: one refund leaves them owning it.
+    let r2 = ledger.refund("o2", NOW + 100, "rr").await.unwrap();
+    assert!(r2.still_owned);
+    assert!(matches!(
+        ledger.refund("nope", NOW, "r").await,
+        Err(LedgerError::UnknownOrder(_))
+    ));
+
+    let lib = ledger.library("u2").await.unwrap();
+    let got: Vec<(&str, &str, i64)> = lib
+        .iter()
+        .map(|e| (e.album.as_str(), e.order_id.as_str(), e.buyer_number))
+        .collect();
+    assert_eq!(got, [("b", "o5", 1), ("a", "o4", 4)]);
+    let lib3 = ledger.library("u3").await.unwrap();
+    assert_eq!(lib3[0].buyer_number, 3, "a refund does not renumber others");
+    assert!(ledger.library("u1").await.unwrap().is_empty());
+
+    let rev = ledger.revocations_since(NOW).await.unwrap();
+    assert_eq!(
+        rev,
+        [Revocation {
+            user: "u1".into(),
+            album: "a".into(),
+            at: NOW + 100
+        }]
+    );
+    assert!(
+        ledger
+            .revocations_since(NOW + 101)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let mut sales = ledger.sales(Some(NOW)).await.unwrap();
+    sales.sort_by(|a, b| a.album.cmp(&b.album));
+    assert_eq!((sales[0].units, sales[1].units), (2, 1));
+    assert!(ledger.sales(Some(NOW + 11)).await.unwrap().is_empty());
+}
+
+/// Hourly totals (kept by purchases and refunds, backfilled by the migration) give the
+/// same chart rows as counting the purchases themselves, for windows starting on and off
+/// an hour, refunds included.
+#[tokio::test]
+async fn hourly_totals_match_counting_purchases() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(LEDGER_FILE);
+    // Purchases recorded before the totals existed: only the first migration applied.
+    {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .unwrap();
+        let mut first = sqlx::migrate!("./migrations");
+        first.migrations = first
+            .migrations
+            .iter()
+            .filter(|m| m.version == 1)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        first.run(&pool).await.unwrap();
+        for i in 0..50i64 {
+            sqlx::query(
+                "INSERT INTO purchases (order_id, user_id, album, price, currency, \
+                 purchased_at, recorded_at, buyer_number, request_hash, response, \
+                 request_id, refunded_at) VALUES ($1, 'u', $2, $3, $4, $5, $5, $6, 'h', \
+                 'r', 'q', $7)",
+            )
+            .bind(format!("old{i}"))
+            .bind(if i % 3 == 0 { "a" } else { "b" })
+            .bind(100 + i)
+            .bind(if i % 5 == 0 { "USD" } else { "CNY" })
+            .bind(NOW - 40 * 86_400 + i * 7_919 * 11)
+            .bind(i + 1)
+            .bind(if i % 7 == 0 { Some(NOW) } else { None })
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+    }
+    let ledger = Ledger::open_sqlite(&path).await.unwrap();
+    for i in 0..120i64 {
+        let album = ["a", "b", "c"][usize::try_from(i % 3).unwrap()];
+        let mut body = serde_json::json!({"order_id": format!("n{i}"), "user": "u",
+            "album": album, "price": 1000 + i,
+            "currency": if i % 4 == 0 { "USD" } else { "CNY" }});
+        // Spread over 40 days, at odd seconds, so windows cut through hours.
+        body["purchased_at"] = time::format_rfc3339(NOW - i * 28_813).into();
+        let p = NewPurchase::parse(body.to_string().as_bytes(), NOW).unwrap();
+        ledger.record_purchase(&p, NOW, "r").await.unwrap();
+    }
+    for i in (0..120).step_by(5) {
+        ledger.refund(&format!("n{i}"), NOW, "rr").await.unwrap();
+    }
+    // A second refund of the same order changes nothing.
+    ledger.refund("n5", NOW, "rr").await.unwrap();
+    ledger.refund("old1", NOW, "rr").await.unwrap();
+    let sorted = |mut rows: Vec<SalesRow>| {
+        rows.sort_by(|x, y| (&x.album, &x.currency).cmp(&(&y.album, &y.currency)));
+        rows
+    };
+    let mut checked = 0;
+    for since in [
+        None,
+        Some(NOW - 86_400),
+        Some(NOW - 7 * 86_400),
+        Some(NOW - 30 * 86_400),
+        Some((NOW - 86_400).div_euclid(HOUR) * HOUR),
+        Some(NOW - 123_457),
+        Some(NOW - 50 * 86_400),
+    ] {
+        let fast = sorted(ledger.sales(since).await.unwrap());
+        let slow = sorted(
+            ledger
+                .sales_from_purchases(since.unwrap_or(i64::MIN), i64::MAX)
+                .await
+                .unwrap(),
+        );
+        assert_eq!(fast, slow, "since {since:?}");
+        checked += fast.len();
+    }
+    assert!(checked > 20, "the windows hold sales");
+}
+
+/// A database of its own on the PostgreSQL server the suite runs with, dropped by
+/// [`PgDatabase::drop_database`]. `.ci/run` runs the tests inside `pg_virtualenv`, which
+/// starts a PostgreSQL 15 cluster and sets `PGHOST`, `PGPORT`, `PGUSER` and `PGPASSWORD`;
+/// `ENCORE_TEST_POSTGRES_URL=postgres://USER:PASS@HOST:PORT/postgres` names another
+/// server.
+struct PgDatabase {
+    admin: sqlx::AnyPool,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    async fn create() -> PgDatabase {
+        let admin_url = std::env::var("ENCORE_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+            let var = |name: &str| {
+                std::env::var(name).unwrap_or_else(|_| {
+                    panic!(
+                        "{name} is not set: the PostgreSQL tests need a server; run them \
+                         with `bash .ci/run` (which starts one with pg_virtualenv) or set \
+                         ENCORE_TEST_POSTGRES_URL"
+                    )
+                })
+            };
+            format!(
+                "postgres://{}:{}@{}:{}/postgres",
+                var("PGUSER"),
+                var("PGPASSWORD"),
+                var("PGHOST"),
+                std::env::var("PGPORT").unwrap_or_else(|_| "5432".to_owned())
+            )
+        });
+        sqlx::any::install_default_drivers();
+        let admin = sqlx::AnyPool::connect(&admin_url).await.unwrap();
+        let mut suffix = [0u8; 6];
+        crate::seal::key::fill_random(&mut suffix).unwrap();
+        let name = format!("encore_test_{}", hex::encode(suffix));
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        let base = admin_url
+            .rsplit_once('/')
+            .map_or(admin_url.as_str(), |(b, _)| b);
+        let url = format!("{base}/{name}");
+        PgDatabase { admin, name, url }
+    }
+
+    async fn open(&self) -> Ledger {
+        Ledger::open_url(&self.url, self.name.clone())
+            .await
+            .unwrap()
+    }
+
+    /// Ends every connection to this database but the administrator's.
+    async fn terminate_connections(&self) -> i64 {
+        let row = sqlx::query(
+            "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&self.name)
+        .fetch_one(&self.admin)
+        .await
+        .unwrap();
+        row.try_get("n").unwrap()
+    }
+
+    async fn drop_database(self) {
+        // FORCE: a closed pool's backends may still be exiting.
+        self.admin
+            .execute(format!("DROP DATABASE {} WITH (FORCE)", self.name).as_str())
+            .await
+            .unwrap();
+    }
+}
+
+/// The SQLite checks again on PostgreSQL, each on a fresh database.
+#[tokio::test]
+async fn ledger_on_postgres() {
+    for check in ["idempotency", "concurrency", "refunds"] {
+        let db = PgDatabase::create().await;
+        let ledger = db.open().await;
+        match check {
+            "idempotency" => idempotency(&ledger).await,
+            "concurrency" => concurrency(&ledger).await,
+            _ => refunds(&ledger).await,
+        }
+        ledger.close().await;
+        db.drop_database().await;
+    }
+}
+
+/// Two servers on one PostgreSQL database selling the same album at once: every purchase
+/// is recorded with a buyer number of its own. (Without their writers taking turns, their
+/// serializable transactions abort each other, 40001, faster than retries land them.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_servers_selling_the_same_album_all_land() {
+    // Per server, buyers purchasing one after another: each writer commits small batches
+    // back to back for the whole test, so the two servers' transactions overlap.
+    const BUYERS: usize = 3;
+    const EACH: usize = 40;
+    let db = PgDatabase::create().await;
+    let servers = [db.open().await, db.open().await];
+    let mut tasks = Vec::new();
+    for (s, ledger) in servers.iter().enumerate() {
+        for b in 0..BUYERS {
+            let ledger = ledger.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut numbers = Vec::new();
+                for i in 0..EACH {
+                    let order = format!("s{s}-b{b}-o{i}");
+                    let p = purchase(&order, &format!("u{s}-{b}"), "a", 1500);
+                    match ledger.record_purchase(&p, NOW, "r").await {
+                        Ok(Recorded::Created(receipt)) => {
+                            let receipt: serde_json::Value =
+                                serde_json::from_str(&receipt).unwrap();
+                            numbers.push(receipt["buyer_number"].as_i64().unwrap());
+                        }
+                        other => panic!("{order} was not recorded: {other:?}"),
+                    }
+                }
+                numbers
+            }));
+        }
+    }
+    let mut numbers = Vec::new();
+    for t in tasks {
+        numbers.extend(t.await.unwrap());
+    }
+    numbers.sort_unstable();
+    let expected: Vec<i64> = (1..=i64::try_from(2 * BUYERS * EACH).unwrap()).collect();
+    assert_eq!(numbers, expected, "buyer numbers 1..=N, each once");
+    for ledger in servers {
+        ledger.close().await;
+    }
+    db.drop_database().await;
+}
+
+/// PostgreSQL connections killed under a stream of purchases: each purchase is recorded
+/// or answered `Unavailable` (never a hang, never another error), every recorded one is
+/// in the ledger, and once the connections stop dying purchases, refunds and reads work
+/// again without reopening the ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_lost_connections_are_replaced_without_a_restart() {
+    let db = PgDatabase::create().await;
+    let ledger = db.open().await;
+    let buyers: Vec<_> = (0..4)
+        .map(|b| {
+            let ledger = ledger.clone();
+            tokio::spawn(async move {
+                let mut recorded = Vec::new();
+                let mut unavailable = 0;
+                for i in 0..40 {
+                    let order = format!("b{b}-o{i}");
+                    let p = purchase(&order, &format!("u{b}"), "a", 1500);
+                    let answer = tokio::time::timeout(
+                        std::time::Duration::from_secs(30),
+                        ledger.record_purchase(&p, NOW, "r"),
+                    )
+                    .await
+                    .expect("a purchase hung while connections died");
+                    match answer {
+                        Ok(_) => recorded.push(order),
+                        Err(LedgerError::Unavailable(_)) => unavailable += 1,
+                        Err(other) => panic!("not a clean outage: {other:?}"),
+                    }
+                }
+                (recorded, unavailable)
+            })
+        })
+        .collect();
+    let mut killed = 0;
+    while !buyers.iter().all(|b| b.is_finished()) {
+        killed += db.terminate_connections().await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(killed > 0, "no connection was ended");
+    let mut recorded = Vec::new();
+    for b in buyers {
+        let (r, _unavailable) = b.await.unwrap();
+        recorded.extend(r);
+    }
+    for order in &recorded {
+        assert_eq!(ledger.count_orders(order).await.unwrap(), 1, "{order} lost");
+    }
+    db.terminate_connections().await;
+    let after = purchase("after", "u-after", "a", 1500);
+    assert!(matches!(
+        ledger.record_purchase(&after, NOW, "r").await.unwrap(),
+        Recorded::Created(_)
+    ));
+    db.terminate_connections().await;
+    assert!(ledger.refund("after", NOW + 1, "rr").await.unwrap().newly);
+    db.terminate_connections().await;
+    assert!(ledger.library("u-after").await.unwrap().is_empty());
+    assert!(ledger.can_commit(NOW + 2).await);
+    ledger.close().await;
+    db.drop_database().await;
+}
