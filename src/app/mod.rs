@@ -56,7 +56,7 @@ pub struct App {
     pub revocations: RevocationList,
     /// Sales charts.
     pub charts: ChartCache,
-    /// Repeatable public reads wait for the sales in flight (issue 19 item 9).
+    /// Repeatable public reads wait for the sales in flight.
     pub sales_first: SalesFirst,
     /// Token issuer and audience encore mints play tokens with.
     pub token_issuer: String,

@@ -1,18 +1,17 @@
 //! Cached segments that remember the store file they were read from, so the socket can send
 //! them from the page cache by reference.
 //!
-//! A cache hit used to be written to the socket from a heap `Bytes`: the kernel copied every
-//! 313 KB body into socket buffers, most of the server's CPU per request, where nginx's
-//! `sendfile` hands page-cache pages to TCP by reference. Here a segment loaded into the cache
-//! is read into the heap as before (that copy is what HTTP/2, TLS and derived responses use),
-//! and the open store file is kept beside it. [`crate::http::sendfile`] recognises a slice of
+//! Written from a heap `Bytes`, a cache hit makes the kernel copy every 313 KB body into socket
+//! buffers, most of the server's CPU per request, where `sendfile` (as nginx uses it) hands
+//! page-cache pages to TCP by reference. So a segment loaded into the cache is read into the
+//! heap (the copy HTTP/2, TLS and derived responses use), and the open store file is kept
+//! beside it. [`crate::http::sendfile`] recognises a slice of
 //! such a segment when hyper writes it and sends the same range with `sendfile(2)` from the
 //! store file instead of copying the heap bytes.
 //!
-//! Why the store file and not a private copy: a sealed memfd (the first version of this) is
-//! shmem, whose splice path looks every 4 KB page up on its own; a regular file's page cache is
-//! read in batches. On the load benchmark the memfd cost about a tenth of the throughput
-//! (docs/PERFORMANCE.md). Why not a mapping of the store file as the cached bytes: a mapped
+//! Why the store file and not a private copy: a sealed memfd is shmem, whose splice path looks
+//! every 4 KB page up on its own, where a regular file's page cache is read in batches; on the
+//! load benchmark a memfd costs about a tenth of the throughput (docs/PERFORMANCE.md). Why not a mapping of the store file as the cached bytes: a mapped
 //! file that someone truncates kills the reader with SIGBUS, and store files are on an
 //! operator's disk. With the heap copy, a store file changed behind encore's back can only
 //! make `sendfile` come up short, which ends that one response with an error (the client sees
