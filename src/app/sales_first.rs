@@ -33,11 +33,6 @@ impl SalesFirst {
         }
     }
 
-    /// Longest a read waits.
-    pub fn max_wait(&self) -> Duration {
-        self.max_wait
-    }
-
     /// Sales being answered now.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Acquire)

@@ -23,7 +23,8 @@ pub(super) fn retry_pause(attempt: u32) -> Duration {
     let ceiling_micros = 1000u64 << attempt.min(3);
     let mut raw = [0u8; 8];
     // Without randomness the full ceiling is as good a pause as any.
-    let random = getrandom::fill(&mut raw).map_or(u64::MAX, |()| u64::from_le_bytes(raw));
+    let random =
+        crate::seal::key::fill_random(&mut raw).map_or(u64::MAX, |()| u64::from_le_bytes(raw));
     Duration::from_micros(random % ceiling_micros + 1)
 }
 
