@@ -9,7 +9,7 @@ use encore::license::Scope;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::util::{self, Workspace};
+use crate::util::{self, ServeProcess, Workspace};
 
 /// Sets the soft and hard `RLIMIT_FSIZE` of process `pid` (same user: no privilege needed
 /// while the hard limit is not raised past what it was).
@@ -28,7 +28,6 @@ fn set_file_size_limit(pid: u32, soft: libc::rlim_t, hard: libc::rlim_t) {
 /// `encore serve` with SIGXFSZ ignored (as a supervisor with a file-size limit would run
 /// it), so a write past the limit fails with `EFBIG` instead of killing the process.
 async fn serve(ws: &Workspace, log: Arc<Mutex<Vec<String>>>) -> (tokio::process::Child, String) {
-    use tokio::io::{AsyncBufReadExt, BufReader};
     let mut cmd = ws.serve_command(&["--listen", "127.0.0.1:0", "--log-json"]);
     // SAFETY: signal(2) is async-signal-safe and allocates nothing, so it may run between
     // fork and exec; an ignored signal stays ignored across exec.
@@ -38,31 +37,7 @@ async fn serve(ws: &Workspace, log: Arc<Mutex<Vec<String>>>) -> (tokio::process:
             Ok(())
         });
     }
-    let mut child = cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start encore serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
-    tokio::spawn(async move {
-        let mut tx = Some(tx);
-        let mut lines = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(at) = line.find("encore listening on ")
-                && let Some(tx) = tx.take()
-            {
-                let rest = &line[at + "encore listening on ".len()..];
-                let _ = tx.send(rest.chars().take_while(|c| *c != '"').collect());
-            }
-            log.lock().expect("log").push(line);
-        }
-    });
-    let url = tokio::time::timeout(std::time::Duration::from_secs(60), rx)
-        .await
-        .expect("server did not say where it listens")
-        .expect("server exited before listening");
-    (child, url)
+    ServeProcess::spawn(cmd, log).await
 }
 
 async fn purchase(c: &reqwest::Client, url: &str, store: &str, order: &str) -> reqwest::Response {

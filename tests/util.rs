@@ -596,11 +596,30 @@ impl ServeProcess {
         args: &[&str],
         log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     ) -> ServeProcess {
-        use tokio::io::{AsyncBufReadExt, BufReader};
         let mut all = vec!["--listen", "127.0.0.1:0", "--log-json"];
         all.extend_from_slice(args);
-        let mut child = ws
-            .serve_command(&all)
+        let (child, url) = Self::spawn(ws.serve_command(&all), log).await;
+        let c = reqwest::Client::new();
+        for _ in 0..600 {
+            if let Ok(r) = c.get(format!("{url}/readyz")).send().await
+                && r.status().is_success()
+            {
+                return ServeProcess { child, url };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("server at {url} never became ready");
+    }
+
+    /// Spawns `cmd` (an `encore serve` listening on an ephemeral port) and returns the child
+    /// and the URL it says it listens on, without waiting for `/readyz`; its stderr lines
+    /// are appended to `log`.
+    pub async fn spawn(
+        mut cmd: tokio::process::Command,
+        log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ) -> (tokio::process::Child, String) {
+        use tokio::io::{AsyncBufReadExt, BufReader};
+        let mut child = cmd
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -625,15 +644,6 @@ impl ServeProcess {
             .await
             .expect("server did not say where it listens")
             .expect("server exited before listening");
-        let c = reqwest::Client::new();
-        for _ in 0..600 {
-            if let Ok(r) = c.get(format!("{url}/readyz")).send().await
-                && r.status().is_success()
-            {
-                return ServeProcess { child, url };
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        panic!("server at {url} never became ready");
+        (child, url)
     }
 }
