@@ -159,21 +159,8 @@ async fn over_tls_too() {
         ..Default::default()
     };
     let (s, _) = server(&ws, limits).await;
-    let (cert, key) = self_signed(&ws);
-    let acceptor = encore::http::tls::acceptor(&cert, &key).expect("tls config");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let tls_server = tokio::spawn(encore::http::run(
-        listener,
-        s.app.clone(),
-        Some(acceptor),
-        async move {
-            let _ = rx.await;
-        },
-    ));
+    let (cert, key) = util::self_signed(&ws);
+    let (addr, tx, tls_server) = util::serve_tls(s.app.clone(), &cert, &key).await;
     let connector = tls_connector(&cert);
     let connect = || async {
         let tcp = TcpStream::connect(addr).await.expect("connect");
@@ -208,31 +195,6 @@ async fn over_tls_too() {
 
     let _ = tx.send(());
     tls_server.await.expect("server task").expect("server");
-}
-
-/// A self-signed certificate for `localhost` made by openssl: (certificate, key) PEM files.
-fn self_signed(ws: &util::Workspace) -> (std::path::PathBuf, std::path::PathBuf) {
-    let cert = ws.path().join("cert.pem");
-    let key = ws.path().join("key.pem");
-    let out = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .args(["-addext", "extendedKeyUsage=serverAuth"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (cert, key)
 }
 
 /// A TLS client that trusts only `cert` and offers only h2.

@@ -195,55 +195,8 @@ async fn https_with_rustls_and_h2c_on_the_plain_port() {
     assert_eq!(r.version(), reqwest::Version::HTTP_11);
 
     // HTTPS with a self-signed certificate made by openssl.
-    let cert = ws.path().join("cert.pem");
-    let key = ws.path().join("key.pem");
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .args([
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-            "-addext",
-            "extendedKeyUsage=serverAuth",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let acceptor = encore::http::tls::acceptor(&cert, &key).expect("tls config");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(encore::http::run(
-        listener,
-        s.app.clone(),
-        Some(acceptor),
-        async move {
-            let _ = rx.await;
-        },
-    ));
+    let (cert, key) = util::self_signed(&ws);
+    let (addr, tx, server) = util::serve_tls(s.app.clone(), &cert, &key).await;
     let pem = std::fs::read(&cert).expect("cert");
     let client = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("pem")])

@@ -647,3 +647,56 @@ impl ServeProcess {
         (child, url)
     }
 }
+
+/// A self-signed certificate for `localhost` made by openssl: (certificate, key) PEM files.
+pub fn self_signed(ws: &Workspace) -> (std::path::PathBuf, std::path::PathBuf) {
+    let cert = ws.path().join("cert.pem");
+    let key = ws.path().join("key.pem");
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "extendedKeyUsage=serverAuth"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+/// `encore::http::run` over TLS with `cert`/`key` on an ephemeral loopback port: its address,
+/// the sender that stops it, and its task.
+pub async fn serve_tls(
+    app: std::sync::Arc<encore::http::App>,
+    cert: &Path,
+    key: &Path,
+) -> (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+) {
+    let acceptor = encore::http::tls::acceptor(cert, key).expect("tls config");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(encore::http::run(
+        listener,
+        app,
+        Some(acceptor),
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    (addr, tx, server)
+}
