@@ -12,13 +12,15 @@
 //! [--readers-same-priority] [--read=chart|catalog|nameplates]` (defaults 5 s per phase, 2 rounds, 1,000,000 purchases).
 //! Figures in `docs/PERFORMANCE.md`.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use encore::config::{Config, Overrides};
-use encore::http::{App, Limits};
+use encore::http::App;
 use encore::ingest::{IngestJob, progress::LogLines};
 use encore::keys::Keyring;
 use encore::ledger::{LEDGER_FILE, Ledger};
@@ -209,28 +211,8 @@ async fn serve(n: i64) -> Server {
         .await;
     fill(&path, n, i64::try_from(now).expect("now")).await;
     let ledger = Ledger::open_sqlite(&path).await.expect("ledger");
-    let app = Arc::new(
-        App::new(
-            store,
-            keyring.clone(),
-            ledger,
-            &config.server,
-            Limits::default(),
-        )
-        .expect("app"),
-    );
-    app.reload_library().expect("library");
-    app.ready.store(true, Ordering::Release);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(encore::http::run(
-        listener,
-        app.clone(),
-        None,
-        std::future::pending::<()>(),
-    ));
+    let app = common::ready_app(store, keyring.clone(), ledger, &config);
+    let url = common::serve(app.clone()).await;
     let store_token = mint(
         &keyring.signing_key().expect("key"),
         &MintRequest::new("payments", Scope::Store),

@@ -14,13 +14,15 @@
 //! phase and the ratios purchases / raw commits and exchanges / healthz. Figures and the
 //! machine are in `docs/PERFORMANCE.md` ("Purchases and token exchange").
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use encore::config::{Config, Overrides};
-use encore::http::{App, Limits};
+
 use encore::ingest::{IngestJob, progress::LogLines};
 use encore::keys::Keyring;
 use encore::keys::account_keys::{dev_account_key, init_dev_account_key};
@@ -156,28 +158,8 @@ async fn run(seconds: u64, concurrency: usize) {
     let ledger = Ledger::open_sqlite(&data.join(LEDGER_FILE))
         .await
         .expect("ledger");
-    let app = Arc::new(
-        App::new(
-            store,
-            keyring.clone(),
-            ledger,
-            &config.server,
-            Limits::default(),
-        )
-        .expect("app"),
-    );
-    app.reload_library().expect("library");
-    app.ready.store(true, Ordering::Release);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(encore::http::run(
-        listener,
-        app.clone(),
-        None,
-        std::future::pending::<()>(),
-    ));
+    let app = common::ready_app(store, keyring.clone(), ledger, &config);
+    let url = common::serve(app.clone()).await;
 
     let now = SystemClock.now_unix();
     let store_token = mint(
