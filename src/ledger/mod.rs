@@ -46,6 +46,77 @@ const BUSY_TIMEOUT_MS: u64 = 10_000;
 /// 503 the client retries), not a request that hangs until its deadline.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Connections in each of the ledger's two pools (writes, reads).
+const POOL_CONNECTIONS: u32 = 4;
+
+/// SQLite's page cache per connection, KiB (its default, stated so the ledger's memory has a
+/// known bound: [`POOL_CONNECTIONS`] × 2 pools × this).
+const SQLITE_CACHE_KIB: u32 = 2000;
+
+/// Which of the ledger's pools a connection belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pool {
+    /// Purchases, refunds and migrations.
+    Writes,
+    /// Charts, nameplates and entitlement reads; refused any write.
+    Reads,
+}
+
+/// Opens one of the ledger's pools with every connection up front, kept for the life of the
+/// server. A pool that opened connections as load rose (and closed them after 10 idle minutes)
+/// grew the process by a thread and a page cache at moments nobody chose: memory that steps
+/// with traffic instead of being fixed at start. A broken connection is still replaced: each
+/// acquire pings its connection first.
+async fn open_pool(
+    options: &AnyConnectOptions,
+    backend: Backend,
+    role: Pool,
+    location: &str,
+) -> Result<AnyPool, LedgerError> {
+    AnyPoolOptions::new()
+        .max_connections(POOL_CONNECTIONS)
+        .min_connections(POOL_CONNECTIONS)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                match (backend, role) {
+                    (Backend::Sqlite, role) => {
+                        conn.execute(format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}").as_str())
+                            .await?;
+                        conn.execute(format!("PRAGMA cache_size = -{SQLITE_CACHE_KIB}").as_str())
+                            .await?;
+                        if role == Pool::Writes {
+                            // WAL: readers never wait for the writer. FULL: a commit is on
+                            // disk (WAL fsynced) before it returns, so an acknowledged
+                            // purchase survives power loss, not only a process crash.
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = FULL").await?;
+                        } else {
+                            // The WAL mode is the file's (set by the write pool); query_only
+                            // makes a write on this pool an error, not a lock taken from
+                            // purchases.
+                            conn.execute("PRAGMA query_only = 1").await?;
+                        }
+                    }
+                    (Backend::Postgres, Pool::Writes) => {}
+                    (Backend::Postgres, Pool::Reads) => {
+                        conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+                            .await?;
+                    }
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options.clone())
+        .await
+        .map_err(|source| LedgerError::Open {
+            location: location.to_string(),
+            source,
+        })
+}
+
 /// The granularity of `sales_hourly`, seconds.
 const HOUR: i64 = 3600;
 
@@ -230,60 +301,9 @@ impl Ledger {
             location: location.clone(),
             source,
         })?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL: readers never wait for the writer. FULL: a commit is on disk
-                        // (WAL fsynced) before it returns, so an acknowledged purchase
-                        // survives power loss, not only a process crash.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = FULL").await?;
-                        conn.execute(format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}").as_str())
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options.clone())
-            .await
-            .map_err(|source| LedgerError::Open {
-                location: location.clone(),
-                source,
-            })?;
+        let pool = open_pool(&options, backend, Pool::Writes, &location).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        let reads = AnyPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    match backend {
-                        // The WAL mode is the file's (set by the write pool); query_only
-                        // makes a write on this pool an error, not a lock taken from
-                        // purchases.
-                        Backend::Sqlite => {
-                            conn.execute("PRAGMA query_only = 1").await?;
-                            conn.execute(
-                                format!("PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}").as_str(),
-                            )
-                            .await?;
-                        }
-                        Backend::Postgres => {
-                            conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-                                .await?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await
-            .map_err(|source| LedgerError::Open {
-                location: location.clone(),
-                source,
-            })?;
+        let reads = open_pool(&options, backend, Pool::Reads, &location).await?;
         // Bounded: a flood of purchases waits for queue space (backpressure), not memory.
         let health = Arc::new(Health {
             can_commit: AtomicBool::new(true),

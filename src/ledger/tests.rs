@@ -434,3 +434,36 @@ async fn postgres_lost_connections_are_replaced_without_a_restart() {
     ledger.close().await;
     db.drop_database().await;
 }
+
+/// Every pooled connection (a thread and a page cache each on SQLite) is opened at start and
+/// kept, so the ledger's memory is fixed when the server starts, not grown by whichever burst
+/// of reads first needs a fifth connection.
+#[tokio::test]
+async fn pools_open_every_connection_at_start_and_keep_them() {
+    let (_dir, ledger) = ledger().await;
+    let full = async {
+        while ledger.pool.size() < POOL_CONNECTIONS || ledger.reads.size() < POOL_CONNECTIONS {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), full)
+        .await
+        .expect("the pools did not open every connection at start");
+    for pool in [&ledger.pool, &ledger.reads] {
+        assert_eq!(
+            pool.options().get_idle_timeout(),
+            None,
+            "idle connections close"
+        );
+        assert_eq!(
+            pool.options().get_max_lifetime(),
+            None,
+            "connections are recycled"
+        );
+    }
+    let p = purchase("o1", "u1", "a", 1500);
+    ledger.record_purchase(&p, NOW, "r").await.unwrap();
+    assert_eq!(ledger.library("u1").await.unwrap().len(), 1);
+    assert_eq!(ledger.pool.size(), POOL_CONNECTIONS);
+    assert_eq!(ledger.reads.size(), POOL_CONNECTIONS);
+}
