@@ -12,10 +12,12 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::error::KeyError;
-use super::layout::{FORMAT, KEK_KIND, PUBLIC_MODE, SECRET_MODE, kek_file_name};
+use super::layout::{
+    FORMAT, KEK_KIND, PUBLIC_MODE, SECRET_MODE, kek_file_name, signing_private_name,
+};
 use crate::durable;
 use crate::seal::key::{KEY_LEN, Kek, KeyId};
-use crate::seal::signing::{PublicSigningKey, SigningKeyPair, SigningKid};
+use crate::seal::signing::{PublicSigningKey, SigningError, SigningKeyPair, SigningKid};
 
 // The structs below are the on-disk formats: field names and meanings are stored data.
 // DO NOT CHANGE them; add optional fields, or bump FORMAT with a migration.
@@ -239,6 +241,32 @@ pub(crate) fn load_kek(path: &Path) -> Result<Option<(Kek, u64)>, KeyError> {
         return Err(KeyError::corrupt(path, what, "key is not 64 hex digits"));
     }
     Ok(Some((kek, file.created_unix)))
+}
+
+/// Generates a signing key pair and writes its private half (0600); returns it with the path.
+pub(crate) fn write_new_signing_private(
+    dir: &Path,
+) -> Result<(SigningKeyPair, std::path::PathBuf), KeyError> {
+    let pair = SigningKeyPair::generate().map_err(|e| match e {
+        SigningError::Rng(e) => KeyError::Rng(e),
+        other => KeyError::corrupt(dir, "signing key", other),
+    })?;
+    let path = dir.join(signing_private_name(pair.kid()));
+    let pem = pair
+        .to_pkcs8_pem()
+        .map_err(|e| KeyError::corrupt(&path, "PKCS#8 PEM private key", e))?;
+    durable::write_atomic(&path, pem.as_bytes(), SECRET_MODE)
+        .map_err(KeyError::io("write", &path))?;
+    Ok((pair, path))
+}
+
+/// Writes the public half of `pair` (0644) to `path`.
+pub(crate) fn write_signing_public(path: &Path, pair: &SigningKeyPair) -> Result<(), KeyError> {
+    let pem = pair
+        .public()
+        .and_then(|p| p.to_spki_pem())
+        .map_err(|e| KeyError::corrupt(path, "public signing key", e))?;
+    durable::write_atomic(path, pem.as_bytes(), PUBLIC_MODE).map_err(KeyError::io("write", path))
 }
 
 pub(crate) fn load_signing_pair(path: &Path) -> Result<Option<SigningKeyPair>, KeyError> {

@@ -10,14 +10,14 @@ use crate::durable;
 use crate::keys::error::KeyError;
 use crate::keys::keyfiles::{
     KekEntry, SigningEntry, StateFile, load_kek, load_public, load_signing_pair, now_unix,
-    read_state, write_kek, write_state,
+    read_state, write_kek, write_new_signing_private, write_signing_public, write_state,
 };
 use crate::keys::layout::{
-    CONTENT_DIR, DIR_MODE, FORMAT, PUBLIC_MODE, SECRET_MODE, STATE_FILE, kek_file_name,
+    CONTENT_DIR, DIR_MODE, FORMAT, STATE_FILE, kek_file_name,
     signing_private_name, signing_public_name,
 };
 use crate::keys::lock::lock_keys_dir;
-use crate::seal::{Kek, KeyId, SigningError, SigningKeyPair, SigningKid};
+use crate::seal::{Kek, KeyId, SigningKeyPair, SigningKid};
 
 /// What [`Keyring::init`] found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,16 +198,7 @@ fn adopt_or_create_signing(
     let found = orphans(dir, "signing-", ".key.pem")?;
     let pair = match found.as_slice() {
         [] => {
-            let pair = SigningKeyPair::generate().map_err(|e| match e {
-                SigningError::Rng(e) => KeyError::Rng(e),
-                other => KeyError::corrupt(dir, "signing key", other),
-            })?;
-            let path = dir.join(signing_private_name(pair.kid()));
-            let pem = pair
-                .to_pkcs8_pem()
-                .map_err(|e| KeyError::corrupt(&path, "PKCS#8 PEM private key", e))?;
-            durable::write_atomic(&path, pem.as_bytes(), SECRET_MODE)
-                .map_err(KeyError::io("write", &path))?;
+            let (pair, path) = write_new_signing_private(dir)?;
             created.push(path);
             pair
         }
@@ -255,12 +246,7 @@ fn ensure_public(
             format!("its kid is {}, not {}", existing.kid(), pair.kid()),
         ));
     }
-    let pem = pair
-        .public()
-        .and_then(|p| p.to_spki_pem())
-        .map_err(|e| KeyError::corrupt(&path, "public signing key", e))?;
-    durable::write_atomic(&path, pem.as_bytes(), PUBLIC_MODE)
-        .map_err(KeyError::io("write", &path))?;
+    write_signing_public(&path, pair)?;
     created.push(path);
     Ok(())
 }

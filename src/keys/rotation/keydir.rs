@@ -8,11 +8,11 @@ use std::path::Path;
 
 use crate::durable;
 use crate::keys::error::KeyError;
-use crate::keys::keyfiles::{StateFile, read_state, write_state};
-use crate::keys::layout::{
-    PUBLIC_MODE, SECRET_MODE, STATE_FILE, signing_private_name, signing_public_name,
+use crate::keys::keyfiles::{
+    StateFile, read_state, write_new_signing_private, write_signing_public, write_state,
 };
-use crate::seal::{SigningError, SigningKeyPair};
+use crate::keys::layout::{STATE_FILE, signing_public_name};
+use crate::seal::SigningKeyPair;
 
 /// The state of the keys directory `dir`; an error if it has none.
 pub(super) fn state(dir: &Path) -> Result<StateFile, KeyError> {
@@ -44,23 +44,8 @@ pub(super) fn remove_durably(path: &Path) -> Result<bool, KeyError> {
 
 /// Generates a signing key pair and writes both halves (private 0600, public 0644).
 pub(super) fn new_signing_pair(dir: &Path) -> Result<SigningKeyPair, KeyError> {
-    let pair = SigningKeyPair::generate().map_err(|e| match e {
-        SigningError::Rng(e) => KeyError::Rng(e),
-        other => KeyError::corrupt(dir, "signing key", other),
-    })?;
-    let private = dir.join(signing_private_name(pair.kid()));
-    let pem = pair
-        .to_pkcs8_pem()
-        .map_err(|e| KeyError::corrupt(&private, "PKCS#8 PEM private key", e))?;
-    durable::write_atomic(&private, pem.as_bytes(), SECRET_MODE)
-        .map_err(KeyError::io("write", &private))?;
-    let public = dir.join(signing_public_name(pair.kid()));
-    let pem = pair
-        .public()
-        .and_then(|p| p.to_spki_pem())
-        .map_err(|e| KeyError::corrupt(&public, "public signing key", e))?;
-    durable::write_atomic(&public, pem.as_bytes(), PUBLIC_MODE)
-        .map_err(KeyError::io("write", &public))?;
+    let (pair, _) = write_new_signing_private(dir)?;
+    write_signing_public(&dir.join(signing_public_name(pair.kid())), &pair)?;
     Ok(pair)
 }
 
