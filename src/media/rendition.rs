@@ -61,9 +61,14 @@ impl Rendition {
         }
     }
 
+    /// The rendition called `name` in URLs, the catalog and licenses, if there is one.
+    pub fn named(name: &str) -> Option<Rendition> {
+        Rendition::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
     /// Whether `name` is the preview's name: an unknown name is not.
     pub fn names_preview(name: &str) -> bool {
-        name.parse().is_ok_and(Rendition::is_preview)
+        Rendition::named(name).is_some_and(Rendition::is_preview)
     }
 }
 
@@ -82,10 +87,7 @@ impl FromStr for Rendition {
     type Err = UnknownRendition;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Rendition::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| UnknownRendition(s.to_owned()))
+        Rendition::named(s).ok_or_else(|| UnknownRendition(s.to_owned()))
     }
 }
 
