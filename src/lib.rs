@@ -7,7 +7,8 @@
 //! - [`durable`]: crash-safe file writes (temp file, fsync, rename, fsync dir).
 //! - [`crashpoint`]: named SIGKILL points for crash tests.
 //! - [`seal`]: the cryptography: AES-256-GCM segment seals, content-key wrapping, Ed25519 keys.
-//! - [`media`]: decode (symphonia), resample, encode (FLAC, Opus, AAC), previews, fMP4 muxing.
+//! - [`media`]: the rendition names ([`media::Rendition`]), decode (symphonia), resample,
+//!   encode (FLAC, Opus, AAC), previews, fMP4 muxing.
 //! - [`catalog`]: albums on disk: folder scan, `album.toml`, track order, cover art.
 //! - [`config`]: `encore.toml`, validated, with flags and env layered on top.
 //! - [`store`]: the packaged store: manifests and sealed segments, the segment cache.

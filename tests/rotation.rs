@@ -723,7 +723,7 @@ async fn sigkill_at_every_rotation_step_then_restart_and_rerun() {
         let keyring = ws.keyring();
         let keys = keyring.content_keys_for_album("crash-a").expect("keys");
         for n in 1..=2 {
-            for rendition in encore::ingest::rendition::ALL {
+            for rendition in encore::media::Rendition::ALL.map(|r| r.as_str()) {
                 let m = util::manifest(&ws, "crash-a", n, rendition);
                 let slot: Vec<_> = keys
                     .iter()
@@ -796,7 +796,7 @@ async fn admin_api_needs_the_admin_scope_and_explains_refusals() {
     );
     assert_eq!(
         listing["content"].as_array().expect("content").len(),
-        2 * encore::ingest::rendition::ALL.len()
+        2 * encore::media::Rendition::ALL.len()
     );
     let text = listing.to_string();
     for secret in key_material(&ws) {

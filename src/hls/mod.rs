@@ -9,8 +9,8 @@
 pub mod crypto;
 pub mod playlist;
 
-use crate::ingest::rendition::PREVIEW;
 use crate::keys::Keyring;
+use crate::media::Rendition;
 use crate::seal::{self, ContentKey, OpenError, SealContext, SegmentSlot};
 use crate::store::RenditionManifest;
 
@@ -93,12 +93,11 @@ pub fn content_key_for(keyring: &Keyring, m: &RenditionManifest) -> Result<Conte
 /// when there is any, else the preview. Never both: the preview is another, shorter timeline
 /// (a clip), not another quality of the track, so a player must not switch to it mid-track.
 pub fn variant_renditions<'a>(entitled: &[&'a str]) -> Vec<&'a str> {
-    let full: Vec<&str> = entitled.iter().copied().filter(|r| *r != PREVIEW).collect();
-    if full.is_empty() {
-        entitled.iter().copied().filter(|r| *r == PREVIEW).collect()
-    } else {
-        full
-    }
+    let (previews, full): (Vec<&str>, Vec<&str>) = entitled
+        .iter()
+        .copied()
+        .partition(|r| Rendition::names_preview(r));
+    if full.is_empty() { previews } else { full }
 }
 
 /// One file of a rendition's HLS form, as named in URLs.

@@ -5,7 +5,7 @@
 use super::claims::{Claims, Scope};
 use super::revocation::RevocationList;
 use super::verify::VerifiedToken;
-use crate::ingest::rendition::PREVIEW;
+use crate::media::Rendition;
 
 /// Who a segment is served to; decides how it may be cached downstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -137,7 +137,7 @@ fn owns(claims: &Claims, album: &str, revoked: &RevocationList) -> Result<bool, 
 ///
 /// - `play` with `album` in `albums`: any rendition, unless `revoked` says the purchase was
 ///   refunded after the token was issued ([`Denied::Refunded`] beyond the preview);
-/// - `play` without it: [`PREVIEW`] only, [`Denied::NotPurchased`] otherwise;
+/// - `play` without it: [`Rendition::Preview`] only, [`Denied::NotPurchased`] otherwise;
 /// - `edge`: any rendition (segments are sealed; edges never get keys);
 /// - any other scope: [`Denied::ScopeNotAllowed`].
 ///
@@ -151,7 +151,7 @@ pub fn authorize_segment(
 ) -> Result<SegmentGrant, Denied> {
     let claims = token.claims();
     let audience = match claims.scope {
-        Scope::Play if rendition == PREVIEW => Audience::Player,
+        Scope::Play if Rendition::names_preview(rendition) => Audience::Player,
         Scope::Play if owns(claims, album, revoked)? => Audience::Player,
         Scope::Play => return Err(Denied::NotPurchased),
         Scope::Edge => Audience::Edge,
@@ -169,7 +169,7 @@ pub fn authorize_segment(
 /// `available` renditions?
 ///
 /// `play` only: a buyer gets every available rendition; anyone else (a refunded buyer
-/// included) only [`PREVIEW`] (and [`Denied::NotPurchased`] or [`Denied::Refunded`] if the
+/// included) only [`Rendition::Preview`] (and [`Denied::NotPurchased`] or [`Denied::Refunded`] if the
 /// track has no preview). Every other scope, `edge` included,
 /// gets [`Denied::ScopeNotAllowed`]: keys go to players, never to caches.
 pub fn authorize_license(
@@ -185,10 +185,11 @@ pub fn authorize_license(
             Ok(true) => (available.iter().map(|r| (*r).to_owned()).collect(), None),
             outcome => {
                 let why = outcome.err().unwrap_or(Denied::NotPurchased);
-                if !available.contains(&PREVIEW) {
+                let preview = Rendition::Preview.as_str();
+                if !available.contains(&preview) {
                     return Err(why);
                 }
-                (vec![PREVIEW.to_owned()], Some(why))
+                (vec![preview.to_owned()], Some(why))
             }
         },
         Scope::Edge | Scope::Store | Scope::Admin | Scope::Account => {
@@ -207,7 +208,11 @@ pub fn authorize_license(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ingest::rendition::{AAC, ALL, HIGH, LOSSLESS, STANDARD};
+    const LOSSLESS: &str = Rendition::Lossless.as_str();
+    const HIGH: &str = Rendition::High.as_str();
+    const STANDARD: &str = Rendition::Standard.as_str();
+    const AAC: &str = Rendition::Aac.as_str();
+    const PREVIEW: &str = Rendition::Preview.as_str();
     use crate::license::testutil::{Fixture, NOW};
 
     const ALBUM: &str = "first-light";
@@ -267,7 +272,7 @@ mod tests {
     #[test]
     fn license_rules() {
         let fx = Fixture::new();
-        let all = ALL;
+        let all = Rendition::ALL.map(Rendition::as_str);
         let none = RevocationList::new(60);
 
         let buyer = fx.verified(Scope::Play, &[ALBUM]);

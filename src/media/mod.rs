@@ -1,4 +1,5 @@
-//! Media work: decode sources to PCM, resample, encode renditions, cut and mux fMP4 segments.
+//! Media work: the renditions by name, decode sources to PCM, resample, encode renditions,
+//! cut and mux fMP4 segments.
 
 pub mod aac;
 pub mod decode;
@@ -11,5 +12,8 @@ pub mod pcm;
 pub mod preview;
 #[cfg(test)]
 mod proptests;
+pub mod rendition;
 pub mod resample;
 pub mod segment;
+
+pub use rendition::{Rendition, UnknownRendition};

@@ -7,7 +7,7 @@ use http_body_util::Full;
 use crate::http::app::App;
 use crate::http::problem::ApiError;
 use crate::http::respond::{Body, json};
-use crate::ingest::rendition::PREVIEW;
+use crate::media::Rendition;
 use crate::store::library::AlbumEntry;
 
 fn cover_url(album: &AlbumEntry) -> serde_json::Value {
@@ -74,7 +74,7 @@ pub fn get(app: &App, album: &str) -> Result<Response<Body>, ApiError> {
                     r
                 })
                 .collect();
-            let preview = t.renditions.get(PREVIEW).and_then(|m| m.preview);
+            let preview = t.renditions.get(Rendition::Preview.as_str()).and_then(|m| m.preview);
             serde_json::json!({
                 "number": t.record.track,
                 "title": t.record.title,

@@ -8,7 +8,11 @@
 use proptest::prelude::*;
 use serde_json::json;
 
+use super::super::api::License;
+use super::license::license_keys;
+use super::plan::MAX_SEGMENT_BYTES;
 use super::*;
+use crate::seal::SegmentSlot;
 
 const BASE: &str = "http://127.0.0.1:8080/";
 
