@@ -50,9 +50,9 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const POOL_CONNECTIONS: u32 = 4;
 
 /// SQLite's page cache per connection, KiB: the ledger's memory is [`POOL_CONNECTIONS`] × 2
-/// pools × this, whatever the ledger's size. SQLite's default (2000) made every connection
-/// grow to 2 MB as the ledger grew, 16 MB in all; a page it no longer caches is one `pread`
-/// from the kernel's page cache, which holds the file once for every connection.
+/// pools × this, whatever the ledger's size. At SQLite's default (2000) every connection grows
+/// to 2 MB as the ledger grows, 16 MB in all; a page not cached here is one `pread` from the
+/// kernel's page cache, which holds the file once for every connection.
 const SQLITE_CACHE_KIB: u32 = 512;
 
 /// Which of the ledger's pools a connection belongs to.
@@ -65,8 +65,8 @@ enum Pool {
 }
 
 /// Opens one of the ledger's pools with every connection up front, kept for the life of the
-/// server. A pool that opened connections as load rose (and closed them after 10 idle minutes)
-/// grew the process by a thread and a page cache at moments nobody chose: memory that steps
+/// server. A pool that opens connections as load rises (and closes them after 10 idle minutes)
+/// grows the process by a thread and a page cache at moments nobody chose: memory that steps
 /// with traffic instead of being fixed at start. A broken connection is still replaced: each
 /// acquire pings its connection first.
 async fn open_pool(
