@@ -5,6 +5,7 @@
 
 pub mod background;
 pub mod jobs;
+pub mod memory;
 pub mod metrics;
 pub mod sales_first;
 pub mod watch;

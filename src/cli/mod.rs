@@ -80,22 +80,6 @@ impl CommonArgs {
     }
 }
 
-/// One glibc malloc arena per core instead of eight: memory freed in one arena is not reused
-/// by threads of another, so with glibc's default each of the server's short-lived blocking
-/// threads may keep an arena's worth of free pages resident. Must run before any thread is
-/// started.
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        let arenas = libc::c_int::try_from(cores).unwrap_or(libc::c_int::MAX);
-        // SAFETY: mallopt only changes the allocator's tuning; called before other threads.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, arenas);
-        }
-    }
-}
-
 /// Entry point of the `encore` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -104,7 +88,7 @@ pub fn main() -> ExitCode {
         _ => false,
     };
     logging::init(json_logs);
-    limit_malloc_arenas();
+    crate::app::memory::limit_malloc_arenas();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

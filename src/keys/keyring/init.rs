@@ -13,8 +13,8 @@ use crate::keys::keyfiles::{
     read_state, write_kek, write_new_signing_private, write_signing_public, write_state,
 };
 use crate::keys::layout::{
-    CONTENT_DIR, DIR_MODE, FORMAT, STATE_FILE, kek_file_name,
-    signing_private_name, signing_public_name,
+    CONTENT_DIR, DIR_MODE, FORMAT, STATE_FILE, kek_file_name, signing_private_name,
+    signing_public_name,
 };
 use crate::keys::lock::lock_keys_dir;
 use crate::seal::{Kek, KeyId, SigningKeyPair, SigningKid};
