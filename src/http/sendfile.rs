@@ -51,8 +51,12 @@ pub(crate) struct SendfileStream {
 pub(crate) struct BodySlot(Mutex<Option<FileBacked>>);
 
 impl BodySlot {
-    /// `body` is the next response body the connection writes.
+    /// `body` is the next response body the connection writes. One too small to be sent
+    /// from its file is not kept: it would only hold the file open.
     pub(crate) fn announce(&self, body: FileBacked) {
+        if body.bytes().len() < MIN_SENDFILE {
+            return;
+        }
         if let Ok(mut next) = self.0.lock() {
             *next = Some(body);
         }
@@ -81,7 +85,7 @@ impl SendfileStream {
 
     /// `body` is what the next writes send (the express lane's bodies).
     pub(crate) fn expect_body(&mut self, body: FileBacked) {
-        self.body = body.has_file().then_some(body);
+        self.body = (body.has_file() && body.bytes().len() >= MIN_SENDFILE).then_some(body);
     }
 
     /// Holds back partial segments while a response goes out in pieces, as nginx's
@@ -234,6 +238,10 @@ impl AsyncWrite for SendfileStream {
         match backed {
             None => {
                 let written = ready!(Pin::new(&mut *inner).poll_write_vectored(cx, bufs));
+                if large {
+                    // Another body, or this one's file changed: it is not sent from again.
+                    *body = None;
+                }
                 // Nothing but a file-backed body may sit behind the cork.
                 Self::set_cork(inner, corked, false);
                 Poll::Ready(written)
