@@ -61,7 +61,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use encore::config::{Config, Overrides};
 use encore::http::ops::segment::Conditions;
 use encore::http::router::SEGMENT_ROUTE;
-use encore::http::{App, Limits, auth, express, ops, respond};
+use encore::http::{App, Limits, auth, express_bench, ops, respond};
 use encore::ingest::{IngestJob, progress::LogLines};
 use encore::keys::Keyring;
 use encore::license::{Clock, MintRequest, Scope, SystemClock, TokenMemo, authorize_segment, mint};
@@ -220,7 +220,7 @@ async fn lane_hit(f: &Fixture, out: &mut Vec<u8>) -> bytes::Bytes {
         answer.status.as_u16(),
         started.elapsed().as_secs_f64(),
     );
-    express::encode_answer(answer, false, false, out)
+    express_bench::encode_head(answer, out)
 }
 
 fn bench(c: &mut Criterion) {
@@ -273,13 +273,14 @@ fn bench(c: &mut Criterion) {
             )
         })
     });
-    // What a plain-TCP connection does before each `sendfile` of a cached body: find the store
-    // file the body was read from, and check that it still holds the bytes read.
+    // What a plain-TCP connection does before each `sendfile` of a cached body: find where
+    // the buffer lies in the store file the body carries, and check that the file still holds
+    // the bytes read.
     let cached =
         f.rt.block_on(f.app.segments.get(seg.path.clone()))
             .expect("cached segment");
     g.bench_function("file_slice", |b| {
-        b.iter(|| encore::store::backed::lookup(black_box(&cached[..])))
+        b.iter(|| cached.file_slice(black_box(&cached.bytes()[..])).is_some())
     });
     g.bench_function("respond", |b| {
         b.iter(|| {
@@ -308,12 +309,10 @@ fn bench(c: &mut Criterion) {
         f.url, f.token
     );
     g.bench_function("read_head", |b| {
-        b.iter(
-            || match express::read_head(black_box(head.as_bytes()), 64) {
-                express::Head::Express(r) => r.len,
-                other => panic!("not an express request: {other:?}"),
-            },
-        )
+        b.iter(|| {
+            express_bench::read_head_len(black_box(head.as_bytes()), 64)
+                .expect("an express request")
+        })
     });
     let mut out = Vec::with_capacity(512);
     g.bench_function("hit_encoded", |b| {

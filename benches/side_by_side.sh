@@ -4,10 +4,12 @@
 #
 #   HOLD=1 benches/load.sh &                          # wait for "== holding"
 #   benches/side_by_side.sh before=/tmp/encore-old after=target/release/encore
-#   ROUNDS=10 DURATION=4 CONNS=64 benches/side_by_side.sh [NAME=BINARY...]
+#   ROUNDS=10 DURATION=4 CONNS=64 benches/side_by_side.sh [NAME=BINARY[:CONFIG]...]
+#   benches/side_by_side.sh nolane=target/release/encore:/tmp/nolane.toml
 #
 # Each BINARY is started as one more `encore serve` on the held store, with load.sh's config
-# and pinning (same CPU, TOKIO_WORKER_THREADS=1 when pinned). Then ROUNDS rounds of closed-loop
+# (or CONFIG, a config file of its own: e.g. load.sh's "$TMP/encore.toml" with
+# `express_lane = false` added under `[server]`, to measure one build both ways) and pinning (same CPU, TOKIO_WORKER_THREADS=1 when pinned). Then ROUNDS rounds of closed-loop
 # `loadgen` (CONNS connections, DURATION s measured after 1 s of warm-up, a token on every
 # request) run against nginx, load.sh's own encore ("held") and each build, in an order that
 # rotates by one every round. Printed per round and server: req/s, then user and system CPU µs
@@ -56,6 +58,9 @@ SERVERS=("nginx:$NGINX_PID:$TMP/nginx.urls" "held:$ENCORE_PID:$TMP/encore.urls")
 for spec in "$@"; do
 	name=${spec%%=*}
 	binary=${spec#*=}
+	config=$TMP/encore.toml
+	case $binary in *:*) config=${binary#*:} binary=${binary%%:*} ;; esac
+	[ -r "$config" ] || { echo "$0: $config is not a readable config" >&2; exit 2; }
 	case $name in '' | *[!A-Za-z0-9_-]* | nginx | held)
 		echo "$0: '$name': a name is letters, digits, - and _, not nginx or held" >&2; exit 2 ;;
 	esac
@@ -64,7 +69,7 @@ for spec in "$@"; do
 		port=$((20000 + RANDOM % 30000))
 		ss -Hltn "sport = :$port" | grep -q . || break
 	done
-	env "${SERVER_ENV[@]}" "${SERVER_RUN[@]}" "$binary" serve --config "$TMP/encore.toml" \
+	env "${SERVER_ENV[@]}" "${SERVER_RUN[@]}" "$binary" serve --config "$config" \
 		--media "$MEDIA" --keys "$TMP/keys" --data "$TMP/data" --listen "127.0.0.1:$port" \
 		>"$TMP/side.$name.out" 2>"$TMP/side.$name.err" &
 	OWN+=($!)

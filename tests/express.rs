@@ -1,4 +1,4 @@
-//! The HTTP/1.1 express lane (src/http/express.rs) against hyper's path on the same server:
+//! The HTTP/1.1 express lane (src/http/express/) against hyper's path on the same server:
 //! byte-equal answers, pipelining, the hand-off to hyper mid-connection, request bodies and
 //! oversized heads left to hyper, the head-read timeout, shutdown of idle connections, and how
 //! connections spread over the connection threads.

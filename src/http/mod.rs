@@ -1,18 +1,20 @@
 //! The HTTP edge: hyper 1 through hyper-util (HTTP/1.1 and h2c on one port, TLS with rustls
 //! when configured), with the segment GETs that open a plain HTTP/1.1 connection framed by
-//! [`express`] before hyper takes over. Only this module touches HTTP types; the rules live in
+//! the express lane (`express`) before hyper takes over. Only this module touches HTTP types; the rules live in
 //! `license`, `store` and friends, and each operation is a file under `ops/`.
 //!
 //! A request: [`handle`] checks its `Host` and serves a segment the catalog has at once (the
-//! hot path: [`segment`]); anything else is parsed by [`router`] into an
-//! [`Endpoint`](router::Endpoint) that declares what its caller needs, and `dispatch`
-//! authenticates it for that need ([`auth::caller`]) and hands it to its operation in [`ops`].
+//! hot path, `delivery`, which the express lane shares); anything else is parsed by
+//! [`router`] into an [`Endpoint`](router::Endpoint) that declares what its caller needs, and
+//! `dispatch` authenticates it for that need ([`auth::caller`]) and hands it to its operation
+//! in [`ops`].
 //! Errors become problem responses in [`problem`]; connections are served by [`server`].
 
 pub mod app;
 pub mod auth;
+mod delivery;
 mod dispatch;
-pub mod express;
+mod express;
 mod host;
 pub mod json_keys;
 pub mod ops;
@@ -21,16 +23,18 @@ pub mod problem;
 mod proptests;
 pub mod range;
 pub mod respond;
-pub mod rewind;
 pub mod router;
-pub mod sendfile;
+mod sendfile;
 pub mod server;
 pub mod tls;
 
 /// The application's metrics, which the edge records and serves (`GET /metrics`).
 pub use crate::app::metrics;
 pub use app::{App, Limits};
+pub use delivery::segment;
 pub use dispatch::REQUEST_ID;
+#[doc(hidden)]
+pub use express::bench as express_bench;
 pub(crate) use host::host_is_acceptable;
 pub use server::run;
 
@@ -43,13 +47,12 @@ use std::time::Instant;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
+use self::delivery::Delivered;
 use self::dispatch::{dispatch, request_id};
-use self::ops::segment::{Answer, Conditions};
+use self::ops::segment::Conditions;
 use self::problem::ApiError;
 use self::respond::Body;
-use self::router::SEGMENT_ROUTE;
-use crate::license::{Clock, SystemClock, TokenMemo, authorize_segment};
-use crate::store::library::ServedSegment;
+use crate::license::TokenMemo;
 
 /// Handles one request: route, run the operation under the deadline, map errors, count.
 /// `memo` is the connection's memo of its last token.
@@ -69,37 +72,36 @@ pub async fn handle(
     }
     // Segment URLs resolve in one lookup, before the router parses anything.
     let served = match *req.method() {
-        Method::GET | Method::HEAD => served_segment(&app, req.uri().path()),
+        Method::GET | Method::HEAD => delivery::find(&app, req.uri().path()),
         _ => None,
     };
-    let (route, request_id, result) = match served {
-        Some(seg) => {
-            let token = auth::bearer(req.headers(), req.uri().query());
-            let conditions = Conditions::from_headers(req.headers());
-            let result = {
-                let work = std::pin::pin!(segment(&app, &memo, seg, token.as_deref(), &conditions));
-                within(app.limits.request_timeout, work).await
-            };
-            let result = result.map(|answer| answer.map(Answer::into_response));
-            (SEGMENT_ROUTE, None, result)
-        }
-        None => {
-            let endpoint = router::route(req.method(), req.uri().path());
-            let route = endpoint.name();
-            let request_id = request_id(req.headers(), &endpoint);
-            // Boxed: every route's state would otherwise make each request's future (the
-            // segment route's included) as large as the largest, and it is moved around.
-            let result = {
-                let mut work = Box::pin(dispatch(
-                    &app,
-                    endpoint,
-                    req,
-                    request_id.as_deref().unwrap_or(""),
-                ));
-                within(app.limits.request_timeout, work.as_mut()).await
-            };
-            (route, request_id, result)
-        }
+    if let Some(seg) = served {
+        let token = auth::bearer(req.headers(), req.uri().query());
+        let conditions = Conditions::from_headers(req.headers());
+        let delivered =
+            delivery::deliver(&app, &memo, seg, token.as_deref(), &conditions, started).await;
+        return Ok(match delivered {
+            Delivered::Answer(answer) => {
+                let mut resp = answer.into_response();
+                respond::cors(resp.headers_mut());
+                resp
+            }
+            Delivered::Problem(resp) => resp,
+        });
+    }
+    let endpoint = router::route(req.method(), req.uri().path());
+    let route = endpoint.name();
+    let request_id = request_id(req.headers(), &endpoint);
+    // Boxed: every route's state would otherwise make each request's future (the segment
+    // route's included) as large as the largest, and it is moved around.
+    let result = {
+        let mut work = Box::pin(dispatch(
+            &app,
+            endpoint,
+            req,
+            request_id.as_deref().unwrap_or(""),
+        ));
+        within(app.limits.request_timeout, work.as_mut()).await
     };
     Ok(conclude(&app, route, started, result, request_id))
 }
@@ -153,33 +155,4 @@ async fn within<F: Future + ?Sized>(
         Poll::Ready(out) => Some(out),
         Poll::Pending => tokio::time::timeout(limit, work).await.ok(),
     }
-}
-
-/// The segment a `GET` or `HEAD` of `path` names, if the catalog serves it now.
-fn served_segment(app: &App, path: &str) -> Option<ServedSegment> {
-    app.library
-        .load()
-        .served_segment(path, || SystemClock.now_unix())
-        .cloned()
-}
-
-/// The delivery path: the token (through the connection's memo), the entitlement, then the
-/// sealed bytes from the segment cache. `token` is what [`auth::bearer`] found.
-pub async fn segment(
-    app: &App,
-    memo: &TokenMemo,
-    seg: ServedSegment,
-    token: Option<&str>,
-    conditions: &Conditions<'_>,
-) -> Result<Answer, ApiError> {
-    let token = auth::authenticate_on(app, memo, token)?;
-    let m = &seg.manifest;
-    let grant = authorize_segment(&token, &m.album, m.track, &m.rendition, &app.revocations)
-        .inspect_err(|d| count_denial(app, d))?;
-    ops::segment::get(app, &grant, seg, conditions).await
-}
-
-/// Counts an entitlement denial by its reason.
-fn count_denial(app: &App, d: &crate::license::Denied) {
-    app.metrics.count_denial(d);
 }

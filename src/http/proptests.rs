@@ -16,7 +16,7 @@ use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::express::{Head, read_head};
+use super::express::{RequestHead as Head, read_request_head as read_head};
 use super::range::{RangeAnswer, answer};
 use super::router::{Endpoint, route};
 use crate::hls::HlsFile;

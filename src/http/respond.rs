@@ -4,8 +4,21 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 
+use crate::store::backed::FileBacked;
+
 /// The body type of every response: bodies are in memory (segments come from the cache).
 pub type Body = Full<Bytes>;
+
+/// A response of bytes read from a store file. The file rides along in the response's
+/// extensions, where a plain-TCP connection's service finds it to send the body with
+/// `sendfile` (`super::sendfile`); every other connection writes the bytes.
+pub fn file_backed(body: FileBacked) -> Response<Body> {
+    let mut resp = Response::new(Full::new(body.bytes().clone()));
+    if body.has_file() {
+        resp.extensions_mut().insert(body);
+    }
+    resp
+}
 
 /// A JSON response.
 pub fn json(value: &serde_json::Value, cache_control: &'static str) -> Response<Body> {

@@ -1,12 +1,14 @@
 //! A plain-TCP connection that sends cached segments with `sendfile(2)` instead of copying them.
 //!
-//! hyper writes an HTTP/1 response as the head followed by the body `Bytes`, in one vectored
-//! write. When a buffer it passes lies inside a cached segment ([`crate::store::backed`]),
-//! this stream sends the buffers before it with `MSG_MORE` (so the head leaves in the same
-//! packet as the body's start) and then the same range with `sendfile` from the store file:
-//! TCP takes the page-cache pages by reference and the body is never copied in user space or
-//! into socket buffers. Head and body go out under `TCP_CORK`, and the body's last byte
-//! pushes the rest out, so the body leaves in full-sized segments (why:
+//! hyper (or the express lane) writes an HTTP/1 response as the head followed by the body
+//! `Bytes`, in one vectored write. Before that, the body's store file is handed to this
+//! stream: the lane gives it directly ([`SendfileStream::expect_body`]), hyper's service
+//! through the connection's [`BodySlot`] as hyper takes the body. When a buffer being written
+//! lies inside that body, this stream sends the buffers before it with `MSG_MORE` (so the head
+//! leaves in the same packet as the body's start) and then the same range with `sendfile` from
+//! the store file: TCP takes the page-cache pages by reference and the body is never copied in
+//! user space or into socket buffers. Head and body go out under `TCP_CORK`, and the body's
+//! last byte pushes the rest out, so the body leaves in full-sized segments (why:
 //! `SendfileStream::set_cork`). The cork stays on between such responses: one syscall per
 //! response pushes, instead of two that lift and set it.
 //! Everything else (request reads, other responses, HTTP/2 frames) passes straight through to
@@ -18,32 +20,72 @@
 use std::io::{self, IoSlice};
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::store::backed::{self, FileSlice};
+use crate::store::backed::{FileBacked, FileSlice};
 
-/// Below this a body is written by copy: looking it up and a second syscall would cost more
+/// Below this a body is written by copy: finding its file and a second syscall would cost more
 /// than the copy saves.
 const MIN_SENDFILE: usize = 16 * 1024;
 
 /// A `TcpStream` whose writes send sealed-segment slices by reference.
 #[derive(Debug)]
-pub struct SendfileStream {
+pub(crate) struct SendfileStream {
     inner: TcpStream,
     /// `TCP_CORK` is on: set before a file-backed body's head, cleared once the body is sent.
     corked: bool,
+    /// The file-backed body being written: writes that lie inside its bytes go out with
+    /// `sendfile`. Held until its last byte is sent, which keeps its file open for the send.
+    body: Option<FileBacked>,
+    /// Where hyper's service leaves the next body; moved to `body` at the next large write.
+    next: Arc<BodySlot>,
+}
+
+/// Where hyper's service hands a connection the store file of the body hyper is about to
+/// write (hyper passes the stream bytes only).
+#[derive(Debug, Default)]
+pub(crate) struct BodySlot(Mutex<Option<FileBacked>>);
+
+impl BodySlot {
+    /// `body` is the next response body the connection writes. One too small to be sent
+    /// from its file is not kept: it would only hold the file open.
+    pub(crate) fn announce(&self, body: FileBacked) {
+        if body.bytes().len() < MIN_SENDFILE {
+            return;
+        }
+        if let Ok(mut next) = self.0.lock() {
+            *next = Some(body);
+        }
+    }
+
+    fn take(&self) -> Option<FileBacked> {
+        self.0.lock().ok()?.take()
+    }
 }
 
 impl SendfileStream {
     /// Wraps an accepted connection.
-    pub fn new(inner: TcpStream) -> Self {
+    pub(crate) fn new(inner: TcpStream) -> Self {
         SendfileStream {
             inner,
             corked: false,
+            body: None,
+            next: Arc::default(),
         }
+    }
+
+    /// The slot through which hyper's service announces file-backed bodies.
+    pub(crate) fn body_slot(&self) -> Arc<BodySlot> {
+        Arc::clone(&self.next)
+    }
+
+    /// `body` is what the next writes send (the express lane's bodies).
+    pub(crate) fn expect_body(&mut self, body: FileBacked) {
+        self.body = (body.has_file() && body.bytes().len() >= MIN_SENDFILE).then_some(body);
     }
 
     /// Holds back partial segments while a response goes out in pieces, as nginx's
@@ -53,15 +95,15 @@ impl SendfileStream {
     /// piece. The cork stays on from one file-backed body to the next: [`Self::push`] sends a
     /// finished body's tail without lifting it, one syscall per response instead of two.
     /// Failing to set it only costs those packets, so errors are ignored.
-    fn set_cork(&mut self, on: bool) {
-        if self.corked == on {
+    fn set_cork(inner: &TcpStream, corked: &mut bool, on: bool) {
+        if *corked == on {
             return;
         }
         let value: libc::c_int = on.into();
         // SAFETY: setsockopt on our own socket with a c_int option value.
         let done = unsafe {
             libc::setsockopt(
-                self.inner.as_raw_fd(),
+                inner.as_raw_fd(),
                 libc::IPPROTO_TCP,
                 libc::TCP_CORK,
                 (&value as *const libc::c_int).cast(),
@@ -69,7 +111,7 @@ impl SendfileStream {
             )
         };
         if done == 0 {
-            self.corked = on;
+            *corked = on;
         }
     }
 
@@ -78,26 +120,27 @@ impl SendfileStream {
     /// drops the flush flag with the next response's first segment, so the cork holds again
     /// from there. A failed push lifts the cork instead, so no tail waits for the cork's
     /// 200 ms timer.
-    fn push(&mut self) {
-        if self.inner.set_nodelay(true).is_err() {
-            self.set_cork(false);
+    fn push(inner: &TcpStream, corked: &mut bool) {
+        if inner.set_nodelay(true).is_err() {
+            Self::set_cork(inner, corked, false);
         }
     }
 
     fn poll_sendfile(
-        &self,
+        inner: &TcpStream,
         cx: &mut Context<'_>,
-        slice: FileSlice,
+        slice: FileSlice<'_>,
         len: usize,
     ) -> Poll<io::Result<usize>> {
         loop {
-            ready!(self.inner.poll_write_ready(cx))?;
-            let sent = self.inner.try_io(Interest::WRITABLE, || {
+            ready!(inner.poll_write_ready(cx))?;
+            let sent = inner.try_io(Interest::WRITABLE, || {
                 let mut offset = slice.offset as libc::off_t;
-                // SAFETY: both fds are open (the socket is ours; the store file is kept open by
-                // the `Bytes` hyper is writing), and `offset` is a local the call may update.
-                let n =
-                    unsafe { libc::sendfile(self.inner.as_raw_fd(), slice.fd, &mut offset, len) };
+                // SAFETY: both fds are open (the socket is ours; the store file is borrowed
+                // from the body this stream holds), and `offset` is a local the call may update.
+                let n = unsafe {
+                    libc::sendfile(inner.as_raw_fd(), slice.fd.as_raw_fd(), &mut offset, len)
+                };
                 if n < 0 {
                     Err(io::Error::last_os_error())
                 } else if n == 0 && len > 0 {
@@ -120,13 +163,13 @@ impl SendfileStream {
 
     /// Writes `bufs` with `MSG_MORE`: more of the same response follows at once.
     fn poll_send_more(
-        &self,
+        inner: &TcpStream,
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         loop {
-            ready!(self.inner.poll_write_ready(cx))?;
-            let sent = self.inner.try_io(Interest::WRITABLE, || {
+            ready!(inner.poll_write_ready(cx))?;
+            let sent = inner.try_io(Interest::WRITABLE, || {
                 // SAFETY: an all-zero msghdr is valid; `IoSlice` is ABI-compatible with
                 // `iovec` on Unix, and `bufs` outlives the call.
                 let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -134,11 +177,7 @@ impl SendfileStream {
                 msg.msg_iovlen = bufs.len() as _;
                 // SAFETY: a valid socket fd and a msghdr pointing at live buffers.
                 let n = unsafe {
-                    libc::sendmsg(
-                        self.inner.as_raw_fd(),
-                        &msg,
-                        libc::MSG_MORE | libc::MSG_NOSIGNAL,
-                    )
+                    libc::sendmsg(inner.as_raw_fd(), &msg, libc::MSG_MORE | libc::MSG_NOSIGNAL)
                 };
                 if n < 0 {
                     Err(io::Error::last_os_error())
@@ -152,13 +191,6 @@ impl SendfileStream {
             }
         }
     }
-}
-
-fn file_slice(buf: &[u8]) -> Option<FileSlice> {
-    if buf.len() < MIN_SENDFILE {
-        return None;
-    }
-    backed::lookup(buf)
 }
 
 impl AsyncRead for SendfileStream {
@@ -185,30 +217,49 @@ impl AsyncWrite for SendfileStream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let backed = bufs
-            .iter()
-            .enumerate()
-            .find_map(|(i, b)| file_slice(b).map(|m| (i, m)));
+        let SendfileStream {
+            inner,
+            corked,
+            body,
+            next,
+        } = self.get_mut();
+        let large = bufs.iter().any(|b| b.len() >= MIN_SENDFILE);
+        if large && let Some(announced) = next.take() {
+            *body = Some(announced);
+        }
+        let backed = body.as_ref().filter(|_| large).and_then(|body| {
+            bufs.iter().enumerate().find_map(|(i, b)| {
+                (b.len() >= MIN_SENDFILE)
+                    .then(|| body.file_slice(b))
+                    .flatten()
+                    .map(|slice| (i, slice))
+            })
+        });
         match backed {
             None => {
-                let written = ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs));
+                let written = ready!(Pin::new(&mut *inner).poll_write_vectored(cx, bufs));
+                if large {
+                    // Another body, or this one's file changed: it is not sent from again.
+                    *body = None;
+                }
                 // Nothing but a file-backed body may sit behind the cork.
-                this.set_cork(false);
+                Self::set_cork(inner, corked, false);
                 Poll::Ready(written)
             }
             Some((0, slice)) => {
-                this.set_cork(true);
+                Self::set_cork(inner, corked, true);
                 let len = bufs[0].len();
-                let sent = ready!(this.poll_sendfile(cx, slice, len));
+                let sent = ready!(Self::poll_sendfile(inner, cx, slice, len));
                 if matches!(sent, Ok(n) if n == len) {
-                    this.push();
+                    Self::push(inner, corked);
+                    // The body's last byte is out: its file may close with the cache's copy.
+                    *body = None;
                 }
                 Poll::Ready(sent)
             }
             Some((i, _)) => {
-                this.set_cork(true);
-                this.poll_send_more(cx, &bufs[..i])
+                Self::set_cork(inner, corked, true);
+                Self::poll_send_more(inner, cx, &bufs[..i])
             }
         }
     }
@@ -239,8 +290,9 @@ mod tests {
         let path = dir.path().join("seg");
         let body: Vec<u8> = (0..700_000u32).map(|i| (i * 7 % 253) as u8).collect();
         std::fs::write(&path, &body).unwrap();
-        let segment = backed::load(&path, true, None).await.unwrap();
-        assert!(backed::lookup(&segment).is_some());
+        let backed = crate::store::backed::load(&path, true, None).await.unwrap();
+        let segment = backed.bytes().clone();
+        assert!(backed.file_slice(&segment).is_some());
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -260,6 +312,8 @@ mod tests {
             );
         }
         let mut stream = SendfileStream::new(server);
+        // As hyper's service announces it.
+        stream.body_slot().announce(backed.slice(100..=600_099));
 
         let head = b"HTTP/1.1 200 OK\r\ncontent-length: 700000\r\n\r\n".to_vec();
         let middle = segment.slice(100..600_100);
@@ -286,6 +340,13 @@ mod tests {
                 .collect();
             let mut n = stream.write_vectored(&slices).await.unwrap();
             assert!(n > 0);
+            if part == 0 && offset == 0 {
+                assert_eq!(
+                    n,
+                    head.len(),
+                    "the announced body is found: the head goes alone"
+                );
+            }
             while n > 0 {
                 let left = parts[part].len() - offset;
                 if n >= left {
@@ -342,7 +403,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("seg");
         std::fs::write(&path, vec![7u8; BODY]).unwrap();
-        let segment = backed::load(&path, true, None).await.unwrap();
+        let backed = crate::store::backed::load(&path, true, None).await.unwrap();
+        let segment = backed.bytes().clone();
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let mut client = TcpStream::connect(listener.local_addr().unwrap())
@@ -359,6 +421,8 @@ mod tests {
 
         let head = b"HTTP/1.1 200 OK\r\ncontent-length: 20000\r\n\r\n";
         for response in 0..2 {
+            // As the express lane does before each response.
+            stream.expect_body(backed.clone());
             let n = stream
                 .write_vectored(&[IoSlice::new(head), IoSlice::new(&segment)])
                 .await

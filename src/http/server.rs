@@ -11,7 +11,7 @@
 //! thread has fewer open connections; handing accepted sockets from one accept loop to the
 //! threads instead cost ~10–20 µs of CPU per new connection in wake-ups and re-registration.
 //!
-//! A plain-TCP connection starts in the express lane ([`super::express`]) and goes to hyper at
+//! A plain-TCP connection starts in the express lane (`super::express`) and goes to hyper at
 //! its first request the lane does not answer; TLS connections go to hyper at once.
 //!
 //! A connection that does nothing is closed whatever its protocol. HTTP/1.1 waits for each
@@ -42,12 +42,12 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::time::Instant;
 
 use super::app::{App, Limits};
-use super::express::{self, Exit};
+use super::express::{self, Exit, Rewind};
 use super::metrics::ThreadLabels;
 use super::respond::Body;
-use super::rewind::Rewind;
-use super::sendfile::SendfileStream;
+use super::sendfile::{BodySlot, SendfileStream};
 use crate::license::TokenMemo;
+use crate::store::backed::FileBacked;
 
 /// How long a stopping connection thread waits for blocking work (a store read) to return
 /// once its connections are closed.
@@ -312,9 +312,10 @@ impl Connections {
                         }
                         None => Bytes::new(),
                     };
+                    let slot = stream.body_slot();
                     let io = TokioIo::new(Rewind::new(read_ahead, stream));
                     let activity = Arc::new(Activity::new());
-                    let service = service(app.clone(), memo, activity.clone());
+                    let service = service(app.clone(), memo, activity.clone(), Some(slot));
                     let conn = builder.serve_connection(io, service).into_owned();
                     if let Err(e) = drive(conn, &activity, &app.limits, stop).await {
                         tracing::debug!(%peer, "connection ended: {e}");
@@ -333,7 +334,7 @@ impl Connections {
                         return;
                     };
                     let activity = Arc::new(Activity::new());
-                    let service = service(app.clone(), memo, activity.clone());
+                    let service = service(app.clone(), memo, activity.clone(), None);
                     let conn = builder
                         .serve_connection(TokioIo::new(tls_stream), service)
                         .into_owned();
@@ -359,24 +360,33 @@ impl Connections {
 }
 
 /// The service hyper calls for each request of one connection: [`super::handle`], with each
-/// request counted in `activity` until its response body has been handed over.
+/// request counted in `activity` until its response body has been handed over. On a plain-TCP
+/// connection (`slot`), an HTTP/1 body read from a store file announces its file there as
+/// hyper takes it, so the connection can send it with `sendfile`.
 fn service(
     app: Arc<App>,
     memo: Arc<TokenMemo>,
     activity: Arc<Activity>,
+    slot: Option<Arc<BodySlot>>,
 ) -> impl hyper::service::Service<
     http::Request<hyper::body::Incoming>,
     Response = http::Response<CountedBody>,
     Error = Infallible,
     Future: Send + 'static,
 > + Clone {
-    service_fn(move |req| {
+    service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let in_flight = InFlight::begin(&activity);
+        // HTTP/2 frames bodies itself: its writes are never a body's whole remainder.
+        let slot = slot
+            .clone()
+            .filter(|_| req.version() < http::Version::HTTP_2);
         let work = super::handle(app.clone(), memo.clone(), req);
         async move {
-            let resp = work.await?;
+            let mut resp = work.await?;
+            let file = resp.extensions_mut().remove::<FileBacked>();
             Ok(resp.map(|body| CountedBody {
                 body,
+                announce: slot.zip(file),
                 _in_flight: in_flight,
             }))
         }
@@ -505,6 +515,8 @@ impl Drop for InFlight {
 /// it does once the last frame is handed over (for HTTP/2, as flow control lets it go).
 struct CountedBody {
     body: Body,
+    /// The body's store file, announced to the connection when hyper first polls the body.
+    announce: Option<(Arc<BodySlot>, FileBacked)>,
     _in_flight: InFlight,
 }
 
@@ -516,7 +528,11 @@ impl hyper::body::Body for CountedBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+        let this = self.get_mut();
+        if let Some((slot, file)) = this.announce.take() {
+            slot.announce(file);
+        }
+        Pin::new(&mut this.body).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {

@@ -5,13 +5,14 @@
 //! buffers, most of the server's CPU per request, where `sendfile` (as nginx uses it) hands
 //! page-cache pages to TCP by reference. So a segment loaded into the cache is read into the
 //! heap (the copy HTTP/2, TLS and derived responses use), and the open store file is kept
-//! beside it. [`crate::http::sendfile`] recognises a slice of
-//! such a segment when hyper writes it and sends the same range with `sendfile(2)` from the
-//! store file instead of copying the heap bytes.
+//! beside it. A plain-TCP connection (`http::sendfile`) sends a body that is a slice of such a
+//! segment with `sendfile(2)` from the store file, over the same range, instead of copying the
+//! heap bytes.
 //!
 //! Why the store file and not a private copy: a sealed memfd is shmem, whose splice path looks
 //! every 4 KB page up on its own, where a regular file's page cache is read in batches; on the
-//! load benchmark a memfd costs about a tenth of the throughput (docs/PERFORMANCE.md). Why not a mapping of the store file as the cached bytes: a mapped
+//! load benchmark a memfd costs about a tenth of the throughput (docs/PERFORMANCE.md). Why not
+//! a mapping of the store file as the cached bytes: a mapped
 //! file that someone truncates kills the reader with SIGBUS, and store files are on an
 //! operator's disk. With the heap copy, a store file changed behind encore's back can only
 //! make `sendfile` come up short, which ends that one response with an error (the client sees
@@ -27,47 +28,135 @@
 //! `CAP_IPC_LOCK` and `RLIMIT_MEMLOCK` reached, or the mapping cap below); the segment is
 //! then served as before, unpinned, and [`pinned_bytes`] shows how much is held.
 //!
-//! The registry maps each live heap copy's address range to its store file. An entry is added
-//! when a segment is loaded and removed before the file is closed, and a slice being written
-//! borrows its `Bytes`, so the file the registry names stays open at least as long as the
-//! write.
+//! The open file travels with the bytes: a cached segment is a [`FileBacked`], its heap copy
+//! and a shared handle on the store file ([`StoreFile`]), and whoever sends it takes the file
+//! from the segment it is sending. The file is closed (and its pages unpinned) when the last
+//! clone of the segment is dropped, so a send in progress always holds the file it reads.
 //!
 //! A segment is checked once, when it is loaded: the heap copy's SHA-256 against its
 //! manifest's. `sendfile` then sends the store file, not the heap copy, so the file must still
-//! hold the checked bytes: [`lookup`] compares the open file's size, mtime and ctime with those
-//! it had when it was read (one `fstat` per send) and, once they differ, hands out no file
-//! slice for that segment again, so the connection writes the checked heap copy instead. A
-//! write cannot leave ctime as it was, so a file changed in place or cut short is caught; one
+//! hold the checked bytes: [`FileBacked::file_slice`] compares the open file's size, mtime
+//! and ctime with those it had when it was read (one `fstat` per send) and, once they differ,
+//! hands out no file slice for that segment again, so the connection writes the checked heap
+//! copy instead. A write cannot leave ctime as it was, so a file changed in place or cut short is caught; one
 //! replaced by a rename is not a change at all (the open file is the old one). What this cannot
 //! see is a write that lands between the `fstat` and the moment TCP sends the pages (the
 //! kernel sends page-cache pages by reference): a window of one send, for a writer racing it.
 //! The seal still fails at the client in that case, as for any changed byte.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, RawFd};
+use std::ops::RangeInclusive;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::path::Path;
-use std::sync::RwLock;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 
-/// Live segments, by heap start address.
-static REGISTRY: RwLock<BTreeMap<usize, Registered>> = RwLock::new(BTreeMap::new());
+/// Bytes read from a store file: in memory, and when they were loaded for the segment cache,
+/// with the open file they were read from, so a plain-TCP socket can send them from the page
+/// cache by reference. Clones share both.
+#[derive(Debug, Clone, Default)]
+pub struct FileBacked {
+    bytes: Bytes,
+    /// The store file and the offset in it of `bytes`' first byte; `None` for bytes held only
+    /// in memory (derived forms, bytes made in place).
+    source: Option<(Arc<StoreFile>, u64)>,
+}
 
-/// A live segment's heap copy and the store file it was read from.
-struct Registered {
-    /// Length of the heap copy.
-    len: usize,
-    /// The store file, open while the segment lives.
-    fd: RawFd,
+impl FileBacked {
+    /// Bytes with no store file behind them: always written from memory.
+    pub fn in_memory(bytes: Bytes) -> Self {
+        FileBacked {
+            bytes,
+            source: None,
+        }
+    }
+
+    /// The bytes.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// The bytes, without the file.
+    pub fn into_bytes(self) -> Bytes {
+        self.bytes
+    }
+
+    /// The bytes were read from a store file that is kept open with them.
+    pub fn has_file(&self) -> bool {
+        self.source.is_some()
+    }
+
+    /// `range` of the bytes, still backed by the same file at the matching offset.
+    pub fn slice(&self, range: RangeInclusive<usize>) -> Self {
+        let start = *range.start() as u64;
+        FileBacked {
+            bytes: self.bytes.slice(range),
+            source: self
+                .source
+                .as_ref()
+                .map(|(file, offset)| (Arc::clone(file), offset + start)),
+        }
+    }
+
+    /// Where `buf` lies in the store file, when `buf` lies wholly inside these bytes and the
+    /// file still holds the bytes read from it (see the module doc); `None` otherwise, and the
+    /// caller writes `buf` from memory.
+    pub fn file_slice(&self, buf: &[u8]) -> Option<FileSlice<'_>> {
+        let (file, offset) = self.source.as_ref()?;
+        let base = self.bytes.as_ptr() as usize;
+        let start = (buf.as_ptr() as usize).checked_sub(base)?;
+        if start.checked_add(buf.len())? > self.bytes.len() || !file.unchanged() {
+            return None;
+        }
+        Some(FileSlice {
+            fd: file.file.as_fd(),
+            offset: offset + start as u64,
+        })
+    }
+}
+
+impl AsRef<[u8]> for FileBacked {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// A store file held open for the cached segment read from it.
+#[derive(Debug)]
+pub struct StoreFile {
+    file: File,
     /// The file as it was when the heap copy was read from it.
     stamp: Stamp,
     /// The file no longer matches `stamp`: never send from it again.
     changed: AtomicBool,
     /// For the log line when it changes.
     path: Box<Path>,
+    // Unpinned when the last segment sharing the file is dropped.
+    _pinned: Option<PinnedPages>,
+}
+
+impl StoreFile {
+    /// The file still holds the bytes read from it: one `fstat` per call, until it does not
+    /// (then never again, and a warning names it once).
+    fn unchanged(&self) -> bool {
+        if self.changed.load(Ordering::Relaxed) {
+            return false;
+        }
+        if Stamp::of(self.file.as_raw_fd()).ok() == Some(self.stamp) {
+            return true;
+        }
+        if !self.changed.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                file = %self.path.display(),
+                "store file changed or removed after it was checked and cached; the checked \
+                 copy is sent from memory until it leaves the cache"
+            );
+        }
+        false
+    }
 }
 
 /// What changes when a file's bytes do: its size, and its mtime and ctime (a write always sets
@@ -113,7 +202,7 @@ pub enum LoadFailure {
 }
 
 /// Checks `bytes` against the SHA-256 a manifest gives for them.
-pub fn check_digest(bytes: &[u8], expected: &[u8; 32]) -> Result<(), LoadFailure> {
+pub(crate) fn check_digest(bytes: &[u8], expected: &[u8; 32]) -> Result<(), LoadFailure> {
     use sha2::Digest as _;
     let actual: [u8; 32] = sha2::Sha256::digest(bytes).into();
     if &actual == expected {
@@ -127,10 +216,10 @@ pub fn check_digest(bytes: &[u8], expected: &[u8; 32]) -> Result<(), LoadFailure
 }
 
 /// Where a slice of a loaded segment lives on disk: the open store file and the offset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileSlice {
-    /// The store file (open while the slice's `Bytes` is alive).
-    pub fd: RawFd,
+#[derive(Debug, Clone, Copy)]
+pub struct FileSlice<'a> {
+    /// The store file, open as long as the segment it came from.
+    pub fd: BorrowedFd<'a>,
     /// Offset of the slice's first byte in the file.
     pub offset: u64,
 }
@@ -158,6 +247,9 @@ fn pin_cap_for_map_count(text: &str) -> Option<usize> {
     Some((count / PINNED_SHARE_OF_MAP_COUNT).max(1))
 }
 
+// Process-wide because the limits they enforce are: `vm.max_map_count` and
+// `RLIMIT_MEMLOCK` count every mapping and locked page of the process, whichever cache holds
+// them. They are counters only; no segment is found through them.
 static PINNED_SEGMENTS: AtomicUsize = AtomicUsize::new(0);
 static PINNED_BYTES: AtomicU64 = AtomicU64::new(0);
 static PIN_FAILURE_REPORTED: std::sync::Once = std::sync::Once::new();
@@ -170,6 +262,7 @@ pub fn pinned_bytes() -> u64 {
 /// A store file's pages, mapped and locked so the page cache keeps them. The mapping is never
 /// read through (a file truncated behind encore's back would make such a read a SIGBUS); it
 /// exists only to hold the lock, and unmapping it releases the pages.
+#[derive(Debug)]
 struct PinnedPages {
     addr: *mut libc::c_void,
     len: usize,
@@ -263,39 +356,14 @@ fn report_pin_failure(reason: &str) {
     });
 }
 
-/// A segment's bytes and the open file they were read from; the owner of the cached `Bytes`.
-struct FileBackedSegment {
-    bytes: Box<[u8]>,
-    // Kept open for `sendfile`; closed after the segment is unregistered (in `drop`).
-    file: File,
-    // Dropped with the segment, after it has left the registry.
-    _pinned: Option<PinnedPages>,
-}
-
-impl AsRef<[u8]> for FileBackedSegment {
-    fn as_ref(&self) -> &[u8] {
-        &self.bytes
-    }
-}
-
-impl Drop for FileBackedSegment {
-    fn drop(&mut self) {
-        // Before the fields drop: no writer can find the fd once it may be closed.
-        if let Ok(mut registry) = REGISTRY.write() {
-            registry.remove(&(self.bytes.as_ptr() as usize));
-        }
-    }
-}
-
-/// Reads `path` and returns its bytes, registered with the open file for zero-copy sends;
-/// with `pin_pages`, the file's pages stay in the page cache while the bytes live. With
+/// Reads `path` and returns its bytes with the open file, for zero-copy sends; with `pin_pages`, the file's pages stay in the page cache while the bytes live. With
 /// `expected`, bytes whose SHA-256 differs are refused (hashed on the blocking thread that
 /// reads them, once per load).
-pub async fn load(
+pub(crate) async fn load(
     path: &Path,
     pin_pages: bool,
     expected: Option<[u8; 32]>,
-) -> Result<Bytes, LoadFailure> {
+) -> Result<FileBacked, LoadFailure> {
     let path = path.to_path_buf();
     match tokio::task::spawn_blocking(move || load_blocking(&path, pin_pages, expected)).await {
         Ok(result) => result,
@@ -307,7 +375,7 @@ fn load_blocking(
     path: &Path,
     pin_pages: bool,
     expected: Option<[u8; 32]>,
-) -> Result<Bytes, LoadFailure> {
+) -> Result<FileBacked, LoadFailure> {
     let mut file = File::open(path)?;
     let before = Stamp::of(file.as_raw_fd())?;
     let len =
@@ -326,59 +394,23 @@ fn load_blocking(
         check_digest(&bytes, expected)?;
     }
     if bytes.is_empty() {
-        return Ok(Bytes::new());
+        return Ok(FileBacked::default());
     }
     let pinned = if pin_pages {
         PinnedPages::pin(&file, len)
     } else {
         None
     };
-    let segment = FileBackedSegment {
-        bytes: bytes.into_boxed_slice(),
+    let file = StoreFile {
         file,
-        _pinned: pinned,
-    };
-    let start = segment.bytes.as_ptr() as usize;
-    let entry = Registered {
-        len: segment.bytes.len(),
-        fd: segment.file.as_raw_fd(),
         stamp,
         changed: AtomicBool::new(false),
         path: path.into(),
+        _pinned: pinned,
     };
-    match REGISTRY.write() {
-        Ok(mut registry) => {
-            registry.insert(start, entry);
-        }
-        Err(_) => return Err(io::Error::other("file-backed segment registry poisoned").into()),
-    }
-    Ok(Bytes::from_owner(segment))
-}
-
-/// The store file and offset of `slice` when it lies wholly inside a loaded segment whose
-/// store file still holds the bytes read from it (see the module doc); `None` otherwise, and
-/// the caller writes `slice` itself.
-pub fn lookup(slice: &[u8]) -> Option<FileSlice> {
-    let start = slice.as_ptr() as usize;
-    let registry = REGISTRY.read().ok()?;
-    let (&base, entry) = registry.range(..=start).next_back()?;
-    let end = start.checked_add(slice.len())?;
-    if end > base + entry.len || entry.changed.load(Ordering::Relaxed) {
-        return None;
-    }
-    if Stamp::of(entry.fd).ok() != Some(entry.stamp) {
-        if !entry.changed.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                file = %entry.path.display(),
-                "store file changed or removed after it was checked and cached; the checked \
-                 copy is sent from memory until it leaves the cache"
-            );
-        }
-        return None;
-    }
-    Some(FileSlice {
-        fd: entry.fd,
-        offset: (start - base) as u64,
+    Ok(FileBacked {
+        bytes: Bytes::from(bytes),
+        source: Some((Arc::new(file), 0)),
     })
 }
 
@@ -387,48 +419,64 @@ pub(crate) mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn loads_and_registers_until_dropped() {
+    async fn loads_and_keeps_its_file_until_the_last_clone_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("seg");
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &data).unwrap();
-        let bytes = load(&path, true, None).await.unwrap();
-        assert_eq!(&bytes[..], &data[..]);
+        let segment = load(&path, true, None).await.unwrap();
+        assert_eq!(&segment.bytes()[..], &data[..]);
 
-        let whole = lookup(&bytes).expect("a loaded segment is registered");
+        let bytes = segment.bytes();
+        let whole = segment
+            .file_slice(bytes)
+            .expect("a loaded segment has its file");
         assert_eq!(whole.offset, 0);
-        let inner = bytes.slice(1000..2000);
-        assert_eq!(lookup(&inner).unwrap().offset, 1000);
-        // Other memory is not mistaken for a loaded segment.
-        assert!(lookup(&data[..]).is_none());
+        assert_eq!(segment.file_slice(&bytes[1000..2000]).unwrap().offset, 1000);
+        let ranged = segment.slice(1000..=1999);
+        assert_eq!(ranged.file_slice(ranged.bytes()).unwrap().offset, 1000);
+        assert_eq!(
+            ranged.file_slice(&ranged.bytes()[10..]).unwrap().offset,
+            1010
+        );
+        // Other memory is not mistaken for the segment's, nor is a slice reaching past it.
+        assert!(segment.file_slice(&data[..]).is_none());
+        assert!(ranged.file_slice(&bytes[1000..2001]).is_none());
+        assert!(ranged.file_slice(&bytes[999..1999]).is_none());
+        assert!(
+            FileBacked::in_memory(bytes.clone())
+                .file_slice(bytes)
+                .is_none()
+        );
 
-        // The registered fd reads the same bytes at the same offsets, even once the path is gone.
+        // The file reads the same bytes at the same offsets, even once the path is gone.
         std::fs::remove_file(&path).unwrap();
         let mut probe = [0u8; 1000];
-        // SAFETY: test-only read from an fd owned by `bytes`, which is alive, into a local buffer.
-        let read = unsafe { libc::pread(whole.fd, probe.as_mut_ptr().cast(), probe.len(), 1000) };
+        // SAFETY: test-only read from an fd the segment holds open, into a local buffer.
+        let read = unsafe {
+            libc::pread(
+                whole.fd.as_raw_fd(),
+                probe.as_mut_ptr().cast(),
+                probe.len(),
+                1000,
+            )
+        };
         assert_eq!(read, 1000);
-        assert_eq!(&probe[..], &inner[..]);
+        assert_eq!(&probe[..], &bytes[1000..2000]);
         // But the file changed (its link count, so its ctime): it is no longer sent from.
         assert!(
-            lookup(&bytes).is_none(),
+            segment.file_slice(bytes).is_none(),
             "a changed store file is not sent from"
         );
 
-        let clone = bytes.clone();
-        let ptr = clone.as_ptr() as usize;
-        drop(bytes);
-        assert!(
-            REGISTRY.read().unwrap().contains_key(&ptr),
-            "a clone keeps the segment alive"
-        );
-        drop(inner);
+        let file = Arc::downgrade(&segment.source.as_ref().expect("file-backed").0);
+        let clone = segment.clone();
+        drop(segment);
+        assert!(file.upgrade().is_some(), "a clone keeps the file open");
         drop(clone);
-        let registry = REGISTRY.read().unwrap();
-        assert!(
-            !registry.contains_key(&ptr),
-            "dropped segments leave the registry"
-        );
+        assert!(file.upgrade().is_some(), "so does a slice");
+        drop(ranged);
+        assert!(file.upgrade().is_none(), "the last one closes it");
     }
 
     #[tokio::test]
@@ -448,13 +496,17 @@ pub(crate) mod tests {
         let refused = load(&path, true, Some(other)).await.unwrap_err();
         assert!(matches!(refused, LoadFailure::Mismatch { .. }), "{refused}");
 
-        let bytes = load(&path, true, Some(digest)).await.unwrap();
-        assert!(lookup(&bytes).is_some());
+        let segment = load(&path, true, Some(digest)).await.unwrap();
+        let bytes = segment.bytes();
+        assert!(segment.file_slice(bytes).is_some());
         let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         f.seek(SeekFrom::Start(100)).unwrap();
         f.write_all(&[1]).unwrap();
-        assert!(lookup(&bytes).is_none(), "written in place: no file slice");
-        assert!(lookup(&bytes).is_none(), "nor later");
+        assert!(
+            segment.file_slice(bytes).is_none(),
+            "written in place: no file slice"
+        );
+        assert!(segment.file_slice(bytes).is_none(), "nor later");
         assert_eq!(&bytes[..], &data[..], "the checked copy is unchanged");
     }
 
@@ -509,7 +561,7 @@ pub(crate) mod tests {
 
         // `server.pin_segment_pages = false`: the pages are the kernel's to drop.
         let unpinned = load(&path, false, None).await.unwrap();
-        assert_eq!(&unpinned[..], &data[..]);
+        assert_eq!(&unpinned.bytes()[..], &data[..]);
         drop_from_page_cache(&probe);
         assert!(resident_pages(&probe, len) < pages, "unpinned pages can go");
     }
@@ -529,7 +581,7 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("empty");
         std::fs::write(&path, b"").unwrap();
-        assert!(load(&path, true, None).await.unwrap().is_empty());
+        assert!(load(&path, true, None).await.unwrap().bytes().is_empty());
         let err = load(&dir.path().join("nope"), true, None)
             .await
             .unwrap_err();

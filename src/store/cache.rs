@@ -19,7 +19,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use prometheus_client::metrics::counter::Counter;
 
-use super::backed::{self, LoadFailure};
+use super::backed::{self, FileBacked, LoadFailure};
 use super::hot::HotSlots;
 
 /// Counters moka does not keep for us (Prometheus counters, so /metrics exports them as they are).
@@ -77,7 +77,7 @@ enum Uncached<E> {
     /// The file could not be read.
     Failed(LoadError),
     /// The entry is larger than the whole cache: served as made, never inserted.
-    TooLarge(Bytes),
+    TooLarge(FileBacked),
     /// The derived form could not be built.
     Build(E),
 }
@@ -125,7 +125,7 @@ type KeyHasher = foldhash::fast::RandomState;
 /// Size-weighted segment cache.
 #[derive(Clone)]
 pub struct SegmentCache {
-    cache: moka::future::Cache<Entry, Bytes, KeyHasher>,
+    cache: moka::future::Cache<Entry, FileBacked, KeyHasher>,
     /// Copies of moka's latest sealed hits; emptied as moka lets them go.
     hot: Arc<HotSlots>,
     capacity: u64,
@@ -142,7 +142,9 @@ impl SegmentCache {
         let cache = moka::future::Cache::builder()
             .max_capacity(capacity_bytes)
             // moka fixes an entry's weight at insert; segments never change, so that is exact.
-            .weigher(|_k: &Entry, v: &Bytes| u32::try_from(v.len()).unwrap_or(u32::MAX))
+            .weigher(|_k: &Entry, v: &FileBacked| {
+                u32::try_from(v.bytes().len()).unwrap_or(u32::MAX)
+            })
             // Whatever moka drops (evicted, replaced, invalidated) leaves the hot table too,
             // so the table holds no memory beyond moka's budget.
             .eviction_listener(move |entry: Arc<Entry>, _, _| {
@@ -178,7 +180,7 @@ impl SegmentCache {
 
     /// Returns the file's bytes, loading it at most once however many callers miss together.
     /// For files no manifest lists (covers); segments go through [`SegmentCache::get_checked`].
-    pub async fn get(&self, path: impl Into<Arc<Path>>) -> Result<Bytes, LoadError> {
+    pub async fn get(&self, path: impl Into<Arc<Path>>) -> Result<FileBacked, LoadError> {
         self.lookup(path.into(), None).await
     }
 
@@ -188,7 +190,7 @@ impl SegmentCache {
         &self,
         path: impl Into<Arc<Path>>,
         sha256: [u8; 32],
-    ) -> Result<Bytes, LoadError> {
+    ) -> Result<FileBacked, LoadError> {
         self.lookup(path.into(), Some(sha256)).await
     }
 
@@ -196,7 +198,7 @@ impl SegmentCache {
         &self,
         path: Arc<Path>,
         expected: Option<[u8; 32]>,
-    ) -> Result<Bytes, LoadError> {
+    ) -> Result<FileBacked, LoadError> {
         if let Some(hit) = self.hot.get(&path) {
             self.stats.hits.inc();
             self.stats.hot_hits.inc();
@@ -234,7 +236,7 @@ impl SegmentCache {
         key: Entry,
         load_path: Arc<Path>,
         expected: Option<[u8; 32]>,
-    ) -> Result<Bytes, LoadError> {
+    ) -> Result<FileBacked, LoadError> {
         self.stats.misses.inc();
         let stats = self.stats.clone();
         let capacity = self.capacity;
@@ -245,7 +247,7 @@ impl SegmentCache {
                 let bytes = read(&load_path, &stats, pin_pages, expected)
                     .await
                     .map_err(Uncached::Failed)?;
-                if bytes.len() as u64 > capacity {
+                if bytes.bytes().len() as u64 > capacity {
                     // moka would drop it silently; count it and hand the bytes already read
                     // to every waiter instead of inserting them.
                     stats.uncacheable.inc();
@@ -283,7 +285,7 @@ impl SegmentCache {
         let key = Entry::Derived(Arc::clone(&path));
         if let Some(b) = self.cache.get(&key).await {
             self.stats.derived_hits.inc();
-            return Ok(b);
+            return Ok(b.into_bytes());
         }
         self.stats.derived_misses.inc();
         let stats = self.stats.clone();
@@ -293,7 +295,7 @@ impl SegmentCache {
             .cache
             .try_get_with(key, async move {
                 let sealed = match cache.get(&Entry::Sealed(Arc::clone(&path))).await {
-                    Some(b) => b,
+                    Some(b) => b.into_bytes(),
                     // Only read to be transformed: no sealed memory for a transient buffer.
                     None => read_heap(&path, &stats, sha256)
                         .await
@@ -303,15 +305,15 @@ impl SegmentCache {
                 stats.derived_builds.inc();
                 if derived.len() as u64 > capacity {
                     stats.uncacheable.inc();
-                    return Err(Uncached::TooLarge(derived));
+                    return Err(Uncached::TooLarge(FileBacked::in_memory(derived)));
                 }
-                Ok(derived)
+                Ok(FileBacked::in_memory(derived))
             })
             .await;
         match loaded {
-            Ok(b) => Ok(b),
+            Ok(b) => Ok(b.into_bytes()),
             Err(e) => match &*e {
-                Uncached::TooLarge(bytes) => Ok(bytes.clone()),
+                Uncached::TooLarge(bytes) => Ok(bytes.bytes().clone()),
                 Uncached::Failed(err) => Err(DeriveError::Load(err.clone())),
                 Uncached::Build(err) => Err(DeriveError::Build(err.clone())),
             },
@@ -352,7 +354,7 @@ async fn read(
     stats: &CacheStats,
     pin_pages: bool,
     expected: Option<[u8; 32]>,
-) -> Result<Bytes, LoadError> {
+) -> Result<FileBacked, LoadError> {
     counted(path, stats, backed::load(path, pin_pages, expected).await)
 }
 
@@ -373,15 +375,15 @@ async fn read_heap(
     counted(path, stats, read)
 }
 
-fn counted(
+fn counted<T: AsRef<[u8]>>(
     path: &Path,
     stats: &CacheStats,
-    read: Result<Bytes, LoadFailure>,
-) -> Result<Bytes, LoadError> {
+    read: Result<T, LoadFailure>,
+) -> Result<T, LoadError> {
     match read {
         Ok(v) => {
             stats.disk_reads.inc();
-            stats.disk_bytes.inc_by(v.len() as u64);
+            stats.disk_bytes.inc_by(v.as_ref().len() as u64);
             Ok(v)
         }
         Err(LoadFailure::Io(e)) => Err(LoadError {
@@ -444,10 +446,17 @@ mod tests {
 
         std::fs::write(&path, &good).unwrap();
         assert_eq!(
-            cache.get_checked(path.clone(), sha(&good)).await.unwrap(),
-            good
+            cache
+                .get_checked(path.clone(), sha(&good))
+                .await
+                .unwrap()
+                .bytes()[..],
+            good[..]
         );
-        assert_eq!(cache.get_checked(path, sha(&good)).await.unwrap(), good);
+        assert_eq!(
+            cache.get_checked(path, sha(&good)).await.unwrap().bytes()[..],
+            good[..]
+        );
         assert_eq!(cache.stats().hits.get(), 1, "the good copy is cached");
         assert_eq!(cache.stats().integrity_failures.get(), 3);
     }
@@ -461,7 +470,7 @@ mod tests {
         let tasks: Vec<_> = (0..50)
             .map(|_| {
                 let (c, p) = (cache.clone(), path.clone());
-                tokio::spawn(async move { c.get(p).await.map(|b| b.len()) })
+                tokio::spawn(async move { c.get(p).await.map(|b| b.bytes().len()) })
             })
             .collect();
         for t in tasks {
@@ -478,7 +487,7 @@ mod tests {
         let path = dir.path().join("big");
         std::fs::write(&path, vec![1u8; 5000]).unwrap();
         let cache = SegmentCache::new(1000);
-        assert_eq!(cache.get(path.clone()).await.unwrap().len(), 5000);
+        assert_eq!(cache.get(path.clone()).await.unwrap().bytes().len(), 5000);
         assert_eq!(cache.stats().uncacheable.get(), 1);
         assert_eq!(
             cache.stats().disk_reads.get(),
@@ -511,7 +520,10 @@ mod tests {
         assert_eq!(cache.stats().disk_reads.get(), 1);
         // The sealed form is its own entry, not the derived one, and was not inserted by the
         // derived load.
-        assert_eq!(&cache.get(path.clone()).await.unwrap()[..], b"sealed");
+        assert_eq!(
+            &cache.get(path.clone()).await.unwrap().bytes()[..],
+            b"sealed"
+        );
         assert_eq!(cache.stats().disk_reads.get(), 2);
         assert_eq!(
             &cache
@@ -572,7 +584,10 @@ mod tests {
         );
         let repeats = 2 * u64::from(crate::store::hot::TOUCH_EVERY);
         for _ in 0..repeats {
-            assert_eq!(cache.get(path.clone()).await.unwrap()[..], [0u8; 1000]);
+            assert_eq!(
+                cache.get(path.clone()).await.unwrap().bytes()[..],
+                [0u8; 1000]
+            );
         }
         assert_eq!(cache.stats().disk_reads.get(), 1);
         assert_eq!(cache.stats().hot_hits.get(), repeats);

@@ -23,8 +23,8 @@ use std::hash::BuildHasher;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::backed::FileBacked;
 use arc_swap::ArcSwapOption;
-use bytes::Bytes;
 
 /// Slots in the table: a power of two, sized for the segments a busy server sends again and
 /// again (an album's worth of one rendition is ~50–100), not for the whole cache.
@@ -36,7 +36,7 @@ pub const TOUCH_EVERY: u32 = 16;
 /// A segment moka holds, under its store path.
 struct Hot {
     path: Arc<Path>,
-    bytes: Bytes,
+    bytes: FileBacked,
 }
 
 /// The hot table (see the module docs).
@@ -48,7 +48,7 @@ pub struct HotSlots {
 /// What a lookup found.
 pub struct HotHit {
     /// The segment's bytes.
-    pub bytes: Bytes,
+    pub bytes: FileBacked,
     /// This read is the one in [`TOUCH_EVERY`] to report to moka.
     pub touch: bool,
 }
@@ -86,7 +86,7 @@ impl HotSlots {
 
     /// Keeps `bytes`, which moka has just returned for `path`, in its slot (replacing
     /// whatever path was there).
-    pub fn put(&self, path: Arc<Path>, bytes: Bytes) {
+    pub fn put(&self, path: Arc<Path>, bytes: FileBacked) {
         self.slot(&path).store(Some(Arc::new(Hot { path, bytes })));
     }
 
@@ -129,6 +129,7 @@ fn tick() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn path(s: &str) -> Arc<Path> {
         Arc::from(Path::new(s))
@@ -149,8 +150,11 @@ mod tests {
         let hot = HotSlots::new();
         let a = path("/store/a/00001.m4s");
         assert!(hot.get(&a).is_none());
-        hot.put(a.clone(), Bytes::from_static(b"sealed a"));
-        assert_eq!(&hot.get(&a).unwrap().bytes[..], b"sealed a");
+        hot.put(
+            a.clone(),
+            FileBacked::in_memory(Bytes::from_static(b"sealed a")),
+        );
+        assert_eq!(&hot.get(&a).unwrap().bytes.bytes()[..], b"sealed a");
         assert!(hot.get(Path::new("/store/a/00002.m4s")).is_none());
     }
 
@@ -158,14 +162,14 @@ mod tests {
     fn a_colliding_path_replaces_and_is_never_answered_for_the_other() {
         let hot = HotSlots::new();
         let (a, b) = colliding(&hot);
-        hot.put(a.clone(), Bytes::from_static(b"a"));
+        hot.put(a.clone(), FileBacked::in_memory(Bytes::from_static(b"a")));
         assert!(hot.get(&b).is_none(), "b shares the slot but is not there");
-        hot.put(b.clone(), Bytes::from_static(b"b"));
+        hot.put(b.clone(), FileBacked::in_memory(Bytes::from_static(b"b")));
         assert!(hot.get(&a).is_none(), "b took the slot");
-        assert_eq!(&hot.get(&b).unwrap().bytes[..], b"b");
+        assert_eq!(&hot.get(&b).unwrap().bytes.bytes()[..], b"b");
         // Forgetting a must not empty the slot b now holds.
         hot.forget(&a);
-        assert_eq!(&hot.get(&b).unwrap().bytes[..], b"b");
+        assert_eq!(&hot.get(&b).unwrap().bytes.bytes()[..], b"b");
         hot.forget(&b);
         assert!(hot.get(&b).is_none());
     }
@@ -177,7 +181,7 @@ mod tests {
             .map(|i| path(&format!("/store/x/{i:05}.m4s")))
             .collect();
         for p in &paths {
-            hot.put(p.clone(), Bytes::from_static(b"x"));
+            hot.put(p.clone(), FileBacked::in_memory(Bytes::from_static(b"x")));
         }
         hot.clear();
         assert!(paths.iter().all(|p| hot.get(p).is_none()));
@@ -187,7 +191,7 @@ mod tests {
     fn one_read_in_touch_every_is_reported() {
         let hot = HotSlots::new();
         let a = path("/store/a/00001.m4s");
-        hot.put(a.clone(), Bytes::from_static(b"a"));
+        hot.put(a.clone(), FileBacked::in_memory(Bytes::from_static(b"a")));
         let touches = (0..TOUCH_EVERY * 10)
             .filter(|_| hot.get(&a).unwrap().touch)
             .count();

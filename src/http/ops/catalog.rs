@@ -1,12 +1,10 @@
 //! The public catalog: albums, one album with its tracks and renditions, cover art.
 
-use bytes::Bytes;
 use http::{HeaderValue, Response, header};
-use http_body_util::Full;
 
 use crate::http::app::App;
 use crate::http::problem::ApiError;
-use crate::http::respond::{Body, json};
+use crate::http::respond::{self, Body, json};
 use crate::media::Rendition;
 use crate::store::library::AlbumEntry;
 
@@ -117,14 +115,14 @@ pub async fn cover(app: &App, album: &str) -> Result<Response<Body>, ApiError> {
         .store
         .album_dir(album)
         .map_err(|_| ApiError::NotFound(format!("album {album:?} has no cover")))?;
-    let bytes: Bytes = app.segments.get(dir.join(name)).await.map_err(|e| {
+    let cover = app.segments.get(dir.join(name)).await.map_err(|e| {
         if e.not_found {
             ApiError::NotFound(format!("cover of {album:?}"))
         } else {
             ApiError::Internal(e.to_string())
         }
     })?;
-    let mut resp = Response::new(Full::new(bytes));
+    let mut resp = respond::file_backed(cover);
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

@@ -20,6 +20,7 @@ use crate::license::{
     Denied, LicenseGrant, SegmentGrant, VerifiedToken, authorize_license, authorize_segment,
 };
 use crate::seal::SegmentSlot;
+use crate::store::backed::FileBacked;
 use crate::store::cache::DeriveError;
 use crate::store::{RenditionManifest, SegmentRecord};
 
@@ -378,7 +379,7 @@ async fn segment(
                     .map_err(|e| HlsError::Task(e.to_string()))?
                 })
                 .await;
-            built.map_err(|e| match e {
+            built.map(FileBacked::in_memory).map_err(|e| match e {
                 DeriveError::Load(e) if e.not_found => {
                     ApiError::NotFound("segment file missing from the store".into())
                 }

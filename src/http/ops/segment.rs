@@ -3,15 +3,14 @@
 
 use std::future::Future;
 
-use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode, header};
-use http_body_util::Full;
 
 use crate::http::app::App;
 use crate::http::problem::ApiError;
 use crate::http::range::{self, RangeAnswer};
-use crate::http::respond::Body;
+use crate::http::respond::{self, Body};
 use crate::license::{Audience, Denied, Scope, SegmentGrant, VerifiedToken};
+use crate::store::backed::FileBacked;
 use crate::store::library::ServedSegment;
 
 /// Serves the granted segment with validators, ranges and cache headers.
@@ -127,8 +126,9 @@ pub struct Answer {
     content_type: Option<&'static HeaderValue>,
     /// On a 206.
     content_range: Option<HeaderValue>,
-    /// The bytes to send: the whole, one range of it, or nothing (304).
-    pub body: Bytes,
+    /// The bytes to send: the whole, one range of it, or nothing (304), with the store file
+    /// they were read from when the cache keeps it open.
+    pub body: FileBacked,
 }
 
 impl Answer {
@@ -154,7 +154,7 @@ impl Answer {
         self.each_header(|name, value| {
             headers.insert(name.clone(), value.clone());
         });
-        let mut resp = Response::new(Full::new(self.body));
+        let mut resp = respond::file_backed(self.body);
         *resp.status_mut() = self.status;
         *resp.headers_mut() = headers;
         resp
@@ -171,7 +171,7 @@ pub(crate) async fn serve<F, Fut>(
 ) -> Result<Answer, ApiError>
 where
     F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<Bytes, ApiError>>,
+    Fut: Future<Output = Result<FileBacked, ApiError>>,
 {
     // Validators compare as bytes: an ETag is visible ASCII by construction.
     let etag = im.etag.as_bytes();
@@ -189,10 +189,15 @@ where
             t == b"*" || t == etag || t.strip_prefix(b"W/") == Some(etag)
         })
     {
-        return Ok(answer(StatusCode::NOT_MODIFIED, None, None, Bytes::new()));
+        return Ok(answer(
+            StatusCode::NOT_MODIFIED,
+            None,
+            None,
+            FileBacked::default(),
+        ));
     }
     let bytes = load().await?;
-    let len = bytes.len() as u64;
+    let len = bytes.bytes().len() as u64;
     // A stale If-Range means the client's partial copy is of other bytes: send everything.
     let if_range_ok = conditions
         .if_range

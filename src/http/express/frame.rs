@@ -1,64 +1,25 @@
-//! The express lane: the segment GETs and HEADs that open a plain HTTP/1.1 connection,
-//! answered without going through hyper.
-//!
-//! Why: CDN edges and players pull segment after segment on one keep-alive connection, and on
-//! that route hyper's own per-request work (its connection state machine, a header map built
-//! and dropped per request, a service call, the response head encoded from another map, a
-//! timer per request) cost more user-space CPU than all of nginx's (docs/PERFORMANCE.md).
-//! The lane keeps everything that decides an answer in one place: it calls the same
-//! [`super::segment`] (token through the connection's memo, entitlement, validators, ranges,
-//! problem responses) and `conclude` (CORS, metrics) as hyper's path. What it does
-//! itself is only the framing of the simplest requests:
-//!
-//! - it parses heads with `httparse`, hyper's own parser, with the same limits;
-//! - it answers only `GET`/`HEAD` of a URL in the catalog's segment table, over HTTP/1.1,
-//!   with no query, no body framing (`Content-Length`, `Transfer-Encoding`), no `Expect`,
-//!   no `Upgrade` and no `Connection` other than `keep-alive`;
-//! - at the first request that is anything else (another route, an HTTP/2 preface, a head it
-//!   cannot parse, a head over the size limit), it hands the connection, with every byte it
-//!   has read and not answered, to hyper, which serves the rest of the connection. So every
-//!   error of framing, every body and every other route stays hyper's.
-//!
-//! Responses are written as hyper writes them (same status line, headers, `content-length`
-//! and `date` rules); `tests/express.rs` holds the two paths to byte-equal answers.
+//! The express lane's framing: reading a request head the lane may answer, and encoding a
+//! response head exactly as hyper encodes it (status line, headers, `content-length`,
+//! `connection` and `date` by hyper's rules). No I/O: the serving loop is in the parent.
 
-use std::future::Future;
-use std::io::{self, IoSlice};
-use std::pin::Pin;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use http::{Response, StatusCode, header};
 use http_body_util::BodyExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::watch;
 
-use super::app::App;
-use super::ops::segment::{Answer, Conditions};
-use super::respond::{Body, CORS};
-use super::router::SEGMENT_ROUTE;
-use super::sendfile::SendfileStream;
-use crate::license::TokenMemo;
+use super::super::host_is_acceptable;
+use super::super::ops::segment::{Answer, Conditions};
+use super::super::respond::{Body, CORS};
+use crate::store::backed::FileBacked;
 
 /// Most header slots the lane parses into (a stack array); a head with more goes to hyper,
 /// which applies the configured limit.
 const HEADER_SLOTS: usize = 64;
 
-/// Bytes read at a time: hyper's first read buffer is this size too.
-const READ_CHUNK: usize = 8 * 1024;
-
-/// Where a connection goes when the lane is done with it.
-#[derive(Debug)]
-pub enum Exit {
-    /// It is closed (the peer left, shutdown, a timeout): nothing more to serve.
-    Closed,
-    /// hyper serves the rest, starting with these bytes already read.
-    ToHyper(Bytes),
-}
-
 /// Why the lane handed a connection to hyper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HandOff {
+pub(crate) enum HandOff {
     /// Not a head `httparse` accepts (an HTTP/2 preface, a malformed or oversized head).
     Unparsed,
     /// Not HTTP/1.1.
@@ -77,7 +38,7 @@ pub enum HandOff {
 
 impl HandOff {
     /// The metric label.
-    pub fn reason(self) -> &'static str {
+    pub(crate) fn reason(self) -> &'static str {
         match self {
             HandOff::Unparsed => "unparsed",
             HandOff::Version => "version",
@@ -92,7 +53,7 @@ impl HandOff {
 
 /// What the head at the front of a buffer asks for.
 #[derive(Debug)]
-pub enum Head<'b> {
+pub(crate) enum Head<'b> {
     /// The head has not fully arrived.
     Partial,
     /// A request the lane may answer, if its path is a served segment.
@@ -103,21 +64,21 @@ pub enum Head<'b> {
 
 /// A `GET` or `HEAD` the lane may answer, borrowed from the read buffer.
 #[derive(Debug)]
-pub struct ExpressRequest<'b> {
+pub(crate) struct ExpressRequest<'b> {
     /// `HEAD`: headers only.
-    pub head_only: bool,
+    pub(crate) head_only: bool,
     /// The request target, a path without a query.
-    pub path: &'b str,
+    pub(crate) path: &'b str,
     /// The first `Authorization` value, if visible ASCII (as hyper's path reads it).
-    pub authorization: Option<&'b str>,
+    pub(crate) authorization: Option<&'b str>,
     /// `If-None-Match`, `Range`, `If-Range`.
-    pub conditions: Conditions<'b>,
+    pub(crate) conditions: Conditions<'b>,
     /// Length of the head in the buffer.
-    pub len: usize,
+    pub(crate) len: usize,
 }
 
 /// Reads the head at the front of `buf`, with at most `max_headers` headers.
-pub fn read_head(buf: &[u8], max_headers: usize) -> Head<'_> {
+pub(crate) fn read_head(buf: &[u8], max_headers: usize) -> Head<'_> {
     let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
     let mut req = httparse::Request::new(&mut slots[..max_headers.min(HEADER_SLOTS)]);
     let len = match req.parse(buf) {
@@ -164,7 +125,7 @@ pub fn read_head(buf: &[u8], max_headers: usize) -> Head<'_> {
             if_range.get_or_insert(visible_ascii(h.value));
         }
     }
-    if hosts > 1 || !super::host_is_acceptable(true, host.into_iter()) {
+    if hosts > 1 || !host_is_acceptable(true, host.into_iter()) {
         return Head::HandOff(HandOff::Host);
     }
     Head::Express(ExpressRequest {
@@ -192,168 +153,9 @@ fn visible_ascii(value: &[u8]) -> Option<&str> {
     }
 }
 
-/// Serves `stream` from its first byte until it closes or needs hyper. `stop` turns true when
-/// the server shuts down: an idle connection then closes, and one mid-response finishes that
-/// response (marked `connection: close`) first.
-pub async fn serve(
-    stream: &mut SendfileStream,
-    app: &App,
-    memo: &TokenMemo,
-    stop: watch::Receiver<bool>,
-) -> io::Result<Exit> {
-    let limits = &app.limits;
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let mut head = Vec::with_capacity(512);
-    // The header-read timer and the shutdown waiter live as long as the connection: arming a
-    // timer and joining the shutdown waiters is a cost per request otherwise.
-    let mut waits = connection_waits(limits.header_read_timeout, stop);
-    // As hyper's: the time for a whole head runs from when the lane starts waiting for it, so
-    // an idle keep-alive connection is closed after it too.
-    let mut deadline = None;
-    loop {
-        let req = match read_head(&buf, limits.max_headers) {
-            Head::Partial => {
-                if buf.len() >= limits.max_header_bytes {
-                    return Ok(hand_off(app, HandOff::Unparsed, buf));
-                }
-                let until =
-                    *deadline.get_or_insert_with(|| Instant::now() + limits.header_read_timeout);
-                if !waits.fill(stream, &mut buf, until).await? {
-                    return Ok(Exit::Closed);
-                }
-                continue;
-            }
-            Head::HandOff(why) => return Ok(hand_off(app, why, buf)),
-            Head::Express(req) => req,
-        };
-        let Some(seg) = super::served_segment(app, req.path) else {
-            return Ok(hand_off(app, HandOff::Target, buf));
-        };
-        let started = Instant::now();
-        let token = super::auth::bearer_in(req.authorization, None);
-        let result = {
-            let work = std::pin::pin!(super::segment(
-                app,
-                memo,
-                seg,
-                token.as_deref(),
-                &req.conditions
-            ));
-            super::within(limits.request_timeout, work).await
-        };
-        let closing = waits.stopping();
-        let (head_only, len) = (req.head_only, req.len);
-        let body = match result {
-            Some(Ok(answer)) => {
-                super::count(app, SEGMENT_ROUTE, answer.status, started);
-                encode_answer(answer, head_only, closing, &mut head)
-            }
-            other => {
-                let other = other.map(|answer| answer.map(Answer::into_response));
-                let resp = super::conclude(app, SEGMENT_ROUTE, started, other, None);
-                encode(resp, head_only, closing, &mut head).await
-            }
-        };
-        write_all(stream, &head, &body).await?;
-        app.metrics.express_responses.inc();
-        if closing {
-            return Ok(Exit::Closed);
-        }
-        buf.advance(len);
-        deadline = None;
-    }
-}
-
-fn hand_off(app: &App, why: HandOff, buf: BytesMut) -> Exit {
-    app.metrics
-        .express_handoffs
-        .get_or_create(&super::metrics::ReasonLabels {
-            reason: why.reason(),
-        })
-        .inc();
-    Exit::ToHyper(buf.freeze())
-}
-
-/// Resolves once the server is shutting down (or the sender is gone).
-async fn stopped(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stopping| *stopping).await;
-}
-
-/// What a connection waits on besides its socket, armed once for its whole life.
-struct Waits<S> {
-    /// Fires at or before the current head's deadline: it is set once and moved on only
-    /// when it fires early, so a busy connection touches the timer wheel once per timeout
-    /// period instead of once per request.
-    timer: Pin<Box<tokio::time::Sleep>>,
-    /// The shutdown signal; registered once, not per idle wait. Polled only until it
-    /// resolves: `fill` then reports the connection closed, and it is not called again.
-    stopped: Pin<Box<S>>,
-    /// The same signal's current value.
-    stop: watch::Receiver<bool>,
-}
-
-/// A connection's waits: the header-read timer first set to `timeout` from now, and the
-/// shutdown signal `stop`.
-fn connection_waits(
-    timeout: std::time::Duration,
-    stop: watch::Receiver<bool>,
-) -> Waits<impl Future<Output = ()> + use<>> {
-    Waits {
-        timer: Box::pin(tokio::time::sleep(timeout)),
-        stopped: Box::pin(stopped(stop.clone())),
-        stop,
-    }
-}
-
-impl<S: Future<Output = ()>> Waits<S> {
-    /// The server has begun shutting down.
-    fn stopping(&self) -> bool {
-        *self.stop.borrow()
-    }
-
-    /// Reads more of the connection into `buf`: false when the peer closed it or the server is
-    /// shutting down while nothing of a request has arrived; an error past `deadline`.
-    async fn fill(
-        &mut self,
-        stream: &mut SendfileStream,
-        buf: &mut BytesMut,
-        deadline: Instant,
-    ) -> io::Result<bool> {
-        if buf.capacity() - buf.len() < READ_CHUNK / 2 {
-            buf.reserve(READ_CHUNK);
-        }
-        let idle = buf.is_empty();
-        // Checked before reading, so an idle connection closes at shutdown even if its next
-        // request has already arrived.
-        if idle && self.stopping() {
-            return Ok(false);
-        }
-        loop {
-            tokio::select! {
-                biased;
-                read = stream.read_buf(buf) => return match read {
-                    Ok(0) => Ok(false),
-                    Ok(_) => Ok(true),
-                    Err(e) => Err(e),
-                },
-                () = self.stopped.as_mut(), if idle => return Ok(false),
-                () = self.timer.as_mut() => {
-                    if Instant::now() >= deadline {
-                        return Err(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "request head not received in time",
-                        ));
-                    }
-                    self.timer.as_mut().reset(deadline.into());
-                }
-            }
-        }
-    }
-}
-
 /// Encodes `resp`'s head into `out` as hyper would, and returns the body to send after it
 /// (empty for HEAD, 204 and 304).
-pub async fn encode(
+pub(crate) async fn encode(
     resp: Response<Body>,
     head_only: bool,
     closing: bool,
@@ -383,11 +185,16 @@ pub async fn encode(
 
 /// Encodes a segment answer's head into `out` exactly as [`encode`] would encode
 /// `answer.into_response()` after `conclude` (its headers, then CORS), without building a
-/// header map; returns the body to send after it.
-pub fn encode_answer(answer: Answer, head_only: bool, closing: bool, out: &mut Vec<u8>) -> Bytes {
+/// header map; returns the body to send after it, with its store file.
+pub(crate) fn encode_answer(
+    answer: Answer,
+    head_only: bool,
+    closing: bool,
+    out: &mut Vec<u8>,
+) -> FileBacked {
     let framing = Framing {
         status: answer.status,
-        body_len: answer.body.len(),
+        body_len: answer.body.bytes().len(),
         head_only,
         closing,
         has_length: false,
@@ -401,7 +208,11 @@ pub fn encode_answer(answer: Answer, head_only: bool, closing: bool, out: &mut V
             header_line(out, name.as_str().as_bytes(), value.as_bytes());
         }
     });
-    if send_body { answer.body } else { Bytes::new() }
+    if send_body {
+        answer.body
+    } else {
+        FileBacked::default()
+    }
 }
 
 /// What decides the framing of a response head, as hyper decides it.
@@ -480,35 +291,9 @@ fn with_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
     })
 }
 
-/// Writes the head and the body, resuming after short writes. A file-backed body goes out with
-/// `sendfile`, corked behind its head, as under hyper ([`SendfileStream`]).
-async fn write_all(stream: &mut SendfileStream, head: &[u8], body: &[u8]) -> io::Result<()> {
-    let (mut head, mut body) = (head, body);
-    while !head.is_empty() {
-        let n = stream
-            .write_vectored(&[IoSlice::new(head), IoSlice::new(body)])
-            .await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        let from_head = n.min(head.len());
-        head = &head[from_head..];
-        body = &body[n - from_head..];
-    }
-    while !body.is_empty() {
-        let n = stream.write(body).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        body = &body[n..];
-    }
-    stream.flush().await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::net::TcpStream;
 
     fn express(buf: &[u8]) -> ExpressRequest<'_> {
         match read_head(buf, 64) {
@@ -668,58 +453,6 @@ mod tests {
         let text = String::from_utf8(out.clone()).unwrap();
         assert!(text.starts_with("HTTP/1.1 304 Not Modified\r\n"));
         assert!(!text.contains("content-length"), "{text}");
-    }
-
-    /// A lane's idle wait over a fresh loopback connection whose peer has already sent `sent`.
-    async fn idle_lane_with(
-        sent: &[u8],
-        stop: watch::Receiver<bool>,
-    ) -> (
-        Waits<impl Future<Output = ()> + use<>>,
-        SendfileStream,
-        TcpStream,
-    ) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        client.write_all(sent).await.unwrap();
-        // The request is in the server's receive queue before the lane looks.
-        server.readable().await.unwrap();
-        let waits = connection_waits(std::time::Duration::from_secs(5), stop);
-        (waits, SendfileStream::new(server), client)
-    }
-
-    #[tokio::test]
-    async fn an_idle_connection_closes_at_shutdown_even_with_a_request_waiting() {
-        let request = b"GET /v1/a HTTP/1.1\r\nHost: x\r\n\r\n";
-        let deadline = Instant::now() + std::time::Duration::from_secs(5);
-
-        // Shutdown began while the connection sat idle, and its next request had arrived:
-        // the request is not started (the peer sees the connection close and may retry
-        // elsewhere), because nothing of it has been read.
-        let (tx, rx) = watch::channel(false);
-        let (mut waits, mut stream, _client) = idle_lane_with(request, rx).await;
-        tx.send(true).unwrap();
-        let mut buf = BytesMut::new();
-        assert!(!waits.fill(&mut stream, &mut buf, deadline).await.unwrap());
-        assert!(buf.is_empty(), "nothing of the waiting request was read");
-
-        // Without shutdown the same wait reads the request.
-        let (_tx, rx) = watch::channel(false);
-        let (mut waits, mut stream, _client) = idle_lane_with(request, rx).await;
-        assert!(waits.fill(&mut stream, &mut buf, deadline).await.unwrap());
-        assert_eq!(&buf[..], request);
-
-        // Part of a request already read: the connection is not idle, so shutdown lets the
-        // rest of that request arrive and be answered.
-        let (tx, rx) = watch::channel(false);
-        let (mut waits, mut stream, _client) = idle_lane_with(b"Host: x\r\n\r\n", rx).await;
-        tx.send(true).unwrap();
-        let mut buf = BytesMut::from(&b"GET /v1/a HTTP/1.1\r\n"[..]);
-        assert!(waits.fill(&mut stream, &mut buf, deadline).await.unwrap());
-        assert_eq!(&buf[..], request);
     }
 
     proptest::proptest! {
