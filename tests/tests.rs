@@ -13,6 +13,7 @@ mod hls;
 mod hygiene;
 mod idle;
 mod integrity;
+mod layout;
 mod ledger_faults;
 mod purchases;
 mod reload;
