@@ -1,8 +1,8 @@
 //! The segments hit most recently, in a small direct-mapped table consulted before moka.
 //!
 //! moka's `get` keeps a read log, a frequency sketch and a clock read per hit for its eviction
-//! policy: ~0.45 µs, the largest share of encore's own work on a cache hit and what kept the
-//! delivery benchmark 0.4 % behind nginx (docs/PERFORMANCE.md). A segment is immutable under
+//! policy: ~0.45 µs, the largest share of encore's own work on a cache hit
+//! (docs/PERFORMANCE.md, "A hot table before moka"). A segment is immutable under
 //! its path, so a copy of moka's answer can be kept beside it and returned as is: a lookup
 //! here is a hash, one atomic load and a path comparison.
 //!
