@@ -1,7 +1,6 @@
 //! `encore fetch`: the reference client. Downloads one track at one rendition, checks every
 //! seal and writes a playable fMP4 file. Never prints the token.
 
-use std::fmt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -11,14 +10,14 @@ use super::fail;
 use crate::client::{self, FetchRequest};
 
 /// Flags of `encore fetch`.
-#[derive(Args)]
+#[derive(Args, Debug)]
 pub struct FetchArgs {
     /// Server base URL, e.g. http://127.0.0.1:8080.
     #[arg(long, env = "ENCORE_SERVER", value_name = "URL")]
     server: String,
     /// Play token (JWT). Prefer ENCORE_TOKEN: flags are visible to other users in `ps`.
     #[arg(long, env = "ENCORE_TOKEN", value_name = "JWT", hide_env_values = true)]
-    token: String,
+    token: client::Token,
     /// Album id.
     #[arg(long, value_name = "ID")]
     album: String,
@@ -38,22 +37,6 @@ pub struct FetchArgs {
     /// Retries of a transient failure (connect error, timeout, 5xx, 429) per request.
     #[arg(long, value_name = "N", default_value_t = client::fetch::DEFAULT_RETRIES)]
     retries: u32,
-}
-
-// By hand so the token never reaches a log or panic message through `{:?}`.
-impl fmt::Debug for FetchArgs {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FetchArgs")
-            .field("server", &self.server)
-            .field("token", &"<redacted>")
-            .field("album", &self.album)
-            .field("track", &self.track)
-            .field("rendition", &self.rendition)
-            .field("out", &self.out)
-            .field("concurrency", &self.concurrency)
-            .field("retries", &self.retries)
-            .finish()
-    }
 }
 
 impl FetchArgs {
@@ -114,7 +97,7 @@ mod tests {
         let req = cli.args.into_request();
         assert_eq!(req.rendition, "lossless");
         assert_eq!((req.track, req.concurrency, req.retries), (2, 4, 3));
-        assert_eq!(req.token, "secret.jwt");
+        assert_eq!(req.token.expose(), "secret.jwt");
     }
 
     #[test]

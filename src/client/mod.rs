@@ -15,8 +15,10 @@ mod output;
 mod retry;
 #[cfg(test)]
 mod testserver;
+mod token;
 mod transport;
 
 pub use api::{License, LicenseKey, LicenseRequest, Manifest, Problem, SegmentRef};
 pub use error::{FetchError, SegmentFault};
 pub use fetch::{FetchReport, FetchRequest, fetch};
+pub use token::Token;

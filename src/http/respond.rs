@@ -27,12 +27,28 @@ pub fn json(value: &serde_json::Value, cache_control: &'static str) -> Response<
 
 /// A plain-text response.
 pub fn text(status: StatusCode, body: String, content_type: &'static str) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    with_headers(
+        status,
+        body,
+        &[
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+    )
+}
+
+/// A response of `body` with `status` and `headers`, inserted in the order given.
+pub fn with_headers(
+    status: StatusCode,
+    body: impl Into<Bytes>,
+    headers: &[(HeaderName, &'static str)],
+) -> Response<Body> {
+    let mut resp = Response::new(Full::new(body.into()));
     *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let h = resp.headers_mut();
+    for (name, value) in headers {
+        h.insert(name.clone(), HeaderValue::from_static(value));
+    }
     resp
 }
 
@@ -61,22 +77,21 @@ pub fn cors(headers: &mut HeaderMap) {
 
 /// The answer to a CORS preflight.
 pub fn preflight() -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::new()));
-    *resp.status_mut() = StatusCode::NO_CONTENT;
-    let h = resp.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, HEAD, POST, OPTIONS"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Authorization, Range, If-None-Match, Content-Type"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("86400"),
-    );
-    resp
+    with_headers(
+        StatusCode::NO_CONTENT,
+        Bytes::new(),
+        &[
+            (
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                "GET, HEAD, POST, OPTIONS",
+            ),
+            (
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                "Authorization, Range, If-None-Match, Content-Type",
+            ),
+            (header::ACCESS_CONTROL_MAX_AGE, "86400"),
+        ],
+    )
 }
 
 /// A JSON response from text already serialized (a stored receipt replayed byte for byte).
@@ -85,16 +100,12 @@ pub fn json_text(
     body: impl Into<Bytes>,
     cache_control: &'static str,
 ) -> Response<Body> {
-    let mut resp = Response::new(Full::new(body.into()));
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(cache_control),
-    );
-    resp
+    with_headers(
+        status,
+        body,
+        &[
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, cache_control),
+        ],
+    )
 }

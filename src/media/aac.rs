@@ -6,7 +6,7 @@ use fdk_aac::enc::{
     AudioObjectType, BitRate, ChannelMode, Encoder, EncoderError, EncoderParams, Transport,
 };
 
-use super::encoded::{CodedFrames, EncodedAudio};
+use super::encoded::{CodedFrames, EncodedAudio, LossyStream};
 use super::mp4::{CodecConfig, Edit, SampleInfo};
 
 /// Samples per channel in one AAC-LC access unit.
@@ -103,16 +103,6 @@ pub struct AacEncoder {
     out: Vec<u8>,
 }
 
-/// What the init segment and manifest need once every access unit is coded.
-pub struct AacStream {
-    /// `mp4a` sample entry contents.
-    pub codec: CodecConfig,
-    /// Priming and presented length.
-    pub edit: Edit,
-    /// Samples per channel a player presents.
-    pub presented_samples: u64,
-}
-
 impl AacEncoder {
     /// An encoder for `channels` channels at `sample_rate` (44.1 or 48 kHz) and `bitrate`
     /// bits per second (constant).
@@ -188,7 +178,7 @@ impl AacEncoder {
     }
 
     /// Codes the padded tail: enough access units to cover the delay plus the input.
-    pub fn finish(mut self, out: &mut CodedFrames) -> Result<AacStream, AacError> {
+    pub fn finish(mut self, out: &mut CodedFrames) -> Result<LossyStream, AacError> {
         if self.input_frames == 0 {
             return Err(AacError::Empty);
         }
@@ -213,7 +203,7 @@ impl AacEncoder {
             tail.clear();
         }
         let (buffer_size, max_bitrate, avg_bitrate) = rates(&self.sizes, self.sample_rate);
-        Ok(AacStream {
+        Ok(LossyStream {
             codec: CodecConfig::Aac {
                 audio_specific_config: self.asc,
                 buffer_size,
@@ -270,17 +260,13 @@ pub fn encode(
     let mut out = CodedFrames::default();
     encoder.push(samples, &mut out)?;
     let stream = encoder.finish(&mut out)?;
-    Ok(EncodedAudio {
-        codec: stream.codec,
+    Ok(EncodedAudio::lossy(
+        stream,
+        out,
         sample_rate,
         channels,
-        bits_per_sample: 16,
-        frames: out.frames,
-        data: out.data,
-        edit: Some(stream.edit),
-        presented_samples: stream.presented_samples,
         bitrate,
-    })
+    ))
 }
 
 /// The `esds` DecoderConfigDescriptor figures: the largest access unit in bytes, the

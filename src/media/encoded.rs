@@ -24,7 +24,40 @@ pub struct EncodedAudio {
     pub bitrate: u32,
 }
 
+/// What a lossy encoder (AAC, Opus) hands the init segment and manifest once every frame is
+/// coded.
+pub struct LossyStream {
+    /// Sample entry contents (`mp4a` or `Opus`).
+    pub codec: CodecConfig,
+    /// Priming (pre-skip) and presented length.
+    pub edit: Edit,
+    /// Samples per channel a player presents.
+    pub presented_samples: u64,
+}
+
 impl EncodedAudio {
+    /// A lossy rendition: `out`'s frames at `sample_rate`, decoded to 16 bits, presented in
+    /// `stream`'s window.
+    pub fn lossy(
+        stream: LossyStream,
+        out: CodedFrames,
+        sample_rate: u32,
+        channels: u16,
+        bitrate: u32,
+    ) -> Self {
+        Self {
+            codec: stream.codec,
+            sample_rate,
+            channels,
+            bits_per_sample: 16,
+            frames: out.frames,
+            data: out.data,
+            edit: Some(stream.edit),
+            presented_samples: stream.presented_samples,
+            bitrate,
+        }
+    }
+
     /// Sum of all frame durations (the media duration, delay and padding included).
     pub fn media_duration(&self) -> u64 {
         self.frames.iter().map(|f| u64::from(f.duration)).sum()

@@ -3,7 +3,7 @@
 
 use opusic_c::{Application, Bitrate, Channels, ErrorCode, SampleRate, Signal};
 
-use super::encoded::{CodedFrames, EncodedAudio};
+use super::encoded::{CodedFrames, EncodedAudio, LossyStream};
 use super::mp4::{CodecConfig, Edit, SampleInfo};
 use super::resample::OPUS_RATE;
 
@@ -64,16 +64,6 @@ pub struct OpusEncoder {
     out: Vec<u8>,
 }
 
-/// What the init segment and manifest need once every packet is coded.
-pub struct OpusStream {
-    /// `Opus` sample entry contents.
-    pub codec: CodecConfig,
-    /// Pre-skip and presented length.
-    pub edit: Edit,
-    /// Samples per channel a player presents.
-    pub presented_samples: u64,
-}
-
 impl OpusEncoder {
     /// An encoder at `bitrate` bits per second for `channels` channels (mono or stereo).
     pub fn new(channels: u16, bitrate: u32) -> Result<Self, OpusError> {
@@ -121,7 +111,7 @@ impl OpusEncoder {
     }
 
     /// Codes the padded tail: enough packets to cover pre-skip plus the input.
-    pub fn finish(mut self, out: &mut CodedFrames) -> Result<OpusStream, OpusError> {
+    pub fn finish(mut self, out: &mut CodedFrames) -> Result<LossyStream, OpusError> {
         if self.input_frames == 0 {
             return Err(OpusError("no samples".into()));
         }
@@ -133,7 +123,7 @@ impl OpusEncoder {
             self.code(&tail, out)?;
             tail.clear();
         }
-        Ok(OpusStream {
+        Ok(LossyStream {
             codec: CodecConfig::Opus {
                 pre_skip: self.pre_skip,
                 input_sample_rate: OPUS_RATE,
@@ -177,15 +167,7 @@ pub fn encode(samples: &[f32], channels: u16, bitrate: u32) -> Result<EncodedAud
     let mut out = CodedFrames::default();
     encoder.push(samples, &mut out)?;
     let stream = encoder.finish(&mut out)?;
-    Ok(EncodedAudio {
-        codec: stream.codec,
-        sample_rate: OPUS_RATE,
-        channels,
-        bits_per_sample: 16,
-        frames: out.frames,
-        data: out.data,
-        edit: Some(stream.edit),
-        presented_samples: stream.presented_samples,
-        bitrate,
-    })
+    Ok(EncodedAudio::lossy(
+        stream, out, OPUS_RATE, channels, bitrate,
+    ))
 }

@@ -103,12 +103,15 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
 }
 
 fn check_name(name: &str) -> Result<&str, StoreError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok {
+    check_bytes(name, |b| {
+        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+    })
+}
+
+/// `name` when it is 1 to 64 bytes, each one `allowed`: the one length rule for every name the
+/// store puts in a path.
+fn check_bytes(name: &str, allowed: impl Fn(u8) -> bool) -> Result<&str, StoreError> {
+    if !name.is_empty() && name.len() <= 64 && name.bytes().all(allowed) {
         Ok(name)
     } else {
         Err(StoreError::BadName(name.to_string()))
@@ -213,8 +216,12 @@ impl Store {
         record: &SegmentRecord,
     ) -> Result<PathBuf, StoreError> {
         Ok(self
-            .rendition_dir(&manifest.album, manifest.track, &manifest.rendition)?
-            .join(check_name(generation)?)
+            .generation_dir(
+                &manifest.album,
+                manifest.track,
+                &manifest.rendition,
+                generation,
+            )?
             .join(check_file(&record.file)?))
     }
 
@@ -285,9 +292,7 @@ impl Store {
         rendition: &str,
         generation: &str,
     ) -> Result<PathBuf, StoreError> {
-        let gen_dir = self
-            .rendition_dir(album, track, rendition)?
-            .join(check_name(generation)?);
+        let gen_dir = self.generation_dir(album, track, rendition, generation)?;
         durable::create_dir_all_durable(&gen_dir).map_err(io_err("create", &gen_dir))?;
         Ok(gen_dir)
     }
@@ -492,17 +497,12 @@ impl Store {
 /// A segment file name as the store writes them (`init.enc`, `0001.enc`): nothing that could
 /// leave the generation folder.
 fn check_file(name: &str) -> Result<&str, StoreError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_');
-    if ok {
-        Ok(name)
-    } else {
-        Err(StoreError::BadName(name.to_string()))
+    if name.starts_with('.') {
+        return Err(StoreError::BadName(name.to_string()));
     }
+    check_bytes(name, |b| {
+        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_'
+    })
 }
 
 fn now_unix() -> u64 {

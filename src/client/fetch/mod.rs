@@ -19,6 +19,7 @@ use super::api::Manifest;
 use super::error::FetchError;
 use super::output::PartialFile;
 use super::retry::RetryPolicy;
+use super::token::Token;
 use super::transport::Transport;
 
 mod endpoint;
@@ -44,12 +45,12 @@ pub const DEFAULT_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_JSON_BYTES: u64 = 8 * 1024 * 1024;
 
 /// What to fetch and where to write it. [`FetchRequest::new`] fills in the defaults.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct FetchRequest {
     /// Base URL of the server, e.g. `http://127.0.0.1:8080`.
     pub server: String,
     /// A `play` token (JWT). Never printed, not even by `Debug`.
-    pub token: String,
+    pub token: Token,
     /// Album id.
     pub album: String,
     /// Track number, from 1.
@@ -70,7 +71,7 @@ impl FetchRequest {
     /// A request with the default rendition, concurrency, retries and backoff.
     pub fn new(
         server: impl Into<String>,
-        token: impl Into<String>,
+        token: impl Into<Token>,
         album: impl Into<String>,
         track: u32,
         out: impl Into<PathBuf>,
@@ -86,22 +87,6 @@ impl FetchRequest {
             retries: DEFAULT_RETRIES,
             backoff: DEFAULT_BACKOFF,
         }
-    }
-}
-
-impl fmt::Debug for FetchRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FetchRequest")
-            .field("server", &self.server)
-            .field("token", &"<redacted>")
-            .field("album", &self.album)
-            .field("track", &self.track)
-            .field("rendition", &self.rendition)
-            .field("out", &self.out)
-            .field("concurrency", &self.concurrency)
-            .field("retries", &self.retries)
-            .field("backoff", &self.backoff)
-            .finish()
     }
 }
 
@@ -141,7 +126,7 @@ impl fmt::Display for FetchReport {
 /// or if the future is dropped, nothing is left behind.
 pub async fn fetch(req: &FetchRequest) -> Result<FetchReport, FetchError> {
     let base = parse_server(&req.server)?;
-    let token = check_token(&req.token)?;
+    let token = check_token(req.token.expose())?;
     // Before any download, so an unwritable output fails fast.
     let mut out = PartialFile::create(&req.out).await?;
     let transport = Transport::new(

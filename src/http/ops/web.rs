@@ -1,12 +1,12 @@
 //! The web player (static files compiled into the binary, so it works offline) and the demo
 //! store's dev-only endpoints, which exist only while the development account key does.
 
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{Response, StatusCode, header};
 use serde::Deserialize;
 
 use crate::http::app::App;
 use crate::http::problem::ApiError;
-use crate::http::respond::{Body, json_text};
+use crate::http::respond::{Body, json_text, with_headers};
 use crate::keys::account_keys::dev_account_key;
 use crate::ledger::purchase::check_identifier;
 use crate::ledger::{FieldError, NewPurchase, Recorded};
@@ -66,29 +66,17 @@ pub fn asset(name: &str) -> Result<Response<Body>, ApiError> {
         .iter()
         .find(|a| a.name == name)
         .ok_or_else(|| ApiError::NotFound(format!("no web file {name:?}")))?;
-    let mut resp = Response::new(Body::new(bytes::Bytes::from_static(a.bytes)));
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(a.content_type),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=60"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    Ok(resp)
+    Ok(with_headers(
+        StatusCode::OK,
+        bytes::Bytes::from_static(a.bytes),
+        &[
+            (header::CONTENT_TYPE, a.content_type),
+            (header::CACHE_CONTROL, "public, max-age=60"),
+            (header::CONTENT_SECURITY_POLICY, CSP),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+    ))
 }
 
 /// Lifetime of a demo session (an account token of the stand-in account service).

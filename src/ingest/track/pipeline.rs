@@ -232,30 +232,13 @@ impl<'j> Pipeline<'j> {
             let bitrate = encoder.bitrate();
             let stream = encoder.finish(&mut coded).map_err(|x| e(x.to_string()))?;
             out.take(&mut coded)?;
-            written += out.finish(Finished {
-                codec: stream.codec,
-                channels,
-                bits_per_sample: 16,
-                edit: Some(stream.edit),
-                presented_samples: stream.presented_samples,
-                bitrate,
-                bit_exact: None,
-                preview: None,
-            })?;
+            written += out.finish(Finished::lossy(stream, channels, bitrate, None))?;
         }
 
         let stream = aac.finish(&mut coded).map_err(|x| e(x.to_string()))?;
         aac_out.take(&mut coded)?;
-        written += aac_out.finish(Finished {
-            codec: stream.codec,
-            channels,
-            bits_per_sample: 16,
-            edit: Some(stream.edit),
-            presented_samples: stream.presented_samples,
-            bitrate: lossy_bitrate(job, Rendition::Aac, channels),
-            bit_exact: None,
-            preview: None,
-        })?;
+        let bitrate = lossy_bitrate(job, Rendition::Aac, channels);
+        written += aac_out.finish(Finished::lossy(stream, channels, bitrate, None))?;
 
         let (clip, span) = preview
             .finish(job.preview_start, job.preview_seconds)
@@ -279,19 +262,11 @@ impl<'j> Pipeline<'j> {
             resample::OPUS_RATE,
         )?;
         preview_out.take(&mut coded)?;
-        written += preview_out.finish(Finished {
-            codec: stream.codec,
-            channels,
-            bits_per_sample: 16,
-            edit: Some(stream.edit),
-            presented_samples: stream.presented_samples,
-            bitrate,
-            bit_exact: None,
-            preview: Some(PreviewWindowRecord {
-                start_seconds: span.start as f64 / f64::from(resample::OPUS_RATE),
-                seconds: span.len as f64 / f64::from(resample::OPUS_RATE),
-            }),
-        })?;
+        let window = PreviewWindowRecord {
+            start_seconds: span.start as f64 / f64::from(resample::OPUS_RATE),
+            seconds: span.len as f64 / f64::from(resample::OPUS_RATE),
+        };
+        written += preview_out.finish(Finished::lossy(stream, channels, bitrate, Some(window)))?;
         Ok(written)
     }
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::{TrackError, TrackJob, encode_err};
-use crate::media::encoded::CodedFrames;
+use crate::media::encoded::{CodedFrames, LossyStream};
 use crate::media::{Rendition, mp4};
 use crate::seal::{self, ContentKey, SealContext, SegmentSlot};
 use crate::store::{
@@ -21,6 +21,27 @@ pub(super) struct Finished {
     pub(super) bitrate: u32,
     pub(super) bit_exact: Option<bool>,
     pub(super) preview: Option<PreviewWindowRecord>,
+}
+
+impl Finished {
+    /// A lossy rendition (AAC or Opus, 16-bit decode): never bit-exact, with an edit list.
+    pub(super) fn lossy(
+        stream: LossyStream,
+        channels: u16,
+        bitrate: u32,
+        preview: Option<PreviewWindowRecord>,
+    ) -> Self {
+        Self {
+            codec: stream.codec,
+            channels,
+            bits_per_sample: 16,
+            edit: Some(stream.edit),
+            presented_samples: stream.presented_samples,
+            bitrate,
+            bit_exact: None,
+            preview,
+        }
+    }
 }
 
 /// Cuts one rendition's frames into segments as they arrive (~`segment_seconds` each,
