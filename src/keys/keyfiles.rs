@@ -149,20 +149,29 @@ pub(crate) fn read_public(path: &Path) -> Result<Option<Vec<u8>>, KeyError> {
     }
 }
 
-pub(crate) fn read_state(path: &Path) -> Result<Option<StateFile>, KeyError> {
-    let Some(bytes) = read_public(path)? else {
-        return Ok(None);
-    };
-    let what = "keyring state";
-    let format = peek_format(&bytes).map_err(|e| KeyError::corrupt(path, what, e))?;
+/// Parses a keys-folder JSON file of this build's [`FORMAT`]; another format is refused by
+/// name, unreadable JSON is corrupt.
+fn parse_versioned<'a, T: Deserialize<'a>>(
+    path: &Path,
+    what: &'static str,
+    bytes: &'a [u8],
+) -> Result<T, KeyError> {
+    let format = peek_format(bytes).map_err(|e| KeyError::corrupt(path, what, e))?;
     if format != FORMAT {
         return Err(KeyError::UnsupportedFormat {
             path: path.to_path_buf(),
             found: format,
         });
     }
-    let state: StateFile =
-        serde_json::from_slice(&bytes).map_err(|e| KeyError::corrupt(path, what, e))?;
+    serde_json::from_slice(bytes).map_err(|e| KeyError::corrupt(path, what, e))
+}
+
+pub(crate) fn read_state(path: &Path) -> Result<Option<StateFile>, KeyError> {
+    let Some(bytes) = read_public(path)? else {
+        return Ok(None);
+    };
+    let what = "keyring state";
+    let state: StateFile = parse_versioned(path, what, &bytes)?;
     Ok(Some(state))
 }
 
@@ -209,15 +218,7 @@ pub(crate) fn load_kek(path: &Path) -> Result<Option<(Kek, u64)>, KeyError> {
         return Ok(None);
     };
     let what = "KEK file";
-    let format = peek_format(&bytes).map_err(|e| KeyError::corrupt(path, what, e))?;
-    if format != FORMAT {
-        return Err(KeyError::UnsupportedFormat {
-            path: path.to_path_buf(),
-            found: format,
-        });
-    }
-    let file: KekFile<'_> =
-        serde_json::from_slice(&bytes).map_err(|e| KeyError::corrupt(path, what, e))?;
+    let file: KekFile<'_> = parse_versioned(path, what, &bytes)?;
     if file.kind != KEK_KIND {
         return Err(KeyError::corrupt(
             path,
@@ -300,15 +301,7 @@ pub(crate) fn read_content_file(path: &Path, album: &str) -> Result<Option<Conte
         return Ok(None);
     };
     let what = "content key file";
-    let format = peek_format(&bytes).map_err(|e| KeyError::corrupt(path, what, e))?;
-    if format != FORMAT {
-        return Err(KeyError::UnsupportedFormat {
-            path: path.to_path_buf(),
-            found: format,
-        });
-    }
-    let file: ContentFile =
-        serde_json::from_slice(&bytes).map_err(|e| KeyError::corrupt(path, what, e))?;
+    let file: ContentFile = parse_versioned(path, what, &bytes)?;
     if file.album != album {
         return Err(KeyError::corrupt(
             path,
