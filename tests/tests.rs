@@ -1,11 +1,14 @@
 //! All integration tests in one binary (one module per capability), each in its own temp dir.
 
+mod nginx;
+mod pg;
 mod util;
 
 mod bad_input;
 mod conformance;
 mod crash;
 mod delivery;
+mod deployment;
 mod express;
 mod fetch;
 mod formats;
