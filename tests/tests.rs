@@ -3,6 +3,7 @@
 mod util;
 
 mod bad_input;
+mod cluster;
 mod conformance;
 mod crash;
 mod delivery;
