@@ -93,6 +93,20 @@ impl PgDatabase {
         .expect("n")
     }
 
+    /// Ends every connection to the database but the administrator's.
+    pub async fn terminate_all(&self) -> i64 {
+        sqlx::query(
+            "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&self.name)
+        .fetch_one(&self.admin)
+        .await
+        .expect("terminate")
+        .try_get("n")
+        .expect("n")
+    }
+
     /// Connections to the database that are listening.
     pub async fn listeners(&self) -> i64 {
         sqlx::query(
@@ -345,4 +359,197 @@ fn unique_suffix() -> String {
         std::process::id(),
         NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     )
+}
+
+/// A TCP forwarder between encore and PostgreSQL that the test can cut (every forwarded
+/// connection closed, new ones closed at once) and heal: the database unreachable, as a
+/// network partition or a restarting server makes it, without stopping the suite's server.
+struct Partition {
+    port: u16,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl Partition {
+    async fn start(upstream: (String, u16)) -> Partition {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (cut, watching) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else {
+                    return;
+                };
+                if *watching.borrow() {
+                    continue; // dropped: closed at once
+                }
+                let mut cut = watching.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) =
+                        tokio::net::TcpStream::connect((upstream.0.as_str(), upstream.1)).await
+                    else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = cut.wait_for(|c| *c) => {}
+                    }
+                });
+            }
+        });
+        Partition { port, cut }
+    }
+
+    fn set_cut(&self, cut: bool) {
+        self.cut.send_replace(cut);
+    }
+}
+
+/// A 503 `ledger-unavailable` problem with a `Retry-After` in seconds.
+async fn assert_unavailable(r: reqwest::Response, what: &str) {
+    let status = r.status();
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{what}: {body}");
+    assert!(retry_after.is_some_and(|s| s > 0), "{what}: no Retry-After");
+    assert_eq!(
+        body["type"], "urn:encore:problem:ledger-unavailable",
+        "{what}"
+    );
+}
+
+/// PostgreSQL unreachable for a while (every connection cut, new ones refused) under a running
+/// `encore serve`: purchases and refunds get 503 with `Retry-After`, `/readyz` 503; once it is
+/// reachable again, without a restart, `/readyz` is 200, the same purchases are recorded, and
+/// every purchase acknowledged before, during or after is in the database exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_gives_503_with_retry_after_and_the_pool_recovers() {
+    let ws = util::packaged_album(ALBUM, 1, 2.0);
+    let db = PgDatabase::create().await;
+    let options: sqlx::postgres::PgConnectOptions = db.url.parse().expect("url");
+    let host = options.get_host().to_owned();
+    assert!(
+        !host.starts_with('/'),
+        "this test forwards TCP: give the PostgreSQL server as host:port, not a socket dir"
+    );
+    let partition = Partition::start((host, options.get_port())).await;
+    // The same URL with the forwarder as the server.
+    let (credentials, _) = db.url.split_once('@').expect("user@host in the URL");
+    let through = format!("{credentials}@127.0.0.1:{}/{}", partition.port, db.name);
+    let config = ws.path().join("encore.toml");
+    std::fs::write(
+        &config,
+        format!("[ledger]\nurl = \"{through}\"\n\n[server]\nwatch_media = false\n"),
+    )
+    .expect("config");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let config = config.to_str().expect("utf-8").to_owned();
+    let s = ServeProcess::start(&ws, &["--config", &config], log.clone()).await;
+    let c = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("client");
+    let store = util::token(&ws, "payments", Scope::Store, &[]);
+    let purchase = |order: String| {
+        let (c, url, store) = (c.clone(), s.url.clone(), store.clone());
+        async move {
+            let body = json!({"order_id": order, "user": format!("fan-{order}"),
+                "album": ALBUM, "price": 1500, "currency": "CNY"});
+            c.post(format!("{url}/v1/purchases"))
+                .bearer_auth(&store)
+                .json(&body)
+                .send()
+                .await
+                .expect("purchase answered (no hang)")
+        }
+    };
+    let ready = || async {
+        c.get(format!("{}/readyz", s.url))
+            .send()
+            .await
+            .expect("readyz")
+            .status()
+    };
+    assert_eq!(
+        purchase("before".into()).await.status(),
+        StatusCode::CREATED
+    );
+
+    partition.set_cut(true);
+    let during: Vec<_> = (0..8)
+        .map(|i| tokio::spawn(purchase(format!("during-{i}"))))
+        .collect();
+    for (i, t) in during.into_iter().enumerate() {
+        assert_unavailable(t.await.expect("task"), &format!("purchase during-{i}")).await;
+    }
+    let r = c
+        .post(format!("{}/v1/purchases/before/refund", s.url))
+        .bearer_auth(&store)
+        .send()
+        .await
+        .expect("refund answered");
+    assert_unavailable(r, "refund while unreachable").await;
+    assert_eq!(ready().await, StatusCode::SERVICE_UNAVAILABLE);
+
+    partition.set_cut(false);
+    let back = async {
+        while ready().await != StatusCode::OK {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), back)
+        .await
+        .expect("/readyz never came back without a restart");
+    for i in 0..8 {
+        let r = purchase(format!("during-{i}")).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "retry of during-{i}");
+    }
+    for i in 0..8 {
+        let r = purchase(format!("after-{i}")).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "after-{i}");
+    }
+
+    // The database itself refuses connections (55000) and ends every one it had: the same
+    // 503s, not a 500 for an error that a query would make a fault.
+    db.allow_connections(false).await;
+    assert!(db.terminate_all().await > 0);
+    for i in 0..4 {
+        let r = purchase(format!("refused-{i}")).await;
+        assert_unavailable(r, &format!("purchase refused-{i}")).await;
+    }
+    db.allow_connections(true).await;
+    let back = async {
+        while ready().await != StatusCode::OK {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), back)
+        .await
+        .expect("/readyz never came back after connections were allowed again");
+    for i in 0..4 {
+        let r = purchase(format!("refused-{i}")).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "retry of refused-{i}");
+    }
+    let rows: Vec<String> = sqlx::query("SELECT order_id FROM purchases ORDER BY order_id")
+        .fetch_all(&sqlx::AnyPool::connect(&db.url).await.expect("connect"))
+        .await
+        .expect("rows")
+        .iter()
+        .map(|r| r.try_get("order_id").expect("order_id"))
+        .collect();
+    let mut expected: Vec<String> = std::iter::once("before".to_owned())
+        .chain((0..8).map(|i| format!("during-{i}")))
+        .chain((0..8).map(|i| format!("after-{i}")))
+        .chain((0..4).map(|i| format!("refused-{i}")))
+        .collect();
+    expected.sort();
+    assert_eq!(rows, expected, "every acknowledged purchase, once");
+    drop(s);
+    db.drop_database().await;
 }

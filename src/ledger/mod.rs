@@ -366,7 +366,11 @@ impl Ledger {
     }
 
     async fn probe(&self, now: i64) -> Result<(), LedgerError> {
-        let mut conn = self.pool.acquire().await.map_err(LedgerError::from_write)?;
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(LedgerError::from_acquire)?;
         let result = async {
             let mut tx = conn.begin_with(self.backend.begin_write()).await?;
             sqlx::query("UPDATE ledger_heartbeat SET at = $1 WHERE id = 1")
@@ -423,7 +427,11 @@ impl Ledger {
     ) -> Result<Refunded, LedgerError> {
         let mut attempt = 1;
         loop {
-            let mut conn = self.pool.acquire().await.map_err(LedgerError::from_write)?;
+            let mut conn = self
+                .pool
+                .acquire()
+                .await
+                .map_err(LedgerError::from_acquire)?;
             let result = refund_on(&mut conn, self.backend, order_id, now, request_id).await;
             discard_if_failed(&mut conn, &result);
             match &result {

@@ -124,7 +124,7 @@ async fn commit_batch(
     backend: Backend,
     batch: &[PurchaseJob],
 ) -> Result<Vec<Result<Recorded, LedgerError>>, LedgerError> {
-    let mut conn = pool.acquire().await?;
+    let mut conn = pool.acquire().await.map_err(LedgerError::from_acquire)?;
     let result = record_batch(&mut conn, backend, batch).await;
     discard_if_failed(&mut conn, &result);
     result
