@@ -156,13 +156,25 @@ async fn refunds(ledger: &Ledger) {
 #[tokio::test]
 async fn hourly_totals_match_counting_purchases() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(LEDGER_FILE);
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join(LEDGER_FILE).display()
+    );
+    hourly_totals(&url).await;
+}
+
+#[tokio::test]
+async fn hourly_totals_match_counting_purchases_on_postgres() {
+    let db = PgDatabase::create().await;
+    hourly_totals(&db.url).await;
+    db.drop_database().await;
+}
+
+async fn hourly_totals(url: &str) {
     // Purchases recorded before the totals existed: only the first migration applied.
     {
         sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(&format!("sqlite://{}?mode=rwc", path.display()))
-            .await
-            .unwrap();
+        let pool = sqlx::AnyPool::connect(url).await.unwrap();
         let mut first = sqlx::migrate!("./migrations");
         first.migrations = first
             .migrations
@@ -192,7 +204,7 @@ async fn hourly_totals_match_counting_purchases() {
         }
         pool.close().await;
     }
-    let ledger = Ledger::open_sqlite(&path).await.unwrap();
+    let ledger = Ledger::open_url(url, "test".into()).await.unwrap();
     for i in 0..120i64 {
         let album = ["a", "b", "c"][usize::try_from(i % 3).unwrap()];
         let mut body = serde_json::json!({"order_id": format!("n{i}"), "user": "u",
@@ -234,6 +246,7 @@ async fn hourly_totals_match_counting_purchases() {
         checked += fast.len();
     }
     assert!(checked > 20, "the windows hold sales");
+    ledger.close().await;
 }
 
 /// A database of its own on the PostgreSQL server the suite runs with, dropped by
@@ -601,6 +614,19 @@ async fn postgres_lost_connections_are_replaced_without_a_restart() {
 #[tokio::test]
 async fn pools_open_every_connection_at_start_and_keep_them() {
     let (_dir, ledger) = ledger().await;
+    pools(&ledger).await;
+}
+
+#[tokio::test]
+async fn pools_open_every_connection_at_start_and_keep_them_on_postgres() {
+    let db = PgDatabase::create().await;
+    let ledger = db.open().await;
+    pools(&ledger).await;
+    ledger.close().await;
+    db.drop_database().await;
+}
+
+async fn pools(ledger: &Ledger) {
     let full = async {
         while ledger.pool.size() < POOL_CONNECTIONS || ledger.reads.size() < POOL_CONNECTIONS {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
