@@ -5,6 +5,7 @@ mod pg;
 mod util;
 
 mod bad_input;
+mod cluster;
 mod conformance;
 mod crash;
 mod delivery;

@@ -4,6 +4,7 @@
 //! `cli/serve.rs` builds one and starts it. Nothing here knows hyper or clap.
 
 pub mod background;
+pub mod changes;
 pub mod jobs;
 pub mod memory;
 pub mod metrics;
@@ -57,6 +58,8 @@ pub struct App {
     pub revocations: RevocationList,
     /// Sales charts.
     pub charts: ChartCache,
+    /// How far this origin has applied the change feed (`changes`).
+    changes: changes::Applied,
     /// Repeatable public reads wait for the sales in flight.
     pub sales_first: SalesFirst,
     /// Token issuer and audience encore mints play tokens with.
@@ -172,6 +175,7 @@ impl App {
             ledger,
             revocations: RevocationList::new(horizon),
             charts: ChartCache::new(ledger_settings.chart_refresh),
+            changes: changes::Applied::default(),
             sales_first: SalesFirst::default(),
             token_issuer: settings.issuer.clone(),
             token_audience: settings.audience.clone(),
@@ -216,7 +220,12 @@ impl App {
 
     /// Rebuilds the revocation list from the ledger's refunds inside the horizon. Run before
     /// serving: until it has run, refunded buyers' old tokens would still play.
+    ///
+    /// The change feed's position is read first: whatever changes during the rebuild is then
+    /// applied (again) by the next catch-up, in order, so nothing falls between the two.
     pub async fn load_revocations(&self, now: u64) -> Result<usize, LedgerError> {
+        let mut applied = self.changes.entitlements.lock().await;
+        *applied = self.ledger.last_entitlement_change().await?;
         let since = now.saturating_sub(self.revocations.horizon_seconds());
         let since = i64::try_from(since).unwrap_or(i64::MAX);
         let list = self.ledger.revocations_since(since).await?;

@@ -108,6 +108,11 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         Err(e) => return fail(format!("cannot rebuild the revocation list: {e}"), 2),
     }
     tokio::spawn(background::prune_revocations(app.clone()));
+    // Refunds and re-purchases made through other origins on the same ledger.
+    tokio::spawn(crate::app::changes::keep_up(
+        app.clone(),
+        config.server.ledger.catch_up,
+    ));
     tokio::spawn(crate::app::memory::return_freed_pages());
     // Before packaging, which can take minutes: a rotation meanwhile must not be missed.
     tokio::spawn(watch::keys_folder(config.keys_dir.clone(), app.clone()));

@@ -140,6 +140,10 @@ pub struct RawLedger {
     /// Shortest time between two computations of one chart window, milliseconds (default
     /// 1000): however many readers and purchases, a chart is computed at most this often.
     pub chart_refresh_ms: Option<u64>,
+    /// How often each origin reads the change feed whatever the notifications say,
+    /// milliseconds (default 250): the bound on how long a refund made through another
+    /// origin stays playable here when its notification is lost.
+    pub catch_up_ms: Option<u64>,
 }
 
 /// Validated `[ledger]` settings.
@@ -155,6 +159,8 @@ pub struct LedgerSettings {
     pub max_play_token_seconds: u64,
     /// Shortest time between two computations of one chart window.
     pub chart_refresh: std::time::Duration,
+    /// Period of the change feed's catch-up (`app::changes`).
+    pub catch_up: std::time::Duration,
 }
 
 impl Default for LedgerSettings {
@@ -165,6 +171,7 @@ impl Default for LedgerSettings {
             play_token_seconds: 3600,
             max_play_token_seconds: 7 * 86_400,
             chart_refresh: std::time::Duration::from_secs(1),
+            catch_up: std::time::Duration::from_millis(250),
         }
     }
 }
@@ -530,6 +537,15 @@ fn ledger_settings(raw: RawLedger) -> Result<LedgerSettings, ConfigError> {
             problem: format!("is {ttl}; use 1 to ledger.max_play_token_seconds ({max})"),
         });
     }
+    let catch_up = raw
+        .catch_up_ms
+        .map_or(d.catch_up, std::time::Duration::from_millis);
+    if catch_up.is_zero() {
+        return Err(ConfigError::Invalid {
+            key: "ledger.catch_up_ms",
+            problem: "must be more than 0".into(),
+        });
+    }
     let account_issuer = raw.account_issuer.unwrap_or(d.account_issuer);
     if account_issuer.is_empty() {
         return Err(ConfigError::Invalid {
@@ -545,6 +561,7 @@ fn ledger_settings(raw: RawLedger) -> Result<LedgerSettings, ConfigError> {
         chart_refresh: raw
             .chart_refresh_ms
             .map_or(d.chart_refresh, std::time::Duration::from_millis),
+        catch_up,
     })
 }
 

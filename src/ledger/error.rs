@@ -66,6 +66,15 @@ impl LedgerError {
         }
     }
 
+    /// A pool that could not give a connection: the ledger is unreachable for now (503,
+    /// retried by the client), whatever the database said: a refused or lost connection, a
+    /// pool timeout, and also a database that does not accept connections (55000) or a role
+    /// or database gone, which as query errors would be faults (500). The pool already pinged
+    /// and replaced its connections before giving up, so no retry here.
+    pub(super) fn from_acquire(e: sqlx::Error) -> LedgerError {
+        LedgerError::Unavailable(e.to_string())
+    }
+
     /// Whether another attempt on a fresh connection may succeed at once.
     pub(super) fn retryable(&self) -> bool {
         match self {

@@ -9,9 +9,11 @@
 //! one dialect difference, how a write transaction starts, lives in [`Backend`].
 //!
 //! - [`purchase`]: parsing and validating a purchase body; the idempotency fingerprint.
+//! - [`changes`]: the entitlement change feed and the wake-up that keeps origins in step.
 //! - [`chart`]: chart windows and the cached chart.
 //! - [`time`]: RFC 3339 at the edge, Unix seconds inside.
 
+pub mod changes;
 pub mod chart;
 mod error;
 pub mod library_cache;
@@ -31,6 +33,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Connection, Executor, Row};
 
+pub use changes::{ChangeKind, ChangeListener, Entitlement, EntitlementChange, Wake};
 pub use chart::{ChartCache, ChartEntry, Window};
 pub use error::LedgerError;
 pub use purchase::{FieldError, NewPurchase, Receipt};
@@ -219,6 +222,9 @@ pub struct Revocation {
 #[derive(Debug)]
 struct Health {
     can_commit: AtomicBool,
+    /// Write transactions tried again after a serialization failure, deadlock or lost
+    /// connection (for metrics and tests).
+    retried: std::sync::atomic::AtomicU64,
     /// Held while a probe runs, so concurrent readiness checks share one.
     probe: tokio::sync::Mutex<()>,
 }
@@ -246,6 +252,9 @@ pub struct Ledger {
     reads: AnyPool,
     backend: Backend,
     location: String,
+    /// The URL it was opened with, for the change listener's own connection. Holds the
+    /// password: never logged, never in Debug.
+    url: Arc<str>,
     writer: tokio::sync::mpsc::Sender<PurchaseJob>,
     health: Arc<Health>,
     libraries: library_cache::LibraryCache,
@@ -309,6 +318,7 @@ impl Ledger {
         // Bounded: a flood of purchases waits for queue space (backpressure), not memory.
         let health = Arc::new(Health {
             can_commit: AtomicBool::new(true),
+            retried: std::sync::atomic::AtomicU64::new(0),
             probe: tokio::sync::Mutex::new(()),
         });
         let (writer, queue) = tokio::sync::mpsc::channel(4 * MAX_BATCH);
@@ -329,6 +339,7 @@ impl Ledger {
             reads,
             backend,
             location,
+            url: Arc::from(url),
             writer,
             health,
             libraries,
@@ -355,7 +366,11 @@ impl Ledger {
     }
 
     async fn probe(&self, now: i64) -> Result<(), LedgerError> {
-        let mut conn = self.pool.acquire().await.map_err(LedgerError::from_write)?;
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(LedgerError::from_acquire)?;
         let result = async {
             let mut tx = conn.begin_with(self.backend.begin_write()).await?;
             sqlx::query("UPDATE ledger_heartbeat SET at = $1 WHERE id = 1")
@@ -412,7 +427,11 @@ impl Ledger {
     ) -> Result<Refunded, LedgerError> {
         let mut attempt = 1;
         loop {
-            let mut conn = self.pool.acquire().await.map_err(LedgerError::from_write)?;
+            let mut conn = self
+                .pool
+                .acquire()
+                .await
+                .map_err(LedgerError::from_acquire)?;
             let result = refund_on(&mut conn, self.backend, order_id, now, request_id).await;
             discard_if_failed(&mut conn, &result);
             match &result {
@@ -427,9 +446,16 @@ impl Ledger {
                 self.health.record(&result);
                 return result;
             }
+            self.health.retried.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(retry_pause(attempt)).await;
             attempt += 1;
         }
+    }
+
+    /// How many write transactions were tried again (serialization failures, deadlocks,
+    /// lost connections) since the ledger was opened.
+    pub fn retried_writes(&self) -> u64 {
+        self.health.retried.load(Ordering::Relaxed)
     }
 
     /// [`library`](Self::library) for showing, from a cache this server keeps exact for its
@@ -691,6 +717,17 @@ async fn refund_on(
     .fetch_one(&mut *tx)
     .await?
     .try_get("n")?;
+    if before.is_none() && others == 0 {
+        changes::record_entitlement(
+            &mut tx,
+            backend,
+            changes::Entitlement::Revoke,
+            &user,
+            &album,
+            now,
+        )
+        .await?;
+    }
     tx.commit().await?;
     Ok(Refunded {
         order_id: order_id.to_owned(),

@@ -156,13 +156,25 @@ async fn refunds(ledger: &Ledger) {
 #[tokio::test]
 async fn hourly_totals_match_counting_purchases() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join(LEDGER_FILE);
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join(LEDGER_FILE).display()
+    );
+    hourly_totals(&url).await;
+}
+
+#[tokio::test]
+async fn hourly_totals_match_counting_purchases_on_postgres() {
+    let db = PgDatabase::create().await;
+    hourly_totals(&db.url).await;
+    db.drop_database().await;
+}
+
+async fn hourly_totals(url: &str) {
     // Purchases recorded before the totals existed: only the first migration applied.
     {
         sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(&format!("sqlite://{}?mode=rwc", path.display()))
-            .await
-            .unwrap();
+        let pool = sqlx::AnyPool::connect(url).await.unwrap();
         let mut first = sqlx::migrate!("./migrations");
         first.migrations = first
             .migrations
@@ -192,7 +204,7 @@ async fn hourly_totals_match_counting_purchases() {
         }
         pool.close().await;
     }
-    let ledger = Ledger::open_sqlite(&path).await.unwrap();
+    let ledger = Ledger::open_url(url, "test".into()).await.unwrap();
     for i in 0..120i64 {
         let album = ["a", "b", "c"][usize::try_from(i % 3).unwrap()];
         let mut body = serde_json::json!({"order_id": format!("n{i}"), "user": "u",
@@ -234,6 +246,7 @@ async fn hourly_totals_match_counting_purchases() {
         checked += fast.len();
     }
     assert!(checked > 20, "the windows hold sales");
+    ledger.close().await;
 }
 
 /// A database of its own on the PostgreSQL server the suite runs with, dropped by
@@ -314,17 +327,177 @@ impl PgDatabase {
 /// The SQLite checks again on PostgreSQL, each on a fresh database.
 #[tokio::test]
 async fn ledger_on_postgres() {
-    for check in ["idempotency", "concurrency", "refunds"] {
+    for check in ["idempotency", "concurrency", "refunds", "feed"] {
         let db = PgDatabase::create().await;
         let ledger = db.open().await;
         match check {
             "idempotency" => idempotency(&ledger).await,
             "concurrency" => concurrency(&ledger).await,
-            _ => refunds(&ledger).await,
+            "refunds" => refunds(&ledger).await,
+            _ => {
+                let other = db.open().await;
+                feed(&ledger, &other).await;
+                other.close().await;
+            }
         }
         ledger.close().await;
         db.drop_database().await;
     }
+}
+
+/// Two servers on one SQLite file: the feed that one writes, the other reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feed_numbers_revocations_and_restores_in_commit_order() {
+    let (dir, ledger) = ledger().await;
+    let other = Ledger::open_sqlite(&dir.path().join("a dir?#%").join(LEDGER_FILE))
+        .await
+        .unwrap();
+    feed(&ledger, &other).await;
+}
+
+/// The entitlement feed as two servers `a` and `b` on one database see it: a refund that
+/// leaves the user without the album is a revoke, a purchase after it a restore, nothing
+/// else is a change; numbers are 1..N in commit order, each once, whichever server wrote.
+async fn feed(a: &Ledger, b: &Ledger) {
+    use changes::Entitlement::{Restore, Revoke};
+    assert_eq!(b.last_entitlement_change().await.unwrap(), 0);
+    for (order, user) in [("o1", "u1"), ("o2", "u2"), ("o3", "u2")] {
+        a.record_purchase(&purchase(order, user, "a", 1000), NOW, "r")
+            .await
+            .unwrap();
+    }
+    assert!(
+        b.entitlement_changes_since(0).await.unwrap().is_empty(),
+        "first purchases restore nothing"
+    );
+    assert!(!a.refund("o1", NOW + 10, "rr").await.unwrap().still_owned);
+    a.refund("o1", NOW + 20, "rr").await.unwrap(); // a replay: no change
+    assert!(a.refund("o2", NOW + 10, "rr").await.unwrap().still_owned);
+    b.record_purchase(&purchase("o4", "u1", "a", 1000), NOW + 30, "r")
+        .await
+        .unwrap();
+    b.record_purchase(&purchase("o5", "u1", "a", 1000), NOW + 40, "r")
+        .await
+        .unwrap(); // already owned again: no change
+    a.refund("o4", NOW + 45, "rr").await.unwrap(); // o5 still stands: no change
+    b.refund("o5", NOW + 50, "rr").await.unwrap();
+    let seen = |changes: Vec<EntitlementChange>| -> Vec<(i64, Entitlement, String, i64)> {
+        changes
+            .into_iter()
+            .map(|c| {
+                assert_eq!(c.album, "a");
+                (c.seq, c.change, c.user, c.at)
+            })
+            .collect()
+    };
+    let u1 = || "u1".to_owned();
+    assert_eq!(
+        seen(a.entitlement_changes_since(0).await.unwrap()),
+        [
+            (1, Revoke, u1(), NOW + 10),
+            (2, Restore, u1(), NOW + 30),
+            (3, Revoke, u1(), NOW + 50)
+        ]
+    );
+    assert_eq!(
+        seen(b.entitlement_changes_since(2).await.unwrap()),
+        [(3, Revoke, u1(), NOW + 50)]
+    );
+    assert!(b.entitlement_changes_since(3).await.unwrap().is_empty());
+    assert_eq!(a.last_entitlement_change().await.unwrap(), 3);
+
+    // Refunds through both servers at once: one number each, no gap, no repeat.
+    const USERS: usize = 24;
+    for i in 0..USERS {
+        a.record_purchase(
+            &purchase(&format!("c{i}"), &format!("c{i}"), "b", 500),
+            NOW,
+            "r",
+        )
+        .await
+        .unwrap();
+    }
+    let tasks: Vec<_> = (0..USERS)
+        .map(|i| {
+            let server = if i % 2 == 0 { a.clone() } else { b.clone() };
+            tokio::spawn(async move { server.refund(&format!("c{i}"), NOW + 60, "rr").await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let changes = b.entitlement_changes_since(3).await.unwrap();
+    let seqs: Vec<i64> = changes.iter().map(|c| c.seq).collect();
+    let expected: Vec<i64> = (4..4 + i64::try_from(USERS).unwrap()).collect();
+    assert_eq!(seqs, expected);
+    let mut users: Vec<&str> = changes.iter().map(|c| c.user.as_str()).collect();
+    users.sort_unstable();
+    users.dedup();
+    assert_eq!(users.len(), USERS, "every refund is in the feed once");
+}
+
+/// A serialization failure (40001) is retried: a transaction outside encore holds a row
+/// of `sales_hourly` that the next purchase must update; the purchase waits for it, and
+/// when it commits, the purchase's serializable transaction is aborted by PostgreSQL and
+/// tried again, and the buyer gets a receipt, not an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_serialization_failures_are_retried() {
+    let db = PgDatabase::create().await;
+    let ledger = db.open().await;
+    ledger
+        .record_purchase(&purchase("o1", "u1", "a", 1000), NOW, "r")
+        .await
+        .unwrap();
+    let mut blocker = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    blocker
+        .execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        .await
+        .unwrap();
+    blocker
+        .execute("UPDATE sales_hourly SET units = units WHERE album = 'a'")
+        .await
+        .unwrap();
+    let buying = {
+        let ledger = ledger.clone();
+        tokio::spawn(async move {
+            ledger
+                .record_purchase(&purchase("o2", "u2", "a", 1000), NOW, "r")
+                .await
+        })
+    };
+    let waiting = async {
+        loop {
+            let n: i64 = sqlx::query(
+                "SELECT count(*) AS n FROM pg_stat_activity                  WHERE datname = $1 AND wait_event_type = 'Lock'",
+            )
+            .bind(&db.name)
+            .fetch_one(&db.admin)
+            .await
+            .unwrap()
+            .try_get("n")
+            .unwrap();
+            if n > 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), waiting)
+        .await
+        .expect("the purchase never waited for the held row");
+    assert_eq!(ledger.retried_writes(), 0);
+    blocker.execute("COMMIT").await.unwrap();
+    let answer = buying.await.unwrap();
+    assert!(
+        matches!(answer, Ok(Recorded::Created(_))),
+        "not retried: {answer:?}"
+    );
+    assert!(ledger.retried_writes() >= 1, "PostgreSQL aborted nothing");
+    let sales = ledger.sales(None).await.unwrap();
+    assert_eq!(sales[0].units, 2);
+    blocker.close().await.unwrap();
+    ledger.close().await;
+    db.drop_database().await;
 }
 
 /// Two servers on one PostgreSQL database selling the same album at once: every purchase
@@ -441,6 +614,19 @@ async fn postgres_lost_connections_are_replaced_without_a_restart() {
 #[tokio::test]
 async fn pools_open_every_connection_at_start_and_keep_them() {
     let (_dir, ledger) = ledger().await;
+    pools(&ledger).await;
+}
+
+#[tokio::test]
+async fn pools_open_every_connection_at_start_and_keep_them_on_postgres() {
+    let db = PgDatabase::create().await;
+    let ledger = db.open().await;
+    pools(&ledger).await;
+    ledger.close().await;
+    db.drop_database().await;
+}
+
+async fn pools(ledger: &Ledger) {
     let full = async {
         while ledger.pool.size() < POOL_CONNECTIONS || ledger.reads.size() < POOL_CONNECTIONS {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;

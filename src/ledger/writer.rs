@@ -7,7 +7,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Connection, Row};
 
 use super::{
-    Backend, HOUR, Health, LedgerError, NewPurchase, Receipt, Recorded, discard_if_failed,
+    Backend, HOUR, Health, LedgerError, NewPurchase, Receipt, Recorded, changes, discard_if_failed,
     library_cache,
 };
 
@@ -80,6 +80,9 @@ pub(super) async fn write_purchases(
             if !result.as_ref().is_err_and(LedgerError::retryable) || attempt == WRITE_ATTEMPTS {
                 break result;
             }
+            health
+                .retried
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tokio::time::sleep(retry_pause(attempt)).await;
             attempt += 1;
         };
@@ -121,7 +124,7 @@ async fn commit_batch(
     backend: Backend,
     batch: &[PurchaseJob],
 ) -> Result<Vec<Result<Recorded, LedgerError>>, LedgerError> {
-    let mut conn = pool.acquire().await?;
+    let mut conn = pool.acquire().await.map_err(LedgerError::from_acquire)?;
     let result = record_batch(&mut conn, backend, batch).await;
     discard_if_failed(&mut conn, &result);
     result
@@ -136,7 +139,8 @@ async fn record_batch(
     backend.take_write_turn(&mut tx).await?;
     let mut outcomes = Vec::with_capacity(batch.len());
     for job in batch {
-        outcomes.push(record_in_tx(&mut tx, &job.purchase, job.now, &job.request_id).await?);
+        outcomes
+            .push(record_in_tx(&mut tx, backend, &job.purchase, job.now, &job.request_id).await?);
     }
     tx.commit().await?;
     Ok(outcomes)
@@ -146,6 +150,7 @@ async fn record_batch(
 /// database failure); the inner one is this purchase's answer (a conflict).
 async fn record_in_tx(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
     p: &NewPurchase,
     now: i64,
     request_id: &str,
@@ -169,6 +174,19 @@ async fn record_in_tx(
             .await?
             .try_get("n")?;
     let buyer_number = last.unwrap_or(0) + 1;
+    // Before the row goes in: a refunded album bought again goes back into every origin's
+    // entitlements through the feed.
+    if changes::restores(tx, &p.user, p.album.as_str()).await? {
+        changes::record_entitlement(
+            tx,
+            backend,
+            changes::Entitlement::Restore,
+            &p.user,
+            p.album.as_str(),
+            now,
+        )
+        .await?;
+    }
     let purchased_at = p.purchased_at.unwrap_or(now);
     let receipt = Receipt::new(p, purchased_at, buyer_number);
     let response =

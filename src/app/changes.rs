@@ -1,0 +1,171 @@
+//! Keeps this origin in step with changes made through the others on the same database: a
+//! refund acknowledged by any origin is enforced here, a re-purchase plays again here.
+//!
+//! Two paths wake the catch-up of a kind of change ([`ChangeKind`]): on PostgreSQL a listener
+//! task hears the `NOTIFY` that the recording transaction sent (milliseconds), and a timer
+//! ([`LedgerSettings::catch_up`](crate::config::LedgerSettings), 250 ms by default) runs
+//! every catch-up anyway, so a notification lost while the listener reconnected delays a
+//! change by one tick, never forever. On SQLite (origins sharing one file on one machine) the
+//! timer alone. Adding a kind: its arm in [`catch_up`], and its variant in `ledger::changes`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::App;
+use crate::ledger::changes::PAGE;
+use crate::ledger::{ChangeKind, Entitlement, EntitlementChange, LedgerError, Wake};
+
+/// Where this origin is in each feed.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// The last entitlement change applied to the revocation list. Held across a catch-up,
+    /// so that two never interleave (the timer's and a start's rebuild).
+    pub(super) entitlements: tokio::sync::Mutex<i64>,
+}
+
+/// Runs `kind`'s catch-up once: reads what changed since this origin last looked and applies
+/// it. Returns how many changes it applied.
+pub async fn catch_up(app: &App, kind: ChangeKind) -> Result<usize, LedgerError> {
+    match kind {
+        ChangeKind::Entitlements => app.catch_up_entitlements().await,
+    }
+}
+
+impl App {
+    /// Applies the entitlement changes after the last one applied, in order, page by page:
+    /// a revoke adds the (user, album) to the revocation list, a restore removes it.
+    pub async fn catch_up_entitlements(&self) -> Result<usize, LedgerError> {
+        let mut last = self.changes.entitlements.lock().await;
+        let mut applied = 0;
+        loop {
+            let page = self.ledger.entitlement_changes_since(*last).await?;
+            self.apply_entitlements(&page);
+            applied += page.len();
+            if let Some(c) = page.last() {
+                *last = c.seq;
+            }
+            if page.len() < usize::try_from(PAGE).unwrap_or(usize::MAX) {
+                break;
+            }
+        }
+        if applied > 0 {
+            self.charts.invalidate();
+            self.revocations.prune(self.now());
+        }
+        Ok(applied)
+    }
+
+    /// Applies one page of changes. A restore followed in the same page by a revoke of the
+    /// same pair is skipped, not applied and undone: between the two, a request on another
+    /// thread would have seen the album restored (fail closed).
+    fn apply_entitlements(&self, page: &[EntitlementChange]) {
+        let mut last_of_pair: HashMap<(&str, &str), i64> = HashMap::new();
+        for c in page {
+            last_of_pair.insert((c.user.as_str(), c.album.as_str()), c.seq);
+        }
+        for c in page {
+            match c.change {
+                Entitlement::Revoke => {
+                    self.revocations
+                        .revoke(&c.user, &c.album, u64::try_from(c.at).unwrap_or(0));
+                }
+                Entitlement::Restore => {
+                    if last_of_pair.get(&(c.user.as_str(), c.album.as_str())) == Some(&c.seq) {
+                        self.revocations.restore(&c.user, &c.album);
+                    }
+                }
+            }
+            self.ledger.forget_library(&c.user);
+        }
+    }
+}
+
+/// Starts the listener (PostgreSQL) and one catch-up task per kind, each run every `every`
+/// and whenever the listener hears of its kind. Runs for the life of the server.
+pub async fn keep_up(app: Arc<App>, every: Duration) {
+    let wakes: Arc<HashMap<ChangeKind, Arc<Notify>>> = Arc::new(
+        ChangeKind::ALL
+            .into_iter()
+            .map(|k| (k, Arc::new(Notify::new())))
+            .collect(),
+    );
+    for (&kind, wake) in wakes.iter() {
+        tokio::spawn(catch_up_loop(app.clone(), kind, wake.clone(), every));
+    }
+    listen(app, wakes, every).await;
+}
+
+/// `kind`'s catch-up, on its wake-up or its tick, whichever comes first. A failure is logged
+/// once (and its end once): the next tick tries again.
+async fn catch_up_loop(app: Arc<App>, kind: ChangeKind, wake: Arc<Notify>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            () = wake.notified() => {}
+            _ = tick.tick() => {}
+        }
+        match catch_up(&app, kind).await {
+            Ok(n) => {
+                if failing {
+                    tracing::info!("change feed {}: caught up again", kind.as_str());
+                    failing = false;
+                }
+                if n > 0 {
+                    tracing::debug!("change feed {}: {n} change(s) applied", kind.as_str());
+                }
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(
+                        "change feed {}: cannot catch up (retrying every {} ms): {e}",
+                        kind.as_str(),
+                        every.as_millis()
+                    );
+                    failing = true;
+                }
+            }
+        }
+    }
+}
+
+/// Listens for notifications and wakes the catch-up of their kind; after a lost connection
+/// (and at the start of each connection) wakes every kind, since what was announced
+/// meanwhile was not heard. Returns at once on SQLite (nothing to listen to).
+async fn listen(app: Arc<App>, wakes: Arc<HashMap<ChangeKind, Arc<Notify>>>, every: Duration) {
+    let wake_all = || wakes.values().for_each(|w| w.notify_one());
+    loop {
+        let mut listener = match app.ledger.listen().await {
+            Ok(Some(listener)) => listener,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!("change listener: cannot connect (timer catch-up only): {e}");
+                tokio::time::sleep(every.max(Duration::from_secs(1))).await;
+                continue;
+            }
+        };
+        wake_all();
+        loop {
+            match listener.next().await {
+                Ok(Wake::Changed(kind)) => {
+                    if let Some(w) = wakes.get(&kind) {
+                        w.notify_one();
+                    }
+                }
+                Ok(Wake::MaybeMissed) => {
+                    tracing::info!("change listener: connection lost, reconnecting");
+                    wake_all();
+                }
+                Err(e) => {
+                    tracing::warn!("change listener: cannot reconnect (timer catch-up only): {e}");
+                    // The listener reconnects on its next call; don't spin meanwhile.
+                    tokio::time::sleep(every).await;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! The change feed that keeps several origins on one database in step: entitlement changes
+//! (a refund that takes an album away, a purchase that gives it back) numbered in commit
+//! order, and on PostgreSQL the wake-up (`NOTIFY encore_changes, '<kind>'`, sent by the
+//! transaction that records a change, delivered when it commits) that tells every origin to
+//! read what came after the last change it applied.
+//!
+//! Notifications are only a wake-up: one lost while a listener reconnects costs nothing but
+//! time, because origins also read the feed on a timer (`app::changes`).
+
+use sqlx::{Any, Row};
+
+use super::{Backend, Ledger, LedgerError};
+
+/// The PostgreSQL channel every kind of change is announced on; the payload names the kind.
+pub const CHANNEL: &str = "encore_changes";
+
+/// Most feed rows read in one query (a catch-up reads pages until one comes back short).
+pub const PAGE: i64 = 1000;
+
+/// A kind of shared state that changes under every origin: each has its own catch-up, woken
+/// by a notification whose payload is [`ChangeKind::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ChangeKind {
+    /// Refunds and purchases that restore a refunded album ([`EntitlementChange`]).
+    Entitlements,
+}
+
+impl ChangeKind {
+    /// Every kind, each with its catch-up.
+    pub const ALL: [ChangeKind; 1] = [ChangeKind::Entitlements];
+
+    /// The notification payload. Stored nowhere, but every origin of a deployment must agree.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Entitlements => "entitlements",
+        }
+    }
+
+    /// The kind a payload names; `None` for one this build does not know (sent by a newer
+    /// origin during an upgrade: its timer catch-up covers what this one understands).
+    pub fn parse(payload: &str) -> Option<ChangeKind> {
+        ChangeKind::ALL.into_iter().find(|k| k.as_str() == payload)
+    }
+}
+
+/// What happened to a (user, album) pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entitlement {
+    /// A refund left the user no unrefunded purchase of the album: play tokens issued at or
+    /// before `at` stop opening it.
+    Revoke,
+    /// A purchase after such a refund: the user owns the album again.
+    Restore,
+}
+
+impl Entitlement {
+    /// As stored in `entitlement_changes.change`. DO NOT CHANGE: rows hold these.
+    fn as_str(self) -> &'static str {
+        match self {
+            Entitlement::Revoke => "revoke",
+            Entitlement::Restore => "restore",
+        }
+    }
+}
+
+/// One row of the entitlement feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntitlementChange {
+    /// Its number: 1, 2, 3, ... in commit order.
+    pub seq: i64,
+    /// Revoke or restore.
+    pub change: Entitlement,
+    /// The user.
+    pub user: String,
+    /// The album.
+    pub album: String,
+    /// When, Unix seconds (for a revoke: the refund time the revocation list keys on).
+    pub at: i64,
+}
+
+/// Appends a change inside a write transaction and, on PostgreSQL, announces it (delivered
+/// when the transaction commits, never if it aborts). The number is the feed's last plus
+/// one: writers take turns ([`Backend::take_write_turn`]), so numbers are committed in order
+/// and a reader never sees one before every smaller one.
+pub(super) async fn record_entitlement(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    backend: Backend,
+    change: Entitlement,
+    user: &str,
+    album: &str,
+    at: i64,
+) -> Result<(), sqlx::Error> {
+    let last: Option<i64> = sqlx::query("SELECT MAX(seq) AS n FROM entitlement_changes")
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("n")?;
+    sqlx::query(
+        "INSERT INTO entitlement_changes (seq, change, user_id, album, at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(last.unwrap_or(0) + 1)
+    .bind(change.as_str())
+    .bind(user)
+    .bind(album)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    announce(tx, backend, ChangeKind::Entitlements).await
+}
+
+/// `NOTIFY` every origin's listener that `kind` changed, when this transaction commits
+/// (PostgreSQL folds repeats within one transaction into one). Nothing on SQLite, whose
+/// origins share one machine and read the feed on their timer.
+pub async fn announce(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    backend: Backend,
+    kind: ChangeKind,
+) -> Result<(), sqlx::Error> {
+    match backend {
+        Backend::Sqlite => Ok(()),
+        Backend::Postgres => {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(kind.as_str())
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+/// Whether a new purchase of `album` by `user` gives back an album a refund took away: the
+/// user has purchases of it and every one is refunded. Asked inside the purchase's write
+/// transaction, before its row is inserted.
+pub(super) async fn restores(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    user: &str,
+    album: &str,
+) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS n, \
+         CAST(SUM(CASE WHEN refunded_at IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS owned \
+         FROM purchases WHERE user_id = $1 AND album = $2",
+    )
+    .bind(user)
+    .bind(album)
+    .fetch_one(&mut **tx)
+    .await?;
+    let n: i64 = row.try_get("n")?;
+    let owned: Option<i64> = row.try_get("owned")?;
+    Ok(n > 0 && owned.unwrap_or(0) == 0)
+}
+
+/// What woke a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// A change of this kind was committed somewhere.
+    Changed(ChangeKind),
+    /// The connection was lost and is being replaced: notifications sent meanwhile are gone,
+    /// so every kind should catch up.
+    MaybeMissed,
+}
+
+/// A PostgreSQL connection listening on [`CHANNEL`]; it reconnects by itself (sqlx's
+/// `PgListener`), and says so ([`Wake::MaybeMissed`]).
+pub struct ChangeListener {
+    inner: sqlx::postgres::PgListener,
+}
+
+impl std::fmt::Debug for ChangeListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangeListener").finish_non_exhaustive()
+    }
+}
+
+impl ChangeListener {
+    /// Waits for the next notification or lost connection. An error means a reconnection
+    /// failed (the database is unreachable); the next call tries again.
+    pub async fn next(&mut self) -> Result<Wake, LedgerError> {
+        loop {
+            match self.inner.try_recv().await? {
+                Some(n) => {
+                    if let Some(kind) = ChangeKind::parse(n.payload()) {
+                        return Ok(Wake::Changed(kind));
+                    }
+                }
+                None => return Ok(Wake::MaybeMissed),
+            }
+        }
+    }
+}
+
+impl Ledger {
+    /// A listener for changes announced by any origin, or `None` on SQLite (no
+    /// notifications: origins sharing a file read the feed on their timer).
+    pub async fn listen(&self) -> Result<Option<ChangeListener>, LedgerError> {
+        match self.backend {
+            Backend::Sqlite => Ok(None),
+            Backend::Postgres => {
+                let mut inner = sqlx::postgres::PgListener::connect(&self.url)
+                    .await
+                    .map_err(|source| LedgerError::Open {
+                        location: self.location.clone(),
+                        source,
+                    })?;
+                inner
+                    .listen(CHANNEL)
+                    .await
+                    .map_err(|source| LedgerError::Open {
+                        location: self.location.clone(),
+                        source,
+                    })?;
+                Ok(Some(ChangeListener { inner }))
+            }
+        }
+    }
+
+    /// The number of the last entitlement change (0 when none): read it before rebuilding
+    /// the revocation list, then apply what comes after.
+    pub async fn last_entitlement_change(&self) -> Result<i64, LedgerError> {
+        let last: Option<i64> = sqlx::query("SELECT MAX(seq) AS n FROM entitlement_changes")
+            .fetch_one(&self.reads)
+            .await?
+            .try_get("n")?;
+        Ok(last.unwrap_or(0))
+    }
+
+    /// Entitlement changes numbered after `seq`, in order, at most [`PAGE`] of them.
+    pub async fn entitlement_changes_since(
+        &self,
+        seq: i64,
+    ) -> Result<Vec<EntitlementChange>, LedgerError> {
+        let rows = sqlx::query(
+            "SELECT seq, change, user_id, album, at FROM entitlement_changes \
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(seq)
+        .bind(PAGE)
+        .fetch_all(&self.reads)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let change: String = row.try_get("change")?;
+                let change = match change.as_str() {
+                    "revoke" => Entitlement::Revoke,
+                    "restore" => Entitlement::Restore,
+                    other => {
+                        return Err(LedgerError::Corrupt(format!(
+                            "entitlement change {other:?} is neither revoke nor restore"
+                        )));
+                    }
+                };
+                Ok(EntitlementChange {
+                    seq: row.try_get("seq")?,
+                    change,
+                    user: row.try_get("user_id")?,
+                    album: row.try_get("album")?,
+                    at: row.try_get("at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Forgets the user's cached library (another origin changed it).
+    pub fn forget_library(&self, user: &str) {
+        self.libraries.committed([user]);
+    }
+}
