@@ -175,17 +175,17 @@ impl Players {
             let out_dir = ws.path().join(format!("fetch-{i}"));
             std::fs::create_dir_all(&out_dir).expect("out dir");
             let (stop, failures, done) = (stop.clone(), failures.clone(), done.clone());
-            let (origin, album, keys) = (origin.clone(), album.to_owned(), keys.clone());
+            let (origin, album_id, dir) = (origin.clone(), album.to_owned(), keys.clone());
             tasks.push(tokio::spawn(async move {
                 let mut n = 0u32;
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
                     let track = 1 + n % 2;
-                    let token = mint(&keys, Scope::Play, &album);
+                    let token = mint(&dir, Scope::Play, &album_id);
                     let out = out_dir.join(format!("t{n}.m4a"));
                     let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_encore"))
                         .args(["fetch", "--server", &origin, "--token", &token])
-                        .args(["--album", &album, "--track", &track.to_string()])
+                        .args(["--album", &album_id, "--track", &track.to_string()])
                         .args(["--rendition", "lossless", "--out"])
                         .arg(&out)
                         .output()
@@ -203,16 +203,17 @@ impl Players {
                 }
             }));
             let (stop, failures, done) = (stop.clone(), failures.clone(), done.clone());
-            let (origin, album, keys) = (origin.clone(), album.to_owned(), keys.clone());
+            let (origin, album_id, dir) = (origin.clone(), album.to_owned(), keys.clone());
             tasks.push(tokio::spawn(async move {
                 let c = reqwest::Client::new();
                 let mut n = 0u32;
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
                     let track = 1 + n % 2;
-                    let token = mint(&keys, Scope::Play, &album);
+                    let token = mint(&dir, Scope::Play, &album_id);
                     let fail = |what: String| failures.lock().expect("failures").push(what);
-                    let url = format!("{origin}/v1/albums/{album}/tracks/{track}/high/manifest");
+                    let url =
+                        format!("{origin}/v1/albums/{album_id}/tracks/{track}/high/manifest");
                     let m = match c.get(&url).bearer_auth(&token).send().await {
                         Ok(m) if m.status() == StatusCode::OK => m,
                         Ok(m) => {

@@ -181,11 +181,8 @@ impl KeyDir {
         let rows = tx.take_rows();
         let scratch = Arc::new(MemFiles::from_rows(&self.path, tx.version(), rows)?);
         let dir = KeyDir::in_memory(&self.path, scratch.clone(), None);
-        let value = match change(&dir) {
-            Ok(value) => value,
-            // Dropping the transaction rolls it back: nothing of the change is kept.
-            Err(e) => return Err(e),
-        };
+        // On an error, dropping the transaction rolls it back: nothing of the change is kept.
+        let value = change(&dir)?;
         let (changes, removals) = scratch.changes(&self.path)?;
         if !changes.is_empty() {
             tx.commit(changes)?;
