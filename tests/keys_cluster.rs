@@ -174,9 +174,10 @@ impl Players {
         for (i, origin) in origins.iter().enumerate() {
             let out_dir = ws.path().join(format!("fetch-{i}"));
             std::fs::create_dir_all(&out_dir).expect("out dir");
-            let (stop, failures, done) = (stop.clone(), failures.clone(), done.clone());
-            let (origin, album_id, dir) = (origin.clone(), album.to_owned(), keys.clone());
+            let (stop_, failures_, done_) = (stop.clone(), failures.clone(), done.clone());
+            let (origin_, album_id, dir) = (origin.clone(), album.to_owned(), keys.clone());
             tasks.push(tokio::spawn(async move {
+                let (stop, failures, done, origin) = (stop_, failures_, done_, origin_);
                 let mut n = 0u32;
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
@@ -202,9 +203,10 @@ impl Players {
                     let _ = std::fs::remove_file(&out);
                 }
             }));
-            let (stop, failures, done) = (stop.clone(), failures.clone(), done.clone());
-            let (origin, album_id, dir) = (origin.clone(), album.to_owned(), keys.clone());
+            let (stop_, failures_, done_) = (stop.clone(), failures.clone(), done.clone());
+            let (origin_, album_id, dir) = (origin.clone(), album.to_owned(), keys.clone());
             tasks.push(tokio::spawn(async move {
+                let (stop, failures, done, origin) = (stop_, failures_, done_, origin_);
                 let c = reqwest::Client::new();
                 let mut n = 0u32;
                 while !stop.load(Ordering::Relaxed) {
@@ -212,8 +214,7 @@ impl Players {
                     let track = 1 + n % 2;
                     let token = mint(&dir, Scope::Play, &album_id);
                     let fail = |what: String| failures.lock().expect("failures").push(what);
-                    let url =
-                        format!("{origin}/v1/albums/{album_id}/tracks/{track}/high/manifest");
+                    let url = format!("{origin}/v1/albums/{album_id}/tracks/{track}/high/manifest");
                     let m = match c.get(&url).bearer_auth(&token).send().await {
                         Ok(m) if m.status() == StatusCode::OK => m,
                         Ok(m) => {
