@@ -15,7 +15,6 @@ use super::error::KeyError;
 use super::layout::{
     FORMAT, KEK_KIND, PUBLIC_MODE, SECRET_MODE, kek_file_name, signing_private_name,
 };
-use super::vault::KeyDir;
 use crate::durable;
 use crate::seal::key::{KEY_LEN, Kek, KeyId};
 use crate::seal::signing::{PublicSigningKey, SigningError, SigningKeyPair, SigningKid};
@@ -96,6 +95,20 @@ pub(crate) struct ContentEntry {
     pub(crate) retires_unix: Option<u64>,
 }
 
+/// Where the files below are read and written: the keys folder or a snapshot of the
+/// database's key state (`vault::KeyDir` implements it; a trait here so that this module,
+/// which `vault` builds on, need not import it).
+pub(crate) trait KeyFiles {
+    /// The keys folder the paths are in.
+    fn root(&self) -> &Path;
+    /// A private file's bytes, `None` if it does not exist.
+    fn read_private(&self, path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, KeyError>;
+    /// A public file's bytes, `None` if it does not exist.
+    fn read_public(&self, path: &Path) -> Result<Option<Vec<u8>>, KeyError>;
+    /// Writes a file atomically and durably (or into the transaction's snapshot).
+    fn write(&self, path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyError>;
+}
+
 pub(crate) fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -167,7 +180,7 @@ fn parse_versioned<'a, T: Deserialize<'a>>(
     serde_json::from_slice(bytes).map_err(|e| KeyError::corrupt(path, what, e))
 }
 
-pub(crate) fn read_state(dir: &KeyDir, path: &Path) -> Result<Option<StateFile>, KeyError> {
+pub(crate) fn read_state(dir: &dyn KeyFiles, path: &Path) -> Result<Option<StateFile>, KeyError> {
     let Some(bytes) = dir.read_public(path)? else {
         return Ok(None);
     };
@@ -179,7 +192,11 @@ pub(crate) fn parse_state(path: &Path, bytes: &[u8]) -> Result<StateFile, KeyErr
     parse_versioned(path, "keyring state", bytes)
 }
 
-pub(crate) fn write_state(dir: &KeyDir, path: &Path, state: &StateFile) -> Result<(), KeyError> {
+pub(crate) fn write_state(
+    dir: &dyn KeyFiles,
+    path: &Path,
+    state: &StateFile,
+) -> Result<(), KeyError> {
     write_json(dir, path, state, PUBLIC_MODE)
 }
 
@@ -234,7 +251,7 @@ pub(crate) fn peek_format(bytes: &[u8]) -> Result<u32, serde_json::Error> {
 }
 
 pub(crate) fn write_json<T: Serialize>(
-    dir: &KeyDir,
+    dir: &dyn KeyFiles,
     path: &Path,
     value: &T,
     mode: u32,
@@ -296,13 +313,13 @@ pub(crate) fn load_kek(path: &Path) -> Result<Option<(Kek, u64)>, KeyError> {
 
 /// Generates a signing key pair and writes its private half (0600); returns it with the path.
 pub(crate) fn write_new_signing_private(
-    dir: &KeyDir,
+    dir: &dyn KeyFiles,
 ) -> Result<(SigningKeyPair, std::path::PathBuf), KeyError> {
     let pair = SigningKeyPair::generate().map_err(|e| match e {
         SigningError::Rng(e) => KeyError::Rng(e),
-        other => KeyError::corrupt(dir.path(), "signing key", other),
+        other => KeyError::corrupt(dir.root(), "signing key", other),
     })?;
-    let path = dir.path().join(signing_private_name(pair.kid()));
+    let path = dir.root().join(signing_private_name(pair.kid()));
     let pem = pair
         .to_pkcs8_pem()
         .map_err(|e| KeyError::corrupt(&path, "PKCS#8 PEM private key", e))?;
@@ -312,7 +329,7 @@ pub(crate) fn write_new_signing_private(
 
 /// Writes the public half of `pair` (0644) to `path`.
 pub(crate) fn write_signing_public(
-    dir: &KeyDir,
+    dir: &dyn KeyFiles,
     path: &Path,
     pair: &SigningKeyPair,
 ) -> Result<(), KeyError> {
@@ -324,7 +341,7 @@ pub(crate) fn write_signing_public(
 }
 
 pub(crate) fn load_signing_pair(
-    dir: &KeyDir,
+    dir: &dyn KeyFiles,
     path: &Path,
 ) -> Result<Option<SigningKeyPair>, KeyError> {
     let Some(bytes) = dir.read_private(path)? else {
@@ -338,7 +355,10 @@ pub(crate) fn load_signing_pair(
         .map_err(|e| KeyError::corrupt(path, what, e))
 }
 
-pub(crate) fn load_public(dir: &KeyDir, path: &Path) -> Result<Option<PublicSigningKey>, KeyError> {
+pub(crate) fn load_public(
+    dir: &dyn KeyFiles,
+    path: &Path,
+) -> Result<Option<PublicSigningKey>, KeyError> {
     let Some(bytes) = dir.read_public(path)? else {
         return Ok(None);
     };
@@ -351,7 +371,7 @@ pub(crate) fn load_public(dir: &KeyDir, path: &Path) -> Result<Option<PublicSign
 }
 
 pub(crate) fn read_content_file(
-    dir: &KeyDir,
+    dir: &dyn KeyFiles,
     path: &Path,
     album: &str,
 ) -> Result<Option<ContentFile>, KeyError> {

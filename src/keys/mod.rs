@@ -4,8 +4,8 @@
 //! is in [`layout`], the formats in `docs/SEALING.md`.
 //!
 //! Modules import downwards only, in this order: `layout`, `error`, `lock`, `keyfiles`,
-//! [`vault`], `lifecycle`, [`keyring`], [`account_keys`], [`rotation`] (`keyfiles` and
-//! [`vault`] use each other: a file is read through the [`KeyDir`] that knows where it lives).
+//! [`vault`], `lifecycle`, [`keyring`], [`account_keys`], [`rotation`] (`keyfiles` reads and
+//! writes through its `KeyFiles` trait, which [`vault`]'s [`KeyDir`] implements).
 //!
 //! - [`layout`]: file names and modes of the keys directory.
 //! - `error`: [`KeyError`], whose messages name the file and the fix.

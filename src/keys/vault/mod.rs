@@ -327,6 +327,24 @@ impl KeyDir {
     }
 }
 
+impl keyfiles::KeyFiles for KeyDir {
+    fn root(&self) -> &Path {
+        &self.path
+    }
+
+    fn read_private(&self, path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, KeyError> {
+        KeyDir::read_private(self, path)
+    }
+
+    fn read_public(&self, path: &Path) -> Result<Option<Vec<u8>>, KeyError> {
+        KeyDir::read_public(self, path)
+    }
+
+    fn write(&self, path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyError> {
+        KeyDir::write(self, path, bytes, mode)
+    }
+}
+
 /// Whether `path` stays on the node's disk when the key state is in the database: the KEK
 /// files (a node's only secrets), the lock, the audit log and the account service's keys.
 fn is_local(root: &Path, path: &Path) -> bool {
