@@ -17,6 +17,7 @@ mod hls;
 mod hygiene;
 mod idle;
 mod integrity;
+mod keys_cluster;
 mod layout;
 mod ledger_faults;
 mod purchases;

@@ -50,27 +50,35 @@ pub async fn package_and_swap(config: &Config, app: &Arc<App>) {
 /// the running set stays.
 pub fn reload_key_set(app: &App, why: &str) {
     match app.reload_keys() {
-        Ok(set) => {
-            let kids: Vec<String> = set
-                .keyring
-                .public_keys()
-                .iter()
-                .map(|t| format!("{} ({})", t.key.kid(), t.state))
-                .collect();
-            tracing::info!(
-                "keys reloaded ({why}): signing kid {} active, {} verification key(s): {}; account service keys: {}",
-                set.keyring.active_signing_kid(),
-                kids.len(),
-                kids.join(", "),
-                set.accounts
-                    .as_ref()
-                    .map_or(0, |a| a.verifier().key_count())
-            );
-        }
+        Ok(set) => log_key_set(&set, why),
         Err(e) => {
             tracing::error!("keys NOT reloaded ({why}); still serving the previous keys: {e}")
         }
     }
+}
+
+/// Logs the key set now in force (ids only).
+pub fn log_key_set(set: &super::KeySet, why: &str) {
+    let kids: Vec<String> = set
+        .keyring
+        .public_keys()
+        .iter()
+        .map(|t| format!("{} ({})", t.key.kid(), t.state))
+        .collect();
+    tracing::info!(
+        "keys reloaded ({why}): signing kid {} active, {} verification key(s): {}; account service keys: {}{}",
+        set.keyring.active_signing_kid(),
+        kids.len(),
+        kids.join(", "),
+        set.accounts
+            .as_ref()
+            .map_or(0, |a| a.verifier().key_count()),
+        set.keyring
+            .keys()
+            .version()
+            .map(|v| format!("; shared key state version {v}"))
+            .unwrap_or_default()
+    );
 }
 
 /// Runs key maintenance on a timer: deletes private keys that no longer sign, generations

@@ -78,6 +78,14 @@ pub struct Metrics {
     /// Open connections by the connection thread serving them; the accept loops also read
     /// these so that the least busy thread takes each new connection.
     pub connections_open: Family<ThreadLabels, Gauge>,
+    /// The version of the database's key state this origin serves with (0 with a keys
+    /// folder).
+    pub key_state_version: Gauge,
+    /// 1 while the database holds newer keys this origin cannot load (it serves with its last
+    /// good ones), else 0.
+    pub key_state_stale: Gauge,
+    /// Reloads of the database's key state that failed.
+    pub key_reload_failures: Counter,
     /// The delivery path's series, resolved once.
     pub hot: HotSeries,
 }
@@ -219,6 +227,24 @@ impl Metrics {
             "Open client connections, by the connection thread serving them",
             connections_open.clone(),
         );
+        let key_state_version = Gauge::default();
+        registry.register(
+            "key_state_version",
+            "Version of the shared key state (database) this origin serves with",
+            key_state_version.clone(),
+        );
+        let key_state_stale = Gauge::default();
+        registry.register(
+            "key_state_stale",
+            "1 while newer shared keys cannot be loaded here (missing KEK file?); serving the last good keys",
+            key_state_stale.clone(),
+        );
+        let key_reload_failures = Counter::default();
+        registry.register(
+            "key_reload_failures",
+            "Failed loads of the shared key state",
+            key_reload_failures.clone(),
+        );
         let hot = HotSeries {
             segment_ok: requests
                 .get_or_create(&RequestLabels {
@@ -248,6 +274,9 @@ impl Metrics {
             express_responses,
             express_handoffs,
             connections_open,
+            key_state_version,
+            key_state_stale,
+            key_reload_failures,
             hot,
         }
     }

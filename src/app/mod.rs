@@ -6,6 +6,7 @@
 pub mod background;
 pub mod changes;
 pub mod jobs;
+pub mod keystate;
 pub mod memory;
 pub mod metrics;
 pub mod sales_first;
@@ -72,6 +73,8 @@ pub struct App {
     pub rotator: Rotator,
     /// Background admin jobs.
     pub admin_jobs: AdminJobs,
+    /// Whether the keys served are the shared key state's newest.
+    pub key_health: keystate::KeyHealth,
     /// Plain HTTP/1.1 connections start in the express lane (`http::express`).
     pub express_lane: bool,
     /// The time the application's own decisions read (token verifiers read theirs: the
@@ -150,8 +153,8 @@ impl App {
             scopes: ACCOUNT_SCOPES.to_vec(),
             ..Default::default()
         };
-        let rotator = Rotator::new(
-            keyring.dir(),
+        let rotator = Rotator::new_in(
+            keyring.keys().clone(),
             store.clone(),
             RotationSettings::from(&settings.keys),
         );
@@ -182,6 +185,7 @@ impl App {
             ledger_settings,
             rotator,
             admin_jobs: AdminJobs::default(),
+            key_health: keystate::KeyHealth::default(),
             express_lane: settings.express_lane,
             clock: Arc::new(SystemClock),
             background: tokio::runtime::Handle::try_current().ok(),
@@ -242,12 +246,13 @@ impl App {
         self.keys.load()
     }
 
-    /// Re-reads the keys folder (keyring, signing and account keys) and swaps the new set in
-    /// whole. On any error the running set stays (nothing half-loaded is ever served) and the
-    /// error is returned. Verified-token caches start empty: each token is verified once more.
+    /// Re-reads the keys folder, or the database's key state (keyring, signing and account
+    /// keys) and swaps the new set in whole. On any error the running set stays (nothing
+    /// half-loaded is ever served) and the error is returned. Verified-token caches start
+    /// empty: each token is verified once more.
     pub fn reload_keys(&self) -> Result<Arc<KeySet>, crate::keys::KeyError> {
-        let dir = self.keys.load().keyring.dir().to_path_buf();
-        let keyring = Arc::new(Keyring::open(&dir)?);
+        let source = self.keys.load().keyring.keys().source();
+        let keyring = Arc::new(Keyring::open_in(&source)?);
         let set = Arc::new(KeySet::build(
             keyring,
             &self.verifier_config,

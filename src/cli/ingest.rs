@@ -40,7 +40,11 @@ pub async fn run(args: IngestArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e, 2),
     };
-    let keyring = match Keyring::open(&config.keys_dir) {
+    let keys = match super::open_keys(&config) {
+        Ok(keys) => keys,
+        Err(e) => return fail(e, 2),
+    };
+    let keyring = match Keyring::open_in(&keys) {
         Ok(k) => Arc::new(k),
         Err(e) => {
             return fail(

@@ -25,6 +25,10 @@ pub enum KeysCommand {
         /// account service's public keys.
         #[arg(long)]
         dev_accounts: bool,
+        /// Config file: with `keys.store = "database"`, the keys are created in the ledger's
+        /// database (once, for every origin) and only the KEK in the keys folder.
+        #[arg(long, env = "ENCORE_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// List keys: kind, id, state, created, activated, retires-at; content keys with
     /// `--content`. No key material.
@@ -44,6 +48,13 @@ pub enum KeysCommand {
     /// Revoke a key: distrusted at once (after a suspected leak).
     #[command(subcommand)]
     Revoke(RevokeCommand),
+    /// Make a new KEK file in the keys folder without using it yet. With the keys in the
+    /// database: copy it to every node's keys folder, then `encore keys rotate kek` on any
+    /// node rotates to it (docs/KEYS.md).
+    NewKek {
+        #[command(flatten)]
+        common: CommonArgs,
+    },
     /// Retire and delete what earlier rotations scheduled and is now due (`encore serve`
     /// does this on a timer).
     Maintain {
@@ -101,7 +112,11 @@ pub struct RotateArgs {
 /// Runs an `encore keys` subcommand.
 pub fn run(cmd: KeysCommand) -> ExitCode {
     match cmd {
-        KeysCommand::Init { keys, dev_accounts } => match Keyring::init(&keys) {
+        KeysCommand::Init {
+            keys,
+            dev_accounts,
+            config,
+        } => match init_keys(&keys, config.as_deref()) {
             Ok(report) => {
                 println!("{report}");
                 if dev_accounts {
@@ -131,6 +146,24 @@ pub fn run(cmd: KeysCommand) -> ExitCode {
                 Ok(listing) if json => print_json(&listing),
                 Ok(listing) => {
                     print_listing(&listing, content);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e, 1),
+            }
+        }
+        KeysCommand::NewKek { common } => {
+            let config = match common.load(crate::config::Overrides::default()) {
+                Ok(c) => c,
+                Err(e) => return fail(e, 2),
+            };
+            let now = crate::clock::Clock::now_unix(&crate::clock::SystemClock);
+            match crate::keys::rotation::kek::new_kek_file(&config.keys_dir, now) {
+                Ok((id, path)) => {
+                    println!(
+                        "new KEK {id} in {} (not in use yet): copy it (mode 0600) to every \
+                         node's keys folder, then run `encore keys rotate kek`",
+                        path.display()
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(e, 1),
@@ -227,12 +260,27 @@ pub fn run(cmd: KeysCommand) -> ExitCode {
     }
 }
 
+/// `encore keys init` where the config says the keys live.
+fn init_keys(
+    keys: &std::path::Path,
+    config: Option<&std::path::Path>,
+) -> Result<crate::keys::InitReport, String> {
+    let overrides = crate::config::Overrides {
+        keys: Some(keys.to_path_buf()),
+        ..Default::default()
+    };
+    let config = crate::config::Config::load(config, &overrides).map_err(|e| e.to_string())?;
+    let dir = super::open_keys(&config)?;
+    Keyring::init_in(&dir).map_err(|e| e.to_string())
+}
+
 fn rotator(common: &CommonArgs) -> Result<Rotator, ExitCode> {
     let config = common
         .load(crate::config::Overrides::default())
         .map_err(|e| fail(e, 2))?;
-    Ok(Rotator::new(
-        &config.keys_dir,
+    let keys = super::open_keys(&config).map_err(|e| fail(e, 2))?;
+    Ok(Rotator::new_in(
+        keys,
         config.store(),
         RotationSettings::from(&config.server.keys),
     ))

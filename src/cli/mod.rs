@@ -110,6 +110,48 @@ pub fn main() -> ExitCode {
     })
 }
 
+/// Where the configured keys live: the keys folder, or (`keys.store = "database"`) the
+/// ledger's database, with the keys folder holding this node's KEK files.
+fn open_keys(config: &Config) -> Result<crate::keys::KeyDir, String> {
+    use crate::config::KeyStoreKind;
+    use crate::keys::{KeyDb, KeyDir};
+    match config.server.keys.store {
+        KeyStoreKind::Folder => Ok(KeyDir::folder(&config.keys_dir)),
+        KeyStoreKind::Database => {
+            let (url, location) = match &config.server.ledger.url {
+                // Never print credentials: name the database by host only.
+                Some(url) => (
+                    url.clone(),
+                    url.split('@').next_back().unwrap_or("ledger").to_owned(),
+                ),
+                None => {
+                    crate::durable::create_dir_all_durable_with_mode(
+                        &config.data_dir,
+                        crate::durable::PRIVATE_DIR_MODE,
+                    )
+                    .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
+                    let path = config.data_dir.join(crate::ledger::LEDGER_FILE);
+                    let mut encoded = String::new();
+                    for c in path.display().to_string().chars() {
+                        match c {
+                            '%' => encoded.push_str("%25"),
+                            '?' => encoded.push_str("%3F"),
+                            '#' => encoded.push_str("%23"),
+                            c => encoded.push(c),
+                        }
+                    }
+                    (
+                        format!("sqlite://{encoded}?mode=rwc"),
+                        path.display().to_string(),
+                    )
+                }
+            };
+            let db = KeyDb::open(&url, &location).map_err(|e| e.to_string())?;
+            Ok(KeyDir::database(&config.keys_dir, db))
+        }
+    }
+}
+
 /// Prints an error the ripgrep way and returns the exit code for it.
 fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
     eprintln!("error: {message}");

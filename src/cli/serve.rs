@@ -50,7 +50,13 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e, 2),
     };
-    let fresh_keys = !config.keys_dir.join("keyring.json").exists();
+    let keys = match super::open_keys(&config) {
+        Ok(keys) => keys,
+        Err(e) => return fail(e, 2),
+    };
+    // Development keys only for a keys folder: origins sharing a database share the keys
+    // `encore keys init` made there once.
+    let fresh_keys = keys.is_folder() && !config.keys_dir.join("keyring.json").exists();
     if fresh_keys {
         tracing::warn!("==================================================================");
         tracing::warn!(
@@ -65,7 +71,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return fail(e, 2);
         }
     }
-    let keyring = match Keyring::open(&config.keys_dir) {
+    let keyring = match Keyring::open_in(&keys) {
         Ok(k) => Arc::new(k),
         Err(e) => return fail(e, 2),
     };
@@ -116,6 +122,9 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     tokio::spawn(crate::app::memory::return_freed_pages());
     // Before packaging, which can take minutes: a rotation meanwhile must not be missed.
     tokio::spawn(watch::keys_folder(config.keys_dir.clone(), app.clone()));
+    // With the keys in the database: every origin follows its version (the LISTEN/NOTIFY
+    // wake-up calls the same catch-up).
+    tokio::spawn(crate::app::keystate::poll_key_state(app.clone()));
     tokio::spawn(background::maintain_keys(
         app.clone(),
         config.server.keys.maintenance_interval,

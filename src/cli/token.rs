@@ -85,7 +85,13 @@ fn mint_token(args: MintArgs) -> Result<String, String> {
             })?;
         (key, LedgerSettings::default().account_issuer)
     } else {
-        let keyring = Keyring::open(&args.keys).map_err(|e| e.to_string())?;
+        let overrides = Overrides {
+            keys: Some(args.keys.clone()),
+            ..Overrides::default()
+        };
+        let config = Config::load(args.config.as_deref(), &overrides).map_err(|e| e.to_string())?;
+        let keys = super::open_keys(&config)?;
+        let keyring = Keyring::open_in(&keys).map_err(|e| e.to_string())?;
         let key = keyring.signing_key().map_err(|e| e.to_string())?;
         (key, DEFAULT_ISSUER.to_owned())
     };

@@ -88,6 +88,20 @@ pub struct RawKeys {
     /// How often `encore serve` retires and deletes what rotations scheduled, seconds
     /// (default 60).
     pub maintenance_interval_seconds: Option<u64>,
+    /// Where the keys live: `"folder"` (default: the keys folder) or `"database"` (the
+    /// ledger's database, shared by every origin; the keys folder holds only the KEK).
+    pub store: Option<String>,
+}
+
+/// Where the keys live (`keys.store`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeyStoreKind {
+    /// Every key file in the keys folder: one machine.
+    #[default]
+    Folder,
+    /// The key state in the ledger's database, shared by every origin; each node's keys
+    /// folder holds its KEK file(s).
+    Database,
 }
 
 /// Validated `[keys]` settings.
@@ -101,6 +115,8 @@ pub struct KeySettings {
     pub token_leeway_seconds: u64,
     /// Maintenance period of `encore serve`.
     pub maintenance_interval: std::time::Duration,
+    /// Where the keys live.
+    pub store: KeyStoreKind,
 }
 
 impl Default for KeySettings {
@@ -110,6 +126,7 @@ impl Default for KeySettings {
             max_token_seconds: 7 * 86_400,
             token_leeway_seconds: 30,
             maintenance_interval: std::time::Duration::from_secs(60),
+            store: KeyStoreKind::Folder,
         }
     }
 }
@@ -597,6 +614,16 @@ fn key_settings(raw: RawKeys) -> Result<KeySettings, ConfigError> {
         max_token_seconds,
         token_leeway_seconds: leeway,
         maintenance_interval: std::time::Duration::from_secs(interval),
+        store: match raw.store.as_deref() {
+            None | Some("folder") => KeyStoreKind::Folder,
+            Some("database") => KeyStoreKind::Database,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    key: "keys.store",
+                    problem: format!("is {other:?}; use \"folder\" or \"database\""),
+                });
+            }
+        },
     })
 }
 

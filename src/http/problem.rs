@@ -97,7 +97,9 @@ impl From<crate::keys::rotation::RotationError> for ApiError {
                 | KeyError::Context(_)
                 | KeyError::UnknownKek { .. }
                 | KeyError::Unwrap { .. }
-                | KeyError::NoSigner { .. },
+                | KeyError::NoSigner { .. }
+                | KeyError::Database { .. }
+                | KeyError::KekNotHere { .. },
             )
             | RotationError::Store(_)
             | RotationError::Audit { .. } => ApiError::Internal(e.to_string()),

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use super::error::KeyError;
 use super::keyfiles::{load_public, load_signing_pair};
 use super::layout::{DIR_MODE, PUBLIC_MODE, SECRET_MODE};
+use super::vault::KeyDir;
 use crate::durable;
 use crate::seal::{PublicSigningKey, SigningError, SigningKeyPair};
 
@@ -46,7 +47,7 @@ pub fn load_account_keys(keys_dir: &Path) -> Result<Vec<PublicSigningKey>, KeyEr
     paths.sort();
     let mut keys = Vec::new();
     for path in paths {
-        if let Some(key) = load_public(&path)? {
+        if let Some(key) = load_public(&KeyDir::folder(&path), &path)? {
             keys.push(key);
         }
     }
@@ -64,7 +65,7 @@ pub fn init_dev_account_key(keys_dir: &Path) -> Result<bool, KeyError> {
         .map_err(KeyError::io("create directory", &dir))?;
     let private = dir.join(DEV_ACCOUNT_KEY);
     // A crash between the two writes leaves the private key alone: adopt it.
-    let pair = match load_signing_pair(&private)? {
+    let pair = match load_signing_pair(&KeyDir::folder(&private), &private)? {
         Some(pair) => pair,
         None => {
             let pair = SigningKeyPair::generate().map_err(|e| signing_error(&private, e))?;
@@ -89,7 +90,8 @@ pub fn init_dev_account_key(keys_dir: &Path) -> Result<bool, KeyError> {
 
 /// The development account-service private key, for `encore token mint --scope account`.
 pub fn dev_account_key(keys_dir: &Path) -> Result<Option<SigningKeyPair>, KeyError> {
-    load_signing_pair(&accounts_dir(keys_dir).join(DEV_ACCOUNT_KEY))
+    let path = accounts_dir(keys_dir).join(DEV_ACCOUNT_KEY);
+    load_signing_pair(&KeyDir::folder(&path), &path)
 }
 
 fn signing_error(path: &Path, e: SigningError) -> KeyError {

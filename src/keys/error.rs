@@ -133,6 +133,26 @@ pub enum KeyError {
         /// The keys directory.
         dir: PathBuf,
     },
+    /// The database holding the shared key state failed or refused.
+    #[error("the key state in the database ({location}): {reason}")]
+    Database {
+        /// The database, without credentials.
+        location: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The database's key state is wrapped under a KEK this node has no file of.
+    #[error(
+        "this node has no KEK {kek}: copy {} from a node that has it (docs/KEYS.md, \
+         \"How a KEK rotation reaches every node\"); until then it serves with the keys it had",
+        .path.display()
+    )]
+    KekNotHere {
+        /// Where the KEK file should be.
+        path: PathBuf,
+        /// The KEK.
+        kek: KeyId,
+    },
     /// An album with no content keys.
     #[error("album {album} has no content keys in {}; package it first (`encore ingest`)", .dir.display())]
     NoContentKeys {

@@ -95,6 +95,20 @@ pub(crate) struct ContentEntry {
     pub(crate) retires_unix: Option<u64>,
 }
 
+/// Where the files below are read and written: the keys folder or a snapshot of the
+/// database's key state (`vault::KeyDir` implements it; a trait here so that this module,
+/// which `vault` builds on, need not import it).
+pub(crate) trait KeyFiles {
+    /// The keys folder the paths are in.
+    fn root(&self) -> &Path;
+    /// A private file's bytes, `None` if it does not exist.
+    fn read_private(&self, path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, KeyError>;
+    /// A public file's bytes, `None` if it does not exist.
+    fn read_public(&self, path: &Path) -> Result<Option<Vec<u8>>, KeyError>;
+    /// Writes a file atomically and durably (or into the transaction's snapshot).
+    fn write(&self, path: &Path, bytes: &[u8], mode: u32) -> Result<(), KeyError>;
+}
+
 pub(crate) fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -166,17 +180,65 @@ fn parse_versioned<'a, T: Deserialize<'a>>(
     serde_json::from_slice(bytes).map_err(|e| KeyError::corrupt(path, what, e))
 }
 
-pub(crate) fn read_state(path: &Path) -> Result<Option<StateFile>, KeyError> {
-    let Some(bytes) = read_public(path)? else {
+pub(crate) fn read_state(dir: &dyn KeyFiles, path: &Path) -> Result<Option<StateFile>, KeyError> {
+    let Some(bytes) = dir.read_public(path)? else {
         return Ok(None);
     };
-    let what = "keyring state";
-    let state: StateFile = parse_versioned(path, what, &bytes)?;
-    Ok(Some(state))
+    parse_state(path, &bytes).map(Some)
 }
 
-pub(crate) fn write_state(path: &Path, state: &StateFile) -> Result<(), KeyError> {
-    write_json(path, state, PUBLIC_MODE)
+/// Parses the bytes of `keyring.json` (read from `path`).
+pub(crate) fn parse_state(path: &Path, bytes: &[u8]) -> Result<StateFile, KeyError> {
+    parse_versioned(path, "keyring state", bytes)
+}
+
+pub(crate) fn write_state(
+    dir: &dyn KeyFiles,
+    path: &Path,
+    state: &StateFile,
+) -> Result<(), KeyError> {
+    write_json(dir, path, state, PUBLIC_MODE)
+}
+
+/// Whether the private file `path` exists, refusing one that group or others can read.
+pub(crate) fn private_exists(path: &Path) -> Result<bool, KeyError> {
+    match fs::metadata(path) {
+        Ok(meta) => check_private_mode(path, &meta).map(|()| true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(KeyError::io("inspect", path)(e)),
+    }
+}
+
+/// Names of the entries of the folder `dir`; empty if it does not exist.
+pub(crate) fn list_dir(dir: &Path) -> Result<Vec<String>, KeyError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(KeyError::io("list", dir)(e)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(KeyError::io("list", dir))?;
+        if let Some(name) = entry.file_name().to_str() {
+            names.push(name.to_owned());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Deletes `path` and syncs its folder; `false` if it was already gone.
+pub(crate) fn remove_file_durably(path: &Path) -> Result<bool, KeyError> {
+    match fs::remove_file(path) {
+        Ok(()) => {
+            if let Some(parent) = path.parent() {
+                durable::sync_dir(parent).map_err(KeyError::io("sync", parent))?;
+            }
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(KeyError::io("remove", path)(e)),
+    }
 }
 
 /// Reads the `format` field alone, so a future format is reported as such, not as corrupt.
@@ -188,11 +250,16 @@ pub(crate) fn peek_format(bytes: &[u8]) -> Result<u32, serde_json::Error> {
     serde_json::from_slice::<Peek>(bytes).map(|p| p.format)
 }
 
-pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T, mode: u32) -> Result<(), KeyError> {
+pub(crate) fn write_json<T: Serialize>(
+    dir: &dyn KeyFiles,
+    path: &Path,
+    value: &T,
+    mode: u32,
+) -> Result<(), KeyError> {
     let mut bytes = serde_json::to_vec_pretty(value)
         .map_err(|e| KeyError::corrupt(path, "JSON document", e))?;
     bytes.push(b'\n');
-    durable::write_atomic(path, &bytes, mode).map_err(KeyError::io("write", path))
+    dir.write(path, &bytes, mode)
 }
 
 pub(crate) fn write_kek(path: &Path, kek: &Kek, created_unix: u64) -> Result<(), KeyError> {
@@ -246,32 +313,38 @@ pub(crate) fn load_kek(path: &Path) -> Result<Option<(Kek, u64)>, KeyError> {
 
 /// Generates a signing key pair and writes its private half (0600); returns it with the path.
 pub(crate) fn write_new_signing_private(
-    dir: &Path,
+    dir: &dyn KeyFiles,
 ) -> Result<(SigningKeyPair, std::path::PathBuf), KeyError> {
     let pair = SigningKeyPair::generate().map_err(|e| match e {
         SigningError::Rng(e) => KeyError::Rng(e),
-        other => KeyError::corrupt(dir, "signing key", other),
+        other => KeyError::corrupt(dir.root(), "signing key", other),
     })?;
-    let path = dir.join(signing_private_name(pair.kid()));
+    let path = dir.root().join(signing_private_name(pair.kid()));
     let pem = pair
         .to_pkcs8_pem()
         .map_err(|e| KeyError::corrupt(&path, "PKCS#8 PEM private key", e))?;
-    durable::write_atomic(&path, pem.as_bytes(), SECRET_MODE)
-        .map_err(KeyError::io("write", &path))?;
+    dir.write(&path, pem.as_bytes(), SECRET_MODE)?;
     Ok((pair, path))
 }
 
 /// Writes the public half of `pair` (0644) to `path`.
-pub(crate) fn write_signing_public(path: &Path, pair: &SigningKeyPair) -> Result<(), KeyError> {
+pub(crate) fn write_signing_public(
+    dir: &dyn KeyFiles,
+    path: &Path,
+    pair: &SigningKeyPair,
+) -> Result<(), KeyError> {
     let pem = pair
         .public()
         .and_then(|p| p.to_spki_pem())
         .map_err(|e| KeyError::corrupt(path, "public signing key", e))?;
-    durable::write_atomic(path, pem.as_bytes(), PUBLIC_MODE).map_err(KeyError::io("write", path))
+    dir.write(path, pem.as_bytes(), PUBLIC_MODE)
 }
 
-pub(crate) fn load_signing_pair(path: &Path) -> Result<Option<SigningKeyPair>, KeyError> {
-    let Some(bytes) = read_private(path)? else {
+pub(crate) fn load_signing_pair(
+    dir: &dyn KeyFiles,
+    path: &Path,
+) -> Result<Option<SigningKeyPair>, KeyError> {
+    let Some(bytes) = dir.read_private(path)? else {
         return Ok(None);
     };
     let what = "PKCS#8 PEM private key";
@@ -282,8 +355,11 @@ pub(crate) fn load_signing_pair(path: &Path) -> Result<Option<SigningKeyPair>, K
         .map_err(|e| KeyError::corrupt(path, what, e))
 }
 
-pub(crate) fn load_public(path: &Path) -> Result<Option<PublicSigningKey>, KeyError> {
-    let Some(bytes) = read_public(path)? else {
+pub(crate) fn load_public(
+    dir: &dyn KeyFiles,
+    path: &Path,
+) -> Result<Option<PublicSigningKey>, KeyError> {
+    let Some(bytes) = dir.read_public(path)? else {
         return Ok(None);
     };
     let what = "SPKI PEM public key";
@@ -294,10 +370,14 @@ pub(crate) fn load_public(path: &Path) -> Result<Option<PublicSigningKey>, KeyEr
         .map_err(|e| KeyError::corrupt(path, what, e))
 }
 
-pub(crate) fn read_content_file(path: &Path, album: &str) -> Result<Option<ContentFile>, KeyError> {
+pub(crate) fn read_content_file(
+    dir: &dyn KeyFiles,
+    path: &Path,
+    album: &str,
+) -> Result<Option<ContentFile>, KeyError> {
     // Holds only wrapped keys, but still 0600: who may list which tracks have keys is
     // the licensing staff's business.
-    let Some(bytes) = read_private(path)? else {
+    let Some(bytes) = dir.read_private(path)? else {
         return Ok(None);
     };
     let what = "content key file";

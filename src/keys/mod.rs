@@ -4,12 +4,14 @@
 //! is in [`layout`], the formats in `docs/SEALING.md`.
 //!
 //! Modules import downwards only, in this order: `layout`, `error`, `lock`, `keyfiles`,
-//! `lifecycle`, [`keyring`], [`account_keys`], [`rotation`].
+//! [`vault`], `lifecycle`, [`keyring`], [`account_keys`], [`rotation`] (`keyfiles` reads and
+//! writes through its `KeyFiles` trait, which [`vault`]'s [`KeyDir`] implements).
 //!
 //! - [`layout`]: file names and modes of the keys directory.
 //! - `error`: [`KeyError`], whose messages name the file and the fix.
 //! - `lock`: the cross-process lock on the keys directory.
 //! - `keyfiles`: the JSON and PEM files, read and written (secrets through zeroizing buffers).
+//! - [`vault`]: where they live: the keys folder, or the database shared by every origin.
 //! - `lifecycle`: a signing key's life as a function of time ([`KeyState`]).
 //! - [`keyring`]: init with crash recovery, content keys, signing keys, listings.
 //! - [`account_keys`]: the account service's public keys (and its development stand-in).
@@ -23,8 +25,10 @@ pub mod layout;
 mod lifecycle;
 mod lock;
 pub mod rotation;
+pub mod vault;
 
 pub use error::KeyError;
 pub use keyring::{ContentKeyInfo, InitReport, KeyEntry, KeyKind, Keyring, TrustedKey};
 pub use layout::{CONTENT_DIR, LOCK_FILE, STATE_FILE};
 pub use lifecycle::KeyState;
+pub use vault::{KeyDb, KeyDir};

@@ -27,11 +27,16 @@ pub async fn ready(app: &App) -> Result<Response<Body>, ApiError> {
             "the purchase ledger cannot commit".into(),
         ));
     }
-    Ok(text(
-        StatusCode::OK,
-        "ready\n".into(),
-        "text/plain; charset=utf-8",
-    ))
+    // Stale keys do not take the origin out of service (it serves with its last good keys,
+    // as every origin did a moment ago), but the probe says so.
+    let body = match app.key_health.stale() {
+        None => "ready\n".to_owned(),
+        // The reason (it may name a path) is in the server log only.
+        Some(_) => "ready\nkeys: stale: newer shared keys cannot be loaded here; serving the \
+                    previous keys (see the server log)\n"
+            .to_owned(),
+    };
+    Ok(text(StatusCode::OK, body, "text/plain; charset=utf-8"))
 }
 
 /// Prometheus text exposition.

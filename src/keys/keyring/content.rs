@@ -6,13 +6,11 @@ use std::path::Path;
 use std::sync::PoisonError;
 
 use super::Keyring;
-use crate::durable;
 use crate::keys::error::KeyError;
 use crate::keys::keyfiles::{
     ContentEntry, ContentFile, load_kek, now_unix, read_content_file, read_state, write_json,
 };
 use crate::keys::layout::{CONTENT_DIR, DIR_MODE, FORMAT, SECRET_MODE, STATE_FILE, kek_file_name};
-use crate::keys::lock::lock_keys_dir;
 use crate::seal::wrap::{self, KeySlot, WRAPPED_LEN, WrapError, Wrapped};
 use crate::seal::{ContentKey, Kek, KeyId};
 
@@ -29,6 +27,9 @@ impl Keyring {
         if let Some(key) = self.existing_content_key(album, track, rendition)? {
             return Ok(key);
         }
+        if self.dir.needs_transaction() {
+            return self.change(|ring| ring.content_key(album, track, rendition));
+        }
         let slot = KeySlot {
             album,
             track,
@@ -38,11 +39,11 @@ impl Keyring {
         // needed because flock is per open file, and the Mutex alone would not stop a second
         // process from overwriting the album file with its own new key.
         let _guard = self.create.lock().unwrap_or_else(PoisonError::into_inner);
-        let _lock = lock_keys_dir(&self.dir)?;
+        let _lock = self.dir.lock()?;
 
         // Re-read under the lock: someone may have created it meanwhile.
         let path = self.content_path(album)?;
-        let mut file = read_content_file(&path, album)?.unwrap_or_else(|| ContentFile {
+        let mut file = read_content_file(&self.dir, &path, album)?.unwrap_or_else(|| ContentFile {
             format: FORMAT,
             album: album.to_owned(),
             keys: Vec::new(),
@@ -69,13 +70,17 @@ impl Keyring {
         album: &str,
         slots: &[(u32, String, KeyId)],
     ) -> Result<Vec<KeyId>, KeyError> {
+        if self.dir.needs_transaction() {
+            return self.change(|ring| ring.add_content_keys(album, slots));
+        }
         let _guard = self.create.lock().unwrap_or_else(PoisonError::into_inner);
-        let _lock = lock_keys_dir(&self.dir)?;
+        let _lock = self.dir.lock()?;
         let path = self.content_path(album)?;
-        let mut file = read_content_file(&path, album)?.ok_or_else(|| KeyError::NoContentKeys {
-            album: album.to_owned(),
-            dir: self.dir.clone(),
-        })?;
+        let mut file =
+            read_content_file(&self.dir, &path, album)?.ok_or_else(|| KeyError::NoContentKeys {
+                album: album.to_owned(),
+                dir: self.dir().to_path_buf(),
+            })?;
         let mut ids = Vec::with_capacity(slots.len());
         let mut changed = false;
         for (track, rendition, current) in slots {
@@ -136,6 +141,15 @@ impl Keyring {
         now: u64,
         in_use: &dyn Fn(u32, &str, KeyId) -> bool,
     ) -> Result<Vec<KeyId>, KeyError> {
+        if self.dir.needs_transaction() {
+            // Most runs find nothing due: only then is it worth the database's lock.
+            let due = self.content_keys_for_album(album)?.iter().any(|k| {
+                k.retires_unix.is_some_and(|t| t <= now) && !in_use(k.track, &k.rendition, k.id)
+            });
+            if !due {
+                return Ok(Vec::new());
+            }
+        }
         let mut removed = Vec::new();
         self.edit_content_file(album, |file| {
             file.keys.retain(|e| {
@@ -197,8 +211,11 @@ impl Keyring {
         album: &str,
         change: impl FnOnce(&mut ContentFile) -> bool,
     ) -> Result<(), KeyError> {
+        if self.dir.needs_transaction() {
+            return self.change(|ring| ring.edit_content_file(album, change));
+        }
         let _guard = self.create.lock().unwrap_or_else(PoisonError::into_inner);
-        let _lock = lock_keys_dir(&self.dir)?;
+        let _lock = self.dir.lock()?;
         self.edit_content_file_locked(album, change)
     }
 
@@ -208,7 +225,7 @@ impl Keyring {
         change: impl FnOnce(&mut ContentFile) -> bool,
     ) -> Result<(), KeyError> {
         let path = self.content_path(album)?;
-        let Some(mut file) = read_content_file(&path, album)? else {
+        let Some(mut file) = read_content_file(&self.dir, &path, album)? else {
             return Ok(());
         };
         if change(&mut file) {
@@ -221,10 +238,9 @@ impl Keyring {
         // Stable: within a slot, keys stay oldest first, so the newest is the last.
         file.keys
             .sort_by(|a, b| (a.track, &a.rendition).cmp(&(b.track, &b.rendition)));
-        let content_dir = self.dir.join(CONTENT_DIR);
-        durable::create_dir_all_durable_with_mode(&content_dir, DIR_MODE)
-            .map_err(KeyError::io("create directory", &content_dir))?;
-        write_json(path, file, SECRET_MODE)
+        let content_dir = self.dir().join(CONTENT_DIR);
+        self.dir.create_dir(&content_dir, DIR_MODE)?;
+        write_json(&self.dir, path, file, SECRET_MODE)
     }
 
     /// Wraps a fresh content key under the KEK that is active on disk now (not the one this
@@ -235,8 +251,8 @@ impl Keyring {
         slot: KeySlot<'_>,
         key: &ContentKey,
     ) -> Result<ContentEntry, KeyError> {
-        let state_path = self.dir.join(STATE_FILE);
-        let active = read_state(&state_path)?
+        let state_path = self.dir().join(STATE_FILE);
+        let active = read_state(&self.dir, &state_path)?
             .map(|s| s.active_kek)
             .unwrap_or(self.state.active_kek);
         let wrapped = self.wrap_under(path, slot, key, active)?;
@@ -288,7 +304,7 @@ impl Keyring {
             rendition: slot.rendition.to_owned(),
             kek: id,
         };
-        match load_kek(&self.dir.join(kek_file_name(id)))? {
+        match load_kek(&self.dir().join(kek_file_name(id)))? {
             Some((kek, _)) if kek.id() == id => f(&kek),
             _ => Err(unknown()),
         }
@@ -355,7 +371,7 @@ impl Keyring {
         pick: impl for<'f> FnOnce(&'f ContentFile) -> Vec<&'f ContentEntry>,
     ) -> Result<Vec<ContentKey>, KeyError> {
         let path = self.content_path(album)?;
-        let Some(file) = read_content_file(&path, album)? else {
+        let Some(file) = read_content_file(&self.dir, &path, album)? else {
             return Ok(Vec::new());
         };
         let slot = KeySlot {

@@ -2,7 +2,6 @@
 //! behind, without ever guessing which of several orphan keys is the real one.
 
 use std::fmt;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::Keyring;
@@ -16,7 +15,7 @@ use crate::keys::layout::{
     CONTENT_DIR, DIR_MODE, FORMAT, STATE_FILE, kek_file_name, signing_private_name,
     signing_public_name,
 };
-use crate::keys::lock::lock_keys_dir;
+use crate::keys::vault::KeyDir;
 use crate::seal::{Kek, KeyId, SigningKeyPair, SigningKid};
 
 /// What [`Keyring::init`] found and did.
@@ -67,75 +66,94 @@ impl Keyring {
     /// or if several orphan keys lie around without it, it returns an error rather than make
     /// new keys (which would orphan content keys wrapped under the old KEK).
     pub fn init(dir: &Path) -> Result<InitReport, KeyError> {
+        Keyring::init_in(&KeyDir::folder(dir))
+    }
+
+    /// [`init`](Self::init) where `keys` says the keys live. With the database, the KEK is a
+    /// file in this node's keys folder and the rest is created in one transaction; on a
+    /// database another node initialized, it only checks that this node has the active KEK's
+    /// file (copied from that node).
+    pub fn init_in(keys: &KeyDir) -> Result<InitReport, KeyError> {
+        let dir = keys.path();
         let mut created = Vec::new();
         if !dir.exists() {
             created.push(dir.to_path_buf());
         }
         durable::create_dir_all_durable_with_mode(dir, DIR_MODE)
             .map_err(KeyError::io("create directory", dir))?;
-        let _lock = lock_keys_dir(dir)?;
-
-        let content_dir = dir.join(CONTENT_DIR);
-        if !content_dir.exists() {
-            durable::create_dir_all_durable_with_mode(&content_dir, DIR_MODE)
-                .map_err(KeyError::io("create directory", &content_dir))?;
-            created.push(content_dir);
-        }
-
-        let state_path = dir.join(STATE_FILE);
-        let (kek, signing_kid) = match read_state(&state_path)? {
-            Some(state) => {
-                complete_existing(dir, &state_path, &state, &mut created)?;
-                (state.active_kek, state.active_signing)
-            }
-            None => {
-                let now = now_unix();
-                let (kek_id, kek_created) = adopt_or_create_kek(dir, now, &mut created)?;
-                let (kid, signing_created) = adopt_or_create_signing(dir, now, &mut created)?;
-                let state = StateFile {
-                    format: FORMAT,
-                    active_kek: kek_id,
-                    active_signing: kid,
-                    keks: vec![KekEntry {
-                        id: kek_id,
-                        created_unix: kek_created,
-                    }],
-                    signing: vec![SigningEntry {
-                        kid,
-                        created_unix: signing_created,
-                        activates_unix: None,
-                        retires_unix: None,
-                        revoked_unix: None,
-                    }],
-                    retired_keks: Vec::new(),
-                };
-                write_state(&state_path, &state)?;
-                created.push(state_path);
-                (kek_id, kid)
-            }
-        };
-        let report = InitReport {
-            dir: dir.to_path_buf(),
-            kek,
-            signing_kid,
-            created,
-        };
-        if report.changed() {
-            tracing::info!(dir = %dir.display(), kek = %kek, signing_kid = %signing_kid, "keyring initialized");
-        }
-        Ok(report)
+        keys.transact(|kd| init_locked(kd, created))
     }
+}
+
+fn init_locked(kd: &KeyDir, mut created: Vec<PathBuf>) -> Result<InitReport, KeyError> {
+    let dir = kd.path();
+    let _lock = kd.lock()?;
+    let content_dir = dir.join(CONTENT_DIR);
+    if kd.is_folder() && !content_dir.exists() {
+        kd.create_dir(&content_dir, DIR_MODE)?;
+        created.push(content_dir);
+    }
+
+    let state_path = dir.join(STATE_FILE);
+    let (kek, signing_kid) = match read_state(kd, &state_path)? {
+        Some(state) => {
+            complete_existing(kd, &state_path, &state, &mut created)?;
+            (state.active_kek, state.active_signing)
+        }
+        None => {
+            let now = now_unix();
+            let (kek_id, kek_created) = adopt_or_create_kek(dir, now, &mut created)?;
+            let (kid, signing_created) = adopt_or_create_signing(kd, now, &mut created)?;
+            let state = StateFile {
+                format: FORMAT,
+                active_kek: kek_id,
+                active_signing: kid,
+                keks: vec![KekEntry {
+                    id: kek_id,
+                    created_unix: kek_created,
+                }],
+                signing: vec![SigningEntry {
+                    kid,
+                    created_unix: signing_created,
+                    activates_unix: None,
+                    retires_unix: None,
+                    revoked_unix: None,
+                }],
+                retired_keks: Vec::new(),
+            };
+            write_state(kd, &state_path, &state)?;
+            created.push(state_path);
+            (kek_id, kid)
+        }
+    };
+    let report = InitReport {
+        dir: dir.to_path_buf(),
+        kek,
+        signing_kid,
+        created,
+    };
+    if report.changed() {
+        tracing::info!(dir = %dir.display(), kek = %kek, signing_kid = %signing_kid, "keyring initialized");
+    }
+    Ok(report)
 }
 
 /// The state exists: make sure what it lists is there, re-deriving a lost public key file.
 fn complete_existing(
-    dir: &Path,
+    kd: &KeyDir,
     state_path: &Path,
     state: &StateFile,
     created: &mut Vec<PathBuf>,
 ) -> Result<(), KeyError> {
+    let dir = kd.path();
     let kek_path = dir.join(kek_file_name(state.active_kek));
     if load_kek(&kek_path)?.is_none() {
+        if !kd.is_folder() {
+            return Err(KeyError::KekNotHere {
+                path: kek_path,
+                kek: state.active_kek,
+            });
+        }
         return Err(KeyError::Missing {
             path: kek_path,
             listed_in: state_path.to_path_buf(),
@@ -143,7 +161,7 @@ fn complete_existing(
     }
     let kid = state.active_signing;
     let private = dir.join(signing_private_name(kid));
-    let Some(pair) = load_signing_pair(&private)? else {
+    let Some(pair) = load_signing_pair(kd, &private)? else {
         return Err(KeyError::Missing {
             path: private,
             listed_in: state_path.to_path_buf(),
@@ -156,7 +174,7 @@ fn complete_existing(
             format!("its kid is {}, not {kid}", pair.kid()),
         ));
     }
-    ensure_public(dir, &pair, created)
+    ensure_public(kd, &pair, created)
 }
 
 /// Reuses the single KEK file a crashed `init` left, or makes one.
@@ -165,7 +183,7 @@ fn adopt_or_create_kek(
     now: u64,
     created: &mut Vec<PathBuf>,
 ) -> Result<(KeyId, u64), KeyError> {
-    let found = orphans(dir, "kek-", ".json")?;
+    let found = orphans(&KeyDir::folder(dir), dir, "kek-", ".json")?;
     match found.as_slice() {
         [] => {
             let kek = Kek::generate()?;
@@ -191,19 +209,20 @@ fn adopt_or_create_kek(
 /// Reuses the single private signing key a crashed `init` left, or makes one; then makes sure
 /// its public key file exists.
 fn adopt_or_create_signing(
-    dir: &Path,
+    kd: &KeyDir,
     now: u64,
     created: &mut Vec<PathBuf>,
 ) -> Result<(SigningKid, u64), KeyError> {
-    let found = orphans(dir, "signing-", ".key.pem")?;
+    let dir = kd.path();
+    let found = orphans(kd, dir, "signing-", ".key.pem")?;
     let pair = match found.as_slice() {
         [] => {
-            let (pair, path) = write_new_signing_private(dir)?;
+            let (pair, path) = write_new_signing_private(kd)?;
             created.push(path);
             pair
         }
         [path] => {
-            let pair = load_signing_pair(path)?.ok_or_else(|| KeyError::Missing {
+            let pair = load_signing_pair(kd, path)?.ok_or_else(|| KeyError::Missing {
                 path: path.clone(),
                 listed_in: dir.to_path_buf(),
             })?;
@@ -212,7 +231,7 @@ fn adopt_or_create_signing(
         }
         _ => return Err(ambiguous(dir, "private signing keys", &found)),
     };
-    ensure_public(dir, &pair, created)?;
+    ensure_public(kd, &pair, created)?;
     Ok((pair.kid(), now))
 }
 
@@ -231,12 +250,12 @@ fn ambiguous(dir: &Path, what: &str, found: &[PathBuf]) -> KeyError {
 
 /// Writes the public key file for `pair` if it is missing (it can always be re-derived).
 fn ensure_public(
-    dir: &Path,
+    kd: &KeyDir,
     pair: &SigningKeyPair,
     created: &mut Vec<PathBuf>,
 ) -> Result<(), KeyError> {
-    let path = dir.join(signing_public_name(pair.kid()));
-    if let Some(existing) = load_public(&path)? {
+    let path = kd.path().join(signing_public_name(pair.kid()));
+    if let Some(existing) = load_public(kd, &path)? {
         if existing.kid() == pair.kid() {
             return Ok(());
         }
@@ -246,33 +265,26 @@ fn ensure_public(
             format!("its kid is {}, not {}", existing.kid(), pair.kid()),
         ));
     }
-    write_signing_public(&path, pair)?;
+    write_signing_public(kd, &path, pair)?;
     created.push(path);
     Ok(())
 }
 
 /// Files in `dir` named `<prefix><id><suffix>` (temp files start with '.', so never match).
-fn orphans(dir: &Path, prefix: &str, suffix: &str) -> Result<Vec<PathBuf>, KeyError> {
-    let mut found = Vec::new();
-    let entries = fs::read_dir(dir).map_err(KeyError::io("list", dir))?;
-    for entry in entries {
-        let entry = entry.map_err(KeyError::io("list", dir))?;
-        let name = entry.file_name();
-        if let Some(name) = name.to_str()
-            && name.starts_with(prefix)
-            && name.ends_with(suffix)
-        {
-            found.push(entry.path());
-        }
-    }
-    found.sort();
-    Ok(found)
+fn orphans(kd: &KeyDir, dir: &Path, prefix: &str, suffix: &str) -> Result<Vec<PathBuf>, KeyError> {
+    Ok(kd
+        .list(dir)?
+        .into_iter()
+        .filter(|name| name.starts_with(prefix) && name.ends_with(suffix))
+        .map(|name| dir.join(name))
+        .collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::keys::keyring::tests::{keys_dir, mode_of};
+    use std::fs;
 
     /// Every file under `dir` with its bytes and mode, for "nothing changed" checks.
     fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>, u32)> {

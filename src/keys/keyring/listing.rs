@@ -2,8 +2,6 @@
 //! album's content keys; ids and times, never key material.
 
 use std::fmt;
-use std::fs;
-use std::io;
 
 use super::Keyring;
 use crate::keys::error::KeyError;
@@ -103,7 +101,7 @@ impl Keyring {
     /// The content keys of `album`, without secrets; empty if it has none.
     pub fn content_keys_for_album(&self, album: &str) -> Result<Vec<ContentKeyInfo>, KeyError> {
         let path = self.content_path(album)?;
-        let Some(file) = read_content_file(&path, album)? else {
+        let Some(file) = read_content_file(&self.dir, &path, album)? else {
             return Ok(Vec::new());
         };
         Ok(file
@@ -122,17 +120,10 @@ impl Keyring {
 
     /// Albums that have content keys, sorted.
     pub fn albums(&self) -> Result<Vec<String>, KeyError> {
-        let dir = self.dir.join(CONTENT_DIR);
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(KeyError::io("list", &dir)(e)),
-        };
+        let dir = self.dir().join(CONTENT_DIR);
         let mut albums = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(KeyError::io("list", &dir))?;
-            let name = entry.file_name();
-            let Some(album) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+        for name in self.dir.list(&dir)? {
+            let Some(album) = name.strip_suffix(".json") else {
                 continue;
             };
             if album_problem(album).is_none() {

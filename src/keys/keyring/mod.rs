@@ -13,31 +13,29 @@ mod signing;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 
 use super::error::KeyError;
-use super::keyfiles::{
-    SigningEntry, StateFile, check_private_mode, load_kek, load_public, now_unix, read_state,
-};
+use super::keyfiles::{SigningEntry, StateFile, load_kek, load_public, now_unix, read_state};
 use super::layout::{
     CONTENT_DIR, STATE_FILE, album_problem, kek_file_name, signing_private_name,
     signing_public_name,
 };
 use super::lifecycle;
+use super::vault::KeyDir;
 use crate::seal::{Kek, KeyId, PublicSigningKey};
 
 pub use init::InitReport;
 pub use listing::{ContentKeyInfo, KeyEntry, KeyKind};
 pub use signing::TrustedKey;
 
-/// A loaded keys directory. Safe to share between threads (`Send + Sync`).
+/// A loaded keys directory, or a snapshot of the database's key state. Safe to share
+/// between threads (`Send + Sync`).
 ///
 /// Loaded once at [`Keyring::open`]; a rotation by another process is seen after re-opening.
 pub struct Keyring {
-    dir: PathBuf,
+    dir: KeyDir,
     state: StateFile,
     keks: HashMap<KeyId, Kek>,
     public: Vec<(SigningEntry, PublicSigningKey)>,
@@ -50,6 +48,7 @@ impl fmt::Debug for Keyring {
         // Ids only, and short: this ends up in logs.
         f.debug_struct("Keyring")
             .field("dir", &self.dir)
+            .field("version", &self.dir.version())
             .field("active_kek", &self.state.active_kek)
             .field("active_signing", &self.state.active_signing)
             .field("keks", &self.keks.len())
@@ -63,8 +62,16 @@ impl Keyring {
     /// Refuses private key files that group or others can read, and a missing or corrupt
     /// state.
     pub fn open(dir: &Path) -> Result<Keyring, KeyError> {
+        Keyring::open_in(&KeyDir::folder(dir))
+    }
+
+    /// Loads the keys from where `keys` says they are: a folder, or a fresh snapshot of the
+    /// database's key state (private signing keys unwrapped in memory, with this node's KEKs).
+    pub fn open_in(keys: &KeyDir) -> Result<Keyring, KeyError> {
+        let loaded = keys.loaded()?;
+        let dir = loaded.path();
         let state_path = dir.join(STATE_FILE);
-        let state = read_state(&state_path)?.ok_or_else(|| KeyError::NotInitialized {
+        let state = read_state(&loaded, &state_path)?.ok_or_else(|| KeyError::NotInitialized {
             dir: dir.to_path_buf(),
             file: state_path.clone(),
         })?;
@@ -112,22 +119,18 @@ impl Keyring {
         let mut public = Vec::with_capacity(state.signing.len());
         for entry in &state.signing {
             let private = dir.join(signing_private_name(entry.kid));
-            match fs::metadata(&private) {
-                Ok(meta) => check_private_mode(&private, &meta)?,
-                // Only a key that signs or will sign needs its private half; a superseded
-                // one may be public only (maintenance deletes those).
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    if lifecycle::needs_private_key(&state.signing, entry, now) {
-                        return Err(KeyError::Missing {
-                            path: private,
-                            listed_in: state_path,
-                        });
-                    }
-                }
-                Err(e) => return Err(KeyError::io("inspect", &private)(e)),
+            // Only a key that signs or will sign needs its private half; a superseded one may
+            // be public only (maintenance deletes those).
+            if !loaded.private_exists(&private)?
+                && lifecycle::needs_private_key(&state.signing, entry, now)
+            {
+                return Err(KeyError::Missing {
+                    path: private,
+                    listed_in: state_path,
+                });
             }
             let pub_path = dir.join(signing_public_name(entry.kid));
-            let key = load_public(&pub_path)?.ok_or_else(|| KeyError::Missing {
+            let key = load_public(&loaded, &pub_path)?.ok_or_else(|| KeyError::Missing {
                 path: pub_path.clone(),
                 listed_in: state_path.clone(),
             })?;
@@ -146,7 +149,7 @@ impl Keyring {
 
         tracing::debug!(dir = %dir.display(), kek = %state.active_kek, signing_kid = %state.active_signing, "keyring opened");
         Ok(Keyring {
-            dir: dir.to_path_buf(),
+            dir: loaded,
             state,
             keks,
             public,
@@ -154,9 +157,26 @@ impl Keyring {
         })
     }
 
-    /// The keys directory.
+    /// The keys directory (with the key state in the database: the node's folder of KEKs).
     pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Where the keys live; [`KeyDir::source`] is where a reload reads them.
+    pub fn keys(&self) -> &KeyDir {
         &self.dir
+    }
+
+    /// Runs a change of the keys: on this keyring (a folder, or inside a transaction), or,
+    /// for a snapshot of the database, as one transaction on a fresh snapshot under the lock,
+    /// whose committed files this snapshot then holds too.
+    fn change<T>(&self, op: impl FnOnce(&Keyring) -> Result<T, KeyError>) -> Result<T, KeyError> {
+        if !self.dir.needs_transaction() {
+            return op(self);
+        }
+        // One change of this process at a time; the transaction orders the others.
+        let _guard = self.create.lock().unwrap_or_else(PoisonError::into_inner);
+        self.dir.transact(|tx| op(&Keyring::open_in(tx)?))
     }
 
     /// Id of the KEK that wraps new content keys.
@@ -172,13 +192,14 @@ impl Keyring {
                 reason,
             });
         }
-        Ok(self.dir.join(CONTENT_DIR).join(format!("{album}.json")))
+        Ok(self.dir().join(CONTENT_DIR).join(format!("{album}.json")))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     pub(super) fn mode_of(path: &Path) -> u32 {

@@ -3,7 +3,7 @@
 
 use super::Keyring;
 use crate::keys::error::KeyError;
-use crate::keys::keyfiles::{now_unix, read_private};
+use crate::keys::keyfiles::now_unix;
 use crate::keys::layout::{STATE_FILE, signing_private_name, signing_public_name};
 use crate::keys::lifecycle::{self, KeyState};
 use crate::seal::{PublicSigningKey, SigningKeyPair, SigningKid};
@@ -40,13 +40,16 @@ impl Keyring {
     /// Loads the private key of the key that signs at `now`.
     pub fn signing_key_at(&self, now: u64) -> Result<SigningKeyPair, KeyError> {
         let kid = self.signer_kid_at(now).ok_or_else(|| KeyError::NoSigner {
-            dir: self.dir.clone(),
+            dir: self.dir().to_path_buf(),
         })?;
-        let path = self.dir.join(signing_private_name(kid));
-        let bytes = read_private(&path)?.ok_or_else(|| KeyError::Missing {
-            path: path.clone(),
-            listed_in: self.dir.join(STATE_FILE),
-        })?;
+        let path = self.dir().join(signing_private_name(kid));
+        let bytes = self
+            .dir
+            .read_private(&path)?
+            .ok_or_else(|| KeyError::Missing {
+                path: path.clone(),
+                listed_in: self.dir().join(STATE_FILE),
+            })?;
         let pem = std::str::from_utf8(&bytes)
             .map_err(|_| KeyError::corrupt(&path, "PKCS#8 PEM private key", "it is not text"))?;
         let pair = SigningKeyPair::from_pkcs8_pem(pem)

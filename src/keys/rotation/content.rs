@@ -102,7 +102,7 @@ pub(super) fn rotate(
         }));
     }
 
-    let keyring = Keyring::open(rotator.keys_dir())?;
+    let keyring = Keyring::open_in(rotator.keys())?;
     let grace = store.retire_grace_seconds();
     let served_until = now.saturating_add(grace);
 

@@ -33,7 +33,9 @@ impl MaintenanceReport {
 
 pub(super) fn run(rotator: &Rotator, now: u64) -> Result<MaintenanceReport, RotationError> {
     let mut report = MaintenanceReport {
-        signing_private_deleted: signing::prune_signing(rotator.keys_dir(), now)?
+        signing_private_deleted: rotator
+            .keys()
+            .transact(|kd| signing::prune_signing(kd, now))?
             .into_iter()
             .map(|k| k.to_string())
             .collect(),
@@ -69,7 +71,7 @@ pub(super) fn run(rotator: &Rotator, now: u64) -> Result<MaintenanceReport, Rota
             }
         }
     }
-    let keyring = Keyring::open(rotator.keys_dir())?;
+    let keyring = Keyring::open_in(rotator.keys())?;
     for album in keyring.albums()? {
         let used = |track: u32, rendition: &str, id: crate::seal::KeyId| {
             in_use.contains(&(album.clone(), track, rendition.to_owned(), id.to_string()))

@@ -30,7 +30,7 @@ pub use signing::{SigningRevocation, SigningRotation, Superseded};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::KeySettings;
-use crate::keys::{KeyEntry, KeyError, Keyring};
+use crate::keys::{KeyDir, KeyEntry, KeyError, Keyring};
 use crate::seal::SigningKid;
 use crate::store::{Store, StoreError};
 
@@ -93,10 +93,11 @@ impl Default for RotationSettings {
     }
 }
 
-/// Runs key operations on one keys directory and packaged store.
+/// Runs key operations on one keys directory (or the database's key state) and packaged
+/// store.
 #[derive(Clone)]
 pub struct Rotator {
-    keys_dir: PathBuf,
+    keys: KeyDir,
     store: Store,
     settings: RotationSettings,
     audit: AuditLog,
@@ -106,7 +107,7 @@ pub struct Rotator {
 impl std::fmt::Debug for Rotator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Rotator")
-            .field("keys_dir", &self.keys_dir)
+            .field("keys", &self.keys)
             .field("store", &self.store.root())
             .field("settings", &self.settings)
             .finish_non_exhaustive()
@@ -181,11 +182,18 @@ pub struct ContentKeyRow {
 impl Rotator {
     /// Operations on `keys_dir` and `store`, audited in `keys_dir/audit.jsonl`.
     pub fn new(keys_dir: &Path, store: Store, settings: RotationSettings) -> Self {
+        Rotator::new_in(KeyDir::folder(keys_dir), store, settings)
+    }
+
+    /// Operations on the keys where `keys` says they live (with the database, each change is
+    /// one transaction there), audited in the node's `audit.jsonl`.
+    pub fn new_in(keys: KeyDir, store: Store, settings: RotationSettings) -> Self {
+        let audit = AuditLog::in_keys_dir(keys.path());
         Rotator {
-            keys_dir: keys_dir.to_path_buf(),
+            keys: keys.source(),
             store,
             settings,
-            audit: AuditLog::in_keys_dir(keys_dir),
+            audit,
             clock: Arc::new(SystemClock),
         }
     }
@@ -198,7 +206,12 @@ impl Rotator {
 
     /// The keys directory.
     pub fn keys_dir(&self) -> &Path {
-        &self.keys_dir
+        self.keys.path()
+    }
+
+    /// Where the keys live.
+    pub fn keys(&self) -> &KeyDir {
+        &self.keys
     }
 
     /// The packaged store.
@@ -217,7 +230,7 @@ impl Rotator {
 
     /// Every key with its state now, and every album's content keys. No material.
     pub fn list(&self) -> Result<KeyListing, RotationError> {
-        let keyring = Keyring::open(&self.keys_dir)?;
+        let keyring = Keyring::open_in(&self.keys)?;
         let keys = keyring
             .list_at(self.now())
             .into_iter()
@@ -243,13 +256,17 @@ impl Rotator {
     /// `rotate signing`: a new key in the JWKS now, signing after the propagation delay.
     pub fn rotate_signing(&self, actor: &Actor) -> Result<SigningRotation, RotationError> {
         let now = self.now();
-        let result = signing::rotate_signing(
-            &self.keys_dir,
-            now,
-            self.settings.propagation_seconds,
-            self.settings.token_horizon_seconds,
-        )
-        .map_err(RotationError::from);
+        let result = self
+            .keys
+            .transact(|kd| {
+                signing::rotate_signing(
+                    kd,
+                    now,
+                    self.settings.propagation_seconds,
+                    self.settings.token_horizon_seconds,
+                )
+            })
+            .map_err(RotationError::from);
         self.audited(actor, "rotate-signing", now, result, |r| {
             serde_json::json!({
                 "kid": r.kid.to_string(),
@@ -266,7 +283,10 @@ impl Rotator {
         kid: SigningKid,
     ) -> Result<SigningRevocation, RotationError> {
         let now = self.now();
-        let result = signing::revoke_signing(&self.keys_dir, kid, now).map_err(RotationError::from);
+        let result = self
+            .keys
+            .transact(|kd| signing::revoke_signing(kd, kid, now))
+            .map_err(RotationError::from);
         self.audited(actor, "revoke-signing", now, result, |r| {
             serde_json::json!({
                 "kid": r.kid.to_string(),
@@ -279,7 +299,10 @@ impl Rotator {
     /// `rotate kek`: a new KEK, every content key re-wrapped, the old KEK deleted.
     pub fn rotate_kek(&self, actor: &Actor) -> Result<KekRotation, RotationError> {
         let now = self.now();
-        let result = kek::rotate_kek(&self.keys_dir, now).map_err(RotationError::from);
+        let result = self
+            .keys
+            .transact(|kd| kek::rotate_kek(kd, now))
+            .map_err(RotationError::from);
         self.audited(actor, "rotate-kek", now, result, |r| {
             serde_json::json!({
                 "kek": r.kek.to_string(),

@@ -2,15 +2,13 @@
 //! file, fsync, rename, fsync dir) under the keys lock, in an order where a crash between any
 //! two steps leaves a directory that loads and serves, and a re-run that completes the job.
 
-use std::path::Path;
-
 use super::keydir::{new_signing_pair, remove_durably, remove_unlisted, save_state, state};
 use crate::crashpoint;
 use crate::keys::error::KeyError;
 use crate::keys::keyfiles::SigningEntry;
 use crate::keys::layout::signing_private_name;
 use crate::keys::lifecycle::{self, AfterRevoke};
-use crate::keys::lock::lock_keys_dir;
+use crate::keys::vault::KeyDir;
 use crate::seal::SigningKid;
 
 /// What `rotate signing` did.
@@ -48,12 +46,12 @@ pub struct SigningRevocation {
 /// `propagation_seconds`; every older key is retired `token_horizon_seconds` (the longest
 /// token lifetime plus clock leeway) after that, when no token it signed can still be valid.
 pub fn rotate_signing(
-    dir: &Path,
+    dir: &KeyDir,
     now: u64,
     propagation_seconds: u64,
     token_horizon_seconds: u64,
 ) -> Result<SigningRotation, KeyError> {
-    let _lock = lock_keys_dir(dir)?;
+    let _lock = dir.lock()?;
     let mut state = state(dir)?;
     remove_unlisted(dir, &state)?;
     let pair = new_signing_pair(dir)?;
@@ -91,17 +89,17 @@ pub fn rotate_signing(
 /// Distrusts `kid` from `now`. If it was the only key able to sign, the newest pending key
 /// signs at once, or a new key is made that does; its private half is deleted.
 pub fn revoke_signing(
-    dir: &Path,
+    dir: &KeyDir,
     kid: SigningKid,
     now: u64,
 ) -> Result<SigningRevocation, KeyError> {
-    let _lock = lock_keys_dir(dir)?;
+    let _lock = dir.lock()?;
     let mut state = state(dir)?;
     remove_unlisted(dir, &state)?;
     let after = lifecycle::revoke(&mut state.signing, kid, now).ok_or_else(|| {
         KeyError::UnknownSigningKey {
             kid: kid.to_string(),
-            dir: dir.to_path_buf(),
+            dir: dir.path().to_path_buf(),
         }
     })?;
     let (signer, created_signer) = match after {
@@ -121,7 +119,7 @@ pub fn revoke_signing(
     state.active_signing = signer;
     save_state(dir, &state)?;
     crashpoint::reached("revoke-signing:state-written");
-    remove_durably(&dir.join(signing_private_name(kid)))?;
+    remove_durably(dir, &dir.path().join(signing_private_name(kid)))?;
     tracing::warn!(kid = %kid, signer = %signer, "signing key revoked");
     Ok(SigningRevocation {
         kid,
@@ -132,14 +130,14 @@ pub fn revoke_signing(
 
 /// Deletes the private halves of signing keys that will never sign again (superseded,
 /// retired, revoked). Returns their kids.
-pub fn prune_signing(dir: &Path, now: u64) -> Result<Vec<SigningKid>, KeyError> {
-    let _lock = lock_keys_dir(dir)?;
+pub fn prune_signing(dir: &KeyDir, now: u64) -> Result<Vec<SigningKid>, KeyError> {
+    let _lock = dir.lock()?;
     let state = state(dir)?;
     remove_unlisted(dir, &state)?;
     let mut pruned = Vec::new();
     for entry in &state.signing {
         if !lifecycle::needs_private_key(&state.signing, entry, now)
-            && remove_durably(&dir.join(signing_private_name(entry.kid)))?
+            && remove_durably(dir, &dir.path().join(signing_private_name(entry.kid)))?
         {
             tracing::info!(kid = %entry.kid, "deleted the private half of a signing key that no longer signs");
             pruned.push(entry.kid);
@@ -173,7 +171,7 @@ mod tests {
         let old = before.active_signing_kid();
         let now = now_unix();
 
-        let rot = rotate_signing(&dir, now, 60, 500).unwrap();
+        let rot = rotate_signing(&KeyDir::folder(&dir), now, 60, 500).unwrap();
         assert_eq!(rot.activates_unix, now + 60);
         assert_eq!(
             rot.superseded,
@@ -202,8 +200,11 @@ mod tests {
         assert_eq!(state_of(&k, old, now + 560), Some(KeyState::Retired));
 
         // Once superseded, the old private half is deleted; the public half stays listed.
-        assert_eq!(prune_signing(&dir, now).unwrap(), vec![]);
-        assert_eq!(prune_signing(&dir, now + 60).unwrap(), vec![old]);
+        assert_eq!(prune_signing(&KeyDir::folder(&dir), now).unwrap(), vec![]);
+        assert_eq!(
+            prune_signing(&KeyDir::folder(&dir), now + 60).unwrap(),
+            vec![old]
+        );
         assert!(!dir.join(signing_private_name(old)).exists());
         assert!(dir.join(signing_public_name(old)).exists());
     }
@@ -213,7 +214,7 @@ mod tests {
         let (_tmp, dir) = keys();
         let old = Keyring::open(&dir).unwrap().active_signing_kid();
         let now = now_unix();
-        let rev = revoke_signing(&dir, old, now).unwrap();
+        let rev = revoke_signing(&KeyDir::folder(&dir), old, now).unwrap();
         assert!(rev.created_signer);
         assert_ne!(rev.signer, old);
         assert!(!dir.join(signing_private_name(old)).exists());
@@ -224,7 +225,7 @@ mod tests {
 
         let unknown: SigningKid = "00000000000000aa".parse().unwrap();
         assert!(matches!(
-            revoke_signing(&dir, unknown, now),
+            revoke_signing(&KeyDir::folder(&dir), unknown, now),
             Err(KeyError::UnknownSigningKey { .. })
         ));
     }
