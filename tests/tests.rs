@@ -1,5 +1,6 @@
 //! All integration tests in one binary (one module per capability), each in its own temp dir.
 
+mod garage;
 mod util;
 
 mod bad_input;
@@ -15,6 +16,7 @@ mod idle;
 mod integrity;
 mod layout;
 mod ledger_faults;
+mod objectstore;
 mod purchases;
 mod reload;
 mod rerun;
