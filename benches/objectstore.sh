@@ -56,10 +56,16 @@ wait_http() {
 
 log "== objectstore bench $(date -u +%Y-%m-%dT%H:%MZ): $(nproc) CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -r)"
 log "== load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-cargo build --release --quiet --bin encore
-ENCORE=$CARGO_TARGET_DIR/release/encore
-LOADGEN=$(cargo bench --quiet --bench loadgen --no-run --message-format=json |
-	jq -r 'select(.executable != null and .target.name == "loadgen") | .executable')
+# ENCORE=… LOADGEN=…: binaries already built (e.g. the dev profile's); default: release builds.
+if [ -z "${ENCORE:-}" ]; then
+	cargo build --release --quiet --bin encore
+	ENCORE=$CARGO_TARGET_DIR/release/encore
+fi
+if [ -z "${LOADGEN:-}" ]; then
+	LOADGEN=$(cargo bench --quiet --bench loadgen --no-run --message-format=json |
+		jq -r 'select(.executable != null and .target.name == "loadgen") | .executable')
+fi
+log "== encore: $ENCORE; loadgen: $LOADGEN"
 
 # ---- Garage ---------------------------------------------------------------------------------
 RPC=$(free_port) S3=$(free_port) ADMIN=$(free_port)

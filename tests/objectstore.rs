@@ -32,8 +32,8 @@ fn encore(ws: &Workspace, garage: &Garage, args: &[&str]) -> Output {
 }
 
 /// A workspace whose `encore.toml` publishes to `prefix` in the bucket, with `album` of
-/// `tracks` tracks of `seconds` (white noise when `noise`, so lossless segments are large),
-/// packaged and published by `encore ingest`.
+/// `tracks` tracks of `seconds` (white noise in 1 s segments when `noise`: many segments
+/// that do not compress), packaged and published by `encore ingest`.
 fn published(
     garage: &Garage,
     prefix: &str,
@@ -43,9 +43,14 @@ fn published(
     noise: bool,
 ) -> Workspace {
     let ws = Workspace::new();
+    let ingest = if noise {
+        "[ingest]\nsegment_seconds = 1.0\n"
+    } else {
+        ""
+    };
     std::fs::write(
         ws.path().join("encore.toml"),
-        format!("[store]\nurl = \"{}\"\n", garage.url(prefix)),
+        format!("{ingest}[store]\nurl = \"{}\"\n", garage.url(prefix)),
     )
     .expect("encore.toml");
     add_album(&ws, album, tracks, seconds, noise);
@@ -383,7 +388,7 @@ async fn objects_without_a_publication_are_invisible_and_a_new_publication_reach
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_disk_cache_stays_within_its_bound_while_a_larger_catalog_plays() {
     let garage = Garage::start().await;
-    // About 3 MB of lossless noise against a 1 MiB bound.
+    // About 4 MB of lossless noise in ~250 KB segments against a 1 MiB bound.
     let ws = published(&garage, "big", "bucketed", 2, 8.0, true);
     let bound = 1024 * 1024;
     let (o, data) = origin(&garage, &ws, "big", "local_cache_mb = 1\n").await;

@@ -389,6 +389,9 @@ impl Store {
     /// generations already decided) and deletes local generation folders it does not name.
     /// The caller holds [`lock`](Self::lock).
     pub fn mirror_manifest_locked(&self, manifest: &RenditionManifest) -> Result<(), StoreError> {
+        // On an origin the rendition's folder may not exist yet: its segments come later.
+        let dir = self.rendition_dir(&manifest.album, manifest.track, &manifest.rendition)?;
+        durable::create_dir_all_durable(&dir).map_err(io_err("create", &dir))?;
         self.write_manifest_locked(manifest)?;
         self.collect_garbage_locked(manifest).map(|_| ())
     }
