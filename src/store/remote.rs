@@ -36,8 +36,9 @@ pub enum RemoteError {
     Config {
         /// The bucket.
         bucket: String,
-        /// The client's complaint.
-        source: object_store::Error,
+        /// The client's complaint (boxed: the client's error is large, and every `Result`
+        /// here would carry its size).
+        source: Box<object_store::Error>,
     },
     /// A request failed.
     #[error("{action} s3://{bucket}/{key}: {source}")]
@@ -49,7 +50,7 @@ pub enum RemoteError {
         /// The object's key.
         key: String,
         /// The cause.
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     /// A key encore would never write (it would escape the prefix or the layout).
     #[error("refusing object name {0:?}")]
@@ -99,9 +100,9 @@ impl Remote {
         location: &BucketLocation,
         settings: &[(String, String)],
     ) -> Result<Remote, RemoteError> {
-        let config_err = |source| RemoteError::Config {
+        let config_err = |source: object_store::Error| RemoteError::Config {
             bucket: location.bucket.clone(),
-            source,
+            source: Box::new(source),
         };
         let mut builder = AmazonS3Builder::from_env();
         for (name, value) in settings {
@@ -111,10 +112,7 @@ impl Remote {
         let s3 = builder
             .with_bucket_name(&location.bucket)
             .build()
-            .map_err(|source| RemoteError::Config {
-                bucket: location.bucket.clone(),
-                source,
-            })?;
+            .map_err(config_err)?;
         Ok(Remote {
             s3: Arc::new(s3),
             location: location.clone(),
@@ -155,7 +153,7 @@ impl Remote {
             action,
             bucket,
             key,
-            source,
+            source: Box::new(source),
         }
     }
 
