@@ -169,7 +169,7 @@ fn attach_bucket(config: &Config, app: App) -> Result<(App, Option<Arc<Published
         remote,
         &app.store,
         config.store.local_cache_bytes,
-        app.segments.stats(),
+        &app.segments.stats().remote,
     ));
     let (copies, bytes) = through.rescan().map_err(|e| {
         format!(

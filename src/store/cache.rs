@@ -21,7 +21,7 @@ use prometheus_client::metrics::counter::Counter;
 
 use super::backed::{self, FileBacked, LoadFailure};
 use super::hot::HotSlots;
-use super::readthrough::ReadThrough;
+use super::readthrough::{ReadThrough, RemoteStats};
 
 /// Counters moka does not keep for us (Prometheus counters, so /metrics exports them as they are).
 #[derive(Debug, Default, Clone)]
@@ -46,14 +46,8 @@ pub struct CacheStats {
     pub derived_builds: Counter,
     /// Store files whose bytes did not match their manifest's SHA-256 when loaded.
     pub integrity_failures: Counter,
-    /// Segments fetched from the bucket ([`super::readthrough`]).
-    pub remote_fetches: Counter,
-    /// Bytes fetched from the bucket.
-    pub remote_bytes: Counter,
-    /// Objects fetched from the bucket that did not match their manifest (never kept).
-    pub remote_verify_failures: Counter,
-    /// Local segment copies deleted to keep the local disk cache within its bound.
-    pub local_evictions: Counter,
+    /// The bucket read-through's counters ([`super::readthrough`]).
+    pub remote: RemoteStats,
 }
 
 /// Why a segment could not be loaded.

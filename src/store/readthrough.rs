@@ -18,9 +18,21 @@ use prometheus_client::metrics::counter::Counter;
 
 use super::Store;
 use super::backed::{LoadFailure, check_digest};
-use super::cache::CacheStats;
 use super::remote::Remote;
 use crate::durable;
+
+/// The read-through's counters (Prometheus counters: /metrics exports them as they are).
+#[derive(Debug, Default, Clone)]
+pub struct RemoteStats {
+    /// Segments fetched from the bucket.
+    pub fetches: Counter,
+    /// Bytes fetched from the bucket.
+    pub bytes: Counter,
+    /// Objects fetched from the bucket that did not match their manifest (never kept).
+    pub verify_failures: Counter,
+    /// Local segment copies deleted to keep the local disk cache within its bound.
+    pub local_evictions: Counter,
+}
 
 /// The bucket behind a local store, and the bound on local segment copies.
 pub struct ReadThrough {
@@ -46,7 +58,7 @@ impl ReadThrough {
     /// Reads through from `remote` into `store`, keeping at most `capacity_bytes` of local
     /// segment copies; counts into `stats` (remote fetches, bytes, verify failures, local
     /// evictions).
-    pub fn new(remote: Remote, store: &Store, capacity_bytes: u64, stats: &CacheStats) -> Self {
+    pub fn new(remote: Remote, store: &Store, capacity_bytes: u64, stats: &RemoteStats) -> Self {
         let evictions = stats.local_evictions.clone();
         let disk = moka::sync::Cache::builder()
             .max_capacity(capacity_bytes)
@@ -67,9 +79,9 @@ impl ReadThrough {
             remote,
             root: store.root().to_path_buf(),
             disk,
-            fetches: stats.remote_fetches.clone(),
-            fetch_bytes: stats.remote_bytes.clone(),
-            verify_failures: stats.remote_verify_failures.clone(),
+            fetches: stats.fetches.clone(),
+            fetch_bytes: stats.bytes.clone(),
+            verify_failures: stats.verify_failures.clone(),
         }
     }
 
@@ -211,7 +223,7 @@ mod tests {
     use super::*;
     use crate::config::BucketLocation;
 
-    fn through(store: &Store, capacity: u64, stats: &CacheStats) -> ReadThrough {
+    fn through(store: &Store, capacity: u64, stats: &RemoteStats) -> ReadThrough {
         let location = BucketLocation {
             bucket: "encore".into(),
             prefix: String::new(),
@@ -240,7 +252,7 @@ mod tests {
         }
         // Neither the lock file nor a temp file is a copy.
         std::fs::write(gen_dir.join(".0001.enc.tmp.1.1"), b"x").unwrap();
-        let stats = CacheStats::default();
+        let stats = RemoteStats::default();
         let t = through(&store, 4500, &stats);
         assert_eq!(t.rescan().unwrap(), (10, 10_000));
         assert!(t.local_bytes() <= 4500, "{}", t.local_bytes());
