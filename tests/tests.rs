@@ -1,5 +1,6 @@
 //! All integration tests in one binary (one module per capability), each in its own temp dir.
 
+mod garage;
 mod nginx;
 mod pg;
 mod util;
@@ -20,6 +21,7 @@ mod integrity;
 mod keys_cluster;
 mod layout;
 mod ledger_faults;
+mod objectstore;
 mod purchases;
 mod reload;
 mod rerun;

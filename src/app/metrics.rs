@@ -171,6 +171,26 @@ impl Metrics {
             cache.integrity_failures.clone(),
         );
         registry.register(
+            "store_remote_fetches",
+            "Segments fetched from the bucket (local store misses)",
+            cache.remote.fetches.clone(),
+        );
+        registry.register(
+            "store_remote_bytes",
+            "Bytes of segments fetched from the bucket",
+            cache.remote.bytes.clone(),
+        );
+        registry.register(
+            "store_remote_verify_failures",
+            "Objects fetched from the bucket that did not match their manifest's SHA-256 (not kept, not served)",
+            cache.remote.verify_failures.clone(),
+        );
+        registry.register(
+            "store_local_evictions",
+            "Local copies of bucket segments deleted to keep the local disk cache within its bound",
+            cache.remote.local_evictions.clone(),
+        );
+        registry.register(
             "hls_cache_hits",
             "HLS segment lookups answered from memory",
             cache.derived_hits.clone(),

@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod keystate;
 pub mod memory;
 pub mod metrics;
+pub mod published;
 pub mod sales_first;
 pub mod watch;
 
@@ -262,9 +263,23 @@ impl App {
         Ok(set)
     }
 
+    /// Segments missing from the local store are read through from the bucket behind it.
+    pub fn with_read_through(
+        mut self,
+        through: Arc<crate::store::readthrough::ReadThrough>,
+    ) -> App {
+        self.segments = self.segments.clone().with_read_through(through);
+        self
+    }
+
     /// Reloads the catalog from the store and swaps it in.
     pub fn reload_library(&self) -> Result<(), crate::store::StoreError> {
-        let index = LibraryIndex::load(&self.store)?;
+        // Under the store lock: a mirror of published records (or a manifest commit) is seen
+        // whole or not at all.
+        let index = {
+            let _lock = self.store.lock()?;
+            LibraryIndex::load(&self.store)?
+        };
         self.library.store(Arc::new(index));
         Ok(())
     }

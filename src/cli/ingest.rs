@@ -56,6 +56,11 @@ pub async fn run(args: IngestArgs) -> ExitCode {
             );
         }
     };
+    let album_ids: Vec<String> = args
+        .albums
+        .iter()
+        .filter_map(|d| d.file_name().and_then(|n| n.to_str()).map(str::to_owned))
+        .collect();
     let job = IngestJob {
         media_dir: config.media_dir.clone(),
         albums: args.albums,
@@ -75,9 +80,56 @@ pub async fn run(args: IngestArgs) -> ExitCode {
     let observer: Arc<dyn ingest::Observer> = Arc::from(progress::for_stderr());
     let report = ingest::run(job, keyring, config.store(), observer).await;
     println!("{}", report.summary());
-    if report.ok() {
+    let published = match &config.store.bucket {
+        None => true,
+        Some(location) => publish(&config.store(), location, album_ids).await,
+    };
+    if report.ok() && published {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     }
+}
+
+/// Publishes `albums` (every album in the local store when empty) to the bucket; false if
+/// any could not be.
+async fn publish(
+    store: &crate::store::Store,
+    location: &crate::config::BucketLocation,
+    mut albums: Vec<String>,
+) -> bool {
+    use crate::store::{publish::publish_album, remote::Remote};
+    let remote = match Remote::from_env(location) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return false;
+        }
+    };
+    if albums.is_empty() {
+        albums = crate::store::library::LibraryIndex::load(store)
+            .map(|index| index.albums.into_keys().collect())
+            .unwrap_or_default();
+    }
+    let mut ok = true;
+    for album in albums {
+        match publish_album(store, &remote, &album).await {
+            Ok(r) => println!(
+                "{album}: {} to {}: {} object(s) written, {} already there",
+                if r.published {
+                    "published"
+                } else {
+                    "unchanged"
+                },
+                remote.url(),
+                r.objects_put,
+                r.objects_present
+            ),
+            Err(e) => {
+                eprintln!("error: {album} not published: {e}");
+                ok = false;
+            }
+        }
+    }
+    ok
 }

@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use clap::Args;
 
 use super::{CommonArgs, fail};
+use crate::app::published::{self, PublishedStore};
 use crate::app::{App, background, watch};
 use crate::config::{Config, Overrides};
 use crate::http;
@@ -104,7 +105,11 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         &config.server,
         limits,
     ) {
-        Ok(app) => Arc::new(app),
+        Ok(app) => app,
+        Err(e) => return fail(e, 2),
+    };
+    let (app, bucket) = match attach_bucket(&config, app) {
+        Ok((app, bucket)) => (Arc::new(app), bucket),
         Err(e) => return fail(e, 2),
     };
     // Fail closed: without the refunds of the last days, refunded buyers' tokens would play.
@@ -133,13 +138,29 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     tracing::info!("encore listening on {scheme}://{addr}");
     let server = tokio::spawn(http::run(listener, app.clone(), tls, shutdown_signal()));
 
-    // Package what is new or changed, then open the doors.
-    background::package_and_swap(&config, &app).await;
+    // Package what is new or changed (or, with a bucket, load what is published there), then
+    // open the doors.
+    match &bucket {
+        None => background::package_and_swap(&config, &app).await,
+        Some(bucket) => {
+            // A bucket out of reach at start: serve what the local store mirrored last time;
+            // the refresh keeps trying.
+            if let Err(e) = bucket.refresh(&app).await {
+                tracing::error!("cannot load the published albums yet (will retry): {e}");
+            }
+            tokio::spawn(published::follow(
+                app.clone(),
+                bucket.clone(),
+                config.store.refresh,
+            ));
+        }
+    }
     app.ready.store(true, Ordering::Release);
     if fresh_keys || args.print_tokens {
         print_welcome(&config, &keyring, &app, &format!("{scheme}://{addr}"));
     }
-    if config.server.watch_media {
+    // With a bucket, albums are packaged and published by `encore ingest`, not by origins.
+    if config.server.watch_media && bucket.is_none() {
         tokio::spawn(watch::media_folder(config.clone(), app.clone()));
     }
     match server.await {
@@ -147,6 +168,38 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         Ok(Err(e)) => fail(format!("cannot serve: {e}"), 1),
         Err(e) => fail(format!("server task failed: {e}"), 1),
     }
+}
+
+/// With `[store] url`: the app reads segments through from the bucket, its local copies
+/// (counted again from disk) bounded by `[store] local_cache_mb`.
+fn attach_bucket(config: &Config, app: App) -> Result<(App, Option<Arc<PublishedStore>>), String> {
+    use crate::store::{readthrough::ReadThrough, remote::Remote};
+    let Some(location) = &config.store.bucket else {
+        return Ok((app, None));
+    };
+    let remote = Remote::from_env(location).map_err(|e| e.to_string())?;
+    let url = remote.url();
+    let through = Arc::new(ReadThrough::new(
+        remote,
+        &app.store,
+        config.store.local_cache_bytes,
+        &app.segments.stats().remote,
+    ));
+    let (copies, bytes) = through.rescan().map_err(|e| {
+        format!(
+            "cannot scan the local store {}: {e}",
+            app.store.root().display()
+        )
+    })?;
+    tracing::info!(
+        copies,
+        bytes,
+        bound = config.store.local_cache_bytes,
+        "packaged store published to {url}; local copies under {}",
+        app.store.root().display()
+    );
+    let bucket = Arc::new(PublishedStore::new(Arc::clone(&through)));
+    Ok((app.with_read_through(through), Some(bucket)))
 }
 
 /// Opens the configured ledger: `[ledger] url`, else SQLite in the data dir.

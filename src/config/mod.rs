@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod limits;
+mod store;
 
 pub use limits::Limits;
+pub use store::{BucketLocation, RawStore, StoreSettings};
 
 /// Default config file looked for in the working directory.
 pub const DEFAULT_CONFIG_FILE: &str = "encore.toml";
@@ -71,6 +73,9 @@ pub struct RawConfig {
     /// `[keys]`.
     #[serde(default)]
     pub keys: RawKeys,
+    /// `[store]`.
+    #[serde(default)]
+    pub store: RawStore,
 }
 
 /// `[keys]` section: token lifetimes and the timing of key rotations.
@@ -352,6 +357,8 @@ pub struct Config {
     pub ingest: IngestSettings,
     /// Server settings.
     pub server: ServerSettings,
+    /// Where the packaged store lives.
+    pub store: StoreSettings,
 }
 
 /// Values given on the command line or in the environment; they win over the file.
@@ -509,6 +516,7 @@ impl Config {
         }
         Ok(Config {
             server,
+            store: store::store_settings(raw.store)?,
             media_dir: o
                 .media
                 .clone()

@@ -21,6 +21,7 @@ use prometheus_client::metrics::counter::Counter;
 
 use super::backed::{self, FileBacked, LoadFailure};
 use super::hot::HotSlots;
+use super::readthrough::{ReadThrough, RemoteStats};
 
 /// Counters moka does not keep for us (Prometheus counters, so /metrics exports them as they are).
 #[derive(Debug, Default, Clone)]
@@ -45,6 +46,8 @@ pub struct CacheStats {
     pub derived_builds: Counter,
     /// Store files whose bytes did not match their manifest's SHA-256 when loaded.
     pub integrity_failures: Counter,
+    /// The bucket read-through's counters ([`super::readthrough`]).
+    pub remote: RemoteStats,
 }
 
 /// Why a segment could not be loaded.
@@ -131,6 +134,8 @@ pub struct SegmentCache {
     capacity: u64,
     /// Loaded segments' store-file pages are locked in the page cache ([`super::backed`]).
     pin_pages: bool,
+    /// The bucket a missing segment is fetched from, when the store is published there.
+    read_through: Option<Arc<ReadThrough>>,
     stats: Arc<CacheStats>,
 }
 
@@ -158,8 +163,21 @@ impl SegmentCache {
             hot,
             capacity: capacity_bytes,
             pin_pages: true,
+            read_through: None,
             stats: Arc::new(CacheStats::default()),
         }
+    }
+
+    /// Segments missing from the local store are fetched through `read_through` (checked
+    /// against their SHA-256, kept on local disk) instead of failing as not found.
+    pub fn with_read_through(mut self, read_through: Arc<ReadThrough>) -> Self {
+        self.read_through = Some(read_through);
+        self
+    }
+
+    /// The bucket read-through, if the store is published to one.
+    pub fn read_through(&self) -> Option<&Arc<ReadThrough>> {
+        self.read_through.as_ref()
     }
 
     /// Whether segments loaded from now on have their store-file pages pinned (default on).
@@ -241,10 +259,11 @@ impl SegmentCache {
         let stats = self.stats.clone();
         let capacity = self.capacity;
         let pin_pages = self.pin_pages;
+        let through = self.read_through.clone();
         let loaded = self
             .cache
             .try_get_with(key, async move {
-                let bytes = read(&load_path, &stats, pin_pages, expected)
+                let bytes = read(&load_path, &stats, pin_pages, expected, through.as_deref())
                     .await
                     .map_err(Uncached::Failed)?;
                 if bytes.bytes().len() as u64 > capacity {
@@ -291,13 +310,14 @@ impl SegmentCache {
         let stats = self.stats.clone();
         let capacity = self.capacity;
         let cache = self.cache.clone();
+        let through = self.read_through.clone();
         let loaded = self
             .cache
             .try_get_with(key, async move {
                 let sealed = match cache.get(&Entry::Sealed(Arc::clone(&path))).await {
                     Some(b) => b.into_bytes(),
                     // Only read to be transformed: no sealed memory for a transient buffer.
-                    None => read_heap(&path, &stats, sha256)
+                    None => read_heap(&path, &stats, sha256, through.as_deref())
                         .await
                         .map_err(Uncached::Failed)?,
                 };
@@ -349,21 +369,47 @@ impl SegmentCache {
 }
 
 /// Reads a sealed file and keeps it open (see [`super::backed`]), so hits go out by reference.
+/// With a read-through, a checked segment missing locally is fetched first, and a local copy
+/// that fails its check is deleted and fetched again once.
 async fn read(
     path: &Path,
     stats: &CacheStats,
     pin_pages: bool,
     expected: Option<[u8; 32]>,
+    through: Option<&ReadThrough>,
 ) -> Result<FileBacked, LoadError> {
-    counted(path, stats, backed::load(path, pin_pages, expected).await)
+    let (Some(through), Some(sha256)) = (through, expected) else {
+        return counted(path, stats, backed::load(path, pin_pages, expected).await);
+    };
+    if let Err(e) = through.ensure_local(path, &sha256).await {
+        return counted(path, stats, Err::<FileBacked, _>(e));
+    }
+    match backed::load(path, pin_pages, expected).await {
+        Err(LoadFailure::Mismatch { .. }) => {
+            tracing::warn!(file = %path.display(), "local copy is corrupt; fetching it again");
+            through.discard(path);
+            if let Err(e) = through.ensure_local(path, &sha256).await {
+                return counted(path, stats, Err::<FileBacked, _>(e));
+            }
+            counted(path, stats, backed::load(path, pin_pages, expected).await)
+        }
+        other => counted(path, stats, other),
+    }
 }
 
-/// Reads a sealed file onto the heap, if its SHA-256 is `expected`.
+/// Reads a sealed file onto the heap, if its SHA-256 is `expected` (fetched first through
+/// `through` when missing locally).
 async fn read_heap(
     path: &Path,
     stats: &CacheStats,
     expected: [u8; 32],
+    through: Option<&ReadThrough>,
 ) -> Result<Bytes, LoadError> {
+    if let Some(through) = through
+        && let Err(e) = through.ensure_local(path, &expected).await
+    {
+        return counted(path, stats, Err::<Bytes, _>(e));
+    }
     let owned = path.to_path_buf();
     let read = tokio::task::spawn_blocking(move || {
         let bytes = std::fs::read(&owned)?;

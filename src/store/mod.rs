@@ -18,6 +18,9 @@ pub mod cache;
 pub mod hot;
 pub mod library;
 pub mod manifest;
+pub mod publish;
+pub mod readthrough;
+pub mod remote;
 
 use std::fs;
 use std::io;
@@ -380,6 +383,17 @@ impl Store {
         self.write_manifest_locked(&manifest)?;
         self.collect_garbage_locked(&manifest)?;
         Ok(expired.into_iter().map(|r| r.generation).collect())
+    }
+
+    /// Writes `manifest` exactly as given (a copy of one published elsewhere: its retiring
+    /// generations already decided) and deletes local generation folders it does not name.
+    /// The caller holds [`lock`](Self::lock).
+    pub fn mirror_manifest_locked(&self, manifest: &RenditionManifest) -> Result<(), StoreError> {
+        // On an origin the rendition's folder may not exist yet: its segments come later.
+        let dir = self.rendition_dir(&manifest.album, manifest.track, &manifest.rendition)?;
+        durable::create_dir_all_durable(&dir).map_err(io_err("create", &dir))?;
+        self.write_manifest_locked(manifest)?;
+        self.collect_garbage_locked(manifest).map(|_| ())
     }
 
     fn write_manifest_locked(&self, manifest: &RenditionManifest) -> Result<(), StoreError> {

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# The store on S3-compatible object storage, on loopback (docs/PERFORMANCE.md, "Object store"):
+#
+#   bash .ci/garage && benches/objectstore.sh
+#   VERSUS=60 CONNS=32 benches/objectstore.sh
+#
+# 1. Starts Garage (built by .ci/garage) on free loopback ports in a temp dir, packages and
+#    publishes media/first-light with `encore ingest` to s3://encore/bench.
+# 2. Starts two origins of the same release build, same keys, same settings: "local" serves the
+#    packaging from its own --data (no bucket); "bucket" starts from an empty --data and reads
+#    through from the bucket.
+# 3. Cold segment: every segment URL of the album once, one at a time, from each origin (curl's
+#    time_total): on "bucket" a GET from Garage, SHA-256 check, atomic write into the local
+#    store, then the normal load; on "local" the normal load from the (page-cached) store file.
+#    Prints p50/p99/max of each and the ratio of the medians.
+# 4. Hot path, both warm: one `loadgen --versus` run of VERSUS s (default 30) in 0.1 s slices,
+#    CONNS connections (default 16), closed loop, a play token on every request, every segment
+#    URL at random: bucket against local req/s with its 95 % interval (goal >= 0.95).
+# Results and the raw samples go to $OUT (default docs/perf-log/objectstore-<date>.txt).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VERSUS=${VERSUS:-30}
+CONNS=${CONNS:-16}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+GARAGE=${ENCORE_GARAGE:-$HOME/.cache/encore-test/garage-2.5.0/bin/garage}
+[ -x "$GARAGE" ] || { echo "$0: no Garage at $GARAGE: run bash .ci/garage" >&2; exit 2; }
+OUT=${OUT:-docs/perf-log/objectstore-$(date -u +%Y-%m-%d).txt}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/encore-objectstore.XXXXXX")
+PIDS=()
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+log() { echo "$*" | tee -a "$TMP/report"; }
+
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 30000))
+		ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
+	done
+}
+wait_http() {
+	for _ in $(seq 1 600); do
+		curl -fs -o /dev/null "$1" && return 0
+		sleep 0.05
+	done
+	echo "$0: $1 never answered" >&2
+	exit 1
+}
+
+log "== objectstore bench $(date -u +%Y-%m-%dT%H:%MZ): $(nproc) CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -r)"
+log "== load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+# ENCORE=… LOADGEN=…: binaries already built (e.g. the dev profile's); default: release builds.
+if [ -z "${ENCORE:-}" ]; then
+	cargo build --release --quiet --bin encore
+	ENCORE=$CARGO_TARGET_DIR/release/encore
+fi
+if [ -z "${LOADGEN:-}" ]; then
+	LOADGEN=$(cargo bench --quiet --bench loadgen --no-run --message-format=json |
+		jq -r 'select(.executable != null and .target.name == "loadgen") | .executable')
+fi
+log "== encore: $ENCORE; loadgen: $LOADGEN"
+
+# ---- Garage ---------------------------------------------------------------------------------
+RPC=$(free_port) S3=$(free_port) ADMIN=$(free_port)
+mkdir -p "$TMP/garage"
+cat >"$TMP/garage/garage.toml" <<EOF
+metadata_dir = "$TMP/garage/meta"
+data_dir = "$TMP/garage/data"
+db_engine = "sqlite"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:$RPC"
+rpc_public_addr = "127.0.0.1:$RPC"
+rpc_secret = "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:$S3"
+root_domain = ".s3.garage.localhost"
+[admin]
+api_bind_addr = "127.0.0.1:$ADMIN"
+EOF
+export AWS_ACCESS_KEY_ID="GK$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export AWS_SECRET_ACCESS_KEY="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export AWS_REGION=garage AWS_ENDPOINT_URL=http://127.0.0.1:$S3 AWS_ALLOW_HTTP=true
+GARAGE_DEFAULT_ACCESS_KEY=$AWS_ACCESS_KEY_ID GARAGE_DEFAULT_SECRET_KEY=$AWS_SECRET_ACCESS_KEY \
+	GARAGE_DEFAULT_BUCKET=encore RUST_LOG=warn \
+	"$GARAGE" -c "$TMP/garage/garage.toml" server --single-node --default-bucket \
+	>"$TMP/garage/out" 2>&1 &
+PIDS+=($!)
+
+# ---- package and publish --------------------------------------------------------------------
+mkdir -p "$TMP/keys" "$TMP/local" "$TMP/bucket"
+chmod 700 "$TMP/keys"
+"$ENCORE" keys init --keys "$TMP/keys" >/dev/null 2>&1
+printf '[server]\nwatch_media = false\n' >"$TMP/local.toml"
+printf '[server]\nwatch_media = false\n[store]\nurl = "s3://encore/bench"\n' >"$TMP/bucket.toml"
+for _ in $(seq 1 600); do
+	"$ENCORE" ingest --config "$TMP/bucket.toml" --media media --keys "$TMP/keys" \
+		--data "$TMP/local" media/first-light >"$TMP/ingest.log" 2>&1 && break
+	# Garage not answering yet (the bucket appears a moment after it listens): try again.
+	sleep 0.2
+done
+grep -q "first-light: published" "$TMP/ingest.log" || { cat "$TMP/ingest.log" >&2; exit 1; }
+log "== published: $(grep 'first-light: published' "$TMP/ingest.log")"
+
+# ---- two origins ----------------------------------------------------------------------------
+start_origin() { # name config data
+	local port
+	port=$(free_port)
+	"$ENCORE" serve --config "$2" --media media --keys "$TMP/keys" --data "$3" \
+		--listen "127.0.0.1:$port" >"$TMP/$1.out" 2>"$TMP/$1.err" &
+	PIDS+=($!)
+	wait_http "http://127.0.0.1:$port/readyz"
+	echo "http://127.0.0.1:$port"
+}
+LOCAL=$(start_origin local "$TMP/local.toml" "$TMP/local")
+BUCKET=$(start_origin bucket "$TMP/bucket.toml" "$TMP/bucket")
+TOKEN=$("$ENCORE" token mint --sub bench --album first-light --ttl 1h --keys "$TMP/keys")
+
+# Every segment URL of the album, from the manifests the local store holds.
+find "$TMP/local/store/first-light" -name manifest.json | sort | while read -r m; do
+	jq -r '"/v1/albums/\(.album)/tracks/\(.track)/\(.rendition)/\(.generation)/\(.init.file)",
+	       (.segments[] as $s | "/v1/albums/\(.album)/tracks/\(.track)/\(.rendition)/\(.generation)/\($s.file)")' "$m"
+done >"$TMP/paths"
+log "== $(wc -l <"$TMP/paths") segment URLs, $(du -sb "$TMP/local/store/first-light" | cut -f1) bytes packaged"
+
+# ---- cold ------------------------------------------------------------------------------------
+cold() { # base -> one time_total (s) per line
+	while read -r p; do
+		curl -fs -o /dev/null -w '%{time_total}\n' -H "Authorization: Bearer $TOKEN" "$1$p"
+	done <"$TMP/paths"
+}
+cold "$LOCAL" >"$TMP/cold.local"
+cold "$BUCKET" >"$TMP/cold.bucket"
+pct() { # file p -> value in ms
+	sort -g "$1" | awk -v p="$2" '{v[NR]=$1} END {i=int((NR-1)*p/100)+1; printf "%.2f", v[i]*1000}'
+}
+for side in local bucket; do
+	log "== cold segment, $side: p50 $(pct "$TMP/cold.$side" 50) ms, p99 $(pct "$TMP/cold.$side" 99) ms, max $(pct "$TMP/cold.$side" 100) ms ($(wc -l <"$TMP/cold.$side") requests)"
+done
+log "== cold p50 bucket/local: $(awk -v a="$(pct "$TMP/cold.bucket" 50)" -v b="$(pct "$TMP/cold.local" 50)" 'BEGIN {printf "%.2f", a/b}')x"
+log "== bucket origin metrics: $(curl -fs "$BUCKET/metrics" | grep -E '^encore_store_(remote|local)_[a-z_]+_total ' | tr '\n' ' ')"
+
+# ---- hot ------------------------------------------------------------------------------------
+sed "s|^|$LOCAL|" "$TMP/paths" >"$TMP/urls.local"
+sed "s|^|$BUCKET|" "$TMP/paths" >"$TMP/urls.bucket"
+"$LOADGEN" --urls "$TMP/urls.local" --versus "$TMP/urls.bucket" --header "Authorization: Bearer $TOKEN" \
+	--connections "$CONNS" --duration "$VERSUS" --warmup 1 >"$TMP/versus.out" 2>&1 ||
+	{ cat "$TMP/versus.out" >&2; exit 1; }
+log "== hot path, loadgen --versus ${VERSUS}s, $CONNS connections (A = local store, B = bucket, warm):"
+tee -a "$TMP/report" <"$TMP/versus.out"
+
+mkdir -p "$(dirname "$OUT")"
+{
+	cat "$TMP/report"
+	echo "== raw cold samples (s), local then bucket:"
+	paste "$TMP/cold.local" "$TMP/cold.bucket"
+} >"$OUT"
+echo "== written to $OUT"

@@ -1,0 +1,516 @@
+//! Publication of packaged albums to the bucket, and their mirror on an origin.
+//!
+//! `encore ingest` packages an album locally, then [`publish_album`] copies it out in an order
+//! that lets an origin never see half an album: first every segment of every generation the
+//! manifests name (immutable objects: a present one with the right SHA-256 is skipped, never
+//! rewritten), then each manifest under a name made of its own SHA-256, then the cover, and
+//! last `<album>/publication.json`, which names the manifests by hash. One PUT replaces the
+//! publication record whole, so a reader sees the old album or the new one. An unchanged
+//! album gives the same bytes, and nothing is written.
+//!
+//! An origin ([`mirror`]) reads only publication records: objects no publication names
+//! (generations uploaded by an ingest that has not published yet) are invisible. It checks
+//! each manifest against the hash the record gives, then writes the records into its local
+//! store under the store lock, so the catalog loads from `<data>/store` as it does without a
+//! bucket; segments come later, one read-through at a time ([`super::readthrough`]).
+
+use std::collections::{BTreeMap, HashMap};
+
+use bytes::Bytes;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+
+use super::remote::{Remote, RemoteError};
+use super::{
+    AlbumRecord, MANIFEST_FORMAT, RenditionManifest, SegmentRecord, Store, StoreError, TrackRecord,
+    sha256_hex,
+};
+
+/// Name of an album's publication record in the bucket.
+pub const PUBLICATION_FILE: &str = "publication.json";
+
+/// Segment uploads and downloads in flight at once for one album.
+const CONCURRENT_OBJECTS: usize = 8;
+
+/// Why an album could not be published or mirrored.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The local store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The bucket failed.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    /// The album has no complete local packaging to publish.
+    #[error("album {0} is not packaged in the local store")]
+    NotPackaged(String),
+    /// A local file to publish does not match its record (never published).
+    #[error("{what} does not match its record: {reason}; not published")]
+    LocalMismatch {
+        /// The file.
+        what: String,
+        /// How.
+        reason: String,
+    },
+    /// An object in the bucket is not what its publication says (never used).
+    #[error("s3 object {key} is not what its publication names: {reason}")]
+    Corrupt {
+        /// The object's key under the prefix.
+        key: String,
+        /// How.
+        reason: String,
+    },
+}
+
+/// A file published under a name made of its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedFile {
+    /// Key under the prefix.
+    pub object: String,
+    /// SHA-256 of its bytes, lowercase hex.
+    pub sha256: String,
+}
+
+/// One track as published.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishedTrack {
+    /// The track's record.
+    pub record: TrackRecord,
+    /// Rendition name → its manifest object.
+    pub manifests: BTreeMap<String, PublishedFile>,
+}
+
+/// `<album>/publication.json`: the album as an origin serves it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Publication {
+    /// [`MANIFEST_FORMAT`] at the time of writing.
+    pub format: u32,
+    /// The album's record.
+    pub album: AlbumRecord,
+    /// The cover object, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cover: Option<PublishedFile>,
+    /// The tracks, in order.
+    pub tracks: Vec<PublishedTrack>,
+}
+
+/// What one [`publish_album`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PublishReport {
+    /// Objects written (segments, manifests, cover, publication record).
+    pub objects_put: usize,
+    /// Objects found present with the right SHA-256 and left as they were.
+    pub objects_present: usize,
+    /// Whether a new publication record was written.
+    pub published: bool,
+}
+
+fn rendition_prefix(album: &str, track: u32, rendition: &str) -> String {
+    format!("{album}/{track:02}/{rendition}")
+}
+
+/// Publishes the locally packaged `album` to `remote` (see the module doc for the order).
+pub async fn publish_album(
+    store: &Store,
+    remote: &Remote,
+    album: &str,
+) -> Result<PublishReport, PublishError> {
+    let mut report = PublishReport::default();
+    let record = store
+        .read_album(album)?
+        .ok_or_else(|| PublishError::NotPackaged(album.to_owned()))?;
+    let mut tracks = Vec::new();
+    for &n in &record.tracks {
+        let track = store
+            .read_track(album, n)?
+            .ok_or_else(|| PublishError::NotPackaged(album.to_owned()))?;
+        let mut manifests = BTreeMap::new();
+        for name in &track.renditions {
+            let Some(manifest) = store.read_manifest(album, n, name)? else {
+                return Err(PublishError::NotPackaged(album.to_owned()));
+            };
+            let manifest = publish_generations(store, remote, manifest, &mut report).await?;
+            let json = serde_json::to_vec_pretty(&manifest).map_err(|e| StoreError::Corrupt {
+                path: store.rendition_dir(album, n, name).unwrap_or_default(),
+                reason: e.to_string(),
+            })?;
+            let sha256 = sha256_hex(&json);
+            let object = format!(
+                "{}/manifest-{sha256}.json",
+                rendition_prefix(album, n, name)
+            );
+            ensure(remote, &object, Bytes::from(json), &sha256, &mut report).await?;
+            manifests.insert(name.clone(), PublishedFile { object, sha256 });
+        }
+        tracks.push(PublishedTrack {
+            record: track,
+            manifests,
+        });
+    }
+    let cover = match &record.cover {
+        None => None,
+        Some(name) => {
+            let path = store.album_dir(album)?.join(name);
+            let bytes = std::fs::read(&path).map_err(|source| StoreError::Io {
+                action: "read",
+                path: path.clone(),
+                source,
+            })?;
+            let sha256 = sha256_hex(&bytes);
+            let ext = name.rsplit_once('.').map_or("bin", |(_, e)| e);
+            let object = format!("{album}/cover-{sha256}.{ext}");
+            ensure(remote, &object, Bytes::from(bytes), &sha256, &mut report).await?;
+            Some(PublishedFile { object, sha256 })
+        }
+    };
+    let publication = Publication {
+        format: MANIFEST_FORMAT,
+        album: record,
+        cover,
+        tracks,
+    };
+    let json = serde_json::to_vec_pretty(&publication).map_err(|e| StoreError::Corrupt {
+        path: store.album_dir(album).unwrap_or_default(),
+        reason: e.to_string(),
+    })?;
+    let key = format!("{album}/{PUBLICATION_FILE}");
+    if remote.get(&key).await?.as_deref() == Some(&json[..]) {
+        report.objects_present += 1;
+    } else {
+        let sha256 = sha256_hex(&json);
+        remote.put(&key, Bytes::from(json), &sha256).await?;
+        report.objects_put += 1;
+        report.published = true;
+    }
+    Ok(report)
+}
+
+/// Uploads every segment of the manifest's generations that the bucket lacks. A retiring
+/// generation whose local files are gone and that the bucket does not hold either is left
+/// out of the manifest published (nothing could serve it).
+async fn publish_generations(
+    store: &Store,
+    remote: &Remote,
+    mut manifest: RenditionManifest,
+    report: &mut PublishReport,
+) -> Result<RenditionManifest, PublishError> {
+    let current = manifest.generation.clone();
+    upload_generation(store, remote, &manifest, &current, true, report).await?;
+    let mut kept = Vec::new();
+    for old in std::mem::take(&mut manifest.retiring) {
+        let mut view = manifest.clone();
+        view.init = old.init.clone();
+        view.segments = old.segments.clone();
+        if upload_generation(store, remote, &view, &old.generation, false, report).await? {
+            kept.push(old);
+        } else {
+            tracing::warn!(
+                album = %manifest.album,
+                track = manifest.track,
+                rendition = %manifest.rendition,
+                generation = %old.generation,
+                "retiring generation is neither local nor in the bucket; not published"
+            );
+        }
+    }
+    manifest.retiring = kept;
+    Ok(manifest)
+}
+
+/// Uploads the segments of one generation (`view`'s init and segments); false when a
+/// segment is missing both locally and in the bucket and `required` is false.
+async fn upload_generation(
+    store: &Store,
+    remote: &Remote,
+    view: &RenditionManifest,
+    generation: &str,
+    required: bool,
+    report: &mut PublishReport,
+) -> Result<bool, PublishError> {
+    let prefix = format!(
+        "{}/{generation}",
+        rendition_prefix(&view.album, view.track, &view.rendition)
+    );
+    let records: Vec<&SegmentRecord> = std::iter::once(&view.init).chain(&view.segments).collect();
+    let outcomes: Vec<Upload> = stream::iter(records)
+        .map(|record| {
+            let key = format!("{prefix}/{}", record.file);
+            let path = store.segment_path_in(view, generation, record);
+            async move { upload_segment(remote, key, path?, record, required).await }
+        })
+        .buffer_unordered(CONCURRENT_OBJECTS)
+        .try_collect()
+        .await?;
+    let mut complete = true;
+    for outcome in outcomes {
+        match outcome {
+            Upload::Put => report.objects_put += 1,
+            Upload::Present => report.objects_present += 1,
+            Upload::Unavailable => complete = false,
+        }
+    }
+    Ok(complete)
+}
+
+enum Upload {
+    Put,
+    Present,
+    Unavailable,
+}
+
+async fn upload_segment(
+    remote: &Remote,
+    key: String,
+    path: std::path::PathBuf,
+    record: &SegmentRecord,
+    required: bool,
+) -> Result<Upload, PublishError> {
+    if let Some(present) = remote.head(&key).await?
+        && present.size == record.bytes
+        && present.sha256.as_deref() == Some(record.sha256.as_str())
+    {
+        return Ok(Upload::Present);
+    }
+    let bytes = match tokio::fs::read(&path).await {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            return Ok(Upload::Unavailable);
+        }
+        Err(source) => {
+            return Err(StoreError::Io {
+                action: "read",
+                path,
+                source,
+            }
+            .into());
+        }
+    };
+    let actual = sha256_hex(&bytes);
+    if actual != record.sha256 {
+        return Err(PublishError::LocalMismatch {
+            what: path.display().to_string(),
+            reason: format!("SHA-256 {actual}, manifest says {}", record.sha256),
+        });
+    }
+    remote.put(&key, Bytes::from(bytes), &record.sha256).await?;
+    Ok(Upload::Put)
+}
+
+/// Writes `bytes` at `key` unless the object there already has SHA-256 `sha256`.
+async fn ensure(
+    remote: &Remote,
+    key: &str,
+    bytes: Bytes,
+    sha256: &str,
+    report: &mut PublishReport,
+) -> Result<(), PublishError> {
+    match remote.head(key).await? {
+        Some(p) if p.size == bytes.len() as u64 && p.sha256.as_deref() == Some(sha256) => {
+            report.objects_present += 1;
+        }
+        _ => {
+            remote.put(key, bytes, sha256).await?;
+            report.objects_put += 1;
+        }
+    }
+    Ok(())
+}
+
+/// What one [`mirror`] pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct MirrorReport {
+    /// Albums published in the bucket.
+    pub published: usize,
+    /// Albums whose publication changed and were written into the local store.
+    pub changed: usize,
+    /// Albums served before that are no longer published (taken out of the local store).
+    pub withdrawn: usize,
+    /// Albums whose publication could not be used (kept as they were; logged).
+    pub failed: usize,
+}
+
+/// The hash of each album's publication record last mirrored (album → SHA-256).
+pub type Mirrored = HashMap<String, String>;
+
+/// Brings the local store's records in line with the bucket's publications: albums whose
+/// record changed since `known` are fetched, checked and written under the store lock;
+/// albums no longer published lose their `album.json` (no longer served). An album whose
+/// publication is unreadable or inconsistent keeps what the local store had (logged).
+pub async fn mirror(
+    store: &Store,
+    remote: &Remote,
+    known: &mut Mirrored,
+) -> Result<MirrorReport, PublishError> {
+    let mut report = MirrorReport::default();
+    let names = remote.list_top().await?;
+    let mut published = Vec::new();
+    for album in names {
+        let key = format!("{album}/{PUBLICATION_FILE}");
+        // A folder without a publication record is an ingest in progress: invisible.
+        let Some(bytes) = remote.get(&key).await? else {
+            continue;
+        };
+        published.push(album.clone());
+        let sha = sha256_hex(&bytes);
+        if known.get(&album) == Some(&sha) {
+            continue;
+        }
+        match fetch_album(remote, &album, &bytes).await {
+            Ok(fetched) => {
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || fetched.write(&store))
+                    .await
+                    .map_err(|e| StoreError::Io {
+                        action: "mirror",
+                        path: Default::default(),
+                        source: std::io::Error::other(e.to_string()),
+                    })??;
+                known.insert(album, sha);
+                report.changed += 1;
+            }
+            Err(e) => {
+                report.failed += 1;
+                tracing::error!(album = %album, "publication not mirrored, previous state kept: {e}");
+            }
+        }
+    }
+    report.published = published.len();
+    let withdrawn: Vec<String> = local_albums(store)
+        .into_iter()
+        .filter(|a| !published.contains(a))
+        .collect();
+    if !withdrawn.is_empty() {
+        let _lock = store.lock()?;
+        for album in &withdrawn {
+            let path = store.album_dir(album)?.join("album.json");
+            match std::fs::remove_file(&path) {
+                Ok(()) => report.withdrawn += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(StoreError::Io {
+                        action: "remove",
+                        path,
+                        source,
+                    }
+                    .into());
+                }
+            }
+            known.remove(album);
+        }
+    }
+    Ok(report)
+}
+
+/// Album ids with an `album.json` in the local store.
+fn local_albums(store: &Store) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(store.root()) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|id| !id.starts_with('.'))
+        .filter(|id| {
+            store
+                .album_dir(id)
+                .is_ok_and(|d| d.join("album.json").is_file())
+        })
+        .collect()
+}
+
+/// An album's records fetched and checked, ready to be written locally.
+struct Fetched {
+    publication: Publication,
+    manifests: Vec<RenditionManifest>,
+    cover: Option<Vec<u8>>,
+}
+
+async fn fetch_album(remote: &Remote, album: &str, bytes: &[u8]) -> Result<Fetched, PublishError> {
+    let key = format!("{album}/{PUBLICATION_FILE}");
+    let corrupt = |reason: String| PublishError::Corrupt {
+        key: key.clone(),
+        reason,
+    };
+    let publication: Publication =
+        serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+    if publication.album.album != album {
+        return Err(corrupt(format!("names album {}", publication.album.album)));
+    }
+    let wanted: Vec<(u32, String, PublishedFile)> = publication
+        .tracks
+        .iter()
+        .flat_map(|t| {
+            t.manifests
+                .iter()
+                .map(|(name, file)| (t.record.track, name.clone(), file.clone()))
+        })
+        .collect();
+    let manifests: Vec<RenditionManifest> = stream::iter(wanted)
+        .map(|(track, name, file)| async move {
+            let bytes = fetch_checked(remote, &file).await?;
+            let m: RenditionManifest =
+                serde_json::from_slice(&bytes).map_err(|e| PublishError::Corrupt {
+                    key: file.object.clone(),
+                    reason: e.to_string(),
+                })?;
+            if m.album != album || m.track != track || m.rendition != name {
+                return Err(PublishError::Corrupt {
+                    key: file.object,
+                    reason: "names another rendition".into(),
+                });
+            }
+            Ok(m)
+        })
+        .buffer_unordered(CONCURRENT_OBJECTS)
+        .try_collect()
+        .await?;
+    let cover = match (&publication.cover, &publication.album.cover) {
+        (Some(file), Some(_)) => Some(fetch_checked(remote, file).await?.to_vec()),
+        _ => None,
+    };
+    Ok(Fetched {
+        publication,
+        manifests,
+        cover,
+    })
+}
+
+/// The bytes of a published file, checked against its hash.
+async fn fetch_checked(remote: &Remote, file: &PublishedFile) -> Result<Bytes, PublishError> {
+    let bytes = remote
+        .get(&file.object)
+        .await?
+        .ok_or_else(|| PublishError::Corrupt {
+            key: file.object.clone(),
+            reason: "named by the publication but absent".into(),
+        })?;
+    let actual = sha256_hex(&bytes);
+    if actual != file.sha256 {
+        return Err(PublishError::Corrupt {
+            key: file.object.clone(),
+            reason: format!("SHA-256 {actual}, publication says {}", file.sha256),
+        });
+    }
+    Ok(bytes)
+}
+
+impl Fetched {
+    /// Writes the album's records into the local store under its lock: manifests (local
+    /// copies of generations they no longer name are deleted), tracks, cover, album record.
+    fn write(self, store: &Store) -> Result<(), StoreError> {
+        let _lock = store.lock()?;
+        for m in &self.manifests {
+            store.mirror_manifest_locked(m)?;
+        }
+        for t in &self.publication.tracks {
+            store.write_track(&t.record)?;
+        }
+        let album = &self.publication.album;
+        if let (Some(bytes), Some(name)) = (&self.cover, &album.cover) {
+            let ext = name.rsplit_once('.').map_or("bin", |(_, e)| e);
+            store.write_cover(&album.album, ext, bytes)?;
+        }
+        store.write_album(album)
+    }
+}

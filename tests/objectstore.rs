@@ -1,0 +1,418 @@
+//! The packaged store on S3-compatible object storage, against a real Garage: `encore ingest`
+//! publishes to the bucket, an origin with an empty `--data` reads through from it (one GET
+//! per cold segment however many ask, checked against the manifest, kept on local disk within
+//! its bound), corrupt objects are refused, unpublished objects are invisible, and a new
+//! publication reaches a running origin.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use encore::license::Scope;
+use encore::store::library::segment_url;
+use encore::store::sha256_hex;
+use reqwest::StatusCode;
+
+use crate::garage::Garage;
+use crate::util::{self, ServeProcess, Workspace, text};
+
+/// Runs the real `encore` binary in `ws` with the bucket's `AWS_*` settings.
+fn encore(ws: &Workspace, garage: &Garage, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_encore"))
+        .args(args)
+        .env("ENCORE_MEDIA", ws.media())
+        .env("ENCORE_KEYS", ws.keys())
+        .env("ENCORE_DATA", ws.data())
+        .env_remove("ENCORE_CONFIG")
+        .envs(garage.env())
+        .current_dir(ws.path())
+        .output()
+        .expect("run encore")
+}
+
+/// A workspace whose `encore.toml` publishes to `prefix` in the bucket, with `album` of
+/// `tracks` tracks of `seconds` (white noise in 1 s segments when `noise`: many segments
+/// that do not compress), packaged and published by `encore ingest`.
+fn published(
+    garage: &Garage,
+    prefix: &str,
+    album: &str,
+    tracks: u32,
+    seconds: f64,
+    noise: bool,
+) -> Workspace {
+    let ws = Workspace::new();
+    let ingest = if noise {
+        "[ingest]\nsegment_seconds = 1.0\n"
+    } else {
+        ""
+    };
+    std::fs::write(
+        ws.path().join("encore.toml"),
+        format!("{ingest}[store]\nurl = \"{}\"\n", garage.url(prefix)),
+    )
+    .expect("encore.toml");
+    add_album(&ws, album, tracks, seconds, noise);
+    let init = ws.encore(&["keys", "init", "--dev-accounts"]);
+    assert!(init.status.success(), "{}", text(&init));
+    let out = encore(&ws, garage, &["ingest"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("{album}: published")),
+        "{}",
+        text(&out)
+    );
+    ws
+}
+
+fn add_album(ws: &Workspace, album: &str, tracks: u32, seconds: f64, noise: bool) {
+    let dir = ws.album_dir(album);
+    std::fs::write(
+        dir.join("album.toml"),
+        "title = \"Bucketed\"\nartist = \"Tests\"\npreview_seconds = 2\npreview_start = 0\n",
+    )
+    .expect("album.toml");
+    for n in 1..=tracks {
+        let path = dir.join(format!("{n:02}.flac"));
+        if noise {
+            util::make_noise_flac(&path, 44_100, 1.0, seconds);
+        } else {
+            util::make_fixture(&path, 44_100, 2, seconds, &["-c:a", "flac"]);
+        }
+    }
+}
+
+/// An `encore serve` on its own empty data dir, reading the bucket under `prefix` with the
+/// keys of `source`; `store_toml` adds `[store]` keys.
+async fn origin(
+    garage: &Garage,
+    source: &Workspace,
+    prefix: &str,
+    store_toml: &str,
+) -> (ServeProcess, Workspace) {
+    let ws = Workspace::new();
+    std::fs::write(
+        ws.path().join("encore.toml"),
+        format!("[store]\nurl = \"{}\"\n{store_toml}", garage.url(prefix)),
+    )
+    .expect("encore.toml");
+    let mut cmd = ws.serve_command(&["--listen", "127.0.0.1:0", "--log-json"]);
+    cmd.env("ENCORE_KEYS", source.keys()).envs(garage.env());
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (child, url) = ServeProcess::spawn(cmd, log.clone()).await;
+    let c = reqwest::Client::new();
+    for _ in 0..600 {
+        if let Ok(r) = c.get(format!("{url}/readyz")).send().await
+            && r.status().is_success()
+        {
+            return (ServeProcess { child, url }, ws);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("origin never ready: {:?}", log.lock().expect("log"));
+}
+
+async fn metric(url: &str, name: &str) -> u64 {
+    let body = reqwest::get(format!("{url}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("encore_{name}_total ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no encore_{name}_total in /metrics"))
+}
+
+/// Every segment URL of a rendition with its sealed bytes, as packaged in `ws`.
+fn segments(ws: &Workspace, album: &str, track: u32, rendition: &str) -> Vec<(String, Vec<u8>)> {
+    let m = util::manifest(ws, album, track, rendition);
+    std::iter::once(&m.init)
+        .chain(&m.segments)
+        .map(|r| {
+            let path = ws.store().segment_path(&m, r).expect("path");
+            (
+                segment_url(album, track, rendition, &m.generation, &r.file),
+                std::fs::read(path).expect("sealed segment"),
+            )
+        })
+        .collect()
+}
+
+/// Bytes of segment files (`*.enc`) under a data dir's store.
+fn local_segment_bytes(dir: &Path) -> u64 {
+    fn walk(dir: &Path, total: &mut u64) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p: PathBuf = e.path();
+            if p.is_dir() {
+                walk(&p, total);
+            } else if p.extension().is_some_and(|x| x == "enc") {
+                *total += e.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+    }
+    let mut total = 0;
+    walk(&dir.join("store"), &mut total);
+    total
+}
+
+fn fetch_track(ws: &Workspace, server: &str, token: &str, album: &str, out: &Path) {
+    let o = ws.encore(&[
+        "fetch",
+        "--server",
+        server,
+        "--token",
+        token,
+        "--album",
+        album,
+        "--track",
+        "1",
+        "--rendition",
+        "lossless",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(o.status.success(), "fetch from {server}: {}", text(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_with_empty_data_plays_a_published_track_bit_exact_and_a_rerun_publishes_nothing()
+{
+    let garage = Garage::start().await;
+    let ws = published(&garage, "one", "bucketed", 2, 5.0, false);
+    let (remote_origin, remote_ws) = origin(&garage, &ws, "one", "").await;
+    // The same packaging served from its local store, without the bucket.
+    std::fs::write(ws.path().join("local.toml"), "").expect("local.toml");
+    let local = ServeProcess::start(&ws, &["--config", "local.toml"], Default::default()).await;
+
+    let token = util::token(&ws, "fan", Scope::Play, &["bucketed"]);
+    let (a, b) = (ws.path().join("remote.m4a"), ws.path().join("local.m4a"));
+    fetch_track(&ws, &remote_origin.url, &token, "bucketed", &a);
+    fetch_track(&ws, &local.url, &token, "bucketed", &b);
+    let (a, b) = (std::fs::read(a).expect("a"), std::fs::read(b).expect("b"));
+    assert!(!a.is_empty());
+    assert!(
+        a == b,
+        "the track through the bucket differs from the local one"
+    );
+    let played = segments(&ws, "bucketed", 1, "lossless").len() as u64;
+    assert_eq!(
+        metric(&remote_origin.url, "store_remote_fetches").await,
+        played
+    );
+    assert_eq!(
+        metric(&remote_origin.url, "store_remote_verify_failures").await,
+        0
+    );
+    assert!(
+        local_segment_bytes(&remote_ws.data()) > 0,
+        "copies kept on local disk"
+    );
+
+    // Nothing changed: nothing is written to the bucket again.
+    let again = encore(&ws, &garage, &["ingest"]);
+    assert!(again.status.success(), "{}", text(&again));
+    let out = text(&again);
+    assert!(
+        out.contains("bucketed: unchanged") && out.contains(" 0 object(s) written"),
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_of_a_cold_segment_make_one_get() {
+    let garage = Garage::start().await;
+    let ws = published(&garage, "flight", "bucketed", 1, 5.0, false);
+    let (o, _data) = origin(&garage, &ws, "flight", "").await;
+    let (url, sealed) = segments(&ws, "bucketed", 1, "lossless").remove(1);
+    let token = util::token(&ws, "fan", Scope::Play, &["bucketed"]);
+    let c = reqwest::Client::new();
+    let gets = (0..32).map(|_| {
+        let req = c.get(format!("{}{url}", o.url)).bearer_auth(&token);
+        async move {
+            let r = req.send().await.expect("get");
+            (r.status(), r.bytes().await.expect("body"))
+        }
+    });
+    for (status, body) in futures_util::future::join_all(gets).await {
+        assert_eq!(status, StatusCode::OK);
+        assert!(body[..] == sealed[..]);
+    }
+    assert_eq!(
+        metric(&o.url, "store_remote_fetches").await,
+        1,
+        "one GET for 32 misses"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_object_is_refused_never_kept_and_a_good_copy_is_served_later() {
+    let garage = Garage::start().await;
+    let ws = published(&garage, "rot", "bucketed", 1, 5.0, false);
+    let (o, data) = origin(&garage, &ws, "rot", "").await;
+    let m = util::manifest(&ws, "bucketed", 1, "lossless");
+    let record = &m.segments[0];
+    let url = segment_url("bucketed", 1, "lossless", &m.generation, &record.file);
+    let key = format!("bucketed/01/lossless/{}/{}", m.generation, record.file);
+    let good = std::fs::read(ws.store().segment_path(&m, record).expect("path")).expect("good");
+    let mut bad = good.clone();
+    bad[good.len() / 2] ^= 0xff;
+    let remote = garage.remote("rot");
+    remote
+        .put(&key, Bytes::from(bad.clone()), &sha256_hex(&bad))
+        .await
+        .expect("overwrite");
+
+    let token = util::token(&ws, "fan", Scope::Play, &["bucketed"]);
+    let c = reqwest::Client::new();
+    for n in 1..=2 {
+        let r = c
+            .get(format!("{}{url}", o.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("get");
+        assert!(r.status().is_server_error(), "status {}", r.status());
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        assert_eq!(
+            metric(&o.url, "store_remote_verify_failures").await,
+            n,
+            "every fetch checks"
+        );
+    }
+    let local = data.store().segment_path(&m, record).expect("local path");
+    assert!(!local.exists(), "a corrupt object is never kept");
+
+    remote
+        .put(&key, Bytes::from(good.clone()), &record.sha256)
+        .await
+        .expect("repair");
+    let r = c
+        .get(format!("{}{url}", o.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.bytes().await.expect("body")[..] == good[..]);
+    assert_eq!(std::fs::read(&local).expect("kept"), good);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_without_a_publication_are_invisible_and_a_new_publication_reaches_a_running_origin()
+ {
+    let garage = Garage::start().await;
+    let ws = published(&garage, "news", "bucketed", 1, 3.0, false);
+    // Refresh by SIGHUP only, so what the origin sees changes when the test says.
+    let (o, _data) = origin(&garage, &ws, "news", "refresh_seconds = 3600\n").await;
+    let catalog = || async {
+        reqwest::get(format!("{}/v1/albums", o.url))
+            .await
+            .expect("albums")
+            .text()
+            .await
+            .expect("body")
+    };
+    assert!(catalog().await.contains("\"bucketed\""));
+
+    // A second album's objects, uploaded as an interrupted ingest leaves them: everything but
+    // the publication record.
+    add_album(&ws, "pending", 1, 3.0, false);
+    std::fs::write(ws.path().join("local.toml"), "").expect("local.toml");
+    let packaged = ws.encore(&["ingest", "--config", "local.toml"]);
+    assert!(packaged.status.success(), "{}", text(&packaged));
+    let remote = garage.remote("news");
+    let m = util::manifest(&ws, "pending", 1, "lossless");
+    for r in std::iter::once(&m.init).chain(&m.segments) {
+        let bytes = std::fs::read(ws.store().segment_path(&m, r).expect("path")).expect("seg");
+        let key = format!("pending/01/lossless/{}/{}", m.generation, r.file);
+        remote
+            .put(&key, Bytes::from(bytes), &r.sha256)
+            .await
+            .expect("put");
+    }
+    let token = util::token(&ws, "fan", Scope::Play, &["pending"]);
+    let url = segment_url("pending", 1, "lossless", &m.generation, &m.segments[0].file);
+    let hup = |pid| {
+        // SAFETY: kill(2) on the child's pid with a plain signal.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    };
+    let pid = o.child.id().expect("pid") as i32;
+    hup(pid);
+    // The refresh after SIGHUP has nothing to show; give it a moment, then look.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !catalog().await.contains("\"pending\""),
+        "unpublished album listed"
+    );
+    let r = reqwest::Client::new()
+        .get(format!("{}{url}", o.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        r.status(),
+        StatusCode::NOT_FOUND,
+        "unpublished segment served"
+    );
+
+    // Published: the running origin serves it after SIGHUP.
+    let out = encore(&ws, &garage, &["ingest"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("pending: published"), "{}", text(&out));
+    hup(pid);
+    let mut listed = false;
+    for _ in 0..200 {
+        if catalog().await.contains("\"pending\"") {
+            listed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(listed, "a new publication never reached the running origin");
+    let r = reqwest::Client::new()
+        .get(format!("{}{url}", o.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_disk_cache_stays_within_its_bound_while_a_larger_catalog_plays() {
+    let garage = Garage::start().await;
+    // About 4 MB of lossless noise in ~250 KB segments against a 1 MiB bound.
+    let ws = published(&garage, "big", "bucketed", 2, 8.0, true);
+    let bound = 1024 * 1024;
+    let (o, data) = origin(&garage, &ws, "big", "local_cache_mb = 1\n").await;
+    let token = util::token(&ws, "fan", Scope::Play, &["bucketed"]);
+    let c = reqwest::Client::new();
+    let mut total = 0;
+    for track in 1..=2 {
+        for (url, sealed) in segments(&ws, "bucketed", track, "lossless") {
+            let r = c
+                .get(format!("{}{url}", o.url))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("get");
+            assert_eq!(r.status(), StatusCode::OK);
+            assert!(r.bytes().await.expect("body")[..] == sealed[..]);
+            total += sealed.len() as u64;
+            let held = local_segment_bytes(&data.data());
+            assert!(held <= bound, "{held} bytes on local disk, bound {bound}");
+        }
+    }
+    assert!(
+        total > 2 * bound,
+        "the catalog played ({total} bytes) must exceed the bound"
+    );
+    assert!(metric(&o.url, "store_local_evictions").await > 0);
+}
