@@ -14,120 +14,12 @@ use std::time::{Duration, Instant};
 use encore::license::Scope;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sqlx::{Executor, Row};
+use sqlx::Row;
 
+use crate::pg::PgDatabase;
 use crate::util::{self, ServeProcess, Workspace};
 
 const ALBUM: &str = "shared";
-
-/// A database of its own on the suite's PostgreSQL server (see `src/ledger/tests.rs`,
-/// `PgDatabase`, for the unit tests' twin), dropped by [`PgDatabase::drop_database`].
-pub struct PgDatabase {
-    pub admin: sqlx::AnyPool,
-    pub name: String,
-    pub url: String,
-}
-
-impl PgDatabase {
-    pub async fn create() -> PgDatabase {
-        let admin_url = std::env::var("ENCORE_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-            let var = |name: &str| {
-                std::env::var(name).unwrap_or_else(|_| {
-                    panic!(
-                        "{name} is not set: this test needs a PostgreSQL server; run it with \
-                         `pg_virtualenv -v 15 cargo test` (`bash .ci/run` does) or set \
-                         ENCORE_TEST_POSTGRES_URL"
-                    )
-                })
-            };
-            format!(
-                "postgres://{}:{}@{}:{}/postgres",
-                var("PGUSER"),
-                var("PGPASSWORD"),
-                var("PGHOST"),
-                std::env::var("PGPORT").unwrap_or_else(|_| "5432".to_owned())
-            )
-        });
-        sqlx::any::install_default_drivers();
-        let admin = sqlx::AnyPool::connect(&admin_url)
-            .await
-            .expect("connect to PostgreSQL");
-        let name = format!("encore_cluster_{}", unique_suffix());
-        admin
-            .execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .expect("create database");
-        let base = admin_url
-            .rsplit_once('/')
-            .map_or(admin_url.as_str(), |(b, _)| b);
-        let url = format!("{base}/{name}");
-        PgDatabase { admin, name, url }
-    }
-
-    /// Whether new connections to the database are accepted (existing ones stay). Applies
-    /// to superusers too, unlike a connection limit.
-    pub async fn allow_connections(&self, allow: bool) {
-        self.admin
-            .execute(
-                format!(
-                    "ALTER DATABASE {} WITH ALLOW_CONNECTIONS {allow}",
-                    self.name
-                )
-                .as_str(),
-            )
-            .await
-            .expect("alter database");
-    }
-
-    /// Ends every connection that is listening for notifications; returns how many.
-    pub async fn terminate_listeners(&self) -> i64 {
-        sqlx::query(
-            "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
-             WHERE datname = $1 AND query ILIKE 'LISTEN%'",
-        )
-        .bind(&self.name)
-        .fetch_one(&self.admin)
-        .await
-        .expect("terminate")
-        .try_get("n")
-        .expect("n")
-    }
-
-    /// Ends every connection to the database but the administrator's.
-    pub async fn terminate_all(&self) -> i64 {
-        sqlx::query(
-            "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
-             WHERE datname = $1 AND pid <> pg_backend_pid()",
-        )
-        .bind(&self.name)
-        .fetch_one(&self.admin)
-        .await
-        .expect("terminate")
-        .try_get("n")
-        .expect("n")
-    }
-
-    /// Connections to the database that are listening.
-    pub async fn listeners(&self) -> i64 {
-        sqlx::query(
-            "SELECT count(*) AS n FROM pg_stat_activity \
-             WHERE datname = $1 AND query ILIKE 'LISTEN%'",
-        )
-        .bind(&self.name)
-        .fetch_one(&self.admin)
-        .await
-        .expect("count")
-        .try_get("n")
-        .expect("n")
-    }
-
-    pub async fn drop_database(self) {
-        self.admin
-            .execute(format!("DROP DATABASE {} WITH (FORCE)", self.name).as_str())
-            .await
-            .expect("drop database");
-    }
-}
 
 /// Two `encore serve` origins on `db`: each with its own data dir (a copy of the packaged
 /// store), the same keys and media, and `[ledger] catch_up_ms = catch_up_ms`.
@@ -349,18 +241,6 @@ async fn a_refund_whose_notification_is_lost_still_reaches_the_other_origin() {
 }
 
 /// A name part no other run on this server is using: process id, clock and a counter.
-fn unique_suffix() -> String {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "{}_{nanos}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    )
-}
-
 /// A TCP forwarder between encore and PostgreSQL that the test can cut (every forwarded
 /// connection closed, new ones closed at once) and heal: the database unreachable, as a
 /// network partition or a restarting server makes it, without stopping the suite's server.

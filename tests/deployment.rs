@@ -12,7 +12,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::nginx::{Nginx, free_port};
-use crate::pg::TestDatabase;
+use crate::pg::PgDatabase;
 use crate::util::{self, ServeProcess, Workspace};
 
 const ALBUM: &str = "first-light";
@@ -92,7 +92,7 @@ fn copy_tree(from: &Path, to: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_origin_killed_under_load_fails_no_request_and_loses_no_purchase() {
     let ws = util::packaged_album(ALBUM, 1, 20.0);
-    let db = TestDatabase::create().await;
+    let db = PgDatabase::create().await;
     let config = ws.path().join("encore.toml");
     std::fs::write(
         &config,

@@ -22,69 +22,6 @@ use serde_json::Value;
 
 use crate::util::{self, ServeProcess, Workspace};
 
-/// A database of its own on the suite's PostgreSQL server, dropped at the end.
-struct PgDb {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl PgDb {
-    async fn create() -> PgDb {
-        let admin_url = std::env::var("ENCORE_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-            let var = |name: &str| {
-                std::env::var(name).unwrap_or_else(|_| {
-                    panic!(
-                        "{name} is not set: this test needs PostgreSQL; run it with \
-                         `pg_virtualenv -v 15 cargo test --test integration keys_cluster` \
-                         (Debian: apt-get install postgresql-15 postgresql-common) or set \
-                         ENCORE_TEST_POSTGRES_URL"
-                    )
-                })
-            };
-            format!(
-                "postgres://{}:{}@{}:{}/postgres",
-                var("PGUSER"),
-                var("PGPASSWORD"),
-                var("PGHOST"),
-                std::env::var("PGPORT").unwrap_or_else(|_| "5432".to_owned())
-            )
-        });
-        let name = format!("encore_cluster_{}", std::process::id());
-        sqlx::any::install_default_drivers();
-        let admin = sqlx::AnyPool::connect(&admin_url).await.expect("postgres");
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&admin)
-            .await
-            .expect("drop old database");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&admin)
-            .await
-            .expect("create database");
-        admin.close().await;
-        let base = admin_url
-            .rsplit_once('/')
-            .map_or(admin_url.as_str(), |(b, _)| b);
-        let url = format!("{base}/{name}");
-        PgDb {
-            admin_url,
-            name,
-            url,
-        }
-    }
-
-    async fn drop_database(self) {
-        let admin = sqlx::AnyPool::connect(&self.admin_url)
-            .await
-            .expect("postgres");
-        sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
-            .execute(&admin)
-            .await
-            .expect("drop database");
-        admin.close().await;
-    }
-}
-
 /// Short lifetimes, so retirements happen within the test; keys in the database.
 fn write_config(ws: &Workspace, url: &str) -> String {
     let path = ws.path().join("cluster.toml");
@@ -308,7 +245,7 @@ async fn rotate_over_admin(c: &reqwest::Client, origin: &str, admin: &str, what:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_origins_share_every_key_rotation() {
-    let db = PgDb::create().await;
+    let db = crate::pg::PgDatabase::create().await;
     let album = "cluster-keys";
     let ws = Workspace::new();
     let dir = ws.album_dir(album);

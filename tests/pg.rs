@@ -4,66 +4,112 @@
 
 #![allow(dead_code)]
 
-use sqlx::Connection;
+use sqlx::{Executor, Row};
 
-/// A fresh database, dropped by [`TestDatabase::drop_database`].
-pub struct TestDatabase {
-    /// `postgres://…/<name>`: what `[ledger] url` names.
+/// A database of its own on the suite's PostgreSQL server (`src/ledger/tests.rs` has the
+/// unit tests' twin), dropped by [`PgDatabase::drop_database`].
+pub struct PgDatabase {
+    pub admin: sqlx::AnyPool,
+    pub name: String,
     pub url: String,
-    name: String,
-    admin_url: String,
 }
 
-/// The URL of the server's `postgres` database, from the environment.
-fn admin_url() -> String {
-    if let Ok(url) = std::env::var("ENCORE_TEST_POSTGRES_URL") {
-        return url;
-    }
-    let var = |name: &str| {
-        std::env::var(name).unwrap_or_else(|_| {
-            panic!(
-                "{name} is not set: the PostgreSQL tests need a server; run them as `.ci/run` \
-                 does (`pg_virtualenv -v 15 cargo test`) or set ENCORE_TEST_POSTGRES_URL"
+impl PgDatabase {
+    pub async fn create() -> PgDatabase {
+        let admin_url = std::env::var("ENCORE_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+            let var = |name: &str| {
+                std::env::var(name).unwrap_or_else(|_| {
+                    panic!(
+                        "{name} is not set: this test needs a PostgreSQL server; run it with \
+                         `pg_virtualenv -v 15 cargo test` (`bash .ci/run` does) or set \
+                         ENCORE_TEST_POSTGRES_URL"
+                    )
+                })
+            };
+            format!(
+                "postgres://{}:{}@{}:{}/postgres",
+                var("PGUSER"),
+                var("PGPASSWORD"),
+                var("PGHOST"),
+                std::env::var("PGPORT").unwrap_or_else(|_| "5432".to_owned())
             )
-        })
-    };
-    format!(
-        "postgres://{}:{}@{}:{}/postgres",
-        var("PGUSER"),
-        var("PGPASSWORD"),
-        var("PGHOST"),
-        var("PGPORT")
-    )
-}
-
-impl TestDatabase {
-    /// Creates `encore_test_<random>` on the suite's server.
-    pub async fn create() -> TestDatabase {
-        let admin_url = admin_url();
-        let mut suffix = [0u8; 6];
-        getrandom::fill(&mut suffix).expect("random");
-        let name = format!("encore_test_{}", hex::encode(suffix));
-        let mut admin = sqlx::PgConnection::connect(&admin_url)
+        });
+        sqlx::any::install_default_drivers();
+        let admin = sqlx::AnyPool::connect(&admin_url)
             .await
-            .expect("connect to the PostgreSQL server");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
+            .expect("connect to PostgreSQL");
+        let name = format!("encore_test_{}", unique_suffix());
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
             .await
             .expect("create database");
-        admin.close().await.expect("close");
         let base = admin_url
             .rsplit_once('/')
-            .map(|(base, _)| base)
-            .expect("a URL with a database name");
-        TestDatabase {
-            url: format!("{base}/{name}"),
-            name,
-            admin_url,
-        }
+            .map_or(admin_url.as_str(), |(b, _)| b);
+        let url = format!("{base}/{name}");
+        PgDatabase { admin, name, url }
+    }
+
+    /// Whether new connections to the database are accepted (existing ones stay). Applies
+    /// to superusers too, unlike a connection limit.
+    pub async fn allow_connections(&self, allow: bool) {
+        self.admin
+            .execute(
+                format!(
+                    "ALTER DATABASE {} WITH ALLOW_CONNECTIONS {allow}",
+                    self.name
+                )
+                .as_str(),
+            )
+            .await
+            .expect("alter database");
+    }
+
+    /// Ends every connection that is listening for notifications; returns how many.
+    pub async fn terminate_listeners(&self) -> i64 {
+        sqlx::query(
+            "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+             WHERE datname = $1 AND query ILIKE 'LISTEN%'",
+        )
+        .bind(&self.name)
+        .fetch_one(&self.admin)
+        .await
+        .expect("terminate")
+        .try_get("n")
+        .expect("n")
+    }
+
+    /// Ends every connection to the database but the administrator's.
+    pub async fn terminate_all(&self) -> i64 {
+        sqlx::query(
+            "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&self.name)
+        .fetch_one(&self.admin)
+        .await
+        .expect("terminate")
+        .try_get("n")
+        .expect("n")
+    }
+
+    /// Connections to the database that are listening.
+    pub async fn listeners(&self) -> i64 {
+        sqlx::query(
+            "SELECT count(*) AS n FROM pg_stat_activity \
+             WHERE datname = $1 AND query ILIKE 'LISTEN%'",
+        )
+        .bind(&self.name)
+        .fetch_one(&self.admin)
+        .await
+        .expect("count")
+        .try_get("n")
+        .expect("n")
     }
 
     /// A connection to this database.
     pub async fn connect(&self) -> sqlx::PgConnection {
+        use sqlx::Connection;
         sqlx::PgConnection::connect(&self.url)
             .await
             .expect("connect to the test database")
@@ -71,12 +117,22 @@ impl TestDatabase {
 
     /// Drops the database, closing what is still connected to it.
     pub async fn drop_database(self) {
-        let mut admin = sqlx::PgConnection::connect(&self.admin_url)
-            .await
-            .expect("connect to the PostgreSQL server");
-        sqlx::query(&format!("DROP DATABASE {} WITH (FORCE)", self.name))
-            .execute(&mut admin)
+        self.admin
+            .execute(format!("DROP DATABASE {} WITH (FORCE)", self.name).as_str())
             .await
             .expect("drop database");
     }
+}
+
+/// A database name no other test of any process uses.
+fn unique_suffix() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{}_{nanos}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
 }

@@ -28,9 +28,12 @@ pub struct Applied {
 
 /// Runs `kind`'s catch-up once: reads what changed since this origin last looked and applies
 /// it. Returns how many changes it applied.
-pub async fn catch_up(app: &App, kind: ChangeKind) -> Result<usize, LedgerError> {
+pub async fn catch_up(app: &Arc<App>, kind: ChangeKind) -> Result<usize, LedgerError> {
     match kind {
         ChangeKind::Entitlements => app.catch_up_entitlements().await,
+        // Reports its own failures (the served keys stay, marked stale); a keys folder
+        // returns at once.
+        ChangeKind::Keys => Ok(usize::from(super::keystate::catch_up(app).await)),
     }
 }
 

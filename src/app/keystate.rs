@@ -1,18 +1,15 @@
-//! Following the key state shared in the database: a cheap check of its version every
-//! 250 ms, and a reload of the keys (then the catalog, which a content rotation switched) when
-//! it moved. An origin that cannot load the newer state (a KEK file it lacks) keeps serving
-//! with its last good keys and says so: in the log, the `encore_key_state_stale` metric and
-//! `/readyz`'s body. The LISTEN/NOTIFY wake-up on `encore_changes` calls the same
-//! [`App::catch_up_keys`].
+//! Following the key state shared in the database: a cheap check of its version, and a reload
+//! of the keys (then the catalog, which a content rotation switched) when it moved. The check
+//! runs as the `keys` kind of [`super::changes`]: woken by the `NOTIFY encore_changes, 'keys'`
+//! every change to the key state sends, and at least every `[ledger] catch_up_ms` (a
+//! notification lost in a reconnect). An origin that cannot load the newer state (a KEK file
+//! it lacks) keeps serving with its last good keys and says so: in the log, the
+//! `encore_key_state_stale` metric and `/readyz`'s body.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use super::{App, background};
 use crate::keys::KeyError;
-
-/// How often the version is checked.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Why the keys served are older than the database's, if they are.
 #[derive(Debug, Default)]
@@ -59,24 +56,16 @@ impl App {
     }
 }
 
-/// Checks the shared key state every [`POLL_INTERVAL`] and catches up when it moved.
-pub async fn poll_key_state(app: Arc<App>) {
+/// Publishes the served key state's version as a metric (the catch-up keeps it current).
+pub fn record_key_state_version(app: &App) {
     if let Some(v) = app.keys().keyring.keys().version() {
         app.metrics.key_state_version.set(v);
     }
-    let mut tick = tokio::time::interval(POLL_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if app.keys().keyring.keys().db().is_none() {
-            return;
-        }
-        catch_up(&app).await;
-    }
 }
 
-/// One catch-up: reload if needed, then the catalog; record and report the outcome.
-pub async fn catch_up(app: &Arc<App>) {
+/// One catch-up: reload if needed, then the catalog; record and report the outcome. True
+/// when the keys were reloaded.
+pub async fn catch_up(app: &Arc<App>) -> bool {
     let worker = app.clone();
     let outcome = tokio::task::spawn_blocking(move || worker.catch_up_keys())
         .await
@@ -87,7 +76,7 @@ pub async fn catch_up(app: &Arc<App>) {
             })
         });
     match outcome {
-        Ok(false) => {}
+        Ok(false) => false,
         Ok(true) => {
             app.key_health.set(None);
             app.metrics.key_state_stale.set(0);
@@ -95,6 +84,7 @@ pub async fn catch_up(app: &Arc<App>) {
             if let Err(e) = app.reload_library_and_purge().await {
                 tracing::error!("catalog NOT reloaded after a key change: {e}");
             }
+            true
         }
         Err(e) => {
             app.metrics.key_reload_failures.inc();
@@ -104,6 +94,7 @@ pub async fn catch_up(app: &Arc<App>) {
                     "keys NOT reloaded from the database; still serving the previous keys: {e}"
                 );
             }
+            false
         }
     }
 }

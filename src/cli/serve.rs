@@ -127,9 +127,8 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     tokio::spawn(crate::app::memory::return_freed_pages());
     // Before packaging, which can take minutes: a rotation meanwhile must not be missed.
     tokio::spawn(watch::keys_folder(config.keys_dir.clone(), app.clone()));
-    // With the keys in the database: every origin follows its version (the LISTEN/NOTIFY
-    // wake-up calls the same catch-up).
-    tokio::spawn(crate::app::keystate::poll_key_state(app.clone()));
+    // With the keys in the database, `changes::keep_up` above follows its version too.
+    crate::app::keystate::record_key_state_version(&app);
     tokio::spawn(background::maintain_keys(
         app.clone(),
         config.server.keys.maintenance_interval,

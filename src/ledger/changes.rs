@@ -24,16 +24,20 @@ pub const PAGE: i64 = 1000;
 pub enum ChangeKind {
     /// Refunds and purchases that restore a refunded album ([`EntitlementChange`]).
     Entitlements,
+    /// The key state shared in the database (`[keys] store = "database"`): announced by every
+    /// change to it, caught up by comparing its version.
+    Keys,
 }
 
 impl ChangeKind {
     /// Every kind, each with its catch-up.
-    pub const ALL: [ChangeKind; 1] = [ChangeKind::Entitlements];
+    pub const ALL: [ChangeKind; 2] = [ChangeKind::Entitlements, ChangeKind::Keys];
 
     /// The notification payload. Stored nowhere, but every origin of a deployment must agree.
     pub fn as_str(self) -> &'static str {
         match self {
             ChangeKind::Entitlements => "entitlements",
+            ChangeKind::Keys => "keys",
         }
     }
 
