@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# The deployment of docs/DEPLOY.md, brought up on loopback: a PostgreSQL 15 cluster (Debian's),
-# ORIGINS `encore serve` origins (default 2) on it, and nginx as the load balancer in front;
-# torn down when this script ends.
+# The deployment of docs/DEPLOY.md, brought up on loopback: a PostgreSQL 15 cluster (Debian's;
+# the ledger and the key state), Garage (the S3 bucket of packaged albums, built by
+# `bash .ci/garage`), the demo album packaged and published by `encore ingest` as a job,
+# ORIGINS `encore serve` origins (default 2) each starting from an empty --data, and nginx as
+# the load balancer in front; torn down when this script ends.
 #
 #   benches/deploy.sh               up, print the URLs, hold until stopped (Ctrl-C / TERM)
 #   BENCH=1 benches/deploy.sh       up, measure, down: players through the balancer with all
 #                                   origins behind it against the same balancer with one origin
 #
-# Needs: cargo, curl, jq, nginx, taskset, ss, PostgreSQL 15 (/usr/lib/postgresql/15/bin).
+# Needs: cargo, curl, jq, nginx, taskset, ss, PostgreSQL 15 (/usr/lib/postgresql/15/bin),
+# Garage (`bash .ci/garage`).
 # Settings: ORIGINS (2), DURATION (60 s, the whole interleaved run), CONNS (64 per target),
 # PIN (1: origin i runs on CPU (i-1) mod nproc with one connection thread, so "one origin"
 # is one core's worth of origin and "two origins" two; nginx and the generator are not
@@ -35,6 +38,8 @@ for tool in cargo curl jq nginx taskset ss; do
 	command -v "$tool" >/dev/null || { echo "$0: $tool is required (apt-get install $tool)" >&2; exit 2; }
 done
 [ -x "$PGBIN/pg_ctl" ] || { echo "$0: PostgreSQL 15 is required (apt-get install postgresql-15)" >&2; exit 2; }
+GARAGE=${ENCORE_GARAGE:-$HOME/.cache/encore-test/garage-2.5.0/bin/garage}
+[ -x "$GARAGE" ] || { echo "$0: no Garage at $GARAGE: run bash .ci/garage" >&2; exit 2; }
 case $ORIGINS in '' | *[!0-9]* | 0) echo "$0: ORIGINS must be >= 1" >&2; exit 2 ;; esac
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/encore-deploy.XXXXXX")
@@ -88,26 +93,68 @@ PG_UP=1
 LEDGER_URL="postgres://encore@127.0.0.1:$PG_PORT/encore"
 log "== PostgreSQL 15 on 127.0.0.1:$PG_PORT"
 
-# ---- the album, packaged once (the job of docs/DEPLOY.md "Ingest") ---------------------------
-mkdir -p "$TMP/keys" "$TMP/data-1"
-chmod 700 "$TMP/keys"
-"$ENCORE" keys init --keys "$TMP/keys" >/dev/null 2>&1
-log "== encore ingest media/first-light"
-"$ENCORE" ingest --media media --keys "$TMP/keys" --data "$TMP/data-1" media/first-light \
-	>"$TMP/ingest.log" 2>&1 || { cat "$TMP/ingest.log" >&2; exit 1; }
+# ---- Garage: the bucket -----------------------------------------------------------------------
+RPC=$(free_port) S3=$(free_port) ADMIN=$(free_port)
+mkdir -p "$TMP/garage"
+cat >"$TMP/garage/garage.toml" <<EOF
+metadata_dir = "$TMP/garage/meta"
+data_dir = "$TMP/garage/data"
+db_engine = "sqlite"
+replication_factor = 1
+rpc_bind_addr = "127.0.0.1:$RPC"
+rpc_public_addr = "127.0.0.1:$RPC"
+rpc_secret = "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+[s3_api]
+s3_region = "garage"
+api_bind_addr = "127.0.0.1:$S3"
+root_domain = ".s3.garage.localhost"
+[admin]
+api_bind_addr = "127.0.0.1:$ADMIN"
+EOF
+export AWS_ACCESS_KEY_ID="GK$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export AWS_SECRET_ACCESS_KEY="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export AWS_REGION=garage AWS_ENDPOINT_URL=http://127.0.0.1:$S3 AWS_ALLOW_HTTP=true
+GARAGE_DEFAULT_ACCESS_KEY=$AWS_ACCESS_KEY_ID GARAGE_DEFAULT_SECRET_KEY=$AWS_SECRET_ACCESS_KEY \
+	GARAGE_DEFAULT_BUCKET=encore RUST_LOG=warn \
+	"$GARAGE" -c "$TMP/garage/garage.toml" server --single-node --default-bucket \
+	>"$TMP/garage/out" 2>&1 &
+PIDS+=($!)
+log "== Garage: s3://encore at 127.0.0.1:$S3"
 
-# ---- the origins -----------------------------------------------------------------------------
+# ---- every origin's configuration, and the ingest job's --------------------------------------
 cat >"$TMP/encore.toml" <<EOF
 [ledger]
 url = "$LEDGER_URL"
+[keys]
+store = "database"
+[store]
+url = "s3://encore/deploy"
 [server]
 watch_media = false
 EOF
 [ "$PIN" = 1 ] && echo "connection_threads = 1" >>"$TMP/encore.toml"
+
+# ---- keys: the state in PostgreSQL, the KEK a file every node has ------------------------------
+mkdir -p "$TMP/keys"
+chmod 700 "$TMP/keys"
+"$ENCORE" keys init --config "$TMP/encore.toml" --keys "$TMP/keys" >"$TMP/keys-init.log" 2>&1 ||
+	{ cat "$TMP/keys-init.log" >&2; exit 1; }
+
+# ---- the album, packaged and published once (docs/DEPLOY.md, "The ingest job") ---------------
+log "== encore ingest media/first-light (publishes to the bucket)"
+for _ in $(seq 1 300); do
+	"$ENCORE" ingest --config "$TMP/encore.toml" --media media --keys "$TMP/keys" \
+		--data "$TMP/ingest" media/first-light >"$TMP/ingest.log" 2>&1 && break
+	# Garage not answering yet (the bucket appears a moment after it listens): try again.
+	sleep 0.2
+done
+grep -q "first-light: published" "$TMP/ingest.log" || { cat "$TMP/ingest.log" >&2; exit 1; }
+
+# ---- the origins: each from an empty --data, reading the bucket through -----------------------
 ORIGIN_URLS=()
 ORIGIN_PIDS=()
 for i in $(seq 1 "$ORIGINS"); do
-	[ "$i" = 1 ] || cp -a "$TMP/data-1" "$TMP/data-$i"
+	mkdir -p "$TMP/data-$i"
 	port=$(free_port)
 	run=(env)
 	[ "$PIN" = 1 ] && run=(env TOKIO_WORKER_THREADS=1 taskset -c $(((i - 1) % NPROC)))
@@ -177,10 +224,13 @@ LB1_URL=http://127.0.0.1:$LB1_PORT
 wait_ready "$LB_URL" "$!" "$TMP/nginx/logs/stderr.log"
 log "== nginx: $LB_URL (all origins), $LB1_URL (origin 1 only)"
 
-TOKEN=$("$ENCORE" token mint --sub deploy-bench --album first-light --scope play --ttl 1h --keys "$TMP/keys")
-STORE_TOKEN=$("$ENCORE" token mint --sub store-backend --scope store --ttl 1h --keys "$TMP/keys")
-printf 'TMP=%s\nLEDGER_URL=%s\nLB_URL=%s\nLB1_URL=%s\nORIGIN_URLS="%s"\nORIGIN_PIDS="%s"\nPLAY_TOKEN=%s\nSTORE_TOKEN=%s\n' \
-	"$TMP" "$LEDGER_URL" "$LB_URL" "$LB1_URL" "${ORIGIN_URLS[*]}" "${ORIGIN_PIDS[*]}" "$TOKEN" "$STORE_TOKEN" >"$STATE"
+mint() { "$ENCORE" token mint --config "$TMP/encore.toml" --keys "$TMP/keys" --ttl 1h "$@"; }
+TOKEN=$(mint --sub deploy-bench --album first-light --scope play)
+STORE_TOKEN=$(mint --sub store-backend --scope store)
+ADMIN_TOKEN=$(mint --sub licensing-staff --scope admin)
+printf 'TMP=%s\nLEDGER_URL=%s\nBUCKET_ENDPOINT=%s\nLB_URL=%s\nLB1_URL=%s\nORIGIN_URLS="%s"\nORIGIN_PIDS="%s"\nPLAY_TOKEN=%s\nSTORE_TOKEN=%s\nADMIN_TOKEN=%s\n' \
+	"$TMP" "$LEDGER_URL" "$AWS_ENDPOINT_URL" "$LB_URL" "$LB1_URL" "${ORIGIN_URLS[*]}" "${ORIGIN_PIDS[*]}" \
+	"$TOKEN" "$STORE_TOKEN" "$ADMIN_TOKEN" >"$STATE"
 
 if [ "$BENCH" != 1 ]; then
 	log "== up; $STATE has the URLs, PIDs and tokens; stop this script to tear it down"

@@ -416,3 +416,83 @@ async fn the_local_disk_cache_stays_within_its_bound_while_a_larger_catalog_play
     );
     assert!(metric(&o.url, "store_local_evictions").await > 0);
 }
+
+/// Content keys of an album in a bucket are rotated where `encore ingest` runs, and the
+/// re-sealed generation reaches origins by its publication: an origin's admin API refuses the
+/// rotation (its mirror is not what origins serve), the CLI rotation plus `encore ingest`
+/// publish the new generation, and the running origin then serves it under the new key, the
+/// same track as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_keys_rotate_where_ingest_runs_and_reach_origins_by_publication() {
+    let garage = Garage::start().await;
+    let ws = published(&garage, "rotate", "bucketed", 1, 4.0, false);
+    let (o, _data) = origin(&garage, &ws, "rotate", "refresh_seconds = 3600\n").await;
+    let token = util::token(&ws, "fan", Scope::Play, &["bucketed"]);
+    let before = ws.path().join("before.m4a");
+    fetch_track(&ws, &o.url, &token, "bucketed", &before);
+    let old = util::manifest(&ws, "bucketed", 1, "lossless");
+
+    let admin = util::token(&ws, "licensing", Scope::Admin, &[]);
+    let refused = reqwest::Client::new()
+        .post(format!("{}/v1/admin/keys/content/rotate", o.url))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"album": "bucketed"}))
+        .send()
+        .await
+        .expect("rotate");
+    assert_eq!(refused.status(), StatusCode::CONFLICT);
+    let problem: serde_json::Value = refused.json().await.expect("problem");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("encore ingest")),
+        "{problem}"
+    );
+
+    let rotated = encore(
+        &ws,
+        &garage,
+        &["keys", "rotate", "content", "--album", "bucketed"],
+    );
+    assert!(rotated.status.success(), "{}", text(&rotated));
+    let new = util::manifest(&ws, "bucketed", 1, "lossless");
+    assert_ne!(
+        new.generation, old.generation,
+        "a re-seal is a new generation"
+    );
+    assert_ne!(new.key_id, old.key_id, "under a new content key");
+    let out = encore(&ws, &garage, &["ingest"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("bucketed: published"), "{}", text(&out));
+
+    // SAFETY: kill(2) on the child's pid with a plain signal.
+    assert_eq!(
+        unsafe { libc::kill(o.child.id().expect("pid") as i32, libc::SIGHUP) },
+        0
+    );
+    let manifest_url = format!("{}/v1/albums/bucketed/tracks/1/lossless/manifest", o.url);
+    let mut switched = false;
+    for _ in 0..200 {
+        let body = reqwest::Client::new()
+            .get(&manifest_url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("manifest")
+            .text()
+            .await
+            .expect("body");
+        if body.contains(&new.generation) {
+            switched = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(switched, "the origin never served the re-sealed generation");
+    let after = ws.path().join("after.m4a");
+    fetch_track(&ws, &o.url, &token, "bucketed", &after);
+    assert!(
+        std::fs::read(&before).expect("before") == std::fs::read(&after).expect("after"),
+        "the re-sealed track plays differently"
+    );
+}

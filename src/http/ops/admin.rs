@@ -122,6 +122,16 @@ pub async fn rotate_content(
     let actor = require_admin(token)?;
     let req: ContentRotateRequest = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("content rotation request body: {e}")))?;
+    // A re-seal here would change this origin's mirror only (and need every segment local);
+    // the bucket, which every origin serves, is changed by the ingest job's publication.
+    if app.segments.read_through().is_some() {
+        return Err(ApiError::KeyOperation(
+            "this origin serves albums published to a bucket: rotate content keys where \
+             `encore ingest` runs (`encore keys rotate content --config FILE --data WORK \
+             --album ID`), then publish with `encore ingest`"
+                .into(),
+        ));
+    }
     {
         let lib = app.library.load();
         let album = lib
