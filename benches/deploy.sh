@@ -11,7 +11,7 @@
 #
 # Needs: cargo, curl, jq, nginx, taskset, ss, PostgreSQL 15 (/usr/lib/postgresql/15/bin),
 # Garage (`bash .ci/garage`).
-# Settings: ORIGINS (2), DURATION (60 s, the whole interleaved run), CONNS (64 per target),
+# Settings: ENCORE and LOADGEN (binaries already built; default: release builds), ORIGINS (2), DURATION (60 s, the whole interleaved run), CONNS (64 per target),
 # PIN (1: origin i runs on CPU (i-1) mod nproc with one connection thread, so "one origin"
 # is one core's worth of origin and "two origins" two; nginx and the generator are not
 # pinned), STATE (a file the URLs and PIDs are written to, default $TMPDIR/encore-deploy.env).
@@ -74,9 +74,12 @@ wait_ready() { # URL PID LOG
 }
 
 log "== machine: $NPROC CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
-log "== cargo build --release"
-cargo build --release --quiet
-ENCORE=$CARGO_TARGET_DIR/release/encore
+# ENCORE=… LOADGEN=…: binaries already built (e.g. the dev profile's); default: release builds.
+if [ -z "${ENCORE:-}" ]; then
+	log "== cargo build --release"
+	cargo build --release --quiet
+	ENCORE=$CARGO_TARGET_DIR/release/encore
+fi
 
 # ---- PostgreSQL: a cluster of its own, socket and data in $TMP -------------------------------
 chmod 711 "$TMP"
@@ -238,8 +241,10 @@ if [ "$BENCH" != 1 ]; then
 fi
 
 # ---- measurement -----------------------------------------------------------------------------
-LOADGEN=$(cargo bench --quiet --bench loadgen --no-run --message-format=json |
-	jq -r 'select(.executable != null and .target.name == "loadgen") | .executable')
+if [ -z "${LOADGEN:-}" ]; then
+	LOADGEN=$(cargo bench --quiet --bench loadgen --no-run --message-format=json |
+		jq -r 'select(.executable != null and .target.name == "loadgen") | .executable')
+fi
 : >"$TMP/paths"
 for track in 1 2 3 4; do
 	curl -sf -H "Authorization: Bearer $TOKEN" "$LB_URL/v1/albums/first-light/tracks/$track/lossless/manifest" |
