@@ -185,6 +185,10 @@ error_log $TMP/nginx/logs/error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
+    # A load generator keeps its connections for the whole run (nginx closes a client
+    # connection after 1,000 requests by default, which it would count as failures).
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
     client_body_temp_path $TMP/nginx/body;
     proxy_temp_path $TMP/nginx/proxy;
     fastcgi_temp_path $TMP/nginx/fastcgi;

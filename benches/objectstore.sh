@@ -13,9 +13,10 @@
 #    time_total): on "bucket" a GET from Garage, SHA-256 check, atomic write into the local
 #    store, then the normal load; on "local" the normal load from the (page-cached) store file.
 #    Prints p50/p99/max of each and the ratio of the medians.
-# 4. Hot path, both warm: one `loadgen --versus` run of VERSUS s (default 30) in 0.1 s slices,
+# 4. Hot path, both warm: `loadgen --versus` runs of VERSUS s (default 30) in 0.1 s slices,
 #    CONNS connections (default 16), closed loop, a play token on every request, every segment
-#    URL at random: bucket against local req/s with its 95 % interval (goal >= 0.95).
+#    URL at random: bucket against local req/s with its 95 % interval (goal >= 0.95), then the
+#    same with the roles swapped; the geometric mean of the two ratios is reported.
 # Results and the raw samples go to $OUT (default docs/perf-log/objectstore-<date>.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -155,6 +156,13 @@ sed "s|^|$BUCKET|" "$TMP/paths" >"$TMP/urls.bucket"
 	{ cat "$TMP/versus.out" >&2; exit 1; }
 log "== hot path, loadgen --versus ${VERSUS}s, $CONNS connections (A = local store, B = bucket, warm):"
 tee -a "$TMP/report" <"$TMP/versus.out"
+# The same with the roles swapped: a side's position in the slices must not decide the ratio.
+"$LOADGEN" --urls "$TMP/urls.bucket" --versus "$TMP/urls.local" --header "Authorization: Bearer $TOKEN" \
+	--connections "$CONNS" --duration "$VERSUS" --warmup 1 >"$TMP/swapped.out" 2>&1 ||
+	{ cat "$TMP/swapped.out" >&2; exit 1; }
+log "== hot path, swapped (A = bucket, B = local store):"
+tee -a "$TMP/report" <"$TMP/swapped.out"
+log "== bucket/local req/s: $(jq -r .ratio_b_over_a "$TMP/versus.out") (bucket second), $(jq -r '1 / .ratio_b_over_a' "$TMP/swapped.out") (bucket first); geometric mean $(jq -rn --slurpfile a "$TMP/versus.out" --slurpfile b "$TMP/swapped.out" '($a[0].ratio_b_over_a / $b[0].ratio_b_over_a) | sqrt')"
 
 mkdir -p "$(dirname "$OUT")"
 {

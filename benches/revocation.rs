@@ -21,9 +21,6 @@
 //! Defaults: 200 samples, 8 players per origin, `[ledger] catch_up_ms = 250`. Prints p50,
 //! p99 and max of both, the ratio of the p99s, the players' req/s, and the 5 slowest samples
 //! with their offset in the run. Results: `docs/PERFORMANCE.md`, "Revocation across origins".
-//! Latest (2026-12-05, 2-vCPU guest, `--profile dev`, other builds running, `-- 200 8 250`):
-//! across p50 6.1 ms, p99 109 ms; baseline p50 3.2 ms, p99 26 ms; p99 ratio 4.2; goal p99
-//! ≤ 50 ms not met (a 1–3 % tail of slow NOTIFY deliveries, cut by the 250 ms catch-up).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
