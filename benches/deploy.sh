@@ -24,6 +24,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
 ORIGINS=${ORIGINS:-2}
 DURATION=${DURATION:-60}
 DURATION=${DURATION%s}
@@ -38,8 +40,7 @@ for tool in cargo curl jq nginx taskset ss; do
 	command -v "$tool" >/dev/null || { echo "$0: $tool is required (apt-get install $tool)" >&2; exit 2; }
 done
 [ -x "$PGBIN/pg_ctl" ] || { echo "$0: PostgreSQL 15 is required (apt-get install postgresql-15)" >&2; exit 2; }
-GARAGE=${ENCORE_GARAGE:-$HOME/.cache/encore-test/garage-2.5.0/bin/garage}
-[ -x "$GARAGE" ] || { echo "$0: no Garage at $GARAGE: run bash .ci/garage" >&2; exit 2; }
+garage_binary >/dev/null
 case $ORIGINS in '' | *[!0-9]* | 0) echo "$0: ORIGINS must be >= 1" >&2; exit 2 ;; esac
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/encore-deploy.XXXXXX")
@@ -57,13 +58,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 log() { printf '%s\n' "$*" >&2; }
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 30000))
-		ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
-	done
-}
 wait_ready() { # URL PID LOG
 	for _ in $(seq 1 300); do
 		[ "$(curl -s -o /dev/null -w '%{http_code}' "$1/readyz")" = 200 ] && return 0
@@ -97,32 +91,9 @@ LEDGER_URL="postgres://encore@127.0.0.1:$PG_PORT/encore"
 log "== PostgreSQL 15 on 127.0.0.1:$PG_PORT"
 
 # ---- Garage: the bucket -----------------------------------------------------------------------
-RPC=$(free_port) S3=$(free_port) ADMIN=$(free_port)
-mkdir -p "$TMP/garage"
-cat >"$TMP/garage/garage.toml" <<EOF
-metadata_dir = "$TMP/garage/meta"
-data_dir = "$TMP/garage/data"
-db_engine = "sqlite"
-replication_factor = 1
-rpc_bind_addr = "127.0.0.1:$RPC"
-rpc_public_addr = "127.0.0.1:$RPC"
-rpc_secret = "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-[s3_api]
-s3_region = "garage"
-api_bind_addr = "127.0.0.1:$S3"
-root_domain = ".s3.garage.localhost"
-[admin]
-api_bind_addr = "127.0.0.1:$ADMIN"
-EOF
-export AWS_ACCESS_KEY_ID="GK$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-export AWS_SECRET_ACCESS_KEY="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-export AWS_REGION=garage AWS_ENDPOINT_URL=http://127.0.0.1:$S3 AWS_ALLOW_HTTP=true
-GARAGE_DEFAULT_ACCESS_KEY=$AWS_ACCESS_KEY_ID GARAGE_DEFAULT_SECRET_KEY=$AWS_SECRET_ACCESS_KEY \
-	GARAGE_DEFAULT_BUCKET=encore RUST_LOG=warn \
-	"$GARAGE" -c "$TMP/garage/garage.toml" server --single-node --default-bucket \
-	>"$TMP/garage/out" 2>&1 &
-PIDS+=($!)
-log "== Garage: s3://encore at 127.0.0.1:$S3"
+start_garage "$TMP/garage"
+PIDS+=("$GARAGE_PID")
+log "== Garage: s3://encore at $AWS_ENDPOINT_URL"
 
 # ---- every origin's configuration, and the ingest job's --------------------------------------
 cat >"$TMP/encore.toml" <<EOF

@@ -20,12 +20,13 @@
 # Results and the raw samples go to $OUT (default docs/perf-log/objectstore-<date>.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
 
 VERSUS=${VERSUS:-30}
 CONNS=${CONNS:-16}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
-GARAGE=${ENCORE_GARAGE:-$HOME/.cache/encore-test/garage-2.5.0/bin/garage}
-[ -x "$GARAGE" ] || { echo "$0: no Garage at $GARAGE: run bash .ci/garage" >&2; exit 2; }
+garage_binary >/dev/null
 OUT=${OUT:-docs/perf-log/objectstore-$(date -u +%Y-%m-%d).txt}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/encore-objectstore.XXXXXX")
 PIDS=()
@@ -39,13 +40,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 log() { echo "$*" | tee -a "$TMP/report"; }
 
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 30000))
-		ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
-	done
-}
 wait_http() {
 	for _ in $(seq 1 600); do
 		curl -fs -o /dev/null "$1" && return 0
@@ -69,31 +63,8 @@ fi
 log "== encore: $ENCORE; loadgen: $LOADGEN"
 
 # ---- Garage ---------------------------------------------------------------------------------
-RPC=$(free_port) S3=$(free_port) ADMIN=$(free_port)
-mkdir -p "$TMP/garage"
-cat >"$TMP/garage/garage.toml" <<EOF
-metadata_dir = "$TMP/garage/meta"
-data_dir = "$TMP/garage/data"
-db_engine = "sqlite"
-replication_factor = 1
-rpc_bind_addr = "127.0.0.1:$RPC"
-rpc_public_addr = "127.0.0.1:$RPC"
-rpc_secret = "$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-[s3_api]
-s3_region = "garage"
-api_bind_addr = "127.0.0.1:$S3"
-root_domain = ".s3.garage.localhost"
-[admin]
-api_bind_addr = "127.0.0.1:$ADMIN"
-EOF
-export AWS_ACCESS_KEY_ID="GK$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-export AWS_SECRET_ACCESS_KEY="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-export AWS_REGION=garage AWS_ENDPOINT_URL=http://127.0.0.1:$S3 AWS_ALLOW_HTTP=true
-GARAGE_DEFAULT_ACCESS_KEY=$AWS_ACCESS_KEY_ID GARAGE_DEFAULT_SECRET_KEY=$AWS_SECRET_ACCESS_KEY \
-	GARAGE_DEFAULT_BUCKET=encore RUST_LOG=warn \
-	"$GARAGE" -c "$TMP/garage/garage.toml" server --single-node --default-bucket \
-	>"$TMP/garage/out" 2>&1 &
-PIDS+=($!)
+start_garage "$TMP/garage"
+PIDS+=("$GARAGE_PID")
 
 # ---- package and publish --------------------------------------------------------------------
 mkdir -p "$TMP/keys" "$TMP/local" "$TMP/bucket"
