@@ -38,8 +38,20 @@ fn write_config(ws: &Workspace, url: &str) -> String {
 }
 
 /// A token signed by the key that signs now, read from the database as a store backend would.
+/// Reading the state and then its KEK file is not one step: a KEK rotation between the two
+/// (the old file deleted after the commit) fails the read, which a backend simply repeats.
 fn mint(keys: &KeyDir, scope: Scope, album: &str) -> String {
-    let keyring = Keyring::open_in(keys).expect("keyring");
+    let mut attempts = 0;
+    let keyring = loop {
+        match Keyring::open_in(keys) {
+            Ok(k) => break k,
+            Err(_) if attempts < 100 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("keyring: {e:?}"),
+        }
+    };
     let key = keyring.signing_key().expect("signing key");
     let mut req = encore::license::MintRequest::new("fan", scope);
     if scope == Scope::Play {
