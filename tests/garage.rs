@@ -24,6 +24,14 @@ pub struct Garage {
     secret_key: String,
 }
 
+impl Garage {
+    /// Stops the server now (the bucket becomes unreachable).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Garage {
     fn drop(&mut self) {
         let _ = self.child.kill();

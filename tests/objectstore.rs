@@ -496,3 +496,41 @@ async fn content_keys_rotate_where_ingest_runs_and_reach_origins_by_publication(
         "the re-sealed track plays differently"
     );
 }
+
+/// A miss while the bucket is down is a 503 with `Retry-After` (try again, or another origin),
+/// not a 500 and not a wait for the request deadline; segments already local keep playing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_miss_while_the_bucket_is_down_is_503_with_retry_after() {
+    let mut garage = Garage::start().await;
+    let ws = published(&garage, "down", "bucketed", 1, 4.0, false);
+    let (o, _data) = origin(&garage, &ws, "down", "refresh_seconds = 3600\n").await;
+    let token = util::token(&ws, "fan", Scope::Play, &["bucketed"]);
+    let urls: Vec<String> = segments(&ws, "bucketed", 1, "lossless")
+        .into_iter()
+        .map(|(url, _)| format!("{}{url}", o.url))
+        .collect();
+    let c = reqwest::Client::new();
+    let get = |url: String| {
+        let (c, token) = (c.clone(), token.clone());
+        async move { c.get(url).bearer_auth(token).send().await.expect("get") }
+    };
+    assert_eq!(get(urls[0].clone()).await.status(), StatusCode::OK);
+
+    garage.stop();
+    let r = get(urls[1].clone()).await;
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers().contains_key("retry-after"), "{:?}", r.headers());
+    let problem: serde_json::Value = r.json().await.expect("problem");
+    assert!(
+        problem["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("store-unavailable")),
+        "{problem}"
+    );
+    assert!(
+        !problem.to_string().contains("127.0.0.1"),
+        "the bucket's address leaked: {problem}"
+    );
+    // Fetched before the bucket went down: still served.
+    assert_eq!(get(urls[0].clone()).await.status(), StatusCode::OK);
+}

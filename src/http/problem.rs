@@ -46,6 +46,10 @@ pub enum ApiError {
     /// recorded, and the same request may be sent again after `Retry-After`.
     #[error("{0}")]
     LedgerUnavailable(String),
+    /// The bucket behind the store cannot be reached now; the same request may be sent again
+    /// after `Retry-After`.
+    #[error("{0}")]
+    StoreUnavailable(String),
     /// The server is still packaging its catalog.
     #[error("not ready yet: {0}")]
     NotReady(String),
@@ -183,6 +187,9 @@ impl ApiError {
             ApiError::LedgerUnavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "ledger-unavailable", None)
             }
+            ApiError::StoreUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "store-unavailable", None)
+            }
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not-ready", None),
             ApiError::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout", None),
             ApiError::KeyOperation(_) => (StatusCode::CONFLICT, "key-operation-failed", None),
@@ -224,7 +231,10 @@ impl ApiError {
             // connection the server is closing.
             h.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
-        if matches!(self, ApiError::LedgerUnavailable(_)) {
+        if matches!(
+            self,
+            ApiError::LedgerUnavailable(_) | ApiError::StoreUnavailable(_)
+        ) {
             h.insert(
                 header::RETRY_AFTER,
                 HeaderValue::from(crate::ledger::RETRY_AFTER_SECONDS),

@@ -191,6 +191,9 @@ pub enum LoadFailure {
     /// The file could not be read (or changed while it was).
     #[error(transparent)]
     Io(#[from] io::Error),
+    /// The bucket behind the store could not be reached (a retry later may succeed).
+    #[error("the bucket could not be reached: {0}")]
+    Unavailable(String),
     /// The bytes read are not those the manifest names.
     #[error("its SHA-256 is {actual}, its manifest's is {expected}")]
     Mismatch {

@@ -62,6 +62,8 @@ pub struct LoadError {
     pub not_found: bool,
     /// True when the file was read but is not what its manifest says.
     pub corrupt: bool,
+    /// True when the bucket behind the store could not be reached: worth a retry later.
+    pub unavailable: bool,
 }
 
 /// Why a derived form could not be produced.
@@ -437,7 +439,18 @@ fn counted<T: AsRef<[u8]>>(
             reason: e.to_string(),
             not_found: e.kind() == std::io::ErrorKind::NotFound,
             corrupt: false,
+            unavailable: false,
         }),
+        Err(LoadFailure::Unavailable(reason)) => {
+            tracing::warn!(file = %path.display(), "segment not fetched from the bucket: {reason}");
+            Err(LoadError {
+                path: path.to_path_buf(),
+                reason,
+                not_found: false,
+                corrupt: false,
+                unavailable: true,
+            })
+        }
         Err(e @ LoadFailure::Mismatch { .. }) => {
             stats.disk_reads.inc();
             stats.integrity_failures.inc();
@@ -450,6 +463,7 @@ fn counted<T: AsRef<[u8]>>(
                 reason: format!("does not match its manifest: {e}"),
                 not_found: false,
                 corrupt: true,
+                unavailable: false,
             })
         }
     }

@@ -146,7 +146,7 @@ impl ReadThrough {
             .remote
             .get(rel)
             .await
-            .map_err(|e| io::Error::other(e.to_string()))?
+            .map_err(|e| LoadFailure::Unavailable(e.to_string()))?
             .ok_or_else(|| {
                 // Named by a published manifest, so a server-side fault (500), not a 404.
                 io::Error::other(format!(

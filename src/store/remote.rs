@@ -16,6 +16,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
+
+/// Retries of one bucket request before the miss fails as unavailable.
+const REMOTE_RETRIES: usize = 2;
+/// The longest one bucket request is retried for.
+const REMOTE_RETRY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 use object_store::path::Path as ObjectPath;
 use object_store::{
     Attribute, Attributes, GetOptions, ObjectStore, ObjectStoreExt, PutOptions, PutPayload,
@@ -111,6 +116,14 @@ impl Remote {
         }
         let s3 = builder
             .with_bucket_name(&location.bucket)
+            // A player waits on a miss: a few quick retries, then the origin answers 503 and
+            // the player (or the balancer) tries again, instead of object_store's default of
+            // ten retries over three minutes behind the request deadline.
+            .with_retry(object_store::RetryConfig {
+                backoff: object_store::BackoffConfig::default(),
+                max_retries: REMOTE_RETRIES,
+                retry_timeout: REMOTE_RETRY_TIMEOUT,
+            })
             .build()
             .map_err(config_err)?;
         Ok(Remote {

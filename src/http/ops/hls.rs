@@ -383,6 +383,9 @@ async fn segment(
                 DeriveError::Load(e) if e.not_found => {
                     ApiError::NotFound("segment file missing from the store".into())
                 }
+                DeriveError::Load(e) if e.unavailable => {
+                    ApiError::StoreUnavailable("the segment's store cannot be reached".into())
+                }
                 DeriveError::Load(e) => ApiError::Internal(e.to_string()),
                 DeriveError::Build(e) => ApiError::from(e),
             })

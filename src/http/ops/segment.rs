@@ -34,6 +34,9 @@ pub async fn get(
             .map_err(|e| {
                 if e.not_found {
                     ApiError::NotFound("segment file missing from the store".into())
+                } else if e.unavailable {
+                    // The cause (a bucket URL, a network error) goes to the log only.
+                    ApiError::StoreUnavailable("the segment's store cannot be reached".into())
                 } else {
                     // A corrupt file included: a 500 that no cache keeps, never the bytes.
                     ApiError::Internal(e.to_string())
