@@ -31,8 +31,11 @@ use std::time::{Duration, Instant};
 use encore::keys::Keyring;
 use encore::license::{Clock, MintRequest, Scope, SystemClock, mint};
 use serde_json::{Value, json};
-use sqlx::Executor;
 use tokio::io::AsyncBufReadExt;
+
+// The tests' throwaway database on the suite's PostgreSQL server.
+#[path = "../tests/pg.rs"]
+mod pg;
 
 const ALBUM: &str = "first-light";
 
@@ -92,27 +95,6 @@ async fn serve(dir: &Path, config: &Path, data: &Path) -> (tokio::process::Child
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("{url} never became ready");
-}
-
-fn admin_url() -> String {
-    std::env::var("ENCORE_TEST_POSTGRES_URL").unwrap_or_else(|_| {
-        let var = |name: &str| {
-            std::env::var(name).unwrap_or_else(|_| {
-                panic!(
-                    "{name} is not set: run `pg_virtualenv -v 15 cargo bench --bench revocation` \
-                     (apt-get install postgresql-15 postgresql-common) or set \
-                     ENCORE_TEST_POSTGRES_URL"
-                )
-            })
-        };
-        format!(
-            "postgres://{}:{}@{}:{}/postgres",
-            var("PGUSER"),
-            var("PGPASSWORD"),
-            var("PGHOST"),
-            std::env::var("PGPORT").unwrap_or_else(|_| "5432".to_owned())
-        )
-    })
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -175,22 +157,13 @@ async fn main() {
     encore(&dir, &["keys", "init", "--dev-accounts"]);
     encore(&dir, &["ingest"]);
 
-    sqlx::any::install_default_drivers();
-    let admin_url = admin_url();
-    let admin = sqlx::AnyPool::connect(&admin_url)
-        .await
-        .expect("PostgreSQL");
-    let db = format!("encore_bench_{}", unique_suffix());
-    admin
-        .execute(format!("CREATE DATABASE {db}").as_str())
-        .await
-        .expect("create database");
-    let base = admin_url.rsplit_once('/').map_or("", |(b, _)| b).to_owned();
+    let db = pg::PgDatabase::create().await;
     let config = dir.join("encore.toml");
     std::fs::write(
         &config,
         format!(
-            "[ledger]\nurl = \"{base}/{db}\"\ncatch_up_ms = {catch_up_ms}\n\n[server]\nwatch_media = false\n"
+            "[ledger]\nurl = \"{}\"\ncatch_up_ms = {catch_up_ms}\n\n[server]\nwatch_media = false\n",
+            db.url
         ),
     )
     .expect("config");
@@ -334,21 +307,5 @@ async fn main() {
     );
     drop((child_a, child_b));
     tokio::time::sleep(Duration::from_millis(200)).await;
-    admin
-        .execute(format!("DROP DATABASE {db} WITH (FORCE)").as_str())
-        .await
-        .expect("drop database");
-}
-
-/// A name part no other run on this server is using: process id, clock and a counter.
-fn unique_suffix() -> String {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "{}_{nanos}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    )
+    db.drop_database().await;
 }

@@ -20,9 +20,9 @@ impl PgDatabase {
             let var = |name: &str| {
                 std::env::var(name).unwrap_or_else(|_| {
                     panic!(
-                        "{name} is not set: this test needs a PostgreSQL server; run it with \
-                         `pg_virtualenv -v 15 cargo test` (`bash .ci/run` does) or set \
-                         ENCORE_TEST_POSTGRES_URL"
+                        "{name} is not set: this needs a PostgreSQL server; run it under \
+                         `pg_virtualenv -v 15` (`bash .ci/run` does: `pg_virtualenv -v 15 cargo \
+                         test`) or set ENCORE_TEST_POSTGRES_URL"
                     )
                 })
             };
