@@ -63,17 +63,7 @@ async fn origin(
         config.to_str().expect("utf-8 path"),
     ]);
     cmd.env("ENCORE_DATA", data);
-    let (child, url) = ServeProcess::spawn(cmd, log).await;
-    let c = reqwest::Client::new();
-    for _ in 0..600 {
-        if let Ok(r) = c.get(format!("{url}/readyz")).send().await
-            && r.status().is_success()
-        {
-            return ServeProcess { child, url };
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("origin at {url} never became ready");
+    ServeProcess::ready(cmd, log).await
 }
 
 fn copy_tree(from: &Path, to: &Path) {

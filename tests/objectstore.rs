@@ -99,18 +99,8 @@ async fn origin(
     .expect("encore.toml");
     let mut cmd = ws.serve_command(&["--listen", "127.0.0.1:0", "--log-json"]);
     cmd.env("ENCORE_KEYS", source.keys()).envs(garage.env());
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let (child, url) = ServeProcess::spawn(cmd, log.clone()).await;
-    let c = reqwest::Client::new();
-    for _ in 0..600 {
-        if let Ok(r) = c.get(format!("{url}/readyz")).send().await
-            && r.status().is_success()
-        {
-            return (ServeProcess { child, url }, ws);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("origin never ready: {:?}", log.lock().expect("log"));
+    let served = ServeProcess::ready(cmd, Arc::new(Mutex::new(Vec::new()))).await;
+    (served, ws)
 }
 
 async fn metric(url: &str, name: &str) -> u64 {

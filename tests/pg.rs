@@ -67,42 +67,35 @@ impl PgDatabase {
 
     /// Ends every connection that is listening for notifications; returns how many.
     pub async fn terminate_listeners(&self) -> i64 {
-        sqlx::query(
-            "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
-             WHERE datname = $1 AND query ILIKE 'LISTEN%'",
-        )
-        .bind(&self.name)
-        .fetch_one(&self.admin)
-        .await
-        .expect("terminate")
-        .try_get("n")
-        .expect("n")
+        self.count_activity("count(pg_terminate_backend(pid))", "query ILIKE 'LISTEN%'")
+            .await
     }
 
     /// Ends every connection to the database but the administrator's.
     pub async fn terminate_all(&self) -> i64 {
-        sqlx::query(
-            "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
-             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        self.count_activity(
+            "count(pg_terminate_backend(pid))",
+            "pid <> pg_backend_pid()",
         )
-        .bind(&self.name)
-        .fetch_one(&self.admin)
         .await
-        .expect("terminate")
-        .try_get("n")
-        .expect("n")
     }
 
     /// Connections to the database that are listening.
     pub async fn listeners(&self) -> i64 {
-        sqlx::query(
-            "SELECT count(*) AS n FROM pg_stat_activity \
-             WHERE datname = $1 AND query ILIKE 'LISTEN%'",
-        )
+        self.count_activity("count(*)", "query ILIKE 'LISTEN%'")
+            .await
+    }
+
+    /// `SELECT <aggregate> FROM pg_stat_activity` over this database's connections that match
+    /// `filter`.
+    async fn count_activity(&self, aggregate: &str, filter: &str) -> i64 {
+        sqlx::query(&format!(
+            "SELECT {aggregate} AS n FROM pg_stat_activity WHERE datname = $1 AND {filter}"
+        ))
         .bind(&self.name)
         .fetch_one(&self.admin)
         .await
-        .expect("count")
+        .expect("pg_stat_activity")
         .try_get("n")
         .expect("n")
     }

@@ -598,7 +598,16 @@ impl ServeProcess {
     ) -> ServeProcess {
         let mut all = vec!["--listen", "127.0.0.1:0", "--log-json"];
         all.extend_from_slice(args);
-        let (child, url) = Self::spawn(ws.serve_command(&all), log).await;
+        Self::ready(ws.serve_command(&all), log).await
+    }
+
+    /// Spawns `cmd` as [`ServeProcess::spawn`] does and waits until `/readyz` answers 200;
+    /// a server that never does fails the test with its log.
+    pub async fn ready(
+        cmd: tokio::process::Command,
+        log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ) -> ServeProcess {
+        let (child, url) = Self::spawn(cmd, log.clone()).await;
         let c = reqwest::Client::new();
         for _ in 0..600 {
             if let Ok(r) = c.get(format!("{url}/readyz")).send().await
@@ -608,7 +617,10 @@ impl ServeProcess {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        panic!("server at {url} never became ready");
+        panic!(
+            "server at {url} never became ready: {:?}",
+            log.lock().expect("log")
+        );
     }
 
     /// Spawns `cmd` (an `encore serve` listening on an ephemeral port) and returns the child
