@@ -66,6 +66,10 @@ pub fn record_key_state_version(app: &App) {
 /// One catch-up: reload if needed, then the catalog; record and report the outcome. True
 /// when the keys were reloaded.
 pub async fn catch_up(app: &Arc<App>) -> bool {
+    // A keys folder has no version to compare (its watch reloads): no blocking task each tick.
+    if app.keys().keyring.keys().db().is_none() {
+        return false;
+    }
     let worker = app.clone();
     let outcome = tokio::task::spawn_blocking(move || worker.catch_up_keys())
         .await
