@@ -1,8 +1,11 @@
-//! Origin memory and start time by catalog size (issue 21 item 5's benchmark): a generated
-//! store of N small albums (4 tracks, 4 renditions each, 7 segments per rendition: 112
-//! media segments, 128 segment URLs with the init segments, per album), served by the real `encore serve`; reported per N: the time from
-//! spawn to the first 200 from `/readyz`, and the process's resident memory then (VmRSS)
-//! against the same server on an empty store, measured in the same run.
+//! Origin memory and start time by catalog size: a generated store of N small albums (4
+//! tracks, 4 renditions each, 7 segments per rendition: 112 media segments, 128 segment URLs
+//! with the init segments, per album), served by the real `encore serve`. Reported per N: the
+//! time from spawn to the first 200 from `/readyz`, the process's resident memory then
+//! (VmRSS) against the same server on an empty store, measured in the same run; then the
+//! first request for a segment of each of `PROBES` albums spread over the catalog (each one
+//! cold: nothing of the album in memory yet) against the second request for the same URL
+//! (warm), on one keep-alive connection, as p50/p99 and their ratio; and the RSS after.
 //!
 //! ```text
 //! cargo build --release && cargo bench --bench catalog_size -- 1000 10000
@@ -25,6 +28,15 @@ use encore::store::{
 const TRACKS: u32 = 4;
 const RENDITIONS: [&str; 4] = ["lossless", "high", "standard", "aac"];
 const SEGMENTS: u32 = 7;
+/// Albums whose first segment is requested cold, then warm.
+const PROBES: usize = 200;
+/// Bytes of the one segment file every probe fetches (the same bytes for each album).
+const PROBE_BYTES: usize = 150_000;
+
+/// The probed segment's content: what its records' SHA-256 names.
+fn probe_content() -> Vec<u8> {
+    (0..PROBE_BYTES).map(|i| (i * 31 % 251) as u8).collect()
+}
 
 fn encore_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("bench executable");
@@ -47,9 +59,29 @@ fn segment(index: u32) -> SegmentRecord {
         file: segment_file_name(index),
         start: u64::from(index.saturating_sub(1)) * 264_600,
         duration: if index == 0 { 0 } else { 264_600 },
-        bytes: 150_000,
-        sha256: format!("{:064x}", u64::from(index) * 7 + 1),
+        bytes: PROBE_BYTES as u64,
+        sha256: if index == 1 {
+            encore::store::sha256_hex(&probe_content())
+        } else {
+            format!("{:064x}", u64::from(index) * 7 + 1)
+        },
     }
+}
+
+/// The albums probed in a catalog of `albums`: spread evenly over it.
+fn probed(albums: usize) -> Vec<String> {
+    let step = (albums / PROBES).max(1);
+    (0..albums)
+        .step_by(step)
+        .take(PROBES)
+        .map(|a| format!("album-{a:06}"))
+        .collect()
+}
+
+/// The URL of the probed segment of `album` (track 1, lossless, segment 1).
+fn probe_url(album: &str) -> String {
+    let m = manifest(album, 1, "lossless");
+    encore::store::library::segment_url(album, 1, "lossless", &m.generation, &m.segments[0].file)
 }
 
 fn manifest(album: &str, track: u32, rendition: &str) -> RenditionManifest {
@@ -80,9 +112,19 @@ fn manifest(album: &str, track: u32, rendition: &str) -> RenditionManifest {
     }
 }
 
-/// Writes `albums` generated albums' records under `data`.
+/// Writes `albums` generated albums' records under `data`, and the probed segment's file of
+/// each probed album.
 fn generate(data: &Path, albums: usize) {
     let store = Store::new(data);
+    let content = probe_content();
+    for album in probed(albums) {
+        let m = manifest(&album, 1, "lossless");
+        let path = store
+            .segment_path(&m, &m.segments[0])
+            .expect("segment path");
+        std::fs::create_dir_all(path.parent().expect("generation dir")).expect("mkdir");
+        std::fs::write(path, &content).expect("segment file");
+    }
     for a in 0..albums {
         let album = format!("album-{a:06}");
         for track in 1..=TRACKS {
@@ -94,42 +136,108 @@ fn generate(data: &Path, albums: usize) {
                 let json = serde_json::to_vec(&manifest(&album, track, rendition)).expect("json");
                 std::fs::write(dir.join("manifest.json"), json).expect("manifest");
             }
-            store
-                .write_track(&TrackRecord {
-                    format: MANIFEST_FORMAT,
-                    album: album.clone(),
-                    track,
-                    source_file: format!("{track:02}.flac"),
-                    fingerprint: "0".repeat(64),
-                    title: format!("Track {track}"),
-                    artist: None,
-                    source_codec: "flac".into(),
-                    source_sample_rate: 44_100,
-                    source_samples: u64::from(SEGMENTS) * 264_600,
-                    channels: 2,
-                    renditions: RENDITIONS.iter().map(|r| (*r).to_string()).collect(),
-                })
-                .expect("track record");
-        }
-        store
-            .write_album(&AlbumRecord {
+            // Plain writes, not the store's durable ones: a generated catalog needs no fsync,
+            // and 100,000 albums are two million files.
+            let track_json = serde_json::to_vec(&TrackRecord {
                 format: MANIFEST_FORMAT,
                 album: album.clone(),
-                title: format!("Album {a}"),
-                artist: Some("Generated".into()),
-                release_date: None,
-                price: Some(1500),
-                currency: Some("CNY".into()),
-                cover: None,
-                cover_type: None,
-                tracks: (1..=TRACKS).collect(),
+                track,
+                source_file: format!("{track:02}.flac"),
+                fingerprint: "0".repeat(64),
+                title: format!("Track {track}"),
+                artist: None,
+                source_codec: "flac".into(),
+                source_sample_rate: 44_100,
+                source_samples: u64::from(SEGMENTS) * 264_600,
+                channels: 2,
+                renditions: RENDITIONS.iter().map(|r| (*r).to_string()).collect(),
             })
-            .expect("album record");
+            .expect("track json");
+            let path = store
+                .track_dir(&album, track)
+                .expect("track dir")
+                .join("track.json");
+            std::fs::write(path, track_json).expect("track record");
+        }
+        let album_json = serde_json::to_vec(&AlbumRecord {
+            format: MANIFEST_FORMAT,
+            album: album.clone(),
+            title: format!("Album {a}"),
+            artist: Some("Generated".into()),
+            release_date: None,
+            price: Some(1500),
+            currency: Some("CNY".into()),
+            cover: None,
+            cover_type: None,
+            tracks: (1..=TRACKS).collect(),
+        })
+        .expect("album json");
+        let path = store
+            .album_dir(&album)
+            .expect("album dir")
+            .join("album.json");
+        std::fs::write(path, album_json).expect("album record");
     }
 }
 
-/// Starts `encore serve` on `data`; returns (seconds to ready, VmRSS in MiB then).
-fn measure(encore: &Path, root: &Path, data: &Path) -> (f64, f64) {
+/// What one served catalog measured.
+struct Measured {
+    ready_seconds: f64,
+    rss_mib: f64,
+    /// Cold and warm segment latencies, ms (empty without probes).
+    cold_ms: Vec<f64>,
+    warm_ms: Vec<f64>,
+    rss_after_mib: f64,
+}
+
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS");
+    kib / 1024.0
+}
+
+/// One GET on a keep-alive connection; the body is read and checked for its length.
+fn timed_get(conn: &mut std::net::TcpStream, url: &str, token: &str) -> f64 {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let t = Instant::now();
+    conn.write_all(
+        format!("GET {url} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n")
+            .as_bytes(),
+    )
+    .expect("send");
+    let mut reader = BufReader::new(conn);
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("status line");
+    assert!(line.starts_with("HTTP/1.1 200"), "{url}: {line}");
+    let mut length = 0usize;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).expect("header");
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().expect("content-length");
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).expect("body");
+    assert_eq!(length, PROBE_BYTES, "{url}");
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Starts `encore serve` on `data` and measures it (probing `probes`' segments).
+fn measure(encore: &Path, root: &Path, data: &Path, probes: &[String]) -> Measured {
     let keys = root.join("keys");
     if !keys.exists() {
         let init = Command::new(encore)
@@ -178,17 +286,48 @@ fn measure(encore: &Path, root: &Path, data: &Path) -> (f64, f64) {
         );
         std::thread::sleep(Duration::from_millis(5));
     };
-    let status =
-        std::fs::read_to_string(format!("/proc/{}/status", child.id())).expect("/proc status");
-    let rss_kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS");
+    let rss = rss_mib(child.id());
+    let mut cold_ms = Vec::new();
+    let mut warm_ms = Vec::new();
+    if !probes.is_empty() {
+        let mint = Command::new(encore)
+            .args([
+                "token",
+                "mint",
+                "--sub",
+                "bench-edge",
+                "--scope",
+                "edge",
+                "--keys",
+            ])
+            .arg(&keys)
+            .output()
+            .expect("token mint");
+        assert!(mint.status.success(), "token mint failed");
+        let token = String::from_utf8(mint.stdout)
+            .expect("token")
+            .trim()
+            .to_owned();
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        conn.set_nodelay(true).expect("nodelay");
+        for album in probes {
+            let url = probe_url(album);
+            cold_ms.push(timed_get(&mut conn, &url, &token));
+            warm_ms.push(timed_get(&mut conn, &url, &token));
+        }
+        cold_ms.sort_by(f64::total_cmp);
+        warm_ms.sort_by(f64::total_cmp);
+    }
+    let rss_after_mib = rss_mib(child.id());
     let _ = child.kill();
     let _ = child.wait();
-    (ready, rss_kib / 1024.0)
+    Measured {
+        ready_seconds: ready,
+        rss_mib: rss,
+        cold_ms,
+        warm_ms,
+        rss_after_mib,
+    }
 }
 
 fn main() {
@@ -211,20 +350,35 @@ fn main() {
     );
     let root = tempfile::tempdir().expect("temp dir");
     let empty = root.path().join("empty");
-    let (empty_ready, empty_rss) = measure(&encore, root.path(), &empty);
-    println!("| albums | segment URLs | generate s | ready s | RSS MiB | RSS / empty |");
-    println!("|---:|---:|---:|---:|---:|---:|");
-    println!("| 0 | 0 | | {empty_ready:.2} | {empty_rss:.1} | 1.0 |");
+    let empty_run = measure(&encore, root.path(), &empty, &[]);
+    let empty_rss = empty_run.rss_mib;
+    println!(
+        "| albums | segment URLs | generate s | ready s | RSS MiB | RSS / empty | cold p50 / p99 ms | warm p50 / p99 ms | cold p99 / warm p99 | RSS after {PROBES} albums MiB |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| 0 | 0 | | {:.2} | {empty_rss:.1} | 1.0 | | | | |",
+        empty_run.ready_seconds
+    );
     for n in sizes {
         let data = root.path().join(format!("data-{n}"));
         let t = Instant::now();
         generate(&data, n);
         let generated = t.elapsed().as_secs_f64();
-        let (ready, rss) = measure(&encore, root.path(), &data);
+        let run = measure(&encore, root.path(), &data, &probed(n));
         let urls = n as u64 * u64::from(TRACKS) * RENDITIONS.len() as u64 * u64::from(SEGMENTS + 1);
+        let (cold, warm) = (&run.cold_ms, &run.warm_ms);
         println!(
-            "| {n} | {urls} | {generated:.1} | {ready:.2} | {rss:.1} | {:.1} |",
-            rss / empty_rss
+            "| {n} | {urls} | {generated:.1} | {:.2} | {:.1} | {:.1} | {:.2} / {:.2} | {:.2} / {:.2} | {:.1} | {:.1} |",
+            run.ready_seconds,
+            run.rss_mib,
+            run.rss_mib / empty_rss,
+            percentile(cold, 0.5),
+            percentile(cold, 0.99),
+            percentile(warm, 0.5),
+            percentile(warm, 0.99),
+            percentile(cold, 0.99) / percentile(warm, 0.99),
+            run.rss_after_mib,
         );
         let _ = std::fs::remove_dir_all(&data);
     }

@@ -182,7 +182,6 @@ fn lookup(f: &Fixture) -> ServedSegment {
         .library
         .load()
         .served_segment(&f.url, || 0)
-        .cloned()
         .expect("segment in the catalog")
 }
 

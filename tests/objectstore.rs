@@ -92,6 +92,18 @@ async fn origin(
     store_toml: &str,
 ) -> (ServeProcess, Workspace) {
     let ws = Workspace::new();
+    let served = origin_in(&ws, garage, source, prefix, store_toml).await;
+    (served, ws)
+}
+
+/// An `encore serve` on `ws`'s data dir (empty or not), as [`origin`] starts one.
+async fn origin_in(
+    ws: &Workspace,
+    garage: &Garage,
+    source: &Workspace,
+    prefix: &str,
+    store_toml: &str,
+) -> ServeProcess {
     std::fs::write(
         ws.path().join("encore.toml"),
         format!("[store]\nurl = \"{}\"\n{store_toml}", garage.url(prefix)),
@@ -99,8 +111,7 @@ async fn origin(
     .expect("encore.toml");
     let mut cmd = ws.serve_command(&["--listen", "127.0.0.1:0", "--log-json"]);
     cmd.env("ENCORE_KEYS", source.keys()).envs(garage.env());
-    let served = ServeProcess::ready(cmd, Arc::new(Mutex::new(Vec::new()))).await;
-    (served, ws)
+    ServeProcess::ready(cmd, Arc::new(Mutex::new(Vec::new()))).await
 }
 
 async fn metric(url: &str, name: &str) -> u64 {
@@ -373,6 +384,74 @@ async fn objects_without_a_publication_are_invisible_and_a_new_publication_reach
         .await
         .expect("get");
     assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_restarted_on_its_data_fetches_only_what_changed_meanwhile() {
+    let garage = Garage::start().await;
+    let ws = published(&garage, "again", "bucketed", 1, 3.0, false);
+    let store_toml = "refresh_seconds = 1\n";
+    let (first, data) = origin(&garage, &ws, "again", store_toml).await;
+    drop(first);
+    let manifest = data
+        .store()
+        .rendition_dir("bucketed", 1, "lossless")
+        .expect("dir")
+        .join("manifest.json");
+    let mirrored_at = std::fs::metadata(&manifest)
+        .and_then(|m| m.modified())
+        .expect("mirrored");
+
+    // Published while the origin was down.
+    add_album(&ws, "later", 1, 3.0, false);
+    let out = encore(&ws, &garage, &["ingest"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("later: published"), "{}", text(&out));
+
+    let again = origin_in(&data, &garage, &ws, "again", store_toml).await;
+    let token = util::token(&ws, "fan", Scope::Play, &["bucketed", "later"]);
+    let m = util::manifest(&ws, "bucketed", 1, "lossless");
+    let url = segment_url(
+        "bucketed",
+        1,
+        "lossless",
+        &m.generation,
+        &m.segments[0].file,
+    );
+    let r = reqwest::Client::new()
+        .get(format!("{}{url}", again.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "what it mirrored before is served"
+    );
+    let mut listed = false;
+    for _ in 0..300 {
+        let body = reqwest::get(format!("{}/v1/albums", again.url))
+            .await
+            .expect("albums")
+            .text()
+            .await
+            .expect("body");
+        if body.contains("\"later\"") {
+            listed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        listed,
+        "what was published meanwhile never reached the restarted origin"
+    );
+    // The unchanged album was not fetched and written again.
+    let now = std::fs::metadata(&manifest)
+        .and_then(|m| m.modified())
+        .expect("manifest");
+    assert_eq!(now, mirrored_at, "an unchanged album was mirrored again");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

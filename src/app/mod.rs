@@ -38,8 +38,11 @@ use crate::store::library::LibraryIndex;
 pub struct App {
     /// The packaged store.
     pub store: Store,
-    /// The catalog in memory, swapped whole after an ingest.
+    /// The catalog: album ids, and what requests touch loaded on demand; swapped whole after
+    /// an ingest, a re-seal or a new publication.
     pub library: ArcSwap<LibraryIndex>,
+    /// How much of the catalog each index keeps in memory.
+    catalog_cache: crate::store::library::CacheBounds,
     /// The keys every request reads: swapped whole by [`App::reload_keys`], so a request sees
     /// one consistent set (load it once per request with [`App::keys`]).
     keys: ArcSwap<KeySet>,
@@ -130,9 +133,10 @@ impl App {
         settings: &crate::config::ServerSettings,
         limits: Limits,
     ) -> Result<App, crate::keys::KeyError> {
-        let library = LibraryIndex::load(&store).unwrap_or_else(|e| {
+        let catalog_cache = settings.catalog_cache;
+        let library = LibraryIndex::load_with(&store, catalog_cache).unwrap_or_else(|e| {
             tracing::warn!("cannot read the packaged store yet: {e}");
-            LibraryIndex::default()
+            LibraryIndex::empty(&store, catalog_cache)
         });
         let ledger_settings = settings.ledger.clone();
         let verifier_config = VerifierConfig {
@@ -169,6 +173,7 @@ impl App {
         Ok(App {
             store,
             library: ArcSwap::from_pointee(library),
+            catalog_cache,
             keys: ArcSwap::from_pointee(keys),
             verifier_config,
             account_verifier_config,
@@ -278,7 +283,7 @@ impl App {
         // whole or not at all.
         let index = {
             let _lock = self.store.lock()?;
-            LibraryIndex::load(&self.store)?
+            LibraryIndex::load_with(&self.store, self.catalog_cache)?
         };
         self.library.store(Arc::new(index));
         Ok(())
@@ -288,7 +293,7 @@ impl App {
     /// (deleted after a re-seal or re-package), so their bytes leave memory with their files.
     pub async fn reload_library_and_purge(&self) -> Result<usize, crate::store::StoreError> {
         self.reload_library()?;
-        let live = self.library.load().live_generations();
+        let library = self.library.load_full();
         let root = self.store.root().to_path_buf();
         let purged = self
             .segments
@@ -299,16 +304,11 @@ impl App {
                 };
                 let parts: Vec<&str> = rel.iter().filter_map(|p| p.to_str()).collect();
                 match parts.as_slice() {
-                    [album, track, rendition, generation, _file] => {
-                        track.parse::<u32>().is_ok_and(|n| {
-                            live.contains(&(
-                                (*album).to_owned(),
-                                n,
-                                (*rendition).to_owned(),
-                                (*generation).to_owned(),
-                            ))
-                        })
-                    }
+                    // Asked once per cached segment: each rendition loads once (the new
+                    // index's cache), so the work follows the cache's size, not the catalog's.
+                    [album, track, rendition, generation, _file] => track
+                        .parse::<u32>()
+                        .is_ok_and(|n| library.serves_generation(album, n, rendition, generation)),
                     _ => false,
                 }
             })

@@ -19,11 +19,12 @@ pub struct PublishedStore {
 }
 
 impl PublishedStore {
-    /// The published store read through `through`.
-    pub fn new(through: Arc<ReadThrough>) -> Self {
+    /// The published store read through `through`, knowing what `mirrored` says the local
+    /// store already holds.
+    pub fn new(through: Arc<ReadThrough>, mirrored: Mirrored) -> Self {
         PublishedStore {
             through,
-            mirrored: tokio::sync::Mutex::new(Mirrored::new()),
+            mirrored: tokio::sync::Mutex::new(mirrored),
         }
     }
 
@@ -45,8 +46,17 @@ impl PublishedStore {
     }
 }
 
-/// Refreshes from the bucket every `every` and on SIGHUP, for as long as the server runs.
-pub async fn follow(app: Arc<App>, published: Arc<PublishedStore>, every: Duration) {
+/// Refreshes from the bucket every `every` and on SIGHUP, for as long as the server runs;
+/// first at once unless `mirrored_at_start` (start has just mirrored).
+pub async fn follow(
+    app: Arc<App>,
+    published: Arc<PublishedStore>,
+    every: Duration,
+    mirrored_at_start: bool,
+) {
+    if !mirrored_at_start && let Err(e) = published.refresh(&app).await {
+        tracing::error!("cannot follow the bucket (will retry): {e}");
+    }
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => Some(s),
         Err(e) => {

@@ -107,9 +107,11 @@ async fn publish(
         }
     };
     if albums.is_empty() {
-        albums = crate::store::library::LibraryIndex::load(store)
-            .map(|index| index.albums.into_keys().collect())
-            .unwrap_or_default();
+        albums = crate::store::library::album_ids(store)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|id| store.read_album(id).is_ok_and(|a| a.is_some()))
+            .collect();
     }
     let mut ok = true;
     for album in albums {

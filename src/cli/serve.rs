@@ -142,15 +142,19 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     match &bucket {
         None => background::package_and_swap(&config, &app).await,
         Some(bucket) => {
-            // A bucket out of reach at start: serve what the local store mirrored last time;
-            // the refresh keeps trying.
-            if let Err(e) = bucket.refresh(&app).await {
+            // An origin restarted on its data serves what it mirrored last time at once and
+            // catches up with the bucket right after (fetching only what changed), so its
+            // start does not wait on a catalog's worth of requests. An empty one mirrors
+            // first. A bucket out of reach at start: the refresh keeps trying.
+            let mirrored_before = !app.library.load().ids().is_empty();
+            if !mirrored_before && let Err(e) = bucket.refresh(&app).await {
                 tracing::error!("cannot load the published albums yet (will retry): {e}");
             }
             tokio::spawn(published::follow(
                 app.clone(),
                 bucket.clone(),
                 config.store.refresh,
+                !mirrored_before,
             ));
         }
     }
@@ -197,7 +201,8 @@ fn attach_bucket(config: &Config, app: App) -> Result<(App, Option<Arc<Published
         "packaged store published to {url}; local copies under {}",
         app.store.root().display()
     );
-    let bucket = Arc::new(PublishedStore::new(Arc::clone(&through)));
+    let mirrored = crate::store::publish::mirrored_before(&app.store);
+    let bucket = Arc::new(PublishedStore::new(Arc::clone(&through), mirrored));
     Ok((app.with_read_through(through), Some(bucket)))
 }
 
@@ -225,7 +230,16 @@ async fn open_ledger(config: &Config) -> Result<Ledger, String> {
 }
 
 fn print_welcome(config: &Config, keyring: &Keyring, app: &App, url: &str) {
-    let albums: Vec<String> = app.library.load().albums.keys().cloned().collect();
+    // The demo buyer owns the first albums (a token naming a label's whole catalog would not
+    // fit in a header).
+    let albums: Vec<String> = app
+        .library
+        .load()
+        .albums_after(None, 20)
+        .0
+        .iter()
+        .map(|a| a.record.album.clone())
+        .collect();
     let Some(album) = albums.first().cloned() else {
         println!(
             "encore is serving {url} (no albums packaged yet: add folders under {})",

@@ -222,6 +222,8 @@ pub struct RawServer {
     pub tls_key: Option<PathBuf>,
     /// Memory for cached sealed segments, MiB (default 256).
     pub segment_cache_mb: Option<u64>,
+    /// Memory for the catalog's records and manifests loaded on demand, MiB (default 64).
+    pub catalog_cache_mb: Option<u64>,
     /// Connections served at once (default 4096).
     pub max_connections: Option<usize>,
     /// Threads that serve connections, each with its own event loop (default 0: one per CPU
@@ -254,6 +256,8 @@ pub struct ServerSettings {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Segment cache capacity in bytes.
     pub segment_cache_bytes: u64,
+    /// How much of the catalog stays in memory.
+    pub catalog_cache: crate::store::library::CacheBounds,
     /// Connections served at once.
     pub max_connections: usize,
     /// Threads that serve connections.
@@ -485,6 +489,9 @@ impl Config {
         let server = ServerSettings {
             tls,
             segment_cache_bytes: s.segment_cache_mb.unwrap_or(256).clamp(1, 1 << 20) * 1024 * 1024,
+            catalog_cache: crate::store::library::CacheBounds {
+                bytes: s.catalog_cache_mb.unwrap_or(64).clamp(1, 1 << 20) * 1024 * 1024,
+            },
             max_connections: s.max_connections.unwrap_or(d.max_connections).max(1),
             connection_threads: match s.connection_threads.unwrap_or(0) {
                 0 => d.connection_threads,

@@ -22,7 +22,6 @@ pub(crate) fn find(app: &App, path: &str) -> Option<ServedSegment> {
     app.library
         .load()
         .served_segment(path, || SystemClock.now_unix())
-        .cloned()
 }
 
 /// What the segment route answered.

@@ -46,7 +46,7 @@ pub(super) async fn dispatch(
         Endpoint::Ready => ops::health::ready(app).await,
         Endpoint::Metrics => Ok(ops::health::metrics(app)),
         Endpoint::Jwks => Ok(ops::jwks::jwks(app)),
-        Endpoint::ListAlbums => Ok(ops::catalog::list(app)),
+        Endpoint::ListAlbums => ops::catalog::list(app, query),
         Endpoint::GetAlbum { album } => ops::catalog::get(app, &album),
         Endpoint::GetCover { album } => ops::catalog::cover(app, &album).await,
         Endpoint::CreateLicense => ops::license::create(app, who.token()?, &body),

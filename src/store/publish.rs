@@ -333,6 +333,23 @@ pub struct MirrorReport {
 /// The hash of each album's publication record last mirrored (album → SHA-256).
 pub type Mirrored = HashMap<String, String>;
 
+/// Publication records fetched from the bucket at once while mirroring.
+const CONCURRENT_PUBLICATIONS: usize = 16;
+
+/// What the local store mirrored before this process started: the hash of each album's
+/// local copy of its publication record, written last by a mirror, so an origin restarted
+/// on its data fetches again only what changed meanwhile.
+pub fn mirrored_before(store: &Store) -> Mirrored {
+    local_albums(store)
+        .into_iter()
+        .filter_map(|album| {
+            let path = store.album_dir(&album).ok()?.join(PUBLICATION_FILE);
+            let bytes = std::fs::read(path).ok()?;
+            Some((album, sha256_hex(&bytes)))
+        })
+        .collect()
+}
+
 /// Brings the local store's records in line with the bucket's publications: albums whose
 /// record changed since `known` are fetched, checked and written under the store lock;
 /// albums no longer published lose their `album.json` (no longer served). An album whose
@@ -344,11 +361,18 @@ pub async fn mirror(
 ) -> Result<MirrorReport, PublishError> {
     let mut report = MirrorReport::default();
     let names = remote.list_top().await?;
+    let records: Vec<(String, Option<Bytes>)> = stream::iter(names)
+        .map(|album| async move {
+            let key = format!("{album}/{PUBLICATION_FILE}");
+            remote.get(&key).await.map(|bytes| (album, bytes))
+        })
+        .buffered(CONCURRENT_PUBLICATIONS)
+        .try_collect()
+        .await?;
     let mut published = Vec::new();
-    for album in names {
-        let key = format!("{album}/{PUBLICATION_FILE}");
+    for (album, bytes) in records {
         // A folder without a publication record is an ingest in progress: invisible.
-        let Some(bytes) = remote.get(&key).await? else {
+        let Some(bytes) = bytes else {
             continue;
         };
         published.push(album.clone());
@@ -357,7 +381,8 @@ pub async fn mirror(
             continue;
         }
         match fetch_album(remote, &album, &bytes).await {
-            Ok(fetched) => {
+            Ok(mut fetched) => {
+                fetched.record = bytes;
                 let store = store.clone();
                 tokio::task::spawn_blocking(move || fetched.write(&store))
                     .await
@@ -383,6 +408,21 @@ pub async fn mirror(
     if !withdrawn.is_empty() {
         let _lock = store.lock()?;
         for album in &withdrawn {
+            // The local publication record first: a withdrawn album published again with the
+            // same record must be mirrored again, after a restart too.
+            let record = store.album_dir(album)?.join(PUBLICATION_FILE);
+            match std::fs::remove_file(&record) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(StoreError::Io {
+                        action: "remove",
+                        path: record,
+                        source,
+                    }
+                    .into());
+                }
+            }
             let path = store.album_dir(album)?.join("album.json");
             match std::fs::remove_file(&path) {
                 Ok(()) => report.withdrawn += 1,
@@ -421,6 +461,8 @@ fn local_albums(store: &Store) -> Vec<String> {
 
 /// An album's records fetched and checked, ready to be written locally.
 struct Fetched {
+    /// The publication record's bytes, as the bucket holds them.
+    record: Bytes,
     publication: Publication,
     manifests: Vec<RenditionManifest>,
     cover: Option<Vec<u8>>,
@@ -470,6 +512,7 @@ async fn fetch_album(remote: &Remote, album: &str, bytes: &[u8]) -> Result<Fetch
         _ => None,
     };
     Ok(Fetched {
+        record: Bytes::copy_from_slice(bytes),
         publication,
         manifests,
         cover,
@@ -497,7 +540,8 @@ async fn fetch_checked(remote: &Remote, file: &PublishedFile) -> Result<Bytes, P
 
 impl Fetched {
     /// Writes the album's records into the local store under its lock: manifests (local
-    /// copies of generations they no longer name are deleted), tracks, cover, album record.
+    /// copies of generations they no longer name are deleted), tracks, cover, album record,
+    /// and last the publication record that says all of them are here.
     fn write(self, store: &Store) -> Result<(), StoreError> {
         let _lock = store.lock()?;
         for m in &self.manifests {
@@ -511,6 +555,12 @@ impl Fetched {
             let ext = name.rsplit_once('.').map_or("bin", |(_, e)| e);
             store.write_cover(&album.album, ext, bytes)?;
         }
-        store.write_album(album)
+        store.write_album(album)?;
+        let path = store.album_dir(&album.album)?.join(PUBLICATION_FILE);
+        crate::durable::write_atomic(&path, &self.record, 0o644).map_err(|source| StoreError::Io {
+            action: "write",
+            path: path.clone(),
+            source,
+        })
     }
 }

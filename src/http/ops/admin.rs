@@ -135,8 +135,7 @@ pub async fn rotate_content(
     {
         let lib = app.library.load();
         let album = lib
-            .albums
-            .get(&req.album)
+            .album(&req.album)
             .ok_or_else(|| ApiError::NotFound(format!("no packaged album {:?}", req.album)))?;
         if let Some(n) = req.track
             && !album.tracks.contains_key(&n)

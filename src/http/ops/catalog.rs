@@ -6,16 +6,16 @@ use crate::http::app::App;
 use crate::http::problem::ApiError;
 use crate::http::respond::{self, Body, json};
 use crate::media::Rendition;
-use crate::store::library::AlbumEntry;
+use crate::store::library::AlbumHead;
 
-fn cover_url(album: &AlbumEntry) -> serde_json::Value {
+fn cover_url(album: &AlbumHead) -> serde_json::Value {
     match album.record.cover {
         Some(_) => serde_json::Value::String(format!("/v1/albums/{}/cover", album.record.album)),
         None => serde_json::Value::Null,
     }
 }
 
-fn summary(album: &AlbumEntry) -> serde_json::Value {
+fn summary(album: &AlbumHead) -> serde_json::Value {
     let r = &album.record;
     serde_json::json!({
         "id": r.album,
@@ -29,31 +29,73 @@ fn summary(album: &AlbumEntry) -> serde_json::Value {
     })
 }
 
-/// `GET /v1/albums`.
-pub fn list(app: &App) -> Response<Body> {
-    let lib = app.library.load();
-    let albums: Vec<_> = lib.albums.values().map(summary).collect();
-    json(
-        &serde_json::json!({ "albums": albums }),
+/// Albums a listing page holds when the query does not say.
+pub const DEFAULT_PAGE: usize = 500;
+/// The most albums one listing page holds.
+pub const MAX_PAGE: usize = 1000;
+
+/// `GET /v1/albums[?after=ID][&limit=N]`: a page of albums in id order, with the URL of the
+/// next page while there may be more (`next`, else `null`).
+pub fn list(app: &App, query: Option<&str>) -> Result<Response<Body>, ApiError> {
+    let mut after = None;
+    let mut limit = DEFAULT_PAGE;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("after", id)) => {
+                let ok = !id.is_empty()
+                    && id.len() <= 64
+                    && id.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                    });
+                if !ok {
+                    return Err(ApiError::BadRequest(format!(
+                        "after={id:?} is not an album id"
+                    )));
+                }
+                after = Some(id);
+            }
+            Some(("limit", n)) => {
+                limit = n
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::BadRequest(format!("limit={n:?} is not 1 to {MAX_PAGE}"))
+                    })?;
+            }
+            // Other parameters (an access token, a cache buster) do not shape the page.
+            _ => {}
+        }
+    }
+    let (page, more) = app.library.load().albums_after(after, limit);
+    let albums: Vec<_> = page.iter().map(|a| summary(a)).collect();
+    let next = match page.last() {
+        Some(last) if more => serde_json::Value::String(format!(
+            "/v1/albums?after={}&limit={limit}",
+            last.record.album
+        )),
+        _ => serde_json::Value::Null,
+    };
+    Ok(json(
+        &serde_json::json!({ "albums": albums, "next": next }),
         "public, max-age=30",
-    )
+    ))
 }
 
 /// `GET /v1/albums/{album}`.
 pub fn get(app: &App, album: &str) -> Result<Response<Body>, ApiError> {
     let lib = app.library.load();
     let entry = lib
-        .albums
-        .get(album)
+        .album(album)
         .ok_or_else(|| ApiError::NotFound(format!("no album {album:?}")))?;
-    let mut value = summary(entry);
+    let mut value = summary(&entry);
     let tracks: Vec<_> = entry
         .tracks
         .values()
         .map(|t| {
-            let renditions: Vec<_> = t
-                .renditions
-                .values()
+            let manifests = lib.track_manifests(album, t.track).unwrap_or_default();
+            let renditions: Vec<_> = manifests
+                .iter()
                 .map(|m| {
                     let mut r = serde_json::json!({
                         "name": m.rendition,
@@ -72,12 +114,15 @@ pub fn get(app: &App, album: &str) -> Result<Response<Body>, ApiError> {
                     r
                 })
                 .collect();
-            let preview = t.renditions.get(Rendition::Preview.as_str()).and_then(|m| m.preview);
+            let preview = manifests
+                .iter()
+                .find(|m| m.rendition == Rendition::Preview.as_str())
+                .and_then(|m| m.preview);
             serde_json::json!({
-                "number": t.record.track,
-                "title": t.record.title,
-                "artist": t.record.artist,
-                "duration_seconds": t.record.source_samples as f64 / f64::from(t.record.source_sample_rate.max(1)),
+                "number": t.track,
+                "title": t.title,
+                "artist": t.artist,
+                "duration_seconds": t.source_samples as f64 / f64::from(t.source_sample_rate.max(1)),
                 "renditions": renditions,
                 "preview": preview.map(|p| serde_json::json!({"start_seconds": p.start_seconds, "seconds": p.seconds})),
             })
@@ -92,10 +137,10 @@ pub fn get(app: &App, album: &str) -> Result<Response<Body>, ApiError> {
 /// `GET /v1/albums/{album}/cover`.
 pub async fn cover(app: &App, album: &str) -> Result<Response<Body>, ApiError> {
     let (name, kind) = {
-        let lib = app.library.load();
-        let entry = lib
-            .albums
-            .get(album)
+        let entry = app
+            .library
+            .load()
+            .album(album)
             .ok_or_else(|| ApiError::NotFound(format!("no album {album:?}")))?;
         let name = entry
             .record

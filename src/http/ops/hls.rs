@@ -58,17 +58,11 @@ pub fn track_master(
     track: u32,
     carry: Carry<'_>,
 ) -> Result<Response<Body>, ApiError> {
-    let manifests: Vec<Arc<RenditionManifest>> = app
-        .library
-        .load()
-        .albums
-        .get(album)
-        .and_then(|a| a.tracks.get(&track))
-        .ok_or_else(|| ApiError::NotFound(format!("no track {track} in album {album:?}")))?
-        .renditions
-        .values()
-        .cloned()
-        .collect();
+    let manifests: Vec<Arc<RenditionManifest>> =
+        app.library
+            .load()
+            .track_manifests(album, track)
+            .ok_or_else(|| ApiError::NotFound(format!("no track {track} in album {album:?}")))?;
     let entitled = variants(app, token, manifests.into_iter().map(|m| vec![m]))?;
     let entitled: Vec<_> = entitled.into_iter().flatten().collect();
     Ok(track_master_of(&entitled, carry))
@@ -253,24 +247,23 @@ fn album_renditions(
 ) -> Result<Vec<Vec<Arc<RenditionManifest>>>, ApiError> {
     let lib = app.library.load();
     let entry = lib
-        .albums
-        .get(album)
+        .album(album)
         .filter(|a| !a.tracks.is_empty())
         .ok_or_else(|| ApiError::NotFound(format!("no album {album:?}")))?;
-    let mut names: Vec<&String> = entry
+    let mut names: Vec<&str> = entry
         .tracks
-        .values()
+        .keys()
         .next()
-        .map(|t| t.renditions.keys().collect())
+        .and_then(|&n| entry.rendition_names(n))
         .unwrap_or_default();
-    names.retain(|n| only.is_none_or(|o| o == n.as_str()));
+    names.retain(|n| only.is_none_or(|o| o == *n));
     Ok(names
         .into_iter()
         .filter_map(|name| {
             entry
                 .tracks
-                .values()
-                .map(|t| t.renditions.get(name).cloned())
+                .keys()
+                .map(|&n| lib.manifest(album, n, name))
                 .collect::<Option<Vec<_>>>()
         })
         .collect())

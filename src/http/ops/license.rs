@@ -24,14 +24,13 @@ pub fn create(app: &App, token: &VerifiedToken, body: &[u8]) -> Result<Response<
         .map_err(|e| ApiError::BadRequest(format!("license request body: {e}")))?;
     let renditions: Vec<String> = {
         let lib = app.library.load();
-        let track = lib
-            .albums
-            .get(&req.album)
-            .and_then(|a| a.tracks.get(&req.track))
+        lib.track_manifests(&req.album, req.track)
             .ok_or_else(|| {
                 ApiError::NotFound(format!("no track {} in album {:?}", req.track, req.album))
-            })?;
-        track.renditions.keys().cloned().collect()
+            })?
+            .iter()
+            .map(|m| m.rendition.clone())
+            .collect()
     };
     let available: Vec<&str> = renditions.iter().map(String::as_str).collect();
     let grant = authorize_license(token, &req.album, req.track, &available, &app.revocations)

@@ -36,7 +36,6 @@ pub(crate) fn lookup(
     app.library
         .load()
         .manifest(album, track, rendition)
-        .cloned()
         .ok_or_else(|| {
             ApiError::NotFound(format!(
                 "no rendition {rendition:?} of track {track} in album {album:?}"

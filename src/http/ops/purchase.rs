@@ -31,12 +31,7 @@ pub async fn create(
     require_store(token)?;
     let now = app.now_signed();
     let purchase = NewPurchase::parse(body, now)?;
-    if !app
-        .library
-        .load()
-        .albums
-        .contains_key(purchase.album.as_str())
-    {
+    if app.library.load().album(purchase.album.as_str()).is_none() {
         return Err(ApiError::NotFound(format!(
             "no album {:?} in the catalog",
             purchase.album.as_str()

@@ -34,7 +34,8 @@ pub async fn chart(app: &App, query: Option<&str>) -> Result<Response<Body>, Api
         let albums: Vec<serde_json::Value> = entries
             .iter()
             .map(|e| {
-                let record = lib.albums.get(&e.album).map(|a| &a.record);
+                let head = lib.album(&e.album);
+                let record = head.as_ref().map(|a| &a.record);
                 serde_json::json!({
                     "rank": e.rank,
                     "album": e.album,
@@ -82,9 +83,9 @@ pub async fn user_albums(
     let albums: Vec<serde_json::Value> = entries
         .iter()
         .map(|e| {
-            let title = lib
-                .albums
-                .get(&e.album)
+            let head = lib.album(&e.album);
+            let title = head
+                .as_ref()
                 .map_or(e.album.as_str(), |a| a.record.title.as_str());
             serde_json::json!({
                 "album": e.album,

@@ -182,7 +182,7 @@ pub async fn purchase(
     check_user(&req.user)?;
     let (price, currency) = {
         let lib = app.library.load();
-        let album = lib.albums.get(&req.album).ok_or_else(|| {
+        let album = lib.album(&req.album).ok_or_else(|| {
             ApiError::NotFound(format!("no album {:?} in the catalog", req.album))
         })?;
         (

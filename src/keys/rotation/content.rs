@@ -23,7 +23,7 @@ use super::{RotationError, Rotator};
 use crate::crashpoint;
 use crate::keys::Keyring;
 use crate::seal::{self, KeyId, SealContext, SegmentSlot};
-use crate::store::library::LibraryIndex;
+use crate::store::library;
 use crate::store::{RenditionManifest, SealedSegment, new_generation, sha256_hex};
 
 /// What a content rotation did.
@@ -71,8 +71,7 @@ pub(super) fn rotate(
     now: u64,
 ) -> Result<ContentRotation, RotationError> {
     let store = rotator.store();
-    let index = LibraryIndex::load(store)?;
-    let entry = index.albums.get(album).ok_or_else(|| {
+    let entry = library::load_album(store, album)?.ok_or_else(|| {
         RotationError::NotFound(format!(
             "no packaged album {album:?}; `encore ingest` packages it"
         ))

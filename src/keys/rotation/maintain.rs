@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{RotationError, Rotator, signing};
 use crate::keys::Keyring;
-use crate::store::library::LibraryIndex;
+use crate::store::library;
 
 /// What one maintenance run did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -43,36 +43,25 @@ pub(super) fn run(rotator: &Rotator, now: u64) -> Result<MaintenanceReport, Rota
     };
 
     let store = rotator.store();
-    let index = LibraryIndex::load(store)?;
-    for (album, entry) in &index.albums {
-        for (n, track) in &entry.tracks {
-            for (rendition, m) in &track.renditions {
-                if m.retiring.iter().any(|r| r.serve_until_unix <= now) {
-                    for generation in store.expire_retiring(album, *n, rendition, now)? {
-                        report
-                            .generations_deleted
-                            .push(format!("{album}/{n}/{rendition}/{generation}"));
-                    }
-                }
-            }
-        }
-    }
-
-    // Keys still sealing something the store serves, read after the expiries above.
-    let index = LibraryIndex::load(store)?;
+    // One album at a time: its retiring generations whose time is up are deleted, then the
+    // keys still sealing something it serves are noted (read after those expiries). An album
+    // whose records do not read keeps every key: what it seals is unknown.
     let mut in_use: HashSet<(String, u32, String, String)> = HashSet::new();
-    for (album, entry) in &index.albums {
-        for (n, track) in &entry.tracks {
-            for (rendition, m) in &track.renditions {
-                in_use.insert((album.clone(), *n, rendition.clone(), m.key_id.clone()));
-                for r in &m.retiring {
-                    in_use.insert((album.clone(), *n, rendition.clone(), r.key_id.clone()));
-                }
+    let mut unreadable: HashSet<String> = HashSet::new();
+    for album in library::album_ids(store)? {
+        match expire_then_note_keys(store, &album, now, &mut report, &mut in_use) {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!(album = %album, "maintenance skips an album it cannot read: {e}");
+                unreadable.insert(album);
             }
         }
     }
     let keyring = Keyring::open_in(rotator.keys())?;
     for album in keyring.albums()? {
+        if unreadable.contains(&album) {
+            continue;
+        }
         let used = |track: u32, rendition: &str, id: crate::seal::KeyId| {
             in_use.contains(&(album.clone(), track, rendition.to_owned(), id.to_string()))
         };
@@ -81,4 +70,46 @@ pub(super) fn run(rotator: &Rotator, now: u64) -> Result<MaintenanceReport, Rota
         }
     }
     Ok(report)
+}
+
+/// Deletes `album`'s retiring generations whose time is up, then adds the content keys its
+/// manifests still name to `in_use`.
+fn expire_then_note_keys(
+    store: &crate::store::Store,
+    album: &str,
+    now: u64,
+    report: &mut MaintenanceReport,
+    in_use: &mut HashSet<(String, u32, String, String)>,
+) -> Result<(), RotationError> {
+    let Some(mut entry) = library::load_album(store, album)? else {
+        return Ok(());
+    };
+    let mut expired = false;
+    for (n, track) in &entry.tracks {
+        for (rendition, m) in &track.renditions {
+            if m.retiring.iter().any(|r| r.serve_until_unix <= now) {
+                for generation in store.expire_retiring(album, *n, rendition, now)? {
+                    expired = true;
+                    report
+                        .generations_deleted
+                        .push(format!("{album}/{n}/{rendition}/{generation}"));
+                }
+            }
+        }
+    }
+    if expired {
+        let Some(reread) = library::load_album(store, album)? else {
+            return Ok(());
+        };
+        entry = reread;
+    }
+    for (n, track) in &entry.tracks {
+        for (rendition, m) in &track.renditions {
+            in_use.insert((album.to_owned(), *n, rendition.clone(), m.key_id.clone()));
+            for r in &m.retiring {
+                in_use.insert((album.to_owned(), *n, rendition.clone(), r.key_id.clone()));
+            }
+        }
+    }
+    Ok(())
 }

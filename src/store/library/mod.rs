@@ -1,0 +1,670 @@
+//! The packaged library as the server sees it: which albums the store holds (their ids, read
+//! at start), and what requests touch, loaded from the store on demand into bounded caches:
+//! album records with their tracks' records, and rendition manifests with their segment
+//! lookups. An origin's memory so follows its traffic, not the catalog's size, and a start
+//! reads one folder listing, however many albums there are. After an ingest, a re-seal or a
+//! new publication the server swaps in a new index, whose caches start empty: nothing loaded
+//! from the old files outlives the swap.
+
+pub mod served;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::sync::Arc;
+
+use moka::sync::Cache;
+
+pub use self::served::{LoadedRendition, ServedSegment};
+use super::{AlbumRecord, RenditionManifest, Store, StoreError, TrackRecord};
+
+/// The immutable URL of a stored segment: a new generation (re-seal, re-transcode) is a new
+/// URL, so an edge never serves stale bytes under an old name.
+pub fn segment_url(
+    album: &str,
+    track: u32,
+    rendition: &str,
+    generation: &str,
+    file: &str,
+) -> String {
+    format!("/v1/albums/{album}/tracks/{track}/{rendition}/{generation}/{file}")
+}
+
+/// The path every segment URL starts with.
+const ALBUMS_PREFIX: &str = "/v1/albums/";
+
+/// How much of the library one index keeps in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheBounds {
+    /// Estimated bytes of album records and loaded renditions together: a quarter for the
+    /// albums, the rest for renditions.
+    pub bytes: u64,
+}
+
+impl Default for CacheBounds {
+    fn default() -> Self {
+        CacheBounds {
+            bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// What the library knows of one album without its manifests: its record and its tracks'.
+#[derive(Debug, Clone)]
+pub struct AlbumHead {
+    /// What ingest recorded for the album.
+    pub record: AlbumRecord,
+    /// Track number → what ingest recorded for the track.
+    pub tracks: BTreeMap<u32, TrackRecord>,
+}
+
+impl AlbumHead {
+    /// The rendition names of track `n`, sorted.
+    pub fn rendition_names(&self, n: u32) -> Option<Vec<&str>> {
+        let mut names: Vec<&str> = self
+            .tracks
+            .get(&n)?
+            .renditions
+            .iter()
+            .map(String::as_str)
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        Some(names)
+    }
+
+    /// Estimated bytes held, for the cache's bound.
+    fn weight(&self) -> u32 {
+        let r = &self.record;
+        let record = std::mem::size_of::<AlbumRecord>()
+            + r.album.len()
+            + r.title.len()
+            + r.artist.as_ref().map_or(0, String::len)
+            + r.cover.as_ref().map_or(0, String::len)
+            + 64
+            + r.tracks.len() * 4;
+        let tracks: usize = self
+            .tracks
+            .values()
+            .map(|t| {
+                std::mem::size_of::<TrackRecord>()
+                    + 64
+                    + t.album.len()
+                    + t.source_file.len()
+                    + t.fingerprint.len()
+                    + t.title.len()
+                    + t.artist.as_ref().map_or(0, String::len)
+                    + t.renditions.iter().map(|n| 24 + n.len()).sum::<usize>()
+            })
+            .sum();
+        u32::try_from(record + tracks + 128).unwrap_or(u32::MAX)
+    }
+}
+
+/// Every packaged album, by id, with what requests touch loaded on demand.
+pub struct LibraryIndex {
+    store: Store,
+    /// Every album folder's id, sorted. A folder may not (yet, or any more) hold an album:
+    /// [`LibraryIndex::album`] says.
+    ids: Vec<Box<str>>,
+    /// Album id → its head; only ids in `ids` are ever loaded.
+    heads: Cache<Box<str>, Arc<AlbumHead>, foldhash::fast::RandomState>,
+    /// `<album>/tracks/<n>/<rendition>` (the part of a segment URL that names the rendition)
+    /// → the rendition; only renditions an album's head lists are ever loaded. Keys are
+    /// inserted after those checks only, so a fast hash needs no flood resistance.
+    renditions: Cache<Box<str>, Arc<LoadedRendition>, foldhash::fast::RandomState>,
+}
+
+impl std::fmt::Debug for LibraryIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LibraryIndex")
+            .field("store", &self.store)
+            .field("albums", &self.ids.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LibraryIndex {
+    /// The index of `store` with the default cache bounds.
+    pub fn load(store: &Store) -> Result<LibraryIndex, StoreError> {
+        LibraryIndex::load_with(store, CacheBounds::default())
+    }
+
+    /// The index of `store`: its album ids (one folder listing; nothing else is read now).
+    pub fn load_with(store: &Store, bounds: CacheBounds) -> Result<LibraryIndex, StoreError> {
+        let mut index = LibraryIndex::empty(store, bounds);
+        index.ids = album_ids(store)?
+            .into_iter()
+            .map(String::into_boxed_str)
+            .collect();
+        index.ids.sort_unstable();
+        Ok(index)
+    }
+
+    /// An index with no albums (a store that cannot be read yet).
+    pub fn empty(store: &Store, bounds: CacheBounds) -> LibraryIndex {
+        let albums_bytes = (bounds.bytes / 4).max(1);
+        let renditions_bytes = bounds.bytes.saturating_sub(albums_bytes).max(1);
+        LibraryIndex {
+            store: store.clone(),
+            ids: Vec::new(),
+            heads: Cache::builder()
+                .max_capacity(albums_bytes)
+                .weigher(|_, head: &Arc<AlbumHead>| head.weight())
+                .build_with_hasher(foldhash::fast::RandomState::default()),
+            renditions: Cache::builder()
+                .max_capacity(renditions_bytes)
+                .weigher(|_, r: &Arc<LoadedRendition>| r.weight())
+                .build_with_hasher(foldhash::fast::RandomState::default()),
+        }
+    }
+
+    /// Every album folder's id, sorted (a folder may hold no album: see [`Self::album`]).
+    pub fn ids(&self) -> &[Box<str>] {
+        &self.ids
+    }
+
+    /// The album `id`, loaded on first use, or `None` if the store has no such album (or it
+    /// cannot be read: logged).
+    pub fn album(&self, id: &str) -> Option<Arc<AlbumHead>> {
+        if let Some(head) = self.heads.get(id) {
+            return Some(head);
+        }
+        if self.ids.binary_search_by(|k| (**k).cmp(id)).is_err() {
+            return None;
+        }
+        self.heads
+            .try_get_with(Box::from(id), || match load_head(&self.store, id) {
+                Ok(Some(head)) => Ok(Arc::new(head)),
+                Ok(None) => Err(()),
+                Err(e) => {
+                    tracing::warn!(album = %id, "album not served, its records do not load: {e}");
+                    Err(())
+                }
+            })
+            .ok()
+    }
+
+    /// Up to `limit` albums in id order, starting after `after`; and whether ids remain.
+    pub fn albums_after(&self, after: Option<&str>, limit: usize) -> (Vec<Arc<AlbumHead>>, bool) {
+        let start = after.map_or(0, |a| self.ids.partition_point(|id| **id <= *a));
+        let mut page = Vec::new();
+        let mut ids = self.ids[start..].iter();
+        for id in ids.by_ref() {
+            if let Some(head) = self.album(id) {
+                page.push(head);
+                if page.len() == limit {
+                    break;
+                }
+            }
+        }
+        (page, ids.next().is_some())
+    }
+
+    /// A rendition loaded for serving, or `None` if the album's records do not list it (or
+    /// its manifest cannot be read: logged).
+    pub fn rendition(
+        &self,
+        album: &str,
+        track: u32,
+        rendition: &str,
+    ) -> Option<Arc<LoadedRendition>> {
+        let key = format!("{album}/tracks/{track}/{rendition}");
+        self.renditions
+            .get(key.as_str())
+            .or_else(|| self.load_rendition(key.into_boxed_str(), album, track, rendition))
+    }
+
+    /// A rendition's manifest.
+    pub fn manifest(
+        &self,
+        album: &str,
+        track: u32,
+        rendition: &str,
+    ) -> Option<Arc<RenditionManifest>> {
+        self.rendition(album, track, rendition)
+            .map(|r| Arc::clone(&r.manifest))
+    }
+
+    /// The manifests of every rendition of a track that loads, by rendition name; `None` when
+    /// the album has no such track.
+    pub fn track_manifests(&self, album: &str, track: u32) -> Option<Vec<Arc<RenditionManifest>>> {
+        let head = self.album(album)?;
+        let names = head.rendition_names(track)?;
+        Some(
+            names
+                .into_iter()
+                .filter_map(|name| self.manifest(album, track, name))
+                .collect(),
+        )
+    }
+
+    /// The segment at `url_path` (a URL from a manifest) if the library serves it at `now`:
+    /// the rendition's current generation, or a retiring one still in its serving time.
+    /// `now` (unix seconds) is asked only for a retiring generation. A rendition not in
+    /// memory is loaded from the store first (blocking file reads: one manifest).
+    pub fn served_segment(
+        &self,
+        url_path: &str,
+        now: impl FnOnce() -> u64,
+    ) -> Option<ServedSegment> {
+        let url = SegmentUrl::parse(url_path)?;
+        let loaded = match self.renditions.get(url.rendition_key) {
+            Some(r) => r,
+            None => {
+                let track = served::parse_track(url.track)?;
+                self.load_rendition(url.rendition_key.into(), url.album, track, url.rendition)?
+            }
+        };
+        loaded.find(url.generation, url.file, now).cloned()
+    }
+
+    /// Whether `generation` of the rendition is still served (current or retiring).
+    pub fn serves_generation(
+        &self,
+        album: &str,
+        track: u32,
+        rendition: &str,
+        generation: &str,
+    ) -> bool {
+        self.rendition(album, track, rendition)
+            .is_some_and(|r| r.serves_generation(generation))
+    }
+
+    /// Albums and renditions in memory now, and their estimated bytes.
+    pub fn cached(&self) -> CachedCounts {
+        self.heads.run_pending_tasks();
+        self.renditions.run_pending_tasks();
+        CachedCounts {
+            albums: self.heads.entry_count(),
+            renditions: self.renditions.entry_count(),
+            bytes: self.heads.weighted_size() + self.renditions.weighted_size(),
+        }
+    }
+
+    fn load_rendition(
+        &self,
+        key: Box<str>,
+        album: &str,
+        track: u32,
+        rendition: &str,
+    ) -> Option<Arc<LoadedRendition>> {
+        // Only what the album's records list is loaded, so a request naming anything else
+        // costs no file read and takes no room in the cache.
+        let head = self.album(album)?;
+        if !head
+            .tracks
+            .get(&track)?
+            .renditions
+            .iter()
+            .any(|r| r == rendition)
+        {
+            return None;
+        }
+        self.renditions
+            .try_get_with(key, || {
+                match self.store.read_manifest(album, track, rendition) {
+                    Ok(Some(m)) => Ok(Arc::new(LoadedRendition::build(&self.store, m))),
+                    Ok(None) => Err(()),
+                    Err(e) => {
+                        tracing::warn!(
+                            album = %album,
+                            track,
+                            rendition = %rendition,
+                            "rendition not served, its manifest does not load: {e}"
+                        );
+                        Err(())
+                    }
+                }
+            })
+            .ok()
+    }
+}
+
+/// What a [`LibraryIndex`] holds in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CachedCounts {
+    /// Albums loaded.
+    pub albums: u64,
+    /// Renditions loaded.
+    pub renditions: u64,
+    /// Their estimated bytes.
+    pub bytes: u64,
+}
+
+/// A segment URL taken apart: `/v1/albums/{album}/tracks/{n}/{rendition}/{generation}/{file}`.
+struct SegmentUrl<'a> {
+    album: &'a str,
+    track: &'a str,
+    rendition: &'a str,
+    generation: &'a str,
+    file: &'a str,
+    /// `{album}/tracks/{n}/{rendition}`: the rendition cache's key.
+    rendition_key: &'a str,
+}
+
+impl<'a> SegmentUrl<'a> {
+    fn parse(url_path: &'a str) -> Option<SegmentUrl<'a>> {
+        let rest = url_path.strip_prefix(ALBUMS_PREFIX)?;
+        let mut parts = rest.split('/');
+        let album = parts.next()?;
+        if parts.next()? != "tracks" {
+            return None;
+        }
+        let track = parts.next()?;
+        let rendition = parts.next()?;
+        let generation = parts.next()?;
+        let file = parts.next()?;
+        if parts.next().is_some() {
+            return None;
+        }
+        let key_len = album.len() + "/tracks/".len() + track.len() + 1 + rendition.len();
+        Some(SegmentUrl {
+            album,
+            track,
+            rendition,
+            generation,
+            file,
+            rendition_key: &rest[..key_len],
+        })
+    }
+}
+
+/// The id of every album folder in the store (folders only, not dot-names).
+pub fn album_ids(store: &Store) -> Result<Vec<String>, StoreError> {
+    let entries = match fs::read_dir(store.root()) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(StoreError::Io {
+                action: "list",
+                path: store.root().to_path_buf(),
+                source,
+            });
+        }
+    };
+    Ok(entries
+        .flatten()
+        // The listing's own type: no stat per folder.
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|id| !id.starts_with('.') && store.album_dir(id).is_ok())
+        .collect())
+}
+
+fn load_head(store: &Store, id: &str) -> Result<Option<AlbumHead>, StoreError> {
+    let Some(record) = store.read_album(id)? else {
+        return Ok(None);
+    };
+    let mut tracks = BTreeMap::new();
+    for &n in &record.tracks {
+        if let Some(track) = store.read_track(id, n)? {
+            tracks.insert(n, track);
+        }
+    }
+    Ok(Some(AlbumHead { record, tracks }))
+}
+
+/// One packaged track with every rendition's manifest.
+#[derive(Debug, Clone)]
+pub struct TrackEntry {
+    /// What ingest recorded for the track.
+    pub record: TrackRecord,
+    /// Rendition name → manifest.
+    pub renditions: BTreeMap<String, Arc<RenditionManifest>>,
+}
+
+/// One packaged album, read whole: for jobs that walk the store (key maintenance and
+/// rotation), one album at a time.
+#[derive(Debug, Clone)]
+pub struct AlbumEntry {
+    /// What ingest recorded for the album.
+    pub record: AlbumRecord,
+    /// Track number → track.
+    pub tracks: BTreeMap<u32, TrackEntry>,
+}
+
+/// Reads album `id` whole from the store; `Ok(None)` when the folder holds no album.
+pub fn load_album(store: &Store, id: &str) -> Result<Option<AlbumEntry>, StoreError> {
+    let Some(head) = load_head(store, id)? else {
+        return Ok(None);
+    };
+    let mut tracks = BTreeMap::new();
+    for (n, record) in head.tracks {
+        let mut renditions = BTreeMap::new();
+        for name in &record.renditions {
+            if let Some(m) = store.read_manifest(id, n, name)? {
+                renditions.insert(name.clone(), Arc::new(m));
+            }
+        }
+        tracks.insert(n, TrackEntry { record, renditions });
+    }
+    Ok(Some(AlbumEntry {
+        record: head.record,
+        tracks,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{MANIFEST_FORMAT, RetiringGeneration, SegmentRecord, segment_file_name};
+
+    fn rec(index: u32) -> SegmentRecord {
+        SegmentRecord {
+            index,
+            file: segment_file_name(index),
+            start: 0,
+            duration: 0,
+            bytes: 100,
+            sha256: format!("{index:064x}"),
+        }
+    }
+
+    fn manifest() -> RenditionManifest {
+        RenditionManifest {
+            format: MANIFEST_FORMAT,
+            album: "first-light".into(),
+            track: 2,
+            rendition: "lossless".into(),
+            generation: "g1".into(),
+            codec: "flac".into(),
+            codec_string: "flac".into(),
+            sample_rate: 44_100,
+            channels: 2,
+            bits_per_sample: 16,
+            duration_samples: 0,
+            skip_samples: 0,
+            bitrate: 0,
+            key_id: "00".repeat(16),
+            bit_exact: None,
+            preview: None,
+            init: rec(0),
+            segments: vec![rec(1), rec(2)],
+            retiring: vec![RetiringGeneration {
+                generation: "g0".into(),
+                key_id: "11".repeat(16),
+                serve_until_unix: 1000,
+                init: rec(0),
+                segments: vec![rec(1)],
+            }],
+        }
+    }
+
+    fn album(tracks: Vec<u32>) -> AlbumRecord {
+        AlbumRecord {
+            format: MANIFEST_FORMAT,
+            album: "first-light".into(),
+            title: "First Light".into(),
+            artist: None,
+            release_date: None,
+            price: None,
+            currency: None,
+            cover: None,
+            cover_type: None,
+            tracks,
+        }
+    }
+
+    fn track(n: u32, renditions: &[&str]) -> TrackRecord {
+        TrackRecord {
+            format: MANIFEST_FORMAT,
+            album: "first-light".into(),
+            track: n,
+            source_file: "02.flac".into(),
+            fingerprint: "0".repeat(64),
+            title: "Two".into(),
+            artist: None,
+            source_codec: "flac".into(),
+            source_sample_rate: 44_100,
+            source_samples: 0,
+            channels: 2,
+            renditions: renditions.iter().map(|r| (*r).to_owned()).collect(),
+        }
+    }
+
+    /// A store holding track 2 of first-light in `lossless` (the manifest above).
+    fn packaged() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        std::fs::create_dir_all(store.rendition_dir("first-light", 2, "lossless").unwrap())
+            .unwrap();
+        store.write_album(&album(vec![2])).unwrap();
+        store.write_track(&track(2, &["lossless"])).unwrap();
+        store.mirror_manifest_locked(&manifest()).unwrap();
+        (dir, store)
+    }
+
+    fn url(generation: &str, index: u32) -> String {
+        segment_url(
+            "first-light",
+            2,
+            "lossless",
+            generation,
+            &segment_file_name(index),
+        )
+    }
+
+    #[test]
+    fn segment_urls_resolve_to_their_files_until_a_retiring_generation_ends() {
+        let (_dir, store) = packaged();
+        let index = LibraryIndex::load(&store).unwrap();
+        let m = index
+            .manifest("first-light", 2, "lossless")
+            .expect("manifest");
+        // The current generation: init and media segments, without asking the time.
+        for i in 0..=2 {
+            let s = index
+                .served_segment(&url("g1", i), || unreachable!("the time is not needed"))
+                .expect("served");
+            assert_eq!(
+                &*s.path,
+                store.segment_path_in(&m, "g1", &rec(i)).unwrap().as_path()
+            );
+            assert_eq!(&s.etag[..], format!("\"{i:064x}\"").as_bytes());
+            assert_eq!(s.serve_until_unix, None);
+            assert!(Arc::ptr_eq(&s.manifest, &m));
+        }
+        // A retiring generation: served until its time is up, then not.
+        assert!(index.served_segment(&url("g0", 1), || 999).is_some());
+        assert!(index.served_segment(&url("g0", 1), || 1000).is_none());
+        // Anything else: a segment the generation does not have, an unknown generation, a
+        // near miss of the URL's shape.
+        assert!(index.served_segment(&url("g1", 3), || 0).is_none());
+        assert!(index.served_segment(&url("g2", 1), || 0).is_none());
+        assert!(index.served_segment(&url("g0", 2), || 0).is_none());
+        for near in [
+            format!("{}/", url("g1", 1)),
+            url("g1", 1).replace("/tracks/2/", "/tracks/02/"),
+            url("g1", 1).replace("/tracks/", "/track/"),
+            url("g1", 1).replace("0001.enc", "001.enc"),
+            url("g1", 1).replacen("/v1/albums/", "/v1/albums//", 1),
+        ] {
+            assert!(index.served_segment(&near, || 0).is_none(), "{near}");
+        }
+    }
+
+    #[test]
+    fn only_what_the_records_list_is_loaded_and_a_new_index_sees_new_files() {
+        let (_dir, store) = packaged();
+        // A manifest on disk that the track's record does not list is not served.
+        let mut stray = manifest();
+        stray.rendition = "high".into();
+        std::fs::create_dir_all(store.rendition_dir("first-light", 2, "high").unwrap()).unwrap();
+        store.mirror_manifest_locked(&stray).unwrap();
+        let index = LibraryIndex::load(&store).unwrap();
+        assert!(index.manifest("first-light", 2, "high").is_none());
+        assert!(index.manifest("first-light", 3, "lossless").is_none());
+        assert!(index.album("no-such-album").is_none());
+        let high = url("g1", 1).replace("/lossless/", "/high/");
+        assert!(index.served_segment(&high, || 0).is_none());
+        // Nothing was loaded for those: only the album's head.
+        let counts = index.cached();
+        assert_eq!((counts.albums, counts.renditions), (1, 0));
+
+        // Listed after a re-ingest: the running index keeps what it loaded, a new one serves it.
+        assert!(index.served_segment(&url("g1", 1), || 0).is_some());
+        store.write_track(&track(2, &["lossless", "high"])).unwrap();
+        assert!(index.served_segment(&high, || 0).is_none());
+        let index = LibraryIndex::load(&store).unwrap();
+        assert!(index.served_segment(&high, || 0).is_some());
+        assert_eq!(
+            index
+                .track_manifests("first-light", 2)
+                .unwrap()
+                .iter()
+                .map(|m| m.rendition.as_str())
+                .collect::<Vec<_>>(),
+            ["high", "lossless"]
+        );
+    }
+
+    #[test]
+    fn caches_stay_within_their_bound_and_albums_page_in_id_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let ids: Vec<String> = (0..40).map(|i| format!("album-{i:02}")).collect();
+        for id in &ids {
+            let mut m = manifest();
+            m.album = id.clone();
+            m.segments = (1..=200).map(rec).collect();
+            std::fs::create_dir_all(store.rendition_dir(id, 2, "lossless").unwrap()).unwrap();
+            let mut a = album(vec![2]);
+            a.album = id.clone();
+            store.write_album(&a).unwrap();
+            let mut t = track(2, &["lossless"]);
+            t.album = id.clone();
+            store.write_track(&t).unwrap();
+            store.mirror_manifest_locked(&m).unwrap();
+        }
+        // A folder without an album record (an ingest in progress) is not an album.
+        std::fs::create_dir_all(store.root().join("album-05x")).unwrap();
+        let bound = 256 * 1024;
+        let index = LibraryIndex::load_with(&store, CacheBounds { bytes: bound }).unwrap();
+        assert_eq!(index.ids().len(), 41);
+        let one = index.rendition("album-00", 2, "lossless").unwrap().weight();
+        for id in &ids {
+            let seg = segment_url(id, 2, "lossless", "g1", &segment_file_name(200));
+            assert!(index.served_segment(&seg, || 0).is_some(), "{id}");
+        }
+        let counts = index.cached();
+        assert!(counts.bytes <= bound, "{counts:?} over {bound}");
+        assert!(
+            counts.renditions < 40 && u64::from(one) * counts.renditions <= bound,
+            "{counts:?}"
+        );
+
+        let (page, more) = index.albums_after(None, 5);
+        let names: Vec<&str> = page.iter().map(|h| h.record.album.as_str()).collect();
+        assert_eq!(
+            names,
+            ["album-00", "album-01", "album-02", "album-03", "album-04"]
+        );
+        assert!(more);
+        let (page, _) = index.albums_after(Some("album-04"), 2);
+        let names: Vec<&str> = page.iter().map(|h| h.record.album.as_str()).collect();
+        assert_eq!(names, ["album-05", "album-06"], "album-05x holds no album");
+        let (page, more) = index.albums_after(Some("album-38"), 5);
+        assert_eq!(page.len(), 1);
+        assert!(!more);
+    }
+}
