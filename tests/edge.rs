@@ -407,3 +407,115 @@ async fn an_edge_without_its_edge_token_cannot_pull_anything() {
     assert_eq!(origin_segments(&e.origin.url, "edge").await, (0, 0));
     assert_eq!(origin_segments(&e.origin.url, "play").await, (0, 0));
 }
+
+/// An `https://` origin: the edge speaks TLS to it with SNI and checks its certificate
+/// against `--trusted-ca`; a certificate from another CA gets no request through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_origin_is_reached_over_verified_tls() {
+    let ws = util::packaged_album(ALBUM, 1, 20.0);
+    let (cert, key) = util::self_signed(&ws);
+    let config = ws.path().join("encore.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nwatch_media = false\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
+    )
+    .expect("encore.toml");
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let cmd = ws.serve_command(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--log-json",
+        "--config",
+        config.to_str().expect("utf-8"),
+    ]);
+    let (_origin, url) = ServeProcess::spawn(cmd, log.clone()).await;
+    assert!(url.starts_with("https://"), "{url}");
+    // By name, so the edge's SNI and check are for the certificate's `localhost`.
+    let origin = url.replace("127.0.0.1", "localhost");
+    let c = reqwest::Client::new();
+    let buyer = util::token(&ws, "buyer", Scope::Play, &[ALBUM]);
+    let segment = segment_urls(&ws, "high")[1].clone();
+
+    let start = |trusted: &Path| {
+        let prefix = tempfile::tempdir().expect("nginx prefix");
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let out = ws.encore(&[
+            "edge-config",
+            "--origin",
+            &origin,
+            "--listen",
+            &listen,
+            "--cache-dir",
+            prefix.path().join("cache").to_str().expect("utf-8"),
+            "--log-dir",
+            prefix.path().join("logs").to_str().expect("utf-8"),
+            "--trusted-ca",
+            trusted.to_str().expect("utf-8"),
+        ]);
+        assert!(out.status.success(), "{}", util::text(&out));
+        let conf = prefix.path().join("edge.conf");
+        std::fs::write(&conf, &out.stdout).expect("edge.conf");
+        let nginx = Nginx::start_file(prefix.path(), port, &conf);
+        (prefix, nginx)
+    };
+
+    let (_prefix, edge) = start(&cert);
+    // The origin may still be starting: wait for its answers through the edge.
+    let mut ready = false;
+    for _ in 0..600 {
+        if let Ok(r) = c.get(format!("{}/v1/albums", edge.url)).send().await
+            && r.status() == 200
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        ready,
+        "no answer through the edge: {}\n{:?}",
+        edge.error_log(),
+        log.lock().expect("log")
+    );
+    let out = ws.path().join("tls.m4a");
+    let run = fetch(&ws, &edge.url, &buyer, "high", &out).await;
+    assert!(
+        run.status.success(),
+        "{}\n{}",
+        util::text(&run),
+        edge.error_log()
+    );
+    assert!(!util::decode_f32(&out, None).is_empty());
+    let r = c
+        .get(format!("{}{segment}", edge.url))
+        .bearer_auth(&buyer)
+        .send()
+        .await
+        .expect("segment");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-cache-status"], "HIT");
+
+    // Another CA: the edge refuses the origin's certificate, so nothing passes.
+    let other = Workspace::new();
+    let (other_ca, _) = util::self_signed(&other);
+    let (_other_prefix, doubting) = start(&other_ca);
+    let r = c
+        .get(format!("{}{segment}", doubting.url))
+        .bearer_auth(&buyer)
+        .send()
+        .await
+        .expect("segment");
+    assert!(r.status().is_server_error(), "{}", r.status());
+    assert!(
+        doubting
+            .error_log()
+            .contains("upstream SSL certificate verify error"),
+        "{}",
+        doubting.error_log()
+    );
+}
