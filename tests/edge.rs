@@ -519,3 +519,87 @@ async fn an_https_origin_is_reached_over_verified_tls() {
         doubting.error_log()
     );
 }
+
+/// An HLS player that can only put its token in the URL: every playlist, init and media
+/// segment through the edge with `?access_token=` alone; segments shared by URL (the edge
+/// pulls each once), keys from the origin, and a second player's segments all cache hits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hls_player_with_a_query_token_plays_through_the_edge() {
+    let (ws, e) = edge("10s", |t| t).await;
+    let c = reqwest::Client::new();
+    let mut pulls = None;
+    for fan in ["hls-1", "hls-2"] {
+        let buyer = util::token(&ws, fan, Scope::Play, &[ALBUM]);
+        let q = format!("?access_token={buyer}");
+        let playlist = |path: String| {
+            let c = c.clone();
+            async move {
+                let r = c.get(&path).send().await.expect("playlist");
+                assert_eq!(r.status(), 200, "{path}");
+                r.text().await.expect("playlist text")
+            }
+        };
+        let master = playlist(format!(
+            "{}/v1/albums/{ALBUM}/tracks/1/master.m3u8{q}",
+            e.nginx.url
+        ))
+        .await;
+        let variant = master
+            .lines()
+            .find(|l| l.contains("/high/index.m3u8"))
+            .unwrap_or_else(|| panic!("a high variant:\n{master}"))
+            .to_owned();
+        let media = playlist(format!("{}{variant}", e.nginx.url)).await;
+        let uris: Vec<&str> = media
+            .lines()
+            .filter_map(|l| {
+                l.strip_prefix("#EXT-X-MAP:URI=\"")
+                    .map(|rest| rest.trim_end_matches('"'))
+                    .or_else(|| (!l.starts_with('#') && !l.is_empty()).then_some(l))
+            })
+            .collect();
+        assert!(uris.len() >= 3, "init and segments:\n{media}");
+        for uri in &uris {
+            assert!(uri.ends_with(&q), "{uri}");
+            let r = c
+                .get(format!("{}{uri}", e.nginx.url))
+                .send()
+                .await
+                .expect("hls file");
+            assert_eq!(r.status(), 200, "{uri}");
+            if fan == "hls-2" {
+                assert_eq!(r.headers()["x-cache-status"], "HIT", "{uri}");
+            }
+        }
+        let key = media
+            .lines()
+            .filter(|l| l.starts_with("#EXT-X-KEY"))
+            .find_map(|l| l.split("URI=\"").nth(1)?.split('"').next())
+            .unwrap_or_else(|| panic!("a key URI:\n{media}"));
+        let r = c
+            .get(format!("{}{key}", e.nginx.url))
+            .send()
+            .await
+            .expect("key");
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.bytes().await.expect("key").len(), 16);
+        let now = origin_segments(&e.origin.url, "edge").await;
+        match pulls {
+            None => {
+                assert_eq!(now.1, uris.len() as u64, "one pull per HLS file");
+                pulls = Some(now);
+            }
+            Some(first) => assert_eq!(now, first, "the second player cost the origin nothing"),
+        }
+    }
+    assert_eq!(origin_segments(&e.origin.url, "play").await, (0, 0));
+    // The query token alone, refused: a non-buyer's lossless segment.
+    let fan = util::token(&ws, "fan", Scope::Play, &[]);
+    let seg = segment_urls(&ws, "lossless")[1].clone();
+    let r = c
+        .get(format!("{}{seg}?access_token={fan}", e.nginx.url))
+        .send()
+        .await
+        .expect("segment");
+    assert_eq!(r.status(), 403);
+}
