@@ -281,6 +281,18 @@ async fn a_non_buyer_gets_the_preview_through_the_edge_and_403_for_the_rest() {
     let license: serde_json::Value = r.json().await.expect("license json");
     assert_eq!(license["preview_only"], "not-purchased");
     assert_eq!(license["keys"].as_array().map(Vec::len), Some(1));
+    // Answers that carry no secret are shared for their max-age, with no token at all.
+    for path in [
+        "/.well-known/jwks.json",
+        "/v1/albums",
+        "/v1/charts/albums?window=7d",
+    ] {
+        let url = format!("{}{path}", e.nginx.url);
+        let first = c.get(&url).send().await.expect("public");
+        assert_eq!(first.status(), 200, "{path}");
+        let again = c.get(&url).send().await.expect("public");
+        assert_eq!(again.headers()["x-cache-status"], "HIT", "{path}");
+    }
     // Operators' routes are not served by the edge.
     for path in ["/metrics", "/v1/edge/authorize", "/v1/admin/keys"] {
         let r = c
@@ -360,8 +372,8 @@ async fn a_token_expiring_mid_track_is_refused_at_the_edge_once_expired() {
     let (ws, e) = edge("30s", |t| t).await;
     let c = reqwest::Client::new();
     let minted = util::now();
-    let token = util::token_at(&ws, "fan", Scope::Play, &[ALBUM], minted, 3, None);
-    let exp = minted + 3;
+    let token = util::token_at(&ws, "fan", Scope::Play, &[ALBUM], minted, 4, None);
+    let exp = minted + 4;
     let urls: Vec<String> = segment_urls(&ws, "high")
         .iter()
         .map(|u| format!("{}{u}", e.nginx.url))

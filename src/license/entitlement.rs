@@ -248,11 +248,13 @@ pub fn authorize_edge(
 
 /// How many seconds an edge may keep the answer to a check of a token that expires at `exp`
 /// (unix seconds), asked at `now` by an edge that keeps answers `edge_ttl` seconds: at most
-/// `edge_ttl` (never more than [`EDGE_CHECK_TTL_MAX`]) and ending before `exp`. The edge
-/// counts whole seconds from when it stored the answer, up to a second behind `now`, so the
-/// answer stops one second short of `exp`. 0: do not keep it.
+/// `edge_ttl` (never more than [`EDGE_CHECK_TTL_MAX`]) and ending before `exp`. nginx adds
+/// the seconds to its own whole-second clock when it stores the answer (a second ahead of
+/// `now` if a second ticks on the way) and keeps the answer through the last of them, so the
+/// lifetime stops two seconds short of `exp`: the answer is gone when `exp` begins. 0: do not
+/// keep it.
 pub fn edge_check_lifetime(exp: u64, now: u64, edge_ttl: u64) -> u64 {
-    let before_exp = exp.saturating_sub(now).saturating_sub(1);
+    let before_exp = exp.saturating_sub(now).saturating_sub(2);
     edge_ttl.min(EDGE_CHECK_TTL_MAX).min(before_exp)
 }
 
@@ -440,8 +442,10 @@ mod tests {
             edge_check_lifetime(NOW + 3600, NOW, 3600),
             EDGE_CHECK_TTL_MAX
         );
-        // Near exp: ends a second before it, whatever the TTL.
-        assert_eq!(edge_check_lifetime(NOW + 5, NOW, 10), 4);
+        // Near exp: gone when exp begins, whatever the TTL (nginx may store it a second
+        // later than `now` and keeps it through its last second).
+        assert_eq!(edge_check_lifetime(NOW + 5, NOW, 10), 3);
+        assert_eq!(edge_check_lifetime(NOW + 2, NOW, 10), 0);
         assert_eq!(edge_check_lifetime(NOW + 1, NOW, 10), 0);
         assert_eq!(edge_check_lifetime(NOW, NOW, 10), 0);
         assert_eq!(edge_check_lifetime(NOW - 5, NOW, 10), 0);
