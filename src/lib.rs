@@ -20,6 +20,7 @@
 //! - [`app`]: the application apart from any transport: state, reloads, background work.
 //! - [`http`]: the server: express lane, hyper, routes, ops, problem+json, sendfile.
 //! - [`client`]: the reference client behind `encore fetch`.
+//! - [`edge`]: the nginx configuration of a CDN edge (`encore edge-config`).
 //! - [`cli`]: the `encore` command line.
 //! - `fuzzing` (tests only): property-test case counts.
 
@@ -31,6 +32,7 @@ pub mod clock;
 pub mod config;
 pub mod crashpoint;
 pub mod durable;
+pub mod edge;
 #[cfg(test)]
 mod fuzzing;
 pub mod hls;

@@ -23,24 +23,29 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// Checks that nginx is installed and makes `prefix`'s folders, writable by the workers.
+fn prepare(prefix: &Path) {
+    let version = Command::new("nginx")
+        .arg("-v")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("nginx is needed (apt-get install nginx; `.ci/run` installs it): {e}")
+        });
+    assert!(version.status.success(), "nginx -v failed");
+    for dir in ["logs", "body", "proxy", "fastcgi", "uwsgi", "scgi", "cache"] {
+        let d = prefix.join(dir);
+        std::fs::create_dir_all(&d).expect("nginx dir");
+        // The workers drop root privileges (to `nobody`) and write their temp files here.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    }
+}
+
 impl Nginx {
     /// Starts nginx in `prefix` with `http_block` (the inside of `http { }`, which must
     /// `listen` on `port`) and waits until it accepts connections.
     pub fn start(prefix: &Path, port: u16, http_block: &str) -> Nginx {
-        let version = Command::new("nginx")
-            .arg("-v")
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("nginx is needed (apt-get install nginx; `.ci/run` installs it): {e}")
-            });
-        assert!(version.status.success(), "nginx -v failed");
-        for dir in ["logs", "body", "proxy", "fastcgi", "uwsgi", "scgi"] {
-            let d = prefix.join(dir);
-            std::fs::create_dir_all(&d).expect("nginx dir");
-            // The workers drop root privileges (to `nobody`) and write their temp files here.
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).expect("chmod");
-        }
+        prepare(prefix);
         let p = prefix.display();
         let conf = format!(
             "worker_processes 1;\n\
@@ -58,12 +63,28 @@ impl Nginx {
         );
         let conf_path = prefix.join("nginx.conf");
         std::fs::write(&conf_path, conf).expect("write nginx.conf");
+        Self::run(prefix, port, &conf_path, &["-g", "daemon off;"])
+    }
+
+    /// Starts nginx in `prefix` with the complete configuration in `conf` (one that sets no
+    /// `pid`, as `encore edge-config` prints it), its startup errors in `logs/error.log`,
+    /// and waits until it accepts connections on `port`.
+    pub fn start_file(prefix: &Path, port: u16, conf: &Path) -> Nginx {
+        prepare(prefix);
+        // One `-g` only: a second replaces the first.
+        let globals = format!("daemon off; pid {}/nginx.pid;", prefix.display());
+        let error_log = prefix.join("logs/error.log");
+        let error_log = error_log.to_str().expect("utf-8 path");
+        Self::run(prefix, port, conf, &["-g", &globals, "-e", error_log])
+    }
+
+    fn run(prefix: &Path, port: u16, conf: &Path, extra: &[&str]) -> Nginx {
         let child = Command::new("nginx")
             .arg("-p")
             .arg(prefix)
             .arg("-c")
-            .arg(&conf_path)
-            .args(["-g", "daemon off;"])
+            .arg(conf)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

@@ -11,6 +11,7 @@ mod conformance;
 mod crash;
 mod delivery;
 mod deployment;
+mod edge;
 mod express;
 mod fetch;
 mod formats;

@@ -9,7 +9,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::license::Denied;
+use crate::license::{Audience, Denied};
 use crate::store::cache::CacheStats;
 
 /// Route name of segment requests (metrics label).
@@ -36,6 +36,13 @@ pub struct RouteLabels {
 pub struct OutcomeLabels {
     /// What happened (`ok`, `token-invalid`, `not-purchased`, ...).
     pub outcome: &'static str,
+}
+
+/// Labels of the segment traffic series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScopeLabels {
+    /// The scope of the token the segments were answered to (`play` or `edge`).
+    pub scope: &'static str,
 }
 
 /// Labels of express-lane hand-offs.
@@ -86,6 +93,10 @@ pub struct Metrics {
     pub key_state_stale: Gauge,
     /// Reloads of the database's key state that failed.
     pub key_reload_failures: Counter,
+    /// Segment answers (sealed and HLS; 200, 206 and 304) by the token's scope.
+    pub segment_requests: Family<ScopeLabels, Counter>,
+    /// Bytes of segment bodies answered, by the token's scope.
+    pub segment_bytes: Family<ScopeLabels, Counter>,
     /// The delivery path's series, resolved once.
     pub hot: HotSeries,
 }
@@ -100,6 +111,10 @@ pub struct HotSeries {
     pub segment_latency: Histogram,
     /// `token_checks{outcome="ok"}`.
     pub token_ok: Counter,
+    /// `segment_requests{scope="play"}` and `segment_bytes{scope="play"}`.
+    pub segments_play: (Counter, Counter),
+    /// `segment_requests{scope="edge"}` and `segment_bytes{scope="edge"}`.
+    pub segments_edge: (Counter, Counter),
 }
 
 impl Metrics {
@@ -265,7 +280,28 @@ impl Metrics {
             "Failed loads of the shared key state",
             key_reload_failures.clone(),
         );
+        let segment_requests = Family::<ScopeLabels, Counter>::default();
+        registry.register(
+            "segment_requests",
+            "Segment answers (sealed and HLS: 200, 206, 304) by the scope of the token: play (a player at the origin) or edge (a CDN edge pulling for its cache)",
+            segment_requests.clone(),
+        );
+        let segment_bytes = Family::<ScopeLabels, Counter>::default();
+        registry.register(
+            "segment_bytes",
+            "Bytes of segment bodies answered (a HEAD counts what its GET would send), by the scope of the token",
+            segment_bytes.clone(),
+        );
+        let by_scope = |scope| {
+            let labels = ScopeLabels { scope };
+            (
+                segment_requests.get_or_create(&labels).clone(),
+                segment_bytes.get_or_create(&labels).clone(),
+            )
+        };
         let hot = HotSeries {
+            segments_play: by_scope("play"),
+            segments_edge: by_scope("edge"),
             segment_ok: requests
                 .get_or_create(&RequestLabels {
                     route: SEGMENT_ROUTE,
@@ -297,6 +333,8 @@ impl Metrics {
             key_state_version,
             key_state_stale,
             key_reload_failures,
+            segment_requests,
+            segment_bytes,
             hot,
         }
     }
@@ -308,6 +346,16 @@ impl Metrics {
                 outcome: d.problem_type(),
             })
             .inc();
+    }
+
+    /// Counts a segment answered to `audience` with a body of `bytes`.
+    pub fn count_segment(&self, audience: Audience, bytes: u64) {
+        let (requests, body) = match audience {
+            Audience::Edge => &self.hot.segments_edge,
+            Audience::Player => &self.hot.segments_play,
+        };
+        requests.inc();
+        body.inc_by(bytes);
     }
 
     /// Counts one answered request and its latency.

@@ -1,5 +1,6 @@
 //! The `encore` command line: parses flags (with env fallbacks), loads the config, dispatches.
 
+mod edge_config;
 mod fetch;
 mod ingest;
 mod keys;
@@ -36,6 +37,8 @@ enum Command {
     Token(token::TokenCommand),
     /// The reference client: license, manifest, segments, seal check, a playable .m4a.
     Fetch(fetch::FetchArgs),
+    /// Print the nginx configuration of a CDN edge, with its own `edge` token.
+    EdgeConfig(edge_config::EdgeConfigArgs),
 }
 
 /// Flags shared by every subcommand that reads the config.
@@ -106,6 +109,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Token(cmd) => token::run(cmd),
             Command::Fetch(args) => fetch::run(args).await,
+            Command::EdgeConfig(args) => edge_config::run(args),
         }
     })
 }

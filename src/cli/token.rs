@@ -142,7 +142,7 @@ fn parse_scope(s: &str) -> Result<Scope, String> {
 }
 
 /// Parses `30s`, `15m`, `1h`, `7d` or plain seconds into seconds (more than 0).
-fn parse_duration(s: &str) -> Result<u64, String> {
+pub(super) fn parse_duration(s: &str) -> Result<u64, String> {
     let bad = || format!("{s:?} is not a duration: expected e.g. 30s, 15m, 1h, 7d or 3600");
     let (digits, unit) = match s.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => (&s[..i], c),

@@ -109,6 +109,12 @@ pub fn authenticate(
     verify_counted(app, None, bearer(headers, query).as_deref())
 }
 
+/// Verifies `token` (found with [`bearer`], perhaps in another URL than the request's own),
+/// counting the outcome: for a route that answers a refusal its own way (an edge's check).
+pub fn authenticate_token(app: &App, token: Option<&str>) -> Result<Arc<VerifiedToken>, ApiError> {
+    verify_counted(app, None, token)
+}
+
 /// Verifies `token` (found with [`bearer`]) through the connection's memo of its last token
 /// (see [`TokenMemo`]), counting the outcome.
 pub fn authenticate_on(

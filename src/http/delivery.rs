@@ -71,5 +71,8 @@ pub async fn segment(
     let m = &seg.manifest;
     let grant = authorize_segment(&token, &m.album, m.track, &m.rendition, &app.revocations)
         .inspect_err(|d| app.metrics.count_denial(d))?;
-    ops::segment::get(app, &grant, seg, conditions).await
+    let answer = ops::segment::get(app, &grant, seg, conditions).await?;
+    let bytes = answer.body.bytes().len() as u64;
+    app.metrics.count_segment(grant.audience(), bytes);
+    Ok(answer)
 }

@@ -96,6 +96,9 @@ pub enum Endpoint {
         /// Which file.
         file: HlsFile,
     },
+    /// `GET /v1/edge/authorize`: a CDN edge's check of a player's request (the token and
+    /// the original URL in its headers; `ops::edge`).
+    EdgeAuthorize,
     /// `POST /v1/purchases`.
     CreatePurchase,
     /// `POST /v1/purchases/{order_id}/refund`.
@@ -180,6 +183,9 @@ impl Endpoint {
             | Endpoint::GetAlbum { .. }
             | Endpoint::GetCover { .. }
             | Endpoint::GetChart
+            // It reads the player's token itself: a refusal is an answer to the edge, with
+            // no body, not an error.
+            | Endpoint::EdgeAuthorize
             | Endpoint::WebAsset { .. }
             | Endpoint::DevStatus
             | Endpoint::DevSession
@@ -271,6 +277,7 @@ impl Endpoint {
                 file: HlsFile::Key, ..
             } => "hls_key",
             Endpoint::HlsFile { .. } => "hls_segment",
+            Endpoint::EdgeAuthorize => "edge_authorize",
             Endpoint::CreatePurchase => "create_purchase",
             Endpoint::RefundPurchase { .. } => "refund_purchase",
             Endpoint::CreatePlayToken => "create_play_token",
@@ -372,6 +379,7 @@ pub fn route(method: &Method, path: &str) -> Endpoint {
             album: album.to_string(),
         }),
         ["v1", "licenses"] => want_post(Endpoint::CreateLicense),
+        ["v1", "edge", "authorize"] => want_get(Endpoint::EdgeAuthorize),
         ["v1", "purchases"] => want_post(Endpoint::CreatePurchase),
         ["v1", "purchases", order_id, "refund"] if is_id(order_id) => {
             want_post(Endpoint::RefundPurchase {
@@ -557,6 +565,10 @@ mod tests {
             Endpoint::CreatePlayToken
         );
         assert_eq!(route(&Method::GET, "/v1/charts/albums"), Endpoint::GetChart);
+        assert_eq!(
+            route(&Method::GET, "/v1/edge/authorize"),
+            Endpoint::EdgeAuthorize
+        );
         assert_eq!(
             route(&Method::GET, "/v1/users/Fan_1/albums"),
             Endpoint::GetUserAlbums {

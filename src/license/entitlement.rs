@@ -205,6 +205,59 @@ pub fn authorize_license(
     })
 }
 
+/// The longest an edge may keep the answer to one of its checks, seconds, whatever it asks
+/// for: with the origin's own propagation, the bound on how long a refund takes to reach
+/// every edge (docs/EDGE.md).
+pub const EDGE_CHECK_TTL_MAX: u64 = 60;
+
+/// What an edge checks before it answers a player, read from the URL the player asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EdgeCheck<'a> {
+    /// A rendition's segments, manifest or media playlist: the segment rule for `album` and
+    /// `rendition` (the track does not change the answer, so one check covers the album's
+    /// tracks in that rendition).
+    Rendition {
+        /// Album id.
+        album: &'a str,
+        /// Rendition name.
+        rendition: &'a str,
+    },
+    /// A multivariant playlist: any token that may fetch some rendition (every `play` token
+    /// may fetch the preview); the origin, which answers the playlist itself, lists only
+    /// what the token may play.
+    Playlists,
+}
+
+/// May `token` have what `check` names through an edge? The same rules as
+/// [`authorize_segment`]: an edge enforces what the origin would.
+pub fn authorize_edge(
+    token: &VerifiedToken,
+    check: EdgeCheck<'_>,
+    revoked: &RevocationList,
+) -> Result<(), Denied> {
+    match check {
+        EdgeCheck::Rendition { album, rendition } => {
+            authorize_segment(token, album, 0, rendition, revoked).map(|_| ())
+        }
+        EdgeCheck::Playlists => match token.claims().scope {
+            Scope::Play | Scope::Edge => Ok(()),
+            Scope::Store | Scope::Admin | Scope::Account => Err(Denied::ScopeNotAllowed),
+        },
+    }
+}
+
+/// How many seconds an edge may keep the answer to a check of a token that expires at `exp`
+/// (unix seconds), asked at `now` by an edge that keeps answers `edge_ttl` seconds: at most
+/// `edge_ttl` (never more than [`EDGE_CHECK_TTL_MAX`]) and ending before `exp`. nginx adds
+/// the seconds to its own whole-second clock when it stores the answer (a second ahead of
+/// `now` if a second ticks on the way) and keeps the answer through the last of them, so the
+/// lifetime stops two seconds short of `exp`: the answer is gone when `exp` begins. 0: do not
+/// keep it.
+pub fn edge_check_lifetime(exp: u64, now: u64, edge_ttl: u64) -> u64 {
+    let before_exp = exp.saturating_sub(now).saturating_sub(2);
+    edge_ttl.min(EDGE_CHECK_TTL_MAX).min(before_exp)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,5 +389,66 @@ mod tests {
         assert_eq!(Denied::NotPurchased.problem_type(), "not-purchased");
         assert_eq!(Denied::ScopeNotAllowed.problem_type(), "scope-not-allowed");
         assert!(Denied::NotPurchased.to_string().contains("preview"));
+    }
+
+    #[test]
+    fn edge_checks_follow_the_segment_rules() {
+        let fx = Fixture::new();
+        let none = RevocationList::new(60);
+        let lossless = EdgeCheck::Rendition {
+            album: ALBUM,
+            rendition: LOSSLESS,
+        };
+        let preview = EdgeCheck::Rendition {
+            album: ALBUM,
+            rendition: PREVIEW,
+        };
+        let buyer = fx.verified(Scope::Play, &[ALBUM]);
+        let fan = fx.verified(Scope::Play, &[]);
+        let edge = fx.verified(Scope::Edge, &[]);
+        let store = fx.verified(Scope::Store, &[]);
+        assert_eq!(authorize_edge(&buyer, lossless, &none), Ok(()));
+        assert_eq!(
+            authorize_edge(&fan, lossless, &none),
+            Err(Denied::NotPurchased)
+        );
+        assert_eq!(authorize_edge(&fan, preview, &none), Ok(()));
+        assert_eq!(authorize_edge(&edge, lossless, &none), Ok(()));
+        assert_eq!(
+            authorize_edge(&store, preview, &none),
+            Err(Denied::ScopeNotAllowed)
+        );
+        for token in [&buyer, &fan, &edge] {
+            assert_eq!(authorize_edge(token, EdgeCheck::Playlists, &none), Ok(()));
+        }
+        assert_eq!(
+            authorize_edge(&store, EdgeCheck::Playlists, &none),
+            Err(Denied::ScopeNotAllowed)
+        );
+        let refunded = RevocationList::new(7200);
+        refunded.revoke(&buyer.claims().sub, ALBUM, buyer.claims().iat + 1);
+        assert_eq!(
+            authorize_edge(&buyer, lossless, &refunded),
+            Err(Denied::Refunded)
+        );
+        assert_eq!(authorize_edge(&buyer, preview, &refunded), Ok(()));
+    }
+
+    #[test]
+    fn an_edge_keeps_a_check_at_most_its_ttl_and_never_past_exp() {
+        // Far from exp: the edge's TTL, capped.
+        assert_eq!(edge_check_lifetime(NOW + 3600, NOW, 10), 10);
+        assert_eq!(
+            edge_check_lifetime(NOW + 3600, NOW, 3600),
+            EDGE_CHECK_TTL_MAX
+        );
+        // Near exp: gone when exp begins, whatever the TTL (nginx may store it a second
+        // later than `now` and keeps it through its last second).
+        assert_eq!(edge_check_lifetime(NOW + 5, NOW, 10), 3);
+        assert_eq!(edge_check_lifetime(NOW + 2, NOW, 10), 0);
+        assert_eq!(edge_check_lifetime(NOW + 1, NOW, 10), 0);
+        assert_eq!(edge_check_lifetime(NOW, NOW, 10), 0);
+        assert_eq!(edge_check_lifetime(NOW - 5, NOW, 10), 0);
+        assert_eq!(edge_check_lifetime(NOW + 3600, NOW, 0), 0);
     }
 }

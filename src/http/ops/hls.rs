@@ -334,6 +334,7 @@ async fn segment(
     let immutable = Immutable {
         etag,
         cache_control: segment::immutable_cache_control(grant.audience()),
+        vary: segment::immutable_vary(grant.audience()),
         content_type: &SEGMENT_TYPE,
     };
     let keyring = Arc::clone(&app.keys().keyring);
@@ -385,7 +386,11 @@ async fn segment(
         },
     )
     .await
-    .map(segment::Answer::into_response)
+    .map(|answer| {
+        let bytes = answer.body.bytes().len() as u64;
+        app.metrics.count_segment(grant.audience(), bytes);
+        answer.into_response()
+    })
 }
 
 /// The 16-byte HLS key of the granted rendition (`m`), for a holder of a license grant that

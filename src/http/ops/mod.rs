@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod catalog;
+pub mod edge;
 pub mod health;
 pub mod hls;
 pub mod jwks;

@@ -25,6 +25,7 @@ pub async fn get(
     let immutable = Immutable {
         etag,
         cache_control: immutable_cache_control(grant.audience()),
+        vary: immutable_vary(grant.audience()),
         content_type: &SEALED_TYPE,
     };
     serve(&immutable, conditions, || async {
@@ -81,6 +82,16 @@ pub(crate) fn immutable_cache_control(audience: Audience) -> &'static HeaderValu
     }
 }
 
+/// `Vary` of bytes behind an immutable URL, by who fetches them. An edge's copy is the same
+/// bytes for every listener, so it is cached by URL alone (a `Vary: Authorization` would
+/// make a shared cache keep one copy per token); a player's is `private` anyway.
+pub(crate) fn immutable_vary(audience: Audience) -> Option<&'static HeaderValue> {
+    match audience {
+        Audience::Edge => None,
+        Audience::Player => Some(&VARY_AUTHORIZATION),
+    }
+}
+
 /// The request headers that shape an answer for immutable bytes, each only when it is
 /// visible ASCII (what `HeaderValue::to_str` accepts; anything else counts as absent).
 #[derive(Debug, Default, Clone, Copy)]
@@ -111,6 +122,8 @@ pub(crate) struct Immutable {
     pub etag: HeaderValue,
     /// `Cache-Control`.
     pub cache_control: &'static HeaderValue,
+    /// `Vary`, if any.
+    pub vary: Option<&'static HeaderValue>,
     /// `Content-Type`.
     pub content_type: &'static HeaderValue,
 }
@@ -125,6 +138,7 @@ pub struct Answer {
     pub status: StatusCode,
     etag: HeaderValue,
     cache_control: &'static HeaderValue,
+    vary: Option<&'static HeaderValue>,
     /// Absent on a 304.
     content_type: Option<&'static HeaderValue>,
     /// On a 206.
@@ -140,7 +154,9 @@ impl Answer {
     pub fn each_header(&self, mut f: impl FnMut(&HeaderName, &HeaderValue)) {
         f(&header::ETAG, &self.etag);
         f(&header::CACHE_CONTROL, self.cache_control);
-        f(&header::VARY, &VARY_AUTHORIZATION);
+        if let Some(vary) = self.vary {
+            f(&header::VARY, vary);
+        }
         f(&header::ACCEPT_RANGES, &ACCEPT_BYTES);
         if let Some(range) = &self.content_range {
             f(&header::CONTENT_RANGE, range);
@@ -182,6 +198,7 @@ where
         status,
         etag: im.etag.clone(),
         cache_control: im.cache_control,
+        vary: im.vary,
         content_type,
         content_range,
         body,
