@@ -15,7 +15,9 @@
 //! - `token/verify_memo`: the same through a connection's memo
 //!   ([`TokenCache::verify_memo`](encore::license::TokenCache::verify_memo)), what a
 //!   keep-alive connection's later requests cost;
-//! - `step/lookup` (the catalog's URL → segment table), `step/authorize`
+//! - `step/lookup` (the catalog's URL → segment: the rendition cache, then the segment by
+//!   generation and number), `step/lookup_url_table` (the same from one hash table of every
+//!   URL, as the catalog held them before it loaded renditions on demand: the baseline), `step/authorize`
 //!   ([`authorize_segment`]), `step/cache_get` (the segment cache hit),
 //!   `step/respond` ([`ops::segment::get`]: validators, range logic, headers);
 //! - `path/hit`: all of it as `encore::http::handle` chains it for a segment URL (lookup,
@@ -34,23 +36,7 @@
 //! No bytes are copied on a hit (the body is a clone of the cached `Bytes`), so the size of the
 //! segment does not matter here; sending it is the socket's business (`benches/load.sh`).
 //!
-//! Latest figures (2026-11-29 12:5xZ, 2 vCPU AMD EPYC under KVM, quiet machine, commit
-//! c0b42bf; the rows marked 10f8469 at 15:44Z, with the hot table before moka; means; see
-//! `docs/PERFORMANCE.md`, "Delivery: encore vs nginx"):
-//!
-//! | benchmark                | time    |
-//! |--------------------------|--------:|
-//! | `token/verify_full`      | 40.5 µs |
-//! | `token/verify_cached`    | 0.41 µs |
-//! | `token/verify_memo`      | 0.06 µs |
-//! | `step/lookup`            | 0.04 µs |
-//! | `step/authorize`         | 0.04 µs |
-//! | `step/cache_get`         | 0.18 µs (0.08 µs without `block_on`; 10f8469; 0.33 µs through moka) |
-//! | `step/respond`           | 0.31 µs (0.21 µs without `block_on`; 10f8469) |
-//! | `path/hit`               | 0.88 µs (0.77 µs without `block_on`; 10f8469; 1.07 µs through moka) |
-//! | `lane/read_head`         | 0.23 µs |
-//! | `lane/hit_encoded`       | 0.62 µs (0.52 µs without `block_on`; 10f8469; 0.82 µs through moka, 1.28 µs before the typed answer) |
-//! | `runtime/block_on_empty` | 0.10 µs (0.11 µs at 10f8469) |
+//! Figures: `docs/PERFORMANCE.md`, "Segment path micro-benchmarks and the store integrity check".
 
 use std::hint::black_box;
 use std::path::Path;
@@ -252,6 +238,13 @@ fn bench(c: &mut Criterion) {
     g.warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
     g.bench_function("lookup", |b| b.iter(|| lookup(black_box(&f))));
+    // The same lookup as a catalog that held every segment URL in one hash table did it (the
+    // design before renditions were loaded on demand): the baseline for `lookup`.
+    let table: std::collections::HashMap<Box<str>, ServedSegment, foldhash::fast::RandomState> =
+        std::iter::once((Box::from(f.url.as_str()), lookup(&f))).collect();
+    g.bench_function("lookup_url_table", |b| {
+        b.iter(|| table.get(black_box(f.url.as_str())).cloned())
+    });
     g.bench_function("authorize", |b| {
         b.iter(|| {
             authorize_segment(
