@@ -10,7 +10,8 @@
 //!
 //! An origin that has not read the entitlement feed for [`ready_bound`] of its period answers
 //! `/readyz` 503 ([`App::change_feed_silent`]): it may not be enforcing refunds made
-//! elsewhere.
+//! elsewhere. An origin whose cursor is behind rows pruned from the feed (cut off longer than
+//! the retention) rebuilds its revocation list from the ledger instead of reading them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError};
@@ -21,7 +22,7 @@ use tokio::time::Instant;
 
 use super::App;
 use crate::ledger::changes::PAGE;
-use crate::ledger::{ChangeKind, Entitlement, EntitlementChange, LedgerError, Wake};
+use crate::ledger::{ChangeKind, Entitlement, EntitlementChange, FeedRead, LedgerError, Wake};
 
 /// Catch-up periods an origin may go without reading the entitlement feed before `/readyz`
 /// takes it out of rotation: a couple of failed ticks are a blip (a connection replaced),
@@ -91,7 +92,14 @@ impl App {
         let began = Instant::now();
         let mut applied = 0;
         loop {
-            let page = self.ledger.entitlement_changes_since(*last).await?;
+            let page = match self.ledger.entitlement_feed(*last).await? {
+                FeedRead::Changes(page) => page,
+                FeedRead::Pruned => {
+                    *last = self.rebuild_revocations(*last).await?;
+                    applied += 1;
+                    continue;
+                }
+            };
             self.apply_entitlements(&page);
             applied += page.len();
             if let Some(c) = page.last() {
@@ -107,6 +115,39 @@ impl App {
         }
         self.changes.heard(began);
         Ok(applied)
+    }
+
+    /// Rebuilds the revocation list from the ledger after the feed's changes after `after`
+    /// were pruned unread (this origin was cut off longer than the retention): refunds missed
+    /// meanwhile are added, pairs bought again meanwhile dropped. Returns the feed number to
+    /// continue from.
+    async fn rebuild_revocations(&self, after: i64) -> Result<i64, LedgerError> {
+        tracing::warn!(
+            "change feed entitlements: changes after {after} were pruned before this origin \
+             read them; rebuilding the revocation list from the ledger"
+        );
+        // Taken before the ledger is read: see `RevocationList::reconcile`.
+        let before = self.revocations.pairs();
+        let (last, in_force) = self
+            .ledger
+            .revocations_in_force(self.revocations_since(self.now()))
+            .await?;
+        self.revocations.reconcile(
+            before,
+            in_force
+                .into_iter()
+                .map(|r| (r.user, r.album, u64::try_from(r.at).unwrap_or(0))),
+        );
+        // Any user's cached nameplates may be behind.
+        self.ledger.forget_libraries();
+        Ok(last)
+    }
+
+    /// The earliest refund time that still matters at `now`: refunds before it cover only
+    /// tokens that have expired.
+    pub(super) fn revocations_since(&self, now: u64) -> i64 {
+        let since = now.saturating_sub(self.revocations.horizon_seconds());
+        i64::try_from(since).unwrap_or(i64::MAX)
     }
 
     /// How long this origin has gone without reading the entitlement feed, when that is

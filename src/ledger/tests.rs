@@ -327,13 +327,14 @@ impl PgDatabase {
 /// The SQLite checks again on PostgreSQL, each on a fresh database.
 #[tokio::test]
 async fn ledger_on_postgres() {
-    for check in ["idempotency", "concurrency", "refunds", "feed"] {
+    for check in ["idempotency", "concurrency", "refunds", "pruning", "feed"] {
         let db = PgDatabase::create().await;
         let ledger = db.open().await;
         match check {
             "idempotency" => idempotency(&ledger).await,
             "concurrency" => concurrency(&ledger).await,
             "refunds" => refunds(&ledger).await,
+            "pruning" => feed_pruning(&ledger).await,
             _ => {
                 let other = db.open().await;
                 feed(&ledger, &other).await;
@@ -434,6 +435,100 @@ async fn feed(a: &Ledger, b: &Ledger) {
     users.sort_unstable();
     users.dedup();
     assert_eq!(users.len(), USERS, "every refund is in the feed once");
+}
+
+#[tokio::test]
+async fn a_pruned_feed_sends_an_origin_behind_it_to_the_revocations_in_force() {
+    let (_dir, ledger) = ledger().await;
+    feed_pruning(&ledger).await;
+}
+
+/// The feed pruned under an origin that has not read it: rows older than the retention go
+/// but the last (numbers continue from it); an origin whose cursor is before the oldest
+/// kept row is told so ([`FeedRead::Pruned`]) instead of being handed the rows after the
+/// gap, and the revocations in force hold the refund it never read, not the one undone
+/// by a purchase since.
+async fn feed_pruning(ledger: &Ledger) {
+    use changes::Entitlement::{Restore, Revoke};
+    for (order, user, album) in [("o1", "u1", "a"), ("o2", "u2", "a"), ("o3", "u3", "b")] {
+        ledger
+            .record_purchase(&purchase(order, user, album, 1000), NOW, "r")
+            .await
+            .unwrap();
+    }
+    ledger.refund("o1", NOW + 10, "rr").await.unwrap(); // 1: revoke u1/a
+    ledger.refund("o2", NOW + 20, "rr").await.unwrap(); // 2: revoke u2/a
+    ledger
+        .record_purchase(&purchase("o4", "u1", "a", 1000), NOW + 30, "r")
+        .await
+        .unwrap(); // 3: restore u1/a
+    ledger.refund("o3", NOW + 40, "rr").await.unwrap(); // 4: revoke u3/b
+    assert_eq!(ledger.last_entitlement_change().await.unwrap(), 4);
+    assert_eq!(ledger.prune_entitlement_changes(NOW).await.unwrap(), 0);
+    assert!(matches!(
+        ledger.entitlement_feed(0).await.unwrap(),
+        FeedRead::Changes(page) if page.len() == 4
+    ));
+
+    assert_eq!(ledger.prune_entitlement_changes(NOW + 35).await.unwrap(), 3);
+    for behind in [0, 1, 2] {
+        assert_eq!(
+            ledger.entitlement_feed(behind).await.unwrap(),
+            FeedRead::Pruned,
+            "an origin at {behind} missed changes"
+        );
+    }
+    let FeedRead::Changes(page) = ledger.entitlement_feed(3).await.unwrap() else {
+        panic!("an origin at 3 missed nothing");
+    };
+    assert_eq!(
+        page.iter()
+            .map(|c| (c.seq, c.change, c.user.as_str()))
+            .collect::<Vec<_>>(),
+        [(4, Revoke, "u3")]
+    );
+    assert_eq!(
+        ledger.entitlement_feed(4).await.unwrap(),
+        FeedRead::Changes(Vec::new())
+    );
+    let (last, mut in_force) = ledger.revocations_in_force(NOW - 1).await.unwrap();
+    assert_eq!(last, 4);
+    in_force.sort_by(|x, y| x.user.cmp(&y.user));
+    let in_force: Vec<(&str, &str, i64)> = in_force
+        .iter()
+        .map(|r| (r.user.as_str(), r.album.as_str(), r.at))
+        .collect();
+    assert_eq!(
+        in_force,
+        [("u2", "a", NOW + 20), ("u3", "b", NOW + 40)],
+        "the refund the origin never read is in force; the one bought back is not"
+    );
+
+    // Everything is older than the retention: the last row stays, and the next change
+    // continues its numbering.
+    assert_eq!(
+        ledger.prune_entitlement_changes(NOW + 1000).await.unwrap(),
+        0
+    );
+    assert_eq!(ledger.last_entitlement_change().await.unwrap(), 4);
+    ledger
+        .record_purchase(&purchase("o5", "u2", "a", 1000), NOW + 50, "r")
+        .await
+        .unwrap(); // 5: restore u2/a
+    assert_eq!(
+        ledger.prune_entitlement_changes(NOW + 1000).await.unwrap(),
+        1
+    );
+    let FeedRead::Changes(page) = ledger.entitlement_feed(4).await.unwrap() else {
+        panic!("an origin at 4 missed nothing");
+    };
+    assert_eq!(
+        page.iter()
+            .map(|c| (c.seq, c.change, c.user.as_str()))
+            .collect::<Vec<_>>(),
+        [(5, Restore, "u2")]
+    );
+    assert_eq!(ledger.entitlement_feed(3).await.unwrap(), FeedRead::Pruned);
 }
 
 /// A serialization failure (40001) is retried: a transaction outside encore holds a row
