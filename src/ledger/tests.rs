@@ -315,6 +315,32 @@ impl PgDatabase {
         row.try_get("n").unwrap()
     }
 
+    /// Waits until `n` connections to this database wait for a lock (at most 30 s, a bound
+    /// for a hung test).
+    async fn until_waiting_on_locks(&self, n: i64, what: &str) {
+        let waiting = async {
+            loop {
+                let waiting: i64 = sqlx::query(
+                    "SELECT count(*) AS n FROM pg_stat_activity \
+                     WHERE datname = $1 AND wait_event_type = 'Lock'",
+                )
+                .bind(&self.name)
+                .fetch_one(&self.admin)
+                .await
+                .unwrap()
+                .try_get("n")
+                .unwrap();
+                if waiting >= n {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(30), waiting)
+            .await
+            .expect(what);
+    }
+
     async fn drop_database(self) {
         // FORCE: a closed pool's backends may still be exiting.
         self.admin
@@ -560,26 +586,8 @@ async fn postgres_serialization_failures_are_retried() {
                 .await
         })
     };
-    let waiting = async {
-        loop {
-            let n: i64 = sqlx::query(
-                "SELECT count(*) AS n FROM pg_stat_activity                  WHERE datname = $1 AND wait_event_type = 'Lock'",
-            )
-            .bind(&db.name)
-            .fetch_one(&db.admin)
-            .await
-            .unwrap()
-            .try_get("n")
-            .unwrap();
-            if n > 0 {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(30), waiting)
-        .await
-        .expect("the purchase never waited for the held row");
+    db.until_waiting_on_locks(1, "the purchase never waited for the held row")
+        .await;
     assert_eq!(ledger.retried_writes(), 0);
     blocker.execute("COMMIT").await.unwrap();
     let answer = buying.await.unwrap();
@@ -591,6 +599,85 @@ async fn postgres_serialization_failures_are_retried() {
     let sales = ledger.sales(None).await.unwrap();
     assert_eq!(sales[0].units, 2);
     blocker.close().await.unwrap();
+    ledger.close().await;
+    db.drop_database().await;
+}
+
+/// A deadlock (40P01) is retried as a serialization failure is: a transaction outside
+/// encore holds the row of `sales_hourly` the next purchase must update, the purchase (which
+/// holds the writers' turn, a lock on `purchases`) waits for it, and then the outsider asks
+/// for the writers' turn. PostgreSQL finds the circle after `deadlock_timeout` (1 s) in the
+/// purchase's connection (the outsider's is set to wait longer, so the victim is known),
+/// aborts it with 40P01, the outsider gets its lock and commits, and the purchase, tried
+/// again, gets a receipt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_deadlocks_are_retried() {
+    let db = PgDatabase::create().await;
+    let ledger = db.open().await;
+    ledger
+        .record_purchase(&purchase("o1", "u1", "a", 1000), NOW, "r")
+        .await
+        .unwrap();
+    let mut outsider = sqlx::AnyConnection::connect(&db.url).await.unwrap();
+    outsider.execute("BEGIN").await.unwrap();
+    // A superuser's setting (pg_virtualenv's user is one): the outsider never checks for
+    // the deadlock first, so the purchase is the one PostgreSQL aborts.
+    outsider
+        .execute("SET LOCAL deadlock_timeout = '60s'")
+        .await
+        .expect("SET deadlock_timeout needs a superuser: run under pg_virtualenv");
+    outsider
+        .execute("UPDATE sales_hourly SET units = units WHERE album = 'a'")
+        .await
+        .unwrap();
+    let buying = {
+        let ledger = ledger.clone();
+        tokio::spawn(async move {
+            ledger
+                .record_purchase(&purchase("o2", "u2", "a", 1000), NOW, "r")
+                .await
+        })
+    };
+    db.until_waiting_on_locks(1, "the purchase never waited for the held row")
+        .await;
+    assert_eq!(ledger.retried_writes(), 0);
+    // Returns once PostgreSQL has aborted the purchase's transaction.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        outsider.execute("LOCK TABLE purchases IN SHARE ROW EXCLUSIVE MODE"),
+    )
+    .await
+    .expect("PostgreSQL broke no deadlock")
+    .unwrap();
+    outsider.execute("COMMIT").await.unwrap();
+    let answer = buying.await.unwrap();
+    assert!(
+        matches!(answer, Ok(Recorded::Created(_))),
+        "not retried: {answer:?}"
+    );
+    assert!(ledger.retried_writes() >= 1, "nothing was retried");
+    // The abort was a deadlock's (the statistics reach the view within a few seconds).
+    let counted = async {
+        loop {
+            let deadlocks: i64 =
+                sqlx::query("SELECT deadlocks AS n FROM pg_stat_database WHERE datname = $1")
+                    .bind(&db.name)
+                    .fetch_one(&db.admin)
+                    .await
+                    .unwrap()
+                    .try_get("n")
+                    .unwrap();
+            if deadlocks > 0 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), counted)
+        .await
+        .expect("PostgreSQL counted no deadlock");
+    assert_eq!(ledger.sales(None).await.unwrap()[0].units, 2);
+    outsider.close().await.unwrap();
     ledger.close().await;
     db.drop_database().await;
 }
