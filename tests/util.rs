@@ -511,6 +511,12 @@ impl TestServer {
                 .expect("app"),
         );
         app.load_revocations(now()).await.expect("revocations");
+        // As `encore serve` does: without it the change feed goes unread and `/readyz`
+        // answers 503 after a few catch-up periods.
+        tokio::spawn(encore::app::changes::keep_up(
+            app.clone(),
+            config.server.ledger.catch_up,
+        ));
         app.ready.store(true, std::sync::atomic::Ordering::Release);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
