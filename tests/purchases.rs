@@ -61,6 +61,105 @@ on_both_ledgers! {
     nameplates_show_a_purchase_and_a_refund_at_once,
         nameplates_show_a_purchase_and_a_refund_at_once_on_postgres
         => nameplates_show_a_purchase_and_a_refund_at_once_on;
+    a_server_behind_a_pruned_feed_rebuilds_its_revocations,
+        a_server_behind_a_pruned_feed_rebuilds_its_revocations_on_postgres
+        => a_server_behind_a_pruned_feed_rebuilds_its_revocations_on;
+}
+
+/// A server whose change-feed cursor is behind rows another origin pruned (it was cut off
+/// longer than the retention) rebuilds its revocation list from the ledger: a refund made
+/// elsewhere that it never read is enforced, and an album it had revoked that was bought
+/// back elsewhere meanwhile plays again. "Elsewhere" is a second handle on the same ledger,
+/// as another origin's would be; the server's timer is set to an hour and (PostgreSQL) its
+/// listener is cut off, so only the catch-up the test runs reads the feed.
+async fn a_server_behind_a_pruned_feed_rebuilds_its_revocations_on(db: Option<&PgDatabase>) {
+    const ALBUM: &str = "pruned";
+    let ws = util::packaged_album(ALBUM, 1, 2.0);
+    let mut raw = encore::config::RawConfig::default();
+    raw.ledger.catch_up_ms = Some(3_600_000);
+    let s = server(&ws, db, raw).await;
+    let elsewhere = match db {
+        Some(db) => encore::ledger::Ledger::open_url(&db.url, "elsewhere".into()).await,
+        None => {
+            encore::ledger::Ledger::open_sqlite(&ws.data().join(encore::ledger::LEDGER_FILE)).await
+        }
+    }
+    .expect("a second handle on the ledger");
+    let c = client();
+    let store = util::token(&ws, "payments", Scope::Store, &[]);
+    for (order, user) in [("o1", "u1"), ("o2", "u2"), ("o3", "u3")] {
+        assert_eq!(
+            buy(&c, &s, &store, order, user, ALBUM).await.0,
+            StatusCode::CREATED
+        );
+    }
+    // Refunded through this server: revoked here at once (feed row 1).
+    let r = c
+        .post(format!("{}/v1/purchases/o3/refund", s.url))
+        .bearer_auth(&store)
+        .send()
+        .await
+        .expect("refund");
+    assert_eq!(r.status(), StatusCode::OK);
+    let now = i64::try_from(util::now()).expect("now");
+    let at = u64::try_from(now).expect("at");
+    assert!(s.app.revocations.revokes("u3", ALBUM, at));
+
+    // On PostgreSQL this server would hear of every change at once (NOTIFY): cut it off as a
+    // partition would, its listener ended and new connections refused (the pools keep the
+    // connections they opened at start, so both handles still read and write).
+    if let Some(db) = db {
+        while db.listeners().await < 1 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        db.allow_connections(false).await;
+        db.terminate_listeners().await;
+        while db.listeners().await > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    // Elsewhere: u3 buys it back (2), u1 and u2 are refunded (3, 4); then rows before the
+    // last are pruned, unread by this server.
+    let again = serde_json::to_vec(&json!({"order_id": "o4", "user": "u3", "album": ALBUM,
+        "price": 1500, "currency": "CNY"}))
+    .expect("body");
+    let again = encore::ledger::NewPurchase::parse(&again, now).expect("purchase");
+    elsewhere
+        .record_purchase(&again, now, "elsewhere")
+        .await
+        .expect("purchase elsewhere");
+    for order in ["o1", "o2"] {
+        elsewhere
+            .refund(order, now, "elsewhere")
+            .await
+            .expect("refund elsewhere");
+    }
+    assert_eq!(elsewhere.last_entitlement_change().await.expect("last"), 4);
+    assert_eq!(
+        elsewhere
+            .prune_entitlement_changes(now + 1)
+            .await
+            .expect("prune"),
+        3
+    );
+
+    s.app.catch_up_entitlements().await.expect("catch up");
+    assert!(
+        s.app.revocations.revokes("u1", ALBUM, at),
+        "a refund pruned unread"
+    );
+    assert!(s.app.revocations.revokes("u2", ALBUM, at));
+    assert!(
+        !s.app.revocations.revokes("u3", ALBUM, at),
+        "bought back elsewhere"
+    );
+    // From there on the feed is read as usual: nothing missed, nothing applied twice.
+    assert_eq!(s.app.catch_up_entitlements().await.expect("again"), 0);
+    elsewhere.close().await;
+    if let Some(db) = db {
+        db.allow_connections(true).await;
+    }
 }
 
 fn client() -> reqwest::Client {
