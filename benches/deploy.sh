@@ -43,29 +43,19 @@ done
 garage_binary >/dev/null
 case $ORIGINS in '' | *[!0-9]* | 0) echo "$0: ORIGINS must be >= 1" >&2; exit 2 ;; esac
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/encore-deploy.XXXXXX")
-PIDS=()
 PG_UP=0
 AS_PG=()
 [ "$(id -u)" -eq 0 ] && AS_PG=(runuser -u postgres --)
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	[ "$PG_UP" = 1 ] && "${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$TMP/pg/data" -m fast stop >/dev/null 2>&1
-	rm -rf "$TMP" "$STATE"
+# After the origins are gone (with_cleanup ends them first): the database they used, and the
+# state file that names them.
+extra_cleanup() {
+	if [ "$PG_UP" = 1 ]; then
+		"${AS_PG[@]}" "$PGBIN/pg_ctl" -D "$TMP/pg/data" -m fast stop >/dev/null 2>&1 || true
+	fi
+	rm -f "$STATE"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+with_cleanup encore-deploy
 log() { printf '%s\n' "$*" >&2; }
-wait_ready() { # URL PID LOG
-	for _ in $(seq 1 300); do
-		[ "$(curl -s -o /dev/null -w '%{http_code}' "$1/readyz")" = 200 ] && return 0
-		kill -0 "$2" 2>/dev/null || { cat "$3" >&2; exit 1; }
-		sleep 0.1
-	done
-	log "$1 did not become ready"; cat "$3" >&2; exit 1
-}
 
 log "== machine: $NPROC CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
 # ENCORE=… LOADGEN=…: binaries already built (e.g. the dev profile's); default: release builds.

@@ -10,6 +10,39 @@ free_port() {
 	done
 }
 
+# with_cleanup NAME: makes TMP (a fresh temp dir named after NAME) and PIDS (the processes this
+# script starts: append each one's PID), and on exit, however it comes, ends every process in
+# PIDS, waits for them, runs the caller's `extra_cleanup` if it defines one (after the
+# processes are gone: e.g. stopping a database they used) and removes TMP. Call it once,
+# before starting anything.
+with_cleanup() {
+	TMP=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+	PIDS=()
+	trap cleanup EXIT
+	trap 'exit 130' INT TERM
+}
+
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	if declare -F extra_cleanup >/dev/null; then extra_cleanup; fi
+	rm -rf "$TMP"
+}
+
+# wait_ready URL PID LOG: waits (up to 30 s) until URL/readyz answers 200; exits 1 with LOG on
+# stderr if the process PID ends first or it never does.
+wait_ready() {
+	for _ in $(seq 1 300); do
+		[ "$(curl -s -o /dev/null -w '%{http_code}' "$1/readyz")" = 200 ] && return 0
+		kill -0 "$2" 2>/dev/null || { cat "$3" >&2; exit 1; }
+		sleep 0.1
+	done
+	echo "$1 did not become ready" >&2
+	cat "$3" >&2
+	exit 1
+}
+
 # The Garage binary `.ci/garage` builds (ENCORE_GARAGE names another), or exit 2 saying how to
 # get it.
 garage_binary() {

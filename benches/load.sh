@@ -75,6 +75,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
 CONNS=${CONNS:-64}
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-7}
@@ -101,16 +103,7 @@ for tool in cargo curl jq nginx taskset ss pgrep; do
 done
 case $ROUNDS in '' | *[!0-9]* | 0) echo "$0: ROUNDS must be >= 1" >&2; exit 2 ;; esac
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/encore-load.XXXXXX")
-PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+with_cleanup encore-load
 
 log() { printf '%s\n' "$*" >&2; }
 
@@ -137,11 +130,17 @@ log "== machine: $NPROC CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: 
 log "== load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 log "== $PLACEMENT; $(nginx -v 2>&1); loadgen SO_RCVBUF ${RCVBUF}"
 
-log "== cargo build --release"
-cargo build --release --quiet
-ENCORE=$CARGO_TARGET_DIR/release/encore
-LOADGEN=$(cargo bench --quiet --bench loadgen --no-run --message-format=json |
-	jq -r 'select(.executable != null and .target.name == "loadgen") | .executable')
+# ENCORE=… LOADGEN=…: binaries already built (e.g. the dev profile's, for a quick check of the
+# script); default: release builds.
+if [ -z "${ENCORE:-}" ]; then
+	log "== cargo build --release"
+	cargo build --release --quiet
+	ENCORE=$CARGO_TARGET_DIR/release/encore
+fi
+if [ -z "${LOADGEN:-}" ]; then
+	LOADGEN=$(cargo bench --quiet --bench loadgen --no-run --message-format=json |
+		jq -r 'select(.executable != null and .target.name == "loadgen") | .executable')
+fi
 [ -x "$LOADGEN" ] || { log "could not build benches/loadgen.rs"; exit 1; }
 
 mkdir -p "$TMP/keys" "$TMP/data" "$TMP/nginx/logs"
@@ -150,15 +149,6 @@ chmod 700 "$TMP/keys"
 log "== encore ingest media/first-light"
 "$ENCORE" ingest --media media --keys "$TMP/keys" --data "$TMP/data" media/first-light >"$TMP/ingest.log" 2>&1 ||
 	{ cat "$TMP/ingest.log" >&2; exit 1; }
-
-# A loopback port nothing listens on.
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 30000))
-		ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
-	done
-}
 
 # ---- encore --------------------------------------------------------------------------------
 cat >"$TMP/encore.toml" <<EOF
@@ -172,13 +162,7 @@ env "${SERVER_ENV[@]}" "${SERVER_RUN[@]}" "$ENCORE" serve \
 	--listen "127.0.0.1:$ENCORE_PORT" >"$TMP/encore.out" 2>"$TMP/encore.err" &
 PIDS+=($!)
 ENCORE_URL=http://127.0.0.1:$ENCORE_PORT
-for _ in $(seq 1 300); do
-	[ "$(curl -s -o /dev/null -w '%{http_code}' "$ENCORE_URL/readyz")" = 200 ] && break
-	kill -0 "${PIDS[0]}" 2>/dev/null || { cat "$TMP/encore.err" >&2; exit 1; }
-	sleep 0.1
-done
-[ "$(curl -s -o /dev/null -w '%{http_code}' "$ENCORE_URL/readyz")" = 200 ] ||
-	{ log "encore did not become ready"; cat "$TMP/encore.err" >&2; exit 1; }
+wait_ready "$ENCORE_URL" "${PIDS[0]}" "$TMP/encore.err"
 
 # ---- nginx (the same sealed files) ---------------------------------------------------------
 # nginx's workers drop root privileges: let them read the store (the keys stay private).

@@ -28,16 +28,7 @@ CONNS=${CONNS:-16}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 garage_binary >/dev/null
 OUT=${OUT:-docs/perf-log/objectstore-$(date -u +%Y-%m-%d).txt}
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/encore-objectstore.XXXXXX")
-PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+with_cleanup encore-objectstore
 log() { echo "$*" | tee -a "$TMP/report"; }
 
 wait_http() {

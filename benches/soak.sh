@@ -18,6 +18,8 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
 DURATION=${DURATION:-1800}
 RATE=${RATE:-0}
 OUT=${OUT:-$PWD/docs/soak}
@@ -30,24 +32,21 @@ if ! command -v gnuplot >/dev/null; then
 	$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq gnuplot-nox >/dev/null
 fi
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/encore-soak.XXXXXX")
-PIDS=()
-cleanup() {
-	local p
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+with_cleanup encore-soak
 log() { printf '%s\n' "$*" >&2; }
 
 log "== machine: $(nproc) CPU(s), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
-log "== cargo build --release"
-cargo build --release --quiet
-ENCORE=$CARGO_TARGET_DIR/release/encore
-DRIVER=$(cargo bench --quiet --bench soak --no-run --message-format=json |
-	jq -r 'select(.executable != null and .target.name == "soak") | .executable')
+# ENCORE=… DRIVER=…: binaries already built (e.g. the dev profile's, for a quick check of the
+# script); default: release builds.
+if [ -z "${ENCORE:-}" ]; then
+	log "== cargo build --release"
+	cargo build --release --quiet
+	ENCORE=$CARGO_TARGET_DIR/release/encore
+fi
+if [ -z "${DRIVER:-}" ]; then
+	DRIVER=$(cargo bench --quiet --bench soak --no-run --message-format=json |
+		jq -r 'select(.executable != null and .target.name == "soak") | .executable')
+fi
 [ -x "$DRIVER" ] || { log "could not build benches/soak.rs"; exit 1; }
 
 mkdir -p "$TMP/keys" "$TMP/data" "$OUT"
@@ -57,13 +56,6 @@ log "== encore ingest media/first-light"
 "$ENCORE" ingest --media media --keys "$TMP/keys" --data "$TMP/data" media/first-light >"$TMP/ingest.log" 2>&1 ||
 	{ cat "$TMP/ingest.log" >&2; exit 1; }
 
-free_port() {
-	local p
-	while :; do
-		p=$((20000 + RANDOM % 30000))
-		ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
-	done
-}
 cat >"$TMP/encore.toml" <<EOF
 [server]
 segment_cache_mb = 256
@@ -75,11 +67,7 @@ URL=http://127.0.0.1:$PORT
 	--listen "127.0.0.1:$PORT" >"$TMP/encore.out" 2>"$TMP/encore.err" &
 SERVER=$!
 PIDS+=("$SERVER")
-for _ in $(seq 1 300); do
-	[ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/readyz")" = 200 ] && break
-	kill -0 "$SERVER" 2>/dev/null || { cat "$TMP/encore.err" >&2; exit 1; }
-	sleep 0.1
-done
+wait_ready "$URL" "$SERVER" "$TMP/encore.err"
 
 mint() { "$ENCORE" token mint --keys "$TMP/keys" --ttl 3h "$@"; }
 STORE=$(mint --scope store --sub soak-store)

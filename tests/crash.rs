@@ -2,7 +2,8 @@
 //! killed at random moments and restarted. Every purchase that got a 2xx must be in the
 //! ledger afterwards, the database must pass `PRAGMA integrity_check`, and orders retried
 //! after a crash must not be doubled. The logs of every run carry an audit line per purchase
-//! with its request id, and never the token.
+//! with its request id, and never the token. On the SQLite ledger and again on PostgreSQL
+//! (a database of its own: run under `pg_virtualenv -v 15`, as `.ci/run` does).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -11,15 +12,27 @@ use std::time::Duration;
 use encore::license::Scope;
 use serde_json::{Value, json};
 
+use crate::pg::PgDatabase;
 use crate::util::{self, Workspace};
 
 const ALBUM: &str = "durable";
 const SENDERS: usize = 3;
 const CRASHES: usize = 5;
 
-/// Starts `encore serve` on an ephemeral port; its stderr lines are appended to `log`.
-async fn start(ws: &Workspace, log: Arc<Mutex<Vec<String>>>) -> util::ServeProcess {
-    util::ServeProcess::start(ws, &[], log).await
+/// Starts `encore serve` on an ephemeral port, its ledger in `db` if given (else SQLite under
+/// data/); its stderr lines are appended to `log`.
+async fn start(
+    ws: &Workspace,
+    db: Option<&PgDatabase>,
+    log: Arc<Mutex<Vec<String>>>,
+) -> util::ServeProcess {
+    let Some(db) = db else {
+        return util::ServeProcess::start(ws, &[], log).await;
+    };
+    let config = ws.path().join("postgres.toml");
+    std::fs::write(&config, format!("[ledger]\nurl = \"{}\"\n", db.url)).expect("config");
+    let config = config.to_str().expect("utf-8");
+    util::ServeProcess::start(ws, &["--config", config], log).await
 }
 
 fn random_below(n: u64) -> u64 {
@@ -43,6 +56,17 @@ struct Book {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_purchases_survive_sigkill() {
+    survive_sigkill(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_purchases_survive_sigkill_on_postgres() {
+    let db = PgDatabase::create().await;
+    survive_sigkill(Some(&db)).await;
+    db.drop_database().await;
+}
+
+async fn survive_sigkill(db: Option<&PgDatabase>) {
     let ws = util::packaged_album(ALBUM, 1, 2.0);
     let store = util::token(&ws, "payments", Scope::Store, &[]);
     let log = Arc::new(Mutex::new(Vec::new()));
@@ -54,7 +78,7 @@ async fn acknowledged_purchases_survive_sigkill() {
     let mut next_order = 0u64;
 
     for round in 0..=CRASHES {
-        let mut server = start(&ws, log.clone()).await;
+        let mut server = start(&ws, db, log.clone()).await;
         let url = server.url.clone();
 
         // Retry what the previous crash left unanswered, and replay some acknowledged
@@ -162,9 +186,13 @@ async fn acknowledged_purchases_survive_sigkill() {
         "too little traffic to mean anything: {} purchases",
         book.acked.len()
     );
-    let ledger = encore::ledger::Ledger::open_sqlite(&ws.data().join(encore::ledger::LEDGER_FILE))
-        .await
-        .expect("open the ledger after the last SIGKILL");
+    let ledger = match db {
+        Some(db) => encore::ledger::Ledger::open_url(&db.url, db.name.clone()).await,
+        None => {
+            encore::ledger::Ledger::open_sqlite(&ws.data().join(encore::ledger::LEDGER_FILE)).await
+        }
+    }
+    .expect("open the ledger after the last SIGKILL");
     assert_eq!(ledger.integrity_check().await.expect("integrity"), "ok");
     let stored: Vec<String> = ledger.order_ids().await.expect("orders");
     let stored_set: BTreeSet<&String> = stored.iter().collect();
@@ -185,6 +213,7 @@ async fn acknowledged_purchases_survive_sigkill() {
         })
         .collect();
     assert_eq!(numbers, (1..=stored.len() as i64).collect());
+    ledger.close().await;
 
     // Audit: one line per acknowledged purchase request with its request id; no token.
     let log = log.lock().expect("log");

@@ -1,6 +1,7 @@
 //! Purchases become entitlements, over real HTTP: purchase, play-token exchange, playback
 //! with `encore fetch`, refund, idempotency, the chart and buyer numbers under concurrency,
-//! and bad bodies.
+//! and bad bodies. Each on the SQLite ledger and again on PostgreSQL (a database of its own:
+//! run under `pg_virtualenv -v 15`, as `.ci/run` does), as the ledger's unit tests are.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -8,7 +9,158 @@ use encore::license::Scope;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::pg::PgDatabase;
 use crate::util::{self, TestServer, Workspace};
+
+/// An in-process server on the workspace with `raw`'s settings, its ledger in `db` if given
+/// (else SQLite under the workspace's data/).
+async fn server(
+    ws: &Workspace,
+    db: Option<&PgDatabase>,
+    mut raw: encore::config::RawConfig,
+) -> TestServer {
+    if let Some(db) = db {
+        raw.ledger.url = Some(db.url.clone());
+    }
+    let limits = encore::http::Limits {
+        shutdown_grace: std::time::Duration::from_secs(30),
+        ..Default::default()
+    };
+    TestServer::start_configured(ws, limits, raw).await
+}
+
+/// Declares `$name` (on SQLite) and `$on_postgres` (on a fresh PostgreSQL database, dropped
+/// afterwards), both running `$body(Option<&PgDatabase>)`.
+macro_rules! on_both_ledgers {
+    ($($name:ident, $on_postgres:ident => $body:ident;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $name() {
+            $body(None).await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $on_postgres() {
+            let db = PgDatabase::create().await;
+            $body(Some(&db)).await;
+            db.drop_database().await;
+        }
+    )*};
+}
+
+on_both_ledgers! {
+    purchase_exchange_play_refund, purchase_exchange_play_refund_on_postgres
+        => purchase_exchange_play_refund_on;
+    idempotency_and_bad_bodies, idempotency_and_bad_bodies_on_postgres
+        => idempotency_and_bad_bodies_on;
+    chart_and_buyer_numbers_under_concurrency,
+        chart_and_buyer_numbers_under_concurrency_on_postgres
+        => chart_and_buyer_numbers_under_concurrency_on;
+    chart_is_computed_at_most_once_per_interval,
+        chart_is_computed_at_most_once_per_interval_on_postgres
+        => chart_is_computed_at_most_once_per_interval_on;
+    nameplates_show_a_purchase_and_a_refund_at_once,
+        nameplates_show_a_purchase_and_a_refund_at_once_on_postgres
+        => nameplates_show_a_purchase_and_a_refund_at_once_on;
+    a_server_behind_a_pruned_feed_rebuilds_its_revocations,
+        a_server_behind_a_pruned_feed_rebuilds_its_revocations_on_postgres
+        => a_server_behind_a_pruned_feed_rebuilds_its_revocations_on;
+}
+
+/// A server whose change-feed cursor is behind rows another origin pruned (it was cut off
+/// longer than the retention) rebuilds its revocation list from the ledger: a refund made
+/// elsewhere that it never read is enforced, and an album it had revoked that was bought
+/// back elsewhere meanwhile plays again. "Elsewhere" is a second handle on the same ledger,
+/// as another origin's would be; the server's timer is set to an hour and (PostgreSQL) its
+/// listener is cut off, so only the catch-up the test runs reads the feed.
+async fn a_server_behind_a_pruned_feed_rebuilds_its_revocations_on(db: Option<&PgDatabase>) {
+    const ALBUM: &str = "pruned";
+    let ws = util::packaged_album(ALBUM, 1, 2.0);
+    let mut raw = encore::config::RawConfig::default();
+    raw.ledger.catch_up_ms = Some(3_600_000);
+    let s = server(&ws, db, raw).await;
+    let elsewhere = match db {
+        Some(db) => encore::ledger::Ledger::open_url(&db.url, "elsewhere".into()).await,
+        None => {
+            encore::ledger::Ledger::open_sqlite(&ws.data().join(encore::ledger::LEDGER_FILE)).await
+        }
+    }
+    .expect("a second handle on the ledger");
+    let c = client();
+    let store = util::token(&ws, "payments", Scope::Store, &[]);
+    for (order, user) in [("o1", "u1"), ("o2", "u2"), ("o3", "u3")] {
+        assert_eq!(
+            buy(&c, &s, &store, order, user, ALBUM).await.0,
+            StatusCode::CREATED
+        );
+    }
+    // Refunded through this server: revoked here at once (feed row 1).
+    let r = c
+        .post(format!("{}/v1/purchases/o3/refund", s.url))
+        .bearer_auth(&store)
+        .send()
+        .await
+        .expect("refund");
+    assert_eq!(r.status(), StatusCode::OK);
+    let now = i64::try_from(util::now()).expect("now");
+    let at = u64::try_from(now).expect("at");
+    assert!(s.app.revocations.revokes("u3", ALBUM, at));
+
+    // On PostgreSQL this server would hear of every change at once (NOTIFY): cut it off as a
+    // partition would, its listener ended and new connections refused (the pools keep the
+    // connections they opened at start, so both handles still read and write).
+    if let Some(db) = db {
+        while db.listeners().await < 1 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        db.allow_connections(false).await;
+        db.terminate_listeners().await;
+        while db.listeners().await > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    // Elsewhere: u3 buys it back (2), u1 and u2 are refunded (3, 4); then rows before the
+    // last are pruned, unread by this server.
+    let again = serde_json::to_vec(&json!({"order_id": "o4", "user": "u3", "album": ALBUM,
+        "price": 1500, "currency": "CNY"}))
+    .expect("body");
+    let again = encore::ledger::NewPurchase::parse(&again, now).expect("purchase");
+    elsewhere
+        .record_purchase(&again, now, "elsewhere")
+        .await
+        .expect("purchase elsewhere");
+    for order in ["o1", "o2"] {
+        elsewhere
+            .refund(order, now, "elsewhere")
+            .await
+            .expect("refund elsewhere");
+    }
+    assert_eq!(elsewhere.last_entitlement_change().await.expect("last"), 4);
+    assert_eq!(
+        elsewhere
+            .prune_entitlement_changes(now + 1)
+            .await
+            .expect("prune"),
+        3
+    );
+
+    s.app.catch_up_entitlements().await.expect("catch up");
+    assert!(
+        s.app.revocations.revokes("u1", ALBUM, at),
+        "a refund pruned unread"
+    );
+    assert!(s.app.revocations.revokes("u2", ALBUM, at));
+    assert!(
+        !s.app.revocations.revokes("u3", ALBUM, at),
+        "bought back elsewhere"
+    );
+    // From there on the feed is read as usual: nothing missed, nothing applied twice.
+    assert_eq!(s.app.catch_up_entitlements().await.expect("again"), 0);
+    elsewhere.close().await;
+    if let Some(db) = db {
+        db.allow_connections(true).await;
+    }
+}
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder().build().expect("client")
@@ -139,11 +291,10 @@ async fn first_segment_status(
     (status, kind)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn purchase_exchange_play_refund() {
+async fn purchase_exchange_play_refund_on(db: Option<&PgDatabase>) {
     const ALBUM: &str = "bought";
     let ws = util::packaged_album(ALBUM, 1, 8.0);
-    let s = TestServer::start(&ws).await;
+    let s = server(&ws, db, Default::default()).await;
     let c = client();
     let store = util::token(&ws, "payments", Scope::Store, &[]);
     let account = account_token(&ws, "fan-1");
@@ -285,7 +436,7 @@ async fn purchase_exchange_play_refund() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
     // A restarted server rebuilds the revocation list from the ledger before serving.
-    let restarted = TestServer::start(&ws).await;
+    let restarted = server(&ws, db, Default::default()).await;
     assert_eq!(
         first_segment_status(&c, &restarted, &ws, &play, ALBUM, "lossless").await,
         (
@@ -305,11 +456,10 @@ async fn purchase_exchange_play_refund() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idempotency_and_bad_bodies() {
+async fn idempotency_and_bad_bodies_on(db: Option<&PgDatabase>) {
     const ALBUM: &str = "idem";
     let ws = util::packaged_album(ALBUM, 1, 3.0);
-    let s = TestServer::start(&ws).await;
+    let s = server(&ws, db, Default::default()).await;
     let c = client();
     let store = util::token(&ws, "payments", Scope::Store, &[]);
 
@@ -444,8 +594,7 @@ async fn idempotency_and_bad_bodies() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chart_and_buyer_numbers_under_concurrency() {
+async fn chart_and_buyer_numbers_under_concurrency_on(db: Option<&PgDatabase>) {
     // Two albums in one workspace.
     let ws = Workspace::new();
     for album in ["alpha", "beta"] {
@@ -463,7 +612,7 @@ async fn chart_and_buyer_numbers_under_concurrency() {
     // own test below).
     let mut raw = encore::config::RawConfig::default();
     raw.ledger.chart_refresh_ms = Some(0);
-    let s = TestServer::start_configured(&ws, Default::default(), raw).await;
+    let s = server(&ws, db, raw).await;
     let c = client();
     let store = util::token(&ws, "payments", Scope::Store, &[]);
 
@@ -657,12 +806,11 @@ async fn chart_and_buyer_numbers_under_concurrency() {
     assert_eq!(lib["albums"], json!([]));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chart_is_computed_at_most_once_per_interval() {
+async fn chart_is_computed_at_most_once_per_interval_on(db: Option<&PgDatabase>) {
     let ws = util::packaged_album("alpha", 1, 2.0);
     let mut raw = encore::config::RawConfig::default();
     raw.ledger.chart_refresh_ms = Some(3_600_000);
-    let s = TestServer::start_configured(&ws, Default::default(), raw).await;
+    let s = server(&ws, db, raw).await;
     let c = client();
     let store = util::token(&ws, "payments", Scope::Store, &[]);
     let chart = |c: reqwest::Client, url: String| async move {
@@ -698,10 +846,9 @@ async fn chart_is_computed_at_most_once_per_interval() {
 
 /// Nameplates are cached per user, but a purchase or a refund on this server shows on the
 /// next reload, however often the page was read before.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nameplates_show_a_purchase_and_a_refund_at_once() {
+async fn nameplates_show_a_purchase_and_a_refund_at_once_on(db: Option<&PgDatabase>) {
     let ws = util::packaged_album("alpha", 1, 2.0);
-    let s = TestServer::start(&ws).await;
+    let s = server(&ws, db, Default::default()).await;
     let c = client();
     let store = util::token(&ws, "payments", Scope::Store, &[]);
     let fan = account_token(&ws, "fan-7");

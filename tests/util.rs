@@ -484,7 +484,7 @@ impl TestServer {
     }
 
     /// Starts serving the workspace's store with `limits` and the settings of `raw` (a parsed
-    /// `encore.toml`).
+    /// `encore.toml`; its `[ledger] url`, if any, names the ledger, else SQLite under data/).
     pub async fn start_configured(
         ws: &Workspace,
         limits: encore::http::Limits,
@@ -494,15 +494,29 @@ impl TestServer {
         let keyring = Arc::new(ws.keyring());
         let config = encore::config::Config::from_raw(raw, &Default::default()).expect("config");
         std::fs::create_dir_all(ws.data()).expect("data dir");
-        let ledger =
-            encore::ledger::Ledger::open_sqlite(&ws.data().join(encore::ledger::LEDGER_FILE))
+        // `[ledger] url` as `encore serve` reads it: a test's own PostgreSQL database, or
+        // SQLite in the workspace.
+        let ledger = match &config.server.ledger.url {
+            Some(url) => encore::ledger::Ledger::open_url(url, "the test's database".into())
                 .await
-                .expect("ledger");
+                .expect("ledger"),
+            None => {
+                encore::ledger::Ledger::open_sqlite(&ws.data().join(encore::ledger::LEDGER_FILE))
+                    .await
+                    .expect("ledger")
+            }
+        };
         let app = Arc::new(
             encore::http::App::new(ws.store(), keyring, ledger, &config.server, limits)
                 .expect("app"),
         );
         app.load_revocations(now()).await.expect("revocations");
+        // As `encore serve` does: without it the change feed goes unread and `/readyz`
+        // answers 503 after a few catch-up periods.
+        tokio::spawn(encore::app::changes::keep_up(
+            app.clone(),
+            config.server.ledger.catch_up,
+        ));
         app.ready.store(true, std::sync::atomic::Ordering::Release);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

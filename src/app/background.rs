@@ -20,6 +20,28 @@ pub async fn prune_revocations(app: Arc<App>) {
     }
 }
 
+/// Deletes entitlement changes older than `retention` from the change feed, every
+/// `retention / 4` (at least a second, at most an hour): every origin prunes, taking the
+/// writers' turn, so one origin down does not stop it. An origin that had not read the rows
+/// rebuilds its revocation list instead (`app::changes`). A failure is logged and retried
+/// at the next tick.
+pub async fn prune_change_feed(app: Arc<App>, retention: Duration) {
+    let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let before = app
+            .now_signed()
+            .saturating_sub(i64::try_from(retention.as_secs()).unwrap_or(i64::MAX));
+        match app.ledger.prune_entitlement_changes(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!("change feed: {n} change(s) older than the retention pruned"),
+            Err(e) => tracing::warn!("change feed: cannot prune (retrying in {every:?}): {e}"),
+        }
+    }
+}
+
 /// Runs an ingest of every album and swaps in the new catalog. Requests keep being served
 /// from the old catalog meanwhile; codec work runs on blocking threads.
 pub async fn package_and_swap(config: &Config, app: &Arc<App>) {

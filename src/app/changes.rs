@@ -7,23 +7,70 @@
 //! every catch-up anyway, so a notification lost while the listener reconnected delays a
 //! change by one tick, never forever. On SQLite (origins sharing one file on one machine) the
 //! timer alone. Adding a kind: its arm in [`catch_up`], and its variant in `ledger::changes`.
+//!
+//! An origin that has not read the entitlement feed for [`ready_bound`] of its period answers
+//! `/readyz` 503 ([`App::change_feed_silent`]): it may not be enforcing refunds made
+//! elsewhere. An origin whose cursor is behind rows pruned from the feed (cut off longer than
+//! the retention) rebuilds its revocation list from the ledger instead of reading them.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use super::App;
 use crate::ledger::changes::PAGE;
-use crate::ledger::{ChangeKind, Entitlement, EntitlementChange, LedgerError, Wake};
+use crate::ledger::{ChangeKind, Entitlement, EntitlementChange, FeedRead, LedgerError, Wake};
+
+/// Catch-up periods an origin may go without reading the entitlement feed before `/readyz`
+/// takes it out of rotation: a couple of failed ticks are a blip (a connection replaced),
+/// four in a row an origin that no longer hears refunds.
+pub const READY_PERIODS: u32 = 4;
+
+/// The shortest silence that takes an origin out of rotation, whatever the period: one read
+/// of the feed may take longer than a very short period.
+pub const READY_FLOOR: Duration = Duration::from_secs(1);
 
 /// Where this origin is in each feed.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Applied {
     /// The last entitlement change applied to the revocation list. Held across a catch-up,
     /// so that two never interleave (the timer's and a start's rebuild).
     pub(super) entitlements: tokio::sync::Mutex<i64>,
+    /// When the last read of the entitlement feed that succeeded began (the list is as
+    /// current as the feed was then). Monotonic: a step of the wall clock does not move it.
+    heard: std::sync::Mutex<Instant>,
+}
+
+impl Default for Applied {
+    fn default() -> Self {
+        Applied {
+            entitlements: tokio::sync::Mutex::new(0),
+            heard: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+}
+
+impl Applied {
+    /// Records a read of the feed that began at `at` and succeeded.
+    fn heard(&self, at: Instant) {
+        let mut heard = self.heard.lock().unwrap_or_else(PoisonError::into_inner);
+        *heard = (*heard).max(at);
+    }
+
+    /// How long ago the last successful read began.
+    fn silent_for(&self, now: Instant) -> Duration {
+        let heard = *self.heard.lock().unwrap_or_else(PoisonError::into_inner);
+        now.saturating_duration_since(heard)
+    }
+}
+
+/// How long an origin whose catch-up runs every `every` may go without reading the
+/// entitlement feed and stay in rotation.
+pub fn ready_bound(every: Duration) -> Duration {
+    every.saturating_mul(READY_PERIODS).max(READY_FLOOR)
 }
 
 /// Runs `kind`'s catch-up once: reads what changed since this origin last looked and applies
@@ -42,9 +89,17 @@ impl App {
     /// a revoke adds the (user, album) to the revocation list, a restore removes it.
     pub async fn catch_up_entitlements(&self) -> Result<usize, LedgerError> {
         let mut last = self.changes.entitlements.lock().await;
+        let began = Instant::now();
         let mut applied = 0;
         loop {
-            let page = self.ledger.entitlement_changes_since(*last).await?;
+            let page = match self.ledger.entitlement_feed(*last).await? {
+                FeedRead::Changes(page) => page,
+                FeedRead::Pruned => {
+                    *last = self.rebuild_revocations(*last).await?;
+                    applied += 1;
+                    continue;
+                }
+            };
             self.apply_entitlements(&page);
             applied += page.len();
             if let Some(c) = page.last() {
@@ -58,7 +113,50 @@ impl App {
             self.charts.invalidate();
             self.revocations.prune(self.now());
         }
+        self.changes.heard(began);
         Ok(applied)
+    }
+
+    /// Rebuilds the revocation list from the ledger after the feed's changes after `after`
+    /// were pruned unread (this origin was cut off longer than the retention): refunds missed
+    /// meanwhile are added, pairs bought again meanwhile dropped. Returns the feed number to
+    /// continue from.
+    async fn rebuild_revocations(&self, after: i64) -> Result<i64, LedgerError> {
+        tracing::warn!(
+            "change feed entitlements: changes after {after} were pruned before this origin \
+             read them; rebuilding the revocation list from the ledger"
+        );
+        // Taken before the ledger is read: see `RevocationList::reconcile`.
+        let before = self.revocations.pairs();
+        let (last, in_force) = self
+            .ledger
+            .revocations_in_force(self.revocations_since(self.now()))
+            .await?;
+        self.revocations.reconcile(
+            before,
+            in_force
+                .into_iter()
+                .map(|r| (r.user, r.album, u64::try_from(r.at).unwrap_or(0))),
+        );
+        // Any user's cached nameplates may be behind.
+        self.ledger.forget_libraries();
+        Ok(last)
+    }
+
+    /// The earliest refund time that still matters at `now`: refunds before it cover only
+    /// tokens that have expired.
+    pub(super) fn revocations_since(&self, now: u64) -> i64 {
+        let since = now.saturating_sub(self.revocations.horizon_seconds());
+        i64::try_from(since).unwrap_or(i64::MAX)
+    }
+
+    /// How long this origin has gone without reading the entitlement feed, when that is
+    /// longer than [`ready_bound`] of its catch-up period: refunds made through other
+    /// origins may not be enforced here, so `/readyz` takes it out of rotation. `None` while
+    /// it keeps up.
+    pub fn change_feed_silent(&self) -> Option<Duration> {
+        let silent = self.changes.silent_for(Instant::now());
+        (silent > ready_bound(self.ledger_settings.catch_up)).then_some(silent)
     }
 
     /// Applies one page of changes. A restore followed in the same page by a revoke of the
@@ -170,5 +268,39 @@ async fn listen(app: Arc<App>, wakes: Arc<HashMap<ChangeKind, Arc<Notify>>>, eve
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_origin_that_stops_hearing_the_feed_leaves_rotation_after_a_few_periods() {
+        let every = Duration::from_millis(250);
+        let bound = ready_bound(every);
+        assert_eq!(bound, Duration::from_secs(1));
+        assert_eq!(
+            ready_bound(Duration::from_millis(10)),
+            READY_FLOOR,
+            "one feed read may outlast a tiny period"
+        );
+        let applied = Applied::default();
+        let start = Instant::now();
+        applied.heard(start);
+        assert_eq!(applied.silent_for(start + bound), bound);
+        // A read that began later counts from when it began.
+        applied.heard(start + Duration::from_millis(500));
+        assert_eq!(
+            applied.silent_for(start + bound),
+            Duration::from_millis(500)
+        );
+        // An older read finishing late does not move the mark back.
+        applied.heard(start);
+        assert_eq!(
+            applied.silent_for(start + bound),
+            Duration::from_millis(500)
+        );
+        assert_eq!(applied.silent_for(start), Duration::ZERO);
     }
 }

@@ -236,9 +236,10 @@ impl App {
     pub async fn load_revocations(&self, now: u64) -> Result<usize, LedgerError> {
         let mut applied = self.changes.entitlements.lock().await;
         *applied = self.ledger.last_entitlement_change().await?;
-        let since = now.saturating_sub(self.revocations.horizon_seconds());
-        let since = i64::try_from(since).unwrap_or(i64::MAX);
-        let list = self.ledger.revocations_since(since).await?;
+        let list = self
+            .ledger
+            .revocations_since(self.revocations_since(now))
+            .await?;
         for r in &list {
             self.revocations
                 .revoke(&r.user, &r.album, u64::try_from(r.at).unwrap_or(0));

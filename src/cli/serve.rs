@@ -124,6 +124,10 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         app.clone(),
         config.server.ledger.catch_up,
     ));
+    tokio::spawn(background::prune_change_feed(
+        app.clone(),
+        config.server.ledger.change_feed_retention,
+    ));
     tokio::spawn(crate::app::memory::return_freed_pages());
     // Before packaging, which can take minutes: a rotation meanwhile must not be missed.
     tokio::spawn(watch::keys_folder(config.keys_dir.clone(), app.clone()));

@@ -166,6 +166,10 @@ pub struct RawLedger {
     /// milliseconds (default 250): the bound on how long a refund made through another
     /// origin stays playable here when its notification is lost.
     pub catch_up_ms: Option<u64>,
+    /// How long the entitlement change feed keeps a row, seconds (default 86400 = 1 day):
+    /// an origin cut off from the database for longer rebuilds its revocation list from the
+    /// purchases when it is back instead of reading the changes it missed.
+    pub change_feed_retention_seconds: Option<u64>,
 }
 
 /// Validated `[ledger]` settings.
@@ -183,6 +187,8 @@ pub struct LedgerSettings {
     pub chart_refresh: std::time::Duration,
     /// Period of the change feed's catch-up (`app::changes`).
     pub catch_up: std::time::Duration,
+    /// How long the entitlement change feed keeps a row (`app::background`).
+    pub change_feed_retention: std::time::Duration,
 }
 
 impl Default for LedgerSettings {
@@ -194,6 +200,7 @@ impl Default for LedgerSettings {
             max_play_token_seconds: 7 * 86_400,
             chart_refresh: std::time::Duration::from_secs(1),
             catch_up: std::time::Duration::from_millis(250),
+            change_feed_retention: std::time::Duration::from_secs(86_400),
         }
     }
 }
@@ -578,6 +585,15 @@ fn ledger_settings(raw: RawLedger) -> Result<LedgerSettings, ConfigError> {
             problem: "must be more than 0".into(),
         });
     }
+    let change_feed_retention = raw
+        .change_feed_retention_seconds
+        .map_or(d.change_feed_retention, std::time::Duration::from_secs);
+    if change_feed_retention.is_zero() {
+        return Err(ConfigError::Invalid {
+            key: "ledger.change_feed_retention_seconds",
+            problem: "must be more than 0".into(),
+        });
+    }
     let account_issuer = raw.account_issuer.unwrap_or(d.account_issuer);
     if account_issuer.is_empty() {
         return Err(ConfigError::Invalid {
@@ -594,6 +610,7 @@ fn ledger_settings(raw: RawLedger) -> Result<LedgerSettings, ConfigError> {
             .chart_refresh_ms
             .map_or(d.chart_refresh, std::time::Duration::from_millis),
         catch_up,
+        change_feed_retention,
     })
 }
 

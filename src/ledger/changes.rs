@@ -7,9 +7,9 @@
 //! Notifications are only a wake-up: one lost while a listener reconnects costs nothing but
 //! time, because origins also read the feed on a timer (`app::changes`).
 
-use sqlx::{Any, Row};
+use sqlx::{Any, Connection, Row};
 
-use super::{Backend, Ledger, LedgerError};
+use super::{Backend, Ledger, LedgerError, Revocation, discard_if_failed};
 
 /// The PostgreSQL channel every kind of change is announced on; the payload names the kind.
 pub const CHANNEL: &str = "encore_changes";
@@ -81,6 +81,17 @@ pub struct EntitlementChange {
     pub album: String,
     /// When, Unix seconds (for a revoke: the refund time the revocation list keys on).
     pub at: i64,
+}
+
+/// What an origin reads from the entitlement feed after its cursor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedRead {
+    /// The changes after the cursor, in order, at most [`PAGE`] of them (none: caught up).
+    Changes(Vec<EntitlementChange>),
+    /// Changes after the cursor were pruned before this origin read them (it was cut off for
+    /// longer than the retention): it must rebuild its list from
+    /// [`Ledger::revocations_in_force`] instead.
+    Pruned,
 }
 
 /// Appends a change inside a write transaction and, on PostgreSQL, announces it (delivered
@@ -264,6 +275,66 @@ impl Ledger {
                 })
             })
             .collect()
+    }
+
+    /// What came after `seq` in the entitlement feed: the next changes, or
+    /// [`FeedRead::Pruned`] when some of them were pruned unread. Numbers are dense (each is
+    /// the last plus one, given out by writers taking turns, and pruning keeps the last), so
+    /// a first number other than `seq + 1` means rows this origin never saw are gone.
+    pub async fn entitlement_feed(&self, seq: i64) -> Result<FeedRead, LedgerError> {
+        let page = self.entitlement_changes_since(seq).await?;
+        if page.first().is_none_or(|c| c.seq == seq + 1) {
+            Ok(FeedRead::Changes(page))
+        } else {
+            Ok(FeedRead::Pruned)
+        }
+    }
+
+    /// What a rebuild of the revocation list starts from: the feed's last number, then (read
+    /// after it) the refunds since `since` (Unix seconds) after which the user no longer owns
+    /// the album. A change committed between the two reads is read again from the feed after
+    /// the number, never lost.
+    pub async fn revocations_in_force(
+        &self,
+        since: i64,
+    ) -> Result<(i64, Vec<Revocation>), LedgerError> {
+        let last = self.last_entitlement_change().await?;
+        Ok((last, self.revocations_since(since).await?))
+    }
+
+    /// Forgets every user's cached library (changes from other origins may have been missed).
+    pub fn forget_libraries(&self) {
+        self.libraries.committed_anyone();
+    }
+
+    /// Deletes the entitlement changes recorded before `before` (Unix seconds) but the last
+    /// one, whose number the next change continues from (numbers must never start again:
+    /// origins would take new changes for ones they applied). Returns how many went. An
+    /// origin that had not read them yet reloads ([`FeedRead::Reload`]). Takes the writers'
+    /// turn, so it never aborts a purchase's or refund's transaction.
+    pub async fn prune_entitlement_changes(&self, before: i64) -> Result<u64, LedgerError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(LedgerError::from_acquire)?;
+        let result = async {
+            let mut tx = conn.begin_with(self.backend.begin_write()).await?;
+            self.backend.take_write_turn(&mut tx).await?;
+            let done = sqlx::query(
+                "DELETE FROM entitlement_changes WHERE at < $1 \
+                 AND seq < (SELECT MAX(seq) FROM entitlement_changes)",
+            )
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok::<u64, sqlx::Error>(done.rows_affected())
+        }
+        .await
+        .map_err(LedgerError::from_write);
+        discard_if_failed(&mut conn, &result);
+        result
     }
 
     /// Forgets the user's cached library (another origin changed it).

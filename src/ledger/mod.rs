@@ -33,7 +33,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Connection, Executor, Row};
 
-pub use changes::{ChangeKind, ChangeListener, Entitlement, EntitlementChange, Wake};
+pub use changes::{ChangeKind, ChangeListener, Entitlement, EntitlementChange, FeedRead, Wake};
 pub use chart::{ChartCache, ChartEntry, Window};
 pub use error::LedgerError;
 pub use purchase::{FieldError, NewPurchase, Receipt};

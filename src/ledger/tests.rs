@@ -1,5 +1,7 @@
 //! The ledger's tests, on SQLite and on PostgreSQL.
 
+mod postgres;
+
 use super::*;
 
 const NOW: i64 = 1_800_000_000;
@@ -315,6 +317,32 @@ impl PgDatabase {
         row.try_get("n").unwrap()
     }
 
+    /// Waits until `n` connections to this database wait for a lock (at most 30 s, a bound
+    /// for a hung test).
+    async fn until_waiting_on_locks(&self, n: i64, what: &str) {
+        let waiting = async {
+            loop {
+                let waiting: i64 = sqlx::query(
+                    "SELECT count(*) AS n FROM pg_stat_activity \
+                     WHERE datname = $1 AND wait_event_type = 'Lock'",
+                )
+                .bind(&self.name)
+                .fetch_one(&self.admin)
+                .await
+                .unwrap()
+                .try_get("n")
+                .unwrap();
+                if waiting >= n {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(30), waiting)
+            .await
+            .expect(what);
+    }
+
     async fn drop_database(self) {
         // FORCE: a closed pool's backends may still be exiting.
         self.admin
@@ -327,13 +355,14 @@ impl PgDatabase {
 /// The SQLite checks again on PostgreSQL, each on a fresh database.
 #[tokio::test]
 async fn ledger_on_postgres() {
-    for check in ["idempotency", "concurrency", "refunds", "feed"] {
+    for check in ["idempotency", "concurrency", "refunds", "pruning", "feed"] {
         let db = PgDatabase::create().await;
         let ledger = db.open().await;
         match check {
             "idempotency" => idempotency(&ledger).await,
             "concurrency" => concurrency(&ledger).await,
             "refunds" => refunds(&ledger).await,
+            "pruning" => feed_pruning(&ledger).await,
             _ => {
                 let other = db.open().await;
                 feed(&ledger, &other).await;
@@ -436,176 +465,98 @@ async fn feed(a: &Ledger, b: &Ledger) {
     assert_eq!(users.len(), USERS, "every refund is in the feed once");
 }
 
-/// A serialization failure (40001) is retried: a transaction outside encore holds a row
-/// of `sales_hourly` that the next purchase must update; the purchase waits for it, and
-/// when it commits, the purchase's serializable transaction is aborted by PostgreSQL and
-/// tried again, and the buyer gets a receipt, not an error.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_serialization_failures_are_retried() {
-    let db = PgDatabase::create().await;
-    let ledger = db.open().await;
-    ledger
-        .record_purchase(&purchase("o1", "u1", "a", 1000), NOW, "r")
-        .await
-        .unwrap();
-    let mut blocker = sqlx::AnyConnection::connect(&db.url).await.unwrap();
-    blocker
-        .execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
-        .await
-        .unwrap();
-    blocker
-        .execute("UPDATE sales_hourly SET units = units WHERE album = 'a'")
-        .await
-        .unwrap();
-    let buying = {
-        let ledger = ledger.clone();
-        tokio::spawn(async move {
-            ledger
-                .record_purchase(&purchase("o2", "u2", "a", 1000), NOW, "r")
-                .await
-        })
-    };
-    let waiting = async {
-        loop {
-            let n: i64 = sqlx::query(
-                "SELECT count(*) AS n FROM pg_stat_activity                  WHERE datname = $1 AND wait_event_type = 'Lock'",
-            )
-            .bind(&db.name)
-            .fetch_one(&db.admin)
+#[tokio::test]
+async fn a_pruned_feed_sends_an_origin_behind_it_to_the_revocations_in_force() {
+    let (_dir, ledger) = ledger().await;
+    feed_pruning(&ledger).await;
+}
+
+/// The feed pruned under an origin that has not read it: rows older than the retention go
+/// but the last (numbers continue from it); an origin whose cursor is before the oldest
+/// kept row is told so ([`FeedRead::Pruned`]) instead of being handed the rows after the
+/// gap, and the revocations in force hold the refund it never read, not the one undone
+/// by a purchase since.
+async fn feed_pruning(ledger: &Ledger) {
+    use changes::Entitlement::{Restore, Revoke};
+    for (order, user, album) in [("o1", "u1", "a"), ("o2", "u2", "a"), ("o3", "u3", "b")] {
+        ledger
+            .record_purchase(&purchase(order, user, album, 1000), NOW, "r")
             .await
-            .unwrap()
-            .try_get("n")
             .unwrap();
-            if n > 0 {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(30), waiting)
+    }
+    ledger.refund("o1", NOW + 10, "rr").await.unwrap(); // 1: revoke u1/a
+    ledger.refund("o2", NOW + 20, "rr").await.unwrap(); // 2: revoke u2/a
+    ledger
+        .record_purchase(&purchase("o4", "u1", "a", 1000), NOW + 30, "r")
         .await
-        .expect("the purchase never waited for the held row");
-    assert_eq!(ledger.retried_writes(), 0);
-    blocker.execute("COMMIT").await.unwrap();
-    let answer = buying.await.unwrap();
-    assert!(
-        matches!(answer, Ok(Recorded::Created(_))),
-        "not retried: {answer:?}"
-    );
-    assert!(ledger.retried_writes() >= 1, "PostgreSQL aborted nothing");
-    let sales = ledger.sales(None).await.unwrap();
-    assert_eq!(sales[0].units, 2);
-    blocker.close().await.unwrap();
-    ledger.close().await;
-    db.drop_database().await;
-}
-
-/// Two servers on one PostgreSQL database selling the same album at once: every purchase
-/// is recorded with a buyer number of its own. (Without their writers taking turns, their
-/// serializable transactions abort each other, 40001, faster than retries land them.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_servers_selling_the_same_album_all_land() {
-    // Per server, buyers purchasing one after another: each writer commits small batches
-    // back to back for the whole test, so the two servers' transactions overlap.
-    const BUYERS: usize = 3;
-    const EACH: usize = 40;
-    let db = PgDatabase::create().await;
-    let servers = [db.open().await, db.open().await];
-    let mut tasks = Vec::new();
-    for (s, ledger) in servers.iter().enumerate() {
-        for b in 0..BUYERS {
-            let ledger = ledger.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut numbers = Vec::new();
-                for i in 0..EACH {
-                    let order = format!("s{s}-b{b}-o{i}");
-                    let p = purchase(&order, &format!("u{s}-{b}"), "a", 1500);
-                    match ledger.record_purchase(&p, NOW, "r").await {
-                        Ok(Recorded::Created(receipt)) => {
-                            let receipt: serde_json::Value =
-                                serde_json::from_str(&receipt).unwrap();
-                            numbers.push(receipt["buyer_number"].as_i64().unwrap());
-                        }
-                        other => panic!("{order} was not recorded: {other:?}"),
-                    }
-                }
-                numbers
-            }));
-        }
-    }
-    let mut numbers = Vec::new();
-    for t in tasks {
-        numbers.extend(t.await.unwrap());
-    }
-    numbers.sort_unstable();
-    let expected: Vec<i64> = (1..=i64::try_from(2 * BUYERS * EACH).unwrap()).collect();
-    assert_eq!(numbers, expected, "buyer numbers 1..=N, each once");
-    for ledger in servers {
-        ledger.close().await;
-    }
-    db.drop_database().await;
-}
-
-/// PostgreSQL connections killed under a stream of purchases: each purchase is recorded
-/// or answered `Unavailable` (never a hang, never another error), every recorded one is
-/// in the ledger, and once the connections stop dying purchases, refunds and reads work
-/// again without reopening the ledger.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_lost_connections_are_replaced_without_a_restart() {
-    let db = PgDatabase::create().await;
-    let ledger = db.open().await;
-    let buyers: Vec<_> = (0..4)
-        .map(|b| {
-            let ledger = ledger.clone();
-            tokio::spawn(async move {
-                let mut recorded = Vec::new();
-                let mut unavailable = 0;
-                for i in 0..40 {
-                    let order = format!("b{b}-o{i}");
-                    let p = purchase(&order, &format!("u{b}"), "a", 1500);
-                    let answer = tokio::time::timeout(
-                        std::time::Duration::from_secs(30),
-                        ledger.record_purchase(&p, NOW, "r"),
-                    )
-                    .await
-                    .expect("a purchase hung while connections died");
-                    match answer {
-                        Ok(_) => recorded.push(order),
-                        Err(LedgerError::Unavailable(_)) => unavailable += 1,
-                        Err(other) => panic!("not a clean outage: {other:?}"),
-                    }
-                }
-                (recorded, unavailable)
-            })
-        })
-        .collect();
-    let mut killed = 0;
-    while !buyers.iter().all(|b| b.is_finished()) {
-        killed += db.terminate_connections().await;
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    assert!(killed > 0, "no connection was ended");
-    let mut recorded = Vec::new();
-    for b in buyers {
-        let (r, _unavailable) = b.await.unwrap();
-        recorded.extend(r);
-    }
-    for order in &recorded {
-        assert_eq!(ledger.count_orders(order).await.unwrap(), 1, "{order} lost");
-    }
-    db.terminate_connections().await;
-    let after = purchase("after", "u-after", "a", 1500);
+        .unwrap(); // 3: restore u1/a
+    ledger.refund("o3", NOW + 40, "rr").await.unwrap(); // 4: revoke u3/b
+    assert_eq!(ledger.last_entitlement_change().await.unwrap(), 4);
+    assert_eq!(ledger.prune_entitlement_changes(NOW).await.unwrap(), 0);
     assert!(matches!(
-        ledger.record_purchase(&after, NOW, "r").await.unwrap(),
-        Recorded::Created(_)
+        ledger.entitlement_feed(0).await.unwrap(),
+        FeedRead::Changes(page) if page.len() == 4
     ));
-    db.terminate_connections().await;
-    assert!(ledger.refund("after", NOW + 1, "rr").await.unwrap().newly);
-    db.terminate_connections().await;
-    assert!(ledger.library("u-after").await.unwrap().is_empty());
-    assert!(ledger.can_commit(NOW + 2).await);
-    ledger.close().await;
-    db.drop_database().await;
+
+    assert_eq!(ledger.prune_entitlement_changes(NOW + 35).await.unwrap(), 3);
+    for behind in [0, 1, 2] {
+        assert_eq!(
+            ledger.entitlement_feed(behind).await.unwrap(),
+            FeedRead::Pruned,
+            "an origin at {behind} missed changes"
+        );
+    }
+    let FeedRead::Changes(page) = ledger.entitlement_feed(3).await.unwrap() else {
+        panic!("an origin at 3 missed nothing");
+    };
+    assert_eq!(
+        page.iter()
+            .map(|c| (c.seq, c.change, c.user.as_str()))
+            .collect::<Vec<_>>(),
+        [(4, Revoke, "u3")]
+    );
+    assert_eq!(
+        ledger.entitlement_feed(4).await.unwrap(),
+        FeedRead::Changes(Vec::new())
+    );
+    let (last, mut in_force) = ledger.revocations_in_force(NOW - 1).await.unwrap();
+    assert_eq!(last, 4);
+    in_force.sort_by(|x, y| x.user.cmp(&y.user));
+    let in_force: Vec<(&str, &str, i64)> = in_force
+        .iter()
+        .map(|r| (r.user.as_str(), r.album.as_str(), r.at))
+        .collect();
+    assert_eq!(
+        in_force,
+        [("u2", "a", NOW + 20), ("u3", "b", NOW + 40)],
+        "the refund the origin never read is in force; the one bought back is not"
+    );
+
+    // Everything is older than the retention: the last row stays, and the next change
+    // continues its numbering.
+    assert_eq!(
+        ledger.prune_entitlement_changes(NOW + 1000).await.unwrap(),
+        0
+    );
+    assert_eq!(ledger.last_entitlement_change().await.unwrap(), 4);
+    ledger
+        .record_purchase(&purchase("o5", "u2", "a", 1000), NOW + 50, "r")
+        .await
+        .unwrap(); // 5: restore u2/a
+    assert_eq!(
+        ledger.prune_entitlement_changes(NOW + 1000).await.unwrap(),
+        1
+    );
+    let FeedRead::Changes(page) = ledger.entitlement_feed(4).await.unwrap() else {
+        panic!("an origin at 4 missed nothing");
+    };
+    assert_eq!(
+        page.iter()
+            .map(|c| (c.seq, c.change, c.user.as_str()))
+            .collect::<Vec<_>>(),
+        [(5, Restore, "u2")]
+    );
+    assert_eq!(ledger.entitlement_feed(3).await.unwrap(), FeedRead::Pruned);
 }
 
 /// Every pooled connection (a thread and a page cache each on SQLite) is opened at start and

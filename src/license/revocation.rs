@@ -2,7 +2,7 @@
 //! issued before the refund, still name it. Checked from memory on every entitlement
 //! decision, after the token cache, so a cached token cannot bypass it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{PoisonError, RwLock};
 
@@ -50,6 +50,36 @@ impl RevocationList {
     pub fn restore(&self, user: &str, album: &str) {
         let mut map = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         map.remove(&(user.to_owned(), album.to_owned()));
+        self.len.store(map.len(), Ordering::Release);
+    }
+
+    /// The (user, album) pairs held now: taken before reading the ledger for
+    /// [`RevocationList::reconcile`].
+    pub fn pairs(&self) -> HashSet<(String, String)> {
+        let map = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        map.keys().cloned().collect()
+    }
+
+    /// Brings the list in line with `in_force` (every revocation the ledger holds, read after
+    /// `before` was taken with [`RevocationList::pairs`]): adds what it lacks first, then
+    /// drops the pairs of `before` that the ledger no longer holds (bought again). A pair
+    /// revoked here after `before` was taken is not dropped: the ledger read may predate it.
+    pub fn reconcile(
+        &self,
+        before: HashSet<(String, String)>,
+        in_force: impl IntoIterator<Item = (String, String, u64)>,
+    ) {
+        let mut map = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        let mut held = HashSet::new();
+        for (user, album, at) in in_force {
+            let key = (user, album);
+            let slot = map.entry(key.clone()).or_insert(at);
+            *slot = (*slot).max(at);
+            held.insert(key);
+        }
+        for gone in before.difference(&held) {
+            map.remove(gone);
+        }
         self.len.store(map.len(), Ordering::Release);
     }
 
@@ -108,5 +138,25 @@ mod tests {
         list.revoke("u", "a", 1000);
         list.restore("u", "a");
         assert!(!list.revokes("u", "a", 999));
+    }
+
+    #[test]
+    fn reconciling_adds_what_the_ledger_holds_and_drops_only_what_it_gave_back() {
+        let list = RevocationList::new(3600);
+        list.revoke("u", "bought-again", 1000);
+        list.revoke("u", "still-refunded", 1000);
+        let before = list.pairs();
+        // Refunded here after `before` was taken, maybe after the ledger was read.
+        list.revoke("u", "refunded-meanwhile", 1100);
+        let in_force = [
+            ("u".to_owned(), "still-refunded".to_owned(), 1050),
+            ("v".to_owned(), "refunded-elsewhere".to_owned(), 1000),
+        ];
+        list.reconcile(before, in_force);
+        assert!(!list.revokes("u", "bought-again", 999));
+        assert!(list.revokes("u", "still-refunded", 1050));
+        assert!(list.revokes("v", "refunded-elsewhere", 1000));
+        assert!(list.revokes("u", "refunded-meanwhile", 1100));
+        assert_eq!(list.len(), 3);
     }
 }

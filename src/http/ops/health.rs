@@ -1,5 +1,5 @@
-//! `/healthz` (the process answers), `/readyz` (the catalog is loaded and the ledger can
-//! commit), `/metrics`.
+//! `/healthz` (the process answers), `/readyz` (the catalog is loaded, the ledger can
+//! commit and the change feed is being heard), `/metrics`.
 
 use std::sync::atomic::Ordering;
 
@@ -14,8 +14,10 @@ pub fn health() -> Response<Body> {
     text(StatusCode::OK, "ok\n".into(), "text/plain; charset=utf-8")
 }
 
-/// Readiness: 503 until the first catalog load finished, and while the ledger cannot commit
-/// (after a failed write, until a probe commit succeeds).
+/// Readiness: 503 until the first catalog load finished, while the ledger cannot commit
+/// (after a failed write, until a probe commit succeeds), and while the change feed has gone
+/// unread for a few catch-up periods (an origin that cannot hear refunds made elsewhere must
+/// leave the load balancer's rotation, even if nobody bought anything through it).
 pub async fn ready(app: &App) -> Result<Response<Body>, ApiError> {
     if !app.ready.load(Ordering::Acquire) {
         return Err(ApiError::NotReady(
@@ -26,6 +28,13 @@ pub async fn ready(app: &App) -> Result<Response<Body>, ApiError> {
         return Err(ApiError::NotReady(
             "the purchase ledger cannot commit".into(),
         ));
+    }
+    if let Some(silent) = app.change_feed_silent() {
+        return Err(ApiError::NotReady(format!(
+            "the change feed has not been read for {} ms: refunds made through other origins \
+             may not be enforced here",
+            silent.as_millis()
+        )));
     }
     // Stale keys do not take the origin out of service (it serves with its last good keys,
     // as every origin did a moment ago), but the probe says so.
