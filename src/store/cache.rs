@@ -132,7 +132,7 @@ type KeyHasher = foldhash::fast::RandomState;
 pub struct SegmentCache {
     cache: moka::future::Cache<Entry, FileBacked, KeyHasher>,
     /// Copies of moka's latest sealed hits; emptied as moka lets them go.
-    hot: Arc<HotSlots>,
+    hot: Arc<HotSlots<Path, FileBacked>>,
     capacity: u64,
     /// Loaded segments' store-file pages are locked in the page cache ([`super::backed`]).
     pin_pages: bool,
@@ -144,7 +144,7 @@ pub struct SegmentCache {
 impl SegmentCache {
     /// A cache holding at most `capacity_bytes` of segments.
     pub fn new(capacity_bytes: u64) -> Self {
-        let hot = Arc::new(HotSlots::new());
+        let hot: Arc<HotSlots<Path, FileBacked>> = Arc::new(HotSlots::new());
         let listener_hot = Arc::clone(&hot);
         let cache = moka::future::Cache::builder()
             .max_capacity(capacity_bytes)
@@ -156,7 +156,7 @@ impl SegmentCache {
             // so the table holds no memory beyond moka's budget.
             .eviction_listener(move |entry: Arc<Entry>, _, _| {
                 if let Entry::Sealed(path) = entry.as_ref() {
-                    listener_hot.forget(path);
+                    listener_hot.forget(&**path);
                 }
             })
             .build_with_hasher(KeyHasher::default());
@@ -225,7 +225,7 @@ impl SegmentCache {
             if hit.touch {
                 self.touch(path).await;
             }
-            return Ok(hit.bytes);
+            return Ok(hit.value);
         }
         let key = Entry::Sealed(Arc::clone(&path));
         if let Some(b) = self.cache.get(&key).await {

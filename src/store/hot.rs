@@ -1,4 +1,6 @@
-//! The segments hit most recently, in a small direct-mapped table consulted before moka.
+//! What a moka cache answered most recently, in a small direct-mapped table consulted before
+//! it: the segment cache's sealed bytes by store path, and the catalog's loaded renditions by
+//! the rendition part of a segment URL (`super::library`). The docs below speak of segments.
 //!
 //! moka's `get` keeps a read log, a frequency sketch and a clock read per hit for its eviction
 //! policy: ~0.45 µs, the largest share of encore's own work on a cache hit
@@ -23,7 +25,6 @@ use std::hash::BuildHasher;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::backed::FileBacked;
 use arc_swap::ArcSwapOption;
 
 /// Slots in the table: a power of two, sized for the segments a busy server sends again and
@@ -33,33 +34,52 @@ pub const SLOTS: usize = 256;
 /// One read in this many answered here is also reported to moka.
 pub const TOUCH_EVERY: u32 = 16;
 
-/// A segment moka holds, under its store path.
-struct Hot {
-    path: Arc<Path>,
-    bytes: FileBacked,
+/// A key the table hashes and compares by its bytes: built one way, so its bytes compare as
+/// the keys do (as the moka keys).
+pub trait HotKey {
+    /// The key's bytes.
+    fn key_bytes(&self) -> &[u8];
 }
 
-/// The hot table (see the module docs).
-pub struct HotSlots {
-    slots: Box<[ArcSwapOption<Hot>]>,
+impl HotKey for Path {
+    fn key_bytes(&self) -> &[u8] {
+        self.as_os_str().as_encoded_bytes()
+    }
+}
+
+impl HotKey for str {
+    fn key_bytes(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+/// A value moka holds, under its key.
+struct Hot<K: ?Sized, V> {
+    key: Arc<K>,
+    value: V,
+}
+
+/// The hot table (see the module docs): keys `K`, values `V` (cheap to clone: shared).
+pub struct HotSlots<K: ?Sized, V> {
+    slots: Box<[ArcSwapOption<Hot<K, V>>]>,
     hasher: foldhash::fast::FixedState,
 }
 
 /// What a lookup found.
-pub struct HotHit {
-    /// The segment's bytes.
-    pub bytes: FileBacked,
+pub struct HotHit<V> {
+    /// The value kept.
+    pub value: V,
     /// This read is the one in [`TOUCH_EVERY`] to report to moka.
     pub touch: bool,
 }
 
-impl Default for HotSlots {
+impl<K: ?Sized + HotKey, V: Clone> Default for HotSlots<K, V> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl HotSlots {
+impl<K: ?Sized + HotKey, V: Clone> HotSlots<K, V> {
     /// An empty table of [`SLOTS`] slots.
     pub fn new() -> Self {
         HotSlots {
@@ -68,34 +88,39 @@ impl HotSlots {
         }
     }
 
-    fn slot(&self, path: &Path) -> &ArcSwapOption<Hot> {
-        let hash = self.hasher.hash_one(path.as_os_str().as_encoded_bytes());
+    fn slot(&self, key: &K) -> &ArcSwapOption<Hot<K, V>> {
+        let hash = self.hasher.hash_one(key.key_bytes());
         // SLOTS is a power of two; the high bits of foldhash's output mix best.
         &self.slots[(hash >> (64 - SLOTS.trailing_zeros())) as usize]
     }
 
-    /// The bytes of `path` if its slot holds it.
-    pub fn get(&self, path: &Path) -> Option<HotHit> {
-        let slot = self.slot(path).load();
-        let hot = slot.as_ref().filter(|hot| same(&hot.path, path))?;
+    /// The value under `key` if its slot holds it.
+    pub fn get(&self, key: &K) -> Option<HotHit<V>> {
+        let slot = self.slot(key).load();
+        let hot = slot
+            .as_ref()
+            .filter(|hot| hot.key.key_bytes() == key.key_bytes())?;
         Some(HotHit {
-            bytes: hot.bytes.clone(),
+            value: hot.value.clone(),
             touch: tick(),
         })
     }
 
-    /// Keeps `bytes`, which moka has just returned for `path`, in its slot (replacing
-    /// whatever path was there).
-    pub fn put(&self, path: Arc<Path>, bytes: FileBacked) {
-        self.slot(&path).store(Some(Arc::new(Hot { path, bytes })));
+    /// Keeps `value`, which moka has just returned for `key`, in its slot (replacing
+    /// whatever key was there).
+    pub fn put(&self, key: Arc<K>, value: V) {
+        self.slot(&key).store(Some(Arc::new(Hot { key, value })));
     }
 
-    /// Empties the slot of `path` if it holds `path`.
-    pub fn forget(&self, path: &Path) {
-        let slot = self.slot(path);
+    /// Empties the slot of `key` if it holds `key`.
+    pub fn forget(&self, key: &K) {
+        let slot = self.slot(key);
         let current = slot.load();
-        if current.as_ref().is_some_and(|hot| same(&hot.path, path)) {
-            // Only if no other path has taken the slot since.
+        if current
+            .as_ref()
+            .is_some_and(|hot| hot.key.key_bytes() == key.key_bytes())
+        {
+            // Only if no other key has taken the slot since.
             slot.compare_and_swap(&*current, None);
         }
     }
@@ -106,11 +131,6 @@ impl HotSlots {
             slot.store(None);
         }
     }
-}
-
-/// Store paths are built one way, so their bytes compare as the paths do (as the cache keys).
-fn same(a: &Path, b: &Path) -> bool {
-    a.as_os_str().as_encoded_bytes() == b.as_os_str().as_encoded_bytes()
 }
 
 /// True once every [`TOUCH_EVERY`] calls on this thread: a counter per thread, since a shared
@@ -129,7 +149,10 @@ fn tick() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::backed::FileBacked;
     use bytes::Bytes;
+
+    type HotSlots = super::HotSlots<Path, FileBacked>;
 
     fn path(s: &str) -> Arc<Path> {
         Arc::from(Path::new(s))
@@ -154,7 +177,7 @@ mod tests {
             a.clone(),
             FileBacked::in_memory(Bytes::from_static(b"sealed a")),
         );
-        assert_eq!(&hot.get(&a).unwrap().bytes.bytes()[..], b"sealed a");
+        assert_eq!(&hot.get(&a).unwrap().value.bytes()[..], b"sealed a");
         assert!(hot.get(Path::new("/store/a/00002.m4s")).is_none());
     }
 
@@ -166,10 +189,10 @@ mod tests {
         assert!(hot.get(&b).is_none(), "b shares the slot but is not there");
         hot.put(b.clone(), FileBacked::in_memory(Bytes::from_static(b"b")));
         assert!(hot.get(&a).is_none(), "b took the slot");
-        assert_eq!(&hot.get(&b).unwrap().bytes.bytes()[..], b"b");
+        assert_eq!(&hot.get(&b).unwrap().value.bytes()[..], b"b");
         // Forgetting a must not empty the slot b now holds.
         hot.forget(&a);
-        assert_eq!(&hot.get(&b).unwrap().bytes.bytes()[..], b"b");
+        assert_eq!(&hot.get(&b).unwrap().value.bytes()[..], b"b");
         hot.forget(&b);
         assert!(hot.get(&b).is_none());
     }

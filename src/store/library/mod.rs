@@ -14,6 +14,8 @@ use std::sync::Arc;
 
 use moka::sync::Cache;
 
+use super::hot::HotSlots;
+
 pub use self::served::{LoadedRendition, ServedSegment};
 use super::{AlbumRecord, RenditionManifest, Store, StoreError, TrackRecord};
 
@@ -112,6 +114,10 @@ pub struct LibraryIndex {
     /// → the rendition; only renditions an album's head lists are ever loaded. Keys are
     /// inserted after those checks only, so a fast hash needs no flood resistance.
     renditions: Cache<Box<str>, Arc<LoadedRendition>, foldhash::fast::RandomState>,
+    /// The renditions moka answered last, consulted before it on the segment path (moka's
+    /// read bookkeeping costs more than the rest of the lookup): `super::hot`, emptied of
+    /// whatever moka drops, so it holds nothing beyond moka's bound.
+    front: Arc<HotSlots<str, Arc<LoadedRendition>>>,
 }
 
 impl std::fmt::Debug for LibraryIndex {
@@ -144,7 +150,10 @@ impl LibraryIndex {
     pub fn empty(store: &Store, bounds: CacheBounds) -> LibraryIndex {
         let albums_bytes = (bounds.bytes / 4).max(1);
         let renditions_bytes = bounds.bytes.saturating_sub(albums_bytes).max(1);
+        let front = Arc::new(HotSlots::new());
+        let listener_front = Arc::clone(&front);
         LibraryIndex {
+            front,
             store: store.clone(),
             ids: Vec::new(),
             heads: Cache::builder()
@@ -154,6 +163,7 @@ impl LibraryIndex {
             renditions: Cache::builder()
                 .max_capacity(renditions_bytes)
                 .weigher(|_, r: &Arc<LoadedRendition>| r.weight())
+                .eviction_listener(move |key: Arc<Box<str>>, _, _| listener_front.forget(&**key))
                 .build_with_hasher(foldhash::fast::RandomState::default()),
         }
     }
@@ -248,11 +258,26 @@ impl LibraryIndex {
         now: impl FnOnce() -> u64,
     ) -> Option<ServedSegment> {
         let url = SegmentUrl::parse(url_path)?;
-        let loaded = match self.renditions.get(url.rendition_key) {
-            Some(r) => r,
+        let key = url.rendition_key;
+        let loaded = match self.front.get(key) {
+            Some(hit) => {
+                // moka hears of one read in a few, so its policy keeps seeing this rendition
+                // in use; one it no longer holds leaves the table.
+                if hit.touch && self.renditions.get(key).is_none() {
+                    self.front.forget(key);
+                }
+                hit.value
+            }
             None => {
-                let track = served::parse_track(url.track)?;
-                self.load_rendition(url.rendition_key.into(), url.album, track, url.rendition)?
+                let loaded = match self.renditions.get(key) {
+                    Some(r) => r,
+                    None => {
+                        let track = served::parse_track(url.track)?;
+                        self.load_rendition(key.into(), url.album, track, url.rendition)?
+                    }
+                };
+                self.front.put(Arc::from(key), Arc::clone(&loaded));
+                loaded
             }
         };
         loaded.find(url.generation, url.file, now).cloned()
