@@ -114,6 +114,27 @@ async fn origin_in(
     ServeProcess::ready(cmd, Arc::new(Mutex::new(Vec::new()))).await
 }
 
+/// `GET /v1/albums` of the origin at `url`, as text.
+async fn catalog(url: &str) -> String {
+    reqwest::get(format!("{url}/v1/albums"))
+        .await
+        .expect("albums")
+        .text()
+        .await
+        .expect("body")
+}
+
+/// Whether `album` shows in the origin's catalog within `tries` looks 50 ms apart.
+async fn listed_within(url: &str, album: &str, tries: u32) -> bool {
+    for _ in 0..tries {
+        if catalog(url).await.contains(&format!("\"{album}\"")) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
 async fn metric(url: &str, name: &str) -> u64 {
     let body = reqwest::get(format!("{url}/metrics"))
         .await
@@ -311,15 +332,7 @@ async fn objects_without_a_publication_are_invisible_and_a_new_publication_reach
     let ws = published(&garage, "news", "bucketed", 1, 3.0, false);
     // Refresh by SIGHUP only, so what the origin sees changes when the test says.
     let (o, _data) = origin(&garage, &ws, "news", "refresh_seconds = 3600\n").await;
-    let catalog = || async {
-        reqwest::get(format!("{}/v1/albums", o.url))
-            .await
-            .expect("albums")
-            .text()
-            .await
-            .expect("body")
-    };
-    assert!(catalog().await.contains("\"bucketed\""));
+    assert!(catalog(&o.url).await.contains("\"bucketed\""));
 
     // A second album's objects, uploaded as an interrupted ingest leaves them: everything but
     // the publication record.
@@ -348,7 +361,7 @@ async fn objects_without_a_publication_are_invisible_and_a_new_publication_reach
     // The refresh after SIGHUP has nothing to show; give it a moment, then look.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert!(
-        !catalog().await.contains("\"pending\""),
+        !catalog(&o.url).await.contains("\"pending\""),
         "unpublished album listed"
     );
     let r = reqwest::Client::new()
@@ -368,15 +381,10 @@ async fn objects_without_a_publication_are_invisible_and_a_new_publication_reach
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("pending: published"), "{}", text(&out));
     hup(pid);
-    let mut listed = false;
-    for _ in 0..200 {
-        if catalog().await.contains("\"pending\"") {
-            listed = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(listed, "a new publication never reached the running origin");
+    assert!(
+        listed_within(&o.url, "pending", 200).await,
+        "a new publication never reached the running origin"
+    );
     let r = reqwest::Client::new()
         .get(format!("{}{url}", o.url))
         .bearer_auth(&token)
@@ -429,22 +437,8 @@ async fn an_origin_restarted_on_its_data_fetches_only_what_changed_meanwhile() {
         StatusCode::OK,
         "what it mirrored before is served"
     );
-    let mut listed = false;
-    for _ in 0..300 {
-        let body = reqwest::get(format!("{}/v1/albums", again.url))
-            .await
-            .expect("albums")
-            .text()
-            .await
-            .expect("body");
-        if body.contains("\"later\"") {
-            listed = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
     assert!(
-        listed,
+        listed_within(&again.url, "later", 300).await,
         "what was published meanwhile never reached the restarted origin"
     );
     // The unchanged album was not fetched and written again.

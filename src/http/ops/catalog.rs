@@ -42,12 +42,8 @@ pub fn list(app: &App, query: Option<&str>) -> Result<Response<Body>, ApiError> 
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
             Some(("after", id)) => {
-                let ok = !id.is_empty()
-                    && id.len() <= 64
-                    && id.bytes().all(|b| {
-                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
-                    });
-                if !ok {
+                // The store's own rule for an album's folder name.
+                if app.store.album_dir(id).is_err() {
                     return Err(ApiError::BadRequest(format!(
                         "after={id:?} is not an album id"
                     )));

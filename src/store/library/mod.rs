@@ -219,9 +219,7 @@ impl LibraryIndex {
         rendition: &str,
     ) -> Option<Arc<LoadedRendition>> {
         let key = format!("{album}/tracks/{track}/{rendition}");
-        self.renditions
-            .get(key.as_str())
-            .or_else(|| self.load_rendition(key.into_boxed_str(), album, track, rendition))
+        self.cached_or_load(&key, album, track, rendition)
     }
 
     /// A rendition's manifest.
@@ -269,13 +267,8 @@ impl LibraryIndex {
                 hit.value
             }
             None => {
-                let loaded = match self.renditions.get(key) {
-                    Some(r) => r,
-                    None => {
-                        let track = served::parse_track(url.track)?;
-                        self.load_rendition(key.into(), url.album, track, url.rendition)?
-                    }
-                };
+                let track = served::parse_track(url.track)?;
+                let loaded = self.cached_or_load(key, url.album, track, url.rendition)?;
                 self.front.put(Arc::from(key), Arc::clone(&loaded));
                 loaded
             }
@@ -304,6 +297,19 @@ impl LibraryIndex {
             renditions: self.renditions.entry_count(),
             bytes: self.heads.weighted_size() + self.renditions.weighted_size(),
         }
+    }
+
+    /// The rendition under `key` (`{album}/tracks/{track}/{rendition}`) from moka, else loaded.
+    fn cached_or_load(
+        &self,
+        key: &str,
+        album: &str,
+        track: u32,
+        rendition: &str,
+    ) -> Option<Arc<LoadedRendition>> {
+        self.renditions
+            .get(key)
+            .or_else(|| self.load_rendition(key.into(), album, track, rendition))
     }
 
     fn load_rendition(
