@@ -2,7 +2,7 @@
 # The store on S3-compatible object storage, on loopback (docs/PERFORMANCE.md, "Object store"):
 #
 #   bash .ci/garage && benches/objectstore.sh
-#   VERSUS=60 CONNS=32 benches/objectstore.sh
+#   ROUNDS=5 VERSUS=30 CONNS=32 benches/objectstore.sh
 #
 # 1. Starts Garage (built by .ci/garage) on free loopback ports in a temp dir, packages and
 #    publishes media/first-light with `encore ingest` to s3://encore/bench.
@@ -13,17 +13,19 @@
 #    time_total): on "bucket" a GET from Garage, SHA-256 check, atomic write into the local
 #    store, then the normal load; on "local" the normal load from the (page-cached) store file.
 #    Prints p50/p99/max of each and the ratio of the medians.
-# 4. Hot path, both warm: `loadgen --versus` runs of VERSUS s (default 30) in 0.1 s slices,
-#    CONNS connections (default 16), closed loop, a play token on every request, every segment
-#    URL at random: bucket against local req/s with its 95 % interval (goal >= 0.95), then the
-#    same with the roles swapped; the geometric mean of the two ratios is reported.
+# 4. Hot path, both warm: ROUNDS rounds (default 3), each restarting both origins, of
+#    `loadgen --versus` runs of VERSUS s (default 20) in 0.1 s slices, CONNS connections
+#    (default 16), closed loop, a play token on every request, every segment URL at random:
+#    bucket against local req/s, then with the roles swapped; each round's geometric mean of
+#    the two, and the geometric mean over the rounds (goal >= 0.95).
 # Results and the raw samples go to $OUT (default docs/perf-log/objectstore-<date>.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=benches/lib.sh
 source benches/lib.sh
 
-VERSUS=${VERSUS:-30}
+VERSUS=${VERSUS:-20}
+ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-16}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 garage_binary >/dev/null
@@ -73,17 +75,21 @@ grep -q "first-light: published" "$TMP/ingest.log" || { cat "$TMP/ingest.log" >&
 log "== published: $(grep 'first-light: published' "$TMP/ingest.log")"
 
 # ---- two origins ----------------------------------------------------------------------------
-start_origin() { # name config data
+# Not called in $(…): the PID must reach PIDS in this shell, or cleanup would leave it running.
+start_origin() { # name config data -> ORIGIN (its base URL), ORIGIN_PID
 	local port
 	port=$(free_port)
 	"$ENCORE" serve --config "$2" --media media --keys "$TMP/keys" --data "$3" \
 		--listen "127.0.0.1:$port" >"$TMP/$1.out" 2>"$TMP/$1.err" &
-	PIDS+=($!)
+	ORIGIN_PID=$!
+	PIDS+=("$ORIGIN_PID")
 	wait_http "http://127.0.0.1:$port/readyz"
-	echo "http://127.0.0.1:$port"
+	ORIGIN="http://127.0.0.1:$port"
 }
-LOCAL=$(start_origin local "$TMP/local.toml" "$TMP/local")
-BUCKET=$(start_origin bucket "$TMP/bucket.toml" "$TMP/bucket")
+start_origin local "$TMP/local.toml" "$TMP/local"
+LOCAL=$ORIGIN LOCAL_PID=$ORIGIN_PID
+start_origin bucket "$TMP/bucket.toml" "$TMP/bucket"
+BUCKET=$ORIGIN BUCKET_PID=$ORIGIN_PID
 TOKEN=$("$ENCORE" token mint --sub bench --album first-light --ttl 1h --keys "$TMP/keys")
 
 # Every segment URL of the album, from the manifests the local store holds.
@@ -111,24 +117,47 @@ log "== cold p50 bucket/local: $(awk -v a="$(pct "$TMP/cold.bucket" 50)" -v b="$
 log "== bucket origin metrics: $(curl -fs "$BUCKET/metrics" | grep -E '^encore_store_(remote|local)_[a-z_]+_total ' | tr '\n' ' ')"
 
 # ---- hot ------------------------------------------------------------------------------------
-sed "s|^|$LOCAL|" "$TMP/paths" >"$TMP/urls.local"
-sed "s|^|$BUCKET|" "$TMP/paths" >"$TMP/urls.bucket"
-"$LOADGEN" --urls "$TMP/urls.local" --versus "$TMP/urls.bucket" --header "Authorization: Bearer $TOKEN" \
-	--connections "$CONNS" --duration "$VERSUS" --warmup 1 >"$TMP/versus.out" 2>&1 ||
-	{ cat "$TMP/versus.out" >&2; exit 1; }
-log "== hot path, loadgen --versus ${VERSUS}s, $CONNS connections (A = local store, B = bucket, warm):"
-tee -a "$TMP/report" <"$TMP/versus.out"
-# The same with the roles swapped: a side's position in the slices must not decide the ratio.
-"$LOADGEN" --urls "$TMP/urls.bucket" --versus "$TMP/urls.local" --header "Authorization: Bearer $TOKEN" \
-	--connections "$CONNS" --duration "$VERSUS" --warmup 1 >"$TMP/swapped.out" 2>&1 ||
-	{ cat "$TMP/swapped.out" >&2; exit 1; }
-log "== hot path, swapped (A = bucket, B = local store):"
-tee -a "$TMP/report" <"$TMP/swapped.out"
-log "== bucket/local req/s: $(jq -r .ratio_b_over_a "$TMP/versus.out") (bucket second), $(jq -r '1 / .ratio_b_over_a' "$TMP/swapped.out") (bucket first); geometric mean $(jq -rn --slurpfile a "$TMP/versus.out" --slurpfile b "$TMP/swapped.out" '($a[0].ratio_b_over_a / $b[0].ratio_b_over_a) | sqrt')"
+# Two origins of one build on the same files differ by up to ~15 % in req/s from one start to
+# the next (where the kernel places their threads and how their accept loops split the
+# connections), so one pair of processes says little. Each round restarts both origins (the
+# bucket one reopens at once on its warm --data) and runs `loadgen --versus` in both orders; the
+# result is the geometric mean over all rounds, with the spread of the rounds beside it.
+restart_origins() {
+	for p in "$LOCAL_PID" "$BUCKET_PID"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+	start_origin local "$TMP/local.toml" "$TMP/local"
+	LOCAL=$ORIGIN LOCAL_PID=$ORIGIN_PID
+	start_origin bucket "$TMP/bucket.toml" "$TMP/bucket"
+	BUCKET=$ORIGIN BUCKET_PID=$ORIGIN_PID
+	write_urls
+}
+write_urls() {
+	sed "s|^|$LOCAL|" "$TMP/paths" >"$TMP/urls.local"
+	sed "s|^|$BUCKET|" "$TMP/paths" >"$TMP/urls.bucket"
+}
+write_urls
+versus() { # a b out -> loadgen JSON in out
+	"$LOADGEN" --urls "$TMP/urls.$1" --versus "$TMP/urls.$2" --header "Authorization: Bearer $TOKEN" \
+		--connections "$CONNS" --duration "$VERSUS" --warmup 1 >"$3" 2>&1 ||
+		{ cat "$3" >&2; exit 1; }
+}
+log "== hot path, warm: $ROUNDS round(s) of loadgen --versus ${VERSUS}s each way, $CONNS connections, both origins restarted per round"
+: >"$TMP/round.ratios"
+for round in $(seq 1 "$ROUNDS"); do
+	[ "$round" -gt 1 ] && restart_origins
+	versus local bucket "$TMP/versus.$round.out"
+	versus bucket local "$TMP/swapped.$round.out"
+	cat "$TMP/versus.$round.out" "$TMP/swapped.$round.out" >>"$TMP/raw"
+	ratio=$(jq -rn --slurpfile a "$TMP/versus.$round.out" --slurpfile b "$TMP/swapped.$round.out" '($a[0].ratio_b_over_a / $b[0].ratio_b_over_a) | sqrt')
+	echo "$ratio" >>"$TMP/round.ratios"
+	log "== round $round: bucket/local req/s $(jq -r .ratio_b_over_a "$TMP/versus.$round.out") (bucket second, $(jq -r '.a.req_per_s|floor' "$TMP/versus.$round.out") vs $(jq -r '.b.req_per_s|floor' "$TMP/versus.$round.out") req/s), $(jq -r '1 / .ratio_b_over_a' "$TMP/swapped.$round.out") (bucket first); geometric mean $ratio"
+done
+log "== bucket/local req/s over $ROUNDS round(s): geometric mean $(awk '{s+=log($1); n++} END {printf "%.3f", exp(s/n)}' "$TMP/round.ratios"), rounds from $(sort -g "$TMP/round.ratios" | head -1 | xargs printf '%.3f') to $(sort -g "$TMP/round.ratios" | tail -1 | xargs printf '%.3f')"
 
 mkdir -p "$(dirname "$OUT")"
 {
 	cat "$TMP/report"
+	echo "== raw loadgen answers, per round local-first then bucket-first:"
+	cat "$TMP/raw"
 	echo "== raw cold samples (s), local then bucket:"
 	paste "$TMP/cold.local" "$TMP/cold.bucket"
 } >"$OUT"

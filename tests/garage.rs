@@ -112,7 +112,7 @@ impl Garage {
         };
         let probe = garage.remote("");
         for _ in 0..600 {
-            if probe.list_top().await.is_ok() {
+            if probe.list_published().await.is_ok() {
                 return garage;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;

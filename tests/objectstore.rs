@@ -400,6 +400,23 @@ async fn an_origin_restarted_on_its_data_fetches_only_what_changed_meanwhile() {
     let ws = published(&garage, "again", "bucketed", 1, 3.0, false);
     let store_toml = "refresh_seconds = 1\n";
     let (first, data) = origin(&garage, &ws, "again", store_toml).await;
+    let token = util::token(&ws, "fan", Scope::Play, &["bucketed", "later"]);
+    let m = util::manifest(&ws, "bucketed", 1, "lossless");
+    let url = segment_url(
+        "bucketed",
+        1,
+        "lossless",
+        &m.generation,
+        &m.segments[0].file,
+    );
+    // Played once, so the origin holds the album's records and the rendition's manifest.
+    let r = reqwest::Client::new()
+        .get(format!("{}{url}", first.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::OK);
     drop(first);
     let manifest = data
         .store()
@@ -417,15 +434,6 @@ async fn an_origin_restarted_on_its_data_fetches_only_what_changed_meanwhile() {
     assert!(text(&out).contains("later: published"), "{}", text(&out));
 
     let again = origin_in(&data, &garage, &ws, "again", store_toml).await;
-    let token = util::token(&ws, "fan", Scope::Play, &["bucketed", "later"]);
-    let m = util::manifest(&ws, "bucketed", 1, "lossless");
-    let url = segment_url(
-        "bucketed",
-        1,
-        "lossless",
-        &m.generation,
-        &m.segments[0].file,
-    );
     let r = reqwest::Client::new()
         .get(format!("{}{url}", again.url))
         .bearer_auth(&token)
@@ -446,6 +454,88 @@ async fn an_origin_restarted_on_its_data_fetches_only_what_changed_meanwhile() {
         .and_then(|m| m.modified())
         .expect("manifest");
     assert_eq!(now, mirrored_at, "an unchanged album was mirrored again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_origin_lists_the_bucket_at_start_and_fetches_only_the_records_requests_need() {
+    let garage = Garage::start().await;
+    let ws = published(&garage, "lazy", "bucketed", 2, 3.0, false);
+    add_album(&ws, "other", 1, 3.0, false);
+    let out = encore(&ws, &garage, &["ingest"]);
+    assert!(text(&out).contains("other: published"), "{}", text(&out));
+    // Refresh by SIGHUP only, so the test decides when the bucket is listed again.
+    let (o, data) = origin(&garage, &ws, "lazy", "refresh_seconds = 3600\n").await;
+    let records = || metric(&o.url, "store_remote_records");
+    assert_eq!(records().await, 0, "records fetched before any request");
+    assert!(
+        !data.store().album_dir("bucketed").expect("dir").exists(),
+        "an album's records were written before any request"
+    );
+
+    // The catalog page needs the albums' records, not their manifests.
+    let listed = catalog(&o.url).await;
+    assert!(
+        listed.contains("\"bucketed\"") && listed.contains("\"other\""),
+        "{listed}"
+    );
+    assert_eq!(
+        records().await,
+        2,
+        "one publication record per album listed"
+    );
+    // Playing one rendition fetches its manifest, and no other.
+    let token = util::token(&ws, "fan", Scope::Play, &["bucketed"]);
+    let m = util::manifest(&ws, "bucketed", 1, "lossless");
+    let url = segment_url(
+        "bucketed",
+        1,
+        "lossless",
+        &m.generation,
+        &m.segments[0].file,
+    );
+    let r = reqwest::Client::new()
+        .get(format!("{}{url}", o.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(records().await, 3, "one manifest for one rendition played");
+    let manifests = |album: &str| {
+        util::files_under(&data.store().album_dir(album).expect("dir"))
+            .into_iter()
+            .filter(|p| p.ends_with("manifest.json"))
+            .count()
+    };
+    assert_eq!(manifests("bucketed"), 1);
+    assert_eq!(manifests("other"), 0);
+
+    // A publication that changes reaches the running origin with one fetch: the bucket is
+    // listed (no GET of an unchanged record), and only the changed record is fetched.
+    std::fs::write(
+        ws.album_dir("other").join("album.toml"),
+        "title = \"Renamed\"\nartist = \"Tests\"\npreview_seconds = 2\npreview_start = 0\n",
+    )
+    .expect("album.toml");
+    let out = encore(&ws, &garage, &["ingest"]);
+    assert!(text(&out).contains("other: published"), "{}", text(&out));
+    let pid = o.child.id().expect("pid") as i32;
+    // SAFETY: kill(2) on the child's pid with a plain signal.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    let mut renamed = false;
+    for _ in 0..200 {
+        if catalog(&o.url).await.contains("\"Renamed\"") {
+            renamed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(renamed, "the changed publication never reached the origin");
+    assert_eq!(
+        records().await,
+        4,
+        "a refresh fetched more than the changed record"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -200,7 +200,7 @@ fn store_holds_no_plaintext_and_keys_only_wrapped() {
         .content_key("seal-test", 1, "lossless")
         .expect("key");
     let raw = key.expose_bytes().to_vec();
-    for entry in walk(&ws.keys()) {
+    for entry in util::files_under(&ws.keys()) {
         let bytes = std::fs::read(&entry).expect("read key file");
         assert!(
             !bytes.windows(raw.len()).any(|w| w == raw.as_slice()),
@@ -214,17 +214,4 @@ fn store_holds_no_plaintext_and_keys_only_wrapped() {
             entry.display()
         );
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).expect("read dir").flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p))
-        } else {
-            out.push(p)
-        }
-    }
-    out
 }

@@ -201,6 +201,11 @@ impl Metrics {
             cache.remote.verify_failures.clone(),
         );
         registry.register(
+            "store_remote_records",
+            "Publication records and manifests fetched from the bucket (albums and renditions loaded on demand, publications that changed)",
+            cache.remote.records.clone(),
+        );
+        registry.register(
             "store_local_evictions",
             "Local copies of bucket segments deleted to keep the local disk cache within its bound",
             cache.remote.local_evictions.clone(),

@@ -43,6 +43,9 @@ pub struct App {
     pub library: ArcSwap<LibraryIndex>,
     /// How much of the catalog each index keeps in memory.
     catalog_cache: crate::store::library::CacheBounds,
+    /// On an origin whose store is published to a bucket: the published albums and where
+    /// their records come from (the catalog's index is the bucket's listing, not the folders).
+    records: Option<Arc<crate::store::records::BucketRecords>>,
     /// The keys every request reads: swapped whole by [`App::reload_keys`], so a request sees
     /// one consistent set (load it once per request with [`App::keys`]).
     keys: ArcSwap<KeySet>,
@@ -174,6 +177,7 @@ impl App {
             store,
             library: ArcSwap::from_pointee(library),
             catalog_cache,
+            records: None,
             keys: ArcSwap::from_pointee(keys),
             verifier_config,
             account_verifier_config,
@@ -269,12 +273,15 @@ impl App {
         Ok(set)
     }
 
-    /// Segments missing from the local store are read through from the bucket behind it.
-    pub fn with_read_through(
+    /// Segments missing from the local store are read through from the bucket behind it,
+    /// and the catalog is the bucket's publications (`records`), loaded on demand.
+    pub fn with_bucket(
         mut self,
         through: Arc<crate::store::readthrough::ReadThrough>,
+        records: Arc<crate::store::records::BucketRecords>,
     ) -> App {
         self.segments = self.segments.clone().with_read_through(through);
+        self.records = Some(records);
         self
     }
 
@@ -282,9 +289,17 @@ impl App {
     pub fn reload_library(&self) -> Result<(), crate::store::StoreError> {
         // Under the store lock: a mirror of published records (or a manifest commit) is seen
         // whole or not at all.
-        let index = {
-            let _lock = self.store.lock()?;
-            LibraryIndex::load_with(&self.store, self.catalog_cache)?
+        let index = match &self.records {
+            Some(records) => LibraryIndex::with_source(
+                &self.store,
+                self.catalog_cache,
+                records.ids(),
+                Arc::clone(records) as Arc<dyn crate::store::library::RecordSource>,
+            ),
+            None => {
+                let _lock = self.store.lock()?;
+                LibraryIndex::load_with(&self.store, self.catalog_cache)?
+            }
         };
         self.library.store(Arc::new(index));
         Ok(())

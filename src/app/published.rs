@@ -1,38 +1,48 @@
-//! An origin whose store is published to a bucket: the published albums are mirrored into the
-//! local store at start, then again every `[store] refresh_seconds` and on SIGHUP; a
-//! publication that changed reloads the catalog (and drops cached segments of generations
-//! no longer served).
+//! An origin whose store is published to a bucket: the catalog is the bucket's listing of
+//! publications, taken at start, then again every `[store] refresh_seconds` and on SIGHUP;
+//! records come on demand (`store::records`). A listing that changed the albums, or a
+//! publication this origin holds that changed, reloads the catalog (and drops cached
+//! segments of generations no longer served).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::App;
-use crate::store::publish::{self, MirrorReport, Mirrored, PublishError};
+use crate::store::publish::PublishError;
 use crate::store::readthrough::ReadThrough;
+use crate::store::records::{self, BucketRecords, Listed, RefreshReport};
 
-/// The bucket side of an origin: its read-through and what was mirrored last.
+/// The bucket side of an origin: its read-through, its records, and the last listing.
 pub struct PublishedStore {
     through: Arc<ReadThrough>,
-    /// Hash of each album's publication record as last mirrored; the lock also keeps two
-    /// refreshes (timer and SIGHUP) from writing the same records at once.
-    mirrored: tokio::sync::Mutex<Mirrored>,
+    records: Arc<BucketRecords>,
+    /// Each published album's record tag as last listed; the lock also keeps two refreshes
+    /// (timer and SIGHUP) from writing the same records at once.
+    listed: tokio::sync::Mutex<Listed>,
 }
 
 impl PublishedStore {
-    /// The published store read through `through`, knowing what `mirrored` says the local
-    /// store already holds.
-    pub fn new(through: Arc<ReadThrough>, mirrored: Mirrored) -> Self {
+    /// The published store read through `through`, its records from `records`.
+    pub fn new(through: Arc<ReadThrough>, records: Arc<BucketRecords>) -> Self {
         PublishedStore {
             through,
-            mirrored: tokio::sync::Mutex::new(mirrored),
+            records,
+            listed: tokio::sync::Mutex::new(Listed::new()),
         }
     }
 
-    /// Mirrors what changed in the bucket, then reloads the catalog if anything did.
-    pub async fn refresh(&self, app: &App) -> Result<MirrorReport, PublishError> {
-        let mut known = self.mirrored.lock().await;
-        let report = publish::mirror(&app.store, self.through.remote(), &mut known).await?;
-        if report.changed + report.withdrawn > 0 {
+    /// Lists the bucket, takes what changed, then reloads the catalog if anything did.
+    pub async fn refresh(&self, app: &App) -> Result<RefreshReport, PublishError> {
+        let mut listed = self.listed.lock().await;
+        let report = records::refresh(
+            &app.store,
+            self.records.remote(),
+            &mut listed,
+            &app.segments.stats().remote.records,
+        )
+        .await?;
+        self.records.set_listed(&listed);
+        if report.catalog_changed() {
             app.reload_library_and_purge().await?;
             self.through.forget_deleted();
             tracing::info!(
@@ -47,14 +57,14 @@ impl PublishedStore {
 }
 
 /// Refreshes from the bucket every `every` and on SIGHUP, for as long as the server runs;
-/// first at once unless `mirrored_at_start` (start has just mirrored).
+/// first at once unless `listed_at_start` (start has just listed).
 pub async fn follow(
     app: Arc<App>,
     published: Arc<PublishedStore>,
     every: Duration,
-    mirrored_at_start: bool,
+    listed_at_start: bool,
 ) {
-    if !mirrored_at_start && let Err(e) = published.refresh(&app).await {
+    if !listed_at_start && let Err(e) = published.refresh(&app).await {
         tracing::error!("cannot follow the bucket (will retry): {e}");
     }
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -66,7 +76,7 @@ pub async fn follow(
     };
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The first tick is immediate; start has just mirrored.
+    // The first tick is immediate; the bucket has just been listed.
     tick.tick().await;
     loop {
         tokio::select! {

@@ -146,19 +146,24 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     match &bucket {
         None => background::package_and_swap(&config, &app).await,
         Some(bucket) => {
-            // An origin restarted on its data serves what it mirrored last time at once and
-            // catches up with the bucket right after (fetching only what changed), so its
-            // start does not wait on a catalog's worth of requests. An empty one mirrors
-            // first. A bucket out of reach at start: the refresh keeps trying.
-            let mirrored_before = !app.library.load().ids().is_empty();
-            if !mirrored_before && let Err(e) = bucket.refresh(&app).await {
-                tracing::error!("cannot load the published albums yet (will retry): {e}");
-            }
+            // An origin restarted on its data serves the albums it holds records of at once
+            // and compares them with the bucket right after; an empty one lists the bucket
+            // first (one listing whatever the catalog's size: records come on demand). A
+            // bucket out of reach at start: the refresh keeps trying.
+            let held_before = !app.library.load().ids().is_empty();
+            let listed = !held_before
+                && match bucket.refresh(&app).await {
+                    Ok(_) => true,
+                    Err(e) => {
+                        tracing::error!("cannot list the published albums yet (will retry): {e}");
+                        false
+                    }
+                };
             tokio::spawn(published::follow(
                 app.clone(),
                 bucket.clone(),
                 config.store.refresh,
-                !mirrored_before,
+                listed,
             ));
         }
     }
@@ -180,7 +185,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
 /// With `[store] url`: the app reads segments through from the bucket, its local copies
 /// (counted again from disk) bounded by `[store] local_cache_mb`.
 fn attach_bucket(config: &Config, app: App) -> Result<(App, Option<Arc<PublishedStore>>), String> {
-    use crate::store::{readthrough::ReadThrough, remote::Remote};
+    use crate::store::{readthrough::ReadThrough, records::BucketRecords, remote::Remote};
     let Some(location) = &config.store.bucket else {
         return Ok((app, None));
     };
@@ -205,9 +210,23 @@ fn attach_bucket(config: &Config, app: App) -> Result<(App, Option<Arc<Published
         "packaged store published to {url}; local copies under {}",
         app.store.root().display()
     );
-    let mirrored = crate::store::publish::mirrored_before(&app.store);
-    let bucket = Arc::new(PublishedStore::new(Arc::clone(&through), mirrored));
-    Ok((app.with_read_through(through), Some(bucket)))
+    let records = Arc::new(
+        BucketRecords::start(
+            through.remote().clone(),
+            app.segments.stats().remote.records.clone(),
+        )
+        .map_err(|e| format!("cannot start the records thread: {e}"))?,
+    );
+    // Until the first listing, the albums whose records this store holds (a restart on its
+    // data serves them at once).
+    records.set_listed(&crate::store::records::held_listing(&app.store));
+    let bucket = Arc::new(PublishedStore::new(
+        Arc::clone(&through),
+        Arc::clone(&records),
+    ));
+    let app = app.with_bucket(through, records);
+    app.reload_library().map_err(|e| e.to_string())?;
+    Ok((app, Some(bucket)))
 }
 
 /// Opens the configured ledger: `[ledger] url`, else SQLite in the data dir.

@@ -20,6 +20,7 @@ pub mod library;
 pub mod manifest;
 pub mod publish;
 pub mod readthrough;
+pub mod records;
 pub mod remote;
 
 use std::fs;

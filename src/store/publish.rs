@@ -4,17 +4,14 @@
 //! that lets an origin never see half an album: first every segment of every generation the
 //! manifests name (immutable objects: a present one with the right SHA-256 is skipped, never
 //! rewritten), then each manifest under a name made of its own SHA-256, then the cover, and
-//! last `<album>/publication.json`, which names the manifests by hash. One PUT replaces the
+//! last `.published/<album>.json`, which names the manifests by hash. One PUT replaces the
 //! publication record whole, so a reader sees the old album or the new one. An unchanged
 //! album gives the same bytes, and nothing is written.
 //!
-//! An origin ([`mirror`]) reads only publication records: objects no publication names
-//! (generations uploaded by an ingest that has not published yet) are invisible. It checks
-//! each manifest against the hash the record gives, then writes the records into its local
-//! store under the store lock, so the catalog loads from `<data>/store` as it does without a
-//! bucket; segments come later, one read-through at a time ([`super::readthrough`]).
+//! An origin reads only publication records ([`super::records`]): objects no record names
+//! (generations uploaded by an ingest that has not published yet) are invisible.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
@@ -26,7 +23,8 @@ use super::{
     sha256_hex,
 };
 
-/// Name of an album's publication record in the bucket.
+/// Name of an album's publication record in an origin's local store (in the bucket it is
+/// [`super::remote::published_record`]).
 pub const PUBLICATION_FILE: &str = "publication.json";
 
 /// Segment uploads and downloads in flight at once for one album.
@@ -81,7 +79,7 @@ pub struct PublishedTrack {
     pub manifests: BTreeMap<String, PublishedFile>,
 }
 
-/// `<album>/publication.json`: the album as an origin serves it.
+/// An album's publication record: the album as an origin serves it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Publication {
     /// [`MANIFEST_FORMAT`] at the time of writing.
@@ -174,7 +172,7 @@ pub async fn publish_album(
         path: store.album_dir(album).unwrap_or_default(),
         reason: e.to_string(),
     })?;
-    let key = format!("{album}/{PUBLICATION_FILE}");
+    let key = super::remote::published_record(album);
     if remote.get(&key).await?.as_deref() == Some(&json[..]) {
         report.objects_present += 1;
     } else {
@@ -315,252 +313,4 @@ async fn ensure(
         }
     }
     Ok(())
-}
-
-/// What one [`mirror`] pass did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct MirrorReport {
-    /// Albums published in the bucket.
-    pub published: usize,
-    /// Albums whose publication changed and were written into the local store.
-    pub changed: usize,
-    /// Albums served before that are no longer published (taken out of the local store).
-    pub withdrawn: usize,
-    /// Albums whose publication could not be used (kept as they were; logged).
-    pub failed: usize,
-}
-
-/// The hash of each album's publication record last mirrored (album → SHA-256).
-pub type Mirrored = HashMap<String, String>;
-
-/// Publication records fetched from the bucket at once while mirroring.
-const CONCURRENT_PUBLICATIONS: usize = 16;
-
-/// What the local store mirrored before this process started: the hash of each album's
-/// local copy of its publication record, written last by a mirror, so an origin restarted
-/// on its data fetches again only what changed meanwhile.
-pub fn mirrored_before(store: &Store) -> Mirrored {
-    local_albums(store)
-        .into_iter()
-        .filter_map(|album| {
-            let path = store.album_dir(&album).ok()?.join(PUBLICATION_FILE);
-            let bytes = std::fs::read(path).ok()?;
-            Some((album, sha256_hex(&bytes)))
-        })
-        .collect()
-}
-
-/// Brings the local store's records in line with the bucket's publications: albums whose
-/// record changed since `known` are fetched, checked and written under the store lock;
-/// albums no longer published lose their `album.json` (no longer served). An album whose
-/// publication is unreadable or inconsistent keeps what the local store had (logged).
-pub async fn mirror(
-    store: &Store,
-    remote: &Remote,
-    known: &mut Mirrored,
-) -> Result<MirrorReport, PublishError> {
-    let mut report = MirrorReport::default();
-    let names = remote.list_top().await?;
-    let records: Vec<(String, Option<Bytes>)> = stream::iter(names)
-        .map(|album| async move {
-            let key = format!("{album}/{PUBLICATION_FILE}");
-            remote.get(&key).await.map(|bytes| (album, bytes))
-        })
-        .buffered(CONCURRENT_PUBLICATIONS)
-        .try_collect()
-        .await?;
-    let mut published = Vec::new();
-    for (album, bytes) in records {
-        // A folder without a publication record is an ingest in progress: invisible.
-        let Some(bytes) = bytes else {
-            continue;
-        };
-        published.push(album.clone());
-        let sha = sha256_hex(&bytes);
-        if known.get(&album) == Some(&sha) {
-            continue;
-        }
-        match fetch_album(remote, &album, &bytes).await {
-            Ok(mut fetched) => {
-                fetched.record = bytes;
-                let store = store.clone();
-                tokio::task::spawn_blocking(move || fetched.write(&store))
-                    .await
-                    .map_err(|e| StoreError::Io {
-                        action: "mirror",
-                        path: Default::default(),
-                        source: std::io::Error::other(e.to_string()),
-                    })??;
-                known.insert(album, sha);
-                report.changed += 1;
-            }
-            Err(e) => {
-                report.failed += 1;
-                tracing::error!(album = %album, "publication not mirrored, previous state kept: {e}");
-            }
-        }
-    }
-    report.published = published.len();
-    let withdrawn: Vec<String> = local_albums(store)
-        .into_iter()
-        .filter(|a| !published.contains(a))
-        .collect();
-    if !withdrawn.is_empty() {
-        let _lock = store.lock()?;
-        for album in &withdrawn {
-            // The local publication record first: a withdrawn album published again with the
-            // same record must be mirrored again, after a restart too.
-            let record = store.album_dir(album)?.join(PUBLICATION_FILE);
-            match std::fs::remove_file(&record) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(StoreError::Io {
-                        action: "remove",
-                        path: record,
-                        source,
-                    }
-                    .into());
-                }
-            }
-            let path = store.album_dir(album)?.join("album.json");
-            match std::fs::remove_file(&path) {
-                Ok(()) => report.withdrawn += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(StoreError::Io {
-                        action: "remove",
-                        path,
-                        source,
-                    }
-                    .into());
-                }
-            }
-            known.remove(album);
-        }
-    }
-    Ok(report)
-}
-
-/// Album ids with an `album.json` in the local store.
-fn local_albums(store: &Store) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(store.root()) else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-        .filter(|id| !id.starts_with('.'))
-        .filter(|id| {
-            store
-                .album_dir(id)
-                .is_ok_and(|d| d.join("album.json").is_file())
-        })
-        .collect()
-}
-
-/// An album's records fetched and checked, ready to be written locally.
-struct Fetched {
-    /// The publication record's bytes, as the bucket holds them.
-    record: Bytes,
-    publication: Publication,
-    manifests: Vec<RenditionManifest>,
-    cover: Option<Vec<u8>>,
-}
-
-async fn fetch_album(remote: &Remote, album: &str, bytes: &[u8]) -> Result<Fetched, PublishError> {
-    let key = format!("{album}/{PUBLICATION_FILE}");
-    let corrupt = |reason: String| PublishError::Corrupt {
-        key: key.clone(),
-        reason,
-    };
-    let publication: Publication =
-        serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
-    if publication.album.album != album {
-        return Err(corrupt(format!("names album {}", publication.album.album)));
-    }
-    let wanted: Vec<(u32, String, PublishedFile)> = publication
-        .tracks
-        .iter()
-        .flat_map(|t| {
-            t.manifests
-                .iter()
-                .map(|(name, file)| (t.record.track, name.clone(), file.clone()))
-        })
-        .collect();
-    let manifests: Vec<RenditionManifest> = stream::iter(wanted)
-        .map(|(track, name, file)| async move {
-            let bytes = fetch_checked(remote, &file).await?;
-            let m: RenditionManifest =
-                serde_json::from_slice(&bytes).map_err(|e| PublishError::Corrupt {
-                    key: file.object.clone(),
-                    reason: e.to_string(),
-                })?;
-            if m.album != album || m.track != track || m.rendition != name {
-                return Err(PublishError::Corrupt {
-                    key: file.object,
-                    reason: "names another rendition".into(),
-                });
-            }
-            Ok(m)
-        })
-        .buffer_unordered(CONCURRENT_OBJECTS)
-        .try_collect()
-        .await?;
-    let cover = match (&publication.cover, &publication.album.cover) {
-        (Some(file), Some(_)) => Some(fetch_checked(remote, file).await?.to_vec()),
-        _ => None,
-    };
-    Ok(Fetched {
-        record: Bytes::copy_from_slice(bytes),
-        publication,
-        manifests,
-        cover,
-    })
-}
-
-/// The bytes of a published file, checked against its hash.
-async fn fetch_checked(remote: &Remote, file: &PublishedFile) -> Result<Bytes, PublishError> {
-    let bytes = remote
-        .get(&file.object)
-        .await?
-        .ok_or_else(|| PublishError::Corrupt {
-            key: file.object.clone(),
-            reason: "named by the publication but absent".into(),
-        })?;
-    let actual = sha256_hex(&bytes);
-    if actual != file.sha256 {
-        return Err(PublishError::Corrupt {
-            key: file.object.clone(),
-            reason: format!("SHA-256 {actual}, publication says {}", file.sha256),
-        });
-    }
-    Ok(bytes)
-}
-
-impl Fetched {
-    /// Writes the album's records into the local store under its lock: manifests (local
-    /// copies of generations they no longer name are deleted), tracks, cover, album record,
-    /// and last the publication record that says all of them are here.
-    fn write(self, store: &Store) -> Result<(), StoreError> {
-        let _lock = store.lock()?;
-        for m in &self.manifests {
-            store.mirror_manifest_locked(m)?;
-        }
-        for t in &self.publication.tracks {
-            store.write_track(&t.record)?;
-        }
-        let album = &self.publication.album;
-        if let (Some(bytes), Some(name)) = (&self.cover, &album.cover) {
-            let ext = name.rsplit_once('.').map_or("bin", |(_, e)| e);
-            store.write_cover(&album.album, ext, bytes)?;
-        }
-        store.write_album(album)?;
-        let path = store.album_dir(&album.album)?.join(PUBLICATION_FILE);
-        crate::durable::write_atomic(&path, &self.record, 0o644).map_err(|source| StoreError::Io {
-            action: "write",
-            path: path.clone(),
-            source,
-        })
-    }
 }

@@ -32,6 +32,8 @@ pub struct RemoteStats {
     pub verify_failures: Counter,
     /// Local segment copies deleted to keep the local disk cache within its bound.
     pub local_evictions: Counter,
+    /// Publication records and manifests fetched from the bucket (`super::records`).
+    pub records: Counter,
 }
 
 /// The bucket behind a local store, and the bound on local segment copies.

@@ -5,16 +5,18 @@
 //! Keys under the prefix mirror the local layout ([`super`]), plus what publication adds
 //! ([`super::publish`]):
 //! ```text
-//! <album>/publication.json                            the album as published (written last)
+//! .published/<album>.json                            the album as published (written last)
 //! <album>/<NN>/<rendition>/manifest-<sha256>.json     a rendition manifest, named by its hash
 //! <album>/<NN>/<rendition>/<generation>/init.enc, 0001.enc, ...
 //! <album>/cover-<sha256>.<ext>                        the cover, named by its hash
 //! ```
-//! Every object but `publication.json` is immutable once written: its name fixes its bytes.
+//! Every object but the publication records is immutable once written: its name fixes its bytes.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures_util::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 
 /// Retries of one bucket request before the miss fails as unavailable.
@@ -225,24 +227,49 @@ impl Remote {
             .map_err(self.request_err("put", rel))
     }
 
-    /// The first-level names under the prefix (album ids: the folders that hold a
-    /// publication record or anything else).
-    pub async fn list_top(&self) -> Result<Vec<String>, RemoteError> {
-        let prefix = (!self.location.prefix.is_empty())
-            .then(|| ObjectPath::parse(&self.location.prefix))
-            .transpose()
-            .map_err(|_| RemoteError::BadKey(self.location.prefix.clone()))?;
-        let listed = self
-            .s3
-            .list_with_delimiter(prefix.as_ref())
+    /// Every publication record under `.published/`, by album id, with a tag that changes
+    /// whenever the record is replaced (its ETag, else its size and modification time): one
+    /// LIST request per thousand albums, no GET, so a refresh that finds nothing new costs
+    /// the bucket a listing only.
+    pub async fn list_published(&self) -> Result<BTreeMap<String, String>, RemoteError> {
+        let folder = self.key(PUBLISHED_FOLDER)?;
+        let mut listing = self.s3.list(Some(&folder));
+        let mut published = BTreeMap::new();
+        while let Some(meta) = listing
+            .try_next()
             .await
-            .map_err(self.request_err("list", ""))?;
-        Ok(listed
-            .common_prefixes
-            .iter()
-            .filter_map(|p| p.filename().map(str::to_owned))
-            .collect())
+            .map_err(self.request_err("list", PUBLISHED_FOLDER))?
+        {
+            // Only `<album>.json` names are records; anything else there is not encore's.
+            let Some(album) = meta
+                .location
+                .filename()
+                .and_then(|name| name.strip_suffix(".json"))
+                .filter(|album| super::check_name(album).is_ok())
+            else {
+                continue;
+            };
+            let tag = meta.e_tag.unwrap_or_else(|| {
+                format!(
+                    "{}-{}",
+                    meta.size,
+                    meta.last_modified.timestamp_nanos_opt().unwrap_or(0)
+                )
+            });
+            published.insert(album.to_owned(), tag);
+        }
+        Ok(published)
     }
+}
+
+/// The folder of publication records: one `<album>.json` per published album, side by side,
+/// so one listing sees every album's current record. Its name can never be an album id
+/// (album ids have no dot), so it never mixes with an album's objects.
+pub const PUBLISHED_FOLDER: &str = ".published";
+
+/// Key (under the prefix) of `album`'s publication record.
+pub fn published_record(album: &str) -> String {
+    format!("{PUBLISHED_FOLDER}/{album}.json")
 }
 
 #[cfg(test)]

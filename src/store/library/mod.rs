@@ -118,7 +118,30 @@ pub struct LibraryIndex {
     /// read bookkeeping costs more than the rest of the lookup): `super::hot`, emptied of
     /// whatever moka drops, so it holds nothing beyond moka's bound.
     front: Arc<HotSlots<str, Arc<LoadedRendition>>>,
+    /// Where records the local store lacks (or holds an old copy of) come from: the bucket,
+    /// on an origin whose store is published there; `None` when the local store is the truth.
+    source: Option<Arc<dyn RecordSource>>,
 }
+
+/// Where an album's records come from on an origin that does not package them itself: asked
+/// before each load (cold ones only: what the caches hold is not asked again), it makes the
+/// local store's copy present and current, so every load then reads local files as without
+/// it. Called from connection threads: an implementation blocks while it fetches.
+pub trait RecordSource: Send + Sync + std::fmt::Debug {
+    /// Makes the album's record and its tracks' records present locally.
+    fn ensure_album(&self, store: &Store, album: &str) -> Result<(), RecordSourceError>;
+    /// Makes the local manifest of a rendition the album's record names the current one.
+    fn ensure_rendition(
+        &self,
+        store: &Store,
+        album: &str,
+        track: u32,
+        rendition: &str,
+    ) -> Result<(), RecordSourceError>;
+}
+
+/// Why a [`RecordSource`] could not provide a record (the load then fails: logged, not served).
+pub type RecordSourceError = Box<dyn std::error::Error + Send + Sync>;
 
 impl std::fmt::Debug for LibraryIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -156,6 +179,7 @@ impl LibraryIndex {
             front,
             store: store.clone(),
             ids: Vec::new(),
+            source: None,
             heads: Cache::builder()
                 .max_capacity(albums_bytes)
                 .weigher(|_, head: &Arc<AlbumHead>| head.weight())
@@ -166,6 +190,22 @@ impl LibraryIndex {
                 .eviction_listener(move |key: Arc<Box<str>>, _, _| listener_front.forget(&**key))
                 .build_with_hasher(foldhash::fast::RandomState::default()),
         }
+    }
+
+    /// The index of albums `ids` (sorted here), whose records `source` provides on demand:
+    /// an origin reading a bucket's publications, which lists the albums without fetching any.
+    pub fn with_source(
+        store: &Store,
+        bounds: CacheBounds,
+        mut ids: Vec<Box<str>>,
+        source: Arc<dyn RecordSource>,
+    ) -> LibraryIndex {
+        let mut index = LibraryIndex::empty(store, bounds);
+        ids.sort_unstable();
+        ids.dedup();
+        index.ids = ids;
+        index.source = Some(source);
+        index
     }
 
     /// Every album folder's id, sorted (a folder may hold no album: see [`Self::album`]).
@@ -183,7 +223,7 @@ impl LibraryIndex {
             return None;
         }
         self.heads
-            .try_get_with(Box::from(id), || match load_head(&self.store, id) {
+            .try_get_with(Box::from(id), || match self.ensure_album(id) {
                 Ok(Some(head)) => Ok(Arc::new(head)),
                 Ok(None) => Err(()),
                 Err(e) => {
@@ -299,6 +339,15 @@ impl LibraryIndex {
         }
     }
 
+    /// The album's head from the local store, once the record source (if any) has made it
+    /// present there.
+    fn ensure_album(&self, id: &str) -> Result<Option<AlbumHead>, RecordSourceError> {
+        if let Some(source) = &self.source {
+            source.ensure_album(&self.store, id)?;
+        }
+        Ok(load_head(&self.store, id)?)
+    }
+
     /// The rendition under `key` (`{album}/tracks/{track}/{rendition}`) from moka, else loaded.
     fn cached_or_load(
         &self,
@@ -333,6 +382,17 @@ impl LibraryIndex {
         }
         self.renditions
             .try_get_with(key, || {
+                if let Some(source) = &self.source
+                    && let Err(e) = source.ensure_rendition(&self.store, album, track, rendition)
+                {
+                    tracing::warn!(
+                        album = %album,
+                        track,
+                        rendition = %rendition,
+                        "rendition not served, its manifest cannot be fetched: {e}"
+                    );
+                    return Err(());
+                }
                 match self.store.read_manifest(album, track, rendition) {
                     Ok(Some(m)) => Ok(Arc::new(LoadedRendition::build(&self.store, m))),
                     Ok(None) => Err(()),
