@@ -17,7 +17,9 @@
 #    `loadgen --versus` runs of VERSUS s (default 20) in 0.1 s slices, CONNS connections
 #    (default 16), closed loop, a play token on every request, every segment URL at random:
 #    bucket against local req/s, then with the roles swapped; each round's geometric mean of
-#    the two, and the geometric mean over the rounds (goal >= 0.95).
+#    the two, and the geometric mean over the rounds (goal >= 0.95); the same for a twin of
+#    the local origin (same files, same code) as the control: how far apart two origins that
+#    should be equal land in this run.
 # Results and the raw samples go to $OUT (default docs/perf-log/objectstore-<date>.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -119,20 +121,28 @@ log "== bucket origin metrics: $(curl -fs "$BUCKET/metrics" | grep -E '^encore_s
 # ---- hot ------------------------------------------------------------------------------------
 # Two origins of one build on the same files differ by up to ~15 % in req/s from one start to
 # the next (where the kernel places their threads and how their accept loops split the
-# connections), so one pair of processes says little. Each round restarts both origins (the
-# bucket one reopens at once on its warm --data) and runs `loadgen --versus` in both orders; the
-# result is the geometric mean over all rounds, with the spread of the rounds beside it.
+# connections), so one pair of processes says little. Each round restarts the origins (the
+# bucket one reopens at once on its warm --data) and runs `loadgen --versus` in both orders,
+# bucket against local and, as the control, "twin" (a second local-store origin on a copy of
+# local's files: the same code and bytes) against local. A round's ratio is the geometric mean
+# of its two orders; the result is the geometric mean over the rounds, beside the control's.
+cp -a "$TMP/local" "$TMP/twin"
+start_origin twin "$TMP/local.toml" "$TMP/twin"
+TWIN=$ORIGIN TWIN_PID=$ORIGIN_PID
 restart_origins() {
-	for p in "$LOCAL_PID" "$BUCKET_PID"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+	for p in "$LOCAL_PID" "$BUCKET_PID" "$TWIN_PID"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
 	start_origin local "$TMP/local.toml" "$TMP/local"
 	LOCAL=$ORIGIN LOCAL_PID=$ORIGIN_PID
 	start_origin bucket "$TMP/bucket.toml" "$TMP/bucket"
 	BUCKET=$ORIGIN BUCKET_PID=$ORIGIN_PID
+	start_origin twin "$TMP/local.toml" "$TMP/twin"
+	TWIN=$ORIGIN TWIN_PID=$ORIGIN_PID
 	write_urls
 }
 write_urls() {
 	sed "s|^|$LOCAL|" "$TMP/paths" >"$TMP/urls.local"
 	sed "s|^|$BUCKET|" "$TMP/paths" >"$TMP/urls.bucket"
+	sed "s|^|$TWIN|" "$TMP/paths" >"$TMP/urls.twin"
 }
 write_urls
 versus() { # a b out -> loadgen JSON in out
@@ -140,23 +150,33 @@ versus() { # a b out -> loadgen JSON in out
 		--connections "$CONNS" --duration "$VERSUS" --warmup 1 >"$3" 2>&1 ||
 		{ cat "$3" >&2; exit 1; }
 }
-log "== hot path, warm: $ROUNDS round(s) of loadgen --versus ${VERSUS}s each way, $CONNS connections, both origins restarted per round"
-: >"$TMP/round.ratios"
+# ratio_of SIDE ROUND: SIDE's req/s over local's, both orders of this round; logs them and
+# appends the round's geometric mean to $TMP/SIDE.ratios.
+ratio_of() {
+	local first="$TMP/$1.$2.second.out" swapped="$TMP/$1.$2.first.out" ratio
+	versus local "$1" "$first"
+	versus "$1" local "$swapped"
+	cat "$first" "$swapped" >>"$TMP/raw"
+	ratio=$(jq -rn --slurpfile a "$first" --slurpfile b "$swapped" '($a[0].ratio_b_over_a / $b[0].ratio_b_over_a) | sqrt')
+	echo "$ratio" >>"$TMP/$1.ratios"
+	log "== round $2: $1/local req/s $(jq -r .ratio_b_over_a "$first") ($1 second, $(jq -r '.a.req_per_s|floor' "$first") vs $(jq -r '.b.req_per_s|floor' "$first") req/s), $(jq -r '1 / .ratio_b_over_a' "$swapped") ($1 first); geometric mean $ratio"
+}
+summary() { # SIDE
+	log "== $1/local req/s over $ROUNDS round(s): geometric mean $(awk '{s+=log($1); n++} END {printf "%.3f", exp(s/n)}' "$TMP/$1.ratios"), rounds from $(sort -g "$TMP/$1.ratios" | head -1 | xargs printf '%.3f') to $(sort -g "$TMP/$1.ratios" | tail -1 | xargs printf '%.3f')"
+}
+log "== hot path, warm: $ROUNDS round(s) of loadgen --versus ${VERSUS}s each way, $CONNS connections, every origin restarted per round"
 for round in $(seq 1 "$ROUNDS"); do
 	[ "$round" -gt 1 ] && restart_origins
-	versus local bucket "$TMP/versus.$round.out"
-	versus bucket local "$TMP/swapped.$round.out"
-	cat "$TMP/versus.$round.out" "$TMP/swapped.$round.out" >>"$TMP/raw"
-	ratio=$(jq -rn --slurpfile a "$TMP/versus.$round.out" --slurpfile b "$TMP/swapped.$round.out" '($a[0].ratio_b_over_a / $b[0].ratio_b_over_a) | sqrt')
-	echo "$ratio" >>"$TMP/round.ratios"
-	log "== round $round: bucket/local req/s $(jq -r .ratio_b_over_a "$TMP/versus.$round.out") (bucket second, $(jq -r '.a.req_per_s|floor' "$TMP/versus.$round.out") vs $(jq -r '.b.req_per_s|floor' "$TMP/versus.$round.out") req/s), $(jq -r '1 / .ratio_b_over_a' "$TMP/swapped.$round.out") (bucket first); geometric mean $ratio"
+	ratio_of bucket "$round"
+	ratio_of twin "$round"
 done
-log "== bucket/local req/s over $ROUNDS round(s): geometric mean $(awk '{s+=log($1); n++} END {printf "%.3f", exp(s/n)}' "$TMP/round.ratios"), rounds from $(sort -g "$TMP/round.ratios" | head -1 | xargs printf '%.3f') to $(sort -g "$TMP/round.ratios" | tail -1 | xargs printf '%.3f')"
+summary bucket
+summary twin
 
 mkdir -p "$(dirname "$OUT")"
 {
 	cat "$TMP/report"
-	echo "== raw loadgen answers, per round local-first then bucket-first:"
+	echo "== raw loadgen answers, per round: bucket second, bucket first, twin second, twin first:"
 	cat "$TMP/raw"
 	echo "== raw cold samples (s), local then bucket:"
 	paste "$TMP/cold.local" "$TMP/cold.bucket"
