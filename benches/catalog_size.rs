@@ -10,7 +10,14 @@
 //! ```text
 //! cargo build --release && cargo bench --bench catalog_size -- 1000 10000
 //! cargo build && cargo bench --profile dev --bench catalog_size -- 1000
+//! benches/catalog_bucket.sh 1000 10000      # the same catalogs published to Garage
 //! ```
+//!
+//! With `ENCORE_BENCH_BUCKET=s3://bucket/prefix` (and the `AWS_*` variables encore reads, as
+//! `benches/catalog_bucket.sh` sets them for a Garage it starts), each catalog is published to
+//! the bucket instead (publication records, manifests, the probed segments) and served by an
+//! origin with an empty `--data` reading it: its start is one listing of the bucket, and a
+//! cold probe fetches the album's record, the rendition's manifest and the segment.
 //!
 //! Only records are generated (album, track and manifest JSON): a start reads those, never a
 //! segment file. The `encore` binary is the one next to this bench's executable
@@ -180,6 +187,82 @@ fn generate(data: &Path, albums: usize) {
     }
 }
 
+/// Publishes the generated catalog under `data` to the bucket as `encore ingest` would: the
+/// probed segments, every manifest, and last each album's publication record.
+fn publish(data: &Path, albums: usize, location: &encore::config::BucketLocation) {
+    use encore::store::publish::{Publication, PublishedFile, PublishedTrack};
+    use futures_util::stream::{self, StreamExt};
+    let remote = encore::store::remote::Remote::from_env(location).expect("bucket settings");
+    let store = Store::new(data);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let put = |key: String, bytes: Vec<u8>| {
+        let remote = remote.clone();
+        async move {
+            let sha = encore::store::sha256_hex(&bytes);
+            remote.put(&key, bytes.into(), &sha).await.expect("put");
+        }
+    };
+    let content = probe_content();
+    runtime.block_on(async {
+        stream::iter(probed(albums))
+            .map(|album| {
+                let m = manifest(&album, 1, "lossless");
+                let key = format!(
+                    "{album}/01/lossless/{}/{}",
+                    m.generation, m.segments[0].file
+                );
+                put(key, content.clone())
+            })
+            .buffer_unordered(32)
+            .collect::<Vec<()>>()
+            .await;
+        stream::iter(0..albums)
+            .map(|a| {
+                let album = format!("album-{a:06}");
+                let record = store
+                    .read_album(&album)
+                    .expect("album")
+                    .expect("album record");
+                let mut tracks = Vec::new();
+                let mut uploads = Vec::new();
+                for track in 1..=TRACKS {
+                    let mut manifests = std::collections::BTreeMap::new();
+                    for rendition in RENDITIONS {
+                        let json = serde_json::to_vec_pretty(&manifest(&album, track, rendition))
+                            .expect("json");
+                        let sha256 = encore::store::sha256_hex(&json);
+                        let object =
+                            format!("{album}/{track:02}/{rendition}/manifest-{sha256}.json");
+                        uploads.push(put(object.clone(), json));
+                        manifests.insert(rendition.to_string(), PublishedFile { object, sha256 });
+                    }
+                    tracks.push(PublishedTrack {
+                        record: store
+                            .read_track(&album, track)
+                            .expect("track")
+                            .expect("track record"),
+                        manifests,
+                    });
+                }
+                let publication = Publication {
+                    format: MANIFEST_FORMAT,
+                    album: record,
+                    cover: None,
+                    tracks,
+                };
+                let json = serde_json::to_vec_pretty(&publication).expect("publication");
+                let key = encore::store::remote::published_record(&album);
+                async move {
+                    futures_util::future::join_all(uploads).await;
+                    put(key, json).await;
+                }
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<()>>()
+            .await;
+    });
+}
+
 /// What one served catalog measured.
 struct Measured {
     ready_seconds: f64,
@@ -237,7 +320,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// Starts `encore serve` on `data` and measures it (probing `probes`' segments).
-fn measure(encore: &Path, root: &Path, data: &Path, probes: &[String]) -> Measured {
+fn measure(
+    encore: &Path,
+    root: &Path,
+    data: &Path,
+    probes: &[String],
+    bucket: Option<&str>,
+) -> Measured {
     let keys = root.join("keys");
     if !keys.exists() {
         let init = Command::new(encore)
@@ -248,7 +337,8 @@ fn measure(encore: &Path, root: &Path, data: &Path, probes: &[String]) -> Measur
         assert!(init.status.success(), "keys init failed");
     }
     let config = root.join("encore.toml");
-    std::fs::write(&config, "[server]\nwatch_media = false\n").expect("config");
+    let store = bucket.map_or(String::new(), |url| format!("[store]\nurl = \"{url}\"\n"));
+    std::fs::write(&config, format!("[server]\nwatch_media = false\n{store}")).expect("config");
     std::fs::create_dir_all(root.join("media")).expect("media");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -338,6 +428,20 @@ fn main() {
         .collect();
     let sizes = if sizes.is_empty() { vec![1000] } else { sizes };
     let encore = encore_binary();
+    let bucket = std::env::var("ENCORE_BENCH_BUCKET").ok();
+    let location = bucket.as_deref().map(|url| {
+        let rest = url
+            .strip_prefix("s3://")
+            .expect("ENCORE_BENCH_BUCKET: s3://bucket/prefix");
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        encore::config::BucketLocation {
+            bucket: bucket.to_owned(),
+            prefix: prefix.trim_matches('/').to_owned(),
+        }
+    });
+    if let Some(url) = &bucket {
+        println!("published to {url}: origins start on an empty --data and read the bucket");
+    }
     println!(
         "catalog size bench: {} CPU(s), {} albums x {TRACKS} tracks x {} renditions x {SEGMENTS} segments",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -350,7 +454,7 @@ fn main() {
     );
     let root = tempfile::tempdir().expect("temp dir");
     let empty = root.path().join("empty");
-    let empty_run = measure(&encore, root.path(), &empty, &[]);
+    let empty_run = measure(&encore, root.path(), &empty, &[], None);
     let empty_rss = empty_run.rss_mib;
     println!(
         "| albums | segment URLs | generate s | ready s | RSS MiB | RSS / empty | cold p50 / p99 ms | warm p50 / p99 ms | cold p99 / warm p99 | RSS after {PROBES} albums MiB |"
@@ -364,8 +468,28 @@ fn main() {
         let data = root.path().join(format!("data-{n}"));
         let t = Instant::now();
         generate(&data, n);
+        let (served, bucket_url) = match &location {
+            Some(location) => {
+                // A prefix per catalog: each origin lists only its own.
+                let prefix = format!("{}/{n}", location.prefix);
+                let location = encore::config::BucketLocation {
+                    bucket: location.bucket.clone(),
+                    prefix: prefix.trim_start_matches('/').to_owned(),
+                };
+                publish(&data, n, &location);
+                let url = format!("s3://{}/{}", location.bucket, location.prefix);
+                (root.path().join(format!("origin-{n}")), Some(url))
+            }
+            None => (data.clone(), None),
+        };
         let generated = t.elapsed().as_secs_f64();
-        let run = measure(&encore, root.path(), &data, &probed(n));
+        let run = measure(
+            &encore,
+            root.path(),
+            &served,
+            &probed(n),
+            bucket_url.as_deref(),
+        );
         let urls = n as u64 * u64::from(TRACKS) * RENDITIONS.len() as u64 * u64::from(SEGMENTS + 1);
         let (cold, warm) = (&run.cold_ms, &run.warm_ms);
         println!(

@@ -52,6 +52,31 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     result.and_then(|()| sync_dir(dir))
 }
 
+/// Replaces `path` with `bytes` atomically (a reader sees the old file or the new one whole)
+/// but not durably: no fsync, so after a crash the file may be old, new, or empty. Only for
+/// copies of something kept elsewhere that are checked against it when used (an origin's
+/// records fetched from the bucket), where an fsync costs more than fetching again.
+pub fn replace_unsynced(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let name = path.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} does not name a file", path.display()),
+        )
+    })?;
+    let (tmp_path, mut file) = create_temp(parent_dir(path), name, mode)?;
+    let result = file
+        .set_permissions(Permissions::from_mode(mode))
+        .and_then(|()| file.write_all(bytes))
+        .and_then(|()| {
+            drop(file);
+            fs::rename(&tmp_path, path)
+        });
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp_path);
+    }
+    result
+}
+
 fn fill_and_commit(
     mut file: File,
     tmp_path: &Path,

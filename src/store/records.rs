@@ -101,7 +101,7 @@ pub async fn refresh(
         let outcome = match head {
             Ok(head) => {
                 let store = store.clone();
-                tokio::task::spawn_blocking(move || head.write_if_changed(&store))
+                tokio::task::spawn_blocking(move || head.write_if_changed(&store, false))
                     .await
                     .map_err(|e| {
                         PublishError::Store(StoreError::Io {
@@ -216,41 +216,54 @@ async fn fetch_head(remote: &Remote, album: &str) -> Result<Head, PublishError> 
 impl Head {
     /// Writes the album's records into the local store under its lock (tracks, cover, album
     /// record, and last the publication record that says they are here), unless the local
-    /// publication record is already this one; true if written.
-    fn write_if_changed(self, store: &Store) -> Result<bool, StoreError> {
+    /// publication record is already this one (and `again` is false); true if written.
+    ///
+    /// The copies are replaced atomically but not fsynced: they are copies of the bucket's,
+    /// compared with it after a restart (the first refresh reads every held record) and
+    /// fetched again when they do not load, so a crash can cost a fetch, never a wrong
+    /// answer; fsyncs were most of a cold album's time.
+    fn write_if_changed(self, store: &Store, again: bool) -> Result<bool, StoreError> {
         let _lock = store.lock()?;
         let album = &self.publication.album;
         let path = store.album_dir(&album.album)?.join(PUBLICATION_FILE);
-        if std::fs::read(&path).is_ok_and(|held| held == self.record) {
+        if !again && std::fs::read(&path).is_ok_and(|held| held == self.record) {
             return Ok(false);
         }
-        durable_dir(store, &album.album)?;
         for t in &self.publication.tracks {
-            store.write_track(&t.record)?;
+            let dir = store.track_dir(&album.album, t.record.track)?;
+            put_copy(&dir.join("track.json"), &to_json(&t.record, &dir)?)?;
         }
         if let (Some(bytes), Some(name)) = (&self.cover, &album.cover) {
             let ext = name.rsplit_once('.').map_or("bin", |(_, e)| e);
             store.write_cover(&album.album, ext, bytes)?;
         }
-        store.write_album(album)?;
-        crate::durable::write_atomic(&path, &self.record, 0o644).map_err(|source| {
-            StoreError::Io {
-                action: "write",
-                path: path.clone(),
-                source,
-            }
-        })?;
+        let dir = store.album_dir(&album.album)?;
+        put_copy(&dir.join("album.json"), &to_json(album, &dir)?)?;
+        put_copy(&path, &self.record)?;
         Ok(true)
     }
 }
 
-fn durable_dir(store: &Store, album: &str) -> Result<(), StoreError> {
-    let dir = store.album_dir(album)?;
-    crate::durable::create_dir_all_durable(&dir).map_err(|source| StoreError::Io {
-        action: "create",
-        path: dir,
-        source,
+fn to_json<T: serde::Serialize>(value: &T, dir: &std::path::Path) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec_pretty(value).map_err(|e| StoreError::Corrupt {
+        path: dir.to_path_buf(),
+        reason: e.to_string(),
     })
+}
+
+/// Writes a local copy of a bucket record (see [`Head::write_if_changed`] for why unsynced).
+fn put_copy(path: &std::path::Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let io = |action: &'static str| {
+        move |source| StoreError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io("create"))?;
+    }
+    crate::durable::replace_unsynced(path, bytes, 0o644).map_err(io("write"))
 }
 
 /// The bytes of a published file, checked against its hash.
@@ -278,7 +291,7 @@ async fn fetch_manifest(
     track: u32,
     rendition: &str,
     file: &PublishedFile,
-) -> Result<RenditionManifest, PublishError> {
+) -> Result<(RenditionManifest, Bytes), PublishError> {
     let bytes = fetch_checked(remote, file).await?;
     let corrupt = |reason: String| PublishError::Corrupt {
         key: file.object.clone(),
@@ -289,7 +302,7 @@ async fn fetch_manifest(
     if m.album != album || m.track != track || m.rendition != rendition {
         return Err(corrupt("names another rendition".into()));
     }
-    Ok(m)
+    Ok((m, bytes))
 }
 
 type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -389,14 +402,19 @@ impl BucketRecords {
 }
 
 impl RecordSource for BucketRecords {
-    fn ensure_album(&self, store: &Store, album: &str) -> Result<(), RecordSourceError> {
-        if holds(store, album) {
+    fn ensure_album(
+        &self,
+        store: &Store,
+        album: &str,
+        again: bool,
+    ) -> Result<(), RecordSourceError> {
+        if !again && holds(store, album) {
             return Ok(());
         }
         let remote = self.remote.clone();
         let id = album.to_owned();
         let head = self.run(async move { fetch_head(&remote, &id).await })?;
-        head.write_if_changed(store)?;
+        head.write_if_changed(store, again)?;
         Ok(())
     }
 
@@ -431,10 +449,14 @@ impl RecordSource for BucketRecords {
         }
         let remote = self.remote.clone();
         let (id, name, file) = (album.to_owned(), rendition.to_owned(), file.clone());
-        let manifest =
+        let (manifest, bytes) =
             self.run(async move { fetch_manifest(&remote, &id, track, &name, &file).await })?;
         let _lock = store.lock()?;
-        store.mirror_manifest_locked(&manifest)?;
+        // The bytes as published, so the next load finds the record's hash.
+        put_copy(&local, &bytes)?;
+        let mut keep = vec![manifest.generation.as_str()];
+        keep.extend(manifest.retiring.iter().map(|r| r.generation.as_str()));
+        store.collect_garbage(album, track, rendition, &keep)?;
         Ok(())
     }
 }

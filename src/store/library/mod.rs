@@ -128,8 +128,14 @@ pub struct LibraryIndex {
 /// local store's copy present and current, so every load then reads local files as without
 /// it. Called from connection threads: an implementation blocks while it fetches.
 pub trait RecordSource: Send + Sync + std::fmt::Debug {
-    /// Makes the album's record and its tracks' records present locally.
-    fn ensure_album(&self, store: &Store, album: &str) -> Result<(), RecordSourceError>;
+    /// Makes the album's record and its tracks' records present locally; `again`: fetched
+    /// even if present (the local copy did not load).
+    fn ensure_album(
+        &self,
+        store: &Store,
+        album: &str,
+        again: bool,
+    ) -> Result<(), RecordSourceError>;
     /// Makes the local manifest of a rendition the album's record names the current one.
     fn ensure_rendition(
         &self,
@@ -342,10 +348,19 @@ impl LibraryIndex {
     /// The album's head from the local store, once the record source (if any) has made it
     /// present there.
     fn ensure_album(&self, id: &str) -> Result<Option<AlbumHead>, RecordSourceError> {
-        if let Some(source) = &self.source {
-            source.ensure_album(&self.store, id)?;
+        let Some(source) = &self.source else {
+            return Ok(load_head(&self.store, id)?);
+        };
+        source.ensure_album(&self.store, id, false)?;
+        match load_head(&self.store, id) {
+            Ok(head) => Ok(head),
+            // A copy of the source's that does not load (e.g. cut short by a crash): once more.
+            Err(e) => {
+                tracing::warn!(album = %id, "album records do not load, fetching them again: {e}");
+                source.ensure_album(&self.store, id, true)?;
+                Ok(load_head(&self.store, id)?)
+            }
         }
-        Ok(load_head(&self.store, id)?)
     }
 
     /// The rendition under `key` (`{album}/tracks/{track}/{rendition}`) from moka, else loaded.
