@@ -156,7 +156,7 @@ pub(super) async fn restores(
     let row = sqlx::query(
         "SELECT COUNT(*) AS n, \
          CAST(SUM(CASE WHEN refunded_at IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS owned \
-         FROM purchases WHERE user_id = $1 AND album = $2",
+         FROM purchases WHERE owner_id = $1 AND album = $2",
     )
     .bind(user)
     .bind(album)

@@ -1,5 +1,6 @@
 //! The purchase writer: one task on a thread of its own that group-commits queued purchases.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,7 +87,11 @@ pub(super) async fn write_purchases(
             tokio::time::sleep(retry_pause(attempt)).await;
             attempt += 1;
         };
-        libraries.committed(batch.iter().map(|job| job.purchase.user.as_str()));
+        libraries.committed(
+            batch
+                .iter()
+                .flat_map(|job| [job.purchase.user.as_str(), job.purchase.owner()]),
+        );
         health.record(&result);
         match result {
             Ok(outcomes) => {
@@ -138,12 +143,74 @@ async fn record_batch(
     let mut tx = conn.begin_with(backend.begin_write()).await?;
     backend.take_write_turn(&mut tx).await?;
     let mut outcomes = Vec::with_capacity(batch.len());
+    let mut totals = BatchTotals::default();
     for job in batch {
-        outcomes
-            .push(record_in_tx(&mut tx, backend, &job.purchase, job.now, &job.request_id).await?);
+        outcomes.push(
+            record_in_tx(
+                &mut tx,
+                backend,
+                &mut totals,
+                &job.purchase,
+                job.now,
+                &job.request_id,
+            )
+            .await?,
+        );
     }
+    totals.write(&mut tx).await?;
     tx.commit().await?;
     Ok(outcomes)
+}
+
+/// What a batch adds up as it goes, written once per batch instead of once per purchase (a
+/// launch puts hundreds of purchases of one album in a batch: one `MAX(buyer_number)` and one
+/// hourly-total upsert for all of them).
+#[derive(Default)]
+struct BatchTotals {
+    /// Album → the last buyer number given in this batch (the writer holds the write turn,
+    /// so nobody else numbers meanwhile).
+    last_buyer: HashMap<String, i64>,
+    /// (album, currency, hour) → (units, revenue) added by this batch.
+    hourly: HashMap<(String, String, i64), (i64, i64)>,
+}
+
+impl BatchTotals {
+    async fn next_buyer(
+        &mut self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        album: &str,
+    ) -> Result<i64, sqlx::Error> {
+        let last = match self.last_buyer.get(album) {
+            Some(n) => *n,
+            None => sqlx::query("SELECT MAX(buyer_number) AS n FROM purchases WHERE album = $1")
+                .bind(album)
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get::<Option<i64>, _>("n")?
+                .unwrap_or(0),
+        };
+        self.last_buyer.insert(album.to_owned(), last + 1);
+        Ok(last + 1)
+    }
+
+    async fn write(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), sqlx::Error> {
+        for ((album, currency, hour), (units, revenue)) in &self.hourly {
+            sqlx::query(
+                "INSERT INTO sales_hourly (album, currency, hour, units, revenue) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (album, currency, hour) \
+                 DO UPDATE SET units = sales_hourly.units + excluded.units, \
+                 revenue = sales_hourly.revenue + excluded.revenue",
+            )
+            .bind(album)
+            .bind(currency)
+            .bind(hour)
+            .bind(units)
+            .bind(revenue)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
 }
 
 /// One purchase inside the writer's transaction. The outer error aborts the batch (a
@@ -151,6 +218,7 @@ async fn record_batch(
 async fn record_in_tx(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     backend: Backend,
+    totals: &mut BatchTotals,
     p: &NewPurchase,
     now: i64,
     request_id: &str,
@@ -167,21 +235,15 @@ async fn record_in_tx(
         }
         return Ok(Ok(Recorded::Replayed(row.try_get("response")?)));
     }
-    let last: Option<i64> =
-        sqlx::query("SELECT MAX(buyer_number) AS n FROM purchases WHERE album = $1")
-            .bind(p.album.as_str())
-            .fetch_one(&mut **tx)
-            .await?
-            .try_get("n")?;
-    let buyer_number = last.unwrap_or(0) + 1;
+    let buyer_number = totals.next_buyer(tx, p.album.as_str()).await?;
     // Before the row goes in: a refunded album bought again goes back into every origin's
     // entitlements through the feed.
-    if changes::restores(tx, &p.user, p.album.as_str()).await? {
+    if changes::restores(tx, p.owner(), p.album.as_str()).await? {
         changes::record_entitlement(
             tx,
             backend,
             changes::Entitlement::Restore,
-            &p.user,
+            p.owner(),
             p.album.as_str(),
             now,
         )
@@ -193,8 +255,9 @@ async fn record_in_tx(
         serde_json::to_string(&receipt).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
     sqlx::query(
         "INSERT INTO purchases (order_id, user_id, album, price, currency, purchased_at, \
-         recorded_at, buyer_number, request_hash, response, request_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         recorded_at, buyer_number, request_hash, response, request_id, quantity, gift_to, \
+         gift_from_visible, owner_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(&p.order_id)
     .bind(&p.user)
@@ -207,19 +270,18 @@ async fn record_in_tx(
     .bind(&fingerprint)
     .bind(&response)
     .bind(request_id)
+    .bind(p.quantity)
+    .bind(p.gift_to.as_deref())
+    .bind(i64::from(p.gift_from_visible))
+    .bind(p.owner())
     .execute(&mut **tx)
     .await?;
-    sqlx::query(
-        "INSERT INTO sales_hourly (album, currency, hour, units, revenue) \
-         VALUES ($1, $2, $3, 1, $4) ON CONFLICT (album, currency, hour) \
-         DO UPDATE SET units = sales_hourly.units + 1, \
-         revenue = sales_hourly.revenue + excluded.revenue",
-    )
-    .bind(p.album.as_str())
-    .bind(&p.currency)
-    .bind(purchased_at.div_euclid(HOUR) * HOUR)
-    .bind(p.price)
-    .execute(&mut **tx)
-    .await?;
+    let hour = purchased_at.div_euclid(HOUR) * HOUR;
+    let t = totals
+        .hourly
+        .entry((p.album.to_string(), p.currency.clone(), hour))
+        .or_default();
+    t.0 += p.quantity;
+    t.1 += p.price * p.quantity;
     Ok(Ok(Recorded::Created(response)))
 }
