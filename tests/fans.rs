@@ -207,6 +207,25 @@ async fn a_launch_opens_at_its_second_on(db: Option<&PgDatabase>) {
     assert_eq!(receipt["purchased_at"], "2030-01-01T00:00:00Z");
     let listed = chart(&c, "24h").await;
     assert!(listed.contains(&("launch".to_owned(), 1)), "{listed:?}");
+    // Movement: "open" sold in the hour before the launch's, so it had a rank then; the
+    // launch did not exist on that chart. An hour on, both have one.
+    let previous = |v: &Value, album: &str| {
+        v["albums"]
+            .as_array()
+            .expect("albums")
+            .iter()
+            .find(|e| e["album"] == album)
+            .map(|e| (e["previous_rank"].clone(), e["buyers"].clone()))
+    };
+    let (_, v) = c.get("/v1/charts/albums?window=24h", None).await;
+    assert_eq!(previous(&v, "launch"), Some((Value::Null, json!(1))));
+    assert_eq!(previous(&v, "open"), Some((json!(1), json!(1))));
+    clock.advance(3600);
+    // A chart is kept up to 10 s without sales; the manual clock moved an hour in none.
+    s.app.charts.invalidate();
+    let (_, v) = c.get("/v1/charts/albums?window=24h", None).await;
+    assert_eq!(previous(&v, "launch").map(|p| p.0), Some(json!(1)));
+    assert_eq!(previous(&v, "open").map(|p| p.0), Some(json!(2)));
 }
 
 /// An account token from the development account service (the real CLI).
