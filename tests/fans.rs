@@ -184,6 +184,23 @@ async fn a_launch_opens_at_its_second_on(db: Option<&PgDatabase>) {
     assert_eq!(status, StatusCode::CONFLICT, "{problem}");
     assert_eq!(problem["type"], "urn:encore:problem:not-on-sale");
     assert_eq!(problem["on_sale_at"], "2030-01-01T00:00:00Z");
+    // The demo store obeys the launch too (it needs no token).
+    let dev = |body: Value| {
+        let (http, url) = (c.http.clone(), c.url.clone());
+        async move {
+            let r = http
+                .post(format!("{url}/v1/dev/purchases"))
+                .json(&body)
+                .send()
+                .await
+                .expect("dev purchase");
+            let status = r.status();
+            (status, r.json::<Value>().await.expect("json"))
+        }
+    };
+    let (status, problem) = dev(json!({"user": "demo", "album": "launch"})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(problem["type"], "urn:encore:problem:not-on-sale");
     let (status, _) = c
         .post(
             "/v1/purchases",
@@ -205,8 +222,17 @@ async fn a_launch_opens_at_its_second_on(db: Option<&PgDatabase>) {
     assert_eq!(status, StatusCode::CREATED, "{receipt}");
     assert_eq!(receipt["buyer_number"], 1);
     assert_eq!(receipt["purchased_at"], "2030-01-01T00:00:00Z");
+    let (status, gift) = dev(json!({"user": "demo", "album": "launch", "quantity": 2,
+        "gift_to": "friend", "gift_from_visible": true}))
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{gift}");
+    assert_eq!(gift["order_id"], "dev:demo:launch:gift:friend");
+    assert_eq!(
+        (gift["quantity"].clone(), gift["gift_to"].clone()),
+        (json!(2), json!("friend"))
+    );
     let listed = chart(&c, "24h").await;
-    assert!(listed.contains(&("launch".to_owned(), 1)), "{listed:?}");
+    assert!(listed.contains(&("launch".to_owned(), 3)), "{listed:?}");
     // Movement: "open" sold in the hour before the launch's, so it had a rank then; the
     // launch did not exist on that chart. An hour on, both have one.
     let previous = |v: &Value, album: &str| {
@@ -218,7 +244,7 @@ async fn a_launch_opens_at_its_second_on(db: Option<&PgDatabase>) {
             .map(|e| (e["previous_rank"].clone(), e["buyers"].clone()))
     };
     let (_, v) = c.get("/v1/charts/albums?window=24h", None).await;
-    assert_eq!(previous(&v, "launch"), Some((Value::Null, json!(1))));
+    assert_eq!(previous(&v, "launch"), Some((Value::Null, json!(2))));
     assert_eq!(previous(&v, "open"), Some((json!(1), json!(1))));
     clock.advance(3600);
     // A chart is kept up to 10 s without sales; the manual clock moved an hour in none.
