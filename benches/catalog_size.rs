@@ -177,6 +177,7 @@ fn generate(data: &Path, albums: usize) {
             cover: None,
             cover_type: None,
             tracks: (1..=TRACKS).collect(),
+            on_sale_at: None,
         })
         .expect("album json");
         let path = store

@@ -490,6 +490,17 @@ impl TestServer {
         limits: encore::http::Limits,
         raw: encore::config::RawConfig,
     ) -> TestServer {
+        TestServer::start_with_clock(ws, limits, raw, None).await
+    }
+
+    /// [`TestServer::start_configured`] with the application reading `clock` (launch times,
+    /// decline windows) instead of the system's, when given.
+    pub async fn start_with_clock(
+        ws: &Workspace,
+        limits: encore::http::Limits,
+        raw: encore::config::RawConfig,
+        clock: Option<std::sync::Arc<dyn encore::clock::Clock>>,
+    ) -> TestServer {
         use std::sync::Arc;
         let keyring = Arc::new(ws.keyring());
         let config = encore::config::Config::from_raw(raw, &Default::default()).expect("config");
@@ -506,10 +517,12 @@ impl TestServer {
                     .expect("ledger")
             }
         };
-        let app = Arc::new(
-            encore::http::App::new(ws.store(), keyring, ledger, &config.server, limits)
-                .expect("app"),
-        );
+        let mut app = encore::http::App::new(ws.store(), keyring, ledger, &config.server, limits)
+            .expect("app");
+        if let Some(clock) = clock {
+            app = app.with_clock(clock);
+        }
+        let app = Arc::new(app);
         app.load_revocations(now()).await.expect("revocations");
         // As `encore serve` does: without it the change feed goes unread and `/readyz`
         // answers 503 after a few catch-up periods.

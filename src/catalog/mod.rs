@@ -23,4 +23,4 @@ pub use fingerprint::{NO_ALBUM_TOML, album_info_fingerprint, file_sha256_hex, so
 pub use scan::{
     AUDIO_EXTENSIONS, AlbumSource, COVER_CANDIDATES, TrackSource, load_album, scan_media_dir,
 };
-pub use slug::{AlbumId, MAX_ALBUM_ID_LEN};
+pub use slug::{AlbumId, MAX_ALBUM_ID_LEN, slugify};

@@ -65,6 +65,25 @@ pub(crate) fn slug_problem(s: &str) -> Option<&'static str> {
     None
 }
 
+/// The slug of a name under [`AlbumId`]'s rules ("The Lantern Choir" → `the-lantern-choir`):
+/// ASCII letters and digits kept (lowercased), every other run of characters one `-`, cut to
+/// [`MAX_ALBUM_ID_LEN`]; `None` when nothing is left (a name of only other scripts).
+pub fn slugify(name: &str) -> Option<String> {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.truncate(MAX_ALBUM_ID_LEN);
+    while out.ends_with('-') {
+        out.pop();
+    }
+    (slug_problem(&out).is_none()).then_some(out)
+}
+
 impl fmt::Display for AlbumId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -105,6 +124,17 @@ impl From<AlbumId> for String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slugify_names() {
+        assert_eq!(
+            slugify("The Lantern Choir").as_deref(),
+            Some("the-lantern-choir")
+        );
+        assert_eq!(slugify("  AC/DC -- Live! ").as_deref(), Some("ac-dc-live"));
+        assert_eq!(slugify("周杰伦"), None);
+        assert_eq!(slugify(&"ab ".repeat(40)).map(|s| s.len()), Some(64));
+    }
 
     #[test]
     fn accepts_slugs() {

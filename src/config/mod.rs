@@ -170,6 +170,9 @@ pub struct RawLedger {
     /// an origin cut off from the database for longer rebuilds its revocation list from the
     /// purchases when it is back instead of reading the changes it missed.
     pub change_feed_retention_seconds: Option<u64>,
+    /// How long the recipient of a gift may decline it (a refund), seconds from the purchase
+    /// (default 604800 = 7 days).
+    pub gift_decline_seconds: Option<u64>,
 }
 
 /// Validated `[ledger]` settings.
@@ -189,6 +192,8 @@ pub struct LedgerSettings {
     pub catch_up: std::time::Duration,
     /// How long the entitlement change feed keeps a row (`app::background`).
     pub change_feed_retention: std::time::Duration,
+    /// How long a gift's recipient may decline it, seconds.
+    pub gift_decline_seconds: u64,
 }
 
 impl Default for LedgerSettings {
@@ -201,6 +206,7 @@ impl Default for LedgerSettings {
             chart_refresh: std::time::Duration::from_secs(1),
             catch_up: std::time::Duration::from_millis(250),
             change_feed_retention: std::time::Duration::from_secs(86_400),
+            gift_decline_seconds: 7 * 86_400,
         }
     }
 }
@@ -611,6 +617,7 @@ fn ledger_settings(raw: RawLedger) -> Result<LedgerSettings, ConfigError> {
             .map_or(d.chart_refresh, std::time::Duration::from_millis),
         catch_up,
         change_feed_retention,
+        gift_decline_seconds: raw.gift_decline_seconds.unwrap_or(d.gift_decline_seconds),
     })
 }
 

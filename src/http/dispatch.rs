@@ -60,6 +60,9 @@ pub(super) async fn dispatch(
             ops::play_token::exchange(app, who.token()?, &body, request_id).await
         }
         Endpoint::GetChart => ops::sales::chart(app, query).await,
+        Endpoint::Fans(route) => {
+            ops::fans::dispatch(app, route, who.token().ok(), query, &body, request_id).await
+        }
         Endpoint::EdgeAuthorize => ops::edge::authorize(app, &head.headers),
         Endpoint::GetUserAlbums { user } => ops::sales::user_albums(app, who.token()?, &user).await,
         Endpoint::GetManifest {

@@ -27,6 +27,16 @@ pub enum ApiError {
     /// The request is malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// A launch: the album's sales open at this time (Unix seconds), not yet.
+    #[error("this album goes on sale at {}", crate::ledger::time::format_rfc3339(*.0))]
+    NotOnSale(i64),
+    /// The request is refused in the resource's present state; `type` and detail say why
+    /// (gifts, clubs).
+    #[error("{1}")]
+    State(&'static str, String),
+    /// Valid token, but the resource is someone else's (gifts, clubs); `type` says which.
+    #[error("{1}")]
+    Forbidden(&'static str, String),
     /// A body field is missing, malformed or out of range; the problem names it.
     #[error("{0}")]
     BadField(#[from] FieldError),
@@ -116,6 +126,8 @@ impl From<LedgerError> for ApiError {
         match e {
             LedgerError::Conflict(_) => ApiError::Conflict(e.to_string()),
             LedgerError::UnknownOrder(_) => ApiError::NotFound(e.to_string()),
+            LedgerError::ClubNameTaken(_) => ApiError::State("club-name-taken", e.to_string()),
+            LedgerError::UnknownClub(_) => ApiError::NotFound(e.to_string()),
             LedgerError::Unavailable(_) => {
                 // The cause (a path, a database message) is for the log, not the client.
                 tracing::error!("{e}");
@@ -171,6 +183,9 @@ impl ApiError {
             ApiError::Denied(d) => (StatusCode::FORBIDDEN, d.problem_type(), None),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", None),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad-request", None),
+            ApiError::NotOnSale(_) => (StatusCode::CONFLICT, "not-on-sale", None),
+            ApiError::State(name, _) => (StatusCode::CONFLICT, name, None),
+            ApiError::Forbidden(name, _) => (StatusCode::FORBIDDEN, name, None),
             ApiError::BadField(_) => (StatusCode::BAD_REQUEST, "invalid-field", None),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "order-conflict", None),
             ApiError::PayloadTooLarge(_) => {
@@ -208,6 +223,10 @@ impl ApiError {
         if let ApiError::BadField(f) = &self {
             // RFC 9457 extension member: which field to fix.
             body["field"] = f.field.into();
+        }
+        if let ApiError::NotOnSale(at) = &self {
+            // When to come back, for a countdown.
+            body["on_sale_at"] = crate::ledger::time::format_rfc3339(*at).into();
         }
         let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
         *resp.status_mut() = status;

@@ -110,6 +110,8 @@ pub enum Endpoint {
     CreatePlayToken,
     /// `GET /v1/charts/albums`.
     GetChart,
+    /// Gifts and fan clubs (`ops::fans`).
+    Fans(crate::http::ops::fans::FanRoute),
     /// `GET /v1/users/{user}/albums`.
     GetUserAlbums {
         /// The user.
@@ -175,6 +177,8 @@ impl Endpoint {
     /// unauthenticated caller learns nothing of what exists.
     pub fn authorization(&self) -> Authorization {
         match self {
+            Endpoint::Fans(r) if r.is_public() => Authorization::Public,
+            Endpoint::Fans(_) => Authorization::Bearer,
             Endpoint::Health
             | Endpoint::Ready
             | Endpoint::Metrics
@@ -219,6 +223,9 @@ impl Endpoint {
     /// repeated) before the operation runs, even where the operation ignores it, and it is
     /// logged under a request id.
     pub fn changes_state(&self) -> bool {
+        if let Endpoint::Fans(r) = self {
+            return r.changes_state();
+        }
         matches!(
             self,
             Endpoint::CreatePurchase
@@ -239,7 +246,10 @@ impl Endpoint {
     pub fn is_sale(&self) -> bool {
         matches!(
             self,
-            Endpoint::CreatePurchase | Endpoint::RefundPurchase { .. } | Endpoint::DevPurchase
+            Endpoint::CreatePurchase
+                | Endpoint::RefundPurchase { .. }
+                | Endpoint::DevPurchase
+                | Endpoint::Fans(crate::http::ops::fans::FanRoute::DeclineGift(_))
         )
     }
 
@@ -260,6 +270,7 @@ impl Endpoint {
     pub fn name(&self) -> &'static str {
         match self {
             Endpoint::Health => "healthz",
+            Endpoint::Fans(r) => r.name(),
             Endpoint::Ready => "readyz",
             Endpoint::Metrics => "metrics",
             Endpoint::Jwks => "jwks",
@@ -354,6 +365,13 @@ pub fn route(method: &Method, path: &str) -> Endpoint {
         }
     };
     let is_id = |s: &str| check_identifier(s).is_ok();
+    if let Some(r) = crate::http::ops::fans::route(method, &parts) {
+        return match (r.changes_state(), get) {
+            (true, _) => want_post(Endpoint::Fans(r)),
+            (false, true) => Endpoint::Fans(r),
+            (false, false) => Endpoint::WrongMethod { allow: GET_ALLOW },
+        };
+    }
     match parts.as_slice() {
         [""] => want_get(Endpoint::WebAsset {
             file: "index.html".into(),

@@ -347,6 +347,7 @@ fn write_album_record(
         cover,
         cover_type,
         tracks: numbers,
+        on_sale_at: info.and_then(|i| i.on_sale_at),
     };
     store.write_album(&record).map_err(|e| e.to_string())
 }

@@ -145,28 +145,6 @@ pub async fn announce(
     }
 }
 
-/// Whether a new purchase of `album` by `user` gives back an album a refund took away: the
-/// user has purchases of it and every one is refunded. Asked inside the purchase's write
-/// transaction, before its row is inserted.
-pub(super) async fn restores(
-    tx: &mut sqlx::Transaction<'_, Any>,
-    user: &str,
-    album: &str,
-) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT COUNT(*) AS n, \
-         CAST(SUM(CASE WHEN refunded_at IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS owned \
-         FROM purchases WHERE user_id = $1 AND album = $2",
-    )
-    .bind(user)
-    .bind(album)
-    .fetch_one(&mut **tx)
-    .await?;
-    let n: i64 = row.try_get("n")?;
-    let owned: Option<i64> = row.try_get("owned")?;
-    Ok(n > 0 && owned.unwrap_or(0) == 0)
-}
-
 /// What woke a listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wake {

@@ -93,6 +93,12 @@ pub struct ChartEntry {
     pub units: i64,
     /// Revenue per currency, minor units.
     pub revenue: BTreeMap<String, i64>,
+    /// Distinct buyers with an unrefunded purchase dated in the window (a gift counts for
+    /// its buyer).
+    pub buyers: i64,
+    /// The album's rank in the same window ending at the start of the current hour (whole
+    /// hours only), None when it was not on that chart: the movement arrow.
+    pub previous_rank: Option<u32>,
 }
 
 /// Ranks sales rows: most units first, then album id.
@@ -111,6 +117,8 @@ pub fn rank(rows: Vec<SalesRow>) -> Vec<ChartEntry> {
             album,
             units,
             revenue,
+            buyers: 0,
+            previous_rank: None,
         })
         .collect();
     entries.sort_by(|a, b| b.units.cmp(&a.units).then_with(|| a.album.cmp(&b.album)));
@@ -252,7 +260,22 @@ impl ChartCache {
         let generation = self.generation.load(Ordering::Acquire);
         let since = window.seconds().map(|s| now - s);
         self.computations.fetch_add(1, Ordering::Relaxed);
-        let entries = Arc::new(rank(ledger.sales(since).await?));
+        let mut entries = rank(ledger.sales(since).await?);
+        let buyers = ledger.buyers(since).await?;
+        let hour = now.div_euclid(super::HOUR) * super::HOUR;
+        let previous: BTreeMap<String, u32> = rank(
+            ledger
+                .sales_in_hours(window.seconds().map(|s| hour - s), hour)
+                .await?,
+        )
+        .into_iter()
+        .map(|e| (e.album, e.rank))
+        .collect();
+        for e in &mut entries {
+            e.buyers = buyers.get(&e.album).copied().unwrap_or(0);
+            e.previous_rank = previous.get(&e.album).copied();
+        }
+        let entries = Arc::new(entries);
         if let Ok(mut guard) = slot.cached.lock() {
             *guard = Some(Cached {
                 generation,
@@ -261,6 +284,55 @@ impl ChartCache {
             });
         }
         Ok(entries)
+    }
+}
+
+impl Ledger {
+    /// Distinct buyers per album with an unrefunded purchase dated at or after `since`. Counted
+    /// from the purchases (index on `purchased_at`), at most once per chart refresh.
+    pub async fn buyers(&self, since: Option<i64>) -> Result<BTreeMap<String, i64>, LedgerError> {
+        let rows = sqlx::query(
+            "SELECT album, COUNT(DISTINCT user_id) AS n FROM purchases \
+             WHERE refunded_at IS NULL AND purchased_at >= $1 GROUP BY album",
+        )
+        .bind(since.unwrap_or(i64::MIN))
+        .fetch_all(&self.reads)
+        .await?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            use sqlx::Row;
+            out.insert(row.try_get("album")?, row.try_get("n")?);
+        }
+        Ok(out)
+    }
+
+    /// Net sales per album and currency in the whole hours `[from, to)` (from None: since the
+    /// first), from `sales_hourly` alone.
+    pub async fn sales_in_hours(
+        &self,
+        from: Option<i64>,
+        to: i64,
+    ) -> Result<Vec<SalesRow>, LedgerError> {
+        use sqlx::Row;
+        let rows = sqlx::query(
+            "SELECT album, currency, CAST(SUM(units) AS BIGINT) AS units, \
+             CAST(SUM(revenue) AS BIGINT) AS revenue FROM sales_hourly \
+             WHERE hour >= $1 AND hour < $2 GROUP BY album, currency",
+        )
+        .bind(from.unwrap_or(i64::MIN))
+        .bind(to)
+        .fetch_all(&self.reads)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                Ok(SalesRow {
+                    album: row.try_get("album")?,
+                    currency: row.try_get("currency")?,
+                    units: row.try_get("units")?,
+                    revenue: row.try_get("revenue")?,
+                })
+            })
+            .collect()
     }
 }
 

@@ -31,6 +31,12 @@ pub enum LedgerError {
     /// No purchase has this order id.
     #[error("no purchase with order id {0:?}")]
     UnknownOrder(String),
+    /// Another club of the artist has this name (compared without case).
+    #[error("the artist already has a club named {0:?}")]
+    ClubNameTaken(String),
+    /// No club has this id.
+    #[error("no club {0:?}")]
+    UnknownClub(String),
     /// A stored row cannot be read back.
     #[error("the ledger holds a corrupt row: {0}")]
     Corrupt(String),

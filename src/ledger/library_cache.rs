@@ -102,6 +102,8 @@ mod tests {
             order_id: format!("o-{album}"),
             purchased_at: 1,
             buyer_number: 1,
+            copies: 1,
+            gift_from: None,
         }])
     }
 

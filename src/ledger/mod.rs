@@ -15,8 +15,10 @@
 
 pub mod changes;
 pub mod chart;
+pub mod clubs;
 mod error;
 pub mod library_cache;
+mod owned;
 #[cfg(test)]
 mod proptests;
 pub mod purchase;
@@ -35,7 +37,9 @@ use sqlx::{Any, AnyPool, Connection, Executor, Row};
 
 pub use changes::{ChangeKind, ChangeListener, Entitlement, EntitlementChange, FeedRead, Wake};
 pub use chart::{ChartCache, ChartEntry, Window};
+pub use clubs::{Club, ClubSales, Membership, club_name};
 pub use error::LedgerError;
+pub use owned::{Gift, Gifts};
 pub use purchase::{FieldError, NewPurchase, Receipt};
 use writer::{MAX_BATCH, PurchaseJob, WRITE_ATTEMPTS, retry_pause, spawn_writer, write_purchases};
 
@@ -183,13 +187,17 @@ pub struct Refunded {
     pub order_id: String,
     /// The buyer.
     pub user: String,
+    /// Who owned the album through it: the recipient of a gift, else the buyer.
+    pub owner: String,
+    /// The recipient when the order was a gift.
+    pub gift_to: Option<String>,
     /// The album.
     pub album: String,
     /// When it was refunded, Unix seconds (the first refund's time on a retry).
     pub refunded_at: i64,
     /// False when this call found the order already refunded.
     pub newly: bool,
-    /// Whether the user still owns the album through another, unrefunded purchase.
+    /// Whether the owner still owns the album through another, unrefunded purchase.
     pub still_owned: bool,
 }
 
@@ -204,6 +212,10 @@ pub struct LibraryEntry {
     pub purchased_at: i64,
     /// The buyer number of that purchase.
     pub buyer_number: i64,
+    /// Copies the user owns: every unrefunded order of the album they own.
+    pub copies: i64,
+    /// The buyer who gave that order, when it is a gift whose buyer agreed to be named.
+    pub gift_from: Option<String>,
 }
 
 /// A refund that takes an album away from a user, for the revocation list.
@@ -432,10 +444,12 @@ impl Ledger {
                 .acquire()
                 .await
                 .map_err(LedgerError::from_acquire)?;
-            let result = refund_on(&mut conn, self.backend, order_id, now, request_id).await;
+            let result = owned::refund_on(&mut conn, self.backend, order_id, now, request_id).await;
             discard_if_failed(&mut conn, &result);
             match &result {
-                Ok(refunded) => self.libraries.committed([refunded.user.as_str()]),
+                Ok(refunded) => self
+                    .libraries
+                    .committed([refunded.user.as_str(), refunded.owner.as_str()]),
                 Err(_) => self.libraries.committed_anyone(),
             }
             if !result.as_ref().is_err_and(LedgerError::retryable) || attempt == WRITE_ATTEMPTS {
@@ -471,46 +485,15 @@ impl Ledger {
         Ok(library)
     }
 
-    /// The user's albums with their earliest unrefunded purchase, most recent purchase
-    /// first.
-    pub async fn library(&self, user: &str) -> Result<Vec<LibraryEntry>, LedgerError> {
-        let rows = sqlx::query(
-            "SELECT order_id, album, purchased_at, buyer_number FROM purchases \
-             WHERE user_id = $1 AND refunded_at IS NULL ORDER BY album, buyer_number",
-        )
-        .bind(user)
-        .fetch_all(&self.reads)
-        .await?;
-        let mut out: Vec<LibraryEntry> = Vec::new();
-        for row in rows {
-            let album: String = row.try_get("album")?;
-            if out.last().is_some_and(|e| e.album == album) {
-                continue;
-            }
-            out.push(LibraryEntry {
-                album,
-                order_id: row.try_get("order_id")?,
-                purchased_at: row.try_get("purchased_at")?,
-                buyer_number: row.try_get("buyer_number")?,
-            });
-        }
-        out.sort_by(|a, b| {
-            b.purchased_at
-                .cmp(&a.purchased_at)
-                .then_with(|| a.album.cmp(&b.album))
-        });
-        Ok(out)
-    }
-
     /// Refunds since `since` (Unix seconds) after which the user no longer owns the album:
     /// the revocation list is rebuilt from these at start.
     pub async fn revocations_since(&self, since: i64) -> Result<Vec<Revocation>, LedgerError> {
         let rows = sqlx::query(
-            "SELECT r.user_id AS user_id, r.album AS album, MAX(r.refunded_at) AS at \
+            "SELECT r.owner_id AS user_id, r.album AS album, MAX(r.refunded_at) AS at \
              FROM purchases r WHERE r.refunded_at IS NOT NULL AND r.refunded_at >= $1 \
-             AND NOT EXISTS (SELECT 1 FROM purchases o WHERE o.user_id = r.user_id \
+             AND NOT EXISTS (SELECT 1 FROM purchases o WHERE o.owner_id = r.owner_id \
                              AND o.album = r.album AND o.refunded_at IS NULL) \
-             GROUP BY r.user_id, r.album",
+             GROUP BY r.owner_id, r.album",
         )
         .bind(since)
         .fetch_all(&self.reads)
@@ -586,7 +569,8 @@ impl Ledger {
         to: i64,
     ) -> Result<Vec<SalesRow>, LedgerError> {
         let rows = sqlx::query(
-            "SELECT album, currency, COUNT(*) AS units, CAST(SUM(price) AS BIGINT) AS revenue \
+            "SELECT album, currency, CAST(SUM(quantity) AS BIGINT) AS units, \
+             CAST(SUM(price * quantity) AS BIGINT) AS revenue \
              FROM purchases WHERE refunded_at IS NULL AND purchased_at >= $1 \
              AND purchased_at < $2 GROUP BY album, currency",
         )
@@ -660,83 +644,6 @@ impl Ledger {
         self.reads.close().await;
         self.pool.close().await;
     }
-}
-
-/// One refund in a write transaction on `conn`.
-async fn refund_on(
-    conn: &mut PoolConnection<Any>,
-    backend: Backend,
-    order_id: &str,
-    now: i64,
-    request_id: &str,
-) -> Result<Refunded, LedgerError> {
-    let mut tx = conn.begin_with(backend.begin_write()).await?;
-    backend.take_write_turn(&mut tx).await?;
-    let row = sqlx::query(
-        "SELECT user_id, album, refunded_at, currency, price, purchased_at FROM purchases \
-         WHERE order_id = $1",
-    )
-    .bind(order_id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or_else(|| LedgerError::UnknownOrder(order_id.to_owned()))?;
-    let user: String = row.try_get("user_id")?;
-    let album: String = row.try_get("album")?;
-    let before: Option<i64> = row.try_get("refunded_at")?;
-    let refunded_at = match before {
-        Some(at) => at,
-        None => {
-            sqlx::query(
-                "UPDATE purchases SET refunded_at = $1, refund_request_id = $2 WHERE order_id = $3",
-            )
-            .bind(now)
-            .bind(request_id)
-            .bind(order_id)
-            .execute(&mut *tx)
-            .await?;
-            let purchased_at: i64 = row.try_get("purchased_at")?;
-            sqlx::query(
-                "UPDATE sales_hourly SET units = units - 1, revenue = revenue - $1 \
-                 WHERE album = $2 AND currency = $3 AND hour = $4",
-            )
-            .bind(row.try_get::<i64, _>("price")?)
-            .bind(&album)
-            .bind(row.try_get::<String, _>("currency")?)
-            .bind(purchased_at.div_euclid(HOUR) * HOUR)
-            .execute(&mut *tx)
-            .await?;
-            now
-        }
-    };
-    let others: i64 = sqlx::query(
-        "SELECT COUNT(*) AS n FROM purchases \
-         WHERE user_id = $1 AND album = $2 AND refunded_at IS NULL",
-    )
-    .bind(&user)
-    .bind(&album)
-    .fetch_one(&mut *tx)
-    .await?
-    .try_get("n")?;
-    if before.is_none() && others == 0 {
-        changes::record_entitlement(
-            &mut tx,
-            backend,
-            changes::Entitlement::Revoke,
-            &user,
-            &album,
-            now,
-        )
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(Refunded {
-        order_id: order_id.to_owned(),
-        user,
-        album,
-        refunded_at,
-        newly: before.is_none(),
-        still_owned: others > 0,
-    })
 }
 
 /// Closes `conn` instead of returning it to the pool when its transaction failed: a failed

@@ -15,6 +15,8 @@ pub const MAX_ID_LEN: usize = 128;
 pub const MAX_PRICE: i64 = 1_000_000_000_000;
 /// Earliest accepted `purchased_at` (2000-01-01T00:00:00Z): older is a client bug.
 pub const EARLIEST_PURCHASE: i64 = 946_684_800;
+/// Most copies in one order.
+pub const MAX_QUANTITY: i64 = 99;
 /// How far in the future a `purchased_at` may lie (clock skew between store and origin).
 pub const FUTURE_SKEW_SECONDS: i64 = 300;
 
@@ -52,6 +54,19 @@ pub struct NewPurchase {
     pub currency: String,
     /// When the store says the purchase happened, if it said; otherwise the time it is recorded.
     pub purchased_at: Option<i64>,
+    /// Copies in this order, 1..=[`MAX_QUANTITY`]; the price is per copy.
+    pub quantity: i64,
+    /// The recipient when the order is a gift: they own the album, the buyer does not.
+    pub gift_to: Option<String>,
+    /// Whether the recipient's nameplate may name the buyer.
+    pub gift_from_visible: bool,
+}
+
+impl NewPurchase {
+    /// Who the album belongs to: the recipient of a gift, else the buyer.
+    pub fn owner(&self) -> &str {
+        self.gift_to.as_deref().unwrap_or(&self.user)
+    }
 }
 
 /// The currencies a price may be in: ISO 4217 List One's current codes (SIX, 2025), less
@@ -79,13 +94,16 @@ pub fn is_iso_4217(code: &str) -> bool {
 }
 
 /// The fields a purchase body may carry.
-const FIELDS: [&str; 6] = [
+const FIELDS: [&str; 9] = [
     "order_id",
     "user",
     "album",
     "price",
     "currency",
     "purchased_at",
+    "quantity",
+    "gift_to",
+    "gift_from_visible",
 ];
 
 impl NewPurchase {
@@ -158,6 +176,53 @@ impl NewPurchase {
                 ));
             }
         };
+        let quantity = match map.get("quantity") {
+            None | Some(Value::Null) => 1,
+            Some(Value::Number(n)) => n
+                .as_i64()
+                .filter(|q| (1..=MAX_QUANTITY).contains(q))
+                .ok_or_else(|| {
+                    FieldError::new(
+                        "quantity",
+                        format!("must be a whole number from 1 to {MAX_QUANTITY}"),
+                    )
+                })?,
+            Some(_) => {
+                return Err(FieldError::new(
+                    "quantity",
+                    format!("must be a whole number from 1 to {MAX_QUANTITY}"),
+                ));
+            }
+        };
+        let gift_to = match map.get("gift_to") {
+            None | Some(Value::Null) => None,
+            Some(_) => {
+                let to = identifier(&map, "gift_to")?;
+                if to == user {
+                    return Err(FieldError::new(
+                        "gift_to",
+                        "names the buyer; a gift is for someone else",
+                    ));
+                }
+                Some(to.to_owned())
+            }
+        };
+        let gift_from_visible = match map.get("gift_from_visible") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err(FieldError::new(
+                    "gift_from_visible",
+                    "must be true or false",
+                ));
+            }
+        };
+        if gift_from_visible && gift_to.is_none() {
+            return Err(FieldError::new(
+                "gift_from_visible",
+                "is only for a gift (with gift_to)",
+            ));
+        }
         Ok(NewPurchase {
             order_id: order_id.to_owned(),
             user: user.to_owned(),
@@ -165,6 +230,9 @@ impl NewPurchase {
             price,
             currency: currency.to_owned(),
             purchased_at,
+            quantity,
+            gift_to,
+            gift_from_visible,
         })
     }
 
@@ -179,6 +247,17 @@ impl NewPurchase {
             price: i64,
             currency: &'a str,
             purchased_at: Option<i64>,
+            // Left out at their defaults, so an order recorded before copies and gifts
+            // existed keeps its fingerprint (a retry of it is still a replay).
+            #[serde(skip_serializing_if = "is_one")]
+            quantity: i64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            gift_to: Option<&'a str>,
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            gift_from_visible: bool,
+        }
+        fn is_one(q: &i64) -> bool {
+            *q == 1
         }
         let canonical = Canonical {
             order_id: &self.order_id,
@@ -187,6 +266,9 @@ impl NewPurchase {
             price: self.price,
             currency: &self.currency,
             purchased_at: self.purchased_at,
+            quantity: self.quantity,
+            gift_to: self.gift_to.as_deref(),
+            gift_from_visible: self.gift_from_visible,
         };
         // Serializing a struct of strings and integers cannot fail.
         let json = serde_json::to_vec(&canonical).unwrap_or_default();
@@ -211,6 +293,16 @@ pub struct Receipt {
     pub purchased_at: String,
     /// The buyer's rank among the album's purchases (1 = first).
     pub buyer_number: i64,
+    /// Copies (absent in receipts recorded before copies existed: one).
+    #[serde(default = "one")]
+    pub quantity: i64,
+    /// The recipient of a gift, null when not a gift.
+    #[serde(default)]
+    pub gift_to: Option<String>,
+}
+
+fn one() -> i64 {
+    1
 }
 
 impl Receipt {
@@ -224,6 +316,8 @@ impl Receipt {
             currency: p.currency.clone(),
             purchased_at: format_rfc3339(purchased_at),
             buyer_number,
+            quantity: p.quantity,
+            gift_to: p.gift_to.clone(),
         }
     }
 }
@@ -327,6 +421,12 @@ mod tests {
             ("purchased_at", serde_json::json!("2099-01-01T00:00:00Z")),
             ("purchased_at", serde_json::json!("1999-12-31T23:59:59Z")),
             ("purchased_at", serde_json::json!(1_800_000_000)),
+            ("quantity", serde_json::json!(0)),
+            ("quantity", serde_json::json!(100)),
+            ("quantity", serde_json::json!(1.5)),
+            ("gift_to", serde_json::json!("u@x")),
+            ("gift_to", serde_json::json!("a b")),
+            ("gift_from_visible", serde_json::json!(true)),
         ];
         for (field, value) in cases {
             let mut v = good();
@@ -362,5 +462,24 @@ mod tests {
         v["purchased_at"] = "2027-01-15T16:00:00+08:00".into();
         assert_eq!(z.fingerprint(), parse(v).unwrap().fingerprint());
         assert_ne!(a.fingerprint(), z.fingerprint());
+        // Defaults spelled out are the same order; other copies or a gift are not.
+        let mut v = good();
+        v["quantity"] = 1.into();
+        v["gift_from_visible"] = false.into();
+        assert_eq!(a.fingerprint(), parse(v).unwrap().fingerprint());
+        let mut v = good();
+        v["quantity"] = 2.into();
+        assert_ne!(a.fingerprint(), parse(v).unwrap().fingerprint());
+        let mut v = good();
+        v["gift_to"] = "friend".into();
+        assert_ne!(a.fingerprint(), parse(v).unwrap().fingerprint());
+    }
+
+    #[test]
+    fn an_old_fingerprint_is_unchanged() {
+        // The canonical JSON of a plain order, as hashed before copies and gifts existed.
+        let a = parse(good()).unwrap();
+        let old = br#"{"order_id":"o-1","user":"u@x","album":"first-light","price":1500,"currency":"CNY","purchased_at":null}"#;
+        assert_eq!(a.fingerprint(), hex::encode(Sha256::digest(old)));
     }
 }

@@ -1,5 +1,6 @@
 //! The ledger's tests, on SQLite and on PostgreSQL.
 
+mod migration;
 mod postgres;
 
 use super::*;

@@ -1,5 +1,6 @@
 //! The purchase writer: one task on a thread of its own that group-commits queued purchases.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,7 +87,11 @@ pub(super) async fn write_purchases(
             tokio::time::sleep(retry_pause(attempt)).await;
             attempt += 1;
         };
-        libraries.committed(batch.iter().map(|job| job.purchase.user.as_str()));
+        libraries.committed(
+            batch
+                .iter()
+                .flat_map(|job| [job.purchase.user.as_str(), job.purchase.owner()]),
+        );
         health.record(&result);
         match result {
             Ok(outcomes) => {
@@ -137,89 +142,236 @@ async fn record_batch(
 ) -> Result<Vec<Result<Recorded, LedgerError>>, LedgerError> {
     let mut tx = conn.begin_with(backend.begin_write()).await?;
     backend.take_write_turn(&mut tx).await?;
+    let mut totals = BatchTotals::default();
+    // What the ledger holds about this batch's orders and owners: two queries per batch, not
+    // two per purchase (on PostgreSQL each statement is a round trip the whole batch waits).
+    let mut known = known_orders(&mut tx, batch).await?;
+    let mut holdings = holdings(&mut tx, batch).await?;
+    let mut rows: Vec<NewRow<'_>> = Vec::with_capacity(batch.len());
     let mut outcomes = Vec::with_capacity(batch.len());
     for job in batch {
-        outcomes
-            .push(record_in_tx(&mut tx, backend, &job.purchase, job.now, &job.request_id).await?);
+        let p = &job.purchase;
+        let fingerprint = p.fingerprint();
+        if let Some((hash, response)) = known.get(&p.order_id) {
+            outcomes.push(if *hash == fingerprint {
+                Ok(Recorded::Replayed(response.clone()))
+            } else {
+                Err(LedgerError::Conflict(p.order_id.clone()))
+            });
+            continue;
+        }
+        let buyer_number = totals.next_buyer(&mut tx, p.album.as_str()).await?;
+        // Before the row goes in: a refunded album bought again goes back into every origin's
+        // entitlements through the feed.
+        let held = holdings
+            .entry((p.owner().to_owned(), p.album.to_string()))
+            .or_insert((0, 0));
+        if held.0 > 0 && held.1 == 0 {
+            changes::record_entitlement(
+                &mut tx,
+                backend,
+                changes::Entitlement::Restore,
+                p.owner(),
+                p.album.as_str(),
+                job.now,
+            )
+            .await?;
+        }
+        held.0 += 1;
+        held.1 += 1;
+        let purchased_at = p.purchased_at.unwrap_or(job.now);
+        let receipt = Receipt::new(p, purchased_at, buyer_number);
+        let response =
+            serde_json::to_string(&receipt).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+        let hour = purchased_at.div_euclid(HOUR) * HOUR;
+        let t = totals
+            .hourly
+            .entry((p.album.to_string(), p.currency.clone(), hour))
+            .or_default();
+        t.0 += p.quantity;
+        t.1 += p.price * p.quantity;
+        known.insert(p.order_id.clone(), (fingerprint.clone(), response.clone()));
+        outcomes.push(Ok(Recorded::Created(response.clone())));
+        rows.push(NewRow {
+            job,
+            purchased_at,
+            buyer_number,
+            fingerprint,
+            response,
+        });
     }
+    for chunk in rows.chunks(INSERT_ROWS) {
+        insert_rows(&mut tx, chunk).await?;
+    }
+    totals.write(&mut tx).await?;
     tx.commit().await?;
     Ok(outcomes)
 }
 
-/// One purchase inside the writer's transaction. The outer error aborts the batch (a
-/// database failure); the inner one is this purchase's answer (a conflict).
-async fn record_in_tx(
+/// Rows per multi-row `INSERT`: 15 parameters each stay under SQLite's oldest limit of 999.
+const INSERT_ROWS: usize = 64;
+
+/// A purchase of the batch to insert.
+struct NewRow<'a> {
+    job: &'a PurchaseJob,
+    purchased_at: i64,
+    buyer_number: i64,
+    fingerprint: String,
+    response: String,
+}
+
+/// `$first, $first+1, …` for `n` parameters.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Order id → (fingerprint, stored receipt) of the batch's orders already recorded.
+async fn known_orders(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    backend: Backend,
-    p: &NewPurchase,
-    now: i64,
-    request_id: &str,
-) -> Result<Result<Recorded, LedgerError>, LedgerError> {
-    let fingerprint = p.fingerprint();
-    let existing = sqlx::query("SELECT request_hash, response FROM purchases WHERE order_id = $1")
-        .bind(&p.order_id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    if let Some(row) = existing {
-        let hash: String = row.try_get("request_hash")?;
-        if hash != fingerprint {
-            return Ok(Err(LedgerError::Conflict(p.order_id.clone())));
-        }
-        return Ok(Ok(Recorded::Replayed(row.try_get("response")?)));
+    batch: &[PurchaseJob],
+) -> Result<HashMap<String, (String, String)>, sqlx::Error> {
+    let mut ids: Vec<&str> = batch.iter().map(|j| j.purchase.order_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let sql = format!(
+        "SELECT order_id, request_hash, response FROM purchases WHERE order_id IN ({})",
+        placeholders(1, ids.len())
+    );
+    let mut query = sqlx::query(&sql);
+    for id in &ids {
+        query = query.bind(*id);
     }
-    let last: Option<i64> =
-        sqlx::query("SELECT MAX(buyer_number) AS n FROM purchases WHERE album = $1")
-            .bind(p.album.as_str())
-            .fetch_one(&mut **tx)
-            .await?
-            .try_get("n")?;
-    let buyer_number = last.unwrap_or(0) + 1;
-    // Before the row goes in: a refunded album bought again goes back into every origin's
-    // entitlements through the feed.
-    if changes::restores(tx, &p.user, p.album.as_str()).await? {
-        changes::record_entitlement(
-            tx,
-            backend,
-            changes::Entitlement::Restore,
-            &p.user,
-            p.album.as_str(),
-            now,
-        )
-        .await?;
+    let mut known = HashMap::new();
+    for row in query.fetch_all(&mut **tx).await? {
+        known.insert(
+            row.try_get("order_id")?,
+            (row.try_get("request_hash")?, row.try_get("response")?),
+        );
     }
-    let purchased_at = p.purchased_at.unwrap_or(now);
-    let receipt = Receipt::new(p, purchased_at, buyer_number);
-    let response =
-        serde_json::to_string(&receipt).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
-    sqlx::query(
+    Ok(known)
+}
+
+/// (owner, album) → (orders, unrefunded orders) for the batch's owners and albums.
+async fn holdings(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    batch: &[PurchaseJob],
+) -> Result<HashMap<(String, String), (i64, i64)>, sqlx::Error> {
+    let mut owners: Vec<&str> = batch.iter().map(|j| j.purchase.owner()).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    let mut albums: Vec<&str> = batch.iter().map(|j| j.purchase.album.as_str()).collect();
+    albums.sort_unstable();
+    albums.dedup();
+    let sql = format!(
+        "SELECT owner_id, album, COUNT(*) AS n, \
+         CAST(SUM(CASE WHEN refunded_at IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS owned \
+         FROM purchases WHERE owner_id IN ({}) AND album IN ({}) GROUP BY owner_id, album",
+        placeholders(1, owners.len()),
+        placeholders(owners.len() + 1, albums.len())
+    );
+    let mut query = sqlx::query(&sql);
+    for v in owners.iter().chain(albums.iter()) {
+        query = query.bind(*v);
+    }
+    let mut out = HashMap::new();
+    for row in query.fetch_all(&mut **tx).await? {
+        out.insert(
+            (row.try_get("owner_id")?, row.try_get("album")?),
+            (row.try_get("n")?, row.try_get("owned")?),
+        );
+    }
+    Ok(out)
+}
+
+/// One multi-row `INSERT` of `rows`.
+async fn insert_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    rows: &[NewRow<'_>],
+) -> Result<(), sqlx::Error> {
+    const COLUMNS: usize = 15;
+    let values: Vec<String> = (0..rows.len())
+        .map(|i| format!("({})", placeholders(i * COLUMNS + 1, COLUMNS)))
+        .collect();
+    let sql = format!(
         "INSERT INTO purchases (order_id, user_id, album, price, currency, purchased_at, \
-         recorded_at, buyer_number, request_hash, response, request_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(&p.order_id)
-    .bind(&p.user)
-    .bind(p.album.as_str())
-    .bind(p.price)
-    .bind(&p.currency)
-    .bind(purchased_at)
-    .bind(now)
-    .bind(buyer_number)
-    .bind(&fingerprint)
-    .bind(&response)
-    .bind(request_id)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(
-        "INSERT INTO sales_hourly (album, currency, hour, units, revenue) \
-         VALUES ($1, $2, $3, 1, $4) ON CONFLICT (album, currency, hour) \
-         DO UPDATE SET units = sales_hourly.units + 1, \
-         revenue = sales_hourly.revenue + excluded.revenue",
-    )
-    .bind(p.album.as_str())
-    .bind(&p.currency)
-    .bind(purchased_at.div_euclid(HOUR) * HOUR)
-    .bind(p.price)
-    .execute(&mut **tx)
-    .await?;
-    Ok(Ok(Recorded::Created(response)))
+         recorded_at, buyer_number, request_hash, response, request_id, quantity, gift_to, \
+         gift_from_visible, owner_id) VALUES {}",
+        values.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for r in rows {
+        let p = &r.job.purchase;
+        query = query
+            .bind(&p.order_id)
+            .bind(&p.user)
+            .bind(p.album.as_str())
+            .bind(p.price)
+            .bind(&p.currency)
+            .bind(r.purchased_at)
+            .bind(r.job.now)
+            .bind(r.buyer_number)
+            .bind(&r.fingerprint)
+            .bind(&r.response)
+            .bind(&r.job.request_id)
+            .bind(p.quantity)
+            .bind(p.gift_to.as_deref())
+            .bind(i64::from(p.gift_from_visible))
+            .bind(p.owner());
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// What a batch adds up as it goes, written once per batch instead of once per purchase (a
+/// launch puts hundreds of purchases of one album in a batch: one `MAX(buyer_number)` and one
+/// hourly-total upsert for all of them).
+#[derive(Default)]
+struct BatchTotals {
+    /// Album → the last buyer number given in this batch (the writer holds the write turn,
+    /// so nobody else numbers meanwhile).
+    last_buyer: HashMap<String, i64>,
+    /// (album, currency, hour) → (units, revenue) added by this batch.
+    hourly: HashMap<(String, String, i64), (i64, i64)>,
+}
+
+impl BatchTotals {
+    async fn next_buyer(
+        &mut self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        album: &str,
+    ) -> Result<i64, sqlx::Error> {
+        let last = match self.last_buyer.get(album) {
+            Some(n) => *n,
+            None => sqlx::query("SELECT MAX(buyer_number) AS n FROM purchases WHERE album = $1")
+                .bind(album)
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get::<Option<i64>, _>("n")?
+                .unwrap_or(0),
+        };
+        self.last_buyer.insert(album.to_owned(), last + 1);
+        Ok(last + 1)
+    }
+
+    async fn write(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), sqlx::Error> {
+        for ((album, currency, hour), (units, revenue)) in &self.hourly {
+            sqlx::query(
+                "INSERT INTO sales_hourly (album, currency, hour, units, revenue) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (album, currency, hour) \
+                 DO UPDATE SET units = sales_hourly.units + excluded.units, \
+                 revenue = sales_hourly.revenue + excluded.revenue",
+            )
+            .bind(album)
+            .bind(currency)
+            .bind(hour)
+            .bind(units)
+            .bind(revenue)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
 }

@@ -217,4 +217,7 @@ pub struct AlbumRecord {
     pub cover_type: Option<String>,
     /// Track numbers packaged successfully.
     pub tracks: Vec<u32>,
+    /// When sales open (album.toml `on_sale_at`), Unix seconds; none: on sale now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_sale_at: Option<i64>,
 }

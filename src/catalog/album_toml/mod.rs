@@ -12,6 +12,7 @@
 //! preview_seconds = 15
 //! preview_start = 5
 //! cover = "cover.png"
+//! on_sale_at = "2026-12-24T00:00:00Z"  # a launch: purchases refused before it
 //!
 //! [[tracks]]
 //! file = "03-tide-pools.mp3"         # or: number = 3
@@ -30,6 +31,7 @@ use serde::Deserialize;
 use super::{CatalogError, TrackSource};
 
 mod date;
+mod launch;
 mod price;
 
 pub use date::ReleaseDate;
@@ -69,6 +71,8 @@ struct RawAlbumToml {
     /// Per-track overrides, `[[tracks]]` tables.
     #[serde(default)]
     tracks: Vec<RawTrack>,
+    /// When sales open (launches): an RFC 3339 time, as a TOML string or offset datetime.
+    on_sale_at: Option<toml::Value>,
 }
 
 /// One `[[tracks]]` table as written.
@@ -104,6 +108,8 @@ pub struct AlbumInfo {
     pub preview_start: f64,
     /// Cover image path relative to the album folder, as written (checked to stay inside it).
     pub cover: Option<String>,
+    /// When sales open, Unix seconds (None: on sale now).
+    pub on_sale_at: Option<i64>,
     /// Per-track overrides, in file order.
     tracks: Vec<TrackOverride>,
     /// Track number → index into `tracks`. Holds `number = N` entries from parsing on, and
@@ -186,6 +192,7 @@ impl Default for AlbumInfo {
             preview_seconds: DEFAULT_PREVIEW_SECONDS,
             preview_start: 0.0,
             cover: None,
+            on_sale_at: None,
             tracks: Vec::new(),
             resolved: BTreeMap::new(),
         }
@@ -260,6 +267,13 @@ impl AlbumInfo {
             .transpose()
             .map_err(|r| invalid("cover", r))?;
 
+        let on_sale_at = raw
+            .on_sale_at
+            .as_ref()
+            .map(launch::on_sale_at)
+            .transpose()
+            .map_err(|r| invalid("on_sale_at", r))?;
+
         let mut tracks = Vec::with_capacity(raw.tracks.len());
         for (i, t) in raw.tracks.into_iter().enumerate() {
             let entry = |key: &str| format!("[[tracks]] entry {}, {key}", i + 1);
@@ -329,6 +343,7 @@ impl AlbumInfo {
             preview_seconds,
             preview_start,
             cover,
+            on_sale_at,
             tracks,
             resolved,
         })

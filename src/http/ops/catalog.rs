@@ -26,6 +26,8 @@ fn summary(album: &AlbumHead) -> serde_json::Value {
         "currency": r.currency,
         "tracks": album.tracks.len(),
         "cover": cover_url(album),
+        "on_sale_at": r.on_sale_at.map(crate::ledger::time::format_rfc3339),
+        "artist_id": r.artist.as_deref().and_then(crate::catalog::slugify),
     })
 }
 

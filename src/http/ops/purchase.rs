@@ -20,6 +20,20 @@ fn require_store(token: &VerifiedToken) -> Result<(), ApiError> {
     }
 }
 
+/// Refuses an album not in the catalog (404) or whose launch is still ahead at `now` (409
+/// `not-on-sale` with the time): every purchase route, real or demo store, asks this.
+pub fn check_on_sale(app: &App, album: &str, now: i64) -> Result<(), ApiError> {
+    let head = app
+        .library
+        .load()
+        .album(album)
+        .ok_or_else(|| ApiError::NotFound(format!("no album {album:?} in the catalog")))?;
+    match head.record.on_sale_at {
+        Some(at) if now < at => Err(ApiError::NotOnSale(at)),
+        _ => Ok(()),
+    }
+}
+
 /// Records a purchase: 201 with the receipt, 200 with the same receipt on a retry, 409 for
 /// the same order id with another body, 404 for an album not in the catalog.
 pub async fn create(
@@ -31,18 +45,13 @@ pub async fn create(
     require_store(token)?;
     let now = app.now_signed();
     let purchase = NewPurchase::parse(body, now)?;
-    if app.library.load().album(purchase.album.as_str()).is_none() {
-        return Err(ApiError::NotFound(format!(
-            "no album {:?} in the catalog",
-            purchase.album.as_str()
-        )));
-    }
+    check_on_sale(app, purchase.album.as_str(), now)?;
     let outcome = app.ledger.record_purchase(&purchase, now, request_id).await;
     let (status, body, result) = match outcome {
         Ok(Recorded::Created(body)) => {
             // The user owns the album (again): a refund of an earlier order no longer applies.
             app.revocations
-                .restore(&purchase.user, purchase.album.as_str());
+                .restore(purchase.owner(), purchase.album.as_str());
             app.charts.invalidate();
             (StatusCode::CREATED, body, "created")
         }
@@ -57,7 +66,7 @@ pub async fn create(
     tracing::info!(target: "encore::audit", request_id, action = "purchase",
         by = %token.claims().sub, order_id = %purchase.order_id, user = %purchase.user,
         album = %purchase.album, price = purchase.price, currency = %purchase.currency,
-        result);
+        quantity = purchase.quantity, gift_to = purchase.gift_to.as_deref(), result);
     Ok(json_text(status, body, "no-store"))
 }
 
@@ -82,10 +91,28 @@ pub async fn refund(
             return Err(e.into());
         }
     };
+    enforce_refund(app, &refunded);
+    tracing::info!(target: "encore::audit", request_id, action = "refund",
+        by = %token.claims().sub, order_id, user = %refunded.user, album = %refunded.album,
+        result = if refunded.newly { "refunded" } else { "replayed" });
+    let body = serde_json::json!({
+        "order_id": refunded.order_id,
+        "user": refunded.user,
+        "album": refunded.album,
+        "gift_to": refunded.gift_to,
+        "refunded_at": format_rfc3339(refunded.refunded_at),
+        "still_owned": refunded.still_owned,
+    });
+    Ok(json_text(StatusCode::OK, body.to_string(), "no-store"))
+}
+
+/// After a refund commits and before its answer: the owner (a gift's recipient, else the
+/// buyer) loses the album at once on every route unless another order holds it.
+pub fn enforce_refund(app: &App, refunded: &crate::ledger::Refunded) {
     if !refunded.still_owned {
         // Before the response: once the store hears "refunded", no old token may play.
         app.revocations.revoke(
-            &refunded.user,
+            &refunded.owner,
             &refunded.album,
             u64::try_from(refunded.refunded_at).unwrap_or(0),
         );
@@ -94,15 +121,4 @@ pub async fn refund(
         app.charts.invalidate();
     }
     app.revocations.prune(app.now());
-    tracing::info!(target: "encore::audit", request_id, action = "refund",
-        by = %token.claims().sub, order_id, user = %refunded.user, album = %refunded.album,
-        result = if refunded.newly { "refunded" } else { "replayed" });
-    let body = serde_json::json!({
-        "order_id": refunded.order_id,
-        "user": refunded.user,
-        "album": refunded.album,
-        "refunded_at": format_rfc3339(refunded.refunded_at),
-        "still_owned": refunded.still_owned,
-    });
-    Ok(json_text(StatusCode::OK, body.to_string(), "no-store"))
 }

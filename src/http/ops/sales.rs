@@ -42,6 +42,8 @@ pub async fn chart(app: &App, query: Option<&str>) -> Result<Response<Body>, Api
                     "title": record.map(|r| r.title.as_str()),
                     "artist": record.and_then(|r| r.artist.as_deref()),
                     "units": e.units,
+                    "buyers": e.buyers,
+                    "previous_rank": e.previous_rank,
                     "revenue": e.revenue,
                 })
             })
@@ -79,6 +81,7 @@ pub async fn user_albums(
         }
     }
     let entries = app.ledger.library_shown(user).await?;
+    let clubs = app.ledger.clubs_of(user).await?;
     let lib = app.library.load();
     let albums: Vec<serde_json::Value> = entries
         .iter()
@@ -87,13 +90,28 @@ pub async fn user_albums(
             let title = head
                 .as_ref()
                 .map_or(e.album.as_str(), |a| a.record.title.as_str());
+            let artist_id = head
+                .as_ref()
+                .and_then(|a| a.record.artist.as_deref())
+                .and_then(crate::catalog::slugify);
+            let club = clubs
+                .iter()
+                .find(|c| Some(&c.artist_id) == artist_id.as_ref())
+                .map(|c| serde_json::json!({"id": c.id, "name": c.name}));
+            let mut plate = nameplate(e.buyer_number, title);
+            if e.copies > 1 {
+                plate.push_str(&format!(" · {} copies", e.copies));
+            }
             serde_json::json!({
                 "album": e.album,
                 "title": title,
                 "order_id": e.order_id,
                 "purchased_at": format_rfc3339(e.purchased_at),
                 "buyer_number": e.buyer_number,
-                "nameplate": nameplate(e.buyer_number, title),
+                "copies": e.copies,
+                "gift_from": e.gift_from,
+                "club": club,
+                "nameplate": plate,
             })
         })
         .collect();

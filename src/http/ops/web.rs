@@ -96,6 +96,13 @@ struct SessionRequest {
 struct PurchaseRequest {
     user: String,
     album: String,
+    /// Copies, gift and its visibility: passed to the ledger's own parser as they came.
+    #[serde(default)]
+    quantity: Option<serde_json::Value>,
+    #[serde(default)]
+    gift_to: Option<serde_json::Value>,
+    #[serde(default)]
+    gift_from_visible: Option<serde_json::Value>,
 }
 
 fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8], shape: &str) -> Result<T, ApiError> {
@@ -195,14 +202,29 @@ pub async fn purchase(
         )
     };
     let now = app.now_signed();
+    crate::http::ops::purchase::check_on_sale(app, &req.album, now)?;
+    // A gift is an order of its own per recipient; a plain purchase keeps its old id.
+    let order_id = match req.gift_to.as_ref().and_then(|v| v.as_str()) {
+        Some(to) => format!("dev:{}:{}:gift:{to}", req.user, req.album),
+        None => format!("dev:{}:{}", req.user, req.album),
+    };
     // Through NewPurchase::parse, so the demo store obeys every rule the real store does.
-    let store_body = serde_json::json!({
-        "order_id": format!("dev:{}:{}", req.user, req.album),
+    let mut store_body = serde_json::json!({
+        "order_id": order_id,
         "user": req.user,
         "album": req.album,
         "price": price,
         "currency": currency,
     });
+    for (field, value) in [
+        ("quantity", req.quantity),
+        ("gift_to", req.gift_to),
+        ("gift_from_visible", req.gift_from_visible),
+    ] {
+        if let Some(v) = value {
+            store_body[field] = v;
+        }
+    }
     let purchase = NewPurchase::parse(store_body.to_string().as_bytes(), now)?;
     let (status, receipt) = match app
         .ledger
@@ -212,7 +234,7 @@ pub async fn purchase(
         Recorded::Created(body) => {
             // As in `purchase::create`: the user owns the album again, the chart moved.
             app.revocations
-                .restore(&purchase.user, purchase.album.as_str());
+                .restore(purchase.owner(), purchase.album.as_str());
             app.charts.invalidate();
             (StatusCode::CREATED, body)
         }

@@ -608,6 +608,7 @@ mod tests {
             cover: None,
             cover_type: None,
             tracks,
+            on_sale_at: None,
         }
     }
 

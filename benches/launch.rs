@@ -1,0 +1,335 @@
+//! The launch spike: hundreds of concurrent clients buying one album as fast as the server
+//! acknowledges, over real HTTP on loopback, on the SQLite ledger and on PostgreSQL, beside a
+//! `GET /healthz` baseline through the same clients in the same run.
+//!
+//! Run: `CARGO_TARGET_DIR=... cargo bench --bench launch [-- SECONDS CONCURRENCY]` (defaults:
+//! 10 s, 400 clients). PostgreSQL: `ENCORE_BENCH_POSTGRES_URL=postgres://USER:PASS@HOST:PORT/postgres`
+//! (or `PGHOST`/`PGPORT`/`PGUSER`/`PGPASSWORD`, as `pg_virtualenv -v 15` sets them); without
+//! either the PostgreSQL phase fails with a message saying so. Prints purchases/s, p50, p99
+//! and max acknowledgement latency per ledger, then checks that every acknowledged purchase is
+//! stored (zero lost) and that buyer numbers are exactly 1..N.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use encore::config::{Config, Overrides};
+use encore::ingest::{IngestJob, progress::LogLines};
+use encore::keys::Keyring;
+use encore::ledger::{LEDGER_FILE, Ledger};
+use encore::license::{Clock, MintRequest, Scope, SystemClock, mint};
+use encore::store::Store;
+use sqlx::{Executor, Row};
+
+const ALBUM: &str = "first-light";
+
+struct Phase {
+    name: String,
+    ops: u64,
+    seconds: f64,
+    latencies_us: Vec<u64>,
+}
+
+impl Phase {
+    fn rate(&self) -> f64 {
+        self.ops as f64 / self.seconds
+    }
+    fn pct(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies_us[i] as f64 / 1000.0
+    }
+    fn print(&self) {
+        println!(
+            "{:<20} {:>9.0} /s   p50 {:>7.2} ms   p99 {:>7.2} ms   max {:>8.2} ms   ({} ops)",
+            self.name,
+            self.rate(),
+            self.pct(0.5),
+            self.pct(0.99),
+            self.pct(1.0),
+            self.ops
+        );
+    }
+}
+
+/// Runs `op(i)` from `concurrency` tasks for `seconds`; every op must succeed.
+async fn drive<F, Fut>(name: String, seconds: u64, concurrency: usize, op: F) -> Phase
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    let op = Arc::new(op);
+    let counter = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (op, counter, name) = (op.clone(), counter.clone(), name.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while Instant::now() < deadline {
+                let i = counter.fetch_add(1, Ordering::Relaxed);
+                let t = Instant::now();
+                if let Err(e) = op(i).await {
+                    panic!("{name}: {e}");
+                }
+                lat.push(t.elapsed().as_micros() as u64);
+            }
+            lat
+        }));
+    }
+    let mut latencies_us = Vec::new();
+    for t in tasks {
+        latencies_us.extend(t.await.expect("task"));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    latencies_us.sort_unstable();
+    Phase {
+        name,
+        ops: latencies_us.len() as u64,
+        seconds,
+        latencies_us,
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let seconds: u64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let concurrency: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(400);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(run(seconds, concurrency));
+}
+
+/// The admin URL of the PostgreSQL server to use.
+fn postgres_admin_url() -> String {
+    std::env::var("ENCORE_BENCH_POSTGRES_URL").unwrap_or_else(|_| {
+        let var = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!(
+                    "{name} is not set: the PostgreSQL phase needs a server; run under \
+                     `pg_virtualenv -v 15` or set ENCORE_BENCH_POSTGRES_URL"
+                )
+            })
+        };
+        format!(
+            "postgres://{}:{}@{}:{}/postgres",
+            var("PGUSER"),
+            var("PGPASSWORD"),
+            var("PGHOST"),
+            std::env::var("PGPORT").unwrap_or_else(|_| "5432".to_owned())
+        )
+    })
+}
+
+/// Purchases of one album from `concurrency` clients on `ledger`, then the checks.
+#[allow(clippy::too_many_arguments)]
+async fn launch(
+    name: &str,
+    store: Store,
+    keyring: Arc<Keyring>,
+    ledger: Ledger,
+    config: &Config,
+    check_url: &str,
+    seconds: u64,
+    concurrency: usize,
+) -> Phase {
+    let app = common::ready_app(store, keyring.clone(), ledger, config);
+    let url = common::serve(app.clone()).await;
+    let token = mint(
+        &keyring.signing_key().expect("key"),
+        &MintRequest::new("payments", Scope::Store),
+        SystemClock.now_unix(),
+    )
+    .expect("mint");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .expect("client");
+    let (c, u) = (client.clone(), url.clone());
+    let phase = drive(format!("launch {name}"), seconds, concurrency, move |i| {
+        let (c, u, t) = (c.clone(), u.clone(), token.clone());
+        async move {
+            let body = serde_json::json!({"order_id": format!("launch-{i}"),
+                    "user": format!("fan-{i}"), "album": ALBUM, "price": 1500,
+                    "currency": "CNY"});
+            let r = c
+                .post(format!("{u}/v1/purchases"))
+                .bearer_auth(&t)
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            if r.status() != reqwest::StatusCode::CREATED {
+                return Err(format!("status {}", r.status()));
+            }
+            r.bytes().await.map_err(|e| e.to_string())?;
+            Ok(())
+        }
+    })
+    .await;
+    app.ledger.close().await;
+    // Zero lost, buyer numbers dense: read back on a connection of its own.
+    let pool = sqlx::AnyPool::connect(check_url).await.expect("check pool");
+    let row = pool
+        .fetch_one(
+            "SELECT COUNT(*) AS n, COUNT(DISTINCT buyer_number) AS d, \
+             MIN(buyer_number) AS lo, MAX(buyer_number) AS hi FROM purchases",
+        )
+        .await
+        .expect("check");
+    let (n, d, lo, hi): (i64, i64, i64, i64) = (
+        row.try_get("n").expect("n"),
+        row.try_get("d").expect("d"),
+        row.try_get("lo").expect("lo"),
+        row.try_get("hi").expect("hi"),
+    );
+    assert_eq!(
+        n as u64, phase.ops,
+        "{name}: every acknowledged purchase stored"
+    );
+    assert_eq!(
+        (d, lo, hi),
+        (n, 1, n),
+        "{name}: buyer numbers are exactly 1..N"
+    );
+    println!("{name}: {n} purchases stored, buyer numbers 1..{n} each once");
+    pool.close().await;
+    phase
+}
+
+async fn run(seconds: u64, concurrency: usize) {
+    sqlx::any::install_default_drivers();
+    // On the disk of the target dir (not a tmpfs /tmp, where fsync would cost nothing).
+    let dir = tempfile::tempdir_in(
+        std::env::var("BENCH_DIR").unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").into()),
+    )
+    .expect("temp dir");
+    let album_dir = dir.path().join("media").join(ALBUM);
+    std::fs::create_dir_all(&album_dir).expect("media dir");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("media")
+        .join(ALBUM);
+    for entry in std::fs::read_dir(&demo).expect("media/first-light") {
+        let name = entry.expect("entry").file_name();
+        if name.to_string_lossy().starts_with("01") {
+            std::fs::copy(demo.join(&name), album_dir.join(&name)).expect("copy");
+        }
+    }
+    let keys = dir.path().join("keys");
+    Keyring::init(&keys).expect("keys init");
+    let keyring = Arc::new(Keyring::open(&keys).expect("keys open"));
+    let config = Config::from_raw(Default::default(), &Overrides::default()).expect("config");
+    let data = dir.path().join("data");
+    let store = Store::new(&data);
+    let report = encore::ingest::run(
+        IngestJob {
+            media_dir: dir.path().join("media"),
+            albums: vec![album_dir],
+            settings: config.ingest.clone(),
+            force: false,
+        },
+        keyring.clone(),
+        store.clone(),
+        Arc::new(LogLines),
+    )
+    .await;
+    assert!(report.ok(), "ingest failed: {}", report.summary());
+    println!(
+        "launch bench: {seconds} s per ledger, {concurrency} concurrent clients, one album, {} CPU(s), data in {}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        dir.path().display()
+    );
+
+    // Baseline: the HTTP floor through the same number of clients.
+    let ledger = Ledger::open_sqlite(&data.join("baseline.sqlite"))
+        .await
+        .expect("ledger");
+    let app = common::ready_app(store.clone(), keyring.clone(), ledger, &config);
+    let url = common::serve(app).await;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .expect("client");
+    let healthz = drive("healthz".into(), seconds.min(5), concurrency, move |_| {
+        let (c, u) = (client.clone(), url.clone());
+        async move {
+            let r = c
+                .get(format!("{u}/healthz"))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            r.bytes().await.map_err(|e| e.to_string())?;
+            Ok(())
+        }
+    })
+    .await;
+
+    let path = data.join(LEDGER_FILE);
+    let ledger = Ledger::open_sqlite(&path).await.expect("ledger");
+    let sqlite = launch(
+        "sqlite",
+        store.clone(),
+        keyring.clone(),
+        ledger,
+        &config,
+        &format!("sqlite://{}", path.display()),
+        seconds,
+        concurrency,
+    )
+    .await;
+
+    let admin_url = postgres_admin_url();
+    let admin = sqlx::AnyPool::connect(&admin_url)
+        .await
+        .expect("connect to PostgreSQL");
+    let db = format!("encore_launch_{}", std::process::id());
+    admin
+        .execute(format!("CREATE DATABASE {db}").as_str())
+        .await
+        .expect("create database");
+    let base = admin_url
+        .rsplit_once('/')
+        .map_or(admin_url.as_str(), |(b, _)| b);
+    let pg_url = format!("{base}/{db}");
+    let ledger = Ledger::open_url(&pg_url, "bench database".into())
+        .await
+        .expect("ledger");
+    let postgres = launch(
+        "postgres",
+        store,
+        keyring,
+        ledger,
+        &config,
+        &pg_url,
+        seconds,
+        concurrency,
+    )
+    .await;
+    admin
+        .execute(format!("DROP DATABASE {db} WITH (FORCE)").as_str())
+        .await
+        .expect("drop database");
+
+    for p in [&healthz, &sqlite, &postgres] {
+        p.print();
+    }
+    println!(
+        "ratio launch sqlite / healthz:   {:.3}",
+        sqlite.rate() / healthz.rate()
+    );
+    println!(
+        "ratio launch postgres / healthz: {:.3}",
+        postgres.rate() / healthz.rate()
+    );
+}
