@@ -170,6 +170,7 @@ fn generate(data: &Path, albums: usize) {
             cover: None,
             cover_type: None,
             tracks: (1..=TRACKS).collect(),
+            extras: Vec::new(),
         })
         .expect("album json");
         let path = store

@@ -17,6 +17,10 @@
 //! file = "03-tide-pools.mp3"         # or: number = 3
 //! title = "Tide Pools"
 //! preview_start = 12.5
+//!
+//! [[extras]]                         # buyer-only; id = file stem, type from the extension
+//! file = "extras/letter.pdf"
+//! title = "A letter from the band"
 //! ```
 //!
 //! The values with a syntax of their own: [`ReleaseDate`] in `date`, [`Price`] and
@@ -30,9 +34,11 @@ use serde::Deserialize;
 use super::{CatalogError, TrackSource};
 
 mod date;
+mod extras;
 mod price;
 
 pub use date::ReleaseDate;
+pub use extras::{EXTRAS_DIR, ExtraKind, ExtraSpec, MAX_EXTRA_ID_LEN};
 pub use price::{Currency, Price};
 
 /// Name of the settings file inside an album folder.
@@ -69,6 +75,9 @@ struct RawAlbumToml {
     /// Per-track overrides, `[[tracks]]` tables.
     #[serde(default)]
     tracks: Vec<RawTrack>,
+    /// Buyer-only bonus files, `[[extras]]` tables (`extras.rs`).
+    #[serde(default)]
+    extras: Vec<extras::RawExtra>,
 }
 
 /// One `[[tracks]]` table as written.
@@ -104,6 +113,8 @@ pub struct AlbumInfo {
     pub preview_start: f64,
     /// Cover image path relative to the album folder, as written (checked to stay inside it).
     pub cover: Option<String>,
+    /// Buyer-only bonus files, in file order.
+    pub extras: Vec<ExtraSpec>,
     /// Per-track overrides, in file order.
     tracks: Vec<TrackOverride>,
     /// Track number → index into `tracks`. Holds `number = N` entries from parsing on, and
@@ -186,6 +197,7 @@ impl Default for AlbumInfo {
             preview_seconds: DEFAULT_PREVIEW_SECONDS,
             preview_start: 0.0,
             cover: None,
+            extras: Vec::new(),
             tracks: Vec::new(),
             resolved: BTreeMap::new(),
         }
@@ -260,6 +272,8 @@ impl AlbumInfo {
             .transpose()
             .map_err(|r| invalid("cover", r))?;
 
+        let extras = extras::parse(raw.extras).map_err(|(f, r)| invalid(&f, r))?;
+
         let mut tracks = Vec::with_capacity(raw.tracks.len());
         for (i, t) in raw.tracks.into_iter().enumerate() {
             let entry = |key: &str| format!("[[tracks]] entry {}, {key}", i + 1);
@@ -329,6 +343,7 @@ impl AlbumInfo {
             preview_seconds,
             preview_start,
             cover,
+            extras,
             tracks,
             resolved,
         })

@@ -533,6 +533,7 @@ mod tests {
             cover: None,
             cover_type: None,
             tracks,
+            extras: Vec::new(),
         }
     }
 
