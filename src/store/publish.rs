@@ -3,7 +3,8 @@
 //! `encore ingest` packages an album locally, then [`publish_album`] copies it out in an order
 //! that lets an origin never see half an album: first every segment of every generation the
 //! manifests name (immutable objects: a present one with the right SHA-256 is skipped, never
-//! rewritten), then each manifest under a name made of its own SHA-256, then the cover, and
+//! rewritten), then each manifest under a name made of its own SHA-256, then the cover and the
+//! sealed extras, and
 //! last `<album>/publication.json`, which names the manifests by hash. One PUT replaces the
 //! publication record whole, so a reader sees the old album or the new one. An unchanged
 //! album gives the same bytes, and nothing is written.
@@ -91,6 +92,9 @@ pub struct Publication {
     /// The cover object, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cover: Option<PublishedFile>,
+    /// Extra id → its sealed object (`super::extras`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extras: BTreeMap<String, PublishedFile>,
     /// The tracks, in order.
     pub tracks: Vec<PublishedTrack>,
 }
@@ -164,10 +168,12 @@ pub async fn publish_album(
             Some(PublishedFile { object, sha256 })
         }
     };
+    let extras = super::extras::publish(store, remote, &record, &mut report).await?;
     let publication = Publication {
         format: MANIFEST_FORMAT,
         album: record,
         cover,
+        extras,
         tracks,
     };
     let json = serde_json::to_vec_pretty(&publication).map_err(|e| StoreError::Corrupt {
@@ -298,7 +304,7 @@ async fn upload_segment(
 }
 
 /// Writes `bytes` at `key` unless the object there already has SHA-256 `sha256`.
-async fn ensure(
+pub(super) async fn ensure(
     remote: &Remote,
     key: &str,
     bytes: Bytes,
@@ -466,6 +472,8 @@ struct Fetched {
     publication: Publication,
     manifests: Vec<RenditionManifest>,
     cover: Option<Vec<u8>>,
+    /// (extra id, sealed bytes), checked against the publication.
+    extras: Vec<(String, Bytes)>,
 }
 
 async fn fetch_album(remote: &Remote, album: &str, bytes: &[u8]) -> Result<Fetched, PublishError> {
@@ -511,11 +519,26 @@ async fn fetch_album(remote: &Remote, album: &str, bytes: &[u8]) -> Result<Fetch
         (Some(file), Some(_)) => Some(fetch_checked(remote, file).await?.to_vec()),
         _ => None,
     };
+    let mut extras = Vec::new();
+    for e in &publication.album.extras {
+        let file = publication
+            .extras
+            .get(&e.id)
+            .ok_or_else(|| PublishError::Corrupt {
+                key: key.clone(),
+                reason: format!("lists extra {:?} but names no object for it", e.id),
+            })?;
+        if file.sha256 != e.sha256 {
+            return Err(corrupt(format!("extra {:?}: two different hashes", e.id)));
+        }
+        extras.push((e.id.clone(), fetch_checked(remote, file).await?));
+    }
     Ok(Fetched {
         record: Bytes::copy_from_slice(bytes),
         publication,
         manifests,
         cover,
+        extras,
     })
 }
 
@@ -554,6 +577,9 @@ impl Fetched {
         if let (Some(bytes), Some(name)) = (&self.cover, &album.cover) {
             let ext = name.rsplit_once('.').map_or("bin", |(_, e)| e);
             store.write_cover(&album.album, ext, bytes)?;
+        }
+        for (id, sealed) in &self.extras {
+            store.write_extra(&album.album, id, sealed)?;
         }
         store.write_album(album)?;
         let path = store.album_dir(&album.album)?.join(PUBLICATION_FILE);
