@@ -1,14 +1,9 @@
 //! Buyer-only extras in the store: `<album>/extras/<id>.enc`, each one sealed file in the
 //! segment format (docs/SEALING.md, "Extras") under a content key of its own.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use bytes::Bytes;
-
-use super::publish::{PublishError, PublishReport, PublishedFile, ensure};
-use super::remote::Remote;
-use super::{AlbumRecord, Store, StoreError, check_name, io_err, sha256_hex};
+use super::{Store, StoreError, check_name, io_err, sha256_hex};
 use crate::durable;
 use crate::seal::{SealContext, SegmentSlot};
 
@@ -61,38 +56,6 @@ impl Store {
         durable::write_atomic(&path, sealed, 0o644).map_err(io_err("write", &path))?;
         Ok((file, sha256_hex(sealed)))
     }
-}
-
-/// Uploads the album's sealed extras the bucket lacks (`<album>/extras/<id>-<sha256>.enc`,
-/// immutable like segments), each checked against its record first; returns id → object.
-pub(super) async fn publish(
-    store: &Store,
-    remote: &Remote,
-    record: &AlbumRecord,
-    report: &mut PublishReport,
-) -> Result<BTreeMap<String, PublishedFile>, PublishError> {
-    let mut published = BTreeMap::new();
-    for e in &record.extras {
-        let path = store.extra_path(&record.album, &e.file)?;
-        let bytes = tokio::fs::read(&path)
-            .await
-            .map_err(|source| StoreError::Io {
-                action: "read",
-                path: path.clone(),
-                source,
-            })?;
-        let sha256 = sha256_hex(&bytes);
-        if sha256 != e.sha256 {
-            return Err(PublishError::LocalMismatch {
-                what: path.display().to_string(),
-                reason: format!("SHA-256 {sha256}, album record says {}", e.sha256),
-            });
-        }
-        let object = format!("{}/{EXTRAS_FOLDER}/{}-{sha256}.enc", record.album, e.id);
-        ensure(remote, &object, Bytes::from(bytes), &sha256, report).await?;
-        published.insert(e.id.clone(), PublishedFile { object, sha256 });
-    }
-    Ok(published)
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
+use super::extras::EXTRAS_FOLDER;
 use super::remote::{Remote, RemoteError};
 use super::{
     AlbumRecord, MANIFEST_FORMAT, RenditionManifest, SegmentRecord, Store, StoreError, TrackRecord,
@@ -168,7 +169,7 @@ pub async fn publish_album(
             Some(PublishedFile { object, sha256 })
         }
     };
-    let extras = super::extras::publish(store, remote, &record, &mut report).await?;
+    let extras = publish_extras(store, remote, &record, &mut report).await?;
     let publication = Publication {
         format: MANIFEST_FORMAT,
         album: record,
@@ -190,6 +191,38 @@ pub async fn publish_album(
         report.published = true;
     }
     Ok(report)
+}
+
+/// Uploads the album's sealed extras the bucket lacks (`<album>/extras/<id>-<sha256>.enc`,
+/// immutable like segments), each checked against its record first; returns id → object.
+async fn publish_extras(
+    store: &Store,
+    remote: &Remote,
+    record: &AlbumRecord,
+    report: &mut PublishReport,
+) -> Result<BTreeMap<String, PublishedFile>, PublishError> {
+    let mut published = BTreeMap::new();
+    for e in &record.extras {
+        let path = store.extra_path(&record.album, &e.file)?;
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|source| StoreError::Io {
+                action: "read",
+                path: path.clone(),
+                source,
+            })?;
+        let sha256 = sha256_hex(&bytes);
+        if sha256 != e.sha256 {
+            return Err(PublishError::LocalMismatch {
+                what: path.display().to_string(),
+                reason: format!("SHA-256 {sha256}, album record says {}", e.sha256),
+            });
+        }
+        let object = format!("{}/{EXTRAS_FOLDER}/{}-{sha256}.enc", record.album, e.id);
+        ensure(remote, &object, Bytes::from(bytes), &sha256, report).await?;
+        published.insert(e.id.clone(), PublishedFile { object, sha256 });
+    }
+    Ok(published)
 }
 
 /// Uploads every segment of the manifest's generations that the bucket lacks. A retiring
@@ -304,7 +337,7 @@ async fn upload_segment(
 }
 
 /// Writes `bytes` at `key` unless the object there already has SHA-256 `sha256`.
-pub(super) async fn ensure(
+async fn ensure(
     remote: &Remote,
     key: &str,
     bytes: Bytes,
