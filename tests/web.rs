@@ -85,6 +85,24 @@ async fn browser(driver: &Driver) -> Client {
         .expect("a chromium session through chromedriver")
 }
 
+/// A session that lays pages out as a 390x844 phone (Chromium's mobile emulation).
+async fn phone_browser(driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--mute-audio"],
+            "mobileEmulation": {"deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 1.0}},
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a chromium session through chromedriver")
+}
+
 /// Where the screenshot goes: the cargo target dir (CARGO_TARGET_DIR when set).
 fn artifacts_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -610,12 +628,24 @@ async fn web_player_cover_grid_countdown_extras_after_purchase_at_desktop_and_ph
     scroll_to(&c, "#extras").await;
     shoot(&c, "extras-1280x800.png").await;
 
-    // A phone's width: one page wide (nothing scrolls sideways), two covers a row.
-    viewport(&c, 390, 844).await;
-    let p = wait_page(&c, "the phone layout", |p| {
-        p["innerWidth"].as_u64().is_some_and(|w| w <= 400)
+    c.close().await.expect("close the browser");
+
+    // A phone: a session of its own with Chromium's mobile emulation at 390x844 (a desktop
+    // window is not made narrower than 500 px), signed in as the same fan.
+    let c = phone_browser(&driver).await;
+    c.goto(&format!("{}/#/album/{EXTRAS_ALBUM}", server.url))
+        .await
+        .expect("open the album");
+    c.wait()
+        .for_element(Locator::Css("body[data-ready=true]"))
+        .await
+        .expect("the page starts");
+    click(&c, "#signin").await;
+    let p = wait_page(&c, "the photo card on the phone", |p| {
+        p["gallery"].as_array().is_some_and(|g| g.len() == 1)
     })
     .await;
+    assert_eq!(p["innerWidth"], 390, "{p:#}");
     assert!(
         p["scrollWidth"].as_u64() <= p["innerWidth"].as_u64(),
         "no sideways scroll: {p:#}"
@@ -625,7 +655,7 @@ async fn web_player_cover_grid_countdown_extras_after_purchase_at_desktop_and_ph
     scroll_to(&c, "#extras").await;
     shoot(&c, "extras-390x844.png").await;
     click(&c, "#home").await;
-    let p = wait_page(&c, "the covers at a phone's width", |p| {
+    let p = wait_page(&c, "two covers a row on the phone", |p| {
         p["gridColumns"] == 2
     })
     .await;
@@ -635,8 +665,7 @@ async fn web_player_cover_grid_countdown_extras_after_purchase_at_desktop_and_ph
     );
     js(&c, "window.scrollTo(0, 0); return null;").await;
     shoot(&c, "catalog-390x844.png").await;
-
-    c.close().await.expect("close the browser");
+    c.close().await.expect("close the phone browser");
 }
 
 async fn post(url: &str, body: Value) -> reqwest::Response {
