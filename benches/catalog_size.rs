@@ -178,6 +178,7 @@ fn generate(data: &Path, albums: usize) {
             cover_type: None,
             tracks: (1..=TRACKS).collect(),
             on_sale_at: None,
+            extras: Vec::new(),
         })
         .expect("album json");
         let path = store
@@ -249,6 +250,7 @@ fn publish(data: &Path, albums: usize, location: &encore::config::BucketLocation
                     format: MANIFEST_FORMAT,
                     album: record,
                     cover: None,
+                    extras: Default::default(),
                     tracks,
                 };
                 let json = serde_json::to_vec_pretty(&publication).expect("publication");

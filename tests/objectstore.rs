@@ -66,13 +66,19 @@ fn published(
     ws
 }
 
+/// The buyer-only extra every album here has.
+const LETTER: &[u8] = b"%PDF-1.4\n% published through the bucket\n%%EOF\n";
+
 fn add_album(ws: &Workspace, album: &str, tracks: u32, seconds: f64, noise: bool) {
     let dir = ws.album_dir(album);
     std::fs::write(
         dir.join("album.toml"),
-        "title = \"Bucketed\"\nartist = \"Tests\"\npreview_seconds = 2\npreview_start = 0\n",
+        "title = \"Bucketed\"\nartist = \"Tests\"\npreview_seconds = 2\npreview_start = 0\n\
+         [[extras]]\nfile = \"extras/letter.pdf\"\ntitle = \"A letter\"\n",
     )
     .expect("album.toml");
+    std::fs::create_dir_all(dir.join("extras")).expect("extras dir");
+    std::fs::write(dir.join("extras/letter.pdf"), LETTER).expect("letter");
     for n in 1..=tracks {
         let path = dir.join(format!("{n:02}.flac"));
         if noise {
@@ -235,6 +241,23 @@ async fn an_origin_with_empty_data_plays_a_published_track_bit_exact_and_a_rerun
         local_segment_bytes(&remote_ws.data()) > 0,
         "copies kept on local disk"
     );
+    // The extra reaches the origin with the publication, and opens for a buyer.
+    let letter = ws.path().join("letter.pdf");
+    let o = ws.encore(&[
+        "fetch",
+        "--server",
+        &remote_origin.url,
+        "--token",
+        &token,
+        "--album",
+        "bucketed",
+        "--extra",
+        "letter",
+        "--out",
+        letter.to_str().expect("utf-8"),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(std::fs::read(&letter).expect("letter"), LETTER);
 
     // Nothing changed: nothing is written to the bucket again.
     let again = encore(&ws, &garage, &["ingest"]);

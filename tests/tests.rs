@@ -13,6 +13,7 @@ mod delivery;
 mod deployment;
 mod edge;
 mod express;
+mod extras;
 mod fans;
 mod fetch;
 mod formats;

@@ -1,5 +1,6 @@
-// encore web player: catalog, album page, demo store (dev only), HLS playback through hls.js
-// (MSE), sales chart. No framework and no build step: the file is served as it is.
+// encore web player: a grid of covers, the album page (cover, launch countdown, buy form with
+// copies and gifts, nameplate badge, buyer-only extras), demo store (dev only), HLS playback
+// through hls.js (MSE), the sales chart with movement, fan clubs. No framework and no build step: the file is served as it is.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
@@ -11,6 +12,11 @@ const state = {
   session: null, // {user, token, expiresAt (ms)}: the account token
   play: null, // {album, token, expiresAt (ms), albums}: the play token for `album`
   album: null, // GET /v1/albums/{id}
+  albums: [], // GET /v1/albums: the catalog grid
+  onSale: true, // whether the open album is on sale now (its launch countdown ran out)
+  countdown: null, // the countdown's interval timer
+  extrasShown: [], // ids of the extras shown in the gallery (images, for an owner)
+  extrasFor: null, // the album whose extras were opened (or are being opened) for its owner
   owned: new Map(), // album id -> the user's library entry (nameplate)
   mode: null, // 'preview' | 'full' while something is loaded
   track: null, // the track number being played
@@ -201,12 +207,74 @@ async function ensureSession() {
 
 async function refreshOwned() {
   state.owned = new Map();
-  if (!state.session) return;
+  if (!state.session) {
+    renderBadges();
+    return;
+  }
   const lib = await api('GET', `/v1/users/${encodeURIComponent(state.session.user)}/albums`, {
     token: state.session.token,
   });
   for (const a of lib.albums) state.owned.set(a.album, a);
+  renderBadges();
   renderOwnership();
+  loadGifts();
+}
+
+// The nameplates as badges: "No. 1,024 buyer of First Light · 12 copies", the club, the giver.
+function renderBadges() {
+  const ul = $('badges');
+  ul.replaceChildren();
+  $('library').hidden = !state.session;
+  for (const a of state.owned.values()) {
+    const li = el('li');
+    const badge = el('button', { class: 'badge', 'data-album': a.album }, a.nameplate);
+    badge.addEventListener('click', () => openAlbum(a.album));
+    li.append(badge);
+    const notes = [];
+    if (a.club && a.club.name) notes.push(`club ${a.club.name}`);
+    if (a.gift_from) notes.push(`a gift from ${a.gift_from}`);
+    if (notes.length) li.append(el('span', { class: 'hint' }, ' ' + notes.join(' · ')));
+    ul.append(li);
+  }
+  if (state.session && state.owned.size === 0) ul.append(el('li', { class: 'hint' }, 'No albums yet: your first purchase gets a numbered nameplate.'));
+}
+
+// Gifts received, each declinable within its window (routes of the ledger; absent on an older
+// server, where the list stays hidden).
+async function loadGifts() {
+  if (!state.session) return;
+  let g;
+  try {
+    g = await api('GET', `/v1/users/${encodeURIComponent(state.session.user)}/gifts`, { token: state.session.token });
+  } catch (_) {
+    $('gifts-title').hidden = true;
+    return;
+  }
+  const ul = $('gifts');
+  ul.replaceChildren();
+  const received = (g && g.received) || [];
+  $('gifts-title').hidden = received.length === 0;
+  for (const r of received) {
+    const li = el('li', { 'data-order': r.order_id || '' });
+    li.append(el('span', {}, `${r.title || r.album}${r.from ? ' from ' + r.from : ''}`));
+    if (r.order_id && !r.declined) {
+      const b = el('button', {}, 'Decline');
+      b.addEventListener('click', () => declineGift(r.order_id));
+      li.append(b);
+    }
+    ul.append(li);
+  }
+}
+
+async function declineGift(order) {
+  try {
+    await api('POST', `/v1/gifts/${encodeURIComponent(order)}/decline`, { token: state.session.token });
+    state.play = null;
+    await refreshOwned();
+    say('Gift declined: the giver is refunded.');
+  } catch (e) {
+    report(e);
+  }
 }
 
 async function playToken(album) {
@@ -221,38 +289,88 @@ async function playToken(album) {
   return t.token;
 }
 
-async function buy() {
+// Milliseconds until an album goes on sale (0 when it is on sale now or has no launch time).
+function untilOnSale(a) {
+  const at = a && a.on_sale_at ? Date.parse(a.on_sale_at) : NaN;
+  return isFinite(at) ? Math.max(0, at - Date.now()) : 0;
+}
+
+function countdownText(ms) {
+  const s = Math.ceil(ms / 1000);
+  const d = Math.floor(s / 86400);
+  const h = Math.floor((s % 86400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const r = s % 60;
+  const two = (n) => (n < 10 ? '0' : '') + n;
+  return `On sale in ${d > 0 ? d + 'd ' : ''}${two(h)}:${two(m)}:${two(r)}`;
+}
+
+// Ticks the launch countdown once a second; at zero the buy button appears.
+function tickCountdown() {
+  const a = state.album;
+  const left = untilOnSale(a);
+  state.onSale = left === 0;
+  $('countdown').hidden = state.onSale;
+  if (!state.onSale) $('countdown').textContent = countdownText(left);
+  renderOwnership();
+  if (state.onSale && state.countdown) {
+    clearInterval(state.countdown);
+    state.countdown = null;
+  }
+}
+
+async function buy(ev) {
+  if (ev) ev.preventDefault();
   if (!state.album || !(await ensureSession())) return;
+  const body = { user: state.session.user, album: state.album.id };
+  // Only what differs from a plain purchase is sent, so a server without copies and gifts
+  // still takes the plain one.
+  const quantity = Math.max(1, Math.min(99, Math.floor(Number($('quantity').value) || 1)));
+  if (quantity > 1) body.quantity = quantity;
+  const giftTo = $('gift-to').value.trim();
+  if (giftTo) {
+    body.gift_to = giftTo;
+    body.gift_from_visible = $('gift-visible').checked;
+  }
   try {
-    const receipt = await api('POST', '/v1/dev/purchases', {
-      body: { user: state.session.user, album: state.album.id },
-    });
+    const receipt = await api('POST', '/v1/dev/purchases', { body });
     state.play = null; // the next play token must name the album
     await refreshOwned();
     await loadChart();
-    say(`Bought ${state.album.title}: you are buyer No. ${receipt.buyer_number}.`);
+    loadClubChart();
+    const copies = quantity > 1 ? ` (${quantity} copies)` : '';
+    say(giftTo
+      ? `Sent ${state.album.title}${copies} to ${giftTo} as a gift.`
+      : `Bought ${state.album.title}${copies}: you are buyer No. ${receipt.buyer_number}.`);
     state.error = null;
     state.errorKind = null;
   } catch (e) {
-    report(e);
+    const type = (e.problem && e.problem.type) || '';
+    if (type.endsWith(':not-on-sale')) {
+      fail('other', `Not on sale yet: it opens ${new Date(e.problem.on_sale_at).toLocaleString()}.`);
+    } else {
+      report(e);
+    }
   }
 }
 
 // ---------------------------------------------------------------- catalog, album, chart
 
 async function loadCatalog() {
-  const list = $('albums');
+  const grid = $('albums');
   try {
     const data = await api('GET', '/v1/albums');
-    list.replaceChildren();
+    state.albums = data.albums;
+    grid.replaceChildren();
     for (const a of data.albums) {
-      const li = el('li');
-      const b = el('button', { 'data-album': a.id, class: 'album-link' }, a.title);
-      b.addEventListener('click', () => openAlbum(a.id));
-      li.append(b, document.createTextNode(` — ${a.artist || 'unknown artist'} · ${money(a.price, a.currency)}`));
-      list.append(li);
+      const card = el('button', { 'data-album': a.id, class: 'album-link card' });
+      const img = el('img', { src: a.cover || NO_COVER, alt: '', loading: 'lazy' });
+      card.append(img, el('span', { class: 'title' }, a.title), el('span', { class: 'meta' }, `${a.artist || 'unknown artist'} · ${money(a.price, a.currency)}`));
+      if (untilOnSale(a) > 0) card.append(el('span', { class: 'ribbon' }, 'coming soon'));
+      card.addEventListener('click', () => openAlbum(a.id));
+      grid.append(card);
     }
-    if (data.albums.length === 0) list.append(el('li', {}, 'No albums yet.'));
+    if (data.albums.length === 0) grid.append(el('p', { class: 'hint' }, 'No albums yet.'));
   } catch (e) {
     report(e);
   }
@@ -262,6 +380,10 @@ async function openAlbum(id) {
   try {
     const a = await api('GET', `/v1/albums/${encodeURIComponent(id)}`);
     state.album = a;
+    state.extrasShown = [];
+    state.extrasFor = null;
+    // The album is the page now; the encore link at the top goes back to the covers.
+    $('catalog').hidden = true;
     $('album').hidden = false;
     $('album-title').textContent = a.title;
     $('album-artist').textContent = a.artist || '';
@@ -279,8 +401,13 @@ async function openAlbum(id) {
       li.append(pv, full);
       ol.append(li);
     }
+    renderExtrasList();
+    if (state.countdown) clearInterval(state.countdown);
+    state.countdown = untilOnSale(a) > 0 ? setInterval(tickCountdown, 1000) : null;
+    tickCountdown();
     location.hash = '#/album/' + encodeURIComponent(id);
-    renderOwnership();
+    window.scrollTo(0, 0);
+    loadClubChart();
   } catch (e) {
     report(e);
   }
@@ -290,11 +417,133 @@ function renderOwnership() {
   const a = state.album;
   if (!a) return;
   const mine = state.owned.get(a.id);
+  $('nameplate').hidden = !mine;
   $('nameplate').textContent = mine ? mine.nameplate : '';
-  $('buy').disabled = !!mine || !state.demoStore;
-  $('buy').textContent = mine ? 'Bought' : `Buy for ${money(a.price, a.currency)}`;
+  // Before the launch the form is not there at all: the countdown stands in its place.
+  $('buy-form').hidden = !state.onSale || !state.demoStore;
+  const gift = $('gift-to').value.trim() !== '';
+  $('buy').disabled = !state.onSale || !state.demoStore || (!!mine && !gift && Number($('quantity').value) <= 1);
+  $('buy').textContent = gift ? 'Send as a gift' : `Buy for ${money(a.price, a.currency)}`;
   $('play-album').disabled = !mine;
   for (const b of document.querySelectorAll('#tracks button.play')) b.disabled = !mine;
+  showExtras(!!mine);
+}
+
+// ---------------------------------------------------------------- extras
+
+function size(bytes) {
+  if (bytes >= 1048576) return `${(bytes / 1048576).toFixed(1)} MB`;
+  if (bytes >= 1024) return `${Math.round(bytes / 1024)} KB`;
+  return `${bytes} B`;
+}
+
+function kindOf(type) {
+  if (type.startsWith('image/')) return 'photo';
+  if (type === 'application/pdf') return 'letter';
+  if (type.startsWith('video/')) return 'video';
+  if (type.startsWith('audio/')) return 'message';
+  return 'file';
+}
+
+// The list is public (the catalog says what buyers get); the bytes are for owners only.
+function renderExtrasList() {
+  const extras = (state.album && state.album.extras) || [];
+  $('extras').hidden = extras.length === 0;
+  const ul = $('extras-list');
+  ul.replaceChildren();
+  $('extras-gallery').replaceChildren();
+  for (const x of extras) {
+    const li = el('li', { 'data-extra': x.id, class: 'locked' });
+    li.append(el('span', {}, `${x.title} · ${kindOf(x.type)}, ${size(x.size)}`));
+    ul.append(li);
+  }
+}
+
+function readAsDataUrl(blob) {
+  return new Promise((resolve, reject) => {
+    const r = new FileReader();
+    r.onload = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+    r.readAsDataURL(blob);
+  });
+}
+
+// Fetches one extra with the play token (never in a URL) and returns it as a Blob.
+async function fetchExtra(x) {
+  const token = await playToken(state.album.id);
+  let resp;
+  try {
+    resp = await fetch(x.url, { headers: { Authorization: 'Bearer ' + token }, cache: 'no-store' });
+  } catch (e) {
+    throw new ApiError(0, { title: 'network error', detail: String(e) });
+  }
+  if (!resp.ok) {
+    let problem = null;
+    try {
+      problem = await resp.json();
+    } catch (_) {
+      problem = null;
+    }
+    throw new ApiError(resp.status, problem);
+  }
+  return resp.blob();
+}
+
+// For an owner: images in the gallery (as data: URLs, which the CSP's img-src allows), the
+// rest as buttons that open the file. For anyone else: the locked list only.
+async function showExtras(owned) {
+  const a = state.album;
+  const extras = (a && a.extras) || [];
+  const gallery = $('extras-gallery');
+  $('extras-hint').textContent = owned ? '' : 'for buyers: buy the album to open them';
+  if (!owned) {
+    if (state.extrasFor) renderExtrasList();
+    state.extrasShown = [];
+    state.extrasFor = null;
+    return;
+  }
+  if (!a || state.extrasFor === a.id) return;
+  state.extrasFor = a.id;
+  try {
+    await ensureSession();
+    for (const x of extras) {
+      const li = document.querySelector(`#extras-list li[data-extra="${x.id}"]`);
+      if (li) li.classList.remove('locked');
+      if (x.type.startsWith('image/')) {
+        const url = await readAsDataUrl(await fetchExtra(x));
+        if (state.album !== a) return;
+        const fig = el('figure', { 'data-extra': x.id });
+        fig.append(el('img', { src: url, alt: x.title }), el('figcaption', {}, x.title));
+        gallery.append(fig);
+        state.extrasShown.push(x.id);
+      } else if (li) {
+        const b = el('button', { class: 'open-extra' }, 'Open');
+        b.addEventListener('click', async () => {
+          try {
+            window.open(URL.createObjectURL(await fetchExtra(x)), '_blank', 'noopener');
+          } catch (e) {
+            report(e);
+          }
+        });
+        li.append(b);
+      }
+    }
+  } catch (e) {
+    state.extrasFor = null;
+    report(e);
+  }
+}
+
+// ---------------------------------------------------------------- charts and clubs
+
+// The movement arrow: against the rank an hour earlier (`previous_rank`; null = new entry).
+function movement(row) {
+  if (!('previous_rank' in row)) return el('span', { class: 'move' }, '');
+  if (row.previous_rank === null) return el('span', { class: 'move new' }, 'new');
+  const d = row.previous_rank - row.rank;
+  if (d > 0) return el('span', { class: 'move up', title: `up ${d}` }, `▲${d}`);
+  if (d < 0) return el('span', { class: 'move down', title: `down ${-d}` }, `▼${-d}`);
+  return el('span', { class: 'move same' }, '–');
 }
 
 async function loadChart() {
@@ -305,9 +554,81 @@ async function loadChart() {
     body.replaceChildren();
     for (const row of c.albums) {
       const tr = el('tr', { 'data-album': row.album });
-      for (const v of [row.rank, row.title, row.artist || '', row.units]) tr.append(el('td', {}, String(v)));
+      const thumb = el('td', { class: 'thumb' });
+      thumb.append(el('img', { src: `/v1/albums/${encodeURIComponent(row.album)}/cover`, alt: '', loading: 'lazy' }));
+      thumb.firstChild.addEventListener('error', (e) => {
+        e.target.src = NO_COVER;
+      });
+      const move = el('td');
+      move.append(movement(row));
+      const buyers = row.buyers !== undefined ? `${row.buyers} buyers` : '';
+      tr.append(el('td', {}, String(row.rank)), move, thumb, el('td', {}, row.title), el('td', {}, row.artist || ''), el('td', { title: buyers }, String(row.units)));
+      tr.addEventListener('click', () => openAlbum(row.album));
       body.append(tr);
     }
+  } catch (e) {
+    report(e);
+  }
+}
+
+// The club chart of the open album's artist. A server without clubs (404) hides the box.
+async function loadClubChart() {
+  const a = state.album;
+  const box = $('clubs-box');
+  if (!a || !a.artist_id) {
+    box.hidden = true;
+    return;
+  }
+  const win = $('club-window').value;
+  let c;
+  try {
+    c = await api('GET', `/v1/charts/clubs?artist_id=${encodeURIComponent(a.artist_id)}&window=${win}`, { cache: 'no-cache' });
+  } catch (e) {
+    box.hidden = e.status === 404 || e.status === 0;
+    if (!box.hidden) $('clubs-note').textContent = e.message;
+    return;
+  }
+  box.hidden = false;
+  $('clubs-artist').textContent = a.artist || a.artist_id;
+  const mine = state.owned.get(a.id);
+  const myClub = mine && mine.club ? mine.club.id : null;
+  const body = $('club-chart').tBodies[0];
+  body.replaceChildren();
+  for (const row of c.clubs) {
+    const tr = el('tr', { 'data-club': row.id });
+    const act = el('td');
+    if (state.session) {
+      const b = el('button', {}, row.id === myClub ? 'Leave' : 'Join');
+      b.addEventListener('click', () => clubAction(row.id, row.id === myClub ? 'leave' : 'join'));
+      act.append(b);
+    }
+    tr.append(el('td', {}, String(row.rank)), el('td', {}, row.name), el('td', {}, String(row.members)), el('td', {}, String(row.units)), act);
+    body.append(tr);
+  }
+  $('clubs-note').textContent = c.clubs.length ? '' : 'No clubs yet: start the first one.';
+  $('club-form').hidden = !state.session;
+}
+
+async function clubAction(id, action) {
+  try {
+    await api('POST', `/v1/clubs/${encodeURIComponent(id)}/${action}`, { token: state.session.token });
+    await refreshOwned();
+    await loadClubChart();
+  } catch (e) {
+    report(e);
+  }
+}
+
+async function createClub(ev) {
+  ev.preventDefault();
+  const name = $('club-name').value.trim();
+  if (!state.album || !name || !(await ensureSession())) return;
+  try {
+    await api('POST', '/v1/clubs', { token: state.session.token, body: { artist_id: state.album.artist_id, name } });
+    $('club-name').value = '';
+    await refreshOwned();
+    await loadClubChart();
+    say(`You started the club ${name}.`);
   } catch (e) {
     report(e);
   }
@@ -522,11 +843,18 @@ async function main() {
   });
   $('quality').addEventListener('change', switchQuality);
   $('signin').addEventListener('click', signIn);
-  $('buy').addEventListener('click', buy);
+  $('buy-form').addEventListener('submit', buy);
+  $('gift-to').addEventListener('input', renderOwnership);
+  $('quantity').addEventListener('input', renderOwnership);
+  $('club-window').addEventListener('change', loadClubChart);
+  $('club-form').addEventListener('submit', createClub);
   $('play-album').addEventListener('click', () => playFull(1));
   $('home').addEventListener('click', (e) => {
     e.preventDefault();
     $('album').hidden = true;
+    $('catalog').hidden = false;
+    if (state.countdown) clearInterval(state.countdown);
+    state.countdown = null;
     location.hash = '';
   });
   window.addEventListener('offline', () => fail('network', 'You are offline: playback resumes when the network is back.'));

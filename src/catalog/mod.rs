@@ -15,8 +15,8 @@ pub mod scan;
 pub mod slug;
 
 pub use album_toml::{
-    ALBUM_TOML, AlbumInfo, Currency, DEFAULT_PREVIEW_SECONDS, MAX_PREVIEW_SECONDS, PreviewWindow,
-    Price, ReleaseDate, TrackOverride, TrackRef,
+    ALBUM_TOML, AlbumInfo, Currency, DEFAULT_PREVIEW_SECONDS, EXTRAS_DIR, ExtraKind, ExtraSpec,
+    MAX_PREVIEW_SECONDS, PreviewWindow, Price, ReleaseDate, TrackOverride, TrackRef,
 };
 pub use error::CatalogError;
 pub use fingerprint::{NO_ALBUM_TOML, album_info_fingerprint, file_sha256_hex, source_fingerprint};

@@ -22,8 +22,13 @@ pub struct FetchArgs {
     #[arg(long, value_name = "ID")]
     album: String,
     /// Track number, from 1.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    track: u32,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..),
+          required_unless_present = "extra", conflicts_with = "extra")]
+    track: Option<u32>,
+    /// A buyer-only extra's id (from `GET /v1/albums/{album}`) instead of a track: its
+    /// bytes, as the album's owner opens them.
+    #[arg(long, value_name = "ID")]
+    extra: Option<String>,
     /// Rendition: lossless, a lossy tier, or preview.
     #[arg(long, value_name = "NAME", default_value = client::fetch::DEFAULT_RENDITION)]
     rendition: String,
@@ -40,8 +45,8 @@ pub struct FetchArgs {
 }
 
 impl FetchArgs {
-    fn into_request(self) -> FetchRequest {
-        let mut req = FetchRequest::new(self.server, self.token, self.album, self.track, self.out);
+    fn into_request(self, track: u32) -> FetchRequest {
+        let mut req = FetchRequest::new(self.server, self.token, self.album, track, self.out);
         req.rendition = self.rendition;
         req.concurrency = usize::try_from(self.concurrency).unwrap_or(1);
         req.retries = self.retries;
@@ -52,7 +57,12 @@ impl FetchArgs {
 /// Runs `encore fetch`: one line on success, `error: ...` and exit 1 on failure, 130 when
 /// interrupted (the partial file is removed either way).
 pub async fn run(args: FetchArgs) -> ExitCode {
-    let req = args.into_request();
+    let track = match (&args.extra, args.track) {
+        (Some(id), _) => return run_extra(&args, id).await,
+        (None, Some(track)) => track,
+        (None, None) => return fail("give --track N or --extra ID", 2),
+    };
+    let req = args.into_request(track);
     tokio::select! {
         result = client::fetch(&req) => match result {
             Ok(report) => {
@@ -62,6 +72,27 @@ pub async fn run(args: FetchArgs) -> ExitCode {
             Err(e) => fail(e, 1),
         },
         // Dropping the fetch removes its temp file; a plain SIGINT death would leave it.
+        _ = tokio::signal::ctrl_c() => fail("interrupted; nothing was written", 130),
+    }
+}
+
+async fn run_extra(args: &FetchArgs, id: &str) -> ExitCode {
+    let fetch = client::fetch_extra(
+        &args.server,
+        &args.token,
+        &args.album,
+        id,
+        &args.out,
+        args.retries,
+    );
+    tokio::select! {
+        result = fetch => match result {
+            Ok(size) => {
+                println!("wrote {}: extra {id} of {}, {size} bytes", args.out.display(), args.album);
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e, 1),
+        },
         _ = tokio::signal::ctrl_c() => fail("interrupted; nothing was written", 130),
     }
 }
@@ -94,7 +125,8 @@ mod tests {
         ])
         .unwrap();
         assert!(!format!("{cli:?}").contains("secret"));
-        let req = cli.args.into_request();
+        let track = cli.args.track.expect("track");
+        let req = cli.args.into_request(track);
         assert_eq!(req.rendition, "lossless");
         assert_eq!((req.track, req.concurrency, req.retries), (2, 4, 3));
         assert_eq!(req.token.expose(), "secret.jwt");
@@ -113,5 +145,8 @@ mod tests {
         assert!(with(&["--track", "0"]).is_err());
         assert!(with(&["--track", "1", "--concurrency", "0"]).is_err());
         assert!(with(&["--track", "1", "--concurrency", "8"]).is_ok());
+        assert!(with(&[]).is_err(), "a track or an extra is needed");
+        assert!(with(&["--extra", "letter"]).is_ok());
+        assert!(with(&["--extra", "letter", "--track", "1"]).is_err());
     }
 }

@@ -20,5 +20,5 @@ mod transport;
 
 pub use api::{License, LicenseKey, LicenseRequest, Manifest, Problem, SegmentRef};
 pub use error::{FetchError, SegmentFault};
-pub use fetch::{FetchReport, FetchRequest, fetch};
+pub use fetch::{FetchReport, FetchRequest, fetch, fetch_extra};
 pub use token::Token;

@@ -49,6 +49,7 @@ pub(super) async fn dispatch(
         Endpoint::ListAlbums => ops::catalog::list(app, query),
         Endpoint::GetAlbum { album } => ops::catalog::get(app, &album),
         Endpoint::GetCover { album } => ops::catalog::cover(app, &album).await,
+        Endpoint::GetExtra { album, id } => ops::extras::get(app, who.token()?, &album, &id).await,
         Endpoint::CreateLicense => ops::license::create(app, who.token()?, &body),
         Endpoint::CreatePurchase => {
             ops::purchase::create(app, who.token()?, &body, request_id).await

@@ -125,6 +125,7 @@ fn path_of(endpoint: &Endpoint) -> Option<String> {
     Some(match endpoint {
         Endpoint::GetAlbum { album } => format!("/v1/albums/{album}"),
         Endpoint::GetCover { album } => format!("/v1/albums/{album}/cover"),
+        Endpoint::GetExtra { album, id } => format!("/v1/albums/{album}/extras/{id}"),
         Endpoint::GetManifest {
             album,
             track,

@@ -30,6 +30,13 @@ pub enum Endpoint {
         /// Album id.
         album: String,
     },
+    /// `GET /v1/albums/{album}/extras/{id}`: a buyer-only extra, opened (`ops::extras`).
+    GetExtra {
+        /// Album id.
+        album: String,
+        /// Extra id.
+        id: String,
+    },
     /// `POST /v1/licenses`.
     CreateLicense,
     /// `GET /v1/albums/{album}/tracks/{n}/{rendition}/manifest`.
@@ -198,6 +205,7 @@ impl Endpoint {
             | Endpoint::WrongMethod { .. }
             | Endpoint::NotFound => Authorization::Public,
             Endpoint::CreateLicense
+            | Endpoint::GetExtra { .. }
             | Endpoint::GetManifest { .. }
             | Endpoint::GetSegment { .. }
             | Endpoint::HlsTrackMaster { .. }
@@ -277,6 +285,7 @@ impl Endpoint {
             Endpoint::ListAlbums => "list_albums",
             Endpoint::GetAlbum { .. } => "get_album",
             Endpoint::GetCover { .. } => "get_cover",
+            Endpoint::GetExtra { .. } => "get_extra",
             Endpoint::CreateLicense => "create_license",
             Endpoint::GetManifest { .. } => "get_manifest",
             Endpoint::GetSegment { .. } => SEGMENT_ROUTE,
@@ -396,6 +405,12 @@ pub fn route(method: &Method, path: &str) -> Endpoint {
         ["v1", "albums", album, "cover"] if is_name(album) => want_get(Endpoint::GetCover {
             album: album.to_string(),
         }),
+        ["v1", "albums", album, "extras", id] if is_name(album) && is_name(id) => {
+            want_get(Endpoint::GetExtra {
+                album: album.to_string(),
+                id: id.to_string(),
+            })
+        }
         ["v1", "licenses"] => want_post(Endpoint::CreateLicense),
         ["v1", "edge", "authorize"] => want_get(Endpoint::EdgeAuthorize),
         ["v1", "purchases"] => want_post(Endpoint::CreatePurchase),

@@ -1,6 +1,7 @@
 //! The ingest pipeline: album folders under `media/` to the packaged store, tracks in
 //! parallel on blocking threads, with progress and a summary.
 
+pub mod extras;
 pub mod progress;
 pub mod rendition;
 pub mod track;
@@ -267,7 +268,28 @@ async fn ingest_album(
             }),
         }
     }
-    if let Err(e) = write_album_record(&album, &store, &packaged_tracks, embedded_cover) {
+    let extras = {
+        let (album, keyring, store) = (album.clone(), keyring.clone(), store.clone());
+        tokio::task::spawn_blocking(move || {
+            let previous = store.read_album(album.id.as_str()).ok().flatten();
+            extras::package(&album, &keyring, &store, previous.as_ref())
+        })
+        .await
+    };
+    let extras = match extras {
+        Ok((records, failures)) => {
+            report.failures.extend(failures);
+            records
+        }
+        Err(e) => {
+            report.failures.push(Failure {
+                path: album.dir.clone(),
+                reason: format!("extras worker failed: {e}"),
+            });
+            Vec::new()
+        }
+    };
+    if let Err(e) = write_album_record(&album, &store, &packaged_tracks, embedded_cover, extras) {
         report.failures.push(Failure {
             path: album.dir.clone(),
             reason: e,
@@ -282,6 +304,7 @@ fn write_album_record(
     store: &Store,
     tracks: &[crate::store::TrackRecord],
     embedded: Option<crate::media::decode::EmbeddedPicture>,
+    extras: Vec<crate::store::ExtraRecord>,
 ) -> Result<(), String> {
     let id = album.id.to_string();
     let previous = store.read_album(&id).ok().flatten();
@@ -348,6 +371,7 @@ fn write_album_record(
         cover_type,
         tracks: numbers,
         on_sale_at: info.and_then(|i| i.on_sale_at),
+        extras,
     };
     store.write_album(&record).map_err(|e| e.to_string())
 }

@@ -1,5 +1,5 @@
-//! Entitlement as types: [`SegmentGrant`] and [`LicenseGrant`] can only be made by
-//! [`authorize_segment`] and [`authorize_license`], so a handler that serves a segment or a key
+//! Entitlement as types: [`SegmentGrant`], [`LicenseGrant`] and [`ExtraGrant`] can only be
+//! made by [`authorize_segment`], [`authorize_license`] and [`authorize_extra`], so a handler that serves a segment or a key
 //! by taking one cannot forget the check. Rules in `docs/HTTP.md`.
 
 use super::claims::{Claims, Scope};
@@ -205,6 +205,40 @@ pub fn authorize_license(
     })
 }
 
+/// Permission to open one album's buyer-only extras. Fields are private: only
+/// [`authorize_extra`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraGrant {
+    album: String,
+}
+
+impl ExtraGrant {
+    /// The album whose extras are granted.
+    pub fn album(&self) -> &str {
+        &self.album
+    }
+}
+
+/// May `token` open the extras of `album`? The license gate's rule for the full album, with no
+/// preview to fall back on: a `play` token that owns it (bought, or received as a gift, and
+/// not refunded since the token was issued); [`Denied::NotPurchased`] or
+/// [`Denied::Refunded`] otherwise; every other scope [`Denied::ScopeNotAllowed`] (an extra is
+/// delivered opened, so never to a cache).
+pub fn authorize_extra(
+    token: &VerifiedToken,
+    album: &str,
+    revoked: &RevocationList,
+) -> Result<ExtraGrant, Denied> {
+    let claims = token.claims();
+    match claims.scope {
+        Scope::Play if owns(claims, album, revoked)? => Ok(ExtraGrant {
+            album: album.to_owned(),
+        }),
+        Scope::Play => Err(Denied::NotPurchased),
+        Scope::Edge | Scope::Store | Scope::Admin | Scope::Account => Err(Denied::ScopeNotAllowed),
+    }
+}
+
 /// The longest an edge may keep the answer to one of its checks, seconds, whatever it asks
 /// for: with the origin's own propagation, the bound on how long a refund takes to reach
 /// every edge (docs/EDGE.md).
@@ -382,6 +416,35 @@ mod tests {
         let later = RevocationList::new(7200);
         later.revoke(&buyer.claims().sub, ALBUM, iat - 1);
         assert!(authorize_segment(&buyer, ALBUM, 1, LOSSLESS, &later).is_ok());
+    }
+
+    #[test]
+    fn extras_go_to_owners_only() {
+        let fx = Fixture::new();
+        let none = RevocationList::new(60);
+        let buyer = fx.verified(Scope::Play, &[ALBUM]);
+        assert_eq!(
+            authorize_extra(&buyer, ALBUM, &none).map(|g| g.album().to_owned()),
+            Ok(ALBUM.to_owned())
+        );
+        let fan = fx.verified(Scope::Play, &["other"]);
+        assert_eq!(
+            authorize_extra(&fan, ALBUM, &none),
+            Err(Denied::NotPurchased)
+        );
+        for scope in [Scope::Edge, Scope::Store, Scope::Admin] {
+            let t = fx.verified(scope, &[ALBUM]);
+            assert_eq!(
+                authorize_extra(&t, ALBUM, &none),
+                Err(Denied::ScopeNotAllowed)
+            );
+        }
+        let revoked = RevocationList::new(7200);
+        revoked.revoke(&buyer.claims().sub, ALBUM, buyer.claims().iat + 10);
+        assert_eq!(
+            authorize_extra(&buyer, ALBUM, &revoked),
+            Err(Denied::Refunded)
+        );
     }
 
     #[test]

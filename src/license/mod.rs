@@ -28,8 +28,8 @@ pub use cache::{CacheConfig, CacheStats, TokenCache, TokenMemo};
 pub use claims::{Claims, DEFAULT_AUDIENCE, DEFAULT_ISSUER, Scope, ScopeParseError};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use entitlement::{
-    Audience, Denied, EDGE_CHECK_TTL_MAX, EdgeCheck, LicenseGrant, SegmentGrant, authorize_edge,
-    authorize_license, authorize_segment, edge_check_lifetime,
+    Audience, Denied, EDGE_CHECK_TTL_MAX, EdgeCheck, ExtraGrant, LicenseGrant, SegmentGrant,
+    authorize_edge, authorize_extra, authorize_license, authorize_segment, edge_check_lifetime,
 };
 pub use mint::{DEFAULT_TTL_SECONDS, MintError, MintRequest, mint};
 pub use revocation::RevocationList;

@@ -220,4 +220,27 @@ pub struct AlbumRecord {
     /// When sales open (album.toml `on_sale_at`), Unix seconds; none: on sale now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_sale_at: Option<i64>,
+    /// Buyer-only extras packaged successfully, in `album.toml` order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extras: Vec<ExtraRecord>,
+}
+
+/// One sealed buyer-only extra (`src/store/extras.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraRecord {
+    /// Id, unique in the album (the source file's stem).
+    pub id: String,
+    /// Title shown to fans.
+    pub title: String,
+    /// MIME type.
+    #[serde(rename = "type")]
+    pub mime: String,
+    /// Plaintext size in bytes.
+    pub size: u64,
+    /// SHA-256 of the source file, lowercase hex: an unchanged source is not sealed again.
+    pub source_sha256: String,
+    /// The sealed file's name inside `<album>/extras/`.
+    pub file: String,
+    /// SHA-256 of the sealed file, lowercase hex.
+    pub sha256: String,
 }

@@ -5,6 +5,7 @@
 //! ```text
 //! <album>/album.json                         AlbumRecord
 //! <album>/cover.<ext>                        cover image, if any
+//! <album>/extras/<id>.enc                    a sealed buyer-only extra (`extras`)
 //! <album>/<NN>/track.json                    TrackRecord (written last: the re-run check)
 //! <album>/<NN>/<rendition>/manifest.json     RenditionManifest
 //! <album>/<NN>/<rendition>/<generation>/init.enc, 0001.enc, ...
@@ -15,6 +16,7 @@
 
 pub mod backed;
 pub mod cache;
+pub mod extras;
 pub mod hot;
 pub mod library;
 pub mod manifest;
@@ -29,9 +31,10 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+pub use extras::{EXTRA_TRACK, extra_context, extra_slot};
 pub use manifest::{
-    AlbumRecord, MANIFEST_FORMAT, PreviewWindowRecord, RenditionManifest, RetiringGeneration,
-    SegmentRecord, TrackRecord,
+    AlbumRecord, ExtraRecord, MANIFEST_FORMAT, PreviewWindowRecord, RenditionManifest,
+    RetiringGeneration, SegmentRecord, TrackRecord,
 };
 
 use crate::durable;

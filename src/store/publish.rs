@@ -3,8 +3,8 @@
 //! `encore ingest` packages an album locally, then [`publish_album`] copies it out in an order
 //! that lets an origin never see half an album: first every segment of every generation the
 //! manifests name (immutable objects: a present one with the right SHA-256 is skipped, never
-//! rewritten), then each manifest under a name made of its own SHA-256, then the cover, and
-//! last `.published/<album>.json`, which names the manifests by hash. One PUT replaces the
+//! rewritten), then each manifest under a name made of its own SHA-256, then the cover and the
+//! sealed extras, and last `.published/<album>.json`, which names the manifests by hash. One PUT replaces the
 //! publication record whole, so a reader sees the old album or the new one. An unchanged
 //! album gives the same bytes, and nothing is written.
 //!
@@ -17,6 +17,7 @@ use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
+use super::extras::EXTRAS_FOLDER;
 use super::remote::{Remote, RemoteError};
 use super::{
     AlbumRecord, MANIFEST_FORMAT, RenditionManifest, SegmentRecord, Store, StoreError, TrackRecord,
@@ -89,6 +90,9 @@ pub struct Publication {
     /// The cover object, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cover: Option<PublishedFile>,
+    /// Extra id → its sealed object (`super::extras`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extras: BTreeMap<String, PublishedFile>,
     /// The tracks, in order.
     pub tracks: Vec<PublishedTrack>,
 }
@@ -162,10 +166,12 @@ pub async fn publish_album(
             Some(PublishedFile { object, sha256 })
         }
     };
+    let extras = publish_extras(store, remote, &record, &mut report).await?;
     let publication = Publication {
         format: MANIFEST_FORMAT,
         album: record,
         cover,
+        extras,
         tracks,
     };
     let json = serde_json::to_vec_pretty(&publication).map_err(|e| StoreError::Corrupt {
@@ -182,6 +188,38 @@ pub async fn publish_album(
         report.published = true;
     }
     Ok(report)
+}
+
+/// Uploads the album's sealed extras the bucket lacks (`<album>/extras/<id>-<sha256>.enc`,
+/// immutable like segments), each checked against its record first; returns id → object.
+async fn publish_extras(
+    store: &Store,
+    remote: &Remote,
+    record: &AlbumRecord,
+    report: &mut PublishReport,
+) -> Result<BTreeMap<String, PublishedFile>, PublishError> {
+    let mut published = BTreeMap::new();
+    for e in &record.extras {
+        let path = store.extra_path(&record.album, &e.file)?;
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|source| StoreError::Io {
+                action: "read",
+                path: path.clone(),
+                source,
+            })?;
+        let sha256 = sha256_hex(&bytes);
+        if sha256 != e.sha256 {
+            return Err(PublishError::LocalMismatch {
+                what: path.display().to_string(),
+                reason: format!("SHA-256 {sha256}, album record says {}", e.sha256),
+            });
+        }
+        let object = format!("{}/{EXTRAS_FOLDER}/{}-{sha256}.enc", record.album, e.id);
+        ensure(remote, &object, Bytes::from(bytes), &sha256, report).await?;
+        published.insert(e.id.clone(), PublishedFile { object, sha256 });
+    }
+    Ok(published)
 }
 
 /// Uploads every segment of the manifest's generations that the bucket lacks. A retiring

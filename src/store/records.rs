@@ -27,7 +27,7 @@ use prometheus_client::metrics::counter::Counter;
 use super::library::{RecordSource, RecordSourceError};
 use super::publish::{PUBLICATION_FILE, Publication, PublishError, PublishedFile};
 use super::remote::{Remote, published_record};
-use super::{RenditionManifest, Store, StoreError, sha256_hex};
+use super::{ExtraRecord, RenditionManifest, Store, StoreError, sha256_hex};
 
 /// Publication records fetched at once by a refresh.
 const CONCURRENT_RECORDS: usize = 16;
@@ -457,6 +457,36 @@ impl RecordSource for BucketRecords {
         let mut keep = vec![manifest.generation.as_str()];
         keep.extend(manifest.retiring.iter().map(|r| r.generation.as_str()));
         store.collect_garbage(album, track, rendition, &keep)?;
+        Ok(())
+    }
+
+    fn ensure_extra(
+        &self,
+        store: &Store,
+        album: &str,
+        extra: &ExtraRecord,
+    ) -> Result<(), RecordSourceError> {
+        let local = store.extra_path(album, &extra.file)?;
+        if std::fs::read(&local).is_ok_and(|held| sha256_hex(&held) == extra.sha256) {
+            return Ok(());
+        }
+        let record = std::fs::read(store.album_dir(album)?.join(PUBLICATION_FILE))?;
+        let publication: Publication = serde_json::from_slice(&record)?;
+        let file = publication
+            .extras
+            .get(&extra.id)
+            .filter(|f| f.sha256 == extra.sha256)
+            .cloned()
+            .ok_or_else(|| {
+                format!(
+                    "the publication of {album} names no extra {:?} with this hash",
+                    extra.id
+                )
+            })?;
+        let remote = self.remote.clone();
+        let sealed = self.run(async move { fetch_checked(&remote, &file).await })?;
+        // Durable like ingest's: an extra can be large, and is checked here only by its hash.
+        store.write_extra(album, &extra.id, &sealed)?;
         Ok(())
     }
 }

@@ -18,6 +18,10 @@
 //! file = "03-tide-pools.mp3"         # or: number = 3
 //! title = "Tide Pools"
 //! preview_start = 12.5
+//!
+//! [[extras]]                         # buyer-only; id = file stem, type from the extension
+//! file = "extras/letter.pdf"
+//! title = "A letter from the band"
 //! ```
 //!
 //! The values with a syntax of their own: [`ReleaseDate`] in `date`, [`Price`] and
@@ -31,10 +35,12 @@ use serde::Deserialize;
 use super::{CatalogError, TrackSource};
 
 mod date;
+mod extras;
 mod launch;
 mod price;
 
 pub use date::ReleaseDate;
+pub use extras::{EXTRAS_DIR, ExtraKind, ExtraSpec, MAX_EXTRA_ID_LEN};
 pub use price::{Currency, Price};
 
 /// Name of the settings file inside an album folder.
@@ -73,6 +79,9 @@ struct RawAlbumToml {
     tracks: Vec<RawTrack>,
     /// When sales open (launches): an RFC 3339 time, as a TOML string or offset datetime.
     on_sale_at: Option<toml::Value>,
+    /// Buyer-only bonus files, `[[extras]]` tables (`extras.rs`).
+    #[serde(default)]
+    extras: Vec<extras::RawExtra>,
 }
 
 /// One `[[tracks]]` table as written.
@@ -110,6 +119,8 @@ pub struct AlbumInfo {
     pub cover: Option<String>,
     /// When sales open, Unix seconds (None: on sale now).
     pub on_sale_at: Option<i64>,
+    /// Buyer-only bonus files, in file order.
+    pub extras: Vec<ExtraSpec>,
     /// Per-track overrides, in file order.
     tracks: Vec<TrackOverride>,
     /// Track number → index into `tracks`. Holds `number = N` entries from parsing on, and
@@ -193,6 +204,7 @@ impl Default for AlbumInfo {
             preview_start: 0.0,
             cover: None,
             on_sale_at: None,
+            extras: Vec::new(),
             tracks: Vec::new(),
             resolved: BTreeMap::new(),
         }
@@ -273,6 +285,7 @@ impl AlbumInfo {
             .map(launch::on_sale_at)
             .transpose()
             .map_err(|r| invalid("on_sale_at", r))?;
+        let extras = extras::parse(raw.extras).map_err(|(f, r)| invalid(&f, r))?;
 
         let mut tracks = Vec::with_capacity(raw.tracks.len());
         for (i, t) in raw.tracks.into_iter().enumerate() {
@@ -344,6 +357,7 @@ impl AlbumInfo {
             preview_start,
             cover,
             on_sale_at,
+            extras,
             tracks,
             resolved,
         })

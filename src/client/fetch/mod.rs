@@ -23,11 +23,13 @@ use super::token::Token;
 use super::transport::Transport;
 
 mod endpoint;
+mod extra;
 mod license;
 mod plan;
 mod segment;
 
 use endpoint::{api_url, parse_server};
+pub use extra::fetch_extra;
 use license::request_license_keys;
 use plan::plan;
 use segment::fetch_segment;

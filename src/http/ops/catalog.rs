@@ -128,6 +128,8 @@ pub fn get(app: &App, album: &str) -> Result<Response<Body>, ApiError> {
         .collect();
     if let Some(obj) = value.as_object_mut() {
         obj.insert("tracks".into(), serde_json::Value::Array(tracks));
+        let extras = super::extras::listing(album, &entry.record.extras);
+        obj.insert("extras".into(), extras);
     }
     Ok(json(&value, "public, max-age=30"))
 }

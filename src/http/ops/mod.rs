@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod catalog;
 pub mod edge;
+pub mod extras;
 pub mod fans;
 pub mod health;
 pub mod hls;

@@ -144,6 +144,13 @@ pub trait RecordSource: Send + Sync + std::fmt::Debug {
         track: u32,
         rendition: &str,
     ) -> Result<(), RecordSourceError>;
+    /// Makes the local copy of a sealed extra the one the album's record names.
+    fn ensure_extra(
+        &self,
+        store: &Store,
+        album: &str,
+        extra: &crate::store::ExtraRecord,
+    ) -> Result<(), RecordSourceError>;
 }
 
 /// Why a [`RecordSource`] could not provide a record (the load then fails: logged, not served).
@@ -332,6 +339,20 @@ impl LibraryIndex {
     ) -> bool {
         self.rendition(album, track, rendition)
             .is_some_and(|r| r.serves_generation(generation))
+    }
+
+    /// Makes the local copy of an extra of `album` (as its head lists it) present and current
+    /// where a record source provides the records; nothing to do otherwise. Blocks while it
+    /// fetches.
+    pub fn ensure_extra(
+        &self,
+        album: &str,
+        extra: &crate::store::ExtraRecord,
+    ) -> Result<(), RecordSourceError> {
+        match &self.source {
+            Some(source) => source.ensure_extra(&self.store, album, extra),
+            None => Ok(()),
+        }
     }
 
     /// Albums and renditions in memory now, and their estimated bytes.
@@ -609,6 +630,7 @@ mod tests {
             cover_type: None,
             tracks,
             on_sale_at: None,
+            extras: Vec::new(),
         }
     }
 
