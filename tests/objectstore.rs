@@ -141,6 +141,17 @@ async fn listed_within(url: &str, album: &str, tries: u32) -> bool {
     false
 }
 
+/// The status of `GET {base}{path}` with `token`.
+async fn status_of(base: &str, path: &str, token: &str) -> StatusCode {
+    reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("get")
+        .status()
+}
+
 async fn metric(url: &str, name: &str) -> u64 {
     let body = reqwest::get(format!("{url}/metrics"))
         .await
@@ -387,14 +398,8 @@ async fn objects_without_a_publication_are_invisible_and_a_new_publication_reach
         !catalog(&o.url).await.contains("\"pending\""),
         "unpublished album listed"
     );
-    let r = reqwest::Client::new()
-        .get(format!("{}{url}", o.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("get");
     assert_eq!(
-        r.status(),
+        status_of(&o.url, &url, &token).await,
         StatusCode::NOT_FOUND,
         "unpublished segment served"
     );
@@ -408,13 +413,7 @@ async fn objects_without_a_publication_are_invisible_and_a_new_publication_reach
         listed_within(&o.url, "pending", 200).await,
         "a new publication never reached the running origin"
     );
-    let r = reqwest::Client::new()
-        .get(format!("{}{url}", o.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("get");
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(status_of(&o.url, &url, &token).await, StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -433,13 +432,7 @@ async fn an_origin_restarted_on_its_data_fetches_only_what_changed_meanwhile() {
         &m.segments[0].file,
     );
     // Played once, so the origin holds the album's records and the rendition's manifest.
-    let r = reqwest::Client::new()
-        .get(format!("{}{url}", first.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("get");
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(status_of(&first.url, &url, &token).await, StatusCode::OK);
     drop(first);
     let manifest = data
         .store()
@@ -465,14 +458,8 @@ async fn an_origin_restarted_on_its_data_fetches_only_what_changed_meanwhile() {
     assert!(text(&out).contains("later: published"), "{}", text(&out));
 
     let again = origin_in(&data, &garage, &ws, "again", store_toml).await;
-    let r = reqwest::Client::new()
-        .get(format!("{}{url}", again.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("get");
     assert_eq!(
-        r.status(),
+        status_of(&again.url, &url, &token).await,
         StatusCode::OK,
         "what it mirrored before is served"
     );
@@ -524,13 +511,7 @@ async fn an_origin_lists_the_bucket_at_start_and_fetches_only_the_records_reques
         &m.generation,
         &m.segments[0].file,
     );
-    let r = reqwest::Client::new()
-        .get(format!("{}{url}", o.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("get");
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(status_of(&o.url, &url, &token).await, StatusCode::OK);
     assert_eq!(records().await, 3, "one manifest for one rendition played");
     let manifests = |album: &str| {
         util::files_under(&data.store().album_dir(album).expect("dir"))
