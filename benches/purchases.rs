@@ -15,11 +15,13 @@
 //! machine are in `docs/PERFORMANCE.md` ("Purchases and token exchange").
 
 mod common;
+#[path = "common/phase.rs"]
+mod phase;
+use phase::drive;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use encore::config::{Config, Overrides};
 
@@ -32,77 +34,6 @@ use encore::store::Store;
 use sqlx::Executor;
 
 const ALBUM: &str = "first-light";
-
-struct Phase {
-    name: &'static str,
-    ops: u64,
-    seconds: f64,
-    latencies_us: Vec<u64>,
-}
-
-impl Phase {
-    fn rate(&self) -> f64 {
-        self.ops as f64 / self.seconds
-    }
-    fn pct(&self, p: f64) -> f64 {
-        if self.latencies_us.is_empty() {
-            return 0.0;
-        }
-        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
-        self.latencies_us[i] as f64 / 1000.0
-    }
-    fn print(&self) {
-        println!(
-            "{:<12} {:>9.0} /s   p50 {:>6.2} ms   p99 {:>6.2} ms   max {:>7.2} ms   ({} ops)",
-            self.name,
-            self.rate(),
-            self.pct(0.5),
-            self.pct(0.99),
-            self.pct(1.0),
-            self.ops
-        );
-    }
-}
-
-/// Runs `op(i)` from `concurrency` tasks for `seconds`; every op must succeed.
-async fn drive<F, Fut>(name: &'static str, seconds: u64, concurrency: usize, op: F) -> Phase
-where
-    F: Fn(u64) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<(), String>> + Send,
-{
-    let op = Arc::new(op);
-    let counter = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (op, counter) = (op.clone(), counter.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            while Instant::now() < deadline {
-                let i = counter.fetch_add(1, Ordering::Relaxed);
-                let t = Instant::now();
-                if let Err(e) = op(i).await {
-                    panic!("{name}: {e}");
-                }
-                lat.push(t.elapsed().as_micros() as u64);
-            }
-            lat
-        }));
-    }
-    let mut latencies_us = Vec::new();
-    for t in tasks {
-        latencies_us.extend(t.await.expect("task"));
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    latencies_us.sort_unstable();
-    Phase {
-        name,
-        ops: latencies_us.len() as u64,
-        seconds,
-        latencies_us,
-    }
-}
 
 fn main() {
     let args: Vec<String> = std::env::args()
