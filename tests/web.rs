@@ -4,7 +4,9 @@
 //! stall), seeks, switches quality, saves a screenshot (`<target dir>/web-artifacts/player.png`),
 //! then checks the messages for an expired session and for a server that went away. A fan's
 //! pages: the grid of covers, a launch countdown, extras locked until a purchase and then shown,
-//! the nameplate badge and the chart's covers, at 1280x800 and at a phone's 390x844 (screenshots
+//! the nameplate badge and the chart's covers, a launch from album.toml's `on_sale_at` opening
+//! while the page is open, three copies, a gift its recipient sees and declines, a fan club in
+//! the club chart, at 1280x800 and at a phone's 390x844 (screenshots
 //! beside the first). Also, without a browser: the static
 //! files' headers, and the demo store's endpoints existing only with the dev account key.
 
@@ -461,6 +463,7 @@ async fn page(c: &Client) -> Value {
            cards: q('#albums .card').map((b) => ({album: b.dataset.album, cover: !!b.querySelector('img'),
              ribbon: (b.querySelector('.ribbon') || {}).textContent || null})),
            gridColumns: grid.split(' ').length,
+           album: document.getElementById('album').hidden ? null : ((window.encore || {}).album || {}).id || null,
            countdown: document.getElementById('countdown').hidden ? null : document.getElementById('countdown').textContent,
            buyFormShown: !document.getElementById('buy-form').hidden,
            extras: q('#extras-list li').map((li) => ({id: li.dataset.extra, locked: li.classList.contains('locked')})),
@@ -552,7 +555,9 @@ async fn web_player_launch_copies_gift_club_extras_at_desktop_and_phone_width() 
     );
     click(&c, &format!(".album-link[data-album={EXTRAS_ALBUM}]")).await;
     let p = wait_page(&c, "the countdown before the launch", 20, |p| {
-        p["countdown"].is_string() && p["extras"].as_array().is_some_and(|e| e.len() == 2)
+        p["album"] == EXTRAS_ALBUM
+            && p["countdown"].is_string()
+            && p["extras"].as_array().is_some_and(|e| e.len() == 2)
     })
     .await;
     assert!(
@@ -596,7 +601,7 @@ async fn web_player_launch_copies_gift_club_extras_at_desktop_and_phone_width() 
     // A launch two days and three hours ahead.
     click(&c, &format!(".album-link[data-album={SOON_ALBUM}]")).await;
     let p = wait_page(&c, "the launch countdown", 20, |p| {
-        p["countdown"].is_string()
+        p["album"] == SOON_ALBUM && p["countdown"].is_string()
     })
     .await;
     let countdown = p["countdown"].as_str().unwrap_or_default();
@@ -607,6 +612,10 @@ async fn web_player_launch_copies_gift_club_extras_at_desktop_and_phone_width() 
     // While the first launch is ahead: sign in and start a club of its artist.
     click(&c, "#home").await;
     click(&c, &format!(".album-link[data-album={EXTRAS_ALBUM}]")).await;
+    wait_page(&c, "the album page again", 20, |p| {
+        p["album"] == EXTRAS_ALBUM
+    })
+    .await;
     click(&c, "#signin").await;
     wait_page(&c, "the club form for a signed-in fan", 20, |p| {
         p["clubsShown"] == true
@@ -766,6 +775,30 @@ async fn web_player_launch_copies_gift_club_extras_at_desktop_and_phone_width() 
     shoot(&c, "extras-390x844.png").await;
     scroll_to(&c, "#library").await;
     shoot(&c, "gifts-390x844.png").await;
+
+    // Declined through the page: refunded, so the recipient owns nothing of it any more, and
+    // the giver's club and the sales chart count the buyer's three copies only.
+    click(&c, "#gifts button.decline").await;
+    let p = wait_page(&c, "the gift declined", 20, |p| {
+        p["gifts"][0]["decline"] == false
+            && p["gifts"][0]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("declined"))
+            && p["clubs"][0][3] == "3"
+    })
+    .await;
+    assert!(
+        p["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Gift declined")),
+        "{p:#}"
+    );
+    assert_eq!(p["nameplate"], "", "{p:#}");
+    assert_eq!(p["gallery"], json!([]), "{p:#}");
+    assert!(
+        p["badges"].as_array().is_some_and(|b| b.is_empty()),
+        "{p:#}"
+    );
     click(&c, "#home").await;
     let p = wait_page(&c, "two covers a row on the phone", 20, |p| {
         p["gridColumns"] == 2

@@ -284,11 +284,20 @@ async function loadGifts() {
   }
 }
 
+// One path segment. ':' and '@' stay as they are (both allowed in a segment, RFC 3986):
+// the server matches ids such as `dev:fan:album:gift:fan-2` without percent-decoding them.
+function segment(s) {
+  return encodeURIComponent(s).replace(/%3A/gi, ':').replace(/%40/g, '@');
+}
+
 async function declineGift(order) {
   try {
-    const d = await api('POST', `/v1/gifts/${encodeURIComponent(order)}/decline`, { token: state.session.token });
+    const d = await api('POST', `/v1/gifts/${segment(order)}/decline`, { token: state.session.token });
     state.play = null;
     await refreshOwned();
+    // A declined gift is refunded: it leaves the sales chart and the giver's club count.
+    loadChart();
+    loadClubChart();
     say(d.still_owned ? 'Gift declined: the giver is refunded (you still own the album).' : 'Gift declined: the giver is refunded.');
   } catch (e) {
     report(e);
