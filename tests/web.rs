@@ -705,7 +705,7 @@ async fn web_player_launch_copies_gift_club_extras_at_desktop_and_phone_width() 
     // counts the buyer's gifts too.
     js(
         &c,
-        "const g = document.getElementById('gift-to'); g.value = 'fan-2';
+        "const g = document.getElementById('gift-to'); g.value = 'fan:2@example';
          g.dispatchEvent(new Event('input'));
          document.getElementById('quantity').value = '2';
          document.getElementById('gift-visible').checked = true; return null;",
@@ -715,7 +715,7 @@ async fn web_player_launch_copies_gift_club_extras_at_desktop_and_phone_width() 
     let p = wait_page(&c, "the gift sent and counted for the club", 20, |p| {
         p["message"]
             .as_str()
-            .is_some_and(|m| m.contains("to fan-2 as a gift"))
+            .is_some_and(|m| m.contains("to fan:2@example as a gift"))
             && p["clubs"][0][3] == "5"
     })
     .await;
@@ -741,7 +741,7 @@ async fn web_player_launch_copies_gift_club_extras_at_desktop_and_phone_width() 
         .expect("the page starts");
     js(
         &c,
-        "document.getElementById('user').value = 'fan-2'; return null;",
+        "document.getElementById('user').value = 'fan:2@example'; return null;",
     )
     .await;
     click(&c, "#signin").await;

@@ -214,7 +214,7 @@ async function refreshOwned() {
     renderBadges();
     return;
   }
-  const lib = await api('GET', `/v1/users/${encodeURIComponent(state.session.user)}/albums`, {
+  const lib = await api('GET', `/v1/users/${segment(state.session.user)}/albums`, {
     token: state.session.token,
   });
   for (const a of lib.albums) state.owned.set(a.album, a);
@@ -256,7 +256,7 @@ async function loadGifts() {
   if (!state.session) return;
   let g;
   try {
-    g = await api('GET', `/v1/users/${encodeURIComponent(state.session.user)}/gifts`, { token: state.session.token });
+    g = await api('GET', `/v1/users/${segment(state.session.user)}/gifts`, { token: state.session.token });
   } catch (_) {
     $('gifts-title').hidden = true;
     return;
@@ -285,7 +285,8 @@ async function loadGifts() {
 }
 
 // One path segment. ':' and '@' stay as they are (both allowed in a segment, RFC 3986):
-// the server matches ids such as `dev:fan:album:gift:fan-2` without percent-decoding them.
+// the server matches user, order and club ids (`fan@example`, `dev:fan:album:gift:fan-2`)
+// without percent-decoding them.
 function segment(s) {
   return encodeURIComponent(s).replace(/%3A/gi, ':').replace(/%40/g, '@');
 }
@@ -643,7 +644,7 @@ async function loadClubChart() {
 
 async function clubAction(id, action) {
   try {
-    const m = await api('POST', `/v1/clubs/${encodeURIComponent(id)}/${action}`, { token: state.session.token });
+    const m = await api('POST', `/v1/clubs/${segment(id)}/${action}`, { token: state.session.token });
     state.clubs.set(m.artist_id, m.member ? m.id : null);
     await refreshOwned();
     await loadClubChart();
