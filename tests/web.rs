@@ -4,7 +4,9 @@
 //! stall), seeks, switches quality, saves a screenshot (`<target dir>/web-artifacts/player.png`),
 //! then checks the messages for an expired session and for a server that went away. A fan's
 //! pages: the grid of covers, a launch countdown, extras locked until a purchase and then shown,
-//! the nameplate badge and the chart's covers, at 1280x800 and at a phone's 390x844 (screenshots
+//! the nameplate badge and the chart's covers, a launch from album.toml's `on_sale_at` opening
+//! while the page is open, three copies, a gift its recipient sees and declines, a fan club in
+//! the club chart, at 1280x800 and at a phone's 390x844 (screenshots
 //! beside the first). Also, without a browser: the static
 //! files' headers, and the demo store's endpoints existing only with the dev account key.
 
@@ -387,20 +389,19 @@ async fn web_player_preview_buy_play_seek_switch() {
     c.close().await.expect("close the browser");
 }
 
+/// How long after the fixtures are written the album with extras goes on sale: enough for the
+/// ingest, the server and the browser to start and the page to show its countdown (the test
+/// fails, saying so, if they took longer), short enough for the CI budget.
+const LAUNCH_AFTER_SECS: u64 = 30;
+
 /// Two albums for the fan's pages: one with a cover and buyer-only extras (a real PNG photo
-/// card, so the browser must decode it, and a PDF letter), one that a launch holds back.
-fn fan_albums() -> util::Workspace {
+/// card, so the browser must decode it, and a PDF letter) whose launch opens
+/// `LAUNCH_AFTER_SECS` from now, one that a launch holds back for two days. Returns the
+/// workspace and the first album's `on_sale_at` (unix seconds).
+fn fan_albums() -> (util::Workspace, u64) {
     let ws = util::Workspace::new();
     let dir = ws.album_dir(EXTRAS_ALBUM);
     std::fs::create_dir_all(dir.join("extras")).expect("extras dir");
-    std::fs::write(
-        dir.join("album.toml"),
-        "title = \"Morning Letters\"\nartist = \"The Lantern Choir\"\nprice = 800\n\
-         currency = \"EUR\"\npreview_seconds = 2\n\n\
-         [[extras]]\nfile = \"extras/card.png\"\ntitle = \"Photo card\"\n\n\
-         [[extras]]\nfile = \"extras/letter.pdf\"\ntitle = \"A letter\"\n",
-    )
-    .expect("album.toml");
     for (out, size) in [("extras/card.png", "64x96"), ("cover.jpg", "300x300")] {
         let path = dir.join(out);
         util::ffmpeg(&[
@@ -420,15 +421,33 @@ fn fan_albums() -> util::Workspace {
     .expect("pdf");
     util::make_fixture(&dir.join("01.flac"), 44_100, 2, 3.0, &["-c:a", "flac"]);
     let soon = ws.album_dir(SOON_ALBUM);
+    util::make_fixture(&soon.join("01.flac"), 44_100, 2, 3.0, &["-c:a", "flac"]);
+    // The launch times last, so that the fixtures' encoding does not eat into the margin.
+    let now = util::now();
+    let rfc3339 = |t: u64| encore::ledger::time::format_rfc3339(i64::try_from(t).expect("time"));
     std::fs::write(
         soon.join("album.toml"),
-        "title = \"Next Winter\"\nartist = \"Tests\"\n",
+        format!(
+            "title = \"Next Winter\"\nartist = \"Tests\"\non_sale_at = \"{}\"\n",
+            rfc3339(now + 2 * 86_400 + 3 * 3600)
+        ),
     )
     .expect("album.toml");
-    util::make_fixture(&soon.join("01.flac"), 44_100, 2, 3.0, &["-c:a", "flac"]);
+    let opens = now + LAUNCH_AFTER_SECS;
+    std::fs::write(
+        dir.join("album.toml"),
+        format!(
+            "title = \"Morning Letters\"\nartist = \"The Lantern Choir\"\nprice = 800\n\
+             currency = \"EUR\"\npreview_seconds = 2\non_sale_at = \"{}\"\n\n\
+             [[extras]]\nfile = \"extras/card.png\"\ntitle = \"Photo card\"\n\n\
+             [[extras]]\nfile = \"extras/letter.pdf\"\ntitle = \"A letter\"\n",
+            rfc3339(opens)
+        ),
+    )
+    .expect("album.toml");
     let out = ws.init_and_ingest();
     assert!(out.status.success(), "{}", util::text(&out));
-    ws
+    (ws, opens)
 }
 
 const EXTRAS_ALBUM: &str = "morning-letters";
@@ -444,13 +463,20 @@ async fn page(c: &Client) -> Value {
            cards: q('#albums .card').map((b) => ({album: b.dataset.album, cover: !!b.querySelector('img'),
              ribbon: (b.querySelector('.ribbon') || {}).textContent || null})),
            gridColumns: grid.split(' ').length,
+           album: document.getElementById('album').hidden ? null : ((window.encore || {}).album || {}).id || null,
            countdown: document.getElementById('countdown').hidden ? null : document.getElementById('countdown').textContent,
            buyFormShown: !document.getElementById('buy-form').hidden,
            extras: q('#extras-list li').map((li) => ({id: li.dataset.extra, locked: li.classList.contains('locked')})),
            gallery: q('#extras-gallery img').map((i) => ({src: i.src.slice(0, 22), width: i.naturalWidth})),
            badges: q('#badges .badge').map((b) => b.textContent),
            nameplate: document.getElementById('nameplate').textContent,
-           chart: q('#chart tbody tr').map((tr) => ({album: tr.dataset.album, cover: !!tr.querySelector('td.thumb img')})),
+           chart: q('#chart tbody tr').map((tr) => ({album: tr.dataset.album, cover: !!tr.querySelector('td.thumb img'),
+             move: (tr.querySelector('.move') || {}).textContent || null})),
+           clubsShown: !document.getElementById('clubs-box').hidden,
+           clubs: q('#club-chart tbody tr').map((tr) => Array.from(tr.cells).slice(0, 4).map((td) => td.textContent)),
+           gifts: q('#gifts li').map((li) => ({album: li.dataset.album, text: li.textContent,
+             decline: !!li.querySelector('button.decline')})),
+           message: document.getElementById('message').textContent,
            scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth,
            error: (window.encore || {}).error,
          };",
@@ -458,8 +484,8 @@ async fn page(c: &Client) -> Value {
     .await
 }
 
-async fn wait_page(c: &Client, what: &str, check: impl Fn(&Value) -> bool) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+async fn wait_page(c: &Client, what: &str, secs: u64, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
         let p = page(c).await;
         if check(&p) {
@@ -508,8 +534,8 @@ async fn scroll_to(c: &Client, css: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn web_player_cover_grid_countdown_extras_after_purchase_at_desktop_and_phone_width() {
-    let ws = fan_albums();
+async fn web_player_launch_copies_gift_club_extras_at_desktop_and_phone_width() {
+    let (ws, opens) = fan_albums();
     let server = TestServer::start_configured(&ws, Default::default(), fresh_charts()).await;
     let driver = start_chromedriver().await;
     let c = browser(&driver).await;
@@ -520,53 +546,29 @@ async fn web_player_cover_grid_countdown_extras_after_purchase_at_desktop_and_ph
         .expect("the page starts");
     viewport(&c, 1280, 800).await;
 
-    // The catalog is a grid of covers.
-    let p = page(&c).await;
-    let cards = p["cards"].as_array().expect("cards");
-    assert_eq!(cards.len(), 2, "{p:#}");
-    assert!(cards.iter().all(|c| c["cover"] == true), "{p:#}");
-    assert!(p["gridColumns"].as_u64().unwrap_or(0) >= 3, "{p:#}");
-    shoot(&c, "catalog-1280x800.png").await;
-
-    // A launch: the album page counts down instead of offering the buy form. This branch's
-    // album.toml has no `on_sale_at` yet (the ledger's half of issue 23 adds it), so the
-    // catalog's answer is given the field the contract names, in the page.
-    js(
-        &c,
-        &format!(
-            "const real = window.fetch;
-             window.fetch = async (input, init) => {{
-               const r = await real(input, init);
-               if (String(input) !== '/v1/albums/{SOON_ALBUM}') return r;
-               const j = await r.json();
-               j.on_sale_at = new Date(Date.now() + 2 * 86400e3 + 3 * 3600e3).toISOString();
-               return new Response(JSON.stringify(j), {{status: r.status, headers: r.headers}});
-             }};
-             return null;"
-        ),
-    )
-    .await;
-    click(&c, &format!(".album-link[data-album={SOON_ALBUM}]")).await;
-    let p = wait_page(&c, "the launch countdown", |p| p["countdown"].is_string()).await;
-    let countdown = p["countdown"].as_str().unwrap_or_default();
-    assert!(countdown.starts_with("On sale in 2d 0"), "{p:#}");
-    assert_eq!(
-        p["buyFormShown"], false,
-        "no buy button before the launch: {p:#}"
+    // The launch ahead, from the album.toml's `on_sale_at` as the server answers it: the album
+    // page counts down instead of offering the buy form; the extras are listed, locked.
+    assert!(
+        util::now() + 3 < opens,
+        "the ingest, the server and the browser took longer than {LAUNCH_AFTER_SECS} s to start: \
+         the countdown before the launch cannot be seen (raise LAUNCH_AFTER_SECS on this machine)"
     );
-    shoot(&c, "countdown-1280x800.png").await;
-
-    // The album with extras (back to the covers first): listed, locked, no image shown
-    // before buying.
-    click(&c, "#home").await;
     click(&c, &format!(".album-link[data-album={EXTRAS_ALBUM}]")).await;
-    let p = wait_page(&c, "the extras list", |p| {
-        p["extras"].as_array().is_some_and(|e| e.len() == 2)
+    let p = wait_page(&c, "the countdown before the launch", 20, |p| {
+        p["album"] == EXTRAS_ALBUM
+            && p["countdown"].is_string()
+            && p["extras"].as_array().is_some_and(|e| e.len() == 2)
     })
     .await;
     assert!(
-        p["countdown"].is_null() && p["buyFormShown"] == true,
+        p["countdown"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("On sale in 00:00:")),
         "{p:#}"
+    );
+    assert_eq!(
+        p["buyFormShown"], false,
+        "no buy form before the launch: {p:#}"
     );
     assert!(
         p["extras"]
@@ -582,14 +584,101 @@ async fn web_player_cover_grid_countdown_extras_after_purchase_at_desktop_and_ph
         "no extra before the purchase: {p:#}"
     );
 
-    // Bought in the demo store: the nameplate badge, the chart row with its cover, and the
-    // photo card decoded in the gallery.
-    click(&c, "#buy").await;
-    let p = wait_page(&c, "the photo card after the purchase", |p| {
-        p["gallery"].as_array().is_some_and(|g| g.len() == 1)
-            && p["chart"].as_array().is_some_and(|r| !r.is_empty())
+    // The catalog is a grid of covers; both launches are ahead.
+    click(&c, "#home").await;
+    let p = page(&c).await;
+    let cards = p["cards"].as_array().expect("cards");
+    assert_eq!(cards.len(), 2, "{p:#}");
+    assert!(
+        cards
+            .iter()
+            .all(|c| c["cover"] == true && c["ribbon"] == "coming soon"),
+        "{p:#}"
+    );
+    assert!(p["gridColumns"].as_u64().unwrap_or(0) >= 3, "{p:#}");
+    shoot(&c, "catalog-1280x800.png").await;
+
+    // A launch two days and three hours ahead.
+    click(&c, &format!(".album-link[data-album={SOON_ALBUM}]")).await;
+    let p = wait_page(&c, "the launch countdown", 20, |p| {
+        p["album"] == SOON_ALBUM && p["countdown"].is_string()
     })
     .await;
+    let countdown = p["countdown"].as_str().unwrap_or_default();
+    assert!(countdown.starts_with("On sale in 2d 0"), "{p:#}");
+    assert_eq!(p["buyFormShown"], false, "{p:#}");
+    shoot(&c, "countdown-1280x800.png").await;
+
+    // While the first launch is ahead: sign in and start a club of its artist.
+    click(&c, "#home").await;
+    click(&c, &format!(".album-link[data-album={EXTRAS_ALBUM}]")).await;
+    wait_page(&c, "the album page again", 20, |p| {
+        p["album"] == EXTRAS_ALBUM
+    })
+    .await;
+    click(&c, "#signin").await;
+    wait_page(&c, "the club form for a signed-in fan", 20, |p| {
+        p["clubsShown"] == true
+            && p["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Signed in"))
+    })
+    .await;
+    js(
+        &c,
+        "document.getElementById('club-name').value = 'Lantern Lights'; return null;",
+    )
+    .await;
+    click(&c, "#club-create").await;
+    wait_page(&c, "the new club in the club chart", 20, |p| {
+        p["clubs"] == json!([["1", "Lantern Lights", "1", "0"]])
+    })
+    .await;
+
+    // The launch opens: the buy form appears by itself (the page's clock, polled).
+    let left = opens.saturating_sub(util::now());
+    let p = wait_page(&c, "the buy form at the launch", left + 20, |p| {
+        p["buyFormShown"] == true && p["countdown"].is_null()
+    })
+    .await;
+    assert!(p["error"].is_null(), "{p:#}");
+
+    // Three copies in the demo store: the nameplate says them and names the club, the club
+    // chart counts them, the sales chart lists the album with its cover as a new entry, and
+    // the photo card is decoded in the gallery.
+    js(
+        &c,
+        "const q = document.getElementById('quantity'); q.value = '3';
+         q.dispatchEvent(new Event('input')); return null;",
+    )
+    .await;
+    click(&c, "#buy").await;
+    let p = wait_page(
+        &c,
+        "the nameplate for three copies and the photo card",
+        20,
+        |p| {
+            p["nameplate"]
+                .as_str()
+                .is_some_and(|n| n.contains("3 copies"))
+                && p["gallery"].as_array().is_some_and(|g| g.len() == 1)
+                && p["chart"].as_array().is_some_and(|r| !r.is_empty())
+                && p["clubs"][0][3] == "3"
+        },
+    )
+    .await;
+    let nameplate = p["nameplate"].as_str().unwrap_or_default();
+    assert!(
+        nameplate.starts_with("No. 1 buyer of Morning Letters · 3 copies")
+            && nameplate.contains("club Lantern Lights"),
+        "{p:#}"
+    );
+    assert!(
+        p["badges"][0]
+            .as_str()
+            .is_some_and(|n| n.contains("Morning Letters · 3 copies")),
+        "{p:#}"
+    );
     assert_eq!(p["gallery"][0]["width"], 64, "the image decodes: {p:#}");
     assert!(
         p["gallery"][0]["src"]
@@ -605,33 +694,43 @@ async fn web_player_cover_grid_countdown_extras_after_purchase_at_desktop_and_ph
             .all(|e| e["locked"] == false),
         "{p:#}"
     );
-    assert!(
-        p["nameplate"]
-            .as_str()
-            .is_some_and(|n| n.contains("No. 1 buyer")),
-        "{p:#}"
-    );
-    assert!(
-        p["badges"][0]
-            .as_str()
-            .is_some_and(|n| n.contains("Morning Letters")),
-        "{p:#}"
-    );
     assert_eq!(
         p["chart"][0],
-        json!({"album": EXTRAS_ALBUM, "cover": true}),
+        json!({"album": EXTRAS_ALBUM, "cover": true, "move": "new"}),
         "{p:#}"
     );
+    assert!(p["error"].is_null(), "{p:#}");
+
+    // A gift of two copies to another demo user, the giver's name shown to them: the club
+    // counts the buyer's gifts too.
+    js(
+        &c,
+        "const g = document.getElementById('gift-to'); g.value = 'fan:2@example';
+         g.dispatchEvent(new Event('input'));
+         document.getElementById('quantity').value = '2';
+         document.getElementById('gift-visible').checked = true; return null;",
+    )
+    .await;
+    click(&c, "#buy").await;
+    let p = wait_page(&c, "the gift sent and counted for the club", 20, |p| {
+        p["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("to fan:2@example as a gift"))
+            && p["clubs"][0][3] == "5"
+    })
+    .await;
     assert!(p["error"].is_null(), "{p:#}");
     js(&c, "window.scrollTo(0, 0); return null;").await;
     shoot(&c, "album-1280x800.png").await;
     scroll_to(&c, "#extras").await;
     shoot(&c, "extras-1280x800.png").await;
-
+    scroll_to(&c, "#clubs-box").await;
+    shoot(&c, "clubs-1280x800.png").await;
     c.close().await.expect("close the browser");
 
     // A phone: a session of its own with Chromium's mobile emulation at 390x844 (a desktop
-    // window is not made narrower than 500 px), signed in as the same fan.
+    // window is not made narrower than 500 px), signed in as the gift's recipient: the gift
+    // is theirs (nameplate, gallery) and declinable.
     let c = phone_browser(&driver).await;
     c.goto(&format!("{}/#/album/{EXTRAS_ALBUM}", server.url))
         .await
@@ -640,11 +739,31 @@ async fn web_player_cover_grid_countdown_extras_after_purchase_at_desktop_and_ph
         .for_element(Locator::Css("body[data-ready=true]"))
         .await
         .expect("the page starts");
+    js(
+        &c,
+        "document.getElementById('user').value = 'fan:2@example'; return null;",
+    )
+    .await;
     click(&c, "#signin").await;
-    let p = wait_page(&c, "the photo card on the phone", |p| {
+    let p = wait_page(&c, "the gift on the recipient's page", 20, |p| {
         p["gallery"].as_array().is_some_and(|g| g.len() == 1)
+            && p["gifts"].as_array().is_some_and(|g| g.len() == 1)
     })
     .await;
+    let nameplate = p["nameplate"].as_str().unwrap_or_default();
+    assert!(
+        nameplate.starts_with("No. 2 buyer of Morning Letters · 2 copies")
+            && nameplate.contains("a gift from demo-fan"),
+        "{p:#}"
+    );
+    assert_eq!(p["gifts"][0]["album"], EXTRAS_ALBUM, "{p:#}");
+    assert!(
+        p["gifts"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("from demo-fan"))
+            && p["gifts"][0]["decline"] == true,
+        "{p:#}"
+    );
     assert_eq!(p["innerWidth"], 390, "{p:#}");
     assert!(
         p["scrollWidth"].as_u64() <= p["innerWidth"].as_u64(),
@@ -654,8 +773,34 @@ async fn web_player_cover_grid_countdown_extras_after_purchase_at_desktop_and_ph
     shoot(&c, "album-390x844.png").await;
     scroll_to(&c, "#extras").await;
     shoot(&c, "extras-390x844.png").await;
+    scroll_to(&c, "#library").await;
+    shoot(&c, "gifts-390x844.png").await;
+
+    // Declined through the page: refunded, so the recipient owns nothing of it any more, and
+    // the giver's club and the sales chart count the buyer's three copies only.
+    click(&c, "#gifts button.decline").await;
+    let p = wait_page(&c, "the gift declined", 20, |p| {
+        p["gifts"][0]["decline"] == false
+            && p["gifts"][0]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("declined"))
+            && p["clubs"][0][3] == "3"
+    })
+    .await;
+    assert!(
+        p["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Gift declined")),
+        "{p:#}"
+    );
+    assert_eq!(p["nameplate"], "", "{p:#}");
+    assert_eq!(p["gallery"], json!([]), "{p:#}");
+    assert!(
+        p["badges"].as_array().is_some_and(|b| b.is_empty()),
+        "{p:#}"
+    );
     click(&c, "#home").await;
-    let p = wait_page(&c, "two covers a row on the phone", |p| {
+    let p = wait_page(&c, "two covers a row on the phone", 20, |p| {
         p["gridColumns"] == 2
     })
     .await;

@@ -18,6 +18,7 @@ const state = {
   extrasShown: [], // ids of the extras shown in the gallery (images, for an owner)
   extrasFor: null, // the album whose extras were opened (or are being opened) for its owner
   owned: new Map(), // album id -> the user's library entry (nameplate)
+  clubs: new Map(), // artist id -> the id of the user's club of that artist (from the writes)
   mode: null, // 'preview' | 'full' while something is loaded
   track: null, // the track number being played
   levels: [], // rendition names hls.js offers, in hls.js level order
@@ -172,9 +173,11 @@ async function signIn() {
     const s = await api('POST', '/v1/dev/session', { body: { user } });
     state.session = { user: s.user, token: s.token, expiresAt: Date.now() + s.expires_in * 1000 };
     state.play = null;
+    state.clubs = new Map();
     saveSession();
     showSession();
     await refreshOwned();
+    loadClubChart(); // its join buttons and form are for a signed-in fan
     say(`Signed in as ${s.user} (demo store).`);
     return true;
   } catch (e) {
@@ -211,7 +214,7 @@ async function refreshOwned() {
     renderBadges();
     return;
   }
-  const lib = await api('GET', `/v1/users/${encodeURIComponent(state.session.user)}/albums`, {
+  const lib = await api('GET', `/v1/users/${segment(state.session.user)}/albums`, {
     token: state.session.token,
   });
   for (const a of lib.albums) state.owned.set(a.album, a);
@@ -239,13 +242,21 @@ function renderBadges() {
   if (state.session && state.owned.size === 0) ul.append(el('li', { class: 'hint' }, 'No albums yet: your first purchase gets a numbered nameplate.'));
 }
 
+// The nameplate (its text names the copies) with the club and the giver, when there are.
+function nameplateText(a) {
+  const notes = [a.nameplate];
+  if (a.club && a.club.name) notes.push(`club ${a.club.name}`);
+  if (a.gift_from) notes.push(`a gift from ${a.gift_from}`);
+  return notes.join(' · ');
+}
+
 // Gifts received, each declinable within its window (routes of the ledger; absent on an older
 // server, where the list stays hidden).
 async function loadGifts() {
   if (!state.session) return;
   let g;
   try {
-    g = await api('GET', `/v1/users/${encodeURIComponent(state.session.user)}/gifts`, { token: state.session.token });
+    g = await api('GET', `/v1/users/${segment(state.session.user)}/gifts`, { token: state.session.token });
   } catch (_) {
     $('gifts-title').hidden = true;
     return;
@@ -255,10 +266,17 @@ async function loadGifts() {
   const received = (g && g.received) || [];
   $('gifts-title').hidden = received.length === 0;
   for (const r of received) {
-    const li = el('li', { 'data-order': r.order_id || '' });
-    li.append(el('span', {}, `${r.title || r.album}${r.from ? ' from ' + r.from : ''}`));
-    if (r.order_id && !r.declined) {
-      const b = el('button', {}, 'Decline');
+    const li = el('li', { 'data-order': r.order_id || '', 'data-album': r.album });
+    const copies = r.quantity > 1 ? ` · ${r.quantity} copies` : '';
+    li.append(el('span', {}, `${r.title || r.album}${copies}${r.from ? ' from ' + r.from : ''}`));
+    // Declinable while not refunded and inside its window (`decline_until`, RFC 3339).
+    const until = r.decline_until ? Date.parse(r.decline_until) : NaN;
+    if (r.refunded_at) {
+      li.classList.add('declined');
+      li.append(el('span', { class: 'hint' }, ' declined'));
+    } else if (r.order_id && isFinite(until) && until > Date.now()) {
+      const b = el('button', { class: 'decline' }, 'Decline');
+      b.title = `until ${new Date(until).toLocaleString()}`;
       b.addEventListener('click', () => declineGift(r.order_id));
       li.append(b);
     }
@@ -266,12 +284,22 @@ async function loadGifts() {
   }
 }
 
+// One path segment. ':' and '@' stay as they are (both allowed in a segment, RFC 3986):
+// the server matches user, order and club ids (`fan@example`, `dev:fan:album:gift:fan-2`)
+// without percent-decoding them.
+function segment(s) {
+  return encodeURIComponent(s).replace(/%3A/gi, ':').replace(/%40/g, '@');
+}
+
 async function declineGift(order) {
   try {
-    await api('POST', `/v1/gifts/${encodeURIComponent(order)}/decline`, { token: state.session.token });
+    const d = await api('POST', `/v1/gifts/${segment(order)}/decline`, { token: state.session.token });
     state.play = null;
     await refreshOwned();
-    say('Gift declined: the giver is refunded.');
+    // A declined gift is refunded: it leaves the sales chart and the giver's club count.
+    loadChart();
+    loadClubChart();
+    say(d.still_owned ? 'Gift declined: the giver is refunded (you still own the album).' : 'Gift declined: the giver is refunded.');
   } catch (e) {
     report(e);
   }
@@ -335,6 +363,10 @@ async function buy(ev) {
   try {
     const receipt = await api('POST', '/v1/dev/purchases', { body });
     state.play = null; // the next play token must name the album
+    // The form starts over: a repeat of the same order with other fields is a conflict.
+    $('quantity').value = '1';
+    $('gift-to').value = '';
+    $('gift-visible').checked = false;
     await refreshOwned();
     await loadChart();
     loadClubChart();
@@ -418,7 +450,7 @@ function renderOwnership() {
   if (!a) return;
   const mine = state.owned.get(a.id);
   $('nameplate').hidden = !mine;
-  $('nameplate').textContent = mine ? mine.nameplate : '';
+  $('nameplate').textContent = mine ? nameplateText(mine) : '';
   // Before the launch the form is not there at all: the countdown stands in its place.
   $('buy-form').hidden = !state.onSale || !state.demoStore;
   const gift = $('gift-to').value.trim() !== '';
@@ -591,11 +623,12 @@ async function loadClubChart() {
   box.hidden = false;
   $('clubs-artist').textContent = a.artist || a.artist_id;
   const mine = state.owned.get(a.id);
-  const myClub = mine && mine.club ? mine.club.id : null;
+  const known = state.clubs.has(a.artist_id) ? state.clubs.get(a.artist_id) : undefined;
+  const myClub = known !== undefined ? known : mine && mine.club ? mine.club.id : null;
   const body = $('club-chart').tBodies[0];
   body.replaceChildren();
   for (const row of c.clubs) {
-    const tr = el('tr', { 'data-club': row.id });
+    const tr = el('tr', { 'data-club': row.id, class: row.id === myClub ? 'mine' : '' });
     const act = el('td');
     if (state.session) {
       const b = el('button', {}, row.id === myClub ? 'Leave' : 'Join');
@@ -611,7 +644,8 @@ async function loadClubChart() {
 
 async function clubAction(id, action) {
   try {
-    await api('POST', `/v1/clubs/${encodeURIComponent(id)}/${action}`, { token: state.session.token });
+    const m = await api('POST', `/v1/clubs/${segment(id)}/${action}`, { token: state.session.token });
+    state.clubs.set(m.artist_id, m.member ? m.id : null);
     await refreshOwned();
     await loadClubChart();
   } catch (e) {
@@ -624,7 +658,8 @@ async function createClub(ev) {
   const name = $('club-name').value.trim();
   if (!state.album || !name || !(await ensureSession())) return;
   try {
-    await api('POST', '/v1/clubs', { token: state.session.token, body: { artist_id: state.album.artist_id, name } });
+    const m = await api('POST', '/v1/clubs', { token: state.session.token, body: { artist_id: state.album.artist_id, name } });
+    state.clubs.set(m.artist_id, m.id);
     $('club-name').value = '';
     await refreshOwned();
     await loadClubChart();
