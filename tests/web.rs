@@ -392,7 +392,7 @@ async fn web_player_preview_buy_play_seek_switch() {
 /// How long after the fixtures are written the album with extras goes on sale: enough for the
 /// ingest, the server and the browser to start and the page to show its countdown (the test
 /// fails, saying so, if they took longer), short enough for the CI budget.
-const LAUNCH_AFTER_SECS: u64 = 30;
+const LAUNCH_AFTER_SECS: u64 = 45;
 
 /// Two albums for the fan's pages: one with a cover and buyer-only extras (a real PNG photo
 /// card, so the browser must decode it, and a PDF letter) whose launch opens
