@@ -248,6 +248,21 @@ impl Cluster {
             .expect("purchase answered (no hang)")
     }
 
+    /// A gift of the album from `user` to `recipient` through origin `i`, recorded.
+    async fn gift(&self, i: usize, order: &str, user: &str, recipient: &str) {
+        let body = json!({"order_id": order, "user": user, "album": ALBUM, "price": 1500,
+            "currency": "CNY", "gift_to": recipient});
+        let r = self
+            .c
+            .post(format!("{}/v1/purchases", self.url(i)))
+            .bearer_auth(&self.store)
+            .json(&body)
+            .send()
+            .await
+            .expect("purchase answered (no hang)");
+        assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
+    }
+
     /// `POST /v1/purchases/{order}/refund` through origin `i`.
     async fn refund(&self, i: usize, order: &str) -> reqwest::Response {
         self.c
@@ -306,6 +321,32 @@ async fn a_refund_through_one_origin_is_refused_by_the_other() {
     // And a second refund (of the new order) through A reaches B.
     cl.refunded(A, "order-2").await;
     cl.until(B, &path, &play, StatusCode::FORBIDDEN).await;
+    cl.stop().await;
+}
+
+/// A gift is revoked from its recipient, not its buyer: refunded through A, the recipient's
+/// play token is refused by B as soon as B hears (the notification path alone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gift_refunded_through_one_origin_is_refused_to_its_recipient_by_the_other() {
+    let cl = Cluster::start(Setup {
+        catch_up_ms: Some(3_600_000),
+        ..Setup::default()
+    })
+    .await;
+    let path = cl.segment_path().await;
+    cl.listening().await;
+
+    cl.gift(A, "gift-1", "fan-1", "fan-2").await;
+    let recipient = cl.play("fan-2");
+    assert_eq!(cl.status(B, &path, &recipient).await.0, StatusCode::OK);
+
+    cl.refunded(A, "gift-1").await;
+    assert_eq!(
+        cl.status(A, &path, &recipient).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let took = cl.until(B, &path, &recipient, StatusCode::FORBIDDEN).await;
+    eprintln!("gift refunded through A refused to its recipient by B after {took:?}");
     cl.stop().await;
 }
 
