@@ -10,6 +10,8 @@
 //! stored (zero lost) and that buyer numbers are exactly 1..N.
 
 mod common;
+#[path = "common/lean.rs"]
+mod lean;
 #[path = "common/phase.rs"]
 mod phase;
 use phase::{Phase, drive};
@@ -82,28 +84,19 @@ async fn launch(
         SystemClock.now_unix(),
     )
     .expect("mint");
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()
-        .expect("client");
-    let (c, u) = (client.clone(), url.clone());
+    let client = Arc::new(lean::Lean::new(&url));
     let phase = drive(format!("launch {name}"), seconds, concurrency, move |i| {
-        let (c, u, t) = (c.clone(), u.clone(), token.clone());
+        let (c, t) = (client.clone(), token.clone());
         async move {
             let body = serde_json::json!({"order_id": format!("launch-{i}"),
                     "user": format!("fan-{i}"), "album": ALBUM, "price": 1500,
-                    "currency": "CNY"});
-            let r = c
-                .post(format!("{u}/v1/purchases"))
-                .bearer_auth(&t)
-                .json(&body)
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            if r.status() != reqwest::StatusCode::CREATED {
-                return Err(format!("status {}", r.status()));
+                    "currency": "CNY"})
+            .to_string();
+            let request = lean::request("POST", "/v1/purchases", Some(&t), Some(&body));
+            let (status, _) = c.send(&request).await?;
+            if status != 201 {
+                return Err(format!("status {status}"));
             }
-            r.bytes().await.map_err(|e| e.to_string())?;
             Ok(())
         }
     })
@@ -187,19 +180,16 @@ async fn run(seconds: u64, concurrency: usize) {
         .expect("ledger");
     let app = common::ready_app(store.clone(), keyring.clone(), ledger, &config);
     let url = common::serve(app).await;
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(concurrency)
-        .build()
-        .expect("client");
+    let client = Arc::new(lean::Lean::new(&url));
     let healthz = drive("healthz", seconds.min(5), concurrency, move |_| {
-        let (c, u) = (client.clone(), url.clone());
+        let c = client.clone();
         async move {
-            let r = c
-                .get(format!("{u}/healthz"))
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
-            r.bytes().await.map_err(|e| e.to_string())?;
+            let (status, _) = c
+                .send(&lean::request("GET", "/healthz", None, None))
+                .await?;
+            if status != 200 {
+                return Err(format!("status {status}"));
+            }
             Ok(())
         }
     })
