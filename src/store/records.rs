@@ -317,7 +317,7 @@ pub struct BucketRecords {
     /// record blocks on it, and so can a task of any other runtime without starving the one
     /// that would do the fetch.
     jobs: tokio::sync::mpsc::UnboundedSender<Job>,
-    /// Records fetched (`/metrics`).
+    /// Records fetched (`/metrics`), counted per request to the bucket.
     fetched: Counter,
 }
 
@@ -380,11 +380,8 @@ impl BucketRecords {
         fetch: impl Future<Output = Result<T, PublishError>> + Send + 'static,
     ) -> Result<T, RecordSourceError> {
         let (done, result) = std::sync::mpsc::sync_channel(1);
-        let fetched = self.fetched.clone();
         let job: Job = Box::pin(async move {
-            let outcome = fetch.await;
-            fetched.inc();
-            let _ = done.send(outcome);
+            let _ = done.send(fetch.await);
         });
         self.jobs
             .send(job)
@@ -413,9 +410,44 @@ impl RecordSource for BucketRecords {
         }
         let remote = self.remote.clone();
         let id = album.to_owned();
-        let head = self.run(async move { fetch_head(&remote, &id).await })?;
+        let fetched = self.fetched.clone();
+        let head = self.run(async move {
+            fetched.inc();
+            fetch_head(&remote, &id).await
+        })?;
         head.write_if_changed(store, again)?;
         Ok(())
+    }
+
+    fn prefetch_albums(&self, store: &Store, albums: &[&str]) {
+        let missing: Vec<String> = albums
+            .iter()
+            .filter(|a| !holds(store, a))
+            .map(|a| (*a).to_owned())
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let (remote, fetched) = (self.remote.clone(), self.fetched.clone());
+        let heads = self.run(async move {
+            let heads: Vec<Result<Head, PublishError>> = stream::iter(missing)
+                .map(|album| {
+                    let (remote, fetched) = (remote.clone(), fetched.clone());
+                    async move {
+                        fetched.inc();
+                        fetch_head(&remote, &album).await
+                    }
+                })
+                .buffer_unordered(CONCURRENT_RECORDS)
+                .collect()
+                .await;
+            Ok(heads)
+        });
+        for head in heads.into_iter().flatten().flatten() {
+            if let Err(e) = head.write_if_changed(store, false) {
+                tracing::warn!("album records fetched but not written: {e}");
+            }
+        }
     }
 
     fn ensure_rendition(
@@ -449,8 +481,11 @@ impl RecordSource for BucketRecords {
         }
         let remote = self.remote.clone();
         let (id, name, file) = (album.to_owned(), rendition.to_owned(), file.clone());
-        let (manifest, bytes) =
-            self.run(async move { fetch_manifest(&remote, &id, track, &name, &file).await })?;
+        let fetched = self.fetched.clone();
+        let (manifest, bytes) = self.run(async move {
+            fetched.inc();
+            fetch_manifest(&remote, &id, track, &name, &file).await
+        })?;
         let _lock = store.lock()?;
         // The bytes as published, so the next load finds the record's hash.
         put_copy(&local, &bytes)?;
@@ -484,7 +519,11 @@ impl RecordSource for BucketRecords {
                 )
             })?;
         let remote = self.remote.clone();
-        let sealed = self.run(async move { fetch_checked(&remote, &file).await })?;
+        let fetched = self.fetched.clone();
+        let sealed = self.run(async move {
+            fetched.inc();
+            fetch_checked(&remote, &file).await
+        })?;
         // Durable like ingest's: an extra can be large, and is checked here only by its hash.
         store.write_extra(album, &extra.id, &sealed)?;
         Ok(())

@@ -144,6 +144,13 @@ pub trait RecordSource: Send + Sync + std::fmt::Debug {
         track: u32,
         rendition: &str,
     ) -> Result<(), RecordSourceError>;
+    /// Makes the records of `albums` present locally, as many at once as the source allows;
+    /// failures are left to each album's own load (which asks again and logs).
+    fn prefetch_albums(&self, store: &Store, albums: &[&str]) {
+        for album in albums {
+            let _ = self.ensure_album(store, album, false);
+        }
+    }
     /// Makes the local copy of a sealed extra the one the album's record names.
     fn ensure_extra(
         &self,
@@ -250,6 +257,18 @@ impl LibraryIndex {
     /// Up to `limit` albums in id order, starting after `after`; and whether ids remain.
     pub fn albums_after(&self, after: Option<&str>, limit: usize) -> (Vec<Arc<AlbumHead>>, bool) {
         let start = after.map_or(0, |a| self.ids.partition_point(|id| **id <= *a));
+        if let Some(source) = &self.source {
+            // The page's albums not in memory, fetched together rather than one after another.
+            let cold: Vec<&str> = self.ids[start..]
+                .iter()
+                .take(limit)
+                .map(|id| &**id)
+                .filter(|id| !self.heads.contains_key(*id))
+                .collect();
+            if cold.len() > 1 {
+                source.prefetch_albums(&self.store, &cold);
+            }
+        }
         let mut page = Vec::new();
         let mut ids = self.ids[start..].iter();
         for id in ids.by_ref() {
