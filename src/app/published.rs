@@ -22,12 +22,15 @@ pub struct PublishedStore {
 }
 
 impl PublishedStore {
-    /// The published store read through `through`, its records from `records`.
-    pub fn new(through: Arc<ReadThrough>, records: Arc<BucketRecords>) -> Self {
+    /// The published store read through `through`, its records from `records`, starting from
+    /// `held` (what the local store holds: `records::held_listing`), so the first refresh
+    /// compares those with the bucket and withdraws the ones no longer published.
+    pub fn new(through: Arc<ReadThrough>, records: Arc<BucketRecords>, held: Listed) -> Self {
+        records.set_listed(&held);
         PublishedStore {
             through,
             records,
-            listed: tokio::sync::Mutex::new(Listed::new()),
+            listed: tokio::sync::Mutex::new(held),
         }
     }
 

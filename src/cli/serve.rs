@@ -219,10 +219,10 @@ fn attach_bucket(config: &Config, app: App) -> Result<(App, Option<Arc<Published
     );
     // Until the first listing, the albums whose records this store holds (a restart on its
     // data serves them at once).
-    records.set_listed(&crate::store::records::held_listing(&app.store));
     let bucket = Arc::new(PublishedStore::new(
         Arc::clone(&through),
         Arc::clone(&records),
+        crate::store::records::held_listing(&app.store),
     ));
     let app = app.with_bucket(through, records);
     app.reload_library().map_err(|e| e.to_string())?;

@@ -77,26 +77,12 @@ pub async fn refresh(
         albums_changed: !listing.keys().eq(known.keys()),
         ..RefreshReport::default()
     };
-    // Owned names: borrowed ones in the stream's futures make the future not `Send` for
-    // every lifetime, which `tokio::spawn` of the caller needs.
     let stale: Vec<String> = listing
         .iter()
         .filter(|(album, tag)| known.get(*album) != Some(*tag) && holds(store, album))
         .map(|(album, _)| album.clone())
         .collect();
-    let fetched = fetched_records;
-    let fetched: Vec<(String, Result<Head, PublishError>)> = stream::iter(stale)
-        .map(|album| {
-            let remote = remote.clone();
-            async move {
-                let head = fetch_head(&remote, &album).await;
-                fetched.inc();
-                (album, head)
-            }
-        })
-        .buffer_unordered(CONCURRENT_RECORDS)
-        .collect()
-        .await;
+    let fetched = fetch_heads(remote.clone(), stale, fetched_records.clone()).await;
     for (album, head) in fetched {
         let outcome = match head {
             Ok(head) => {
@@ -123,8 +109,10 @@ pub async fn refresh(
             }
         }
     }
-    for album in held_albums(store) {
-        if !listing.contains_key(&album) && withdraw(store, &album)? {
+    // Every album this origin holds was in `known` (the last listing, or what it held at
+    // start): those no longer listed are withdrawn, with no scan of the store.
+    for album in known.keys().filter(|a| !listing.contains_key(*a)) {
+        if holds(store, album) && withdraw(store, album)? {
             report.withdrawn += 1;
         }
     }
@@ -140,6 +128,28 @@ pub fn held_listing(store: &Store) -> Listed {
         .into_iter()
         .map(|album| (album, String::new()))
         .collect()
+}
+
+/// The publication records of `albums`, fetched 16 at once, each counted in `fetched`.
+/// Owned names and handles: borrowed ones would make the future `Send` only for some
+/// lifetimes, and the callers spawn it.
+async fn fetch_heads(
+    remote: Remote,
+    albums: Vec<String>,
+    fetched: Counter,
+) -> Vec<(String, Result<Head, PublishError>)> {
+    stream::iter(albums)
+        .map(|album| {
+            let (remote, fetched) = (remote.clone(), fetched.clone());
+            async move {
+                fetched.inc();
+                let head = fetch_head(&remote, &album).await;
+                (album, head)
+            }
+        })
+        .buffer_unordered(CONCURRENT_RECORDS)
+        .collect()
+        .await
 }
 
 /// Whether the local store holds `album`'s publication record (it served the album).
@@ -429,21 +439,12 @@ impl RecordSource for BucketRecords {
             return;
         }
         let (remote, fetched) = (self.remote.clone(), self.fetched.clone());
-        let heads = self.run(async move {
-            let heads: Vec<Result<Head, PublishError>> = stream::iter(missing)
-                .map(|album| {
-                    let (remote, fetched) = (remote.clone(), fetched.clone());
-                    async move {
-                        fetched.inc();
-                        fetch_head(&remote, &album).await
-                    }
-                })
-                .buffer_unordered(CONCURRENT_RECORDS)
-                .collect()
-                .await;
-            Ok(heads)
-        });
-        for head in heads.into_iter().flatten().flatten() {
+        let heads = self.run(async move { Ok(fetch_heads(remote, missing, fetched).await) });
+        for head in heads
+            .into_iter()
+            .flatten()
+            .filter_map(|(_, head)| head.ok())
+        {
             if let Err(e) = head.write_if_changed(store, false) {
                 tracing::warn!("album records fetched but not written: {e}");
             }
