@@ -16,11 +16,9 @@ mod lean;
 mod phase;
 use phase::{Phase, drive};
 
-use std::path::Path;
 use std::sync::Arc;
 
-use encore::config::{Config, Overrides};
-use encore::ingest::{IngestJob, progress::LogLines};
+use encore::config::Config;
 use encore::keys::Keyring;
 use encore::ledger::{LEDGER_FILE, Ledger};
 use encore::license::{Clock, MintRequest, Scope, SystemClock, mint};
@@ -133,41 +131,13 @@ async fn launch(
 
 async fn run(seconds: u64, concurrency: usize) {
     sqlx::any::install_default_drivers();
-    // On the disk of the target dir (not a tmpfs /tmp, where fsync would cost nothing).
-    let dir = tempfile::tempdir_in(
-        std::env::var("BENCH_DIR").unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").into()),
-    )
-    .expect("temp dir");
-    let album_dir = dir.path().join("media").join(ALBUM);
-    std::fs::create_dir_all(&album_dir).expect("media dir");
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("media")
-        .join(ALBUM);
-    for entry in std::fs::read_dir(&demo).expect("media/first-light") {
-        let name = entry.expect("entry").file_name();
-        if name.to_string_lossy().starts_with("01") {
-            std::fs::copy(demo.join(&name), album_dir.join(&name)).expect("copy");
-        }
-    }
-    let keys = dir.path().join("keys");
-    Keyring::init(&keys).expect("keys init");
-    let keyring = Arc::new(Keyring::open(&keys).expect("keys open"));
-    let config = Config::from_raw(Default::default(), &Overrides::default()).expect("config");
-    let data = dir.path().join("data");
-    let store = Store::new(&data);
-    let report = encore::ingest::run(
-        IngestJob {
-            media_dir: dir.path().join("media"),
-            albums: vec![album_dir],
-            settings: config.ingest.clone(),
-            force: false,
-        },
-        keyring.clone(),
-        store.clone(),
-        Arc::new(LogLines),
-    )
-    .await;
-    assert!(report.ok(), "ingest failed: {}", report.summary());
+    let common::Packaged {
+        dir,
+        keyring,
+        config,
+        data,
+        store,
+    } = common::package_first_track(ALBUM, |_| {}).await;
     println!(
         "launch bench: {seconds} s per ledger, {concurrency} concurrent clients, one album, {} CPU(s), data in {}",
         std::thread::available_parallelism().map_or(1, |n| n.get()),

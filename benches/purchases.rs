@@ -19,18 +19,11 @@ mod common;
 mod phase;
 use phase::drive;
 
-use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use encore::config::{Config, Overrides};
-
-use encore::ingest::{IngestJob, progress::LogLines};
-use encore::keys::Keyring;
 use encore::keys::account_keys::{dev_account_key, init_dev_account_key};
 use encore::ledger::{LEDGER_FILE, Ledger};
 use encore::license::{Clock, MintRequest, Scope, SystemClock, mint};
-use encore::store::Store;
 use sqlx::Executor;
 
 const ALBUM: &str = "first-light";
@@ -50,42 +43,16 @@ fn main() {
 }
 
 async fn run(seconds: u64, concurrency: usize) {
-    // On the disk of the target dir (not a tmpfs /tmp, where fsync would cost nothing).
-    let dir = tempfile::tempdir_in(
-        std::env::var("BENCH_DIR").unwrap_or_else(|_| env!("CARGO_TARGET_TMPDIR").into()),
-    )
-    .expect("temp dir");
-    let album_dir = dir.path().join("media").join(ALBUM);
-    std::fs::create_dir_all(&album_dir).expect("media dir");
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("media")
-        .join(ALBUM);
-    for entry in std::fs::read_dir(&demo).expect("media/first-light") {
-        let name = entry.expect("entry").file_name();
-        if name.to_string_lossy().starts_with("01") {
-            std::fs::copy(demo.join(&name), album_dir.join(&name)).expect("copy");
-        }
-    }
-    let keys = dir.path().join("keys");
-    Keyring::init(&keys).expect("keys init");
-    init_dev_account_key(&keys).expect("account key");
-    let keyring = Arc::new(Keyring::open(&keys).expect("keys open"));
-    let config = Config::from_raw(Default::default(), &Overrides::default()).expect("config");
-    let data = dir.path().join("data");
-    let store = Store::new(&data);
-    let report = encore::ingest::run(
-        IngestJob {
-            media_dir: dir.path().join("media"),
-            albums: vec![album_dir],
-            settings: config.ingest.clone(),
-            force: false,
-        },
-        keyring.clone(),
-        store.clone(),
-        Arc::new(LogLines),
-    )
+    let common::Packaged {
+        dir,
+        keyring,
+        config,
+        data,
+        store,
+    } = common::package_first_track(ALBUM, |keys| {
+        init_dev_account_key(keys).expect("account key");
+    })
     .await;
-    assert!(report.ok(), "ingest failed: {}", report.summary());
     let ledger = Ledger::open_sqlite(&data.join(LEDGER_FILE))
         .await
         .expect("ledger");
@@ -100,7 +67,9 @@ async fn run(seconds: u64, concurrency: usize) {
     )
     .expect("mint");
     let account = mint(
-        &dev_account_key(&keys).expect("read").expect("account key"),
+        &dev_account_key(&dir.path().join("keys"))
+            .expect("read")
+            .expect("account key"),
         &MintRequest {
             issuer: config.server.ledger.account_issuer.clone(),
             ..MintRequest::new("bench-fan", Scope::Account)
