@@ -5,16 +5,17 @@
 //! Run: `CARGO_TARGET_DIR=... cargo bench --bench launch [-- SECONDS CONCURRENCY]` (defaults:
 //! 10 s, 400 clients). PostgreSQL: `ENCORE_BENCH_POSTGRES_URL=postgres://USER:PASS@HOST:PORT/postgres`
 //! (or `PGHOST`/`PGPORT`/`PGUSER`/`PGPASSWORD`, as `pg_virtualenv -v 15` sets them); without
-//! either the PostgreSQL phase fails with a message saying so. Prints purchases/s, p50, p99
-//! and max acknowledgement latency per ledger, then checks that every acknowledged purchase is
-//! stored (zero lost) and that buyer numbers are exactly 1..N.
+//! either the PostgreSQL phase fails with a message saying so. Per ledger, two phases: closed
+//! loop (as fast as answered) and open loop at the goal rate (20,000/s SQLite, 5,000/s
+//! PostgreSQL); each prints purchases/s and p50, p99 and max acknowledgement latency. Then
+//! every acknowledged purchase is checked stored (zero lost) and buyer numbers exactly 1..N.
 
 mod common;
 #[path = "common/lean.rs"]
 mod lean;
 #[path = "common/phase.rs"]
 mod phase;
-use phase::{Phase, drive};
+use phase::{Phase, drive, drive_at_rate};
 
 use std::sync::Arc;
 
@@ -62,7 +63,12 @@ fn postgres_admin_url() -> String {
     })
 }
 
-/// Purchases of one album from `concurrency` clients on `ledger`, then the checks.
+/// The goals: purchases/s each ledger must sustain with p99 ≤ 20 ms.
+const GOAL_RATE_SQLITE: u64 = 20_000;
+const GOAL_RATE_POSTGRES: u64 = 5_000;
+
+/// Purchases of one album from `concurrency` clients on `ledger`: as fast as the server
+/// answers (closed loop), then at `goal_rate` (open loop); then the checks over both.
 #[allow(clippy::too_many_arguments)]
 async fn launch(
     name: &str,
@@ -73,7 +79,8 @@ async fn launch(
     check_url: &str,
     seconds: u64,
     concurrency: usize,
-) -> Phase {
+    goal_rate: u64,
+) -> (Phase, Phase) {
     let app = common::ready_app(store, keyring.clone(), ledger, config);
     let url = common::serve(app.clone()).await;
     let token = mint(
@@ -83,21 +90,33 @@ async fn launch(
     )
     .expect("mint");
     let client = Arc::new(lean::Lean::new(&url));
-    let phase = drive(format!("launch {name}"), seconds, concurrency, move |i| {
-        let (c, t) = (client.clone(), token.clone());
-        async move {
-            let body = serde_json::json!({"order_id": format!("launch-{i}"),
-                    "user": format!("fan-{i}"), "album": ALBUM, "price": 1500,
-                    "currency": "CNY"})
-            .to_string();
-            let request = lean::request("POST", "/v1/purchases", Some(&t), Some(&body));
-            let (status, _) = c.send(&request).await?;
-            if status != 201 {
-                return Err(format!("status {status}"));
+    client.connect(concurrency).await.expect("connect");
+    let buy = move |phase: &'static str| {
+        let (client, token) = (client.clone(), token.clone());
+        move |i: u64| {
+            let (c, t) = (client.clone(), token.clone());
+            async move {
+                let body = serde_json::json!({"order_id": format!("launch-{phase}-{i}"),
+                        "user": format!("fan-{phase}-{i}"), "album": ALBUM, "price": 1500,
+                        "currency": "CNY"})
+                .to_string();
+                let request = lean::request("POST", "/v1/purchases", Some(&t), Some(&body));
+                let (status, _) = c.send(&request).await?;
+                if status != 201 {
+                    return Err(format!("status {status}"));
+                }
+                Ok(())
             }
-            Ok(())
         }
-    })
+    };
+    let most = drive(format!("launch {name}"), seconds, concurrency, buy("most")).await;
+    let paced = drive_at_rate(
+        format!("{name} at {goal_rate}/s"),
+        seconds,
+        goal_rate,
+        concurrency,
+        buy("paced"),
+    )
     .await;
     app.ledger.close().await;
     // Zero lost, buyer numbers dense: read back on a connection of its own.
@@ -116,7 +135,8 @@ async fn launch(
         row.try_get("hi").expect("hi"),
     );
     assert_eq!(
-        n as u64, phase.ops,
+        n as u64,
+        most.ops + paced.ops,
         "{name}: every acknowledged purchase stored"
     );
     assert_eq!(
@@ -126,7 +146,7 @@ async fn launch(
     );
     println!("{name}: {n} purchases stored, buyer numbers 1..{n} each once");
     pool.close().await;
-    phase
+    (most, paced)
 }
 
 async fn run(seconds: u64, concurrency: usize) {
@@ -151,6 +171,7 @@ async fn run(seconds: u64, concurrency: usize) {
     let app = common::ready_app(store.clone(), keyring.clone(), ledger, &config);
     let url = common::serve(app).await;
     let client = Arc::new(lean::Lean::new(&url));
+    client.connect(concurrency).await.expect("connect");
     let healthz = drive("healthz", seconds.min(5), concurrency, move |_| {
         let c = client.clone();
         async move {
@@ -176,6 +197,7 @@ async fn run(seconds: u64, concurrency: usize) {
         &format!("sqlite://{}", path.display()),
         seconds,
         concurrency,
+        GOAL_RATE_SQLITE,
     )
     .await;
 
@@ -204,6 +226,7 @@ async fn run(seconds: u64, concurrency: usize) {
         &pg_url,
         seconds,
         concurrency,
+        GOAL_RATE_POSTGRES,
     )
     .await;
     admin
@@ -211,15 +234,15 @@ async fn run(seconds: u64, concurrency: usize) {
         .await
         .expect("drop database");
 
-    for p in [&healthz, &sqlite, &postgres] {
+    for p in [&healthz, &sqlite.0, &sqlite.1, &postgres.0, &postgres.1] {
         p.print();
     }
     println!(
         "ratio launch sqlite / healthz:   {:.3}",
-        sqlite.rate() / healthz.rate()
+        sqlite.0.rate() / healthz.rate()
     );
     println!(
         "ratio launch postgres / healthz: {:.3}",
-        postgres.rate() / healthz.rate()
+        postgres.0.rate() / healthz.rate()
     );
 }

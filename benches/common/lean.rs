@@ -27,6 +27,21 @@ impl Lean {
         }
     }
 
+    /// Opens `n` keep-alive connections before a timed phase, so that no operation waits for
+    /// a connection (a SYN beyond the listen backlog is retried only after a second).
+    pub async fn connect(&self, n: usize) -> Result<(), String> {
+        let mut opened = Vec::with_capacity(n);
+        for _ in 0..n {
+            let s = TcpStream::connect(self.addr)
+                .await
+                .map_err(|e| e.to_string())?;
+            s.set_nodelay(true).map_err(|e| e.to_string())?;
+            opened.push(BufReader::new(s));
+        }
+        self.idle.lock().await.extend(opened);
+        Ok(())
+    }
+
     /// Sends `request` (a whole HTTP/1.1 request) and returns the answer's status and body.
     pub async fn send(&self, request: &[u8]) -> Result<(u16, Vec<u8>), String> {
         let pooled = self.idle.lock().await.pop();

@@ -1,5 +1,9 @@
-//! Closed-loop phases for the purchase benches: `concurrency` tasks run one operation after
-//! another for a fixed time, and the phase reports its rate and latency percentiles.
+//! Phases for the purchase benches. Closed loop ([`drive`]): `concurrency` tasks run one
+//! operation after another for a fixed time: the rate the server sustains, with latencies that
+//! grow with the tasks in flight (Little's law). Open loop ([`drive_at_rate`]): operations
+//! start on a fixed schedule whatever the server does, each timed from the moment it was due:
+//! the latency at a given rate, with the wait behind a late answer counted (no coordinated
+//! omission).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -68,6 +72,59 @@ where
                     panic!("{name}: {e}");
                 }
                 lat.push(t.elapsed().as_micros() as u64);
+            }
+            lat
+        }));
+    }
+    let mut latencies_us = Vec::new();
+    for t in tasks {
+        latencies_us.extend(t.await.expect("task"));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    latencies_us.sort_unstable();
+    Phase {
+        name,
+        ops: latencies_us.len() as u64,
+        seconds,
+        latencies_us,
+    }
+}
+
+/// Runs `op(i)` at `rate` per second for `seconds`, spread over `concurrency` tasks each with
+/// its own schedule (task `k` starts operation `j` at `(j·concurrency + k) / rate`); every op
+/// must succeed. A latency runs from the moment the operation was due, so an operation started
+/// late behind a slow one carries the lateness.
+#[allow(dead_code, reason = "the purchases bench includes this file for its closed loop only")]
+pub async fn drive_at_rate<F, Fut>(
+    name: impl Into<String>,
+    seconds: u64,
+    rate: u64,
+    concurrency: usize,
+    op: F,
+) -> Phase
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    let name = name.into();
+    let op = Arc::new(op);
+    let total = seconds * rate;
+    let started = tokio::time::Instant::now();
+    let mut tasks = Vec::new();
+    for k in 0..concurrency as u64 {
+        let (op, name) = (op.clone(), name.clone());
+        let concurrency = concurrency as u64;
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut i = k;
+            while i < total {
+                let due = started + Duration::from_nanos(i * 1_000_000_000 / rate);
+                tokio::time::sleep_until(due).await;
+                if let Err(e) = op(i).await {
+                    panic!("{name}: {e}");
+                }
+                lat.push(due.elapsed().as_micros() as u64);
+                i += concurrency;
             }
             lat
         }));

@@ -102,6 +102,14 @@ async fn open_pool(
                             // purchase survives power loss, not only a process crash.
                             conn.execute("PRAGMA journal_mode = WAL").await?;
                             conn.execute("PRAGMA synchronous = FULL").await?;
+                            conn.execute(
+                                format!(
+                                    "PRAGMA wal_autocheckpoint = {}",
+                                    writer::WAL_AUTOCHECKPOINT_PAGES
+                                )
+                                .as_str(),
+                            )
+                            .await?;
                         } else {
                             // The WAL mode is the file's (set by the write pool); query_only
                             // makes a write on this pool an error, not a lock taken from
@@ -162,9 +170,18 @@ impl Backend {
         match self {
             Backend::Sqlite => Ok(()),
             Backend::Postgres => {
-                sqlx::query("LOCK TABLE purchases IN SHARE ROW EXCLUSIVE MODE")
-                    .execute(&mut **tx)
-                    .await?;
+                // Writers look rows up by key only (order, owner, album's last number), so a
+                // sequential scan is never the right plan; the planner still picks one when the
+                // table's statistics are older than the sales (autovacuum analyzes at most once
+                // a minute, and a launch doubles a table within it): a scan per batch, growing
+                // with the launch. Sent with the lock, in the same round trip.
+                // No parameters: the simple protocol, which takes two statements at once.
+                sqlx::Executor::execute(
+                    &mut **tx,
+                    "LOCK TABLE purchases IN SHARE ROW EXCLUSIVE MODE; \
+                     SET LOCAL enable_seqscan = off",
+                )
+                .await?;
                 Ok(())
             }
         }
@@ -335,13 +352,16 @@ impl Ledger {
         });
         let (writer, queue) = tokio::sync::mpsc::channel(4 * MAX_BATCH);
         let libraries = library_cache::LibraryCache::new();
-        spawn_writer(write_purchases(
-            pool.clone(),
-            backend,
-            health.clone(),
-            libraries.clone(),
-            queue,
-        ))
+        spawn_writer(
+            write_purchases(
+                pool.clone(),
+                backend,
+                health.clone(),
+                libraries.clone(),
+                queue,
+            ),
+            (backend == Backend::Sqlite).then(|| pool.clone()),
+        )
         .map_err(|source| LedgerError::Writer {
             location: location.clone(),
             source,

@@ -605,3 +605,51 @@ async fn pools(ledger: &Ledger) {
     assert_eq!(ledger.pool.size(), POOL_CONNECTIONS);
     assert_eq!(ledger.reads.size(), POOL_CONNECTIONS);
 }
+
+/// The WAL is checkpointed beside the writer, not by the commit that crosses SQLite's
+/// threshold (a stall of every purchase in flight): committed purchases reach the database
+/// file itself while the WAL is far below that threshold.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_is_checkpointed_beside_the_writer() {
+    let (dir, ledger) = ledger().await;
+    let buys = (0..300).map(|i| {
+        let ledger = ledger.clone();
+        async move {
+            let p = purchase(&format!("o{i}"), &format!("u{i}"), "a", 1500);
+            ledger.record_purchase(&p, NOW, "r").await.unwrap();
+        }
+    });
+    futures_util::future::join_all(buys).await;
+    let file = dir.path().join("a dir?#%").join(LEDGER_FILE);
+    let wal_pages = std::fs::metadata(file.with_extension("sqlite-wal"))
+        .unwrap()
+        .len()
+        / 4096;
+    assert!(
+        wal_pages < u64::from(super::writer::WAL_AUTOCHECKPOINT_PAGES),
+        "the WAL ({wal_pages} pages) reached the commit's own checkpoint"
+    );
+    // The database file alone, as a copy with no WAL beside it, holds what was checkpointed.
+    let copy = tempfile::tempdir().unwrap();
+    let checkpointed = async {
+        loop {
+            std::fs::copy(&file, copy.path().join("c.sqlite")).unwrap();
+            let _ = std::fs::remove_file(copy.path().join("c.sqlite-wal"));
+            let url = format!("sqlite://{}/c.sqlite", copy.path().display());
+            if let Ok(pool) = sqlx::AnyPool::connect(&url).await {
+                let n: Result<i64, _> = sqlx::query("SELECT COUNT(*) AS n FROM purchases")
+                    .fetch_one(&pool)
+                    .await
+                    .and_then(|row| row.try_get("n"));
+                pool.close().await;
+                if n.is_ok_and(|n| n == 300) {
+                    return;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), checkpointed)
+        .await
+        .expect("purchases never reached the database file: the WAL is not checkpointed");
+}
