@@ -94,7 +94,10 @@ where
 /// its own schedule (task `k` starts operation `j` at `(j·concurrency + k) / rate`); every op
 /// must succeed. A latency runs from the moment the operation was due, so an operation started
 /// late behind a slow one carries the lateness.
-#[allow(dead_code, reason = "the purchases bench includes this file for its closed loop only")]
+#[allow(
+    dead_code,
+    reason = "the purchases bench includes this file for its closed loop only"
+)]
 pub async fn drive_at_rate<F, Fut>(
     name: impl Into<String>,
     seconds: u64,

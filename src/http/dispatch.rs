@@ -61,9 +61,17 @@ pub(super) async fn dispatch(
             ops::play_token::exchange(app, who.token()?, &body, request_id).await
         }
         Endpoint::GetChart => ops::sales::chart(app, query).await,
-        Endpoint::Fans(route) => {
-            ops::fans::dispatch(app, route, who.token().ok(), query, &body, request_id).await
+        Endpoint::DeclineGift { order_id } => {
+            ops::fans::decline(app, who.token()?, &order_id, request_id).await
         }
+        Endpoint::GetUserGifts { user } => ops::fans::gifts(app, who.token()?, &user).await,
+        Endpoint::CreateClub => ops::fans::create_club(app, who.token()?, &body).await,
+        Endpoint::ListClubs => ops::fans::list_clubs(app, query).await,
+        Endpoint::JoinClub { club } => ops::fans::membership(app, who.token()?, &club, true).await,
+        Endpoint::LeaveClub { club } => {
+            ops::fans::membership(app, who.token()?, &club, false).await
+        }
+        Endpoint::GetClubChart => ops::fans::club_chart(app, query).await,
         Endpoint::EdgeAuthorize => ops::edge::authorize(app, &head.headers),
         Endpoint::GetUserAlbums { user } => ops::sales::user_albums(app, who.token()?, &user).await,
         Endpoint::GetManifest {

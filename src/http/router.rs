@@ -117,8 +117,32 @@ pub enum Endpoint {
     CreatePlayToken,
     /// `GET /v1/charts/albums`.
     GetChart,
-    /// Gifts and fan clubs (`ops::fans`).
-    Fans(crate::http::ops::fans::FanRoute),
+    /// `POST /v1/gifts/{order_id}/decline`: the recipient declines a gift (`ops::fans`).
+    DeclineGift {
+        /// The gift's order id.
+        order_id: String,
+    },
+    /// `GET /v1/users/{user}/gifts`: gifts the user received and sent.
+    GetUserGifts {
+        /// The user.
+        user: String,
+    },
+    /// `POST /v1/clubs`: create a fan club and join it.
+    CreateClub,
+    /// `GET /v1/clubs?artist_id=…`: an artist's clubs.
+    ListClubs,
+    /// `POST /v1/clubs/{club}/join`.
+    JoinClub {
+        /// The club id.
+        club: String,
+    },
+    /// `POST /v1/clubs/{club}/leave`.
+    LeaveClub {
+        /// The club id.
+        club: String,
+    },
+    /// `GET /v1/charts/clubs?artist_id=…&window=…`.
+    GetClubChart,
     /// `GET /v1/users/{user}/albums`.
     GetUserAlbums {
         /// The user.
@@ -184,8 +208,6 @@ impl Endpoint {
     /// unauthenticated caller learns nothing of what exists.
     pub fn authorization(&self) -> Authorization {
         match self {
-            Endpoint::Fans(r) if r.is_public() => Authorization::Public,
-            Endpoint::Fans(_) => Authorization::Bearer,
             Endpoint::Health
             | Endpoint::Ready
             | Endpoint::Metrics
@@ -194,6 +216,8 @@ impl Endpoint {
             | Endpoint::GetAlbum { .. }
             | Endpoint::GetCover { .. }
             | Endpoint::GetChart
+            | Endpoint::ListClubs
+            | Endpoint::GetClubChart
             // It reads the player's token itself: a refusal is an answer to the edge, with
             // no body, not an error.
             | Endpoint::EdgeAuthorize
@@ -217,6 +241,11 @@ impl Endpoint {
             | Endpoint::RefundPurchase { .. }
             | Endpoint::CreatePlayToken
             | Endpoint::GetUserAlbums { .. }
+            | Endpoint::DeclineGift { .. }
+            | Endpoint::GetUserGifts { .. }
+            | Endpoint::CreateClub
+            | Endpoint::JoinClub { .. }
+            | Endpoint::LeaveClub { .. }
             | Endpoint::AdminListKeys
             | Endpoint::AdminRotateSigning
             | Endpoint::AdminRevokeSigning { .. }
@@ -231,15 +260,16 @@ impl Endpoint {
     /// repeated) before the operation runs, even where the operation ignores it, and it is
     /// logged under a request id.
     pub fn changes_state(&self) -> bool {
-        if let Endpoint::Fans(r) = self {
-            return r.changes_state();
-        }
         matches!(
             self,
             Endpoint::CreatePurchase
                 | Endpoint::RefundPurchase { .. }
                 | Endpoint::CreatePlayToken
                 | Endpoint::CreateLicense
+                | Endpoint::DeclineGift { .. }
+                | Endpoint::CreateClub
+                | Endpoint::JoinClub { .. }
+                | Endpoint::LeaveClub { .. }
                 | Endpoint::DevSession
                 | Endpoint::DevPurchase
                 | Endpoint::AdminRotateSigning
@@ -257,7 +287,7 @@ impl Endpoint {
             Endpoint::CreatePurchase
                 | Endpoint::RefundPurchase { .. }
                 | Endpoint::DevPurchase
-                | Endpoint::Fans(crate::http::ops::fans::FanRoute::DeclineGift(_))
+                | Endpoint::DeclineGift { .. }
         )
     }
 
@@ -278,7 +308,6 @@ impl Endpoint {
     pub fn name(&self) -> &'static str {
         match self {
             Endpoint::Health => "healthz",
-            Endpoint::Fans(r) => r.name(),
             Endpoint::Ready => "readyz",
             Endpoint::Metrics => "metrics",
             Endpoint::Jwks => "jwks",
@@ -303,6 +332,13 @@ impl Endpoint {
             Endpoint::CreatePlayToken => "create_play_token",
             Endpoint::GetChart => "get_chart",
             Endpoint::GetUserAlbums { .. } => "get_user_albums",
+            Endpoint::DeclineGift { .. } => "decline_gift",
+            Endpoint::GetUserGifts { .. } => "user_gifts",
+            Endpoint::CreateClub => "create_club",
+            Endpoint::ListClubs => "list_clubs",
+            Endpoint::JoinClub { .. } => "join_club",
+            Endpoint::LeaveClub { .. } => "leave_club",
+            Endpoint::GetClubChart => "club_chart",
             Endpoint::WebAsset { .. } => "web_asset",
             Endpoint::DevStatus => "dev_status",
             Endpoint::DevSession => "dev_session",
@@ -325,6 +361,8 @@ impl Endpoint {
 pub const GET_ALLOW: &str = "GET, HEAD, OPTIONS";
 /// `Allow` of a route that takes a `POST`.
 pub const POST_ALLOW: &str = "POST, OPTIONS";
+/// `Allow` of a collection that is read and added to (`/v1/clubs`).
+pub const GET_POST_ALLOW: &str = "GET, HEAD, POST, OPTIONS";
 
 fn is_name(s: &str) -> bool {
     !s.is_empty()
@@ -374,13 +412,6 @@ pub fn route(method: &Method, path: &str) -> Endpoint {
         }
     };
     let is_id = |s: &str| check_identifier(s).is_ok();
-    if let Some(r) = crate::http::ops::fans::route(method, &parts) {
-        return match (r.changes_state(), get) {
-            (true, _) => want_post(Endpoint::Fans(r)),
-            (false, true) => Endpoint::Fans(r),
-            (false, false) => Endpoint::WrongMethod { allow: GET_ALLOW },
-        };
-    }
     match parts.as_slice() {
         [""] => want_get(Endpoint::WebAsset {
             file: "index.html".into(),
@@ -435,6 +466,24 @@ pub fn route(method: &Method, path: &str) -> Endpoint {
             None => Endpoint::NotFound,
         },
         ["v1", "charts", "albums"] => want_get(Endpoint::GetChart),
+        ["v1", "charts", "clubs"] => want_get(Endpoint::GetClubChart),
+        ["v1", "gifts", order, "decline"] if is_id(order) => want_post(Endpoint::DeclineGift {
+            order_id: order.to_string(),
+        }),
+        ["v1", "users", user, "gifts"] if is_id(user) => want_get(Endpoint::GetUserGifts {
+            user: user.to_string(),
+        }),
+        ["v1", "clubs"] if method == Method::POST => Endpoint::CreateClub,
+        ["v1", "clubs"] if get => Endpoint::ListClubs,
+        ["v1", "clubs"] => Endpoint::WrongMethod {
+            allow: GET_POST_ALLOW,
+        },
+        ["v1", "clubs", club, "join"] if is_id(club) => want_post(Endpoint::JoinClub {
+            club: club.to_string(),
+        }),
+        ["v1", "clubs", club, "leave"] if is_id(club) => want_post(Endpoint::LeaveClub {
+            club: club.to_string(),
+        }),
         ["v1", "users", user, "albums"] if is_id(user) => want_get(Endpoint::GetUserAlbums {
             user: user.to_string(),
         }),

@@ -1,9 +1,10 @@
 //! Gifts and fan clubs over HTTP: `POST /v1/gifts/{order_id}/decline`,
 //! `GET /v1/users/{user}/gifts`, `POST /v1/clubs`, `POST /v1/clubs/{id}/join|leave`,
-//! `GET /v1/clubs?artist_id=…` and `GET /v1/charts/clubs?artist_id=…&window=…`. Rules in
-//! `ledger::clubs` and `ledger::owned`; this file maps them to HTTP.
+//! `GET /v1/clubs?artist_id=…` and `GET /v1/charts/clubs?artist_id=…&window=…` (routed by
+//! `http::router` like every endpoint). Rules in `ledger::clubs` and `ledger::owned`; this
+//! file maps them to HTTP.
 
-use http::{Method, Response, StatusCode};
+use http::{Response, StatusCode};
 
 use crate::http::app::App;
 use crate::http::problem::ApiError;
@@ -11,93 +12,6 @@ use crate::http::respond::{Body, json_text};
 use crate::ledger::time::format_rfc3339;
 use crate::ledger::{FieldError, Gift, Window, club_name};
 use crate::license::{Denied, Scope, VerifiedToken};
-
-/// A route of this module.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FanRoute {
-    /// `POST /v1/gifts/{order_id}/decline`.
-    DeclineGift(String),
-    /// `GET /v1/users/{user}/gifts`.
-    UserGifts(String),
-    /// `POST /v1/clubs`.
-    CreateClub,
-    /// `GET /v1/clubs?artist_id=…`.
-    ListClubs,
-    /// `POST /v1/clubs/{id}/join`.
-    JoinClub(String),
-    /// `POST /v1/clubs/{id}/leave`.
-    LeaveClub(String),
-    /// `GET /v1/charts/clubs?artist_id=…&window=…`.
-    ClubChart,
-}
-
-impl FanRoute {
-    /// Whether anyone may ask (no token).
-    pub fn is_public(&self) -> bool {
-        matches!(self, FanRoute::ListClubs | FanRoute::ClubChart)
-    }
-
-    /// Whether it is a `POST` (body read, request id logged).
-    pub fn changes_state(&self) -> bool {
-        !matches!(
-            self,
-            FanRoute::UserGifts(_) | FanRoute::ListClubs | FanRoute::ClubChart
-        )
-    }
-
-    /// A short name for metrics labels.
-    pub fn name(&self) -> &'static str {
-        match self {
-            FanRoute::DeclineGift(_) => "decline_gift",
-            FanRoute::UserGifts(_) => "user_gifts",
-            FanRoute::CreateClub => "create_club",
-            FanRoute::ListClubs => "list_clubs",
-            FanRoute::JoinClub(_) => "join_club",
-            FanRoute::LeaveClub(_) => "leave_club",
-            FanRoute::ClubChart => "club_chart",
-        }
-    }
-}
-
-/// Routes the paths of this module (`parts`: the path split at `/` after the leading one);
-/// None when the path is not one of them. The method is the router's to check
-/// ([`FanRoute::changes_state`]), except that `/v1/clubs` takes both.
-pub fn route(method: &Method, parts: &[&str]) -> Option<FanRoute> {
-    let id = |s: &str| crate::ledger::purchase::check_identifier(s).is_ok();
-    Some(match parts {
-        ["v1", "gifts", order, "decline"] if id(order) => {
-            FanRoute::DeclineGift((*order).to_owned())
-        }
-        ["v1", "users", user, "gifts"] if id(user) => FanRoute::UserGifts((*user).to_owned()),
-        ["v1", "clubs"] if method == Method::POST => FanRoute::CreateClub,
-        ["v1", "clubs"] => FanRoute::ListClubs,
-        ["v1", "clubs", club, "join"] if id(club) => FanRoute::JoinClub((*club).to_owned()),
-        ["v1", "clubs", club, "leave"] if id(club) => FanRoute::LeaveClub((*club).to_owned()),
-        ["v1", "charts", "clubs"] => FanRoute::ClubChart,
-        _ => return None,
-    })
-}
-
-/// Runs a route of this module.
-pub async fn dispatch(
-    app: &App,
-    route: FanRoute,
-    token: Option<&VerifiedToken>,
-    query: Option<&str>,
-    body: &[u8],
-    request_id: &str,
-) -> Result<Response<Body>, ApiError> {
-    let token = || token.ok_or(ApiError::TokenMissing);
-    match route {
-        FanRoute::DeclineGift(order) => decline(app, token()?, &order, request_id).await,
-        FanRoute::UserGifts(user) => gifts(app, token()?, &user).await,
-        FanRoute::CreateClub => create_club(app, token()?, body).await,
-        FanRoute::ListClubs => list_clubs(app, query).await,
-        FanRoute::JoinClub(club) => membership(app, token()?, &club, true).await,
-        FanRoute::LeaveClub(club) => membership(app, token()?, &club, false).await,
-        FanRoute::ClubChart => club_chart(app, query).await,
-    }
-}
 
 /// The user an account token speaks for: only the account service's tokens count (as for
 /// nameplates), never an `account` token under encore's own issuer.
@@ -154,7 +68,11 @@ fn gift_json(app: &App, gift: &Gift, received: bool) -> serde_json::Value {
     })
 }
 
-async fn gifts(app: &App, token: &VerifiedToken, user: &str) -> Result<Response<Body>, ApiError> {
+pub async fn gifts(
+    app: &App,
+    token: &VerifiedToken,
+    user: &str,
+) -> Result<Response<Body>, ApiError> {
     if token.claims().scope != Scope::Store && account_user(app, token)? != user {
         return Err(ApiError::Denied(Denied::NotYourLibrary));
     }
@@ -175,7 +93,7 @@ async fn gifts(app: &App, token: &VerifiedToken, user: &str) -> Result<Response<
     ))
 }
 
-async fn decline(
+pub async fn decline(
     app: &App,
     token: &VerifiedToken,
     order_id: &str,
@@ -231,7 +149,7 @@ fn membership_json(m: &crate::ledger::Membership) -> serde_json::Value {
     })
 }
 
-async fn create_club(
+pub async fn create_club(
     app: &App,
     token: &VerifiedToken,
     body: &[u8],
@@ -268,7 +186,7 @@ async fn create_club(
     Ok(ok_json(StatusCode::CREATED, &membership_json(&m)))
 }
 
-async fn membership(
+pub async fn membership(
     app: &App,
     token: &VerifiedToken,
     club: &str,
@@ -284,7 +202,7 @@ async fn membership(
     Ok(ok_json(StatusCode::OK, &membership_json(&m)))
 }
 
-async fn list_clubs(app: &App, query: Option<&str>) -> Result<Response<Body>, ApiError> {
+pub async fn list_clubs(app: &App, query: Option<&str>) -> Result<Response<Body>, ApiError> {
     let artist = artist_param(query)?;
     let clubs: Vec<_> = app
         .ledger
@@ -301,7 +219,7 @@ async fn list_clubs(app: &App, query: Option<&str>) -> Result<Response<Body>, Ap
 }
 
 /// Clubs ranked by copies of the artist's albums their members bought while members.
-async fn club_chart(app: &App, query: Option<&str>) -> Result<Response<Body>, ApiError> {
+pub async fn club_chart(app: &App, query: Option<&str>) -> Result<Response<Body>, ApiError> {
     let artist = artist_param(query)?;
     let window = match query_param(query, "window") {
         None => Window::Week,
