@@ -64,6 +64,9 @@ pub(super) async fn dispatch(
         Endpoint::Fans(route) => {
             ops::fans::dispatch(app, route, who.token().ok(), query, &body, request_id).await
         }
+        Endpoint::Offline(route) => {
+            ops::offline::dispatch(app, route, who.token()?, &body, request_id).await
+        }
         Endpoint::EdgeAuthorize => ops::edge::authorize(app, &head.headers),
         Endpoint::GetUserAlbums { user } => ops::sales::user_albums(app, who.token()?, &user).await,
         Endpoint::GetManifest {

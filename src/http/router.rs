@@ -119,6 +119,8 @@ pub enum Endpoint {
     GetChart,
     /// Gifts and fan clubs (`ops::fans`).
     Fans(crate::http::ops::fans::FanRoute),
+    /// Devices and offline licenses (`ops::offline`).
+    Offline(crate::http::ops::offline::OfflineRoute),
     /// `GET /v1/users/{user}/albums`.
     GetUserAlbums {
         /// The user.
@@ -185,7 +187,7 @@ impl Endpoint {
     pub fn authorization(&self) -> Authorization {
         match self {
             Endpoint::Fans(r) if r.is_public() => Authorization::Public,
-            Endpoint::Fans(_) => Authorization::Bearer,
+            Endpoint::Fans(_) | Endpoint::Offline(_) => Authorization::Bearer,
             Endpoint::Health
             | Endpoint::Ready
             | Endpoint::Metrics
@@ -234,6 +236,9 @@ impl Endpoint {
         if let Endpoint::Fans(r) = self {
             return r.changes_state();
         }
+        if let Endpoint::Offline(r) = self {
+            return r.changes_state();
+        }
         matches!(
             self,
             Endpoint::CreatePurchase
@@ -279,6 +284,7 @@ impl Endpoint {
         match self {
             Endpoint::Health => "healthz",
             Endpoint::Fans(r) => r.name(),
+            Endpoint::Offline(r) => r.name(),
             Endpoint::Ready => "readyz",
             Endpoint::Metrics => "metrics",
             Endpoint::Jwks => "jwks",
@@ -374,6 +380,11 @@ pub fn route(method: &Method, path: &str) -> Endpoint {
         }
     };
     let is_id = |s: &str| check_identifier(s).is_ok();
+    match crate::http::ops::offline::route(method, &parts) {
+        Ok(Some(r)) => return Endpoint::Offline(r),
+        Ok(None) => {}
+        Err(allow) => return Endpoint::WrongMethod { allow },
+    }
     if let Some(r) = crate::http::ops::fans::route(method, &parts) {
         return match (r.changes_state(), get) {
             (true, _) => want_post(Endpoint::Fans(r)),
