@@ -31,7 +31,10 @@ pub fn run(cmd: DeviceKeyCommand) -> ExitCode {
         DeviceKeyCommand::New { file } => {
             if file.exists() {
                 return fail(
-                    format!("{} exists; a device key is never overwritten", file.display()),
+                    format!(
+                        "{} exists; a device key is never overwritten",
+                        file.display()
+                    ),
                     1,
                 );
             }

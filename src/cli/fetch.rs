@@ -16,12 +16,21 @@ use crate::clock::{Clock, SystemClock};
 #[derive(Args, Debug)]
 pub struct FetchArgs {
     /// Server base URL, e.g. http://127.0.0.1:8080.
-    #[arg(long, env = "ENCORE_SERVER", value_name = "URL",
-          required_unless_present = "from_offline")]
+    #[arg(
+        long,
+        env = "ENCORE_SERVER",
+        value_name = "URL",
+        required_unless_present = "from_offline"
+    )]
     server: Option<String>,
     /// Play token (JWT). Prefer ENCORE_TOKEN: flags are visible to other users in `ps`.
-    #[arg(long, env = "ENCORE_TOKEN", value_name = "JWT", hide_env_values = true,
-          required_unless_present = "from_offline")]
+    #[arg(
+        long,
+        env = "ENCORE_TOKEN",
+        value_name = "JWT",
+        hide_env_values = true,
+        required_unless_present = "from_offline"
+    )]
     token: Option<client::Token>,
     /// Album id.
     #[arg(long, value_name = "ID", required_unless_present = "from_offline")]
@@ -36,7 +45,12 @@ pub struct FetchArgs {
           requires_all = ["device_key", "device_id"])]
     offline: Option<PathBuf>,
     /// Write --track from an offline folder (made by --offline) to --out, with no server.
-    #[arg(long, value_name = "DIR", conflicts_with = "extra", requires = "device_key")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with = "extra",
+        requires = "device_key"
+    )]
     from_offline: Option<PathBuf>,
     /// The device's key file (`encore device-key new FILE`).
     #[arg(long, value_name = "FILE")]

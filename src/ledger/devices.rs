@@ -110,8 +110,17 @@ impl Ledger {
                 .acquire()
                 .await
                 .map_err(LedgerError::from_acquire)?;
-            let result =
-                register_on(&mut conn, self.backend, &id, user, name, public_key, limit, now).await;
+            let result = register_on(
+                &mut conn,
+                self.backend,
+                &id,
+                user,
+                name,
+                public_key,
+                limit,
+                now,
+            )
+            .await;
             discard_if_failed(&mut conn, &result);
             if !result.as_ref().is_err_and(LedgerError::retryable) || attempt == WRITE_ATTEMPTS {
                 return result.map_err(|e| match e {
@@ -171,11 +180,12 @@ impl Ledger {
 
     /// Whether `user` owns `album` now, read from the purchases.
     pub async fn ownership(&self, user: &str, album: &str) -> Result<Ownership, LedgerError> {
-        let rows = sqlx::query("SELECT refunded_at FROM purchases WHERE owner_id = $1 AND album = $2")
-            .bind(user)
-            .bind(album)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query("SELECT refunded_at FROM purchases WHERE owner_id = $1 AND album = $2")
+                .bind(user)
+                .bind(album)
+                .fetch_all(&self.pool)
+                .await?;
         let mut seen = false;
         for row in &rows {
             let refunded: Option<i64> = row.try_get("refunded_at")?;

@@ -33,11 +33,11 @@ mod segment;
 
 use endpoint::{api_url, parse_server};
 pub use extra::fetch_extra;
+use license::request_license_keys;
 pub use offline::{
     JWKS_FILE, LICENSE_FILE, OfflineDownload, OfflineReport, download_offline, open_offline,
     read_device_key,
 };
-use license::request_license_keys;
 use plan::plan;
 use segment::fetch_segment;
 

@@ -199,7 +199,9 @@ fn check_and_open(
     let got = sealed.len() as u64;
     if got != job.bytes {
         return Err(reject(if got > job.bytes {
-            SegmentFault::Long { expected: job.bytes }
+            SegmentFault::Long {
+                expected: job.bytes,
+            }
         } else {
             SegmentFault::Short {
                 expected: job.bytes,
@@ -294,7 +296,15 @@ pub async fn download_offline(
         let what = format!("the manifest of track {track} ({})", f.rendition);
         let url = api_url(
             &base,
-            &["v1", "albums", &f.album, "tracks", &n, &f.rendition, "manifest"],
+            &[
+                "v1",
+                "albums",
+                &f.album,
+                "tracks",
+                &n,
+                &f.rendition,
+                "manifest",
+            ],
         )?;
         let body = transport.get(&url, &what, MAX_JSON_BYTES).await?;
         let manifest: Manifest = parse_json(&body, &what)?;
@@ -304,7 +314,11 @@ pub async fn download_offline(
         std::fs::create_dir_all(&tdir).map_err(|e| files_error(&tdir, e))?;
         for job in &jobs {
             let sealed = transport
-                .get(&job.url, &format!("{} of track {track}", job.slot), job.bytes)
+                .get(
+                    &job.url,
+                    &format!("{} of track {track}", job.slot),
+                    job.bytes,
+                )
                 .await?;
             check_and_open(job, sealed.clone(), &key, &treq)?;
             write_file(&tdir.join(slot_file(job.slot)), &sealed)?;

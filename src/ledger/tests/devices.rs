@@ -61,18 +61,28 @@ async fn from_0006(url: &str) {
     // The purchases are as they were; ownership reads them.
     assert_eq!(ledger.library("u1").await.unwrap().len(), 1);
     assert_eq!(ledger.ownership("u1", "a").await.unwrap(), Ownership::Owned);
-    assert_eq!(ledger.ownership("u2", "a").await.unwrap(), Ownership::Refunded);
+    assert_eq!(
+        ledger.ownership("u2", "a").await.unwrap(),
+        Ownership::Refunded
+    );
     assert_eq!(ledger.ownership("u3", "a").await.unwrap(), Ownership::Never);
     // Two places: the third registration is refused until one is removed.
     let mut ids = Vec::new();
     for name in ["phone", "tablet"] {
-        match ledger.register_device("u1", name, "pk", 2, NOW).await.unwrap() {
+        match ledger
+            .register_device("u1", name, "pk", 2, NOW)
+            .await
+            .unwrap()
+        {
             Registered::Added(d) => ids.push(d.id),
             Registered::Full { .. } => panic!("full too early"),
         }
     }
     assert_eq!(
-        ledger.register_device("u1", "laptop", "pk", 2, NOW).await.unwrap(),
+        ledger
+            .register_device("u1", "laptop", "pk", 2, NOW)
+            .await
+            .unwrap(),
         Registered::Full { limit: 2 }
     );
     // Another user's device is not this user's to see or remove.
@@ -91,7 +101,10 @@ async fn from_0006(url: &str) {
         .collect();
     assert_eq!(listed, [ids[1].clone()]);
     assert!(matches!(
-        ledger.register_device("u1", "laptop", "pk", 2, NOW).await.unwrap(),
+        ledger
+            .register_device("u1", "laptop", "pk", 2, NOW)
+            .await
+            .unwrap(),
         Registered::Added(_)
     ));
     // Offline licenses: recorded, found by their owner only, renewed.
@@ -100,10 +113,18 @@ async fn from_0006(url: &str) {
         .await
         .unwrap();
     assert!(ledger.offline_license("u2", &id).await.unwrap().is_none());
-    ledger.renew_offline_license(&id, NOW + 20, NOW + 5).await.unwrap();
+    ledger
+        .renew_offline_license(&id, NOW + 20, NOW + 5)
+        .await
+        .unwrap();
     let rec = ledger.offline_license("u1", &id).await.unwrap().unwrap();
     assert_eq!(
-        (rec.album.as_str(), rec.device_id.as_str(), rec.issued_at, rec.expires_at),
+        (
+            rec.album.as_str(),
+            rec.device_id.as_str(),
+            rec.issued_at,
+            rec.expires_at
+        ),
         ("a", ids[1].as_str(), NOW, NOW + 20)
     );
     ledger.close().await;

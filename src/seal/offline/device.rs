@@ -26,8 +26,7 @@ impl DevicePublicKey {
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| {
                 OfflineError::Format(
-                    "a device public key is 32 bytes of X25519 in base64url without padding"
-                        .into(),
+                    "a device public key is 32 bytes of X25519 in base64url without padding".into(),
                 )
             })?;
         // The all-zero and other low-order points make every shared secret zero: HPKE

@@ -119,7 +119,9 @@ impl LicenseTerms {
             ));
         }
         if self.expires_at <= self.issued_at {
-            return Err(OfflineError::Format("it expires before it is issued".into()));
+            return Err(OfflineError::Format(
+                "it expires before it is issued".into(),
+            ));
         }
         Ok(())
     }
@@ -335,8 +337,8 @@ pub fn issue_seeded(
         enc: URL_SAFE_NO_PAD.encode(enc.to_bytes()),
         ciphertext: URL_SAFE_NO_PAD.encode(&ciphertext),
     };
-    let payload = serde_json::to_vec(&payload)
-        .map_err(|e| OfflineError::Format(format!("payload: {e}")))?;
+    let payload =
+        serde_json::to_vec(&payload).map_err(|e| OfflineError::Format(format!("payload: {e}")))?;
     let mut signed = SIGNING_CONTEXT.to_vec();
     signed.extend_from_slice(&payload);
     let signature = signer.signing_key().sign(&signed);
@@ -361,7 +363,10 @@ pub fn open(
 ) -> Result<OpenedLicense, OfflineError> {
     let bad = |what: &str| OfflineError::Format(what.to_owned());
     if license.format != FORMAT {
-        return Err(bad(&format!("format {:?}, expected {FORMAT}", license.format)));
+        return Err(bad(&format!(
+            "format {:?}, expected {FORMAT}",
+            license.format
+        )));
     }
     let kid: SigningKid = license
         .kid
@@ -415,8 +420,7 @@ pub fn open(
         device_id: terms.device_id.clone(),
     })?;
     let plaintext = Zeroizing::new(plaintext);
-    let keys: Keys =
-        serde_json::from_slice(&plaintext).map_err(|e| bad(&format!("keys: {e}")))?;
+    let keys: Keys = serde_json::from_slice(&plaintext).map_err(|e| bad(&format!("keys: {e}")))?;
     Ok(OpenedLicense {
         terms,
         keys: keys.keys,

@@ -27,12 +27,19 @@ fn terms() -> LicenseTerms {
 
 fn keys() -> Vec<OfflineKey> {
     let mut out = Vec::new();
-    for (track, rendition, fill) in [(1, "lossless", 0x11u8), (1, "preview", 0x22), (2, "lossless", 0x33)]
-    {
+    for (track, rendition, fill) in [
+        (1, "lossless", 0x11u8),
+        (1, "preview", 0x22),
+        (2, "lossless", 0x33),
+    ] {
         let mut id = [0u8; 16];
         id[15] = fill;
         let id: KeyId = hex::encode(id).parse().unwrap();
-        out.push(OfflineKey::of(track, rendition, &ContentKey::from_bytes(id, [fill; 32])));
+        out.push(OfflineKey::of(
+            track,
+            rendition,
+            &ContentKey::from_bytes(id, [fill; 32]),
+        ));
     }
     out
 }
@@ -118,7 +125,9 @@ fn device_key_files_round_trip_and_refuse_a_mismatched_x() {
     let jwk = device.to_jwk();
     let back = DeviceSecret::from_jwk(&jwk).unwrap();
     assert_eq!(back.public(), device.public());
-    assert!(!format!("{device:?}").contains(&*URL_SAFE_NO_PAD.encode(device.hpke_private().to_bytes())));
+    assert!(
+        !format!("{device:?}").contains(&*URL_SAFE_NO_PAD.encode(device.hpke_private().to_bytes()))
+    );
     let other = DeviceSecret::generate().unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&jwk).unwrap();
     v["x"] = other.public().to_string().into();
@@ -183,7 +192,10 @@ fn the_recorded_vector_is_reproduced_and_opens() {
         std::fs::write(path, &made).unwrap();
         return;
     }
-    assert_eq!(made, VECTOR, "run with ENCORE_WRITE_VECTOR=1 after a format change");
+    assert_eq!(
+        made, VECTOR,
+        "run with ENCORE_WRITE_VECTOR=1 after a format change"
+    );
     let v: serde_json::Value = serde_json::from_str(VECTOR).unwrap();
     let device = DeviceSecret::from_jwk(&v["device_jwk"].to_string()).unwrap();
     let license: SignedLicense = serde_json::from_value(v["license"].clone()).unwrap();
