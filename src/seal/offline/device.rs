@@ -31,14 +31,13 @@ impl DevicePublicKey {
             })?;
         // The all-zero and other low-order points make every shared secret zero: HPKE
         // refuses them when sealing, so refuse them at registration.
-        let pk = <Kem as hpke::Kem>::PublicKey::from_bytes(&bytes)
+        <Kem as hpke::Kem>::PublicKey::from_bytes(&bytes)
             .map_err(|e| OfflineError::Format(format!("device public key: {e}")))?;
         if bytes.iter().all(|&b| b == 0) {
             return Err(OfflineError::Format(
                 "the device public key is all zeros".into(),
             ));
         }
-        drop(pk);
         Ok(Self(bytes))
     }
 
