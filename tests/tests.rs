@@ -25,6 +25,7 @@ mod keys_cluster;
 mod layout;
 mod ledger_faults;
 mod objectstore;
+mod offline;
 mod purchases;
 mod reload;
 mod rerun;

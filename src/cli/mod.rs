@@ -1,5 +1,6 @@
 //! The `encore` command line: parses flags (with env fallbacks), loads the config, dispatches.
 
+mod device_key;
 mod edge_config;
 mod fetch;
 mod ingest;
@@ -39,6 +40,9 @@ enum Command {
     Fetch(fetch::FetchArgs),
     /// Print the nginx configuration of a CDN edge, with its own `edge` token.
     EdgeConfig(edge_config::EdgeConfigArgs),
+    /// Make a device key for offline licenses (players, tests).
+    #[command(subcommand)]
+    DeviceKey(device_key::DeviceKeyCommand),
 }
 
 /// Flags shared by every subcommand that reads the config.
@@ -110,6 +114,7 @@ pub fn main() -> ExitCode {
             Command::Token(cmd) => token::run(cmd),
             Command::Fetch(args) => fetch::run(args).await,
             Command::EdgeConfig(args) => edge_config::run(args),
+            Command::DeviceKey(cmd) => device_key::run(cmd),
         }
     })
 }

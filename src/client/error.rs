@@ -117,6 +117,17 @@ pub enum FetchError {
         /// Which check failed.
         reason: SegmentFault,
     },
+    /// An offline license does not open here (signature, device key, expiry, format).
+    #[error("{0}")]
+    Offline(#[source] crate::seal::offline::OfflineError),
+    /// A file of an offline folder or a device key file cannot be read or written.
+    #[error("{}: {reason}", .path.display())]
+    OfflineFiles {
+        /// The file or folder concerned.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// Writing the output file failed.
     #[error("cannot {action} {}: {source}", .path.display())]
     Output {

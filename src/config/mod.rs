@@ -173,6 +173,11 @@ pub struct RawLedger {
     /// How long the recipient of a gift may decline it (a refund), seconds from the purchase
     /// (default 604800 = 7 days).
     pub gift_decline_seconds: Option<u64>,
+    /// Devices a user may have registered at once for offline licenses (default 5).
+    pub max_devices: Option<u32>,
+    /// Lifetime of an offline license (and of each renewal), seconds (default 2592000 = 30
+    /// days): how long a copy keeps playing after a refund or a removed device at most.
+    pub offline_license_seconds: Option<u64>,
 }
 
 /// Validated `[ledger]` settings.
@@ -194,6 +199,10 @@ pub struct LedgerSettings {
     pub change_feed_retention: std::time::Duration,
     /// How long a gift's recipient may decline it, seconds.
     pub gift_decline_seconds: u64,
+    /// Devices a user may have registered at once.
+    pub max_devices: u32,
+    /// Lifetime of an offline license or renewal, seconds.
+    pub offline_license_seconds: u64,
 }
 
 impl Default for LedgerSettings {
@@ -207,6 +216,8 @@ impl Default for LedgerSettings {
             catch_up: std::time::Duration::from_millis(250),
             change_feed_retention: std::time::Duration::from_secs(86_400),
             gift_decline_seconds: 7 * 86_400,
+            max_devices: 5,
+            offline_license_seconds: 30 * 86_400,
         }
     }
 }
@@ -600,6 +611,22 @@ fn ledger_settings(raw: RawLedger) -> Result<LedgerSettings, ConfigError> {
             problem: "must be more than 0".into(),
         });
     }
+    let max_devices = raw.max_devices.unwrap_or(d.max_devices);
+    if max_devices == 0 {
+        return Err(ConfigError::Invalid {
+            key: "ledger.max_devices",
+            problem: "must be more than 0".into(),
+        });
+    }
+    let offline_license_seconds = raw
+        .offline_license_seconds
+        .unwrap_or(d.offline_license_seconds);
+    if offline_license_seconds == 0 || offline_license_seconds > 366 * 86_400 {
+        return Err(ConfigError::Invalid {
+            key: "ledger.offline_license_seconds",
+            problem: format!("is {offline_license_seconds}; use 1 to 31622400 (366 days)"),
+        });
+    }
     let account_issuer = raw.account_issuer.unwrap_or(d.account_issuer);
     if account_issuer.is_empty() {
         return Err(ConfigError::Invalid {
@@ -618,6 +645,8 @@ fn ledger_settings(raw: RawLedger) -> Result<LedgerSettings, ConfigError> {
         catch_up,
         change_feed_retention,
         gift_decline_seconds: raw.gift_decline_seconds.unwrap_or(d.gift_decline_seconds),
+        max_devices,
+        offline_license_seconds,
     })
 }
 

@@ -72,6 +72,16 @@ pub(super) async fn dispatch(
             ops::fans::membership(app, who.token()?, &club, false).await
         }
         Endpoint::GetClubChart => ops::fans::club_chart(app, query).await,
+        Endpoint::RegisterDevice => {
+            ops::offline::register(app, who.token()?, &body, request_id).await
+        }
+        Endpoint::ListDevices => ops::offline::list(app, who.token()?).await,
+        Endpoint::RemoveDevice { device } => {
+            ops::offline::remove(app, who.token()?, &device, request_id).await
+        }
+        Endpoint::CreateOfflineLicense => {
+            ops::offline::create_license(app, who.token()?, &body, request_id).await
+        }
         Endpoint::EdgeAuthorize => ops::edge::authorize(app, &head.headers),
         Endpoint::GetUserAlbums { user } => ops::sales::user_albums(app, who.token()?, &user).await,
         Endpoint::GetManifest {

@@ -83,7 +83,8 @@ pub fn preflight() -> Response<Body> {
         &[
             (
                 header::ACCESS_CONTROL_ALLOW_METHODS,
-                "GET, HEAD, POST, OPTIONS",
+                // DELETE: a web player removes a device (`DELETE /v1/devices/{id}`).
+                "GET, HEAD, POST, DELETE, OPTIONS",
             ),
             (
                 header::ACCESS_CONTROL_ALLOW_HEADERS,

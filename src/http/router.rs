@@ -143,6 +143,17 @@ pub enum Endpoint {
     },
     /// `GET /v1/charts/clubs?artist_id=…&window=…`.
     GetClubChart,
+    /// `POST /v1/devices`: register a device's public key (`ops::offline`).
+    RegisterDevice,
+    /// `GET /v1/devices`: the caller's devices.
+    ListDevices,
+    /// `DELETE /v1/devices/{device}`.
+    RemoveDevice {
+        /// The device id.
+        device: String,
+    },
+    /// `POST /v1/offline-licenses`: issue or renew a device's offline license.
+    CreateOfflineLicense,
     /// `GET /v1/users/{user}/albums`.
     GetUserAlbums {
         /// The user.
@@ -246,6 +257,10 @@ impl Endpoint {
             | Endpoint::CreateClub
             | Endpoint::JoinClub { .. }
             | Endpoint::LeaveClub { .. }
+            | Endpoint::RegisterDevice
+            | Endpoint::ListDevices
+            | Endpoint::RemoveDevice { .. }
+            | Endpoint::CreateOfflineLicense
             | Endpoint::AdminListKeys
             | Endpoint::AdminRotateSigning
             | Endpoint::AdminRevokeSigning { .. }
@@ -270,6 +285,9 @@ impl Endpoint {
                 | Endpoint::CreateClub
                 | Endpoint::JoinClub { .. }
                 | Endpoint::LeaveClub { .. }
+                | Endpoint::RegisterDevice
+                | Endpoint::RemoveDevice { .. }
+                | Endpoint::CreateOfflineLicense
                 | Endpoint::DevSession
                 | Endpoint::DevPurchase
                 | Endpoint::AdminRotateSigning
@@ -339,6 +357,10 @@ impl Endpoint {
             Endpoint::JoinClub { .. } => "join_club",
             Endpoint::LeaveClub { .. } => "leave_club",
             Endpoint::GetClubChart => "club_chart",
+            Endpoint::RegisterDevice => "register_device",
+            Endpoint::ListDevices => "list_devices",
+            Endpoint::RemoveDevice { .. } => "remove_device",
+            Endpoint::CreateOfflineLicense => "create_offline_license",
             Endpoint::WebAsset { .. } => "web_asset",
             Endpoint::DevStatus => "dev_status",
             Endpoint::DevSession => "dev_session",
@@ -361,8 +383,10 @@ impl Endpoint {
 pub const GET_ALLOW: &str = "GET, HEAD, OPTIONS";
 /// `Allow` of a route that takes a `POST`.
 pub const POST_ALLOW: &str = "POST, OPTIONS";
-/// `Allow` of a collection that is read and added to (`/v1/clubs`).
+/// `Allow` of a collection that is read and added to (`/v1/clubs`, `/v1/devices`).
 pub const GET_POST_ALLOW: &str = "GET, HEAD, POST, OPTIONS";
+/// `Allow` of a resource that is only removed (`/v1/devices/{id}`).
+pub const DELETE_ALLOW: &str = "DELETE, OPTIONS";
 
 fn is_name(s: &str) -> bool {
     !s.is_empty()
@@ -478,6 +502,23 @@ pub fn route(method: &Method, path: &str) -> Endpoint {
         ["v1", "clubs"] => Endpoint::WrongMethod {
             allow: GET_POST_ALLOW,
         },
+        ["v1", "devices"] if method == Method::POST => Endpoint::RegisterDevice,
+        ["v1", "devices"] if get => Endpoint::ListDevices,
+        ["v1", "devices"] => Endpoint::WrongMethod {
+            allow: GET_POST_ALLOW,
+        },
+        ["v1", "devices", device] if is_id(device) => {
+            if method == Method::DELETE {
+                Endpoint::RemoveDevice {
+                    device: device.to_string(),
+                }
+            } else {
+                Endpoint::WrongMethod {
+                    allow: DELETE_ALLOW,
+                }
+            }
+        }
+        ["v1", "offline-licenses"] => want_post(Endpoint::CreateOfflineLicense),
         ["v1", "clubs", club, "join"] if is_id(club) => want_post(Endpoint::JoinClub {
             club: club.to_string(),
         }),

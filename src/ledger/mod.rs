@@ -11,11 +11,13 @@
 //! - [`purchase`]: parsing and validating a purchase body; the idempotency fingerprint.
 //! - [`changes`]: the entitlement change feed and the wake-up that keeps origins in step.
 //! - [`chart`]: chart windows and the cached chart.
+//! - [`devices`]: devices (X25519 public keys) and the offline licenses issued to them.
 //! - [`time`]: RFC 3339 at the edge, Unix seconds inside.
 
 pub mod changes;
 pub mod chart;
 pub mod clubs;
+pub mod devices;
 mod error;
 pub mod library_cache;
 mod owned;

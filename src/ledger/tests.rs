@@ -1,5 +1,6 @@
 //! The ledger's tests, on SQLite and on PostgreSQL.
 
+mod devices;
 mod migration;
 mod postgres;
 

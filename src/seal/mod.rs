@@ -7,9 +7,11 @@
 //! - [`aead`]: the sealed-segment format (`seal`, `open`).
 //! - `wrap`: content keys encrypted under a KEK.
 //! - [`signing`]: Ed25519 token-signing keys and their kids.
+//! - [`offline`]: offline licenses, content keys encrypted to a device with HPKE and signed.
 
 pub mod aead;
 pub mod key;
+pub mod offline;
 #[cfg(test)]
 mod proptests;
 pub mod signing;

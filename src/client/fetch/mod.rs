@@ -6,6 +6,8 @@
 //! - `plan`: the manifest checked against the request; the downloads it lists, in slot order.
 //! - `segment`: one segment downloaded, checked against the plan and opened.
 //! - `endpoint`: the server's URL and the API URLs made from it.
+//! - `offline`: an album's sealed segments and offline license kept in a folder, and one
+//!   track written from it with no server.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -25,12 +27,17 @@ use super::transport::Transport;
 mod endpoint;
 mod extra;
 mod license;
+mod offline;
 mod plan;
 mod segment;
 
 use endpoint::{api_url, parse_server};
 pub use extra::fetch_extra;
 use license::request_license_keys;
+pub use offline::{
+    JWKS_FILE, LICENSE_FILE, OfflineDownload, OfflineReport, download_offline, open_offline,
+    read_device_key,
+};
 use plan::plan;
 use segment::fetch_segment;
 

@@ -12,6 +12,7 @@ pub mod hls;
 pub mod jwks;
 pub mod license;
 pub mod manifest;
+pub mod offline;
 pub mod play_token;
 pub mod purchase;
 pub mod sales;

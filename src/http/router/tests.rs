@@ -194,3 +194,49 @@ fn hls_routes() {
     let key = route(&Method::GET, "/v1/albums/a/tracks/1/high/hls/g00/key");
     assert_eq!(key.name(), "hls_key");
 }
+
+#[test]
+fn routes_devices_and_offline_licenses() {
+    use crate::http::router::{DELETE_ALLOW, GET_POST_ALLOW};
+    assert_eq!(
+        route(&Method::POST, "/v1/devices"),
+        Endpoint::RegisterDevice
+    );
+    assert_eq!(route(&Method::GET, "/v1/devices"), Endpoint::ListDevices);
+    assert_eq!(
+        route(&Method::DELETE, "/v1/devices/dev-0123456789abcdef"),
+        Endpoint::RemoveDevice {
+            device: "dev-0123456789abcdef".into()
+        }
+    );
+    assert_eq!(
+        route(&Method::GET, "/v1/devices/dev-1"),
+        Endpoint::WrongMethod {
+            allow: DELETE_ALLOW
+        }
+    );
+    assert_eq!(
+        route(&Method::PUT, "/v1/devices"),
+        Endpoint::WrongMethod {
+            allow: GET_POST_ALLOW
+        }
+    );
+    assert_eq!(
+        route(&Method::POST, "/v1/offline-licenses"),
+        Endpoint::CreateOfflineLicense
+    );
+    assert_eq!(
+        route(&Method::GET, "/v1/offline-licenses"),
+        Endpoint::WrongMethod { allow: POST_ALLOW }
+    );
+    assert_eq!(
+        route(&Method::OPTIONS, "/v1/devices/dev-1"),
+        Endpoint::Preflight
+    );
+    assert_eq!(
+        route(&Method::DELETE, "/v1/devices/a/b"),
+        Endpoint::NotFound
+    );
+    assert!(route(&Method::DELETE, "/v1/devices/dev-1").changes_state());
+    assert!(!route(&Method::GET, "/v1/devices").changes_state());
+}
