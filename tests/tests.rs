@@ -21,6 +21,8 @@ mod hls;
 mod hygiene;
 mod idle;
 mod integrity;
+mod loudness;
+mod lyrics;
 mod keys_cluster;
 mod layout;
 mod ledger_faults;
