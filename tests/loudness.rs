@@ -8,7 +8,10 @@
 //! oversamples 4x below 96 kHz and 2x at 96 kHz (a 49-tap polyphase FIR, as libebur128): the
 //! same ITU-R BS.1770-4 Annex 2 method with different interpolators, so the figures are
 //! comparable within the Annex's own tolerance; the inter-sample peak source checks that both
-//! find the peak between samples (3 dB over the sample peak there).
+//! find the peak between samples (3 dB over the sample peak there). That source fades in and
+//! out: at a step from silence both interpolators ring, differently by design (on the same
+//! tone starting at full level, 2026-12-05: the true value -0.92 dBTP, the crate -0.81,
+//! ffmpeg -0.3), so a step measures the filters, not the signal, and is not compared.
 
 use std::path::Path;
 use std::process::Command;
@@ -80,7 +83,8 @@ fn make_album(dir: &Path) {
     ]);
     util::ffmpeg(&[
         "-y", "-f", "lavfi", "-i",
-        "aevalsrc=exprs=0.9*sin(2*PI*11025*t+PI/4)|0.9*sin(2*PI*11025*t+PI/4):s=44100:d=6",
+        "aevalsrc=exprs=0.9*sin(2*PI*11025*t+PI/4)|0.9*sin(2*PI*11025*t+PI/4):s=44100:d=6,\
+         afade=t=in:d=0.5,afade=t=out:st=5.5:d=0.5",
         "-c:a", "flac", "-sample_fmt", "s16", &p("04-intersample.flac"),
     ]);
     // A quieter second stereo 48 kHz track for the album comparison (same format as 02).
@@ -128,7 +132,7 @@ async fn loudness_matches_ffmpeg_ebur128_and_is_published() {
     }
     // The inter-sample peak: 0.9 at the crests that fall between samples, 0.636 on them.
     let isp = store.read_track(ALBUM, 4).unwrap().unwrap().loudness.unwrap();
-    assert!(isp.true_peak_dbtp > -1.2, "{isp:?}");
+    assert!((isp.true_peak_dbtp - (-0.915)).abs() <= 0.1, "{isp:?}");
 
     // The album: gated over every track's blocks together. ffmpeg measures one stream, so the
     // comparison is on an album of the two tracks that share a format (its own ingest).

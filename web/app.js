@@ -440,6 +440,7 @@ async function openAlbum(id) {
       ol.append(li);
     }
     renderExtrasList();
+    applyGain(); // the album's gain is known now, before anything plays
     if (state.countdown) clearInterval(state.countdown);
     state.countdown = untilOnSale(a) > 0 ? setInterval(tickCountdown, 1000) : null;
     tickCountdown();
