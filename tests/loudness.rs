@@ -36,12 +36,22 @@ fn ffmpeg_ebur128(inputs: &[&Path]) -> (f64, f64) {
         let pads: String = (0..inputs.len()).map(|i| format!("[{i}:a]")).collect();
         format!("{pads}concat=n={}:v=0:a=1,ebur128=peak=true", inputs.len())
     };
-    args.extend(["-filter_complex".into(), graph, "-f".into(), "null".into(), "-".into()]);
+    args.extend([
+        "-filter_complex".into(),
+        graph,
+        "-f".into(),
+        "null".into(),
+        "-".into(),
+    ]);
     let out = Command::new("ffmpeg")
         .args(&args)
         .output()
         .expect("ffmpeg must be installed (apt-get install ffmpeg; .ci/run installs it)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let log = String::from_utf8_lossy(&out.stderr);
     let summary = &log[log.rfind("Summary:").expect("ebur128 Summary")..];
     let value = |section: &str, key: &str| -> f64 {
@@ -50,7 +60,11 @@ fn ffmpeg_ebur128(inputs: &[&Path]) -> (f64, f64) {
             .lines()
             .find(|l| l.trim_start().starts_with(key))
             .expect(key);
-        line.split_whitespace().nth(1).expect("number").parse().expect("float")
+        line.split_whitespace()
+            .nth(1)
+            .expect("number")
+            .parse()
+            .expect("float")
     };
     (
         value("Integrated loudness:", "I:"),
@@ -63,7 +77,11 @@ fn sox(args: &[&str]) {
         .args(args)
         .output()
         .expect("sox must be installed (apt-get install sox)");
-    assert!(out.status.success(), "sox {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "sox {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// The album: mono 44.1 kHz pink noise, stereo 48 kHz tones and noise, hi-res 96 kHz/24-bit
@@ -72,23 +90,92 @@ fn sox(args: &[&str]) {
 /// that share a format.
 fn make_album(dir: &Path) {
     let p = |n: &str| dir.join(n).to_str().expect("utf-8").to_owned();
-    sox(&["-n", "-r", "44100", "-c", "1", "-b", "16", &p("01-mono.flac"), "synth", "8", "pinknoise", "vol", "0.25"]);
     sox(&[
-        "-n", "-r", "48000", "-c", "2", "-b", "16", &p("02-stereo.flac"), "synth", "8",
-        "sine", "220", "brownnoise", "vol", "0.4", "fade", "q", "1", "8", "2",
+        "-n",
+        "-r",
+        "44100",
+        "-c",
+        "1",
+        "-b",
+        "16",
+        &p("01-mono.flac"),
+        "synth",
+        "8",
+        "pinknoise",
+        "vol",
+        "0.25",
     ]);
     sox(&[
-        "-n", "-r", "96000", "-c", "2", "-b", "24", &p("03-hires.flac"), "synth", "8",
-        "sine", "1000", "pinknoise", "vol", "0.6", "tremolo", "3", "60",
+        "-n",
+        "-r",
+        "48000",
+        "-c",
+        "2",
+        "-b",
+        "16",
+        &p("02-stereo.flac"),
+        "synth",
+        "8",
+        "sine",
+        "220",
+        "brownnoise",
+        "vol",
+        "0.4",
+        "fade",
+        "q",
+        "1",
+        "8",
+        "2",
+    ]);
+    sox(&[
+        "-n",
+        "-r",
+        "96000",
+        "-c",
+        "2",
+        "-b",
+        "24",
+        &p("03-hires.flac"),
+        "synth",
+        "8",
+        "sine",
+        "1000",
+        "pinknoise",
+        "vol",
+        "0.6",
+        "tremolo",
+        "3",
+        "60",
     ]);
     util::ffmpeg(&[
-        "-y", "-f", "lavfi", "-i",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
         "aevalsrc=exprs=0.9*sin(2*PI*11025*t+PI/4)|0.9*sin(2*PI*11025*t+PI/4):s=44100:d=6,\
          afade=t=in:d=0.5,afade=t=out:st=5.5:d=0.5",
-        "-c:a", "flac", "-sample_fmt", "s16", &p("04-intersample.flac"),
+        "-c:a",
+        "flac",
+        "-sample_fmt",
+        "s16",
+        &p("04-intersample.flac"),
     ]);
     // A quieter second stereo 48 kHz track for the album comparison (same format as 02).
-    sox(&["-n", "-r", "48000", "-c", "2", "-b", "16", &p("05-quiet.flac"), "synth", "8", "pinknoise", "vol", "0.08"]);
+    sox(&[
+        "-n",
+        "-r",
+        "48000",
+        "-c",
+        "2",
+        "-b",
+        "16",
+        &p("05-quiet.flac"),
+        "synth",
+        "8",
+        "pinknoise",
+        "vol",
+        "0.08",
+    ]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,7 +186,10 @@ async fn loudness_matches_ffmpeg_ebur128_and_is_published() {
     let out = ws.init_and_ingest();
     assert!(out.status.success(), "{}", util::text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(stdout.contains("loudness measured on 5 track(s)"), "{stdout}");
+    assert!(
+        stdout.contains("loudness measured on 5 track(s)"),
+        "{stdout}"
+    );
 
     let store = ws.store();
     let files = [
@@ -131,7 +221,12 @@ async fn loudness_matches_ffmpeg_ebur128_and_is_published() {
         assert!(10f64.powf(ours.safe_gain_db() / 20.0) * ours.true_peak <= 1.0 + 1e-4);
     }
     // The inter-sample peak: 0.9 at the crests that fall between samples, 0.636 on them.
-    let isp = store.read_track(ALBUM, 4).unwrap().unwrap().loudness.unwrap();
+    let isp = store
+        .read_track(ALBUM, 4)
+        .unwrap()
+        .unwrap()
+        .loudness
+        .unwrap();
     assert!((isp.true_peak_dbtp - (-0.915)).abs() <= 0.1, "{isp:?}");
 
     // The album: gated over every track's blocks together. ffmpeg measures one stream, so the
@@ -142,16 +237,42 @@ async fn loudness_matches_ffmpeg_ebur128_and_is_published() {
     std::fs::copy(dir.join("05-quiet.flac"), dir2.join("02.flac")).unwrap();
     let out = ws2.init_and_ingest();
     assert!(out.status.success(), "{}", util::text(&out));
-    let pair = ws2.store().read_album("pair").unwrap().unwrap().loudness.expect("album loudness");
+    let pair = ws2
+        .store()
+        .read_album("pair")
+        .unwrap()
+        .unwrap()
+        .loudness
+        .expect("album loudness");
     let (i_ff, tp_ff) = ffmpeg_ebur128(&[&dir2.join("01.flac"), &dir2.join("02.flac")]);
     let tracks: Vec<f64> = (1..=2)
-        .map(|n| ws2.store().read_track("pair", n).unwrap().unwrap().loudness.unwrap().integrated_lufs)
+        .map(|n| {
+            ws2.store()
+                .read_track("pair", n)
+                .unwrap()
+                .unwrap()
+                .loudness
+                .unwrap()
+                .integrated_lufs
+        })
         .collect();
-    eprintln!("album: encore I {:.3} TP {:.3}; ffmpeg I {i_ff} TP {tp_ff}; tracks {tracks:?}", pair.integrated_lufs, pair.true_peak_dbtp);
-    assert!((pair.integrated_lufs - i_ff).abs() <= 0.1, "album {pair:?} vs ffmpeg {i_ff}");
-    assert!((pair.true_peak_dbtp - tp_ff).abs() <= 0.1, "album {pair:?} vs ffmpeg {tp_ff}");
+    eprintln!(
+        "album: encore I {:.3} TP {:.3}; ffmpeg I {i_ff} TP {tp_ff}; tracks {tracks:?}",
+        pair.integrated_lufs, pair.true_peak_dbtp
+    );
+    assert!(
+        (pair.integrated_lufs - i_ff).abs() <= 0.1,
+        "album {pair:?} vs ffmpeg {i_ff}"
+    );
+    assert!(
+        (pair.true_peak_dbtp - tp_ff).abs() <= 0.1,
+        "album {pair:?} vs ffmpeg {tp_ff}"
+    );
     let mean = (tracks[0] + tracks[1]) / 2.0;
-    assert!((pair.integrated_lufs - mean).abs() > 0.5, "not an average of LUFS");
+    assert!(
+        (pair.integrated_lufs - mean).abs() > 0.5,
+        "not an average of LUFS"
+    );
 
     // Published: the catalog entry, the manifest, the HLS multivariant playlist.
     let server = TestServer::start(&ws).await;
@@ -167,10 +288,22 @@ async fn loudness_matches_ffmpeg_ebur128_and_is_published() {
     let album = store.read_album(ALBUM).unwrap().unwrap().loudness.unwrap();
     assert_eq!(entry["loudness"]["gain_db"], album.gain_db);
     assert_eq!(entry["loudness"]["reference_lufs"], -18.0);
-    assert_eq!(entry["tracks"][2]["loudness"]["true_peak"], store.read_track(ALBUM, 3).unwrap().unwrap().loudness.unwrap().true_peak);
+    assert_eq!(
+        entry["tracks"][2]["loudness"]["true_peak"],
+        store
+            .read_track(ALBUM, 3)
+            .unwrap()
+            .unwrap()
+            .loudness
+            .unwrap()
+            .true_peak
+    );
     let token = util::token(&ws, "fan", Scope::Play, &[ALBUM]);
     let manifest: serde_json::Value = c
-        .get(format!("{}/v1/albums/{ALBUM}/tracks/1/high/manifest", server.url))
+        .get(format!(
+            "{}/v1/albums/{ALBUM}/tracks/1/high/manifest",
+            server.url
+        ))
         .bearer_auth(&token)
         .send()
         .await
@@ -178,11 +311,19 @@ async fn loudness_matches_ffmpeg_ebur128_and_is_published() {
         .json()
         .await
         .unwrap();
-    let t1 = store.read_track(ALBUM, 1).unwrap().unwrap().loudness.unwrap();
+    let t1 = store
+        .read_track(ALBUM, 1)
+        .unwrap()
+        .unwrap()
+        .loudness
+        .unwrap();
     assert_eq!(manifest["loudness"]["track"]["gain_db"], t1.gain_db);
     assert_eq!(manifest["loudness"]["album"]["gain_db"], album.gain_db);
     let master = c
-        .get(format!("{}/v1/albums/{ALBUM}/tracks/1/master.m3u8", server.url))
+        .get(format!(
+            "{}/v1/albums/{ALBUM}/tracks/1/master.m3u8",
+            server.url
+        ))
         .bearer_auth(&token)
         .send()
         .await
@@ -197,15 +338,30 @@ async fn loudness_matches_ffmpeg_ebur128_and_is_published() {
         )),
         "{master}"
     );
-    assert!(master.contains("DATA-ID=\"org.encore.replaygain.album_peak\""), "{master}");
+    assert!(
+        master.contains("DATA-ID=\"org.encore.replaygain.album_peak\""),
+        "{master}"
+    );
     let parsed = m3u8_rs::parse_playlist_res(master.as_bytes());
-    assert!(matches!(parsed, Ok(m3u8_rs::Playlist::MasterPlaylist(ref m)) if m.session_data.len() == 5), "{parsed:?}");
+    assert!(
+        matches!(parsed, Ok(m3u8_rs::Playlist::MasterPlaylist(ref m)) if m.session_data.len() == 5),
+        "{parsed:?}"
+    );
 
     // A re-run on the unchanged album measures nothing and keeps the figures.
     let again = ws.encore(&["ingest"]);
     let stdout = String::from_utf8_lossy(&again.stdout).to_string();
     assert!(again.status.success(), "{}", util::text(&again));
-    assert!(stdout.contains("0 track(s) packaged, 5 unchanged"), "{stdout}");
-    assert!(stdout.contains("loudness measured on 0 track(s)"), "{stdout}");
-    assert_eq!(store.read_album(ALBUM).unwrap().unwrap().loudness, Some(album));
+    assert!(
+        stdout.contains("0 track(s) packaged, 5 unchanged"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("loudness measured on 0 track(s)"),
+        "{stdout}"
+    );
+    assert_eq!(
+        store.read_album(ALBUM).unwrap().unwrap().loudness,
+        Some(album)
+    );
 }

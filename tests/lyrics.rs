@@ -41,8 +41,15 @@ async fn lyrics_json_lines_hls_subtitles_and_a_bad_lrc_named_at_ingest() {
 
     let out = ws.init_and_ingest();
     let text = util::text(&out);
-    assert_eq!(out.status.code(), Some(1), "a bad .lrc fails the run: {text}");
-    assert!(text.contains("4 track(s) packaged"), "the rest is packaged: {text}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a bad .lrc fails the run: {text}"
+    );
+    assert!(
+        text.contains("4 track(s) packaged"),
+        "the rest is packaged: {text}"
+    );
     assert!(
         text.contains("03.lrc: lyrics not packaged (the track is): not UTF-8 text"),
         "the bad file is named: {text}"
@@ -106,12 +113,15 @@ async fn lyrics_json_lines_hls_subtitles_and_a_bad_lrc_named_at_ingest() {
         ],
         "{body}"
     );
-    let plain = get(format!("/v1/albums/{ALBUM}/tracks/2/lyrics"), Some(listener.clone()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let plain = get(
+        format!("/v1/albums/{ALBUM}/tracks/2/lyrics"),
+        Some(listener.clone()),
+    )
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
     assert_eq!(
         plain,
         "{\"t_ms\":null,\"text\":\"First plain line\"}\n{\"t_ms\":null,\"text\":\"Second plain line\"}\n"
@@ -144,7 +154,11 @@ async fn lyrics_json_lines_hls_subtitles_and_a_bad_lrc_named_at_ingest() {
     match m3u8_rs::parse_playlist_res(master.as_bytes()) {
         Ok(m3u8_rs::Playlist::MasterPlaylist(m)) => {
             assert_eq!(m.alternatives.len(), 1);
-            assert!(m.variants.iter().all(|v| v.subtitles.as_deref() == Some("lyrics")));
+            assert!(
+                m.variants
+                    .iter()
+                    .all(|v| v.subtitles.as_deref() == Some("lyrics"))
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -167,9 +181,18 @@ async fn lyrics_json_lines_hls_subtitles_and_a_bad_lrc_named_at_ingest() {
     .text()
     .await
     .unwrap();
-    assert!(vtt.starts_with("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n"), "{vtt}");
-    assert!(vtt.contains("00:00:02.000 --> 00:00:03.500\nFolded out of yesterday\n"), "{vtt}");
-    assert!(vtt.contains("00:00:05.000 --> 00:00:07.000\nFolded out of yesterday\n"), "{vtt}");
+    assert!(
+        vtt.starts_with("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n"),
+        "{vtt}"
+    );
+    assert!(
+        vtt.contains("00:00:02.000 --> 00:00:03.500\nFolded out of yesterday\n"),
+        "{vtt}"
+    );
+    assert!(
+        vtt.contains("00:00:05.000 --> 00:00:07.000\nFolded out of yesterday\n"),
+        "{vtt}"
+    );
 
     // ffmpeg, as a standard HLS player (the token in the URIs), finds the subtitles stream
     // beside the audio and reads the cues from it. Its HLS demuxer opens subtitle renditions
@@ -179,7 +202,17 @@ async fn lyrics_json_lines_hls_subtitles_and_a_bad_lrc_named_at_ingest() {
         server.url
     );
     let out = ffmpeg_out(&[
-        "-strict", "experimental", "-i", &master_url, "-map", "0:s:0", "-c:s", "webvtt", "-f", "webvtt", "-",
+        "-strict",
+        "experimental",
+        "-i",
+        &master_url,
+        "-map",
+        "0:s:0",
+        "-c:s",
+        "webvtt",
+        "-f",
+        "webvtt",
+        "-",
     ])
     .await;
     let cues = String::from_utf8_lossy(&out.stdout).to_string();
@@ -198,7 +231,18 @@ async fn lyrics_json_lines_hls_subtitles_and_a_bad_lrc_named_at_ingest() {
     assert!(again.status.success(), "{text}");
     assert!(text.contains("0 track(s) packaged, 4 unchanged"), "{text}");
     assert!(text.contains("loudness measured on 0 track(s)"), "{text}");
-    let lyrics = ws.store().read_lyrics(ALBUM, 3).unwrap().expect("lyrics of track 3");
+    let lyrics = ws
+        .store()
+        .read_lyrics(ALBUM, 3)
+        .unwrap()
+        .expect("lyrics of track 3");
     assert_eq!(lyrics.lines[0].text, "café au lait");
-    assert!(ws.store().read_track(ALBUM, 3).unwrap().unwrap().lyrics.is_some());
+    assert!(
+        ws.store()
+            .read_track(ALBUM, 3)
+            .unwrap()
+            .unwrap()
+            .lyrics
+            .is_some()
+    );
 }

@@ -1028,8 +1028,14 @@ async fn web_player_highlights_synced_lyrics_and_levels_loudness() {
     // Levelling: album gain by default, capped by the album's true peak.
     let s = lyrics_state(&c).await;
     assert_eq!(s["gainMode"], "album", "{s:#}");
-    assert!((f(&s, "gain") - capped_gain(&s["album"])).abs() < 1e-9, "{s:#}");
-    assert!(f(&s, "gain") * f(&s["album"], "true_peak") <= 1.0 + 1e-9, "never clips: {s:#}");
+    assert!(
+        (f(&s, "gain") - capped_gain(&s["album"])).abs() < 1e-9,
+        "{s:#}"
+    );
+    assert!(
+        f(&s, "gain") * f(&s["album"], "true_peak") <= 1.0 + 1e-9,
+        "never clips: {s:#}"
+    );
 
     // The preview plays 1 s to 7 s of the track: the line of each second lights up in turn.
     click(&c, ".preview[data-track='1']").await;
@@ -1037,10 +1043,16 @@ async fn web_player_highlights_synced_lyrics_and_levels_loudness() {
         s["mode"] == "preview" && s["current"] == "Line 3 of the paper boats"
     })
     .await;
-    assert!(s["shown"] == true && s["lines"].as_array().is_some_and(|l| l.len() == 10), "{s:#}");
+    assert!(
+        s["shown"] == true && s["lines"].as_array().is_some_and(|l| l.len() == 10),
+        "{s:#}"
+    );
     assert!(s["error"].is_null(), "{s:#}");
     let t = f(&s, "currentTime") + 1.0;
-    assert!((3.0..4.6).contains(&t), "the highlighted line is the one sung now: {s:#}");
+    assert!(
+        (3.0..4.6).contains(&t),
+        "the highlighted line is the one sung now: {s:#}"
+    );
     scroll_to(&c, "#lyrics-box").await;
     shoot(&c, "lyrics.png").await;
     wait_lyrics(&c, "line 5 highlighted", 30, |s| {
@@ -1057,7 +1069,10 @@ async fn web_player_highlights_synced_lyrics_and_levels_loudness() {
     .await;
     let s = lyrics_state(&c).await;
     assert_eq!(s["saved"], "track", "{s:#}");
-    assert!((f(&s, "gain") - capped_gain(&s["track"])).abs() < 1e-9, "{s:#}");
+    assert!(
+        (f(&s, "gain") - capped_gain(&s["track"])).abs() < 1e-9,
+        "{s:#}"
+    );
     c.refresh().await.expect("reload");
     c.wait()
         .for_element(Locator::Css("body[data-ready=true]"))

@@ -204,7 +204,10 @@ pub fn multivariant(variants: &[Variant<'_>], session: &Session, carry: Carry<'_
     let _ = writeln!(out, "#EXT-X-INDEPENDENT-SEGMENTS");
     for (id, value) in &session.data {
         // Values are numbers encore formats: never a quote or a line break.
-        let _ = writeln!(out, "#EXT-X-SESSION-DATA:DATA-ID=\"{id}\",VALUE=\"{value}\"");
+        let _ = writeln!(
+            out,
+            "#EXT-X-SESSION-DATA:DATA-ID=\"{id}\",VALUE=\"{value}\""
+        );
     }
     let subtitles = match &session.subtitles {
         Some(path) => {
@@ -253,7 +256,11 @@ pub fn lyrics_media(album: &str, track: u32, seconds: f64, carry: Carry<'_>) -> 
     let mut out = String::new();
     let _ = writeln!(out, "#EXTM3U");
     let _ = writeln!(out, "#EXT-X-VERSION:{VERSION}");
-    let _ = writeln!(out, "#EXT-X-TARGETDURATION:{}", seconds.ceil().max(1.0) as u64);
+    let _ = writeln!(
+        out,
+        "#EXT-X-TARGETDURATION:{}",
+        seconds.ceil().max(1.0) as u64
+    );
     let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:1");
     let _ = writeln!(out, "#EXT-X-PLAYLIST-TYPE:VOD");
     let _ = writeln!(out, "#EXTINF:{seconds:.6},");
@@ -457,12 +464,17 @@ mod tests {
         assert!(text.contains(
             "#EXT-X-SESSION-DATA:DATA-ID=\"org.encore.replaygain.track_gain\",VALUE=\"-4.20\"\n"
         ));
-        assert!(text.contains("TYPE=SUBTITLES,GROUP-ID=\"lyrics\""), "{text}");
+        assert!(
+            text.contains("TYPE=SUBTITLES,GROUP-ID=\"lyrics\""),
+            "{text}"
+        );
         assert!(text.contains("URI=\"/v1/albums/a/tracks/1/lyrics/index.m3u8\""));
         assert!(text.contains("STABLE-VARIANT-ID=\"high\",SUBTITLES=\"lyrics\"\n"));
         let media = lyrics_media("a", 1, 187.25, Carry::token("t"));
         assert!(media.contains("#EXT-X-TARGETDURATION:188\n"), "{media}");
-        assert!(media.contains("#EXTINF:187.250000,\n/v1/albums/a/tracks/1/lyrics/lyrics.vtt?access_token=t\n"));
+        assert!(media.contains(
+            "#EXTINF:187.250000,\n/v1/albums/a/tracks/1/lyrics/lyrics.vtt?access_token=t\n"
+        ));
         assert!(media.ends_with("#EXT-X-ENDLIST\n"));
     }
 

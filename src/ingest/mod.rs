@@ -347,7 +347,10 @@ async fn album_loudness(
     if tracks.is_empty() {
         return None;
     }
-    if meters.is_empty() && tracks.iter().all(|t| t.loudness.is_some()) && previous_loudness.is_some() {
+    if meters.is_empty()
+        && tracks.iter().all(|t| t.loudness.is_some())
+        && previous_loudness.is_some()
+    {
         return previous_loudness;
     }
     if !settings.loudness {

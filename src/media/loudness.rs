@@ -220,7 +220,10 @@ mod tests {
         assert_eq!(Meter::album(&[&loud, &quiet]).unwrap(), album);
         // The energy mean of -6 and -14 LUFS blocks is -8.4 LUFS (the quiet track is above
         // the relative gate, 10 LU under that mean), not their -10 average.
-        assert!((album.integrated_lufs - (-8.37)).abs() < 0.2, "{album:?} {a} {b}");
+        assert!(
+            (album.integrated_lufs - (-8.37)).abs() < 0.2,
+            "{album:?} {a} {b}"
+        );
         assert!(album.true_peak >= 0.49);
     }
 

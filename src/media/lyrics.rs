@@ -237,9 +237,18 @@ mod tests {
         );
         let vtt = l.webvtt(12_000).unwrap();
         assert!(vtt.starts_with("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n"));
-        assert!(vtt.contains("\n1\n00:00:00.500 --> 00:00:02.750\none\n"), "{vtt}");
-        assert!(vtt.contains("\n2\n00:00:02.750 --> 00:00:04.500\nchorus\n"), "{vtt}");
-        assert!(vtt.contains("\n3\n00:00:10.000 --> 00:00:12.000\nchorus\n"), "{vtt}");
+        assert!(
+            vtt.contains("\n1\n00:00:00.500 --> 00:00:02.750\none\n"),
+            "{vtt}"
+        );
+        assert!(
+            vtt.contains("\n2\n00:00:02.750 --> 00:00:04.500\nchorus\n"),
+            "{vtt}"
+        );
+        assert!(
+            vtt.contains("\n3\n00:00:10.000 --> 00:00:12.000\nchorus\n"),
+            "{vtt}"
+        );
     }
 
     #[test]

@@ -153,7 +153,10 @@ pub fn get(app: &App, album: &str) -> Result<Response<Body>, ApiError> {
         obj.insert("tracks".into(), serde_json::Value::Array(tracks));
         let extras = super::extras::listing(album, &entry.record.extras);
         obj.insert("extras".into(), extras);
-        obj.insert("loudness".into(), loudness_json(entry.record.loudness.as_ref()));
+        obj.insert(
+            "loudness".into(),
+            loudness_json(entry.record.loudness.as_ref()),
+        );
     }
     Ok(json(&value, "public, max-age=30"))
 }

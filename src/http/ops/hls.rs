@@ -299,12 +299,20 @@ fn session(app: &App, album: &str, track: Option<u32>, entitled: &[Entitled]) ->
     let mut session = Session::default();
     let record = track.and_then(|n| entry.tracks.get(&n));
     if let Some(l) = record.and_then(|t| t.loudness) {
-        session.data.push((data_id::TRACK_GAIN, format!("{:.2}", l.gain_db)));
-        session.data.push((data_id::TRACK_PEAK, format!("{:.6}", l.true_peak)));
+        session
+            .data
+            .push((data_id::TRACK_GAIN, format!("{:.2}", l.gain_db)));
+        session
+            .data
+            .push((data_id::TRACK_PEAK, format!("{:.6}", l.true_peak)));
     }
     if let Some(l) = entry.record.loudness {
-        session.data.push((data_id::ALBUM_GAIN, format!("{:.2}", l.gain_db)));
-        session.data.push((data_id::ALBUM_PEAK, format!("{:.6}", l.true_peak)));
+        session
+            .data
+            .push((data_id::ALBUM_GAIN, format!("{:.2}", l.gain_db)));
+        session
+            .data
+            .push((data_id::ALBUM_PEAK, format!("{:.6}", l.true_peak)));
     }
     if !session.data.is_empty() {
         session.data.push((

@@ -77,13 +77,17 @@ pub async fn get(
         // Listed in the track's record but not on this origin's disk: a bucket origin
         // (docs/INGEST.md says lyrics are not published to the bucket yet).
         .ok_or_else(|| {
-            ApiError::NotFound(format!("the lyrics of track {track} are not on this origin"))
+            ApiError::NotFound(format!(
+                "the lyrics of track {track} are not on this origin"
+            ))
         })?;
     match form {
         LyricsForm::JsonLines => {
             let mut body = String::new();
             for line in &lyrics.lines {
-                body.push_str(&serde_json::json!({"t_ms": line.t_ms, "text": line.text}).to_string());
+                body.push_str(
+                    &serde_json::json!({"t_ms": line.t_ms, "text": line.text}).to_string(),
+                );
                 body.push('\n');
             }
             Ok(answer(body, "application/jsonl; charset=utf-8"))

@@ -57,9 +57,7 @@ pub(super) fn settle(
         (None, Some(tag)) => tag.and_then(lyrics::from_tag),
         // Unchanged audio: lyrics that came from its tags are still right; lyrics from an
         // .lrc that is now gone (or bad) are not.
-        (None, None) => stored
-            .clone()
-            .filter(|l| l.source == LyricsSource::Tags),
+        (None, None) => stored.clone().filter(|l| l.source == LyricsSource::Tags),
     };
     if chosen != stored {
         match &chosen {

@@ -254,7 +254,8 @@ fn package_inner(job: &TrackJob<'_>, observer: &dyn Observer) -> Result<TrackOut
         loudness,
         lyrics: None,
     };
-    let (lyrics_failure, _) = lyrics::settle(job, &mut record, Some(reader.tags.lyrics.as_deref()))?;
+    let (lyrics_failure, _) =
+        lyrics::settle(job, &mut record, Some(reader.tags.lyrics.as_deref()))?;
     job.store.write_track(&record).map_err(store_err)?;
     step("done", STEPS);
     Ok(TrackOutcome {
