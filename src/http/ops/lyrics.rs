@@ -74,8 +74,7 @@ pub async fn get(
         .await
         .map_err(|e| ApiError::Internal(format!("lyrics reader: {e}")))?
         .map_err(|e| ApiError::Internal(e.to_string()))?
-        // Listed in the track's record but not on this origin's disk: a bucket origin
-        // (docs/INGEST.md says lyrics are not published to the bucket yet).
+        // Listed in the track's record but not on disk: the store changed under us.
         .ok_or_else(|| {
             ApiError::NotFound(format!(
                 "the lyrics of track {track} are not on this origin"
