@@ -247,6 +247,7 @@ fn publish(data: &Path, albums: usize, location: &encore::config::BucketLocation
                             .expect("track")
                             .expect("track record"),
                         manifests,
+                        lyrics: None,
                     });
                 }
                 let publication = Publication {
