@@ -246,3 +246,58 @@ async fn lyrics_json_lines_hls_subtitles_and_a_bad_lrc_named_at_ingest() {
             .is_some()
     );
 }
+
+/// An MP3 whose ID3v2 tag holds a `SYLT` frame (millisecond times) and a `USLT`: the synced
+/// lyrics win, read with the `id3` crate since symphonia skips the frame.
+#[test]
+fn an_id3_sylt_frame_gives_synced_lyrics() {
+    use id3::TagLike;
+    let ws = Workspace::new();
+    let dir = ws.album_dir("sylt-test");
+    let mp3 = dir.join("01.mp3");
+    util::make_fixture(
+        &mp3,
+        44_100,
+        2,
+        4.0,
+        &["-c:a", "libmp3lame", "-b:a", "128k"],
+    );
+    let mut tag = id3::Tag::read_from_path(&mp3).unwrap_or_else(|_| id3::Tag::new());
+    tag.add_frame(id3::frame::Lyrics {
+        lang: "eng".into(),
+        description: String::new(),
+        text: "an unsynced copy".into(),
+    });
+    tag.add_frame(id3::frame::SynchronisedLyrics {
+        lang: "eng".into(),
+        timestamp_format: id3::frame::TimestampFormat::Ms,
+        content_type: id3::frame::SynchronisedLyricsType::Lyrics,
+        description: String::new(),
+        content: vec![
+            (2500, "Second, written later".into()),
+            (1000, "First in time".into()),
+        ],
+    });
+    tag.write_to_path(&mp3, id3::Version::Id3v24)
+        .expect("write the ID3 tag");
+    let out = ws.init_and_ingest();
+    assert!(out.status.success(), "{}", util::text(&out));
+    let lyrics = ws
+        .store()
+        .read_lyrics("sylt-test", 1)
+        .unwrap()
+        .expect("lyrics");
+    assert!(lyrics.synced, "{lyrics:?}");
+    let got: Vec<(Option<u64>, &str)> = lyrics
+        .lines
+        .iter()
+        .map(|l| (l.t_ms, l.text.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (Some(1000), "First in time"),
+            (Some(2500), "Second, written later")
+        ]
+    );
+}

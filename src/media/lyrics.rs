@@ -153,6 +153,36 @@ pub struct Summary {
     pub lines: usize,
 }
 
+/// Synced lyrics from an ID3v2 `SYLT` frame (symphonia skips the frame, so the `id3` crate
+/// reads it): the first one with millisecond times. `None` when the file has no ID3v2 tag,
+/// no such frame, or one timed in MPEG frames (not converted: rare, and the frame length
+/// differs by layer and rate).
+pub fn from_id3_sylt(path: &std::path::Path) -> Option<Lyrics> {
+    let tag = id3::Tag::read_from_path(path).ok()?;
+    let sylt = tag
+        .synchronised_lyrics()
+        .find(|s| s.timestamp_format == id3::frame::TimestampFormat::Ms && !s.content.is_empty())?;
+    let mut lines: Vec<Line> = sylt
+        .content
+        .iter()
+        .take(MAX_SYLT_LINES)
+        .map(|(ms, text)| Line {
+            t_ms: Some(u64::from(*ms)),
+            text: text.trim().to_string(),
+        })
+        .collect();
+    // Stable: lines at the same time keep the frame's order.
+    lines.sort_by_key(|l| l.t_ms);
+    Some(Lyrics {
+        synced: true,
+        source: LyricsSource::Tags,
+        lines,
+    })
+}
+
+/// The most lines taken from a `SYLT` frame (a song has tens; the frame is a tag's size).
+const MAX_SYLT_LINES: usize = 10_000;
+
 impl Lyrics {
     /// The summary a track record holds.
     pub fn summary(&self) -> Summary {

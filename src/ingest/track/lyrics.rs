@@ -1,5 +1,5 @@
-//! A track's lyrics at ingest: the `.lrc` beside the source (same stem) wins over a lyrics
-//! tag. Read on every run, packaged or not (a few kilobytes of text), so an edited `.lrc`
+//! A track's lyrics at ingest: the `.lrc` beside the source (same stem) wins over an ID3
+//! `SYLT` frame, which wins over a lyrics tag. Read on every run, packaged or not (a few kilobytes of text), so an edited `.lrc`
 //! reaches players without sending the audio back through the encoders; written only when
 //! they changed.
 
@@ -54,7 +54,10 @@ pub(super) fn settle(
     };
     let chosen: Option<Lyrics> = match (from_lrc, tags) {
         (Some(l), _) => Some(l),
-        (None, Some(tag)) => tag.and_then(lyrics::from_tag),
+        // A synced ID3 `SYLT` frame wins over the unsynced lyrics tag.
+        (None, Some(tag)) => {
+            lyrics::from_id3_sylt(&job.path).or_else(|| tag.and_then(lyrics::from_tag))
+        }
         // Unchanged audio: lyrics that came from its tags are still right; lyrics from an
         // .lrc that is now gone (or bad) are not.
         (None, None) => stored.clone().filter(|l| l.source == LyricsSource::Tags),
