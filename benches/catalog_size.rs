@@ -158,6 +158,8 @@ fn generate(data: &Path, albums: usize) {
                 source_samples: u64::from(SEGMENTS) * 264_600,
                 channels: 2,
                 renditions: RENDITIONS.iter().map(|r| (*r).to_string()).collect(),
+                loudness: None,
+                lyrics: None,
             })
             .expect("track json");
             let path = store
@@ -179,6 +181,7 @@ fn generate(data: &Path, albums: usize) {
             tracks: (1..=TRACKS).collect(),
             on_sale_at: None,
             extras: Vec::new(),
+            loudness: None,
         })
         .expect("album json");
         let path = store
@@ -244,6 +247,7 @@ fn publish(data: &Path, albums: usize, location: &encore::config::BucketLocation
                             .expect("track")
                             .expect("track record"),
                         manifests,
+                        lyrics: None,
                     });
                 }
                 let publication = Publication {

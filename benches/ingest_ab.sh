@@ -9,6 +9,8 @@
 # (from /proc/stat; ~0 on a quiet machine) and encore's own "x realtime" figure. On a shared
 # machine compare CPU seconds, and wall seconds only from rounds where "other" is ~0.
 # Used for the cost of the `aac` rendition in docs/PERFORMANCE.md (A = main before it).
+# B_ARGS adds arguments to B's ingest only: `B_ARGS=--no-loudness benches/ingest_ab.sh BIN BIN`
+# measures the loudness pass with one build (PERFORMANCE.md, "Loudness at ingest").
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -19,11 +21,11 @@ trap 'rm -rf "$TMP"' EXIT
 "$A" keys init --keys "$TMP/keys" >/dev/null 2>&1
 HZ=$(getconf CLK_TCK)
 ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
-run() { # BIN JOBS
+run() { # BIN JOBS [EXTRA INGEST ARGS...]
 	local TIMEFORMAT='%R %U %S' t m0 m1 rt
 	rm -rf "$TMP/data"
 	m0=$(ticks)
-	t=$({ time "$1" ingest --media media --keys "$TMP/keys" --data "$TMP/data" --force -j "$2" media/first-light >"$TMP/log" 2>&1; } 2>&1) ||
+	t=$({ time "$1" ingest --media media --keys "$TMP/keys" --data "$TMP/data" --force -j "$2" "${@:3}" media/first-light >"$TMP/log" 2>&1; } 2>&1) ||
 		{ cat "$TMP/log" >&2; return 1; }
 	m1=$(ticks)
 	rt=$(grep -o '[0-9.]*x realtime' "$TMP/log" || true)
@@ -34,7 +36,8 @@ echo "machine: $NPROC CPU(s),$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2
 for ((r = 1; r <= ROUNDS; r++)); do
 	for j in 1 "$NPROC"; do
 		echo "round $r -j $j A: $(run "$A" "$j")"
-		echo "round $r -j $j B: $(run "$B" "$j")"
+		# shellcheck disable=SC2086 # B_ARGS is a list of words
+		echo "round $r -j $j B: $(run "$B" "$j" ${B_ARGS:-})"
 	done
 done
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

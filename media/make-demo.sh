@@ -169,6 +169,22 @@ encode "$work/t2.wav" "$out/02-low-tide.flac" 2 "Low Tide" -c:a flac -compressio
 encode "$work/t3.wav" "$out/03-paper-boats.mp3" 3 "Paper Boats" -c:a libmp3lame -b:a 128k -id3v2_version 3
 encode "$work/t4.wav" "$out/04-long-shadows.ogg" 4 "Long Shadows" -c:a libvorbis -q:a 3
 
+# Synced lyrics for Paper Boats (words written for this demo), an .lrc beside the track.
+cat > "$out/03-paper-boats.lrc" <<'LRC'
+[ti:Paper Boats]
+[ar:Nightjar & Loom]
+[by:encore demo; words written for this demo, free to redistribute]
+[00:00.00]
+[00:02.50]Fold the morning into squares
+[00:06.00]Set it on the gutter stream
+[00:09.50]Every corner holds a name
+[00:13.00]Every crease a half-kept dream
+[00:16.50]Paper boats, paper boats
+[00:20.00]Drifting where the drains run deep
+[00:23.50][00:30.00]Carry what I could not keep
+[00:27.00]Paper boats, paper boats
+LRC
+
 echo "drawing the cover..." >&2
 # A sunrise: night-blue to amber sky, a low sun, a dark sea with light on it.
 font=()
@@ -252,7 +268,7 @@ title = "Photo card: Low Tide"
 EOF
 
 echo "checking..." >&2
-for f in "$out"/0*; do
+for f in "$out"/0*.flac "$out"/0*.mp3 "$out"/0*.ogg; do
   ffprobe -v error -show_entries format=duration:stream=codec_name,sample_rate,channels \
     -of compact=p=0:nk=1 "$f" | tr '\n' ' '
   echo " $(basename "$f")"

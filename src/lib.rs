@@ -8,7 +8,7 @@
 //! - [`crashpoint`]: named SIGKILL points for crash tests.
 //! - [`seal`]: the cryptography: AES-256-GCM segment seals, content-key wrapping, Ed25519 keys.
 //! - [`media`]: the rendition names ([`media::Rendition`]), decode (symphonia), resample,
-//!   encode (FLAC, Opus, AAC), previews, fMP4 muxing.
+//!   encode (FLAC, Opus, AAC), previews, fMP4 muxing, loudness (BS.1770-4), lyrics (LRC).
 //! - [`catalog`]: albums on disk: folder scan, `album.toml`, track order, cover art.
 //! - [`config`]: `encore.toml`, validated, with flags and env layered on top.
 //! - [`store`]: the packaged store: manifests and sealed segments, the segment cache.

@@ -79,6 +79,8 @@ fn add_album(ws: &Workspace, album: &str, tracks: u32, seconds: f64, noise: bool
     .expect("album.toml");
     std::fs::create_dir_all(dir.join("extras")).expect("extras dir");
     std::fs::write(dir.join("extras/letter.pdf"), LETTER).expect("letter");
+    // Track 1 has lyrics: they travel in the publication record.
+    std::fs::write(dir.join("01.lrc"), "[00:00.50]Carried in the bucket\n").expect("lrc");
     for n in 1..=tracks {
         let path = dir.join(format!("{n:02}.flac"));
         if noise {
@@ -269,6 +271,21 @@ async fn an_origin_with_empty_data_plays_a_published_track_bit_exact_and_a_rerun
     ]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(std::fs::read(&letter).expect("letter"), LETTER);
+    // So do the lyrics.
+    let lyrics = reqwest::Client::new()
+        .get(format!(
+            "{}/v1/albums/bucketed/tracks/1/lyrics",
+            remote_origin.url
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("lyrics");
+    assert_eq!(lyrics.status(), StatusCode::OK);
+    assert_eq!(
+        lyrics.text().await.expect("lyrics text"),
+        "{\"t_ms\":500,\"text\":\"Carried in the bucket\"}\n"
+    );
 
     // Nothing changed: nothing is written to the bucket again.
     let again = encore(&ws, &garage, &["ingest"]);

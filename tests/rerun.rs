@@ -21,6 +21,8 @@ fn unchanged_album_is_skipped_and_changed_track_repackaged() {
         "{}",
         util::text(&first)
     );
+    let album_loudness = || ws.store().read_album("rerun").unwrap().unwrap().loudness;
+    let first_loudness = album_loudness().expect("the album's loudness is measured");
 
     let m1 = util::manifest(&ws, "rerun", 1, "lossless");
     let m2 = util::manifest(&ws, "rerun", 2, "high");
@@ -35,12 +37,17 @@ fn unchanged_album_is_skipped_and_changed_track_repackaged() {
     let out = String::from_utf8_lossy(&second.stdout).to_string();
     assert!(second.status.success(), "{}", util::text(&second));
     assert!(out.contains("0 track(s) packaged, 2 unchanged"), "{out}");
+    assert!(
+        out.contains("loudness measured on 0 track(s)"),
+        "an unchanged album measures nothing: {out}"
+    );
     assert_eq!(
         modified(&manifest_path),
         before,
         "an unchanged track's files are not rewritten"
     );
     assert_eq!(util::manifest(&ws, "rerun", 1, "lossless"), m1);
+    assert_eq!(album_loudness(), Some(first_loudness));
 
     // Change track 2's source: only it is re-packaged, under new segment URLs (a new generation).
     util::make_fixture(&dir.join("02.flac"), 44_100, 2, 4.0, &["-c:a", "flac"]);
@@ -48,6 +55,9 @@ fn unchanged_album_is_skipped_and_changed_track_repackaged() {
     let out = String::from_utf8_lossy(&third.stdout).to_string();
     assert!(third.status.success(), "{}", util::text(&third));
     assert!(out.contains("1 track(s) packaged, 1 unchanged"), "{out}");
+    // The album's loudness is gated over both tracks' blocks: the unchanged one is measured
+    // again (decoded, not encoded) for it.
+    assert!(out.contains("loudness measured on 2 track(s)"), "{out}");
     let m2b = util::manifest(&ws, "rerun", 2, "high");
     assert_ne!(
         m2b.generation, m2.generation,

@@ -24,6 +24,8 @@ mod integrity;
 mod keys_cluster;
 mod layout;
 mod ledger_faults;
+mod loudness;
+mod lyrics;
 mod objectstore;
 mod offline;
 mod purchases;

@@ -952,3 +952,133 @@ async fn web_files_and_dev_store() {
         .expect("dev");
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
 }
+
+const LYRICS_ALBUM: &str = "web-lyrics";
+
+/// The lyrics box and the levelling setting, as one JSON value.
+async fn lyrics_state(c: &Client) -> Value {
+    js(
+        c,
+        "const s = window.encore || {}; const a = document.getElementById('audio');
+         const cur = document.querySelector('#lyrics li.current');
+         return {
+           mode: s.mode, currentTime: a.currentTime, paused: a.paused,
+           shown: !document.getElementById('lyrics-box').hidden,
+           lines: Array.from(document.querySelectorAll('#lyrics li')).map((li) => li.textContent),
+           current: cur ? cur.textContent : null, lyricLine: s.lyricLine,
+           gainMode: s.gainMode, gain: s.gain, select: document.getElementById('gain-mode').value,
+           saved: localStorage.getItem('encore.gainMode'),
+           album: s.album ? s.album.loudness : null,
+           track: s.album ? s.album.tracks[0].loudness : null,
+           error: s.error,
+         };",
+    )
+    .await
+}
+
+async fn wait_lyrics(c: &Client, what: &str, secs: u64, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let s = lyrics_state(c).await;
+        if check(&s) {
+            return s;
+        }
+        if tokio::time::Instant::now() > deadline {
+            save_screenshot(c, "failure-lyrics.png").await;
+            panic!("timed out waiting for {what}; state: {s:#}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The gain the page must apply under `l` (a catalog loudness object): the ReplayGain gain,
+/// capped by the true peak.
+fn capped_gain(l: &Value) -> f64 {
+    let g = 10f64.powf(f(l, "gain_db") / 20.0);
+    g.min(1.0 / f(l, "true_peak"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_player_highlights_synced_lyrics_and_levels_loudness() {
+    let ws = util::Workspace::new();
+    let dir = ws.album_dir(LYRICS_ALBUM);
+    std::fs::write(
+        dir.join("album.toml"),
+        "title = \"Paper Boats\"\nartist = \"Tests\"\npreview_seconds = 6\npreview_start = 1\n",
+    )
+    .expect("album.toml");
+    util::make_fixture(&dir.join("01.flac"), 44_100, 2, 10.0, &["-c:a", "flac"]);
+    let lrc: String = (0..10)
+        .map(|i| format!("[00:{i:02}.00]Line {i} of the paper boats\n"))
+        .collect();
+    std::fs::write(dir.join("01.lrc"), lrc).expect("lrc");
+    let out = ws.init_and_ingest();
+    assert!(out.status.success(), "{}", util::text(&out));
+    let server = TestServer::start(&ws).await;
+    let driver = start_chromedriver().await;
+    let c = browser(&driver).await;
+
+    c.goto(&format!("{}/#/album/{LYRICS_ALBUM}", server.url))
+        .await
+        .expect("open the album");
+    c.wait()
+        .for_element(Locator::Css("body[data-ready=true]"))
+        .await
+        .expect("the page starts");
+    // Levelling: album gain by default, capped by the album's true peak.
+    let s = lyrics_state(&c).await;
+    assert_eq!(s["gainMode"], "album", "{s:#}");
+    assert!(
+        (f(&s, "gain") - capped_gain(&s["album"])).abs() < 1e-9,
+        "{s:#}"
+    );
+    assert!(
+        f(&s, "gain") * f(&s["album"], "true_peak") <= 1.0 + 1e-9,
+        "never clips: {s:#}"
+    );
+
+    // The preview plays 1 s to 7 s of the track: the line of each second lights up in turn.
+    click(&c, ".preview[data-track='1']").await;
+    let s = wait_lyrics(&c, "line 3 highlighted", 30, |s| {
+        s["mode"] == "preview" && s["current"] == "Line 3 of the paper boats"
+    })
+    .await;
+    assert!(
+        s["shown"] == true && s["lines"].as_array().is_some_and(|l| l.len() == 10),
+        "{s:#}"
+    );
+    assert!(s["error"].is_null(), "{s:#}");
+    let t = f(&s, "currentTime") + 1.0;
+    assert!(
+        (3.0..4.6).contains(&t),
+        "the highlighted line is the one sung now: {s:#}"
+    );
+    scroll_to(&c, "#lyrics-box").await;
+    shoot(&c, "lyrics.png").await;
+    wait_lyrics(&c, "line 5 highlighted", 30, |s| {
+        s["current"] == "Line 5 of the paper boats"
+    })
+    .await;
+
+    // Track gain chosen in the page: applied, remembered across a reload.
+    js(
+        &c,
+        "const q = document.getElementById('gain-mode'); q.value = 'track';
+         q.dispatchEvent(new Event('change')); return null;",
+    )
+    .await;
+    let s = lyrics_state(&c).await;
+    assert_eq!(s["saved"], "track", "{s:#}");
+    assert!(
+        (f(&s, "gain") - capped_gain(&s["track"])).abs() < 1e-9,
+        "{s:#}"
+    );
+    c.refresh().await.expect("reload");
+    c.wait()
+        .for_element(Locator::Css("body[data-ready=true]"))
+        .await
+        .expect("the page starts again");
+    let s = lyrics_state(&c).await;
+    assert_eq!(s["select"], "track", "{s:#}");
+    c.close().await.expect("close the browser");
+}

@@ -1,6 +1,7 @@
 // encore web player: a grid of covers, the album page (cover, launch countdown, buy form with
 // copies and gifts, nameplate badge, buyer-only extras), demo store (dev only), HLS playback
-// through hls.js (MSE), the sales chart with movement, fan clubs. No framework and no build step: the file is served as it is.
+// through hls.js (MSE) with loudness levelling (track or album gain, never clipping) and
+// synced lyrics, the sales chart with movement, fan clubs. No framework and no build step: the file is served as it is.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
@@ -29,6 +30,10 @@ const state = {
   warnings: [], // non-fatal hls.js errors (it recovered)
   hls: null,
   retried: false,
+  gainMode: 'off', // 'off' | 'track' | 'album': the levelling setting (localStorage)
+  gain: 1, // the linear gain applied now
+  lyrics: null, // {album, track, synced, lines: [{t_ms, text}]} of the track playing
+  lyricLine: -1, // index of the highlighted line
 };
 window.encore = state;
 
@@ -414,6 +419,7 @@ async function openAlbum(id) {
     state.album = a;
     state.extrasShown = [];
     state.extrasFor = null;
+    if (!state.lyrics || state.lyrics.album !== a.id) $('lyrics-box').hidden = true;
     // The album is the page now; the encore link at the top goes back to the covers.
     $('catalog').hidden = true;
     $('album').hidden = false;
@@ -434,6 +440,7 @@ async function openAlbum(id) {
       ol.append(li);
     }
     renderExtrasList();
+    applyGain(); // the album's gain is known now, before anything plays
     if (state.countdown) clearInterval(state.countdown);
     state.countdown = untilOnSale(a) > 0 ? setInterval(tickCountdown, 1000) : null;
     tickCountdown();
@@ -768,6 +775,8 @@ function start(url, mode, track, startAt) {
   hls.on(window.Hls.Events.ERROR, onHlsError);
   hls.loadSource(url);
   hls.attachMedia(audio);
+  ensureGraph();
+  if (!state.lyrics || state.lyrics.track !== track || state.lyrics.album !== state.album.id) loadLyrics(track);
   $('toggle').disabled = false;
   $('seek').disabled = false;
   const title = state.album.tracks.find((t) => t.number === track);
@@ -840,6 +849,111 @@ function switchQuality() {
   state.hls.currentLevel = Number($('quality').value);
 }
 
+// ---------------------------------------------------------------- levelling and lyrics
+
+const GAIN_KEY = 'encore.gainMode';
+let graph = null; // {ctx, gain}: <audio> -> GainNode -> speakers, made on first playback
+
+// Web Audio takes over the element's output once a source is made from it, so the graph is
+// made only when playback starts (a click: browsers let an AudioContext run then).
+function ensureGraph() {
+  if (!graph) {
+    const Ctx = window.AudioContext || window.webkitAudioContext;
+    if (!Ctx) return;
+    const ctx = new Ctx();
+    const gain = ctx.createGain();
+    ctx.createMediaElementSource($('audio')).connect(gain).connect(ctx.destination);
+    graph = { ctx, gain };
+  }
+  if (graph.ctx.state === 'suspended') graph.ctx.resume().catch(() => {});
+  applyGain();
+}
+
+// The gain for track n under the setting: ReplayGain's gain (to -18 LUFS), capped so that
+// the true peak times the gain stays at or under full scale (never clipping).
+function gainFor(n) {
+  const a = state.album;
+  if (!a || state.gainMode === 'off') return 1;
+  const t = a.tracks.find((x) => x.number === n);
+  const l = state.gainMode === 'album' ? a.loudness : t && t.loudness;
+  if (!l) return 1;
+  const g = Math.pow(10, l.gain_db / 20);
+  return l.true_peak > 0 ? Math.min(g, 1 / l.true_peak) : g;
+}
+
+function applyGain() {
+  state.gain = gainFor(state.track);
+  if (graph) graph.gain.gain.value = state.gain;
+}
+
+function setGainMode(mode) {
+  state.gainMode = ['off', 'track', 'album'].includes(mode) ? mode : 'off';
+  $('gain-mode').value = state.gainMode;
+  try {
+    localStorage.setItem(GAIN_KEY, state.gainMode);
+  } catch (_) {
+    // Storage refused (private mode): the setting lasts this page only.
+  }
+  applyGain();
+}
+
+// Loads the lyrics of track n (public catalog says which tracks have some; the text needs a
+// play token, like the preview).
+async function loadLyrics(n) {
+  const box = $('lyrics-box');
+  const a = state.album;
+  const t = a && a.tracks.find((x) => x.number === n);
+  state.lyrics = null;
+  state.lyricLine = -1;
+  $('lyrics').replaceChildren();
+  if (!t || !t.lyrics) {
+    box.hidden = true;
+    return;
+  }
+  try {
+    const token = await playToken(a.id);
+    const resp = await fetch(t.lyrics.url, { headers: { Authorization: 'Bearer ' + token } });
+    if (!resp.ok) throw new ApiError(resp.status, null);
+    const lines = (await resp.text()).split('\n').filter((l) => l).map((l) => JSON.parse(l));
+    if (state.album !== a || state.track !== n) return; // the player moved on meanwhile
+    state.lyrics = { album: a.id, track: n, synced: t.lyrics.synced, lines };
+    const ol = $('lyrics');
+    lines.forEach((l, i) => ol.append(el('li', { 'data-line': i }, l.text || '♪')));
+    $('lyrics-hint').textContent = t.lyrics.synced ? '' : '(not synced)';
+    box.hidden = false;
+    showLyricLine();
+  } catch (e) {
+    box.hidden = true;
+  }
+}
+
+// Seconds into the track being played: the album timeline less the track's start, or the
+// preview clip's time plus where the clip starts in the track.
+function trackTime() {
+  const at = $('audio').currentTime;
+  const t = state.album && state.album.tracks.find((x) => x.number === state.track);
+  if (state.mode === 'full') return at - trackOffset(state.track);
+  if (state.mode === 'preview' && t && t.preview) return at + t.preview.start_seconds;
+  return at;
+}
+
+function showLyricLine() {
+  const l = state.lyrics;
+  if (!l || !l.synced || l.track !== state.track) return;
+  const ms = trackTime() * 1000;
+  let line = -1;
+  l.lines.forEach((x, i) => {
+    if (x.t_ms !== null && x.t_ms <= ms) line = i;
+  });
+  if (line === state.lyricLine) return;
+  state.lyricLine = line;
+  for (const li of document.querySelectorAll('#lyrics li')) {
+    const on = Number(li.dataset.line) === line;
+    li.classList.toggle('current', on);
+    if (on) li.scrollIntoView({ block: 'nearest' });
+  }
+}
+
 function onTime() {
   const audio = $('audio');
   const seek = $('seek');
@@ -854,11 +968,14 @@ function onTime() {
       state.track = n;
       const t = state.album.tracks.find((x) => x.number === n);
       $('now-playing').textContent = t ? t.title : `track ${n}`;
+      applyGain();
+      loadLyrics(n);
     }
     for (const li of document.querySelectorAll('#tracks li')) {
       li.classList.toggle('current', Number(li.dataset.track) === n);
     }
   }
+  showLyricLine();
 }
 
 // ---------------------------------------------------------------- start-up
@@ -877,6 +994,15 @@ async function main() {
     audio.currentTime = Number($('seek').value);
   });
   $('quality').addEventListener('change', switchQuality);
+  let saved = null;
+  try {
+    saved = localStorage.getItem(GAIN_KEY);
+  } catch (_) {
+    saved = null;
+  }
+  // Album gain by default: the page plays albums, whose quiet and loud tracks should stay so.
+  setGainMode(saved || 'album');
+  $('gain-mode').addEventListener('change', () => setGainMode($('gain-mode').value));
   $('signin').addEventListener('click', signIn);
   $('buy-form').addEventListener('submit', buy);
   $('gift-to').addEventListener('input', renderOwnership);

@@ -25,6 +25,9 @@ pub struct IngestArgs {
     /// Re-package tracks even when nothing changed.
     #[arg(long)]
     force: bool,
+    /// Skip the loudness measurement (to measure its cost; the catalog then has no gains).
+    #[arg(long)]
+    no_loudness: bool,
     /// Album folders to package (default: every album under the media folder).
     #[arg(value_name = "ALBUM_DIR")]
     albums: Vec<PathBuf>,
@@ -61,10 +64,12 @@ pub async fn run(args: IngestArgs) -> ExitCode {
         .iter()
         .filter_map(|d| d.file_name().and_then(|n| n.to_str()).map(str::to_owned))
         .collect();
+    let mut settings = config.ingest.clone();
+    settings.loudness = !args.no_loudness;
     let job = IngestJob {
         media_dir: config.media_dir.clone(),
         albums: args.albums,
-        settings: config.ingest.clone(),
+        settings,
         force: args.force,
     };
     // The data folder holds the ledger too: only its owner may enter it (when encore makes it).

@@ -338,6 +338,10 @@ pub struct IngestSettings {
     pub aac_bitrate: u32,
     /// Tracks packaged at once.
     pub parallelism: usize,
+    /// Measure loudness (BS.1770-4) at ingest. On unless `encore ingest --no-loudness`
+    /// (which exists to measure what the pass costs); not part of the fingerprint, since it
+    /// changes no packaged byte.
+    pub loudness: bool,
 }
 
 impl IngestSettings {
@@ -360,6 +364,7 @@ impl Default for IngestSettings {
             // spec's table (a SHOULD), chosen so the Apple rendition is not worse than `high`.
             aac_bitrate: 256_000,
             parallelism: default_parallelism(),
+            loudness: true,
         }
     }
 }
@@ -570,6 +575,7 @@ impl Config {
                 standard_bitrate,
                 aac_bitrate,
                 parallelism,
+                loudness: true,
             },
         })
     }

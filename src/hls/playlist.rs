@@ -164,10 +164,37 @@ pub struct Variant<'a> {
     pub path: String,
 }
 
+/// What a multivariant playlist says besides its variants.
+#[derive(Debug, Clone, Default)]
+pub struct Session {
+    /// `EXT-X-SESSION-DATA` entries: `DATA-ID` and `VALUE` (the gains, docs/HLS.md §3).
+    pub data: Vec<(&'static str, String)>,
+    /// Path of the lyrics' WebVTT media playlist, when the track has lyrics.
+    pub subtitles: Option<String>,
+}
+
+/// `GROUP-ID` of the lyrics' `EXT-X-MEDIA:TYPE=SUBTITLES` rendition.
+pub const LYRICS_GROUP: &str = "lyrics";
+
+/// `EXT-X-SESSION-DATA` `DATA-ID`s of the loudness figures (ReplayGain 2.0, -18 LUFS).
+pub mod data_id {
+    /// Track gain, dB, two decimals.
+    pub const TRACK_GAIN: &str = "org.encore.replaygain.track_gain";
+    /// Track true peak, linear (1.0 = full scale).
+    pub const TRACK_PEAK: &str = "org.encore.replaygain.track_peak";
+    /// Album gain, dB.
+    pub const ALBUM_GAIN: &str = "org.encore.replaygain.album_gain";
+    /// Album true peak, linear.
+    pub const ALBUM_PEAK: &str = "org.encore.replaygain.album_peak";
+    /// The reference level the gains aim at, LUFS.
+    pub const REFERENCE: &str = "org.encore.replaygain.reference_loudness";
+}
+
 /// A multivariant playlist listing `variants` (highest bandwidth first, the order players
 /// start from). Each names its rendition in `STABLE-VARIANT-ID`, an attribute players that do
-/// not know it ignore.
-pub fn multivariant(variants: &[Variant<'_>], carry: Carry<'_>) -> String {
+/// not know it ignore. `session` adds `EXT-X-SESSION-DATA` lines and the lyrics' subtitles
+/// rendition, which every variant then names in `SUBTITLES`.
+pub fn multivariant(variants: &[Variant<'_>], session: &Session, carry: Carry<'_>) -> String {
     let mut rows: Vec<(Bandwidth, &Variant<'_>)> =
         variants.iter().map(|v| (bandwidth(&v.tracks), v)).collect();
     rows.sort_by_key(|r| std::cmp::Reverse(r.0.peak));
@@ -175,13 +202,33 @@ pub fn multivariant(variants: &[Variant<'_>], carry: Carry<'_>) -> String {
     let _ = writeln!(out, "#EXTM3U");
     let _ = writeln!(out, "#EXT-X-VERSION:{VERSION}");
     let _ = writeln!(out, "#EXT-X-INDEPENDENT-SEGMENTS");
+    for (id, value) in &session.data {
+        // Values are numbers encore formats: never a quote or a line break.
+        let _ = writeln!(
+            out,
+            "#EXT-X-SESSION-DATA:DATA-ID=\"{id}\",VALUE=\"{value}\""
+        );
+    }
+    let subtitles = match &session.subtitles {
+        Some(path) => {
+            // DEFAULT=YES with AUTOSELECT: Apple's players show lyrics of an audio-only
+            // stream as they show subtitles; FORCED=NO since they are optional text.
+            let _ = writeln!(
+                out,
+                "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"{LYRICS_GROUP}\",NAME=\"Lyrics\",LANGUAGE=\"und\",DEFAULT=YES,AUTOSELECT=YES,FORCED=NO,URI=\"{}\"",
+                carry.uri(path)
+            );
+            format!(",SUBTITLES=\"{LYRICS_GROUP}\"")
+        }
+        None => String::new(),
+    };
     for (bw, v) in rows {
         let Some(first) = v.tracks.first() else {
             continue;
         };
         let _ = writeln!(
             out,
-            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\",STABLE-VARIANT-ID=\"{}\"",
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\",STABLE-VARIANT-ID=\"{}\"{subtitles}",
             bw.peak,
             bw.average,
             codecs(&first.codec_string),
@@ -189,6 +236,36 @@ pub fn multivariant(variants: &[Variant<'_>], carry: Carry<'_>) -> String {
         );
         let _ = writeln!(out, "{}", carry.uri(&v.path));
     }
+    out
+}
+
+/// `/v1/albums/{album}/tracks/{n}/lyrics/index.m3u8`: the lyrics' subtitles playlist.
+pub fn lyrics_media_path(album: &str, track: u32) -> String {
+    format!("/v1/albums/{album}/tracks/{track}/lyrics/index.m3u8")
+}
+
+/// `/v1/albums/{album}/tracks/{n}/lyrics/lyrics.vtt`: the lyrics as one WebVTT file.
+pub fn lyrics_vtt_path(album: &str, track: u32) -> String {
+    format!("/v1/albums/{album}/tracks/{track}/lyrics/lyrics.vtt")
+}
+
+/// The lyrics' subtitles media playlist: one WebVTT segment as long as the track. One
+/// segment, not one per audio segment: the whole text is a few kilobytes, and a player
+/// fetches it once.
+pub fn lyrics_media(album: &str, track: u32, seconds: f64, carry: Carry<'_>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "#EXTM3U");
+    let _ = writeln!(out, "#EXT-X-VERSION:{VERSION}");
+    let _ = writeln!(
+        out,
+        "#EXT-X-TARGETDURATION:{}",
+        seconds.ceil().max(1.0) as u64
+    );
+    let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:1");
+    let _ = writeln!(out, "#EXT-X-PLAYLIST-TYPE:VOD");
+    let _ = writeln!(out, "#EXTINF:{seconds:.6},");
+    let _ = writeln!(out, "{}", carry.uri(&lyrics_vtt_path(album, track)));
+    let _ = writeln!(out, "#EXT-X-ENDLIST");
     out
 }
 
@@ -361,7 +438,7 @@ mod tests {
                 path: track_media_path("a", 1, "lossless"),
             },
         ];
-        let text = multivariant(&variants, Carry::token("tok"));
+        let text = multivariant(&variants, &Session::default(), Carry::token("tok"));
         let lossless_at = text.find("STABLE-VARIANT-ID=\"lossless\"").unwrap();
         let high_at = text.find("STABLE-VARIANT-ID=\"high\"").unwrap();
         assert!(lossless_at < high_at, "{text}");
@@ -370,6 +447,35 @@ mod tests {
         assert!(text.contains("/v1/albums/a/tracks/1/lossless/index.m3u8?access_token=tok\n"));
         // 500 000 plaintext bytes padded to 500 016, over 10 s.
         assert!(text.contains("BANDWIDTH=400013,"), "{text}");
+    }
+
+    #[test]
+    fn session_data_and_lyrics_rendition_are_announced_to_every_variant() {
+        let high = manifest(1, "high", "opus", &[(441_000, 160_049)]);
+        let variants = [Variant {
+            tracks: vec![&high],
+            path: track_media_path("a", 1, "high"),
+        }];
+        let session = Session {
+            data: vec![(data_id::TRACK_GAIN, "-4.20".into())],
+            subtitles: Some(lyrics_media_path("a", 1)),
+        };
+        let text = multivariant(&variants, &session, Carry::none());
+        assert!(text.contains(
+            "#EXT-X-SESSION-DATA:DATA-ID=\"org.encore.replaygain.track_gain\",VALUE=\"-4.20\"\n"
+        ));
+        assert!(
+            text.contains("TYPE=SUBTITLES,GROUP-ID=\"lyrics\""),
+            "{text}"
+        );
+        assert!(text.contains("URI=\"/v1/albums/a/tracks/1/lyrics/index.m3u8\""));
+        assert!(text.contains("STABLE-VARIANT-ID=\"high\",SUBTITLES=\"lyrics\"\n"));
+        let media = lyrics_media("a", 1, 187.25, Carry::token("t"));
+        assert!(media.contains("#EXT-X-TARGETDURATION:188\n"), "{media}");
+        assert!(media.contains(
+            "#EXTINF:187.250000,\n/v1/albums/a/tracks/1/lyrics/lyrics.vtt?access_token=t\n"
+        ));
+        assert!(media.ends_with("#EXT-X-ENDLIST\n"));
     }
 
     #[test]

@@ -142,6 +142,9 @@ pub(super) async fn dispatch(
             };
             ops::hls::file(app, who.token()?, &place, &head.headers).await
         }
+        Endpoint::Lyrics { album, track, form } => {
+            ops::lyrics::get(app, who.token()?, &album, track, form, playlist_carry()).await
+        }
         Endpoint::WebAsset { file } => ops::web::asset(&file),
         Endpoint::DevStatus => ops::web::status(app),
         Endpoint::DevSession => ops::web::session(app, &body, request_id),

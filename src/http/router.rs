@@ -7,6 +7,17 @@ use crate::ledger::purchase::check_identifier;
 
 pub use crate::app::metrics::SEGMENT_ROUTE;
 
+/// The forms the lyrics of a track are served in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LyricsForm {
+    /// JSON lines (`.../lyrics`).
+    JsonLines,
+    /// The HLS subtitles media playlist (`.../lyrics/index.m3u8`).
+    Playlist,
+    /// WebVTT (`.../lyrics/lyrics.vtt`).
+    WebVtt,
+}
+
 /// Every operation the server knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
@@ -102,6 +113,16 @@ pub enum Endpoint {
         generation: String,
         /// Which file.
         file: HlsFile,
+    },
+    /// `GET /v1/albums/{album}/tracks/{n}/lyrics[/index.m3u8|/lyrics.vtt]`: a track's lyrics
+    /// as JSON lines, or as the HLS subtitles rendition's playlist or WebVTT file.
+    Lyrics {
+        /// Album id.
+        album: String,
+        /// Track number.
+        track: u32,
+        /// Which form.
+        form: LyricsForm,
     },
     /// `GET /v1/edge/authorize`: a CDN edge's check of a player's request (the token and
     /// the original URL in its headers; `ops::edge`).
@@ -248,6 +269,7 @@ impl Endpoint {
             | Endpoint::HlsAlbumMaster { .. }
             | Endpoint::HlsAlbumMedia { .. }
             | Endpoint::HlsFile { .. }
+            | Endpoint::Lyrics { .. }
             | Endpoint::CreatePurchase
             | Endpoint::RefundPurchase { .. }
             | Endpoint::CreatePlayToken
@@ -344,6 +366,18 @@ impl Endpoint {
                 file: HlsFile::Key, ..
             } => "hls_key",
             Endpoint::HlsFile { .. } => "hls_segment",
+            Endpoint::Lyrics {
+                form: LyricsForm::JsonLines,
+                ..
+            } => "lyrics",
+            Endpoint::Lyrics {
+                form: LyricsForm::Playlist,
+                ..
+            } => "hls_lyrics_media",
+            Endpoint::Lyrics {
+                form: LyricsForm::WebVtt,
+                ..
+            } => "hls_lyrics_vtt",
             Endpoint::EdgeAuthorize => "edge_authorize",
             Endpoint::CreatePurchase => "create_purchase",
             Endpoint::RefundPurchase { .. } => "refund_purchase",
@@ -548,6 +582,24 @@ pub fn route(method: &Method, path: &str) -> Endpoint {
                     track,
                 }),
                 None => Endpoint::NotFound,
+            }
+        }
+        ["v1", "albums", album, "tracks", n, "lyrics", rest @ ..]
+            if is_name(album) && rest.len() <= 1 =>
+        {
+            let form = match rest {
+                [] => Some(LyricsForm::JsonLines),
+                ["index.m3u8"] => Some(LyricsForm::Playlist),
+                ["lyrics.vtt"] => Some(LyricsForm::WebVtt),
+                _ => None,
+            };
+            match (track_number(n), form) {
+                (Some(track), Some(form)) => want_get(Endpoint::Lyrics {
+                    album: album.to_string(),
+                    track,
+                    form,
+                }),
+                _ => Endpoint::NotFound,
             }
         }
         ["v1", "albums", album, "tracks", n, rendition, "index.m3u8"]

@@ -57,6 +57,9 @@ pub struct IngestReport {
     pub audio_seconds: f64,
     /// Wall-clock seconds of the run.
     pub wall_seconds: f64,
+    /// Tracks whose loudness this run measured (packaged ones, and unchanged ones whose
+    /// meter a changed album's figure needed).
+    pub tracks_measured: usize,
     /// Everything that failed.
     pub failures: Vec<Failure>,
 }
@@ -79,7 +82,7 @@ impl IngestReport {
     /// The one-paragraph summary printed at the end of `encore ingest`.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "{} album(s): {} track(s) packaged, {} unchanged, {} rendition(s), {:.1} MB sealed, {:.1} s of audio in {:.1} s ({:.1}x realtime)",
+            "{} album(s): {} track(s) packaged, {} unchanged, {} rendition(s), {:.1} MB sealed, {:.1} s of audio in {:.1} s ({:.1}x realtime), loudness measured on {} track(s)",
             self.albums,
             self.tracks_packaged,
             self.tracks_unchanged,
@@ -87,7 +90,8 @@ impl IngestReport {
             self.bytes as f64 / 1e6,
             self.audio_seconds,
             self.wall_seconds,
-            self.realtime_factor()
+            self.realtime_factor(),
+            self.tracks_measured
         );
         if !self.failures.is_empty() {
             s.push_str(&format!("\n{} failure(s):", self.failures.len()));
@@ -155,6 +159,7 @@ pub async fn run(
                 report.renditions += part.renditions;
                 report.bytes += part.bytes;
                 report.audio_seconds += part.audio_seconds;
+                report.tracks_measured += part.tracks_measured;
                 report.failures.extend(part.failures);
             }
             Err(e) => report.failures.push(Failure {
@@ -239,6 +244,7 @@ async fn ingest_album(
         ));
     }
     let mut packaged_tracks = Vec::new();
+    let mut meters = Vec::new();
     let mut embedded_cover = None;
     for (path, task) in tasks {
         match task.await {
@@ -255,6 +261,11 @@ async fn ingest_album(
                 }
                 if embedded_cover.is_none() {
                     embedded_cover = outcome.cover;
+                }
+                report.failures.extend(outcome.lyrics_failure);
+                if let Some(m) = outcome.meter {
+                    report.tracks_measured += 1;
+                    meters.push((outcome.record.track, m));
                 }
                 packaged_tracks.push(outcome.record);
             }
@@ -289,7 +300,23 @@ async fn ingest_album(
             Vec::new()
         }
     };
-    if let Err(e) = write_album_record(&album, &store, &packaged_tracks, embedded_cover, extras) {
+    let loudness = album_loudness(
+        &album,
+        &store,
+        &settings,
+        &mut packaged_tracks,
+        meters,
+        &mut report,
+    )
+    .await;
+    if let Err(e) = write_album_record(
+        &album,
+        &store,
+        &packaged_tracks,
+        embedded_cover,
+        extras,
+        loudness,
+    ) {
         report.failures.push(Failure {
             path: album.dir.clone(),
             reason: e,
@@ -299,12 +326,94 @@ async fn ingest_album(
     report
 }
 
+/// The album's loudness: the previous figure when no track changed (a re-run measures
+/// nothing), else gated over every track's meter together, measuring again (decode only)
+/// the unchanged tracks this run did not package, and filling in track records written
+/// before encore measured loudness.
+async fn album_loudness(
+    album: &Arc<AlbumSource>,
+    store: &Store,
+    settings: &IngestSettings,
+    tracks: &mut [crate::store::TrackRecord],
+    mut meters: Vec<(u32, crate::media::loudness::Meter)>,
+    report: &mut IngestReport,
+) -> Option<crate::media::loudness::Loudness> {
+    let previous = store.read_album(album.id.as_str()).ok().flatten();
+    let mut numbers: Vec<u32> = tracks.iter().map(|t| t.track).collect();
+    numbers.sort_unstable();
+    let previous_loudness = previous
+        .filter(|p| p.tracks == numbers)
+        .and_then(|p| p.loudness);
+    if tracks.is_empty() {
+        return None;
+    }
+    if meters.is_empty()
+        && tracks.iter().all(|t| t.loudness.is_some())
+        && previous_loudness.is_some()
+    {
+        return previous_loudness;
+    }
+    if !settings.loudness {
+        return None;
+    }
+    for record in tracks.iter_mut() {
+        if meters.iter().any(|(n, _)| *n == record.track) {
+            continue;
+        }
+        let Some(source) = album.tracks.iter().find(|t| t.number == record.track) else {
+            continue;
+        };
+        let path = source.path.clone();
+        let measured = tokio::task::spawn_blocking(move || track::measure(&path)).await;
+        let meter = match measured {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => {
+                report.failures.push(Failure {
+                    path: source.path.clone(),
+                    reason: format!("loudness not measured: {e}"),
+                });
+                return None;
+            }
+            Err(e) => {
+                report.failures.push(Failure {
+                    path: source.path.clone(),
+                    reason: format!("loudness worker failed: {e}"),
+                });
+                return None;
+            }
+        };
+        report.tracks_measured += 1;
+        if record.loudness.is_none() {
+            record.loudness = meter.loudness().ok();
+            if let Err(e) = store.write_track(record) {
+                report.failures.push(Failure {
+                    path: source.path.clone(),
+                    reason: format!("track record: {e}"),
+                });
+            }
+        }
+        meters.push((record.track, meter));
+    }
+    let all: Vec<&crate::media::loudness::Meter> = meters.iter().map(|(_, m)| m).collect();
+    match crate::media::loudness::Meter::album(&all) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            report.failures.push(Failure {
+                path: album.dir.clone(),
+                reason: format!("album loudness: {e}"),
+            });
+            None
+        }
+    }
+}
+
 fn write_album_record(
     album: &AlbumSource,
     store: &Store,
     tracks: &[crate::store::TrackRecord],
     embedded: Option<crate::media::decode::EmbeddedPicture>,
     extras: Vec<crate::store::ExtraRecord>,
+    loudness: Option<crate::media::loudness::Loudness>,
 ) -> Result<(), String> {
     let id = album.id.to_string();
     let previous = store.read_album(&id).ok().flatten();
@@ -372,6 +481,7 @@ fn write_album_record(
         tracks: numbers,
         on_sale_at: info.and_then(|i| i.on_sale_at),
         extras,
+        loudness,
     };
     store.write_album(&record).map_err(|e| e.to_string())
 }

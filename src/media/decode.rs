@@ -97,6 +97,8 @@ pub struct Tags {
     pub date: Option<String>,
     /// Track number as written in the file.
     pub track_number: Option<String>,
+    /// Lyrics (ID3 `USLT`, Vorbis `LYRICS`/`UNSYNCEDLYRICS`, MP4 `©lyr`).
+    pub lyrics: Option<String>,
 }
 
 /// An image embedded in a source file.
@@ -523,6 +525,7 @@ fn absorb_metadata(rev: &MetadataRevision, tags: &mut Tags, cover: &mut Option<E
             Some(StandardTagKey::AlbumArtist) => &mut tags.album_artist,
             Some(StandardTagKey::Date) | Some(StandardTagKey::ReleaseDate) => &mut tags.date,
             Some(StandardTagKey::TrackNumber) => &mut tags.track_number,
+            Some(StandardTagKey::Lyrics) => &mut tags.lyrics,
             _ => continue,
         };
         if slot.is_none() && !value.trim().is_empty() {

@@ -1,11 +1,13 @@
 //! Media work: the renditions by name, decode sources to PCM, resample, encode renditions,
-//! cut and mux fMP4 segments.
+//! cut and mux fMP4 segments; measure loudness; parse lyrics.
 
 pub mod aac;
 pub mod decode;
 pub mod encoded;
 pub mod flac;
 pub mod gapless;
+pub mod loudness;
+pub mod lyrics;
 pub mod mp4;
 pub mod opus;
 pub mod pcm;

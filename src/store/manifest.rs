@@ -186,6 +186,13 @@ pub struct TrackRecord {
     pub channels: u16,
     /// Rendition names packaged for this track.
     pub renditions: Vec<String>,
+    /// Loudness of the source (BS.1770-4) and its ReplayGain 2.0 gain; absent in records
+    /// written before encore measured it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loudness: Option<crate::media::loudness::Loudness>,
+    /// The track's lyrics, when it has some (`lyrics.json` beside this record holds them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lyrics: Option<crate::media::lyrics::Summary>,
 }
 
 /// The album as packaged: catalog facts for the server.
@@ -223,6 +230,9 @@ pub struct AlbumRecord {
     /// Buyer-only extras packaged successfully, in `album.toml` order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extras: Vec<ExtraRecord>,
+    /// The album's loudness, gated over all its tracks together, and its album gain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loudness: Option<crate::media::loudness::Loudness>,
 }
 
 /// One sealed buyer-only extra (`src/store/extras.rs`).

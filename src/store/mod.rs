@@ -445,6 +445,40 @@ impl Store {
         read_json(&self.track_dir(album, track)?.join("track.json"))
     }
 
+    /// Writes a track's lyrics (`lyrics.json` beside `track.json`).
+    pub fn write_lyrics(
+        &self,
+        album: &str,
+        track: u32,
+        lyrics: &crate::media::lyrics::Lyrics,
+    ) -> Result<(), StoreError> {
+        write_json(&self.lyrics_path(album, track)?, lyrics)
+    }
+
+    /// Reads a track's lyrics, if it has some.
+    pub fn read_lyrics(
+        &self,
+        album: &str,
+        track: u32,
+    ) -> Result<Option<crate::media::lyrics::Lyrics>, StoreError> {
+        read_json(&self.lyrics_path(album, track)?)
+    }
+
+    /// Removes a track's lyrics (its `.lrc` is gone); none there is no error.
+    pub fn remove_lyrics(&self, album: &str, track: u32) -> Result<(), StoreError> {
+        let path = self.lyrics_path(album, track)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err("remove", &path)(e)),
+        }
+    }
+
+    /// Path of a track's `lyrics.json`.
+    pub fn lyrics_path(&self, album: &str, track: u32) -> Result<PathBuf, StoreError> {
+        Ok(self.track_dir(album, track)?.join("lyrics.json"))
+    }
+
     /// Writes an album's record.
     pub fn write_album(&self, record: &AlbumRecord) -> Result<(), StoreError> {
         write_json(&self.album_dir(&record.album)?.join("album.json"), record)

@@ -78,6 +78,10 @@ pub struct PublishedTrack {
     pub record: TrackRecord,
     /// Rendition name → its manifest object.
     pub manifests: BTreeMap<String, PublishedFile>,
+    /// The track's lyrics (`lyrics.json`), carried in the record: a few kilobytes, and an
+    /// origin needs them with the track's record anyway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lyrics: Option<crate::media::lyrics::Lyrics>,
 }
 
 /// An album's publication record: the album as an origin serves it.
@@ -146,6 +150,7 @@ pub async fn publish_album(
             manifests.insert(name.clone(), PublishedFile { object, sha256 });
         }
         tracks.push(PublishedTrack {
+            lyrics: store.read_lyrics(album, n)?,
             record: track,
             manifests,
         });

@@ -242,6 +242,10 @@ impl Head {
         for t in &self.publication.tracks {
             let dir = store.track_dir(&album.album, t.record.track)?;
             put_copy(&dir.join("track.json"), &to_json(&t.record, &dir)?)?;
+            match &t.lyrics {
+                Some(l) => put_copy(&dir.join("lyrics.json"), &to_json(l, &dir)?)?,
+                None => store.remove_lyrics(&album.album, t.record.track)?,
+            }
         }
         if let (Some(bytes), Some(name)) = (&self.cover, &album.cover) {
             let ext = name.rsplit_once('.').map_or("bin", |(_, e)| e);

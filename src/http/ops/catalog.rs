@@ -31,6 +31,23 @@ fn summary(album: &AlbumHead) -> serde_json::Value {
     })
 }
 
+/// The album's loudness and gain (`null` before it was measured), with the reference level
+/// the gains aim at.
+fn loudness_json(l: Option<&crate::media::loudness::Loudness>) -> serde_json::Value {
+    match l.and_then(|l| serde_json::to_value(l).ok()) {
+        Some(mut v) => {
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert(
+                    "reference_lufs".into(),
+                    crate::media::loudness::REFERENCE_LUFS.into(),
+                );
+            }
+            v
+        }
+        None => serde_json::Value::Null,
+    }
+}
+
 /// Albums a listing page holds when the query does not say.
 pub const DEFAULT_PAGE: usize = 500;
 /// The most albums one listing page holds.
@@ -123,6 +140,12 @@ pub fn get(app: &App, album: &str) -> Result<Response<Body>, ApiError> {
                 "duration_seconds": t.source_samples as f64 / f64::from(t.source_sample_rate.max(1)),
                 "renditions": renditions,
                 "preview": preview.map(|p| serde_json::json!({"start_seconds": p.start_seconds, "seconds": p.seconds})),
+                "loudness": t.loudness,
+                "lyrics": t.lyrics.map(|l| serde_json::json!({
+                    "synced": l.synced,
+                    "lines": l.lines,
+                    "url": format!("/v1/albums/{album}/tracks/{}/lyrics", t.track),
+                })),
             })
         })
         .collect();
@@ -130,6 +153,10 @@ pub fn get(app: &App, album: &str) -> Result<Response<Body>, ApiError> {
         obj.insert("tracks".into(), serde_json::Value::Array(tracks));
         let extras = super::extras::listing(album, &entry.record.extras);
         obj.insert("extras".into(), extras);
+        obj.insert(
+            "loudness".into(),
+            loudness_json(entry.record.loudness.as_ref()),
+        );
     }
     Ok(json(&value, "public, max-age=30"))
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
-use crate::hls::playlist::{self, Carry, Variant};
+use crate::hls::playlist::{self, Carry, Session, Variant};
 use crate::hls::{self, HlsError, HlsFile, HlsKey, KeyContext, SegmentPlace};
 use crate::http::app::App;
 use crate::http::ops::manifest;
@@ -19,6 +19,7 @@ use crate::http::respond::{self, Body};
 use crate::license::{
     Denied, LicenseGrant, SegmentGrant, VerifiedToken, authorize_license, authorize_segment,
 };
+use crate::media::Rendition;
 use crate::seal::SegmentSlot;
 use crate::store::backed::FileBacked;
 use crate::store::cache::DeriveError;
@@ -65,7 +66,8 @@ pub fn track_master(
             .ok_or_else(|| ApiError::NotFound(format!("no track {track} in album {album:?}")))?;
     let entitled = variants(app, token, manifests.into_iter().map(|m| vec![m]))?;
     let entitled: Vec<_> = entitled.into_iter().flatten().collect();
-    Ok(track_master_of(&entitled, carry))
+    let session = session(app, album, Some(track), &entitled);
+    Ok(track_master_of(&entitled, &session, carry))
 }
 
 /// `GET .../tracks/{n}/{rendition}/index.m3u8`: one track's media playlist.
@@ -92,7 +94,8 @@ pub fn album_master(
 ) -> Result<Response<Body>, ApiError> {
     let per_rendition = album_renditions(app, album, None)?;
     let entitled = variants(app, token, per_rendition.into_iter())?;
-    Ok(album_master_of(album, &entitled, carry))
+    let session = session(app, album, None, &[]);
+    Ok(album_master_of(album, &entitled, &session, carry))
 }
 
 /// `GET /v1/albums/{album}/{rendition}/index.m3u8`: every track's media playlist of one
@@ -271,7 +274,7 @@ fn album_renditions(
 
 /// A track's multivariant playlist: one variant per rendition in `entitled` (already narrowed
 /// with [`hls::variant_renditions`]).
-fn track_master_of(entitled: &[Entitled], carry: Carry<'_>) -> Response<Body> {
+fn track_master_of(entitled: &[Entitled], session: &Session, carry: Carry<'_>) -> Response<Body> {
     let variants: Vec<Variant<'_>> = entitled
         .iter()
         .map(|e| Variant {
@@ -279,7 +282,53 @@ fn track_master_of(entitled: &[Entitled], carry: Carry<'_>) -> Response<Body> {
             path: playlist::track_media_path(e.grant.album(), e.grant.track(), e.grant.rendition()),
         })
         .collect();
-    playlist_response(playlist::multivariant(&variants, carry))
+    playlist_response(playlist::multivariant(&variants, session, carry))
+}
+
+/// What a multivariant playlist says beside its variants: the loudness gains as
+/// `EXT-X-SESSION-DATA` (a track's playlist: track and album; an album's: album only, since
+/// its tracks differ), and a track's synced lyrics as a subtitles rendition when the
+/// variants are full renditions (the lyrics' times are the whole track's, not the preview
+/// clip's).
+fn session(app: &App, album: &str, track: Option<u32>, entitled: &[Entitled]) -> Session {
+    use playlist::data_id;
+    let lib = app.library.load();
+    let Some(entry) = lib.album(album) else {
+        return Session::default();
+    };
+    let mut session = Session::default();
+    let record = track.and_then(|n| entry.tracks.get(&n));
+    if let Some(l) = record.and_then(|t| t.loudness) {
+        session
+            .data
+            .push((data_id::TRACK_GAIN, format!("{:.2}", l.gain_db)));
+        session
+            .data
+            .push((data_id::TRACK_PEAK, format!("{:.6}", l.true_peak)));
+    }
+    if let Some(l) = entry.record.loudness {
+        session
+            .data
+            .push((data_id::ALBUM_GAIN, format!("{:.2}", l.gain_db)));
+        session
+            .data
+            .push((data_id::ALBUM_PEAK, format!("{:.6}", l.true_peak)));
+    }
+    if !session.data.is_empty() {
+        session.data.push((
+            data_id::REFERENCE,
+            format!("{:.1}", crate::media::loudness::REFERENCE_LUFS),
+        ));
+    }
+    let full = entitled
+        .iter()
+        .any(|e| !Rendition::names_preview(e.grant.rendition()));
+    if let (Some(t), true) = (record, full)
+        && t.lyrics.is_some_and(|l| l.synced)
+    {
+        session.subtitles = Some(playlist::lyrics_media_path(album, t.track));
+    }
+    session
 }
 
 /// An album's multivariant playlist: per rendition, every track's entitlement (in track
@@ -287,6 +336,7 @@ fn track_master_of(entitled: &[Entitled], carry: Carry<'_>) -> Response<Body> {
 fn album_master_of(
     album: &str,
     per_rendition: &[Vec<Entitled>],
+    session: &Session,
     carry: Carry<'_>,
 ) -> Response<Body> {
     let variants: Vec<Variant<'_>> = per_rendition
@@ -299,7 +349,7 @@ fn album_master_of(
             })
         })
         .collect();
-    playlist_response(playlist::multivariant(&variants, carry))
+    playlist_response(playlist::multivariant(&variants, session, carry))
 }
 
 /// A media playlist of the granted rendition of one track, or of every track of an album.

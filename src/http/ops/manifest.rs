@@ -23,7 +23,14 @@ pub fn get(
     let manifest = lookup(app, album, track, rendition)?;
     let grant = authorize_segment(token, album, track, rendition, &app.revocations)
         .inspect_err(|d| app.metrics.count_denial(d))?;
-    Ok(answer(&manifest, &grant))
+    let loudness = app.library.load().album(album).map(|entry| {
+        serde_json::json!({
+            "reference_lufs": crate::media::loudness::REFERENCE_LUFS,
+            "track": entry.tracks.get(&track).and_then(|t| t.loudness),
+            "album": entry.record.loudness,
+        })
+    });
+    Ok(answer(&manifest, &grant, loudness))
 }
 
 /// The manifest of `rendition` of `track` in `album` in the catalog now, or 404.
@@ -52,7 +59,11 @@ pub fn segment_url(m: &RenditionManifest, file: &str) -> String {
 }
 
 /// Answers with `m`, the manifest of the rendition the grant covers.
-fn answer(m: &RenditionManifest, grant: &SegmentGrant) -> Response<Body> {
+fn answer(
+    m: &RenditionManifest,
+    grant: &SegmentGrant,
+    loudness: Option<serde_json::Value>,
+) -> Response<Body> {
     let rate = f64::from(m.sample_rate.max(1));
     let segments: Vec<_> = m
         .segments
@@ -86,6 +97,10 @@ fn answer(m: &RenditionManifest, grant: &SegmentGrant) -> Response<Body> {
     });
     if let (Some(bits), Some(fields)) = (m.decoded_bits_per_sample(), body.as_object_mut()) {
         fields.insert("bits_per_sample".into(), bits.into());
+    }
+    // The source's loudness (the same for every rendition of the track) and the album's.
+    if let (Some(l), Some(fields)) = (loudness, body.as_object_mut()) {
+        fields.insert("loudness".into(), l);
     }
     // Manifests change when a track is re-packaged: short-lived, unlike the segments they name.
     let cc = match grant.audience() {

@@ -11,6 +11,7 @@ pub mod health;
 pub mod hls;
 pub mod jwks;
 pub mod license;
+pub mod lyrics;
 pub mod manifest;
 pub mod offline;
 pub mod play_token;

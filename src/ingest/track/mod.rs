@@ -16,10 +16,12 @@ use crate::keys::Keyring;
 use crate::media::Rendition;
 use crate::media::decode::{self, DecodeError, EmbeddedPicture};
 use crate::media::flac::{self, LosslessInput};
+use crate::media::loudness::Meter;
 use crate::media::pcm::SourceSamples;
 use crate::seal::ContentKey;
 use crate::store::{MANIFEST_FORMAT, RenditionManifest, Store, TrackRecord, new_generation};
 
+mod lyrics;
 mod pipeline;
 mod preview_clip;
 mod writer;
@@ -105,6 +107,11 @@ pub struct TrackOutcome {
     pub renditions_written: usize,
     /// Cover art found in the file.
     pub cover: Option<EmbeddedPicture>,
+    /// The loudness meter's state when this run measured the track (the album's figure is
+    /// gated over every track's blocks together).
+    pub meter: Option<Meter>,
+    /// A bad `.lrc` beside the track (the track itself is packaged).
+    pub lyrics_failure: Option<crate::ingest::Failure>,
 }
 
 const STEPS: u64 = 3;
@@ -170,7 +177,12 @@ fn package_inner(job: &TrackJob<'_>, observer: &dyn Observer) -> Result<TrackOut
         })
     {
         let seconds = existing.source_samples as f64 / f64::from(existing.source_sample_rate.max(1));
-        return Ok(TrackOutcome { record: existing, packaged: false, audio_seconds: seconds, bytes_written: 0, renditions_written: 0, cover: None });
+        let mut record = existing;
+        let (lyrics_failure, changed) = lyrics::settle(job, &mut record, None)?;
+        if changed {
+            job.store.write_track(&record).map_err(store_err)?;
+        }
+        return Ok(TrackOutcome { record, packaged: false, audio_seconds: seconds, bytes_written: 0, renditions_written: 0, cover: None, meter: None, lyrics_failure });
     }
 
     step("encoding", 1);
@@ -200,7 +212,16 @@ fn package_inner(job: &TrackJob<'_>, observer: &dyn Observer) -> Result<TrackOut
     }
     step("sealing", 2);
     let frames = reader.frames_read();
-    let written = pipeline.finish(frames)?;
+    let (written, mut meter) = pipeline.finish(frames)?;
+    let loudness = match &mut meter {
+        Some(m) => {
+            let l = m.loudness().map_err(|x| encode_err(job, x.to_string()))?;
+            m.keep_for_album()
+                .map_err(|x| encode_err(job, x.to_string()))?;
+            Some(l)
+        }
+        None => None,
+    };
 
     let title = job
         .title_override
@@ -211,7 +232,7 @@ fn package_inner(job: &TrackJob<'_>, observer: &dyn Observer) -> Result<TrackOut
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default()
         });
-    let record = TrackRecord {
+    let mut record = TrackRecord {
         format: MANIFEST_FORMAT,
         album: job.album.to_string(),
         track: job.track,
@@ -230,7 +251,11 @@ fn package_inner(job: &TrackJob<'_>, observer: &dyn Observer) -> Result<TrackOut
             .iter()
             .map(|r| r.as_str().to_owned())
             .collect(),
+        loudness,
+        lyrics: None,
     };
+    let (lyrics_failure, _) =
+        lyrics::settle(job, &mut record, Some(reader.tags.lyrics.as_deref()))?;
     job.store.write_track(&record).map_err(store_err)?;
     step("done", STEPS);
     Ok(TrackOutcome {
@@ -240,7 +265,25 @@ fn package_inner(job: &TrackJob<'_>, observer: &dyn Observer) -> Result<TrackOut
         bytes_written: written,
         renditions_written: Rendition::ALL.len(),
         cover: reader.cover.take(),
+        meter,
+        lyrics_failure,
     })
+}
+
+/// Measures a source's loudness alone (decode and meter, no encoder): for a track this run
+/// did not package whose meter the album's figure needs. CPU-bound: a blocking thread.
+pub fn measure(path: &std::path::Path) -> Result<Meter, TrackError> {
+    let mut reader = decode::open(path)?;
+    let e = |x: crate::media::loudness::LoudnessError| TrackError::Encode {
+        path: path.to_path_buf(),
+        reason: x.to_string(),
+    };
+    let mut meter = Meter::new(reader.channels, reader.sample_rate).map_err(e)?;
+    while let Some(chunk) = reader.next_chunk()? {
+        meter.push(chunk.float).map_err(e)?;
+    }
+    meter.keep_for_album().map_err(e)?;
+    Ok(meter)
 }
 
 fn encode_err(job: &TrackJob<'_>, reason: String) -> TrackError {

@@ -9,6 +9,7 @@ use crate::media::aac::AacEncoder;
 use crate::media::decode;
 use crate::media::encoded::CodedFrames;
 use crate::media::flac::{self, FlacEncoder, LosslessInput};
+use crate::media::loudness::Meter;
 use crate::media::opus::OpusEncoder;
 use crate::media::resample::{self, StreamResampler};
 use crate::media::{Rendition, aac};
@@ -47,6 +48,7 @@ pub(super) struct Pipeline<'j> {
     aac_input: AacInput,
     aac: AacEncoder,
     preview: PreviewCapture,
+    loudness: Option<Meter>,
     preview_key: &'j ContentKey,
     generation: &'j str,
     lossless_out: RenditionWriter<'j>,
@@ -104,6 +106,11 @@ impl<'j> Pipeline<'j> {
                 job.preview_start,
                 job.preview_seconds,
             ),
+            loudness: if job.settings.loudness {
+                Some(Meter::new(channels, rate).map_err(|x| e(x.to_string()))?)
+            } else {
+                None
+            },
             preview_key: key_for(Rendition::Preview),
             generation,
             lossless_out: writer(Rendition::Lossless, rate)?,
@@ -122,6 +129,11 @@ impl<'j> Pipeline<'j> {
             .push(&self.ints, &mut self.coded)
             .map_err(|x| e(x.to_string()))?;
         self.lossless_out.take(&mut self.coded)?;
+        // The source's own samples at its own rate: what BS.1770 measures and what ffmpeg's
+        // ebur128 filter would read from the same file.
+        if let Some(meter) = &mut self.loudness {
+            meter.push(float).map_err(|x| e(x.to_string()))?;
+        }
 
         self.pcm48.clear();
         self.to48
@@ -172,9 +184,10 @@ impl<'j> Pipeline<'j> {
     }
 
     /// Flushes every encoder, writes each rendition's last segments, init segment and
-    /// manifest (in [`Rendition::ALL`]'s order), and returns the sealed bytes written.
+    /// manifest (in [`Rendition::ALL`]'s order), and returns the sealed bytes written and the
+    /// loudness meter (its state is needed again for the album's figure).
     /// `frames` is the source's length in samples per channel.
-    pub(super) fn finish(mut self, frames: u64) -> Result<u64, TrackError> {
+    pub(super) fn finish(mut self, frames: u64) -> Result<(u64, Option<Meter>), TrackError> {
         let job = self.job;
         let e = |reason: String| encode_err(job, reason);
         self.pcm48.clear();
@@ -199,6 +212,7 @@ impl<'j> Pipeline<'j> {
             standard,
             aac,
             preview,
+            loudness,
             preview_key,
             generation,
             mut lossless_out,
@@ -267,6 +281,6 @@ impl<'j> Pipeline<'j> {
             seconds: span.len as f64 / f64::from(resample::OPUS_RATE),
         };
         written += preview_out.finish(Finished::lossy(stream, channels, bitrate, Some(window)))?;
-        Ok(written)
+        Ok((written, loudness))
     }
 }

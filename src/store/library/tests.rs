@@ -56,6 +56,7 @@ fn album(tracks: Vec<u32>) -> AlbumRecord {
         tracks,
         on_sale_at: None,
         extras: Vec::new(),
+        loudness: None,
     }
 }
 
@@ -73,6 +74,8 @@ fn track(n: u32, renditions: &[&str]) -> TrackRecord {
         source_samples: 0,
         channels: 2,
         renditions: renditions.iter().map(|r| (*r).to_owned()).collect(),
+        loudness: None,
+        lyrics: None,
     }
 }
 
