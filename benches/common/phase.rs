@@ -76,18 +76,7 @@ where
             lat
         }));
     }
-    let mut latencies_us = Vec::new();
-    for t in tasks {
-        latencies_us.extend(t.await.expect("task"));
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    latencies_us.sort_unstable();
-    Phase {
-        name,
-        ops: latencies_us.len() as u64,
-        seconds,
-        latencies_us,
-    }
+    collect(name, started, tasks).await
 }
 
 /// Runs `op(i)` at `rate` per second for `seconds`, spread over `concurrency` tasks each with
@@ -132,6 +121,15 @@ where
             lat
         }));
     }
+    collect(name, started.into(), tasks).await
+}
+
+/// Waits for a phase's tasks and gathers their latencies.
+async fn collect(
+    name: String,
+    started: Instant,
+    tasks: Vec<tokio::task::JoinHandle<Vec<u64>>>,
+) -> Phase {
     let mut latencies_us = Vec::new();
     for t in tasks {
         latencies_us.extend(t.await.expect("task"));

@@ -16,20 +16,20 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::VerifyingKey;
 use reqwest::Url;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::clock::Clock;
 use crate::seal::offline::{DeviceSecret, OfflineError, OpenedLicense, SignedLicense, open};
-use crate::seal::{ContentKey, SealContext, SegmentSlot, SigningKid, open_in_place};
+use crate::seal::{ContentKey, SegmentSlot, SigningKid};
 
 use super::super::api::Manifest;
-use super::super::error::{FetchError, SegmentFault};
+use super::super::error::FetchError;
 use super::super::output::PartialFile;
 use super::super::retry::RetryPolicy;
 use super::super::transport::Transport;
 use super::endpoint::{api_url, parse_server};
-use super::plan::{Job, plan};
+use super::plan::plan;
+use super::segment::check_and_open;
 use super::{FetchReport, FetchRequest, MAX_JSON_BYTES, check_token, parse_json};
 
 /// The license file in an offline folder.
@@ -182,47 +182,6 @@ fn key_for(license: &OpenedLicense, manifest: &Manifest) -> Result<ContentKey, F
                 .collect(),
         })?;
     Ok(entry.content_key()?)
-}
-
-/// Checks a sealed segment against its plan entry and opens it.
-fn check_and_open(
-    job: &Job,
-    sealed: Vec<u8>,
-    key: &ContentKey,
-    req: &FetchRequest,
-) -> Result<Vec<u8>, FetchError> {
-    let index = match job.slot {
-        SegmentSlot::Init => 0,
-        SegmentSlot::Media(n) => n,
-    };
-    let reject = |reason| FetchError::SegmentRejected { index, reason };
-    let got = sealed.len() as u64;
-    if got != job.bytes {
-        return Err(reject(if got > job.bytes {
-            SegmentFault::Long {
-                expected: job.bytes,
-            }
-        } else {
-            SegmentFault::Short {
-                expected: job.bytes,
-                got,
-            }
-        }));
-    }
-    let digest: [u8; 32] = Sha256::digest(&sealed).into();
-    if digest != job.sha256 {
-        return Err(reject(SegmentFault::HashMismatch {
-            expected: hex::encode(job.sha256),
-            actual: hex::encode(digest),
-        }));
-    }
-    let ctx = SealContext {
-        album: &req.album,
-        track: req.track,
-        rendition: &req.rendition,
-        slot: job.slot,
-    };
-    open_in_place(key, &ctx, sealed).map_err(|e| reject(SegmentFault::Open(e)))
 }
 
 /// Downloads the offline license for `req.device_id` (renewing the one in `req.dir`, if

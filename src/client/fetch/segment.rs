@@ -17,13 +17,24 @@ pub(super) async fn fetch_segment(
     key: &ContentKey,
     req: &FetchRequest,
 ) -> Result<Vec<u8>, FetchError> {
+    let what = format!("{} ({})", job.slot, job.url.path());
+    let sealed = transport.get(&job.url, &what, job.bytes).await?;
+    check_and_open(&job, sealed, key, req)
+}
+
+/// Checks a sealed segment (downloaded now, or kept in an offline copy) against its plan
+/// entry's size and SHA-256, then opens its seal in its own slot.
+pub(super) fn check_and_open(
+    job: &Job,
+    sealed: Vec<u8>,
+    key: &ContentKey,
+    req: &FetchRequest,
+) -> Result<Vec<u8>, FetchError> {
     let index = match job.slot {
         SegmentSlot::Init => 0,
         SegmentSlot::Media(n) => n,
     };
     let reject = |reason| FetchError::SegmentRejected { index, reason };
-    let what = format!("{} ({})", job.slot, job.url.path());
-    let sealed = transport.get(&job.url, &what, job.bytes).await?;
     let got = sealed.len() as u64;
     if got > job.bytes {
         return Err(reject(SegmentFault::Long {
