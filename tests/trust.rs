@@ -95,6 +95,8 @@ async fn scope_issuer_route_matrix() {
     // play edge store admin account). The last two rows change state; they run last.
     const U: u16 = 401;
     const F: u16 = 403;
+    // Past the scope check, refused on entitlement: 403 `not-purchased`.
+    const N: u16 = 1403;
     let rows: Vec<(Method, String, Option<Value>, [u16; 10])> = vec![
         (
             Method::POST,
@@ -128,6 +130,18 @@ async fn scope_issuer_route_matrix() {
             format!("/v1/users/{USER}/albums"),
             None,
             [F, F, 200, F, U, U, U, U, U, 200],
+        ),
+        (
+            Method::GET,
+            "/v1/devices".into(),
+            None,
+            [F, F, F, F, U, U, U, U, U, 200],
+        ),
+        (
+            Method::POST,
+            "/v1/offline-licenses".into(),
+            Some(json!({"album": ALBUM, "device_id": "dev-0123456789abcdef"})),
+            [N, F, F, F, U, U, U, U, U, F],
         ),
         (
             Method::GET,
@@ -243,10 +257,13 @@ async fn scope_issuer_route_matrix() {
             let r = req.send().await.expect("request");
             let status = r.status();
             let (issuer, scope) = COLUMNS[col];
-            if status.as_u16() != expected[col] {
+            let (want, forbidden) = match expected[col] {
+                N => (403, "urn:encore:problem:not-purchased"),
+                code => (code, "urn:encore:problem:scope-not-allowed"),
+            };
+            if status.as_u16() != want {
                 wrong.push(format!(
-                    "{method} {path} with {issuer:?}/{scope}: {status}, expected {}",
-                    expected[col]
+                    "{method} {path} with {issuer:?}/{scope}: {status}, expected {want}"
                 ));
             }
             if status == StatusCode::UNAUTHORIZED {
@@ -254,7 +271,7 @@ async fn scope_issuer_route_matrix() {
                 assert_eq!(p["type"], "urn:encore:problem:token-invalid", "{path}");
             } else if status == StatusCode::FORBIDDEN {
                 let p: Value = r.json().await.expect("problem");
-                assert_eq!(p["type"], "urn:encore:problem:scope-not-allowed", "{path}");
+                assert_eq!(p["type"], forbidden, "{path} with {issuer:?}/{scope}");
             }
         }
     }
