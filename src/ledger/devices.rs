@@ -36,6 +36,10 @@ pub struct Device {
 pub enum Registered {
     /// The new device.
     Added(Device),
+    /// The user's device with this public key, registered before and not removed: a player
+    /// that retries a registration it never saw answered gets the same device, not a second
+    /// one taking another of its places.
+    Existing(Device),
     /// The user already has `limit` devices: one must be removed first.
     Full {
         /// The limit.
@@ -296,6 +300,17 @@ async fn register_on(
     now: i64,
 ) -> Result<Registered, LedgerError> {
     let mut tx = conn.begin_with(backend.begin_write()).await?;
+    let existing = sqlx::query(
+        "SELECT id, user_id, name, public_key, created_at, removed_at FROM devices \
+         WHERE user_id = $1 AND public_key = $2 AND removed_at IS NULL",
+    )
+    .bind(user)
+    .bind(public_key)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(row) = existing {
+        return Ok(Registered::Existing(device_of_row(&row)?));
+    }
     let count: i64 =
         sqlx::query("SELECT COUNT(*) AS n FROM devices WHERE user_id = $1 AND removed_at IS NULL")
             .bind(user)

@@ -65,6 +65,7 @@ pub async fn register(
                 user = %user, device = %d.id, result = "added");
             Ok(reply(StatusCode::CREATED, &device_json(&d)))
         }
+        Registered::Existing(d) => Ok(reply(StatusCode::OK, &device_json(&d))),
         Registered::Full { limit } => Err(ApiError::State(
             "device-limit-reached",
             format!(

@@ -68,23 +68,32 @@ async fn from_0006(url: &str) {
     assert_eq!(ledger.ownership("u3", "a").await.unwrap(), Ownership::Never);
     // Two places: the third registration is refused until one is removed.
     let mut ids = Vec::new();
-    for name in ["phone", "tablet"] {
+    for (name, key) in [("phone", "pk1"), ("tablet", "pk2")] {
         match ledger
-            .register_device("u1", name, "pk", 2, NOW)
+            .register_device("u1", name, key, 2, NOW)
             .await
             .unwrap()
         {
             Registered::Added(d) => ids.push(d.id),
-            Registered::Full { .. } => panic!("full too early"),
+            other => panic!("{name}: {other:?}"),
         }
     }
     assert_eq!(
         ledger
-            .register_device("u1", "laptop", "pk", 2, NOW)
+            .register_device("u1", "laptop", "pk3", 2, NOW)
             .await
             .unwrap(),
         Registered::Full { limit: 2 }
     );
+    // The same key again (a retried registration) is the same device, even when full.
+    match ledger
+        .register_device("u1", "tablet", "pk2", 2, NOW + 1)
+        .await
+        .unwrap()
+    {
+        Registered::Existing(d) => assert_eq!(d.id, ids[1]),
+        other => panic!("same key registered again: {other:?}"),
+    }
     // Another user's device is not this user's to see or remove.
     assert!(ledger.device("u2", &ids[0]).await.unwrap().is_none());
     assert!(!ledger.remove_device("u2", &ids[0], NOW).await.unwrap());
@@ -100,12 +109,13 @@ async fn from_0006(url: &str) {
         .map(|d| d.id)
         .collect();
     assert_eq!(listed, [ids[1].clone()]);
+    // A removed device's key registers anew, as a new device.
     assert!(matches!(
         ledger
-            .register_device("u1", "laptop", "pk", 2, NOW)
+            .register_device("u1", "phone", "pk1", 2, NOW)
             .await
             .unwrap(),
-        Registered::Added(_)
+        Registered::Added(d) if d.id != ids[0]
     ));
     // Offline licenses: recorded, found by their owner only, renewed.
     let id = ledger
