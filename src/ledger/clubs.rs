@@ -1,14 +1,11 @@
 //! Fan clubs: one artist's clubs with names unique per artist, memberships over time (one open
 //! club per artist per user), and the copies members bought while members (the club chart).
 
-use std::sync::atomic::Ordering;
-
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, Connection, Row};
 use unicode_normalization::UnicodeNormalization;
 
-use super::writer::{WRITE_ATTEMPTS, retry_pause};
-use super::{Backend, Ledger, LedgerError, discard_if_failed};
+use super::{Backend, Ledger, LedgerError};
 
 /// Longest club name, characters (after trimming and NFC).
 pub const MAX_CLUB_NAME: usize = 40;
@@ -125,28 +122,17 @@ impl Ledger {
     }
 
     async fn club_write(&self, op: &ClubOp<'_>, now: i64) -> Result<Membership, LedgerError> {
-        let mut attempt = 1;
-        loop {
-            let mut conn = self
-                .pool
-                .acquire()
-                .await
-                .map_err(LedgerError::from_acquire)?;
-            let result = club_write_on(&mut conn, self.backend, op, now).await;
-            discard_if_failed(&mut conn, &result);
-            if let Ok(m) = &result {
-                self.libraries.committed([m.user.as_str()]);
-            }
-            if !result.as_ref().is_err_and(LedgerError::retryable) || attempt == WRITE_ATTEMPTS {
-                return result.map_err(|e| match e {
-                    LedgerError::Query(e) => LedgerError::from_write(e),
-                    other => other,
-                });
-            }
-            self.health.retried.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(retry_pause(attempt)).await;
-            attempt += 1;
-        }
+        self.write_retrying(
+            |mut conn| async move {
+                let result = club_write_on(&mut conn, self.backend, op, now).await;
+                if let Ok(m) = &result {
+                    self.libraries.committed([m.user.as_str()]);
+                }
+                (conn, result)
+            },
+            |_| {},
+        )
+        .await
     }
 
     /// The clubs of `artist_id`, most members first, then by name.

@@ -3,13 +3,10 @@
 //! rows from the shared ledger when it issues or renews a license, so a removal holds on every
 //! origin from its commit, with no change feed to wait for.
 
-use std::sync::atomic::Ordering;
-
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, Connection, Row};
 
-use super::writer::{WRITE_ATTEMPTS, retry_pause};
-use super::{Backend, Ledger, LedgerError, discard_if_failed};
+use super::{Backend, Ledger, LedgerError};
 
 /// Longest device name, characters.
 pub const MAX_DEVICE_NAME: usize = 64;
@@ -107,35 +104,25 @@ impl Ledger {
         now: i64,
     ) -> Result<Registered, LedgerError> {
         let id = new_id("dev-", 8)?;
-        let mut attempt = 1;
-        loop {
-            let mut conn = self
-                .pool
-                .acquire()
-                .await
-                .map_err(LedgerError::from_acquire)?;
-            let result = register_on(
-                &mut conn,
-                self.backend,
-                &id,
-                user,
-                name,
-                public_key,
-                limit,
-                now,
-            )
-            .await;
-            discard_if_failed(&mut conn, &result);
-            if !result.as_ref().is_err_and(LedgerError::retryable) || attempt == WRITE_ATTEMPTS {
-                return result.map_err(|e| match e {
-                    LedgerError::Query(e) => LedgerError::from_write(e),
-                    other => other,
-                });
-            }
-            self.health.retried.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(retry_pause(attempt)).await;
-            attempt += 1;
-        }
+        let id = id.as_str();
+        self.write_retrying(
+            |mut conn| async move {
+                let result = register_on(
+                    &mut conn,
+                    self.backend,
+                    id,
+                    user,
+                    name,
+                    public_key,
+                    limit,
+                    now,
+                )
+                .await;
+                (conn, result)
+            },
+            |_| {},
+        )
+        .await
     }
 
     /// The devices `user` has registered now, oldest first.

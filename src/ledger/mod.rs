@@ -459,32 +459,58 @@ impl Ledger {
         now: i64,
         request_id: &str,
     ) -> Result<Refunded, LedgerError> {
-        let mut attempt = 1;
+        self.write_retrying(
+            |mut conn| async move {
+                let result =
+                    owned::refund_on(&mut conn, self.backend, order_id, now, request_id).await;
+                match &result {
+                    Ok(refunded) => self
+                        .libraries
+                        .committed([refunded.user.as_str(), refunded.owner.as_str()]),
+                    Err(_) => self.libraries.committed_anyone(),
+                }
+                (conn, result)
+            },
+            // Whether the ledger can commit, from what the database answered.
+            |settled| self.health.record(settled),
+        )
+        .await
+    }
+
+    /// Runs `attempt` (one write transaction on the pooled connection it is given, handed
+    /// back with the outcome) until it commits or fails for a reason another attempt cannot
+    /// mend, at most [`WRITE_ATTEMPTS`] times: a connection whose transaction failed is
+    /// discarded, retries are counted and spaced by [`retry_pause`]. `settled` sees the last
+    /// attempt's outcome (not a failure to get a connection).
+    async fn write_retrying<T, Attempt, Fut>(
+        &self,
+        mut attempt: Attempt,
+        settled: impl FnOnce(&Result<T, LedgerError>),
+    ) -> Result<T, LedgerError>
+    where
+        Attempt: FnMut(PoolConnection<Any>) -> Fut,
+        Fut: std::future::Future<Output = (PoolConnection<Any>, Result<T, LedgerError>)>,
+    {
+        let mut tries = 1;
         loop {
-            let mut conn = self
+            let conn = self
                 .pool
                 .acquire()
                 .await
                 .map_err(LedgerError::from_acquire)?;
-            let result = owned::refund_on(&mut conn, self.backend, order_id, now, request_id).await;
+            let (mut conn, result) = attempt(conn).await;
             discard_if_failed(&mut conn, &result);
-            match &result {
-                Ok(refunded) => self
-                    .libraries
-                    .committed([refunded.user.as_str(), refunded.owner.as_str()]),
-                Err(_) => self.libraries.committed_anyone(),
-            }
-            if !result.as_ref().is_err_and(LedgerError::retryable) || attempt == WRITE_ATTEMPTS {
+            if !result.as_ref().is_err_and(LedgerError::retryable) || tries == WRITE_ATTEMPTS {
                 let result = result.map_err(|e| match e {
                     LedgerError::Query(e) => LedgerError::from_write(e),
                     other => other,
                 });
-                self.health.record(&result);
+                settled(&result);
                 return result;
             }
             self.health.retried.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(retry_pause(attempt)).await;
-            attempt += 1;
+            tokio::time::sleep(retry_pause(tries)).await;
+            tries += 1;
         }
     }
 
