@@ -23,17 +23,7 @@ async fn migrates_devices_from_0006_with_data_on_postgres() {
 
 async fn from_0006(url: &str) {
     {
-        sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(url).await.unwrap();
-        let mut before = sqlx::migrate!("./migrations");
-        before.migrations = before
-            .migrations
-            .iter()
-            .filter(|m| m.version <= 6)
-            .cloned()
-            .collect::<Vec<_>>()
-            .into();
-        before.run(&pool).await.unwrap();
+        let pool = super::migration::migrated_up_to(url, 6).await;
         for (i, (user, album, refunded)) in [("u1", "a", None), ("u2", "a", Some(NOW))]
             .into_iter()
             .enumerate()

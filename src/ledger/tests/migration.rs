@@ -22,19 +22,26 @@ async fn migrates_copies_and_gifts_from_0005_with_data_on_postgres() {
     db.drop_database().await;
 }
 
+/// A pool on the ledger at `url` with the migrations up to `version` applied, as a server of
+/// that schema left it.
+pub(super) async fn migrated_up_to(url: &str, version: i64) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let mut before = sqlx::migrate!("./migrations");
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|m| m.version <= version)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    before.run(&pool).await.unwrap();
+    pool
+}
+
 async fn from_0005(url: &str) {
     {
-        sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(url).await.unwrap();
-        let mut before = sqlx::migrate!("./migrations");
-        before.migrations = before
-            .migrations
-            .iter()
-            .filter(|m| m.version <= 5)
-            .cloned()
-            .collect::<Vec<_>>()
-            .into();
-        before.run(&pool).await.unwrap();
+        let pool = migrated_up_to(url, 5).await;
         for (i, (user, album, refunded)) in
             [("u1", "a", None), ("u2", "a", Some(NOW)), ("u1", "b", None)]
                 .into_iter()
